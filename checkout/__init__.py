@@ -1,0 +1,1 @@
+"""livecart's checkout: catalogs, stock, the atomic buy path, payments, affiliates, ledger."""

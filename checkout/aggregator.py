@@ -1,0 +1,165 @@
+"""Fold the product outboxes into brand, stream and creator totals and the ledger.
+
+The hot path writes one outbox entry per order move; this task reads them with a consumer
+group (at-least-once) and applies each through apply.lua (exactly-once by its dedupe
+record). A crashed node's pending entries are claimed by a live one after `claim_idle_ms`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from checkout.catalog import OUTBOX_GROUP
+from checkout.ids import product_of_order
+from checkout.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
+from checkout.scripts import SCRIPTS
+
+__all__ = ["Aggregator", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
+
+log = logging.getLogger(__name__)
+
+TICKER_LENGTH = 20
+LEDGER_MAXLEN = 1_000_000
+DEDUPE_TTL_S = 30 * 24 * 3600
+
+
+def event_kind(state: str, source: str) -> list[str]:
+    """Which aggregate moves an order's state change makes."""
+    kinds = []
+    if source == "reserved" and state in ("authorized", "paid"):
+        kinds.append("sale")
+    if state == "paid":
+        kinds.append("commission")
+    if state == "voided":
+        kinds.append("sale_reversed")
+    if state == "refunded":
+        kinds.append("refund")
+    return kinds
+
+
+class Aggregator:
+    def __init__(self, client: redis.Redis, consumer: str, *, block_ms: int = 500,
+                 batch: int = 500, claim_idle_ms: int = 30_000) -> None:
+        self._client = client
+        self._consumer = consumer
+        self._block_ms = block_ms
+        self._batch = batch
+        self._claim_idle_ms = claim_idle_ms
+        self._task: asyncio.Task[None] | None = None
+        self.applied = 0
+        self._idle = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="aggregator")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait until every outbox entry written so far is applied (tests, reports)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if await self._pending_total() == 0:
+                return
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), 0.2)
+            except asyncio.TimeoutError:
+                pass
+        raise TimeoutError("outbox not drained")
+
+    async def _pending_total(self) -> int:
+        products = [p.decode() for p in await self._client.smembers(ACTIVE_PRODUCTS)]
+        total = 0
+        for product in products:
+            try:
+                groups = await self._client.xinfo_groups(product_keys(product).outbox)
+            except ResponseError:
+                continue
+            for group in groups:
+                if group["name"] == OUTBOX_GROUP.encode():
+                    total += int(group.get("lag") or 0) + int(group["pending"])
+        return total
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            try:
+                products = [p.decode() for p in await self._client.smembers(ACTIVE_PRODUCTS)]
+                if not products:
+                    self._idle.set()
+                    await asyncio.sleep(self._block_ms / 1000)
+                    continue
+                # First pass re-reads our own pending entries (a restart mid-batch).
+                start_id = "0" if first else ">"
+                streams = {product_keys(p).outbox: start_id for p in products}
+                reply = await self._client.xreadgroup(OUTBOX_GROUP, self._consumer, streams,
+                                                      count=self._batch,
+                                                      block=None if first else self._block_ms)
+                first = False
+                if reply:
+                    await self._apply(reply)
+                else:
+                    await self._claim_stale(products)
+                    self._idle.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep folding; a Valkey restart is survivable
+                log.exception("aggregator pass failed; retrying")
+                first = True
+                await asyncio.sleep(0.5)
+
+    async def _claim_stale(self, products: list[str]) -> None:
+        for product in products:
+            outbox = product_keys(product).outbox
+            claimed = await self._client.xautoclaim(outbox, OUTBOX_GROUP, self._consumer,
+                                                    self._claim_idle_ms, "0-0", count=self._batch)
+            if claimed and claimed[1]:
+                await self._apply([[outbox.encode(), claimed[1]]])
+
+    async def _apply(self, reply: list[Any]) -> None:
+        entries: list[tuple[str, str, dict[str, str]]] = []
+        for stream, items in reply:
+            for entry_id, fields in items:
+                if not fields:
+                    continue
+                entries.append((stream.decode(), entry_id.decode(),
+                                {k.decode(): v.decode() for k, v in fields.items()}))
+        async with self._client.pipeline(transaction=False) as pipe:
+            for _, _, fields in entries:
+                product = product_of_order(fields["order"])
+                pipe.hgetall(product_keys(product or "").order(fields["order"]))
+            orders = await pipe.execute()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for (stream, entry_id, fields), raw in zip(entries, orders):
+                order = {k.decode(): v.decode() for k, v in raw.items()}
+                order.pop("payment_token", None)
+                if order and fields["type"] == "order.reserved":
+                    pipe.zadd(buyer_orders_key(order["buyer"]), {order["id"]: int(order["created_ms"])})
+                for kind in event_kind(fields["state"], fields.get("from", "")) if order else []:
+                    self._queue_apply(pipe, kind, order, int(fields["at"]))
+                pipe.xack(stream, OUTBOX_GROUP, entry_id)
+            await pipe.execute()
+        self.applied += len(entries)
+
+    @staticmethod
+    def _queue_apply(pipe: Any, kind: str, order: dict[str, str], at: int) -> None:
+        script = SCRIPTS["apply"]
+        brand, stream = order["brand"], order["stream"]
+        keys = [agg_key(f"applied:{order['id']}:{kind}"), agg_key(f"brand:{brand}"),
+                agg_key(f"creator:{order['creator']}"), agg_key(f"stream:{stream}"),
+                agg_key("ledger"), agg_key(f"brandmin:{brand}"), agg_key(f"brandproducts:{brand}"),
+                agg_key(f"ticker:{stream}"), agg_key(f"brandorders:{brand}")]
+        pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(), at,
+                     DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN)

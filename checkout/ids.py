@@ -1,0 +1,55 @@
+"""Identifiers that must not mix, and how new ones are made."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import NewType
+
+__all__ = [
+    "BrandId", "ProductId", "VariantId", "StreamId", "CreatorId", "BuyerId", "OrderId",
+    "LinkCode", "new_product_id", "new_stream_id", "new_order_id", "new_link_code",
+    "product_of_order", "ID_PATTERN", "DEFAULT_VARIANT",
+]
+
+BrandId = NewType("BrandId", str)
+ProductId = NewType("ProductId", str)
+VariantId = NewType("VariantId", str)
+StreamId = NewType("StreamId", str)
+CreatorId = NewType("CreatorId", str)
+BuyerId = NewType("BuyerId", str)
+OrderId = NewType("OrderId", str)
+LinkCode = NewType("LinkCode", str)
+
+# Ids travel in URLs and Valkey keys: a closed alphabet keeps both safe.
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_ID_RE = re.compile(ID_PATTERN)
+DEFAULT_VARIANT = VariantId("default")
+
+
+def new_product_id() -> ProductId:
+    return ProductId("p_" + secrets.token_hex(6))
+
+
+def new_stream_id() -> StreamId:
+    return StreamId("s_" + secrets.token_hex(6))
+
+
+def new_link_code() -> LinkCode:
+    return LinkCode(secrets.token_urlsafe(6).replace("-", "x").replace("_", "y"))
+
+
+def new_order_id(product: ProductId) -> OrderId:
+    """The product id is part of the order id, so an order's hash slot follows from its id."""
+    return OrderId(f"{product}.{secrets.token_hex(8)}")
+
+
+def product_of_order(order: str) -> ProductId | None:
+    product, sep, tail = order.rpartition(".")
+    if not sep or not _ID_RE.match(product) or not tail.isalnum():
+        return None
+    return ProductId(product)
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_RE.match(value))

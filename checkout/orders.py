@@ -1,0 +1,88 @@
+"""Orders: reading them and moving them through the state table, in the product's slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+from checkout.batcher import CommandBatcher
+from checkout.ids import OrderId, product_of_order
+from checkout.keys import product_keys
+from checkout.order_states import IllegalTransition, OrderState, rules_for
+from checkout.scripts import SCRIPTS
+
+__all__ = ["Order", "OrderBook", "OUTBOX_MAXLEN", "order_from_fields"]
+
+# Approximate cap of each product's outbox; the aggregator keeps up far below it.
+OUTBOX_MAXLEN = 1_000_000
+
+_INT_FIELDS = ("qty", "unit_price_minor", "amount_minor", "commission_bps", "commission_minor",
+               "created_ms", "updated_ms", "expires_ms", "deal")
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as clients see it (the payment token never leaves the server)."""
+
+    fields: dict[str, Any]
+
+    @property
+    def id(self) -> OrderId:
+        return OrderId(self.fields["id"])
+
+    @property
+    def state(self) -> OrderState:
+        return OrderState(self.fields["state"])
+
+    def public(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.fields.items() if k != "payment_token"}
+        data["deal"] = bool(data.get("deal"))
+        return data
+
+
+def order_from_fields(raw: dict[Any, Any]) -> Order:
+    fields: dict[str, Any] = {}
+    for key, value in raw.items():
+        k = key.decode() if isinstance(key, bytes) else str(key)
+        v = value.decode() if isinstance(value, bytes) else value
+        if k in _INT_FIELDS and v not in ("", None):
+            v = int(v)
+        fields[k] = v
+    return Order(fields)
+
+
+class OrderBook:
+    def __init__(self, client: redis.Redis, batcher: CommandBatcher) -> None:
+        self._client = client
+        self._batcher = batcher
+
+    async def get(self, order_id: str) -> Order | None:
+        product = product_of_order(order_id)
+        if product is None:
+            return None
+        raw = await self._client.hgetall(product_keys(product).order(order_id))
+        return order_from_fields(raw) if raw else None
+
+    async def transition(self, order_id: str, target: OrderState, reason: str = "",
+                         extra: dict[str, str] | None = None) -> tuple[Order, bool]:
+        """Move the order; returns (order, changed). Raises IllegalTransition or KeyError."""
+        product = product_of_order(order_id)
+        if product is None:
+            raise KeyError(order_id)
+        k = product_keys(product)
+        keys = [k.order(order_id), k.stock, k.offers, k.bought, k.outbox, k.expiry]
+        args = [order_id, target.value, rules_for(target), reason,
+                orjson.dumps(extra or {}).decode(), OUTBOX_MAXLEN]
+        reply = orjson.loads(await self._batcher.script(SCRIPTS["transition"], keys, args))
+        match reply["r"]:
+            case "ok":
+                return order_from_fields(reply["order"]), True
+            case "same":
+                return order_from_fields(reply["order"]), False
+            case "illegal":
+                raise IllegalTransition(reply["state"], target)
+            case _:
+                raise KeyError(order_id)

@@ -1,0 +1,487 @@
+"""SandboxGateway: a test gateway that behaves like a real one, state in Valkey.
+
+Each order is one Valkey hash (``{prefix}order:{order_id}``), so the sandbox's
+records outlive our server's restarts exactly as a real gateway's would. Every
+state change is one Lua script (atomic, so 50 concurrent authorizes for one order
+id make exactly one charge). Behaviour is chosen by the test card token:
+
+==============================  =============================================
+token                           behaviour
+==============================  =============================================
+``tok_visa``, ``tok_approve*``  approved
+``tok_decline``                 declined ``card_declined``
+``tok_insufficient_funds``      declined ``insufficient_funds``
+``tok_expired``                 declined ``expired_card``
+``tok_timeout_after_charge``    first authorize of an order records an approved
+                                hold, then raises ``GatewayTimeout``; retries
+                                return that same Authorization
+``tok_retry``                   first attempt of an order raises
+                                ``GatewayUnavailable`` (no charge); next approves
+any other ``tok_*``             declined ``card_declined``
+not starting with ``tok_``      ``InvalidPaymentRequest`` (Valkey untouched)
+==============================  =============================================
+
+Key layout (``prefix`` defaults to ``gw:``):
+
+- ``gw:order:<order_id>``: hash, the order's whole record (fields below).
+- ``gw:authorizations``: integer, approved authorizations actually performed.
+
+Both keys are touched by the authorize script, so on a Valkey Cluster give the
+prefix a hash tag (``{gw}:``) to keep them in one slot.
+
+Hash fields: ``order_id``, ``attempts`` (authorize calls that reached the record
+step), ``amount_minor``, ``currency``, ``token``, ``auth_status``
+(approved|declined), ``auth_ref``, ``decline_code``, ``state``
+(authorized|declined|captured|voided), ``capture_ref``, ``captured_minor``,
+``void_ref``, ``refunded_minor``, ``refund_count``, ``last_refund_ref``,
+``last_refund_minor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .gateway import (
+    Authorization,
+    Capture,
+    DeclineCode,
+    GatewayTimeout,
+    GatewayUnavailable,
+    InvalidPaymentRequest,
+    PaymentStatus,
+    Refund,
+    Void,
+)
+
+__all__ = ["MAX_AMOUNT_MINOR", "SandboxConfig", "SandboxGateway"]
+
+logger = logging.getLogger(__name__)
+
+# Lua numbers are doubles: every integer up to 2**53 - 1 is exact, so the refund
+# arithmetic inside the scripts stays exact below this bound.
+MAX_AMOUNT_MINOR: Final[int] = 2**53 - 1
+_MAX_ORDER_ID_LEN: Final[int] = 255
+_CURRENCY_RE: Final[re.Pattern[str]] = re.compile(r"[A-Z]{3}")
+_TOKEN_PREFIX: Final[str] = "tok_"
+
+
+class _Behaviour(StrEnum):
+    """What the authorize script does for a token (passed to it as ARGV[5])."""
+
+    APPROVE = "approve"
+    DECLINE = "decline"
+    TIMEOUT_AFTER_CHARGE = "timeout_after_charge"
+    UNAVAILABLE_ONCE = "unavailable_once"
+
+
+_TOKENS: Final[Mapping[str, tuple[_Behaviour, DeclineCode | None]]] = MappingProxyType(
+    {
+        "tok_visa": (_Behaviour.APPROVE, None),
+        "tok_decline": (_Behaviour.DECLINE, DeclineCode.CARD_DECLINED),
+        "tok_insufficient_funds": (_Behaviour.DECLINE, DeclineCode.INSUFFICIENT_FUNDS),
+        "tok_expired": (_Behaviour.DECLINE, DeclineCode.EXPIRED_CARD),
+        "tok_timeout_after_charge": (_Behaviour.TIMEOUT_AFTER_CHARGE, None),
+        "tok_retry": (_Behaviour.UNAVAILABLE_ONCE, None),
+    }
+)
+
+# Shared Lua prelude: reply(outcome) returns {outcome, field1, value1, ...} with the
+# record as it stands after the script; int(n) formats a Lua number as a plain
+# integer (tostring would switch to exponent notation past 1e14).
+_PRELUDE: Final[str] = """
+local key = KEYS[1]
+local function reply(outcome)
+  local r = {outcome}
+  local flat = redis.call('HGETALL', key)
+  for i = 1, #flat do r[#r + 1] = flat[i] end
+  return r
+end
+local function int(n) return string.format('%d', n) end
+"""
+
+# KEYS[1] order hash, KEYS[2] approved-authorizations counter.
+# ARGV[1] order_id, ARGV[2] amount_minor (canonical decimal), ARGV[3] currency,
+# ARGV[4] token, ARGV[5] behaviour (_Behaviour), ARGV[6] decline code or '',
+# ARGV[7] gateway_ref to use if this call creates the authorization.
+# Reply: reply(outcome), outcome one of
+#   new          the authorization was decided by this call
+#   replay       already decided earlier, same parameters: the stored result
+#   mismatch     already decided with another amount/currency/token
+#   unavailable  simulated transient refusal, nothing recorded but the attempt
+#   timeout      authorization recorded, the caller must see a timeout
+_AUTHORIZE_LUA: Final[str] = (
+    _PRELUDE
+    + """
+if redis.call('HEXISTS', key, 'auth_status') == 1 then
+  local f = redis.call('HMGET', key, 'amount_minor', 'currency', 'token')
+  if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or f[3] ~= ARGV[4] then
+    return reply('mismatch')
+  end
+  return reply('replay')
+end
+local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'order_id', ARGV[1])
+if ARGV[5] == 'unavailable_once' and attempts == 1 then
+  return reply('unavailable')
+end
+redis.call('HSET', key, 'amount_minor', ARGV[2], 'currency', ARGV[3],
+           'token', ARGV[4], 'auth_ref', ARGV[7])
+if ARGV[5] == 'decline' then
+  redis.call('HSET', key, 'auth_status', 'declined', 'decline_code', ARGV[6],
+             'state', 'declined')
+  return reply('new')
+end
+redis.call('HSET', key, 'auth_status', 'approved', 'state', 'authorized')
+redis.call('INCR', KEYS[2])
+if ARGV[5] == 'timeout_after_charge' then
+  return reply('timeout')
+end
+return reply('new')
+"""
+)
+
+# KEYS[1] order hash. ARGV[1] gateway_ref to use if this call captures.
+# Reply: reply(outcome), outcome one of new, replay (already captured),
+#   unknown (no authorization), invalid_state (declined or voided).
+_CAPTURE_LUA: Final[str] = (
+    _PRELUDE
+    + """
+local state = redis.call('HGET', key, 'state')
+if not state then return {'unknown'} end
+if state == 'captured' then return reply('replay') end
+if state ~= 'authorized' then return reply('invalid_state') end
+local amount = redis.call('HGET', key, 'amount_minor')
+redis.call('HSET', key, 'state', 'captured', 'captured_minor', amount,
+           'capture_ref', ARGV[1], 'refunded_minor', '0', 'refund_count', '0')
+return reply('new')
+"""
+)
+
+# KEYS[1] order hash. ARGV[1] gateway_ref to use if this call voids.
+# Reply: reply(outcome), outcome one of new, replay (already voided),
+#   noop (unknown order or declined: nothing held), invalid_state (captured).
+_VOID_LUA: Final[str] = (
+    _PRELUDE
+    + """
+local state = redis.call('HGET', key, 'state')
+if (not state) or state == 'declined' then return {'noop'} end
+if state == 'voided' then return reply('replay') end
+if state ~= 'authorized' then return reply('invalid_state') end
+redis.call('HSET', key, 'state', 'voided', 'void_ref', ARGV[1])
+return reply('new')
+"""
+)
+
+# KEYS[1] order hash. ARGV[1] amount_minor or '' for all that remains,
+# ARGV[2] gateway_ref to use if this call refunds.
+# Reply: reply(outcome), outcome one of new, replay (full refund asked, nothing
+#   remains: the last refund), exceeds (more than remains), unknown (no record),
+#   invalid_state (not captured).
+_REFUND_LUA: Final[str] = (
+    _PRELUDE
+    + """
+local state = redis.call('HGET', key, 'state')
+if not state then return {'unknown'} end
+if state ~= 'captured' then return reply('invalid_state') end
+local f = redis.call('HMGET', key, 'captured_minor', 'refunded_minor')
+local remaining = tonumber(f[1]) - tonumber(f[2])
+local amount
+if ARGV[1] == '' then
+  if remaining == 0 then return reply('replay') end
+  amount = remaining
+else
+  amount = tonumber(ARGV[1])
+  if amount > remaining then return reply('exceeds') end
+end
+redis.call('HINCRBY', key, 'refunded_minor', int(amount))
+redis.call('HINCRBY', key, 'refund_count', 1)
+redis.call('HSET', key, 'last_refund_ref', ARGV[2], 'last_refund_minor', int(amount))
+return reply('new')
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """Sandbox knobs.
+
+    ``prefix``: every key starts with it (use a hash tag such as ``{gw}:`` on a
+    cluster). ``latency_s``: simulated round trip, slept before each operation.
+    """
+
+    prefix: str = "gw:"
+    latency_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.prefix:
+            raise ValueError("prefix must not be empty")
+        if self.latency_s < 0:
+            raise ValueError(f"latency_s must be >= 0, got {self.latency_s}")
+
+
+class SandboxGateway:
+    """A ``PaymentGateway`` whose records live in Valkey; see the module docstring.
+
+    The client is borrowed, not owned: closing it is the caller's job.
+    """
+
+    __slots__ = ("_authorize", "_capture", "_client", "_config", "_refund", "_void")
+
+    def __init__(self, client: Redis, config: SandboxConfig | None = None) -> None:
+        self._client = client
+        self._config = config if config is not None else SandboxConfig()
+        self._authorize = client.register_script(_AUTHORIZE_LUA)
+        self._capture = client.register_script(_CAPTURE_LUA)
+        self._void = client.register_script(_VOID_LUA)
+        self._refund = client.register_script(_REFUND_LUA)
+
+    # -- keys -----------------------------------------------------------------
+
+    def order_key(self, order_id: str) -> str:
+        """The Valkey hash holding ``order_id``'s record."""
+        return f"{self._config.prefix}order:{order_id}"
+
+    def _counter_key(self) -> str:
+        return f"{self._config.prefix}authorizations"
+
+    # -- PaymentGateway -------------------------------------------------------
+
+    async def authorize(
+        self, order_id: str, amount_minor: int, currency: str, payment_token: str
+    ) -> Authorization:
+        """Place a hold, or return the stored result for ``order_id``.
+
+        Raises ``InvalidPaymentRequest`` for a malformed request or a reuse of
+        ``order_id`` with other parameters, and the token's simulated faults.
+        """
+        _check_order_id(order_id)
+        _check_amount(amount_minor)
+        _check_currency(currency)
+        behaviour, decline_code = _token_behaviour(payment_token)
+        await self._simulate_latency()
+        outcome, record = await self._run(
+            self._authorize,
+            [self.order_key(order_id), self._counter_key()],
+            [
+                order_id,
+                str(amount_minor),
+                currency,
+                payment_token,
+                behaviour.value,
+                decline_code.value if decline_code is not None else "",
+                _new_ref("auth"),
+            ],
+        )
+        match outcome:
+            case "new" | "replay":
+                auth = _authorization(order_id, record)
+                logger.debug("authorize %s: %s (%s)", order_id, auth.status, outcome)
+                return auth
+            case "timeout":
+                logger.info("authorize %s: simulated timeout after charge", order_id)
+                raise GatewayTimeout(
+                    f"authorize {order_id!r}: timed out, outcome unknown; "
+                    "retry with the same order id"
+                )
+            case "unavailable":
+                logger.info("authorize %s: simulated unavailable", order_id)
+                raise GatewayUnavailable(f"authorize {order_id!r}: gateway unavailable")
+            case "mismatch":
+                raise InvalidPaymentRequest(
+                    f"order id {order_id!r} already authorized with other parameters "
+                    f"({record.get('amount_minor')} {record.get('currency')})"
+                )
+        raise AssertionError(f"authorize script replied {outcome!r}")
+
+    async def capture(self, order_id: str) -> Capture:
+        """Capture the full authorized amount; a repeat returns the same Capture."""
+        _check_order_id(order_id)
+        await self._simulate_latency()
+        outcome, record = await self._run(
+            self._capture, [self.order_key(order_id)], [_new_ref("cap")]
+        )
+        match outcome:
+            case "new" | "replay":
+                logger.debug("capture %s (%s)", order_id, outcome)
+                return Capture(
+                    order_id=order_id,
+                    status=PaymentStatus.APPROVED,
+                    gateway_ref=record["capture_ref"],
+                    amount_minor=int(record["captured_minor"]),
+                    currency=record["currency"],
+                )
+            case "unknown":
+                raise InvalidPaymentRequest(f"capture {order_id!r}: no authorization")
+            case "invalid_state":
+                raise InvalidPaymentRequest(
+                    f"capture {order_id!r}: authorization is {record.get('state')}"
+                )
+        raise AssertionError(f"capture script replied {outcome!r}")
+
+    async def void(self, order_id: str) -> Void:
+        """Release an uncaptured hold; no hold is a no-op success; captured raises."""
+        _check_order_id(order_id)
+        await self._simulate_latency()
+        outcome, record = await self._run(
+            self._void, [self.order_key(order_id)], [_new_ref("void")]
+        )
+        match outcome:
+            case "new" | "replay":
+                logger.debug("void %s (%s)", order_id, outcome)
+                return Void(
+                    order_id=order_id,
+                    status=PaymentStatus.APPROVED,
+                    gateway_ref=record["void_ref"],
+                    amount_minor=int(record["amount_minor"]),
+                    currency=record["currency"],
+                )
+            case "noop":
+                return Void(
+                    order_id=order_id,
+                    status=PaymentStatus.APPROVED,
+                    gateway_ref=None,
+                    amount_minor=0,
+                    currency=None,
+                )
+            case "invalid_state":
+                raise InvalidPaymentRequest(
+                    f"void {order_id!r}: authorization is {record.get('state')}; refund instead"
+                )
+        raise AssertionError(f"void script replied {outcome!r}")
+
+    async def refund(self, order_id: str, amount_minor: int | None = None) -> Refund:
+        """Refund ``amount_minor`` (or all that remains) of the capture.
+
+        Never lets cumulative refunds exceed the captured amount; see
+        ``PaymentGateway.refund`` for the idempotency rule.
+        """
+        _check_order_id(order_id)
+        if amount_minor is not None:
+            _check_amount(amount_minor)
+        await self._simulate_latency()
+        outcome, record = await self._run(
+            self._refund,
+            [self.order_key(order_id)],
+            ["" if amount_minor is None else str(amount_minor), _new_ref("re")],
+        )
+        match outcome:
+            case "new" | "replay":
+                logger.debug("refund %s (%s)", order_id, outcome)
+                return Refund(
+                    order_id=order_id,
+                    status=PaymentStatus.APPROVED,
+                    gateway_ref=record["last_refund_ref"],
+                    amount_minor=int(record["last_refund_minor"]),
+                    refunded_total_minor=int(record["refunded_minor"]),
+                    captured_minor=int(record["captured_minor"]),
+                    currency=record["currency"],
+                )
+            case "exceeds":
+                remaining = int(record["captured_minor"]) - int(record["refunded_minor"])
+                raise InvalidPaymentRequest(
+                    f"refund {order_id!r}: {amount_minor} exceeds the {remaining} remaining"
+                )
+            case "unknown":
+                raise InvalidPaymentRequest(f"refund {order_id!r}: no such order")
+            case "invalid_state":
+                raise InvalidPaymentRequest(
+                    f"refund {order_id!r}: authorization is {record.get('state')}, not captured"
+                )
+        raise AssertionError(f"refund script replied {outcome!r}")
+
+    # -- introspection for tests and ops --------------------------------------
+
+    async def charges(self, order_id: str) -> dict[str, str]:
+        """The raw record of ``order_id`` (empty when the gateway never saw it)."""
+        raw = await self._client.hgetall(self.order_key(order_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def authorizations_count(self) -> int:
+        """Approved authorizations actually performed (holds placed), all orders."""
+        value = await self._client.get(self._counter_key())
+        return 0 if value is None else int(value)
+
+    # -- internals ------------------------------------------------------------
+
+    async def _simulate_latency(self) -> None:
+        if self._config.latency_s > 0:
+            await asyncio.sleep(self._config.latency_s)
+
+    async def _run(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str]
+    ) -> tuple[str, dict[str, str]]:
+        """Run a script; a lost Valkey round trip is an unknown outcome (timeout)."""
+        try:
+            reply = await script(keys=keys, args=args)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # The script may have run before the connection broke: the caller must
+            # retry with the same order id, exactly as after a real gateway timeout.
+            raise GatewayTimeout(f"sandbox store unreachable: {exc}") from exc
+        outcome = _text(reply[0])
+        flat = [_text(item) for item in reply[1:]]
+        return outcome, dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _token_behaviour(token: str) -> tuple[_Behaviour, DeclineCode | None]:
+    """Map a test token to its behaviour (see the module docstring's table)."""
+    if not isinstance(token, str) or not token.startswith(_TOKEN_PREFIX):
+        raise InvalidPaymentRequest(f"malformed payment token {token!r}")
+    known = _TOKENS.get(token)
+    if known is not None:
+        return known
+    if token.startswith("tok_approve"):
+        return _Behaviour.APPROVE, None
+    return _Behaviour.DECLINE, DeclineCode.CARD_DECLINED
+
+
+def _authorization(order_id: str, record: Mapping[str, str]) -> Authorization:
+    status = PaymentStatus(record["auth_status"])
+    return Authorization(
+        order_id=order_id,
+        status=status,
+        gateway_ref=record["auth_ref"],
+        amount_minor=int(record["amount_minor"]),
+        currency=record["currency"],
+        decline_code=(
+            DeclineCode(record["decline_code"]) if status is PaymentStatus.DECLINED else None
+        ),
+    )
+
+
+def _check_order_id(order_id: str) -> None:
+    if not isinstance(order_id, str) or not 0 < len(order_id) <= _MAX_ORDER_ID_LEN:
+        raise InvalidPaymentRequest(f"order id must be 1-{_MAX_ORDER_ID_LEN} chars: {order_id!r}")
+
+
+def _check_amount(amount_minor: int) -> None:
+    # type() rather than isinstance(): bool is an int and must not pass as money.
+    if type(amount_minor) is not int or not 0 < amount_minor <= MAX_AMOUNT_MINOR:
+        raise InvalidPaymentRequest(
+            f"amount must be an int of minor units in 1..{MAX_AMOUNT_MINOR}: {amount_minor!r}"
+        )
+
+
+def _check_currency(currency: str) -> None:
+    if not isinstance(currency, str) or _CURRENCY_RE.fullmatch(currency) is None:
+        raise InvalidPaymentRequest(f"currency must be an upper-case ISO 4217 code: {currency!r}")
+
+
+def _new_ref(kind: str) -> str:
+    return f"sbx_{kind}_{secrets.token_hex(8)}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

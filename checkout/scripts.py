@@ -1,0 +1,35 @@
+"""Server-side scripts: each lives in its own file (scripts/*.lua, header = contract),
+is loaded once per server and called by SHA."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+import redis.asyncio as redis
+
+__all__ = ["Script", "SCRIPTS", "load_all"]
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+
+def _read(name: str) -> Script:
+    source = resources.files("checkout").joinpath(f"scripts/{name}.lua").read_text("utf-8")
+    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("reserve", "transition", "stock", "apply")}
+
+
+async def load_all(client: redis.Redis) -> None:
+    """SCRIPT LOAD every script; called at start and again after a NOSCRIPT (Valkey restarted)."""
+    for script in SCRIPTS.values():
+        sha = await client.script_load(script.source)
+        if sha != script.sha:
+            raise RuntimeError(f"script {script.name}: server sha {sha} != {script.sha}")

@@ -1,0 +1,137 @@
+--[[ reserve.lua: the one-tap buy decision, atomically, in the product's hash slot.
+
+Checks, in order: the idempotency record, the product, the variant, the offer (stream live
+and product in its lineup, or a link/showcase sale), the price (deal price while the deal is
+open and not exhausted), the buyer's limit, the stock. Then it moves `qty` from avail to
+held, writes the order, the outbox event, the expiry entry and the idempotency record.
+
+Safe to run twice: the idempotency record is written in the same atomic step as the
+decrement, so a re-run (redis-py retrying after a lost reply) only replays the stored answer.
+
+KEYS[1] product hash      KEYS[2] stock hash        KEYS[3] offers hash
+KEYS[4] bought hash (field '<stream>|<buyer>')       KEYS[5] idempotency record
+KEYS[6] order hash        KEYS[7] outbox stream     KEYS[8] expiry sorted set
+KEYS[9] invited creators set
+ARGV[1] buyer id          ARGV[2] request fingerprint
+ARGV[3] stream id or ''   ARGV[4] variant           ARGV[5] quantity
+ARGV[6] new order id      ARGV[7] hold in ms        ARGV[8] idempotency TTL in s
+ARGV[9] link creator or '' ARGV[10] link code or '' ARGV[11] expected unit price or ''
+ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist
+ARGV[14] outbox max length (approximate trim)
+
+Reply: a JSON string.
+  {"r":"ok","order":{...}}                a new reservation
+  {"r":"rejected","code":"...",...}       a refusal (stored: the same key replays it)
+  {"r":"replay","stored":{...}}           the key was seen with the same fingerprint
+  {"r":"conflict"}                        the key was seen with a different fingerprint
+]]
+
+local stored = redis.call('GET', KEYS[5])
+if stored then
+  local rec = cjson.decode(stored)
+  if rec.fp ~= ARGV[2] then
+    return cjson.encode({r = 'conflict'})
+  end
+  return cjson.encode({r = 'replay', stored = rec.reply})
+end
+
+local buyer, stream, variant = ARGV[1], ARGV[3], ARGV[4]
+local qty = tonumber(ARGV[5])
+local order_id, channel = ARGV[6], ARGV[13]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function finish(reply)
+  redis.call('SET', KEYS[5], cjson.encode({fp = ARGV[2], reply = reply}), 'EX', tonumber(ARGV[8]))
+  return cjson.encode(reply)
+end
+
+local function reject(code, extra)
+  local reply = extra or {}
+  reply.r = 'rejected'
+  reply.code = code
+  return finish(reply)
+end
+
+local p = redis.call('HMGET', KEYS[1], 'status', 'price_minor', 'currency', 'brand_id',
+  'commission_bps', 'commission_mode', 'max_per_buyer')
+if not p[1] then return reject('product_not_found') end
+if p[1] ~= 'active' then return reject('product_unavailable') end
+local price, currency, brand = tonumber(p[2]), p[3], p[4]
+local commission_bps, commission_mode = tonumber(p[5]), p[6]
+local limit = tonumber(p[7]) or 0
+
+local avail = tonumber(redis.call('HGET', KEYS[2], 'avail:' .. variant))
+if not avail then return reject('variant_not_found') end
+
+local creator, link = ARGV[9], ARGV[10]
+local deal_price = false
+if channel == 'stream' then
+  local raw = redis.call('HGET', KEYS[3], stream)
+  if not raw then return reject('not_offered') end
+  local offer = cjson.decode(raw)
+  if offer.state ~= 'live' then return reject('stream_not_live') end
+  creator, link = offer.creator, ''
+  local deal = offer.deal
+  if type(deal) == 'table' and now >= deal.opens_ms and now < deal.closes_ms then
+    local dealsold = tonumber(redis.call('HGET', KEYS[3], 'dealsold:' .. stream) or '0')
+    local left = deal.cap - dealsold
+    if left > 0 then
+      if qty > left then return reject('deal_quantity_exceeded', {left = left}) end
+      price = deal.price_minor
+      limit = deal.per_buyer_limit
+      deal_price = true
+    end
+  end
+end
+
+if ARGV[11] ~= '' and tonumber(ARGV[11]) ~= price then
+  return reject('price_changed', {unit_price_minor = price})
+end
+
+local bought_field = stream .. '|' .. buyer
+local already = tonumber(redis.call('HGET', KEYS[4], bought_field) or '0')
+if limit > 0 and already + qty > limit then
+  return reject('limit_reached', {limit = limit, bought = already})
+end
+
+if avail < qty then
+  if avail == 0 then return reject('sold_out') end
+  return reject('insufficient_stock', {available = avail})
+end
+
+if creator ~= '' and commission_mode == 'invited'
+    and redis.call('SISMEMBER', KEYS[9], creator) == 0 then
+  commission_bps = 0
+end
+if creator == '' then commission_bps = 0 end
+
+redis.call('HINCRBY', KEYS[2], 'avail:' .. variant, -qty)
+redis.call('HINCRBY', KEYS[2], 'held:' .. variant, qty)
+redis.call('HINCRBY', KEYS[4], bought_field, qty)
+if deal_price then redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, qty) end
+
+local amount = price * qty
+-- Integer commission, rounded down: the ledger adds up to the cent (docs/checkout.md).
+local commission = math.floor(amount * commission_bps / 10000)
+local expires = now + tonumber(ARGV[7])
+local order = {
+  id = order_id, product = string.match(KEYS[1], '{p:(.-)}'), variant = variant, qty = qty,
+  buyer = buyer, stream = stream, channel = channel, unit_price_minor = price,
+  amount_minor = amount, currency = currency, brand = brand, creator = creator, link = link,
+  commission_bps = commission_bps, commission_minor = commission,
+  deal = deal_price and 1 or 0, state = 'reserved', reason = '',
+  created_ms = now, updated_ms = now, expires_ms = expires, payment_token = ARGV[12],
+}
+local fields = {}
+for k, v in pairs(order) do
+  fields[#fields + 1] = k
+  fields[#fields + 1] = tostring(v)
+end
+redis.call('HSET', KEYS[6], unpack(fields))
+redis.call('ZADD', KEYS[8], expires, order_id)
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[14], '*', 'type', 'order.reserved',
+  'order', order_id, 'state', 'reserved', 'at', now)
+order.payment_token = nil
+finish({r = 'ok', order_id = order_id})
+return cjson.encode({r = 'ok', order = order})

@@ -1,0 +1,42 @@
+--[[ stock.lua: set or adjust a variant's available stock, with an audit entry.
+
+`total` counts every unit ever made available (initial + restocked - removed), so at any
+moment total = avail + held + sold for each variant.
+
+Idempotent by operation id: a retried call replays the first answer instead of adjusting twice.
+
+KEYS[1] stock hash   KEYS[2] audit stream   KEYS[3] operation record
+ARGV[1] variant   ARGV[2] mode: set | adjust   ARGV[3] value (set) or delta (adjust)
+ARGV[4] who       ARGV[5] why                  ARGV[6] audit max length
+ARGV[7] operation record TTL in s
+
+Reply (JSON): {"r":"ok","avail":n,"delta":d} | {"r":"rejected","code":"variant_not_found"}
+              | {"r":"rejected","code":"negative_stock","avail":n}
+]]
+
+local seen = redis.call('GET', KEYS[3])
+if seen then return seen end
+local function done(reply)
+  local encoded = cjson.encode(reply)
+  redis.call('SET', KEYS[3], encoded, 'EX', tonumber(ARGV[7]))
+  return encoded
+end
+
+local variant = ARGV[1]
+local avail = tonumber(redis.call('HGET', KEYS[1], 'avail:' .. variant))
+if not avail then return cjson.encode({r = 'rejected', code = 'variant_not_found'}) end
+local delta
+if ARGV[2] == 'set' then
+  delta = tonumber(ARGV[3]) - avail
+else
+  delta = tonumber(ARGV[3])
+end
+if avail + delta < 0 then
+  return done({r = 'rejected', code = 'negative_stock', avail = avail})
+end
+redis.call('HINCRBY', KEYS[1], 'avail:' .. variant, delta)
+redis.call('HINCRBY', KEYS[1], 'total:' .. variant, delta)
+local t = redis.call('TIME')
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'variant', variant, 'delta', delta,
+  'avail', avail + delta, 'who', ARGV[4], 'why', ARGV[5], 'at', t[1])
+return done({r = 'ok', avail = avail + delta, delta = delta})

@@ -1,0 +1,67 @@
+--[[ transition.lua: move one order to a new state, with its stock effect, exactly once.
+
+The legal source states and their stock effects come from checkout/order_states.py.
+Re-running a finished move is a no-op that answers "same", so a retried call never
+releases or sells stock twice.
+
+KEYS[1] order hash   KEYS[2] stock hash   KEYS[3] offers hash   KEYS[4] bought hash
+KEYS[5] outbox stream   KEYS[6] expiry sorted set
+ARGV[1] order id   ARGV[2] target state   ARGV[3] rules 'from=effect;from=effect'
+ARGV[4] reason     ARGV[5] extra fields as a JSON object (e.g. gateway_ref)
+ARGV[6] outbox max length
+
+Reply (JSON): {"r":"ok","from":s,"order":{...}} | {"r":"same","order":{...}}
+              | {"r":"illegal","state":s} | {"r":"missing"}
+]]
+
+local function order_table()
+  local flat = redis.call('HGETALL', KEYS[1])
+  local o = {}
+  for i = 1, #flat, 2 do o[flat[i]] = flat[i + 1] end
+  o.payment_token = nil
+  return o
+end
+
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return cjson.encode({r = 'missing'}) end
+local target = ARGV[2]
+if state == target then return cjson.encode({r = 'same', order = order_table()}) end
+
+local effect = nil
+for src, eff in string.gmatch(ARGV[3], '([%w_]+)=([%w_]+)') do
+  if src == state then effect = eff end
+end
+if not effect then return cjson.encode({r = 'illegal', state = state}) end
+
+local o = redis.call('HMGET', KEYS[1], 'variant', 'qty', 'stream', 'buyer', 'deal')
+local variant, qty, stream, buyer, deal = o[1], tonumber(o[2]), o[3], o[4], o[5]
+
+local function give_back(from_field)
+  redis.call('HINCRBY', KEYS[2], from_field .. variant, -qty)
+  redis.call('HINCRBY', KEYS[2], 'avail:' .. variant, qty)
+  redis.call('HINCRBY', KEYS[4], stream .. '|' .. buyer, -qty)
+  if deal == '1' then redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, -qty) end
+end
+
+if effect == 'sell' then
+  redis.call('HINCRBY', KEYS[2], 'held:' .. variant, -qty)
+  redis.call('HINCRBY', KEYS[2], 'sold:' .. variant, qty)
+elseif effect == 'release' then
+  give_back('held:')
+elseif effect == 'restore' then
+  give_back('sold:')
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local fields = {'state', target, 'reason', ARGV[4], 'updated_ms', now}
+local extra = cjson.decode(ARGV[5])
+for k, v in pairs(extra) do
+  fields[#fields + 1] = k
+  fields[#fields + 1] = tostring(v)
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+if state == 'reserved' then redis.call('ZREM', KEYS[6], ARGV[1]) end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'type', 'order.' .. target,
+  'order', ARGV[1], 'state', target, 'from', state, 'at', now)
+return cjson.encode({r = 'ok', from = state, order = order_table()})

@@ -1,0 +1,55 @@
+"""A buyer's saved shipping address and payment-method token: what makes one tap enough."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+import redis.asyncio as redis
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from checkout.keys import wallet_key
+
+__all__ = ["WalletIn", "Address", "WalletStore", "mask_token"]
+
+Line = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Address(_Strict):
+    name: Line
+    line1: Line
+    line2: Annotated[str, StringConstraints(max_length=120)] = ""
+    city: Line
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+class WalletIn(_Strict):
+    shipping: Address
+    # A gateway token, never a card number: the gateway holds the card.
+    payment_token: Annotated[str, StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,60}$")]
+
+
+def mask_token(token: str) -> str:
+    return token[:4] + "…" + token[-4:] if len(token) > 10 else "tok_…"
+
+
+class WalletStore:
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    async def put(self, buyer: str, wallet: WalletIn) -> dict[str, Any]:
+        await self._client.set(wallet_key(buyer), orjson.dumps(wallet.model_dump()))
+        return self.public(wallet.model_dump())
+
+    async def get(self, buyer: str) -> dict[str, Any] | None:
+        raw = await self._client.get(wallet_key(buyer))
+        return orjson.loads(raw) if raw else None
+
+    @staticmethod
+    def public(wallet: dict[str, Any]) -> dict[str, Any]:
+        return {"shipping": wallet["shipping"], "payment_method": mask_token(wallet["payment_token"])}

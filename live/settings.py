@@ -1,0 +1,106 @@
+"""One typed settings object, read from the CLI and the environment once, at the edge."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, Mapping
+
+__all__ = ["Settings", "CaptureMode", "Durability"]
+
+CaptureMode = Literal["immediate", "on_shipment"]
+Durability = Literal["appendfsync", "waitaof"]
+
+_ENV_PREFIX = "LIVECART_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a livecart node; the defaults are the documented limits (docs/limits.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str | None = None  # None: start the embedded Valkey under data_dir
+    data_dir: Path = Path("./livecart-data")
+    demo: bool = False
+    jwt_secret: str | None = None  # None: read or create data_dir/jwt.secret
+    public_url: str | None = None  # what we print and put in affiliate links
+    allowed_origins: tuple[str, ...] = ()
+    # HTTP limits
+    max_body_bytes: int = 64 * 1024
+    page_size_max: int = 100
+    # checkout
+    durability: Durability = "appendfsync"
+    capture_mode: CaptureMode = "immediate"
+    reservation_ttl_s: int = 120
+    idempotency_ttl_s: int = 24 * 3600
+    attribution_window_s: int = 7 * 24 * 3600
+    cart_hold_s: int = 600
+    waitlist_hold_s: int = 300
+    max_quantity_per_buy: int = 10
+    max_pinned: int = 3
+    payment_timeout_s: float = 5.0
+    sweep_interval_s: float = 1.0
+    # operational
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        """Build settings from LIVECART_* variables; explicit overrides (the CLI's) win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, kind in _FIELD_TYPES.items():
+            raw = env.get(_ENV_PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = _parse(kind, raw, name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def validate(self) -> None:
+        if self.durability not in ("appendfsync", "waitaof"):
+            raise ValueError(f"durability must be appendfsync or waitaof, not {self.durability!r}")
+        if self.capture_mode not in ("immediate", "on_shipment"):
+            raise ValueError(f"capture_mode must be immediate or on_shipment, not {self.capture_mode!r}")
+        for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _parse(kind: str, raw: str, name: str) -> object:
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if kind == "path":
+            return Path(raw)
+        if kind == "tuple":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"{_ENV_PREFIX}{name.upper()}: {exc}") from None
+    return raw
+
+
+_FIELD_TYPES: dict[str, str] = {
+    "host": "str", "port": "int", "redis_url": "str", "data_dir": "path", "demo": "bool",
+    "jwt_secret": "str", "public_url": "str", "allowed_origins": "tuple",
+    "max_body_bytes": "int", "page_size_max": "int", "durability": "str", "capture_mode": "str",
+    "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
+    "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
+    "max_pinned": "int", "payment_timeout_s": "float", "sweep_interval_s": "float", "log_level": "str",
+}

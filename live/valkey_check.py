@@ -1,0 +1,116 @@
+"""Check that an external Valkey/Redis server is fit for livecart before we rely on it.
+
+Requirements and why:
+- version >= 7.2: the buy path needs WAITAOF and functions.
+- `appendonly yes`: an acknowledged order must survive a crash.
+- `maxmemory-policy noeviction`: evicting a stock counter or an order would be silent data loss.
+`appendfsync` is reported but not enforced: `everysec` plus WAITAOF is a valid choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio
+from redis.exceptions import ResponseError
+
+__all__ = ["ServerInfo", "ValkeyRequirementError", "check_server", "MIN_VERSION", "parse_version"]
+
+logger = logging.getLogger(__name__)
+
+MIN_VERSION: tuple[int, int, int] = (7, 2, 0)
+_UNKNOWN = "unknown"
+
+
+class ValkeyRequirementError(RuntimeError):
+    """The server is reachable but misconfigured; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What we learned about the server. `appendfsync` is "unknown" if CONFIG is unavailable."""
+
+    version: str
+    version_tuple: tuple[int, ...]
+    appendonly: bool
+    appendfsync: str
+    maxmemory_policy: str
+    cluster_enabled: bool
+
+
+def parse_version(version: str) -> tuple[int, ...]:
+    """"7.2.4" -> (7, 2, 4); tolerant of suffixes such as "8.0.0-rc1" (-> (8, 0, 0))."""
+    parts: list[int] = []
+    for piece in version.split("."):
+        match = re.match(r"\d+", piece)
+        if match is None:
+            break
+        parts.append(int(match.group()))
+    return tuple(parts)
+
+
+async def check_server(client: redis.asyncio.Redis) -> ServerInfo:
+    """Read the server's version and persistence settings; raise if livecart cannot rely on it.
+
+    Raises `ValkeyRequirementError` listing every problem found; connection errors propagate.
+    """
+    info = await client.info()
+    # Valkey reports its own version as valkey_version and a frozen redis_version (7.2.4).
+    version = str(info.get("valkey_version") or info.get("redis_version") or "")
+    config = await _config_get(client, "appendonly", "appendfsync", "maxmemory-policy")
+    if config is not None:
+        appendonly = config.get("appendonly", "").lower() == "yes"
+        appendfsync = config.get("appendfsync", _UNKNOWN).lower()
+        policy = config.get("maxmemory-policy", _UNKNOWN).lower()
+    else:  # CONFIG disabled, renamed or denied by ACL: INFO has most of it
+        appendonly = str(info.get("aof_enabled", "0")) == "1"
+        appendfsync = _UNKNOWN
+        policy = str(info.get("maxmemory_policy", _UNKNOWN)).lower()
+    server = ServerInfo(
+        version=version,
+        version_tuple=parse_version(version),
+        appendonly=appendonly,
+        appendfsync=appendfsync,
+        maxmemory_policy=policy,
+        cluster_enabled=str(info.get("cluster_enabled", "0")) == "1",
+    )
+    problems = _problems(server)
+    if problems:
+        raise ValkeyRequirementError("server not suitable for livecart: " + "; ".join(problems))
+    if server.appendfsync not in ("always", _UNKNOWN):
+        logger.info("appendfsync is %s: orders are durable only with WAITAOF", server.appendfsync)
+    return server
+
+
+def _problems(server: ServerInfo) -> list[str]:
+    problems: list[str] = []
+    if not server.version_tuple:
+        problems.append(f"cannot read the server version from INFO (got {server.version!r})")
+    elif server.version_tuple < MIN_VERSION:
+        problems.append(
+            f"version {server.version} is too old: livecart needs Redis/Valkey >= 7.2 "
+            "(WAITAOF and functions); upgrade the server")
+    if not server.appendonly:
+        problems.append("AOF is off: set `appendonly yes`")
+    if server.maxmemory_policy != "noeviction":
+        problems.append(
+            f"maxmemory-policy is {server.maxmemory_policy}: set `maxmemory-policy noeviction` "
+            "(eviction would silently drop stock counters and orders)")
+    return problems
+
+
+async def _config_get(client: redis.asyncio.Redis, *names: str) -> dict[str, str] | None:
+    """CONFIG GET the names, decoded to str; None if the server refuses CONFIG."""
+    try:
+        raw: dict[Any, Any] = await client.config_get(*names)
+    except ResponseError as exc:  # unknown/renamed command, or NOPERM (a subclass)
+        logger.debug("CONFIG GET unavailable (%s); falling back to INFO", exc)
+        return None
+    return {_text(key).lower(): _text(value) for key, value in raw.items()}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

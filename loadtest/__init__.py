@@ -1,0 +1,1 @@
+"""livecart's load generators and reports."""

