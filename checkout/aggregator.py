@@ -159,7 +159,7 @@ class Aggregator:
         brand, stream = order["brand"], order["stream"]
         keys = [agg_key(f"applied:{order['id']}:{kind}"), agg_key(f"brand:{brand}"),
                 agg_key(f"creator:{order['creator']}"), agg_key(f"stream:{stream}"),
-                agg_key("ledger"), agg_key(f"brandmin:{brand}"), agg_key(f"brandproducts:{brand}"),
+                agg_key(f"ledger:{order['creator']}"), agg_key(f"brandmin:{brand}"), agg_key(f"brandproducts:{brand}"),
                 agg_key(f"ticker:{stream}"), agg_key(f"brandorders:{brand}")]
         pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(), at,
                      DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN)

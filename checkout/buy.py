@@ -87,14 +87,15 @@ class BuyService:
         reserved = await self.reserve(req)
         if reserved.order.state is not OrderState.RESERVED:
             return reserved
-        return await self.settle(reserved.order, replayed=reserved.replayed)
+        return await self.settle(reserved.order, replayed=reserved.replayed,
+                                 payment_token=req.payment_token)
 
     async def reserve(self, req: BuyRequest, hold_ms: int | None = None) -> BuyResult:
         fingerprint = req.fingerprint()
-        bound = await self._batcher.execute(
-            "SET", idem_binding_key(req.buyer, req.idempotency_key), fingerprint,
-            "NX", "GET", "EX", self._idem_ttl_s)
-        if bound is not None and bound.decode() != fingerprint:
+        bound = await self._batcher.script(
+            SCRIPTS["bind_key"], [idem_binding_key(req.buyer, req.idempotency_key)],
+            [fingerprint, self._idem_ttl_s])
+        if bound.decode() != fingerprint:
             raise KeyReused(req.idempotency_key)
         k = product_keys(req.product)
         order_id = new_order_id(req.product)  # type: ignore[arg-type]
@@ -124,13 +125,17 @@ class BuyService:
                 return BuyResult(order, True, _payment_word(order.state))
         raise RuntimeError(f"unexpected reserve reply {reply!r}")
 
-    async def settle(self, order: Order, *, replayed: bool = False) -> BuyResult:
-        """Authorize (and capture) a reserved order; decline or void gives stock back."""
+    async def settle(self, order: Order, *, replayed: bool = False,
+                     payment_token: str = "") -> BuyResult:
+        """Authorize (and capture) a reserved order; decline or void gives stock back.
+
+        `payment_token` is used when the order was reserved without one (cart, waitlist).
+        """
         f = order.fields
         try:
             auth = await self._gateway_call(
                 self._gateway.authorize, f["id"], f["amount_minor"], f["currency"],
-                f.get("payment_token", ""))
+                f.get("payment_token") or payment_token)
         except InvalidPaymentRequest as exc:
             declined, _ = await self._orders.transition(f["id"], OrderState.DECLINED,
                                                         "invalid_payment_method")

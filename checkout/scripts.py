@@ -24,7 +24,7 @@ def _read(name: str) -> Script:
     return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
 
 
-SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("reserve", "transition", "stock", "apply")}
+SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("bind_key", "reserve", "transition", "stock", "apply")}
 
 
 async def load_all(client: redis.Redis) -> None:

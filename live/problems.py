@@ -34,6 +34,9 @@ class Problem(Exception):
             **self.extra,
         }
 
+    def as_response(self, headers: dict[str, str] | None = None) -> Response:
+        return problem_response(self, headers)
+
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(problem.body()), status_code=problem.status,

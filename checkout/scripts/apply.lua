@@ -4,7 +4,7 @@ Fed by the aggregator from the product outboxes; every key is in the {agg} slot.
 dedupe record (one per order and state) makes a re-delivered event a no-op.
 
 KEYS[1] dedupe record  KEYS[2] brand totals hash   KEYS[3] creator totals hash
-KEYS[4] stream totals hash   KEYS[5] ledger stream   KEYS[6] brand per-minute hash
+KEYS[4] stream totals hash   KEYS[5] creator ledger stream   KEYS[6] brand per-minute hash
 KEYS[7] brand per-product hash   KEYS[8] stream ticker list   KEYS[9] brand orders zset
 ARGV[1] event kind: sale | sale_reversed | commission | refund
 ARGV[2] order JSON   ARGV[3] event time (ms)   ARGV[4] dedupe TTL (s)   ARGV[5] ticker length

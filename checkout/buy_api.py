@@ -1,0 +1,293 @@
+"""HTTP endpoints for the buyer: wallet, one-tap buy, orders, cart, waitlist; and the
+brand's order actions (capture on shipment, void, refund)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.responses import Response
+
+from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
+from checkout.cart import CartFull
+from checkout.keys import buyer_orders_key
+from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, is_valid_id, product_of_order
+from checkout.order_states import OrderState
+from checkout.orders import Order
+from checkout.payments import PaymentError
+from checkout.wallets import WalletIn, WalletStore
+from live.api import Api, Call, json_response
+from live.auth import Role
+from live.problems import Problem
+
+__all__ = ["register", "REJECTION_STATUS"]
+
+IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+_IDEM_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+
+# How each buy-rule refusal maps to HTTP (the `type` is the code with dashes).
+REJECTION_STATUS = {
+    "product_not_found": 404, "variant_not_found": 404, "product_unavailable": 409,
+    "not_offered": 409, "stream_not_live": 409, "deal_quantity_exceeded": 409,
+    "price_changed": 409, "limit_reached": 409, "sold_out": 409, "insufficient_stock": 409,
+    "order_missing": 404,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class BuyIn(_Strict):
+    product_id: IdStr
+    variant: IdStr = DEFAULT_VARIANT
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    stream_id: IdStr | None = None
+    attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
+
+
+class CartItemIn(_Strict):
+    product_id: IdStr
+    variant: IdStr = DEFAULT_VARIANT
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    stream_id: IdStr | None = None
+
+
+class WaitlistIn(_Strict):
+    variant: IdStr = DEFAULT_VARIANT
+
+
+class RefundIn(_Strict):
+    amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
+
+
+def idempotency_key(call: Call[Any]) -> str:
+    key = call.request.headers.get("idempotency-key")
+    if key is None:
+        raise Problem(400, "idempotency-key-missing", "send an Idempotency-Key header")
+    if not _IDEM_RE.match(key):
+        raise Problem(400, "idempotency-key-invalid",
+                      "an Idempotency-Key is 8-128 characters of [A-Za-z0-9_.:-]")
+    return key
+
+
+def rejection(exc: Rejected) -> Problem:
+    status = REJECTION_STATUS.get(exc.code, 409)
+    return Problem(status, exc.code.replace("_", "-"), exc.code.replace("_", " "), **exc.details)
+
+
+async def require_wallet(call: Call[Any], buyer: str) -> dict[str, Any]:
+    wallet = await call.services.wallets.get(buyer)
+    if wallet is None:
+        raise Problem(409, "wallet-missing", "save a shipping address and payment method first")
+    return wallet
+
+
+def buy_response(call: Call[Any], result: BuyResult) -> Response:
+    metrics = call.services.metrics
+    order = result.order.public()
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    metrics.buys.labels(result.payment).inc()
+    if result.payment == "declined":
+        return Problem(402, "payment-declined", f"payment declined: {order['reason']}",
+                       order=order).as_response(headers)
+    if result.payment == "expired":
+        return Problem(409, "reservation-expired", "the hold ran out before payment",
+                       order=order).as_response(headers)
+    if result.payment == "pending":
+        return json_response({"order": order, "payment": "pending"}, 202, headers)
+    return json_response({"order": order, "payment": result.payment}, 201, headers)
+
+
+async def _order_for(call: Call[Any], order_id: str, *, buyer_only: bool = False) -> Order:
+    order = await call.services.orders.get(order_id) if product_of_order(order_id) else None
+    if order is None:
+        raise Problem(404, "not-found", "no such order")
+    p = call.need_principal()
+    allowed = (p.is_operator or (p.role is Role.BUYER and p.subject == order.fields["buyer"])
+               or (not buyer_only and p.can_act_for_brand(order.fields["brand"])))
+    if not allowed:
+        raise Problem(404, "not-found", "no such order")  # do not reveal others' orders
+    return order
+
+
+def register(api: Api) -> None:
+    buyer = (Role.BUYER,)
+
+    @api.endpoint("PUT", "/me/wallet", summary="Save shipping address and payment method",
+                  tag="buy", body=WalletIn, roles=buyer)
+    async def put_wallet(call: Call[WalletIn]) -> Response:
+        return json_response(await call.services.wallets.put(call.need_principal().subject, call.body))
+
+    @api.endpoint("GET", "/me/wallet", summary="The saved wallet (payment method masked)",
+                  tag="buy", roles=buyer)
+    async def get_wallet(call: Call[Any]) -> Response:
+        wallet = await require_wallet(call, call.need_principal().subject)
+        return json_response(WalletStore.public(wallet))
+
+    @api.endpoint("POST", "/buy", summary="One-tap buy: reserve, pay, confirm", tag="buy",
+                  body=BuyIn, roles=buyer, status=201, headers=("Idempotency-Key",))
+    async def buy(call: Call[BuyIn]) -> Response:
+        key = idempotency_key(call)
+        buyer_id = call.need_principal().subject
+        limit = call.services.settings.max_quantity_per_buy
+        if call.body.quantity > limit:
+            raise Problem(422, "quantity-too-large", f"at most {limit} units per buy")
+        wallet = await require_wallet(call, buyer_id)
+        request = _buy_request(call, buyer_id, key, wallet["payment_token"])
+        try:
+            result = await call.services.buys.buy(request)
+        except Rejected as exc:
+            call.services.metrics.buys.labels(exc.code).inc()
+            raise rejection(exc) from None
+        except KeyReused:
+            raise Problem(422, "idempotency-key-reused",
+                          "this Idempotency-Key was used for a different request") from None
+        return buy_response(call, result)
+
+    @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
+                  tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR))
+    async def get_order(call: Call[Any]) -> Response:
+        return json_response((await _order_for(call, call.param("order"))).public())
+
+    @api.endpoint("GET", "/me/orders", summary="The buyer's orders, newest first", tag="buy",
+                  roles=buyer)
+    async def my_orders(call: Call[Any]) -> Response:
+        ids = await call.services.client.zrevrange(
+            buyer_orders_key(call.need_principal().subject), 0, 99)
+        orders = [await call.services.orders.get(i.decode()) for i in ids]
+        return json_response({"items": [o.public() for o in orders if o]})
+
+    @api.endpoint("POST", "/orders/{order}/pay", summary="Pay a held order (cart, waitlist)",
+                  tag="buy", roles=buyer)
+    async def pay_order(call: Call[Any]) -> Response:
+        order = await _order_for(call, call.param("order"), buyer_only=True)
+        if order.state is not OrderState.RESERVED:
+            raise Problem(409, "order-not-payable", f"the order is {order.state}")
+        wallet = await require_wallet(call, order.fields["buyer"])
+        result = await call.services.buys.settle(order, payment_token=wallet["payment_token"])
+        return buy_response(call, result)
+
+    @api.endpoint("POST", "/orders/{order}/capture", summary="Capture an authorized order (shipped)",
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+    async def capture_order(call: Call[Any]) -> Response:
+        order = await _brand_order(call)
+        if order.state not in (OrderState.AUTHORIZED, OrderState.PAID):
+            raise Problem(409, "order-not-capturable", f"the order is {order.state}")
+        await _gateway(call.services.gateway.capture(order.id))
+        done, _ = await call.services.orders.transition(order.id, OrderState.PAID)
+        return json_response(done.public())
+
+    @api.endpoint("POST", "/orders/{order}/void", summary="Cancel an authorized order before capture",
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+    async def void_order(call: Call[Any]) -> Response:
+        order = await _brand_order(call)
+        if order.state not in (OrderState.AUTHORIZED, OrderState.VOIDED):
+            raise Problem(409, "order-not-voidable", f"the order is {order.state}")
+        await _gateway(call.services.gateway.void(order.id))
+        done, _ = await call.services.orders.transition(order.id, OrderState.VOIDED, "cancelled_by_brand")
+        await call.services.waitlist.serve(done.fields["product"], done.fields["variant"])
+        return json_response(done.public())
+
+    @api.endpoint("POST", "/orders/{order}/refund", summary="Refund a paid order in full",
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+    async def refund_order(call: Call[Any]) -> Response:
+        order = await _brand_order(call)
+        if order.state not in (OrderState.PAID, OrderState.REFUNDED):
+            raise Problem(409, "order-not-refundable", f"the order is {order.state}")
+        if order.state is OrderState.PAID:
+            await _gateway(call.services.gateway.refund(order.id))
+        done, _ = await call.services.orders.transition(order.id, OrderState.REFUNDED, "refunded")
+        return json_response(done.public())
+
+    @api.endpoint("POST", "/cart/items", summary="Add to cart (holds stock on cart_hold streams)",
+                  tag="cart", body=CartItemIn, roles=buyer, status=201, headers=("Idempotency-Key",))
+    async def add_to_cart(call: Call[CartItemIn]) -> Response:
+        key = idempotency_key(call)
+        buyer_id = call.need_principal().subject
+        body = call.body
+        mode = "first_paid"
+        if body.stream_id:
+            stream = await call.services.streams.get(body.stream_id)
+            if stream is None:
+                raise Problem(404, "not-found", "no such stream")
+            mode = stream["purchase_mode"]
+        try:
+            item = await call.services.cart.add(
+                buyer_id, body.stream_id or "", body.product_id, body.variant, body.quantity,
+                mode=mode, idempotency_key=key, payment_token="")
+        except Rejected as exc:
+            raise rejection(exc) from None
+        except KeyReused:
+            raise Problem(422, "idempotency-key-reused", "key used for a different request") from None
+        except CartFull as exc:
+            raise Problem(409, "cart-full", str(exc)) from None
+        return json_response(item.public(), 201)
+
+    @api.endpoint("GET", "/cart", summary="The buyer's cart", tag="cart", roles=buyer)
+    async def get_cart(call: Call[Any]) -> Response:
+        items = await call.services.cart.items(call.need_principal().subject)
+        return json_response({"items": [i.public() for i in items]})
+
+    @api.endpoint("DELETE", "/cart/items/{item}", summary="Remove a cart item (releases a hold)",
+                  tag="cart", roles=buyer)
+    async def remove_cart_item(call: Call[Any]) -> Response:
+        if not await call.services.cart.remove(call.need_principal().subject, call.param("item")):
+            raise Problem(404, "not-found", "no such cart item")
+        return Response(status_code=204)
+
+    @api.endpoint("POST", "/cart/checkout", summary="Pay for everything in the cart", tag="cart",
+                  roles=buyer)
+    async def checkout_cart(call: Call[Any]) -> Response:
+        buyer_id = call.need_principal().subject
+        wallet = await require_wallet(call, buyer_id)
+        outcomes = await call.services.cart.checkout(buyer_id, wallet["payment_token"])
+        return json_response({"items": outcomes})
+
+    @api.endpoint("POST", "/products/{product}/waitlist", summary="Join a sold-out item's waitlist",
+                  tag="cart", body=WaitlistIn, roles=buyer, status=201)
+    async def join_waitlist(call: Call[WaitlistIn]) -> Response:
+        product_id = call.param("product")
+        product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
+        if product is None:
+            raise Problem(404, "not-found", "no such product")
+        try:
+            position = await call.services.waitlist.join(product_id, call.body.variant,
+                                                         call.need_principal().subject)
+        except OverflowError:
+            raise Problem(409, "waitlist-full", "this waitlist is full") from None
+        return json_response({"product_id": product_id, "variant": call.body.variant,
+                              "position": position}, 201)
+
+
+def _buy_request(call: Call[BuyIn], buyer_id: str, key: str, token: str) -> BuyRequest:
+    body = call.body
+    channel, creator, code = "showcase", "", ""
+    if body.stream_id:
+        channel = "stream"
+    else:
+        attribution_token = body.attribution or call.request.cookies.get("lc_attr")
+        attribution = call.services.signer.verify(attribution_token) if attribution_token else None
+        if attribution is not None and attribution.product == body.product_id:
+            channel, creator, code = "link", attribution.creator, attribution.code
+    return BuyRequest(buyer=buyer_id, product=body.product_id, variant=body.variant,
+                      quantity=body.quantity, idempotency_key=key, channel=channel,
+                      stream=body.stream_id or "", link_creator=creator, link_code=code,
+                      expected_unit_price=body.expected_unit_price_minor, payment_token=token)
+
+
+async def _brand_order(call: Call[Any]) -> Order:
+    order = await _order_for(call, call.param("order"))
+    if not call.need_principal().can_act_for_brand(order.fields["brand"]):
+        raise Problem(404, "not-found", "no such order")
+    return order
+
+
+async def _gateway(awaitable: Any) -> Any:
+    try:
+        return await awaitable
+    except PaymentError as exc:
+        raise Problem(502, "payment-gateway-error", type(exc).__name__) from None
+

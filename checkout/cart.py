@@ -1,0 +1,122 @@
+"""A cart for streams that sell that way, chosen per stream.
+
+`cart_hold`: adding an item reserves it for the hold time (stock is the buyer's until the
+hold runs out). `first_paid` (and `instant` streams): adding only notes the wish; stock is
+taken at checkout, first paid first served.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+from checkout.buy import BuyRequest, BuyResult, BuyService, Rejected
+from checkout.order_states import IllegalTransition, OrderState
+from checkout.orders import OrderBook
+
+__all__ = ["Cart", "CartItem", "MAX_CART_ITEMS", "CartFull"]
+
+MAX_CART_ITEMS = 20
+
+
+class CartFull(Exception):
+    pass
+
+
+def _cart_key(buyer: str) -> str:
+    return f"lc:{{u:{buyer}}}:cart"
+
+
+@dataclass(frozen=True, slots=True)
+class CartItem:
+    id: str
+    stream: str
+    product: str
+    variant: str
+    quantity: int
+    order_id: str  # '' until reserved
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "stream_id": self.stream, "product_id": self.product,
+                "variant": self.variant, "quantity": self.quantity,
+                "order_id": self.order_id or None, "held": bool(self.order_id)}
+
+
+class Cart:
+    def __init__(self, client: redis.Redis, buys: BuyService, orders: OrderBook, *,
+                 hold_ms: int) -> None:
+        self._client = client
+        self._buys = buys
+        self._orders = orders
+        self._hold_ms = hold_ms
+
+    async def add(self, buyer: str, stream: str, product: str, variant: str, quantity: int,
+                  *, mode: str, idempotency_key: str, payment_token: str) -> CartItem:
+        if await self._client.hlen(_cart_key(buyer)) >= MAX_CART_ITEMS:
+            raise CartFull(f"a cart holds at most {MAX_CART_ITEMS} items")
+        order_id = ""
+        if mode == "cart_hold":
+            result = await self._buys.reserve(BuyRequest(
+                buyer=buyer, product=product, variant=variant, quantity=quantity,
+                idempotency_key=idempotency_key, channel="stream", stream=stream,
+                payment_token=payment_token), hold_ms=self._hold_ms)
+            order_id = result.order.id
+        item = CartItem("ci_" + secrets.token_hex(6), stream, product, variant, quantity, order_id)
+        await self._client.hset(_cart_key(buyer), item.id, orjson.dumps(item.public()))
+        return item
+
+    async def items(self, buyer: str) -> list[CartItem]:
+        raw = await self._client.hgetall(_cart_key(buyer))
+        items = []
+        for value in raw.values():
+            d = orjson.loads(value)
+            items.append(CartItem(d["id"], d["stream_id"], d["product_id"], d["variant"],
+                                  d["quantity"], d["order_id"] or ""))
+        return sorted(items, key=lambda i: i.id)
+
+    async def remove(self, buyer: str, item_id: str) -> bool:
+        raw = await self._client.hget(_cart_key(buyer), item_id)
+        if raw is None:
+            return False
+        order_id = orjson.loads(raw)["order_id"]
+        if order_id:
+            try:
+                await self._orders.transition(order_id, OrderState.CANCELLED, "removed_from_cart")
+            except (IllegalTransition, KeyError):
+                pass  # already expired or paid: nothing to give back here
+        await self._client.hdel(_cart_key(buyer), item_id)
+        return True
+
+    async def checkout(self, buyer: str, payment_token: str) -> list[dict[str, Any]]:
+        """Pay every item; each result says settled, declined, sold_out, expired, ..."""
+        outcomes = []
+        for item in await self.items(buyer):
+            outcome: dict[str, Any] = {"item": item.public()}
+            try:
+                result = await self._checkout_item(buyer, item, payment_token)
+                outcome.update(result=result.payment, order=result.order.public())
+                if result.payment in ("settled", "declined", "expired"):
+                    await self._client.hdel(_cart_key(buyer), item.id)
+            except Rejected as exc:
+                outcome.update(result=exc.code, **exc.details)
+                await self._client.hdel(_cart_key(buyer), item.id)
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _checkout_item(self, buyer: str, item: CartItem, token: str) -> BuyResult:
+        if item.order_id:
+            order = await self._orders.get(item.order_id)
+            if order is None:
+                raise Rejected("order_missing", {})
+            if order.state is not OrderState.RESERVED:
+                return BuyResult(order, True, "expired" if order.state is OrderState.EXPIRED
+                                 else "settled")
+            return await self._buys.settle(order, payment_token=token)
+        return await self._buys.buy(BuyRequest(
+            buyer=buyer, product=item.product, variant=item.variant, quantity=item.quantity,
+            idempotency_key=f"cart-{item.id}", channel="stream" if item.stream else "showcase",
+            stream=item.stream, payment_token=token))

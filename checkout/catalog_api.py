@@ -1,0 +1,178 @@
+"""HTTP endpoints for brands, products, stock, invites, showcases and storefronts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.responses import Response
+
+from checkout.catalog import BrandIn, CatalogError, ProductIn, ProductPatch, StockChange
+from checkout.ids import ID_PATTERN, is_valid_id
+from live.api import Api, Call, json_response
+from live.auth import Role
+from live.problems import Problem
+
+__all__ = ["register", "owned_product", "page_params"]
+
+
+class InviteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    creator_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+def catalog_problem(exc: CatalogError) -> Problem:
+    return Problem(exc.status, exc.kind, exc.detail)
+
+
+async def owned_product(call: Call[Any], product_id: str) -> dict[str, Any]:
+    """The product, if the caller is its brand (or an operator); 404/403 otherwise."""
+    product = await public_product(call, product_id, include_archived=True)
+    principal = call.need_principal()
+    if not principal.can_act_for_brand(product["brand_id"]):
+        raise Problem(403, "forbidden", "this product belongs to another brand")
+    return product
+
+
+async def public_product(call: Call[Any], product_id: str, *,
+                         include_archived: bool = False) -> dict[str, Any]:
+    product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
+    if product is None or (product["status"] != "active" and not include_archived):
+        raise Problem(404, "not-found", f"no product {product_id}")
+    return product
+
+
+def page_params(call: Call[Any]) -> tuple[int, int]:
+    query = call.request.query_params
+    limit_max = call.services.settings.page_size_max
+    try:
+        cursor = int(query.get("cursor", "0"))
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise Problem(400, "bad-query", "cursor and limit must be integers") from None
+    if cursor < 0 or not 1 <= limit <= limit_max:
+        raise Problem(400, "bad-query", f"cursor >= 0 and 1 <= limit <= {limit_max}")
+    return cursor, limit
+
+
+def _check_brand(call: Call[Any], brand_id: str) -> None:
+    if not call.need_principal().can_act_for_brand(brand_id):
+        raise Problem(403, "forbidden", "a brand token may act only for its own brand")
+
+
+def register(api: Api) -> None:
+    brand_roles = (Role.BRAND, Role.OPERATOR)
+
+    @api.endpoint("POST", "/brands", summary="Create a brand", tag="catalog", body=BrandIn,
+                  roles=(Role.OPERATOR,), status=201)
+    async def create_brand(call: Call[BrandIn]) -> Response:
+        try:
+            return json_response(await call.services.catalog.create_brand(call.body), 201)
+        except CatalogError as exc:
+            raise catalog_problem(exc) from None
+
+    @api.endpoint("GET", "/brands/{brand}", summary="A brand's public profile", tag="catalog")
+    async def get_brand(call: Call[Any]) -> Response:
+        brand = await call.services.catalog.brand(call.param("brand"))
+        if brand is None:
+            raise Problem(404, "not-found", "no such brand")
+        return json_response(brand)
+
+    @api.endpoint("GET", "/brands/{brand}/showcase", summary="A brand's active products, paginated",
+                  tag="catalog")
+    async def showcase(call: Call[Any]) -> Response:
+        brand_id = call.param("brand")
+        if not is_valid_id(brand_id) or await call.services.catalog.brand(brand_id) is None:
+            raise Problem(404, "not-found", "no such brand")
+        cursor, limit = page_params(call)
+        items, next_cursor = await call.services.catalog.showcase(brand_id, cursor=cursor, limit=limit)
+        return json_response({"items": items, "next_cursor": next_cursor})
+
+    @api.endpoint("POST", "/brands/{brand}/products", summary="Create a product", tag="catalog",
+                  body=ProductIn, roles=brand_roles, status=201)
+    async def create_product(call: Call[ProductIn]) -> Response:
+        brand_id = call.param("brand")
+        _check_brand(call, brand_id)
+        try:
+            product = await call.services.catalog.create_product(brand_id, call.body)
+        except CatalogError as exc:
+            raise catalog_problem(exc) from None
+        return json_response(product, 201)
+
+    @api.endpoint("GET", "/products/{product}", summary="A product with live stock", tag="catalog")
+    async def get_product(call: Call[Any]) -> Response:
+        product = await public_product(call, call.param("product"))
+        stock = await call.services.catalog.stock(product["id"])
+        product["stock"] = {s.variant: s.available for s in stock}
+        return json_response(product)
+
+    @api.endpoint("PATCH", "/products/{product}", summary="Update a product", tag="catalog",
+                  body=ProductPatch, roles=brand_roles)
+    async def update_product(call: Call[ProductPatch]) -> Response:
+        product = await owned_product(call, call.param("product"))
+        try:
+            return json_response(await call.services.catalog.update_product(product["id"], call.body))
+        except CatalogError as exc:
+            raise catalog_problem(exc) from None
+
+    @api.endpoint("POST", "/products/{product}/archive", summary="Archive a product (no more sales)",
+                  tag="catalog", roles=brand_roles)
+    async def archive_product(call: Call[Any]) -> Response:
+        product = await owned_product(call, call.param("product"))
+        return json_response(await call.services.catalog.set_status(product["id"], "archived"))
+
+    @api.endpoint("PUT", "/products/{product}/variants/{variant}/stock",
+                  summary="Set or adjust a variant's stock (audited)", tag="catalog",
+                  body=StockChange, roles=brand_roles)
+    async def change_stock(call: Call[StockChange]) -> Response:
+        product = await owned_product(call, call.param("product"))
+        variant = call.param("variant")
+        principal = call.need_principal()
+        try:
+            result = await call.services.catalog.change_stock(
+                product["id"], variant, call.body, who=f"{principal.role}:{principal.subject}")
+        except CatalogError as exc:
+            raise catalog_problem(exc) from None
+        holds = []
+        if result["delta"] > 0:
+            holds = await call.services.waitlist.serve(product["id"], variant)
+        return json_response({"variant": variant, "available": result["avail"],
+                              "delta": result["delta"], "waitlist_holds": len(holds)})
+
+    @api.endpoint("GET", "/products/{product}/stock", summary="Stock per variant", tag="catalog",
+                  roles=brand_roles)
+    async def get_stock(call: Call[Any]) -> Response:
+        product = await owned_product(call, call.param("product"))
+        levels = await call.services.catalog.stock(product["id"])
+        return json_response({"items": [
+            {"variant": s.variant, "available": s.available, "held": s.held, "sold": s.sold,
+             "total": s.total} for s in levels]})
+
+    @api.endpoint("GET", "/products/{product}/stock/audit", summary="Stock changes, newest first",
+                  tag="catalog", roles=brand_roles)
+    async def stock_audit(call: Call[Any]) -> Response:
+        product = await owned_product(call, call.param("product"))
+        _, limit = page_params(call)
+        return json_response({"items": await call.services.catalog.audit(product["id"], limit)})
+
+    @api.endpoint("POST", "/products/{product}/invites", summary="Invite a creator to promote",
+                  tag="catalog", body=InviteIn, roles=brand_roles, status=201)
+    async def invite_creator(call: Call[InviteIn]) -> Response:
+        product = await owned_product(call, call.param("product"))
+        await call.services.catalog.invite(product["id"], call.body.creator_id)
+        return json_response({"product_id": product["id"], "creator_id": call.body.creator_id}, 201)
+
+    @api.endpoint("GET", "/creators/{creator}/storefront",
+                  summary="The products a creator promotes", tag="catalog")
+    async def storefront(call: Call[Any]) -> Response:
+        creator = call.param("creator")
+        if not is_valid_id(creator):
+            raise Problem(404, "not-found", "no such creator")
+        links = await call.services.links.for_creator(creator)
+        items = []
+        for link in links:
+            product = await call.services.catalog.product(link["product_id"])
+            if product and product["status"] == "active":
+                items.append({"product": product,
+                              "link": f"{call.services.settings.base_url}/l/{link['code']}"})
+        return json_response({"creator_id": creator, "items": items})

@@ -1,0 +1,134 @@
+"""Affiliate links, the click redirect, and the money reports (brand payouts, creator earnings)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from checkout.ids import ID_PATTERN, is_valid_id
+from checkout.keys import agg_key
+from live.api import Api, Call, json_response
+from live.auth import Role
+from live.problems import Problem
+from live.stream_api import can_promote
+
+__all__ = ["register", "redirect_routes", "brand_report", "creator_earnings"]
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    product_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+async def brand_report(services: Any, brand_id: str) -> dict[str, Any]:
+    """Totals that add up to the cent: payout = captured - refunded - net commission."""
+    client = services.client
+    totals = _ints(await client.hgetall(agg_key(f"brand:{brand_id}")))
+    per_product: dict[str, dict[str, int]] = {}
+    for field, value in _ints(await client.hgetall(agg_key(f"brandproducts:{brand_id}"))).items():
+        product, _, metric = field.partition(":")
+        per_product.setdefault(product, {})[metric] = value
+    now_min = int(time.time() // 60) * 60
+    minutes = _ints(await client.hgetall(agg_key(f"brandmin:{brand_id}")))
+    per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0)}
+                  for m in range(now_min - 59 * 60, now_min + 60, 60)]
+    captured = totals.get("captured_minor", 0)
+    refunded = totals.get("refunded_minor", 0)
+    commission = totals.get("commission_minor", 0)
+    return {
+        "brand_id": brand_id,
+        "units": totals.get("units", 0), "orders": totals.get("orders", 0),
+        "gmv_minor": totals.get("gmv_minor", 0), "captured_minor": captured,
+        "refunded_minor": refunded, "commission_minor": commission,
+        "payout_minor": captured - refunded - commission,
+        "products": [{"product_id": p, **m} for p, m in sorted(per_product.items())],
+        "per_minute": per_minute,
+    }
+
+
+async def creator_earnings(services: Any, creator: str, limit: int = 100) -> dict[str, Any]:
+    client = services.client
+    totals = _ints(await client.hgetall(agg_key(f"creator:{creator}")))
+    entries = await client.xrevrange(agg_key(f"ledger:{creator}"), count=limit)
+    ledger = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    for entry in ledger:
+        entry["commission_minor"] = int(entry["commission_minor"])
+        entry["amount_minor"] = int(entry["amount_minor"])
+    earned = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("earned_minor:")}
+    return {"creator_id": creator, "earned_minor": earned, "orders": totals.get("orders", 0),
+            "ledger": ledger}
+
+
+def register(api: Api) -> None:
+    @api.endpoint("POST", "/links", summary="Make an affiliate link for a product", tag="affiliate",
+                  body=LinkIn, roles=(Role.CREATOR,), status=201)
+    async def create_link(call: Call[LinkIn]) -> Response:
+        creator = call.need_principal().subject
+        product = await can_promote(call, creator, call.body.product_id)
+        link = await call.services.links.create(creator, product["id"])
+        link["url"] = f"{call.services.settings.base_url}/l/{link['code']}"
+        return json_response(link, 201)
+
+    @api.endpoint("GET", "/me/links", summary="The creator's affiliate links", tag="affiliate",
+                  roles=(Role.CREATOR,))
+    async def my_links(call: Call[Any]) -> Response:
+        links = await call.services.links.for_creator(call.need_principal().subject)
+        base = call.services.settings.base_url
+        return json_response({"items": [{**l, "url": f"{base}/l/{l['code']}"} for l in links]})
+
+    @api.endpoint("GET", "/brands/{brand}/report", summary="Sales, commission and payout totals",
+                  tag="reports", roles=(Role.BRAND, Role.OPERATOR))
+    async def get_brand_report(call: Call[Any]) -> Response:
+        brand_id = call.param("brand")
+        if not call.need_principal().can_act_for_brand(brand_id):
+            raise Problem(403, "forbidden", "a brand can read only its own sales")
+        return json_response(await brand_report(call.services, brand_id))
+
+    @api.endpoint("GET", "/creators/{creator}/earnings", summary="Commission earned, with its ledger",
+                  tag="reports", roles=(Role.CREATOR, Role.OPERATOR))
+    async def get_earnings(call: Call[Any]) -> Response:
+        creator = call.param("creator")
+        if not call.need_principal().can_act_for_creator(creator):
+            raise Problem(403, "forbidden", "a creator can read only their own earnings")
+        return json_response(await creator_earnings(call.services, creator))
+
+    @api.endpoint("GET", "/streams/{stream}/stats", summary="A stream's sales and 'just bought' ticker",
+                  tag="reports")
+    async def stream_stats(call: Call[Any]) -> Response:
+        stream_id = call.param("stream")
+        if not is_valid_id(stream_id):
+            raise Problem(404, "not-found", "no such stream")
+        client = call.services.client
+        totals = _ints(await client.hgetall(agg_key(f"stream:{stream_id}")))
+        ticker = [orjson.loads(x) for x in await client.lrange(agg_key(f"ticker:{stream_id}"), 0, 19)]
+        return json_response({"stream_id": stream_id, "units": totals.get("units", 0),
+                              "orders": totals.get("orders", 0),
+                              "gmv_minor": totals.get("gmv_minor", 0), "just_bought": ticker})
+
+
+async def follow_link(request: Request) -> Response:
+    """A click: sign the attribution (last click wins) and send the buyer to the product."""
+    services = request.app.state.services
+    code = request.path_params["code"]
+    link = await services.links.get(code) if is_valid_id(code) else None
+    if link is None:
+        raise Problem(404, "not-found", "no such link")
+    token = services.signer.sign(link["creator_id"], link["product_id"], code)
+    response = RedirectResponse(f"/p/{link['product_id']}?attr={token}", status_code=302)
+    response.set_cookie("lc_attr", token, max_age=services.signer.window_s, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")
+    return response
+
+
+def redirect_routes() -> list[Route]:
+    return [Route("/l/{code}", follow_link, methods=["GET"])]

@@ -1,0 +1,70 @@
+"""Waitlists on sold-out items: when stock comes back, the first in line gets a hold."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+from checkout.buy import BuyRequest, BuyService, Rejected
+from checkout.keys import product_keys
+
+__all__ = ["Waitlist", "buyer_events_key", "MAX_WAITLIST"]
+
+log = logging.getLogger(__name__)
+
+MAX_WAITLIST = 100_000  # per product variant
+BUYER_EVENTS_MAXLEN = 1000
+
+
+def buyer_events_key(buyer: str) -> str:
+    return f"lc:{{u:{buyer}}}:events"
+
+
+class Waitlist:
+    def __init__(self, client: redis.Redis, buys: BuyService, *, hold_ms: int) -> None:
+        self._client = client
+        self._buys = buys
+        self._hold_ms = hold_ms
+
+    async def join(self, product: str, variant: str, buyer: str) -> int:
+        """Queue the buyer once; returns their place (1 = next)."""
+        key = product_keys(product).waitlist(variant)
+        position = await self._client.lpos(key, buyer)
+        if position is not None:
+            return int(position) + 1
+        if await self._client.llen(key) >= MAX_WAITLIST:
+            raise OverflowError("waitlist full")
+        return int(await self._client.rpush(key, buyer))
+
+    async def serve(self, product: str, variant: str) -> list[dict[str, Any]]:
+        """Hand returned stock to the queue, first come first served; returns the holds."""
+        key = product_keys(product).waitlist(variant)
+        holds = []
+        while True:
+            raw = await self._client.lpop(key)
+            if raw is None:
+                return holds
+            buyer = raw.decode()
+            request = BuyRequest(buyer=buyer, product=product, variant=variant, quantity=1,
+                                 idempotency_key=f"waitlist-{int(time.time() * 1000)}-{len(holds)}",
+                                 channel="waitlist")
+            try:
+                result = await self._buys.reserve(request, hold_ms=self._hold_ms)
+            except Rejected as exc:
+                if exc.code in ("sold_out", "insufficient_stock"):
+                    await self._client.lpush(key, buyer)  # keep their place
+                    return holds
+                log.info("waitlist %s/%s: %s skipped (%s)", product, variant, buyer, exc.code)
+                continue
+            order = result.order.public()
+            holds.append(order)
+            event = orjson.dumps({"type": "waitlist.hold", "order": order})
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.xadd(buyer_events_key(buyer), {"event": event},
+                          maxlen=BUYER_EVENTS_MAXLEN, approximate=True)
+                pipe.publish(f"lc:buyer:{buyer}", event)
+                await pipe.execute()

@@ -1,0 +1,87 @@
+"""Assemble one livecart node: the HTTP API, health, metrics, and the background tasks."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from checkout import buy_api, catalog_api, report_api
+from live import stream_api
+from live.api import Api, json_response
+from live.metrics import MetricsMiddleware, metrics_endpoint
+from live.pages import page_routes
+from live.problems import Problem, install_problem_handlers
+from live.services import Services
+from live.settings import Settings
+
+__all__ = ["create_app", "build_api", "API_VERSION"]
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+
+
+def build_api() -> Api:
+    api = Api("livecart", API_VERSION)
+    for module in (catalog_api, buy_api, report_api, stream_api):
+        module.register(api)
+    return api
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        await services.client.ping()
+    except Exception as exc:  # not ready is an answer, not a crash
+        return Problem(503, "not-ready", f"Valkey unreachable: {type(exc).__name__}").as_response()
+    return json_response({"status": "ready"})
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
+    """An ASGI app. Without `services` it starts (and on shutdown closes) its own."""
+    api = build_api()
+    openapi = api.openapi()
+
+    async def openapi_endpoint(request: Request) -> Response:
+        return json_response(openapi)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services if services is not None else await Services.start(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.services.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
+        *api.routes(settings.max_body_bytes),
+        *report_api.redirect_routes(),
+        *page_routes(),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(MetricsMiddleware)])
+    install_problem_handlers(app)
+    app.add_exception_handler(Exception, _on_unexpected)
+    return app
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Problem(500, "internal-error", "something went wrong on our side").as_response()

@@ -1,0 +1,124 @@
+"""The `livecart` command: serve, mint tokens, run load tests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from live.settings import Settings
+
+__all__ = ["main"]
+
+
+def _serve_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="start a livecart node (embedded Valkey by default)")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--redis-url", help="external Valkey/Redis 7.2+ (default: embedded)")
+    p.add_argument("--data-dir", type=Path, help="where the embedded Valkey and the secret live")
+    p.add_argument("--demo", action="store_true", default=None, help="seed demo data, print tokens")
+    p.add_argument("--durability", choices=["appendfsync", "waitaof"])
+    p.add_argument("--capture", dest="capture_mode", choices=["immediate", "on_shipment"])
+
+
+def _token_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("token", help="mint a signed token (operator tool)")
+    p.add_argument("role", choices=["operator", "brand", "creator", "buyer"])
+    p.add_argument("subject", help="the brand, creator or buyer id (operator: a name)")
+    p.add_argument("--ttl", type=int, default=24 * 3600, help="seconds (default 1 day)")
+    p.add_argument("--data-dir", type=Path, help="the server's data dir (holds jwt.secret)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="livecart", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_args(sub)
+    _token_args(sub)
+    from loadtest.cli import add_loadtest_args
+    add_loadtest_args(sub)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "token":
+        return _token(args)
+    from loadtest.cli import run_loadtest
+    return run_loadtest(args)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from live.settings import Settings
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in Settings.__dataclass_fields__ and v is not None}
+    return Settings.from_env(**overrides)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from live.auth import Role, TokenAuthority, secret_from_env_or_file
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    authority = TokenAuthority(secret_from_env_or_file(settings.data_dir, settings.jwt_secret))
+    print(authority.mint(Role(args.role), args.subject, ttl_s=args.ttl))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"livecart: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_run_server(settings))
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:  # refused to start: say why, plainly
+        print(f"livecart: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run_server(settings: Settings) -> None:
+    import uvicorn
+    from rich.console import Console
+
+    from live.app import create_app
+    from live.auth import install_token_redaction
+    from live.services import Services
+
+    services = await Services.start(settings)
+    console = Console()
+    try:
+        app = create_app(settings, services=services)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
+                                http="httptools", log_level=settings.log_level,
+                                proxy_headers=False, server_header=False)
+        server = uvicorn.Server(config)
+        install_token_redaction([logging.getLogger(n) for n in
+                                 ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
+        base = settings.base_url
+        console.print(f"[bold green]livecart[/] listening on [link]{base}[/]")
+        console.print(f"  API      {base}/api/v1/openapi.json")
+        console.print(f"  health   {base}/healthz   metrics {base}/metrics")
+        console.print(f"  Valkey   {'embedded, data in ' + str(settings.data_dir) if services.valkey else settings.redis_url}")
+        if settings.demo:
+            from live.demo import seed_demo
+            demo = await seed_demo(services)
+            console.print(f"  demo stream  {base}/api/v1/streams/{demo.stream_id}")
+            for pid in demo.product_ids:
+                console.print(f"  demo product {base}/p/{pid}")
+            for who, token in demo.tokens.items():
+                console.print(f"  token {who:<13} {token}", soft_wrap=True)
+        await server.serve()
+    finally:
+        await services.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Demo data for `livecart serve --demo`: a brand, products, a creator live now, a buyer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checkout.catalog import BrandIn, CatalogError, ProductIn, VariantIn
+from checkout.keys import brand_products_key
+from checkout.wallets import Address, WalletIn
+from live.auth import Role
+from live.services import Services
+from live.stream_lifecycle import StreamAction
+from live.streams import StreamIn
+
+__all__ = ["seed_demo", "DemoInfo", "DEMO_TOKEN_TTL_S"]
+
+DEMO_TOKEN_TTL_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class DemoInfo:
+    stream_id: str
+    product_ids: list[str]
+    tokens: dict[str, str]
+
+
+async def _lineup_ok(product_id: str) -> None:
+    return None
+
+
+async def seed_demo(services: Services) -> DemoInfo:
+    """Idempotent: a second run reuses the brand and its products and opens a new stream."""
+    catalog = services.catalog
+    try:
+        await catalog.create_brand(BrandIn(id="acme", name="Acme Outfitters", currency="USD"))
+    except CatalogError:
+        pass
+    existing = [p.decode() for p in await services.client.zrange(brand_products_key("acme"), 0, -1)]
+    if not existing:
+        for product in (
+            ProductIn(title="Trail Runner Sneakers", description="Light, grippy, waterproof.",
+                      image_url="https://picsum.photos/seed/sneaker/600/400",  # type: ignore[arg-type]
+                      price_minor=8900, currency="USD", sku="ACME-TRAIL",
+                      variants=[VariantIn(id="size-40", name="EU 40", stock=30),
+                                VariantIn(id="size-42", name="EU 42", stock=30)],
+                      commission_bps=1200, max_per_buyer=2),
+            ProductIn(title="Insulated Bottle 750 ml", description="Cold for 24 hours.",
+                      price_minor=2900, currency="USD", sku="ACME-BOTTLE", stock=200,
+                      commission_bps=1500),
+            ProductIn(title="Packable Rain Jacket", description="Folds into its own pocket.",
+                      price_minor=12900, currency="USD", sku="ACME-JACKET", stock=50,
+                      commission_bps=1000),
+        ):
+            created = await catalog.create_product("acme", product)
+            existing.append(created["id"])
+    stream = await services.streams.create("cleo", StreamIn(
+        title="Cleo's trail gear drop", lineup=existing, purchase_mode="instant"), _lineup_ok)
+    await services.streams.act(stream["id"], StreamAction.GO_LIVE)
+    await services.streams.pin(stream["id"], existing[0])
+    await services.wallets.put("bob", WalletIn(
+        shipping=Address(name="Bob Buyer", line1="1 Market St", city="Springfield",
+                         postal_code="12345", country="US"), payment_token="tok_visa"))
+    mint = services.tokens.mint
+    tokens = {
+        "operator": mint(Role.OPERATOR, "ops", ttl_s=DEMO_TOKEN_TTL_S),
+        "brand acme": mint(Role.BRAND, "acme", ttl_s=DEMO_TOKEN_TTL_S),
+        "creator cleo": mint(Role.CREATOR, "cleo", ttl_s=DEMO_TOKEN_TTL_S),
+        "buyer bob": mint(Role.BUYER, "bob", ttl_s=DEMO_TOKEN_TTL_S),
+    }
+    return DemoInfo(stream["id"], existing, tokens)

@@ -1,0 +1,139 @@
+"""Everything one node owns, built once at start and closed once at stop."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from checkout.affiliate import AttributionSigner, LinkStore
+from checkout.aggregator import Aggregator
+from checkout.batcher import CommandBatcher
+from checkout.buy import BuyService
+from checkout.cart import Cart
+from checkout.catalog import Catalog
+from checkout.orders import OrderBook
+from checkout.payments import PaymentGateway, SandboxGateway
+from checkout.scripts import load_all
+from checkout.sweeper import ReservationSweeper
+from checkout.waitlist import Waitlist
+from checkout.wallets import WalletStore
+from live.auth import TokenAuthority, secret_from_env_or_file
+from live.metrics import Metrics
+from live.settings import Settings
+from live.streams import StreamStore
+from live.valkey_check import check_server
+from live.valkey_server import EmbeddedValkey
+
+__all__ = ["Services", "connect"]
+
+log = logging.getLogger(__name__)
+
+
+def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
+    """A client that rides out a Valkey restart: every command retries on connection loss.
+
+    Safe only because every write we send is idempotent (scripts with their own records).
+    """
+    return redis.Redis.from_url(
+        url, max_connections=max_connections, socket_timeout=10, socket_connect_timeout=2,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 25),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError], health_check_interval=30)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: redis.Redis
+    batcher: CommandBatcher
+    tokens: TokenAuthority
+    signer: AttributionSigner
+    catalog: Catalog
+    streams: StreamStore
+    orders: OrderBook
+    buys: BuyService
+    cart: Cart
+    waitlist: Waitlist
+    wallets: WalletStore
+    links: LinkStore
+    gateway: PaymentGateway
+    aggregator: Aggregator
+    sweeper: ReservationSweeper
+    metrics: Metrics
+    valkey: EmbeddedValkey | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    @classmethod
+    async def start(cls, settings: Settings, *, background: bool = True) -> "Services":
+        data_dir = Path(settings.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        valkey = None
+        url = settings.redis_url
+        if url is None:
+            appendfsync = "always" if settings.durability == "appendfsync" else "everysec"
+            valkey = EmbeddedValkey(data_dir / "valkey", appendfsync=appendfsync)
+            await valkey.start()
+            url = valkey.url
+            log.info("embedded Valkey on %s (data in %s)", url, data_dir / "valkey")
+        client = connect(url)
+        try:
+            info = await check_server(client)
+            if settings.durability == "appendfsync" and info.appendfsync not in ("always", "unknown"):
+                raise RuntimeError(
+                    f"durability=appendfsync needs `appendfsync always` (server has "
+                    f"{info.appendfsync}); set it, or run with LIVECART_DURABILITY=waitaof")
+            await load_all(client)
+        except BaseException:
+            await client.aclose()
+            if valkey is not None:
+                await valkey.stop()
+            raise
+        secret = secret_from_env_or_file(data_dir, settings.jwt_secret)
+        batcher = CommandBatcher(client, durability=settings.durability)
+        orders = OrderBook(client, batcher)
+        gateway = SandboxGateway(client)
+        buys = BuyService(batcher, orders, gateway, hold_ms=settings.reservation_ttl_s * 1000,
+                          idempotency_ttl_s=settings.idempotency_ttl_s,
+                          capture_immediately=settings.capture_mode == "immediate",
+                          payment_timeout_s=settings.payment_timeout_s)
+        waitlist = Waitlist(client, buys, hold_ms=settings.waitlist_hold_s * 1000)
+        metrics = Metrics()
+
+        async def stock_returned(product: str, variant: str) -> None:
+            metrics.expired.inc()
+            await waitlist.serve(product, variant)
+
+        services = cls(
+            settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),
+            signer=AttributionSigner(secret, settings.attribution_window_s),
+            catalog=Catalog(client, batcher),
+            streams=StreamStore(client, max_pinned=settings.max_pinned), orders=orders,
+            buys=buys, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000),
+            waitlist=waitlist, wallets=WalletStore(client), links=LinkStore(client),
+            gateway=gateway,
+            aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
+            sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
+                                       on_stock_returned=stock_returned),
+            metrics=metrics, valkey=valkey)
+        if background:
+            services.aggregator.start()
+            services.sweeper.start()
+        return services
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.sweeper.close()
+        await self.aggregator.close()
+        await self.batcher.close()
+        await self.client.aclose()
+        if self.valkey is not None:
+            await self.valkey.stop()

@@ -1,0 +1,138 @@
+"""HTTP endpoints for a creator's live streams: schedule, go live, end, lineup, pins, deals."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from starlette.responses import Response
+
+from checkout.ids import is_valid_id
+from live.api import Api, Call, json_response
+from live.auth import Role
+from live.problems import Problem
+from live.stream_lifecycle import IllegalStreamMove, StreamAction
+from live.streams import DealIn, LineupIn, PinIn, StreamError, StreamIn
+
+__all__ = ["register", "can_promote"]
+
+
+def _problem(exc: StreamError) -> Problem:
+    return Problem(exc.status, exc.kind, exc.detail)
+
+
+async def can_promote(call: Call[Any], creator: str, product_id: str) -> dict[str, Any]:
+    """A creator may sell an active product whose commission is open, or that invited them."""
+    product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
+    if product is None or product["status"] != "active":
+        raise Problem(404, "not-found", f"no product {product_id}")
+    if product["commission_mode"] == "invited" and not await call.services.catalog.is_invited(
+            product_id, creator):
+        raise Problem(403, "not-invited", f"{product_id} is open to invited creators only")
+    return product
+
+
+def _lineup_check(call: Call[Any], creator: str) -> Callable[[str], Awaitable[Any]]:
+    async def check(product_id: str) -> Any:
+        return await can_promote(call, creator, product_id)
+    return check
+
+
+async def _hosted(call: Call[Any]) -> dict[str, Any]:
+    """The stream, if the caller hosts it (or is an operator)."""
+    stream_id = call.param("stream")
+    stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
+    if stream is None:
+        raise Problem(404, "not-found", "no such stream")
+    if not call.need_principal().can_act_for_creator(stream["creator_id"]):
+        raise Problem(403, "forbidden", "only the stream's host can do that")
+    return stream
+
+
+def register(api: Api) -> None:
+    host = (Role.CREATOR, Role.OPERATOR)
+
+    @api.endpoint("POST", "/streams", summary="Schedule a stream with a product lineup",
+                  tag="streams", body=StreamIn, roles=(Role.CREATOR,), status=201)
+    async def create_stream(call: Call[StreamIn]) -> Response:
+        creator = call.need_principal().subject
+        stream = await call.services.streams.create(creator, call.body, _lineup_check(call, creator))
+        return json_response(stream, 201)
+
+    @api.endpoint("GET", "/streams/{stream}", summary="A stream's public state", tag="streams")
+    async def get_stream(call: Call[Any]) -> Response:
+        stream_id = call.param("stream")
+        stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
+        if stream is None:
+            raise Problem(404, "not-found", "no such stream")
+        return json_response(stream)
+
+    for action, path in ((StreamAction.GO_LIVE, "live"), (StreamAction.END, "end"),
+                         (StreamAction.CANCEL, "cancel")):
+        _register_action(api, action, path, host)
+
+    @api.endpoint("PUT", "/streams/{stream}/lineup", summary="Replace the product lineup",
+                  tag="streams", body=LineupIn, roles=host)
+    async def set_lineup(call: Call[LineupIn]) -> Response:
+        stream = await _hosted(call)
+        check = _lineup_check(call, stream["creator_id"])
+        try:
+            return json_response(await call.services.streams.set_lineup(
+                stream["id"], call.body.lineup, check))
+        except StreamError as exc:
+            raise _problem(exc) from None
+
+    @api.endpoint("POST", "/streams/{stream}/pins", summary="Pin a lineup product (at most 3)",
+                  tag="streams", body=PinIn, roles=host)
+    async def pin(call: Call[PinIn]) -> Response:
+        stream = await _hosted(call)
+        try:
+            return json_response(await call.services.streams.pin(stream["id"], call.body.product_id))
+        except StreamError as exc:
+            raise _problem(exc) from None
+
+    @api.endpoint("DELETE", "/streams/{stream}/pins/{product}", summary="Unpin a product",
+                  tag="streams", roles=host)
+    async def unpin(call: Call[Any]) -> Response:
+        stream = await _hosted(call)
+        try:
+            return json_response(await call.services.streams.unpin(stream["id"], call.param("product")))
+        except StreamError as exc:
+            raise _problem(exc) from None
+
+    @api.endpoint("POST", "/streams/{stream}/deals",
+                  summary="Start a flash deal: price, quantity cap, per-buyer limit, countdown",
+                  tag="streams", body=DealIn, roles=host, status=201)
+    async def start_deal(call: Call[DealIn]) -> Response:
+        stream = await _hosted(call)
+        product = await call.services.catalog.product(call.body.product_id)
+        if product is None:
+            raise Problem(404, "not-found", "no such product")
+        try:
+            deal = await call.services.streams.start_deal(stream["id"], call.body,
+                                                          product["price_minor"])
+        except StreamError as exc:
+            raise _problem(exc) from None
+        return json_response(deal, 201)
+
+    @api.endpoint("DELETE", "/streams/{stream}/deals/{product}", summary="End a flash deal early",
+                  tag="streams", roles=host)
+    async def end_deal(call: Call[Any]) -> Response:
+        stream = await _hosted(call)
+        try:
+            await call.services.streams.end_deal(stream["id"], call.param("product"))
+        except StreamError as exc:
+            raise _problem(exc) from None
+        return Response(status_code=204)
+
+
+def _register_action(api: Api, action: StreamAction, path: str, roles: tuple[Role, ...]) -> None:
+    async def handler(call: Call[Any]) -> Response:
+        stream = await _hosted(call)
+        try:
+            return json_response(await call.services.streams.act(stream["id"], action))
+        except IllegalStreamMove as exc:
+            raise Problem(409, "illegal-stream-move", str(exc)) from None
+
+    handler.__name__ = f"stream_{path}"
+    api.endpoint("POST", f"/streams/{{stream}}/{path}", summary=f"Stream: {action.replace('_', ' ')}",
+                 tag="streams", roles=roles)(handler)

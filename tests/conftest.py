@@ -1,0 +1,100 @@
+"""Shared fixtures: one real embedded Valkey per session, a real uvicorn per test.
+
+Every wait is a multiple of UNIT (env LIVECART_TEST_TIME_UNIT) so a slow CI can scale it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+import redis.asyncio as redis
+import uvicorn
+
+from live.app import create_app
+from live.auth import Role
+from live.services import Services
+from live.settings import Settings
+from live.valkey_server import EmbeddedValkey
+
+UNIT = float(os.environ.get("LIVECART_TEST_TIME_UNIT", "1.0"))
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+async def valkey(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedValkey]:
+    server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def rclient(valkey: EmbeddedValkey) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(valkey.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class Live:
+    """A running node: its base URL, its services, and a token maker."""
+
+    url: str
+    services: Services
+    http: httpx.AsyncClient
+
+    def token(self, role: str, subject: str, ttl_s: int = 3600) -> str:
+        return self.services.tokens.mint(Role(role), subject, ttl_s=ttl_s)
+
+    def auth(self, role: str, subject: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, subject)}"}
+
+
+async def start_node(settings: Settings) -> tuple[Services, uvicorn.Server, asyncio.Task[Any], str]:
+    services = await Services.start(settings)
+    app = create_app(settings, services=services)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return services, server, task, f"http://127.0.0.1:{port}"
+
+
+async def stop_node(services: Services, server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
+    server.should_exit = True
+    await asyncio.wait_for(task, 10 * UNIT)
+    await services.close()
+
+
+def make_settings(valkey: EmbeddedValkey, data_dir: Path, **overrides: Any) -> Settings:
+    base: dict[str, Any] = dict(redis_url=valkey.url, data_dir=data_dir, jwt_secret=TEST_SECRET,
+                                sweep_interval_s=0.1)
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def node_settings() -> dict[str, Any]:
+    """Override per test with `@pytest.mark.parametrize` or by mutating before `live` runs."""
+    return {}
+
+
+@pytest.fixture
+async def live(valkey: EmbeddedValkey, rclient: redis.Redis, tmp_path: Path,
+               node_settings: dict[str, Any]) -> AsyncIterator[Live]:
+    settings = make_settings(valkey, tmp_path, **node_settings)
+    services, server, task, url = await start_node(settings)
+    async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
+        yield Live(url, services, http)
+    await stop_node(services, server, task)

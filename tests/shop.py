@@ -1,0 +1,64 @@
+"""Test helpers that set a shop up through the real HTTP API."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from conftest import Live
+
+_keys = itertools.count()
+
+
+def idem() -> str:
+    return f"key-{next(_keys):08d}"
+
+
+async def make_brand(live: Live, brand: str = "acme", currency: str = "USD") -> None:
+    r = await live.http.post("/api/v1/brands", json={"id": brand, "name": brand.title(),
+                                                      "currency": currency},
+                             headers=live.auth("operator", "ops"))
+    assert r.status_code == 201, r.text
+
+
+async def make_product(live: Live, brand: str = "acme", **fields: Any) -> dict[str, Any]:
+    body = {"title": "Sneaker", "price_minor": 5000, "currency": "USD", "sku": "SKU-1",
+            "stock": 10, "commission_bps": 1000, **fields}
+    r = await live.http.post(f"/api/v1/brands/{brand}/products", json=body,
+                             headers=live.auth("brand", brand))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def make_live_stream(live: Live, lineup: list[str], creator: str = "cleo",
+                           **fields: Any) -> dict[str, Any]:
+    r = await live.http.post("/api/v1/streams", json={"title": "Drop", "lineup": lineup, **fields},
+                             headers=live.auth("creator", creator))
+    assert r.status_code == 201, r.text
+    stream = r.json()
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/live",
+                             headers=live.auth("creator", creator))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def give_wallet(live: Live, buyer: str, token: str = "tok_visa") -> None:
+    r = await live.http.put("/api/v1/me/wallet", headers=live.auth("buyer", buyer), json={
+        "shipping": {"name": "B", "line1": "1 St", "city": "X", "postal_code": "1",
+                     "country": "US"}, "payment_token": token})
+    assert r.status_code == 200, r.text
+
+
+async def buy(live: Live, buyer: str, product: str, *, stream: str | None = None,
+              quantity: int = 1, key: str | None = None, **extra: Any) -> Any:
+    body: dict[str, Any] = {"product_id": product, "quantity": quantity, **extra}
+    if stream:
+        body["stream_id"] = stream
+    headers = {**live.auth("buyer", buyer), "Idempotency-Key": key or idem()}
+    return await live.http.post("/api/v1/buy", json=body, headers=headers)
+
+
+async def stock_of(live: Live, product: str, brand: str = "acme") -> dict[str, dict[str, int]]:
+    r = await live.http.get(f"/api/v1/products/{product}/stock", headers=live.auth("brand", brand))
+    assert r.status_code == 200, r.text
+    return {item["variant"]: item for item in r.json()["items"]}
