@@ -1,0 +1,72 @@
+"""The README's first command, as a new user runs it: `livecart serve --demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+
+from conftest import UNIT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "COLUMNS": "400"}
+    env.pop("LIVECART_JWT_SECRET", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "live.cli", "serve", "--demo", "--port", str(port),
+        "--data-dir", str(tmp_path / "data"), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30 * UNIT):
+            while not any("Uvicorn running" in line for line in lines):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "server exited: " + "".join(lines)
+                lines.append(line)
+        out = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in out
+        buyer = re.search(r"token buyer bob\s+(\S+)", out)
+        stream = re.search(r"/api/v1/streams/(s_\w+)", out)
+        product = re.search(r"/p/(p_\w+)", out)
+        assert buyer and stream and product, out
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            r = await http.post("/api/v1/buy", json={
+                "product_id": product.group(1), "variant": "size-40",
+                "stream_id": stream.group(1)},
+                headers={"Authorization": f"Bearer {buyer.group(1)}",
+                         "Idempotency-Key": "readme-first-buy"})
+            assert r.status_code == 201, r.text
+            assert r.json()["order"]["state"] == "paid"
+        # A fresh `livecart token` against the same data dir verifies on the server.
+        minted = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "live.cli", "token", "brand", "acme", "--data-dir",
+            str(tmp_path / "data"), stdout=asyncio.subprocess.PIPE, env=env)
+        token = (await minted.communicate())[0].decode().strip()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            r = await http.get("/api/v1/brands/acme/report",
+                               headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 200, r.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15 * UNIT):
+            await proc.wait()
+    assert proc.returncode == 0
+    # The embedded Valkey stopped with the server: its port no longer answers.
+    conf = (tmp_path / "data" / "valkey" / "valkey.conf").read_text()
+    valkey_port = int(re.search(r"^port (\d+)", conf, re.M).group(1))  # type: ignore[union-attr]
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", valkey_port)) != 0

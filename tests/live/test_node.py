@@ -1,0 +1,51 @@
+"""A node's operational surface: health, readiness, metrics, OpenAPI, refusing bad Valkey."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis
+
+from conftest import Live, make_settings
+from live.services import Services
+from live.valkey_check import ValkeyRequirementError
+from live.valkey_server import EmbeddedValkey
+from shop import buy, give_wallet, make_brand, make_live_stream, make_product
+
+
+async def test_health_ready_metrics(live: Live) -> None:
+    assert (await live.http.get("/healthz")).json() == {"status": "ok"}
+    assert (await live.http.get("/readyz")).json() == {"status": "ready"}
+    await make_brand(live)
+    product = await make_product(live, stock=1)
+    stream = await make_live_stream(live, [product["id"]])
+    await give_wallet(live, "bob")
+    await buy(live, "bob", product["id"], stream=stream["id"])
+    await buy(live, "bob", product["id"], stream=stream["id"])
+    text = (await live.http.get("/metrics")).text
+    assert 'livecart_buys_total{outcome="settled"} 1.0' in text
+    assert 'livecart_buys_total{outcome="sold_out"} 1.0' in text
+    assert 'route="/api/v1/buy"' in text
+
+
+async def test_unknown_route_is_a_problem(live: Live) -> None:
+    r = await live.http.get("/api/v1/nope")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_node_refuses_a_valkey_without_aof(tmp_path: Path) -> None:
+    async with EmbeddedValkey(tmp_path / "v", extra_config={"appendonly": "no"}) as server:
+        settings = make_settings(server, tmp_path)
+        with pytest.raises(ValkeyRequirementError, match="appendonly"):
+            await Services.start(settings, background=False)
+
+
+async def test_node_refuses_evicting_valkey(tmp_path: Path) -> None:
+    async with EmbeddedValkey(tmp_path / "v") as server:
+        client = redis.Redis.from_url(server.url)
+        await client.config_set("maxmemory-policy", "allkeys-lru")
+        await client.aclose()
+        with pytest.raises(ValkeyRequirementError, match="noeviction"):
+            await Services.start(make_settings(server, tmp_path), background=False)

@@ -1,0 +1,51 @@
+"""Pure tables and settings: no I/O."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from checkout.order_states import (TERMINAL, TRANSITIONS, IllegalTransition, OrderState,
+                                   StockEffect, next_state, rules_for)
+from live.settings import Settings
+from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState, apply
+
+
+def test_stream_lifecycle_table_is_exactly_the_legal_moves() -> None:
+    legal = {(StreamState.SCHEDULED, StreamAction.GO_LIVE): StreamState.LIVE,
+             (StreamState.SCHEDULED, StreamAction.CANCEL): StreamState.CANCELLED,
+             (StreamState.LIVE, StreamAction.END): StreamState.ENDED}
+    for state, action in itertools.product(StreamState, StreamAction):
+        if (state, action) in legal:
+            assert apply(state, action) is legal[(state, action)]
+        else:
+            with pytest.raises(IllegalStreamMove):
+                apply(state, action)
+
+
+def test_order_table_gives_stock_back_on_every_failed_sale() -> None:
+    for (src, dst), effect in TRANSITIONS.items():
+        if dst in (OrderState.DECLINED, OrderState.EXPIRED, OrderState.CANCELLED):
+            assert effect is StockEffect.RELEASE
+        if dst is OrderState.VOIDED:
+            assert effect is StockEffect.RESTORE
+    assert TERMINAL == {OrderState.DECLINED, OrderState.EXPIRED, OrderState.CANCELLED,
+                        OrderState.VOIDED, OrderState.REFUNDED}
+    with pytest.raises(IllegalTransition):
+        next_state(OrderState.PAID, OrderState.EXPIRED)
+    assert rules_for(OrderState.PAID) == "reserved=sell;authorized=none"
+
+
+def test_settings_from_env_parse_and_validate(tmp_path: Path) -> None:
+    s = Settings.from_env({"LIVECART_PORT": "9001", "LIVECART_DATA_DIR": str(tmp_path),
+                           "LIVECART_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+                           "LIVECART_DEMO": "yes"}, host="0.0.0.0")
+    assert (s.port, s.data_dir, s.demo, s.host) == (9001, tmp_path, True, "0.0.0.0")
+    assert s.allowed_origins == ("https://a.example", "https://b.example")
+    assert s.base_url == "http://127.0.0.1:9001"
+    with pytest.raises(ValueError, match="LIVECART_PORT"):
+        Settings.from_env({"LIVECART_PORT": "eighty"})
+    with pytest.raises(ValueError, match="durability"):
+        Settings.from_env({"LIVECART_DURABILITY": "hope"})
