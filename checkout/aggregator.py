@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
 from checkout.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
-from checkout.scripts import SCRIPTS
+from checkout.scripts import SCRIPTS, load_all
 
 __all__ = ["Aggregator", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
 
@@ -115,6 +115,9 @@ class Aggregator:
                     self._idle.set()
             except asyncio.CancelledError:
                 raise
+            except NoScriptError:  # Valkey restarted and lost its script cache
+                await load_all(self._client)
+                first = True
             except Exception:  # keep folding; a Valkey restart is survivable
                 log.exception("aggregator pass failed; retrying")
                 first = True
@@ -160,6 +163,7 @@ class Aggregator:
         keys = [agg_key(f"applied:{order['id']}:{kind}"), agg_key(f"brand:{brand}"),
                 agg_key(f"creator:{order['creator']}"), agg_key(f"stream:{stream}"),
                 agg_key(f"ledger:{order['creator']}"), agg_key(f"brandmin:{brand}"), agg_key(f"brandproducts:{brand}"),
-                agg_key(f"ticker:{stream}"), agg_key(f"brandorders:{brand}")]
+                agg_key(f"ticker:{stream}"), agg_key(f"brandorders:{brand}"),
+                agg_key(f"buyers:{stream}")]
         pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(), at,
                      DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN)

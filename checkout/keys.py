@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from checkout.ids import BrandId, BuyerId, CreatorId, OrderId, ProductId, StreamId
 
 __all__ = ["ProductKeys", "product_keys", "stream_key", "stream_events_key", "brand_products_key",
-           "creator_links_key", "creator_streams_key", "link_key", "wallet_key", "buyer_orders_key",
+           "creator_links_key", "stream_seq_key", "creator_streams_key", "link_key", "wallet_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
@@ -61,6 +61,10 @@ def stream_key(stream: StreamId | str) -> str:
 
 def stream_events_key(stream: StreamId | str) -> str:
     return f"lc:{{s:{stream}}}:events"
+
+
+def stream_seq_key(stream: StreamId | str) -> str:
+    return f"lc:{{s:{stream}}}:seq"
 
 
 def brand_products_key(brand: BrandId | str) -> str:

@@ -35,12 +35,18 @@ async def brand_report(services: Any, brand_id: str) -> dict[str, Any]:
     client = services.client
     totals = _ints(await client.hgetall(agg_key(f"brand:{brand_id}")))
     per_product: dict[str, dict[str, int]] = {}
+    per_stream: dict[str, dict[str, int]] = {}
     for field, value in _ints(await client.hgetall(agg_key(f"brandproducts:{brand_id}"))).items():
-        product, _, metric = field.partition(":")
-        per_product.setdefault(product, {})[metric] = value
+        if field.startswith("stream:"):
+            stream, _, metric = field[7:].partition(":")
+            per_stream.setdefault(stream, {})[metric] = value
+        else:
+            product, _, metric = field.partition(":")
+            per_product.setdefault(product, {})[metric] = value
     now_min = int(time.time() // 60) * 60
     minutes = _ints(await client.hgetall(agg_key(f"brandmin:{brand_id}")))
-    per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0)}
+    per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0),
+                   "orders": minutes.get(f"{m}:orders", 0)}
                   for m in range(now_min - 59 * 60, now_min + 60, 60)]
     captured = totals.get("captured_minor", 0)
     refunded = totals.get("refunded_minor", 0)
@@ -52,6 +58,7 @@ async def brand_report(services: Any, brand_id: str) -> dict[str, Any]:
         "refunded_minor": refunded, "commission_minor": commission,
         "payout_minor": captured - refunded - commission,
         "products": [{"product_id": p, **m} for p, m in sorted(per_product.items())],
+        "streams": [{"stream_id": s, **m} for s, m in sorted(per_stream.items())],
         "per_minute": per_minute,
     }
 

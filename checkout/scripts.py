@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 import redis.asyncio as redis
+from redis.exceptions import NoScriptError
 
-__all__ = ["Script", "SCRIPTS", "load_all"]
+__all__ = ["Script", "SCRIPTS", "load_all", "call_script"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,7 @@ def _read(name: str) -> Script:
     return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
 
 
-SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("bind_key", "reserve", "transition", "stock", "apply")}
+SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("bind_key", "reserve", "transition", "stock", "apply", "emit")}
 
 
 async def load_all(client: redis.Redis) -> None:
@@ -33,3 +34,12 @@ async def load_all(client: redis.Redis) -> None:
         sha = await client.script_load(script.source)
         if sha != script.sha:
             raise RuntimeError(f"script {script.name}: server sha {sha} != {script.sha}")
+
+
+async def call_script(client: redis.Redis, script: Script, keys: list[str], args: list[object]) -> object:
+    """EVALSHA, loading the scripts once more if Valkey lost its cache (a restart)."""
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await load_all(client)
+        return await client.evalsha(script.sha, len(keys), *keys, *args)

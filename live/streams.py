@@ -15,7 +15,9 @@ import redis.asyncio as redis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from checkout.ids import ID_PATTERN, new_stream_id
-from checkout.keys import STREAMS_INDEX, creator_streams_key, product_keys, stream_events_key, stream_key
+from checkout.keys import (STREAMS_INDEX, creator_streams_key, product_keys, stream_events_key,
+                           stream_key, stream_seq_key)
+from checkout.scripts import SCRIPTS, call_script
 from live.stream_lifecycle import StreamAction, StreamState, apply
 
 __all__ = ["StreamStore", "StreamIn", "DealIn", "PinIn", "LineupIn", "StreamError",
@@ -200,14 +202,13 @@ class StreamStore:
         await self._sync_offers(stream, [product_id])
         await self.emit(stream_id, "deal.closed", {"product_id": product_id})
 
-    async def emit(self, stream_id: str, kind: str, payload: dict[str, Any]) -> None:
-        """Append to the stream's event log and publish it for the hub's nodes."""
+    async def emit(self, stream_id: str, kind: str, payload: dict[str, Any]) -> int:
+        """Append to the stream's event log with the next seq and publish it to the hubs."""
         event = orjson.dumps({"type": kind, "at_ms": _now_ms(), **payload})
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.xadd(stream_events_key(stream_id), {"event": event}, maxlen=EVENTS_MAXLEN,
-                      approximate=True)
-            pipe.publish(events_channel(stream_id), event)
-            await pipe.execute()
+        seq = await call_script(self._client, SCRIPTS["emit"],
+                                [stream_seq_key(stream_id), stream_events_key(stream_id)],
+                                [event, EVENTS_MAXLEN, events_channel(stream_id)])
+        return int(seq)  # type: ignore[call-overload]
 
     async def _live(self, stream_id: str) -> dict[str, Any]:
         stream = await self.must_get(stream_id)

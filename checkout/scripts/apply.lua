@@ -5,7 +5,8 @@ dedupe record (one per order and state) makes a re-delivered event a no-op.
 
 KEYS[1] dedupe record  KEYS[2] brand totals hash   KEYS[3] creator totals hash
 KEYS[4] stream totals hash   KEYS[5] creator ledger stream   KEYS[6] brand per-minute hash
-KEYS[7] brand per-product hash   KEYS[8] stream ticker list   KEYS[9] brand orders zset
+KEYS[7] brand breakdown hash ('<product>:units', 'stream:<id>:gmv_minor', ...)
+KEYS[8] stream ticker list   KEYS[9] brand orders zset   KEYS[10] stream buyers HyperLogLog
 ARGV[1] event kind: sale | sale_reversed | commission | refund
 ARGV[2] order JSON   ARGV[3] event time (ms)   ARGV[4] dedupe TTL (s)   ARGV[5] ticker length
 ARGV[6] ledger max length
@@ -27,9 +28,12 @@ if kind == 'sale' or kind == 'sale_reversed' then
   redis.call('HINCRBY', KEYS[2], 'orders', sign)
   redis.call('HINCRBY', KEYS[2], 'gmv_minor', sign * amount)
   redis.call('HINCRBY', KEYS[6], minute, sign * amount)
+  redis.call('HINCRBY', KEYS[6], minute .. ':orders', sign)
   redis.call('HINCRBY', KEYS[7], o.product .. ':units', sign * qty)
   redis.call('HINCRBY', KEYS[7], o.product .. ':gmv_minor', sign * amount)
   if o.stream ~= '' then
+    redis.call('HINCRBY', KEYS[7], 'stream:' .. o.stream .. ':units', sign * qty)
+    redis.call('HINCRBY', KEYS[7], 'stream:' .. o.stream .. ':gmv_minor', sign * amount)
     redis.call('HINCRBY', KEYS[4], 'units', sign * qty)
     redis.call('HINCRBY', KEYS[4], 'orders', sign)
     redis.call('HINCRBY', KEYS[4], 'gmv_minor', sign * amount)
@@ -40,9 +44,10 @@ if kind == 'sale' or kind == 'sale_reversed' then
     if o.stream ~= '' then
       -- The ticker shows a masked buyer: never the id itself.
       local masked = string.sub(o.buyer, 1, 1) .. '***'
-      redis.call('LPUSH', KEYS[8], cjson.encode({product = o.product, qty = qty,
-        buyer = masked, at_ms = at}))
+      redis.call('LPUSH', KEYS[8], cjson.encode({order = o.id, product = o.product,
+        qty = qty, buyer = masked, at_ms = at}))
       redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[5]) - 1)
+      redis.call('PFADD', KEYS[10], o.buyer)
     end
   end
 elseif kind == 'commission' or kind == 'refund' then

@@ -1,0 +1,193 @@
+"""The hub's wire protocol, sans-I/O: bytes in, typed messages out; dicts in, bytes out.
+
+Version 1 (docs/protocol.md). JSON text frames by default; msgpack binary frames when the
+client asks for the `livecart.v1.msgpack` subprotocol. Nothing here touches a socket or a
+clock: callers pass `now` in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import msgpack
+import orjson
+
+__all__ = [
+    "PROTOCOL_VERSION", "Wire", "SUBPROTOCOLS", "CloseCode", "ProtocolError", "MAX_FRAME_BYTES",
+    "Like", "Pin", "Unpin", "StartDeal", "EndStream", "ClientMessage", "decode_client",
+    "encode", "RateLimiter", "wire_for_subprotocol",
+]
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class Wire(StrEnum):
+    JSON = "json"
+    MSGPACK = "msgpack"
+
+
+SUBPROTOCOLS = {"livecart.v1.json": Wire.JSON, "livecart.v1.msgpack": Wire.MSGPACK}
+
+
+def wire_for_subprotocol(subprotocol: str | None) -> Wire:
+    return SUBPROTOCOLS.get(subprotocol or "", Wire.JSON)
+
+
+class CloseCode(IntEnum):
+    """Close codes; `reconnect` says whether a client should come back (with backoff)."""
+
+    BAD_FRAME = 4000  # malformed, unknown or oversized message: a client bug
+    UNAUTHORIZED = 4001  # token missing, invalid or expired: get a new one first
+    FORBIDDEN = 4003  # role may not open this socket
+    NOT_FOUND = 4004  # no such stream / brand / creator
+    TOO_SLOW = 4008  # could not keep up: reconnect and resume from the last seq
+    STREAM_ENDED = 4010  # the stream is over
+    GOING_AWAY = 4011  # node shutting down: reconnect (another node)
+    TOO_MANY_CONNECTIONS = 4013  # per-token or per-IP cap: retry later
+    RATE_LIMITED = 4029  # kept flooding after error frames: retry later
+
+    @property
+    def reconnect(self) -> bool:
+        return self in (CloseCode.TOO_SLOW, CloseCode.GOING_AWAY,
+                        CloseCode.TOO_MANY_CONNECTIONS, CloseCode.RATE_LIMITED)
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol. `fatal` errors close the socket with `code`; the others
+    are answered with an error frame and the connection carries on."""
+
+    def __init__(self, code: str, message: str, *, fatal: bool = False,
+                 close_code: CloseCode = CloseCode.BAD_FRAME, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+        self.close_code = close_code
+        self.ref = ref
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    count: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    product_id: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unpin:
+    product_id: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartDeal:
+    product_id: str
+    price_minor: int
+    quantity: int
+    per_buyer_limit: int
+    countdown_s: int
+    duration_s: int
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndStream:
+    ref: str | None = None
+
+
+ClientMessage = Like | Pin | Unpin | StartDeal | EndStream
+
+_MAX_ID = 64
+
+
+def _id(data: dict[str, Any], field: str, ref: str | None) -> str:
+    value = data.get(field)
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_ID or not all(
+            c.isascii() and (c.isalnum() or c in "_-") for c in value):
+        raise ProtocolError("bad-field", f"{field} must be an id of 1-{_MAX_ID} [A-Za-z0-9_-]",
+                            ref=ref)
+    return value
+
+
+def _int(data: dict[str, Any], field: str, lo: int, hi: int, ref: str | None,
+         default: int | None = None) -> int:
+    value = data.get(field, default)
+    if type(value) is not int or not lo <= value <= hi:
+        raise ProtocolError("bad-field", f"{field} must be an integer in {lo}..{hi}", ref=ref)
+    return value
+
+
+def decode_client(frame: str | bytes, wire: Wire) -> ClientMessage:
+    """Decode one client frame. Raises ProtocolError; never anything else."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError("frame-too-large", f"frames are at most {MAX_FRAME_BYTES} bytes",
+                            fatal=True)
+    if wire is Wire.JSON and not isinstance(frame, str):
+        raise ProtocolError("binary-frame", "this connection speaks JSON text frames", fatal=True)
+    if wire is Wire.MSGPACK and not isinstance(frame, bytes):
+        raise ProtocolError("text-frame", "this connection speaks msgpack binary frames",
+                            fatal=True)
+    try:
+        data = (orjson.loads(frame) if wire is Wire.JSON
+                else msgpack.unpackb(frame, raw=False, strict_map_key=True))
+    except (orjson.JSONDecodeError, ValueError, msgpack.UnpackException, TypeError):
+        raise ProtocolError("malformed", "the frame does not decode") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "a message is an object with a type")
+    ref = data.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > _MAX_ID):
+        raise ProtocolError("bad-field", f"ref must be a string of at most {_MAX_ID} chars")
+    match data.get("type"):
+        case "like":
+            return Like(_int(data, "count", 1, 50, ref, default=1), ref)
+        case "pin":
+            return Pin(_id(data, "product_id", ref), ref)
+        case "unpin":
+            return Unpin(_id(data, "product_id", ref), ref)
+        case "deal.start":
+            return StartDeal(
+                _id(data, "product_id", ref), _int(data, "price_minor", 1, 10**10, ref),
+                _int(data, "quantity", 1, 1_000_000, ref),
+                _int(data, "per_buyer_limit", 1, 100, ref, default=1),
+                _int(data, "countdown_s", 10, 300, ref), _int(data, "duration_s", 10, 86400, ref),
+                ref)
+        case "stream.end":
+            return EndStream(ref)
+        case other:
+            raise ProtocolError("unknown-type", f"unknown message type {str(other)[:40]!r}",
+                                ref=ref)
+
+
+def encode(message: dict[str, Any], wire: Wire) -> bytes:
+    """Encode a server message once; the same bytes go to every socket of that wire."""
+    if wire is Wire.JSON:
+        return orjson.dumps(message)
+    return msgpack.packb(message, use_bin_type=True)
+
+
+class RateLimiter:
+    """A token bucket. `allow(now)` takes one token if there is one."""
+
+    __slots__ = ("rate", "burst", "_tokens", "_stamp")
+
+    def __init__(self, rate_per_s: float, burst: int, now: float) -> None:
+        self.rate = rate_per_s
+        self.burst = burst
+        self._tokens = float(burst)
+        self._stamp = now
+
+    def allow(self, now: float) -> bool:
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
