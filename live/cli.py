@@ -103,7 +103,10 @@ async def _run_server(settings: Settings) -> None:
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
         base = settings.base_url
+        ws_port = await services.start_hub_server(settings.host, settings.hub_port)
+        ws_base = base.replace("http", "ws", 1).rsplit(":", 1)[0] + f":{ws_port}"
         console.print(f"[bold green]livecart[/] listening on [link]{base}[/]")
+        console.print(f"  hub      {ws_base}/ws/streams/<stream id>")
         console.print(f"  API      {base}/api/v1/openapi.json")
         console.print(f"  health   {base}/healthz   metrics {base}/metrics")
         console.print(f"  Valkey   {'embedded, data in ' + str(settings.data_dir) if services.valkey else settings.redis_url}")

@@ -26,11 +26,13 @@ from checkout.sweeper import ReservationSweeper
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.auth import TokenAuthority, secret_from_env_or_file
+from live.hub import Hub, HubLimits
 from live.metrics import Metrics
 from live.settings import Settings
 from live.streams import StreamStore
 from live.valkey_check import check_server
 from live.valkey_server import EmbeddedValkey
+from live.ws_server import HubServer, WsLimits
 
 __all__ = ["Services", "connect"]
 
@@ -67,7 +69,9 @@ class Services:
     aggregator: Aggregator
     sweeper: ReservationSweeper
     metrics: Metrics
+    hub: Hub
     valkey: EmbeddedValkey | None = None
+    hub_server: HubServer | None = None
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -121,16 +125,35 @@ class Services:
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
                                        on_stock_returned=stock_returned),
-            metrics=metrics, valkey=valkey)
+            metrics=metrics, valkey=valkey,
+            hub=Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
+                outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
+                tick_s=settings.ws_tick_ms / 1000)))
         if background:
             services.aggregator.start()
             services.sweeper.start()
+            services.hub.start()
         return services
+
+    async def start_hub_server(self, host: str, port: int,
+                               origins: tuple[str, ...] | None = None) -> int:
+        """Open the WebSocket port; returns the bound port (port 0 picks one)."""
+        s = self.settings
+        allowed = origins if origins is not None else s.origins()
+        self.hub_server = HubServer(self, allowed_origins=allowed, limits=WsLimits(
+            max_per_ip=s.ws_max_per_ip, max_per_token=s.ws_max_per_token,
+            ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
+            message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
+            sndbuf_bytes=s.ws_sndbuf_bytes))
+        return await self.hub_server.start(host, port)
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self.hub_server is not None:
+            await self.hub_server.close()
+        await self.hub.close()
         await self.sweeper.close()
         await self.aggregator.close()
         await self.batcher.close()

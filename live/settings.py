@@ -42,6 +42,16 @@ class Settings:
     max_pinned: int = 3
     payment_timeout_s: float = 5.0
     sweep_interval_s: float = 1.0
+    # hub (WebSocket) limits
+    ws_port: int | None = None  # None: HTTP port + 1
+    ws_outbox_bytes: int = 256 * 1024
+    ws_slow_close_s: float = 5.0
+    ws_tick_ms: int = 100
+    ws_max_per_ip: int = 1000
+    ws_max_per_token: int = 10
+    ws_message_rate: float = 20.0
+    ws_ping_interval_s: float = 20.0
+    ws_sndbuf_bytes: int | None = None  # kernel send buffer per socket (None: OS default)
     # operational
     log_level: str = "info"
 
@@ -70,6 +80,16 @@ class Settings:
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+
+    @property
+    def hub_port(self) -> int:
+        return self.ws_port if self.ws_port is not None else (self.port + 1 if self.port else 0)
+
+    def origins(self) -> tuple[str, ...]:
+        """The Origin allowlist for sockets: configured, or this node's own pages."""
+        if self.allowed_origins:
+            return self.allowed_origins
+        return (self.base_url, f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}")
 
     @property
     def base_url(self) -> str:
@@ -103,4 +123,7 @@ _FIELD_TYPES: dict[str, str] = {
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "max_pinned": "int", "payment_timeout_s": "float", "sweep_interval_s": "float", "log_level": "str",
+    "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float", "ws_tick_ms": "int",
+    "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_message_rate": "float",
+    "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int",
 }

@@ -6,7 +6,7 @@ it byte-identical requests. The endpoint parses the JSON body and answers a smal
 object; everything livecart does beyond that (auth, validation, Valkey, payment) is what
 the ratio measures.
 
-Run: `python -m loadtest.baseline --port P [--log-level info]`.
+Run: `python -m loadtest.baseline --port P [--log-level info] [--loop uvloop|asyncio]`.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="the event loop (livecart asks uvicorn for uvloop)")
     args = parser.parse_args(argv)
-    uvicorn.run(create_baseline_app(), host=args.host, port=args.port, loop="uvloop",
+    uvicorn.run(create_baseline_app(), host=args.host, port=args.port, loop=args.loop,
                 http="httptools", log_level=args.log_level, proxy_headers=False,
                 server_header=False, workers=None)
 

@@ -152,7 +152,9 @@ class HttpConnection:
 
 async def run_requests(host: str, port: int, requests: Sequence[bytes], *, concurrency: int = 32,
                        timeout_s: float = 30.0, attempts: int = 3) -> list[Reply]:
-    """Send every request (retrying connection failures) and return the replies in order.
+    """Send every request and return the replies in order.
+
+    Connection failures, timeouts and 5xx replies are retried (the last reply is kept).
 
     Only for idempotent requests (setup, reads): a failed attempt may have been applied.
     """
@@ -168,12 +170,15 @@ async def run_requests(host: str, port: int, requests: Sequence[bytes], *, concu
                 next_index += 1
                 for attempt in range(attempts):
                     try:
-                        replies[i] = await conn.request(requests[i], timeout_s)
-                        break
+                        reply = await conn.request(requests[i], timeout_s)
                     except (ConnectionFailed, RequestTimeout):
                         if attempt == attempts - 1:
                             raise
-                        await asyncio.sleep(0.05 * 2**attempt)
+                    else:
+                        replies[i] = reply
+                        if reply.status < 500:
+                            break
+                    await asyncio.sleep(0.05 * 2**attempt)
         finally:
             conn.close()
 

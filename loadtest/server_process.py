@@ -80,7 +80,8 @@ class ServerProcess:
                  keep_data: bool = False) -> Self:
         """`livecart serve` with an embedded Valkey in a fresh data dir."""
         secret = secret or secrets.token_hex(32)
-        env = {"LIVECART_JWT_SECRET": secret}
+        # The hub's WebSocket port defaults to HTTP port + 1, which nobody checked was free.
+        env = {"LIVECART_JWT_SECRET": secret, "LIVECART_WS_PORT": "0"}
         if log_level:
             env["LIVECART_LOG_LEVEL"] = log_level
         server = cls([sys.executable, "-m", "live.cli", "serve", "--durability", durability],
@@ -89,10 +90,10 @@ class ServerProcess:
         return server
 
     @classmethod
-    def baseline(cls, *, log_level: str = "info") -> Self:
+    def baseline(cls, *, log_level: str = "info", loop: str = "uvloop") -> Self:
         """The bare starlette app (loadtest.baseline) on the same uvicorn settings."""
-        return cls([sys.executable, "-m", "loadtest.baseline", "--log-level", log_level],
-                   name="baseline")
+        return cls([sys.executable, "-m", "loadtest.baseline", "--log-level", log_level,
+                    "--loop", loop], name="baseline")
 
     secret: str = ""
 
@@ -109,8 +110,13 @@ class ServerProcess:
         return self.data_dir / f"{self.name}.log"
 
     @property
+    def node_data_dir(self) -> Path:
+        """livecart's `--data-dir` (the embedded Valkey lives in its `valkey/`)."""
+        return self.data_dir / "data"
+
+    @property
     def valkey_url(self) -> str | None:
-        return valkey_url_from_data_dir(self.data_dir)
+        return valkey_url_from_data_dir(self.node_data_dir)
 
     async def start(self) -> None:
         if self._proc is not None:
@@ -158,7 +164,7 @@ class ServerProcess:
         env.update(self._env)
         argv = [*self._argv, "--port", str(self.port)]
         if self.name == "livecart":
-            argv += ["--data-dir", str(self.data_dir / "data")]
+            argv += ["--data-dir", str(self.node_data_dir)]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log_file:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,

@@ -49,6 +49,7 @@ class Live:
     url: str
     services: Services
     http: httpx.AsyncClient
+    ws_url: str
 
     def token(self, role: str, subject: str, ttl_s: int = 3600) -> str:
         return self.services.tokens.mint(Role(role), subject, ttl_s=ttl_s)
@@ -69,6 +70,11 @@ async def start_node(settings: Settings) -> tuple[Services, uvicorn.Server, asyn
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     return services, server, task, f"http://127.0.0.1:{port}"
+
+
+async def start_hub(services: Services, http_url: str) -> str:
+    port = await services.start_hub_server("127.0.0.1", 0, origins=(http_url,))
+    return f"ws://127.0.0.1:{port}"
 
 
 async def stop_node(services: Services, server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
@@ -95,6 +101,7 @@ async def live(valkey: EmbeddedValkey, rclient: redis.Redis, tmp_path: Path,
                node_settings: dict[str, Any]) -> AsyncIterator[Live]:
     settings = make_settings(valkey, tmp_path, **node_settings)
     services, server, task, url = await start_node(settings)
+    ws_url = await start_hub(services, url)
     async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
-        yield Live(url, services, http)
+        yield Live(url, services, http, ws_url)
     await stop_node(services, server, task)

@@ -1,0 +1,68 @@
+"""Live money feeds: a brand's own sales, a creator's earnings. Read once a second, sent
+only when something changed; each socket is checked for its brand/creator at the handshake."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from checkout.keys import agg_key
+from checkout.report_api import brand_report, creator_earnings
+from live.protocol import Wire, encode, wire_for_subprotocol
+from live.room_state import unique_viewers_key
+
+if TYPE_CHECKING:
+    from live.ws_server import HubServer, Route
+
+__all__ = ["brand_feed", "creator_feed", "FEED_INTERVAL_S"]
+
+FEED_INTERVAL_S = 1.0
+
+
+async def _periodic(conn: ServerConnection, produce: Callable[[], Awaitable[dict[str, Any]]],
+                    interval_s: float) -> None:
+    wire = wire_for_subprotocol(conn.subprotocol)
+    last = None
+    try:
+        while True:
+            data = await produce()
+            if data != last:
+                await conn.send(encode(data, wire), text=wire is Wire.JSON)
+                last = data
+            try:
+                await asyncio.wait_for(conn.wait_closed(), interval_s)
+                return
+            except asyncio.TimeoutError:
+                continue
+    except ConnectionClosed:
+        return
+
+
+async def brand_feed(server: "HubServer", conn: ServerConnection, route: "Route") -> None:
+    services = server.services
+
+    async def produce() -> dict[str, Any]:
+        report = await brand_report(services, route.target)
+        minutes = report.pop("per_minute")
+        for stream in report["streams"]:
+            buyers = await services.client.pfcount(agg_key(f"buyers:{stream['stream_id']}"))
+            viewers = await services.client.pfcount(unique_viewers_key(stream["stream_id"]))
+            stream["buyers"], stream["viewers"] = buyers, viewers
+            stream["conversion"] = round(buyers / viewers, 4) if viewers else 0.0
+        return {"type": "sales", **report, "orders_last_minute": minutes[-2]["orders"],
+                "per_minute": minutes[-15:]}
+
+    await _periodic(conn, produce, FEED_INTERVAL_S)
+
+
+async def creator_feed(server: "HubServer", conn: ServerConnection, route: "Route") -> None:
+    services = server.services
+
+    async def produce() -> dict[str, Any]:
+        earnings = await creator_earnings(services, route.target, limit=20)
+        return {"type": "earnings", **earnings}
+
+    await _periodic(conn, produce, FEED_INTERVAL_S)

@@ -1,0 +1,334 @@
+"""The hub: one room per live stream, fan-out of encoded bytes, backpressure per socket.
+
+A room encodes each message once per wire format and writes the same bytes to every
+socket, synchronously, the way `websockets.broadcast` does (never awaiting one viewer).
+Unlike `broadcast`, it bounds each socket: state frames to a socket whose write buffer is
+over the cap are conflated (it gets the full current state once it drains); an event it
+cannot take means it has a gap, so it is closed with TOO_SLOW and resumes from its last seq.
+Events arrive from Valkey pub/sub (so a pin made on any node reaches every node); state is
+read from Valkey once per tick for all rooms and only what changed is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
+
+from live.protocol import CloseCode, Wire, encode
+from live.room_state import likes_key, read_events_after, read_states, viewers_key
+from live.streams import events_channel
+
+__all__ = ["Hub", "Room", "Subscriber", "HubLimits"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    outbox_bytes: int = 256 * 1024  # per-socket write buffer before conflating / closing
+    slow_close_s: float = 5.0  # over the cap this long: closed TOO_SLOW
+    tick_s: float = 0.1  # state coalescing period
+    heartbeat_s: float = 1.0  # viewer-count share refresh; valid for 3 beats
+    replay_limit: int = 1000  # events replayed on resume before falling back to a snapshot
+    pending_limit: int = 256  # events queued for a socket between join and snapshot
+
+
+@dataclass(eq=False, slots=True)
+class Subscriber:
+    conn: ServerConnection
+    wire: Wire
+    active: bool = False
+    base_seq: int = 0
+    queued: list[tuple[int, bytes]] = field(default_factory=list)
+    needs_state: bool = False
+    over_since: float | None = None
+
+
+def write_frame(sub: Subscriber, data: bytes, limits: HubLimits, *, droppable: bool,
+                now: float) -> bool:
+    """Write one encoded frame without awaiting. False if it was not written."""
+    conn = sub.conn
+    if conn.protocol.state is not State.OPEN:
+        return False
+    if conn.transport.get_write_buffer_size() > limits.outbox_bytes:
+        if sub.over_since is None:
+            sub.over_since = now
+        if droppable:
+            sub.needs_state = True
+        else:
+            close_slow(sub)
+        return False
+    sub.over_since = None
+    if sub.wire is Wire.JSON:
+        conn.protocol.send_text(data)
+    else:
+        conn.protocol.send_binary(data)
+    conn.send_data()
+    return True
+
+
+def close_slow(sub: Subscriber) -> None:
+    if sub.conn.protocol.state is State.OPEN:
+        asyncio.get_running_loop().create_task(
+            sub.conn.close(CloseCode.TOO_SLOW, "too slow: resume from your last seq"))
+
+
+class Room:
+    """The sockets watching one stream and the last state they were sent."""
+
+    def __init__(self, stream_id: str, lineup: list[str], seq: int, limits: HubLimits) -> None:
+        self.stream_id = stream_id
+        self.lineup = lineup
+        self.seq = seq
+        self.limits = limits
+        self.subscribers: set[Subscriber] = set()
+        self.state: dict[str, Any] = {}
+        self.ticker_head: str | None = None
+        self._ticker_known = False  # the first read only learns the head, announces nothing
+
+    def event(self, seq: int, raw_json: bytes, now: float) -> None:
+        """Deliver logged event `seq` (raw JSON as logged) once; older seqs are dropped."""
+        if seq <= self.seq:
+            return
+        self.seq = seq
+        message = orjson.loads(raw_json)
+        if message.get("type") == "lineup.changed":
+            self.lineup = list(message.get("lineup", self.lineup))
+        frames = self._encoded(message, raw_json)
+        for sub in list(self.subscribers):
+            if not sub.active:
+                if len(sub.queued) < self.limits.pending_limit:
+                    sub.queued.append((seq, frames[sub.wire]))
+                continue
+            write_frame(sub, frames[sub.wire], self.limits, droppable=False, now=now)
+
+    def broadcast(self, message: dict[str, Any], now: float, *, droppable: bool) -> None:
+        frames = self._encoded(message)
+        for sub in self.subscribers:
+            if sub.active:
+                write_frame(sub, frames[sub.wire], self.limits, droppable=droppable, now=now)
+
+    def apply_state(self, state: dict[str, Any], now: float) -> None:
+        """Send what changed since the last tick, coalesced into one frame."""
+        change: dict[str, Any] = {}
+        old_stock = self.state.get("stock", {})
+        stock = {p: v for p, v in state["stock"].items() if old_stock.get(p) != v}
+        if stock:
+            change["stock"] = stock
+        for key in ("viewers", "likes", "sales"):
+            if self.state.get(key) != state[key]:
+                change[key] = state[key]
+        self.state = {k: state[k] for k in ("stock", "viewers", "likes", "sales")}
+        self._ticker(state["ticker"], now)
+        if change:
+            self.broadcast({"type": "state", **change}, now, droppable=True)
+        for sub in list(self.subscribers):
+            self._catch_up(sub, now)
+
+    def full_state(self) -> dict[str, Any]:
+        return {"type": "state", **self.state}
+
+    def activate(self, sub: Subscriber, base_seq: int, now: float) -> None:
+        """The socket has its snapshot (or replay) up to `base_seq`: release what queued."""
+        for seq, frame in sub.queued:
+            if seq > base_seq:
+                write_frame(sub, frame, self.limits, droppable=False, now=now)
+        sub.queued.clear()
+        sub.active = True
+        sub.base_seq = base_seq
+
+    def _ticker(self, ticker: list[dict[str, Any]], now: float) -> None:
+        head = ticker[0].get("order") if ticker else None
+        if self._ticker_known and head != self.ticker_head:
+            fresh = []
+            for item in ticker:
+                if item.get("order") == self.ticker_head:
+                    break
+                fresh.append(item)
+            for item in reversed(fresh):
+                self.broadcast({"type": "just_bought", **item}, now, droppable=True)
+        self.ticker_head = head
+        self._ticker_known = True
+
+    def _catch_up(self, sub: Subscriber, now: float) -> None:
+        if sub.over_since is not None and now - sub.over_since > self.limits.slow_close_s:
+            close_slow(sub)
+            return
+        if sub.needs_state and sub.active:
+            if sub.conn.transport.get_write_buffer_size() <= self.limits.outbox_bytes // 2:
+                sub.needs_state = False
+                write_frame(sub, encode(self.full_state(), sub.wire), self.limits,
+                            droppable=True, now=now)
+
+    def _encoded(self, message: dict[str, Any], raw_json: bytes | None = None) -> dict[Wire, bytes]:
+        wires = {sub.wire for sub in self.subscribers}
+        return {w: (raw_json if (w is Wire.JSON and raw_json is not None) else encode(message, w))
+                for w in wires}
+
+
+class Hub:
+    """Owns every room of this node, its pub/sub subscription, the tick and the heartbeat."""
+
+    def __init__(self, client: redis.Redis, node_id: str, limits: HubLimits) -> None:
+        self.client = client
+        self.node_id = node_id
+        self.limits = limits
+        self.rooms: dict[str, Room] = {}
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._likes: dict[str, int] = {}
+        self.ticks = 0
+
+    def add_likes(self, stream_id: str, count: int) -> None:
+        """Likes are summed locally and written once per tick, not once per tap."""
+        self._likes[stream_id] = self._likes.get(stream_id, 0) + count
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._tick_loop(), name="hub-tick"),
+                           asyncio.create_task(self._bus_loop(), name="hub-bus"),
+                           asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat")]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self.rooms:
+            try:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for stream_id in self.rooms:
+                        pipe.hdel(viewers_key(stream_id), self.node_id)
+                    await pipe.execute()
+            except Exception:  # shutting down: the share expires on its own
+                log.debug("could not clear viewer shares", exc_info=True)
+        await self._pubsub.aclose()
+
+    async def room(self, stream_id: str, lineup: list[str]) -> Room:
+        room = self.rooms.get(stream_id)
+        if room is not None:
+            return room
+        lock = self._room_locks.setdefault(stream_id, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(stream_id)
+            if room is None:
+                # Subscribe before reading seq: nothing published in between is missed.
+                await self._pubsub.subscribe(events_channel(stream_id))
+                seq = int(await self.client.get(f"lc:{{s:{stream_id}}}:seq") or 0)
+                room = Room(stream_id, lineup, seq, self.limits)
+                self.rooms[stream_id] = room
+        return room
+
+    async def leave(self, room: Room, sub: Subscriber) -> None:
+        room.subscribers.discard(sub)
+        if not room.subscribers and self.rooms.get(room.stream_id) is room:
+            del self.rooms[room.stream_id]
+            await self._pubsub.unsubscribe(events_channel(room.stream_id))
+            await self.client.hdel(viewers_key(room.stream_id), self.node_id)
+
+    async def catch_up_room(self, room: Room) -> None:
+        """Pull events the bus did not bring (a dropped pub/sub message, a reconnect)."""
+        events = await read_events_after(self.client, room.stream_id, room.seq,
+                                         self.limits.replay_limit)
+        now = time.monotonic()
+        if events is None:
+            # Too far behind to replay: every socket must start over from a snapshot.
+            for sub in list(room.subscribers):
+                close_slow(sub)
+            room.seq = int(await self.client.get(f"lc:{{s:{room.stream_id}}}:seq") or 0)
+            return
+        for raw in events:
+            room.event(int(orjson.loads(raw)["seq"]), raw, now)
+
+    async def _bus_loop(self) -> None:
+        while True:
+            try:
+                if not self._pubsub.subscribed:
+                    await asyncio.sleep(self.limits.tick_s)
+                    continue
+                message = await self._pubsub.get_message(timeout=1.0)
+                if message is None or message["type"] != "message":
+                    continue
+                stream_id = message["channel"].decode().rpartition(":")[2]
+                room = self.rooms.get(stream_id)
+                if room is None:
+                    continue
+                raw = message["data"]
+                seq = int(orjson.loads(raw)["seq"])
+                if seq > room.seq + 1:
+                    await self.catch_up_room(room)
+                room.event(seq, raw, time.monotonic())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hub bus failed; resubscribing")
+                await asyncio.sleep(self.limits.tick_s)
+                await self._resubscribe()
+
+    async def _resubscribe(self) -> None:
+        try:
+            await self._pubsub.aclose()
+        except Exception:
+            log.debug("closing the old pubsub failed", exc_info=True)
+        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        if self.rooms:
+            await self._pubsub.subscribe(*[events_channel(s) for s in self.rooms])
+        for room in list(self.rooms.values()):
+            await self.catch_up_room(room)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                if self._likes:
+                    likes, self._likes = self._likes, {}
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for stream_id, count in likes.items():
+                            pipe.incrby(likes_key(stream_id), count)
+                        await pipe.execute()
+                if self.rooms:
+                    rooms = {s: list(r.lineup) for s, r in self.rooms.items()}
+                    states = await read_states(self.client, rooms)
+                    now = time.monotonic()
+                    for stream_id, state in states.items():
+                        room = self.rooms.get(stream_id)
+                        if room is None:
+                            continue
+                        if state["seq"] > room.seq:
+                            await self.catch_up_room(room)
+                        room.apply_state(state, now)
+                self.ticks += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hub tick failed")
+            await asyncio.sleep(max(0.0, self.limits.tick_s - (time.monotonic() - started)))
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("hub heartbeat failed")
+            await asyncio.sleep(self.limits.heartbeat_s)
+
+    async def heartbeat(self) -> None:
+        if not self.rooms:
+            return
+        expires = int(time.time() * 1000 + 3000 * self.limits.heartbeat_s)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for stream_id, room in self.rooms.items():
+                pipe.hset(viewers_key(stream_id), self.node_id,
+                          f"{len(room.subscribers)}:{expires}")
+            await pipe.execute()

@@ -1,0 +1,148 @@
+"""One socket in a stream's room: snapshot or resume, then commands until it closes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from live.hub import Hub, Room, Subscriber, write_frame
+from live.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
+                           Unpin, Wire, decode_client, encode, wire_for_subprotocol)
+from live.room_state import read_events_after, read_snapshot, unique_viewers_key
+from live.stream_lifecycle import IllegalStreamMove, StreamAction
+from live.streams import DealIn, StreamError
+
+if TYPE_CHECKING:
+    from live.ws_server import HubServer, Route
+
+__all__ = ["room_session"]
+
+log = logging.getLogger(__name__)
+
+_OVER = ("ended", "cancelled")
+
+
+def _frame(raw_json: bytes, wire: Wire) -> bytes:
+    return raw_json if wire is Wire.JSON else encode(orjson.loads(raw_json), wire)
+
+
+async def room_session(server: "HubServer", conn: ServerConnection, route: "Route") -> None:
+    services = server.services
+    hub: Hub = services.hub
+    stream = await services.streams.get(route.target)
+    if stream is None:
+        await conn.close(CloseCode.NOT_FOUND, "no such stream")
+        return
+    wire = wire_for_subprotocol(conn.subprotocol)
+    room = await hub.room(route.target, stream["lineup"])
+    sub = Subscriber(conn, wire)
+    room.subscribers.add(sub)
+    try:
+        who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
+        await services.client.pfadd(unique_viewers_key(route.target), who)
+        await _start(hub, room, sub, route)
+        if stream["state"] in _OVER:
+            await conn.close(CloseCode.STREAM_ENDED, "the stream is over")
+            return
+        await _serve_commands(server, room, sub, route, stream["creator_id"])
+    except ConnectionClosed:
+        pass
+    finally:
+        await hub.leave(room, sub)
+
+
+async def _start(hub: Hub, room: Room, sub: Subscriber, route: "Route") -> None:
+    """Resume from `since` when the log still has it; otherwise a fresh snapshot."""
+    client = hub.client
+    now = time.monotonic()
+    events = None
+    if route.since is not None:
+        events = await read_events_after(client, room.stream_id, route.since,
+                                         hub.limits.replay_limit)
+    if events is not None:
+        assert route.since is not None
+        for raw in events:
+            write_frame(sub, _frame(raw, sub.wire), hub.limits, droppable=False, now=now)
+        room.activate(sub, route.since + len(events), now)
+    else:
+        snapshot = await read_snapshot(client, room.stream_id)
+        if snapshot is None:
+            await sub.conn.close(CloseCode.NOT_FOUND, "no such stream")
+            return
+        write_frame(sub, encode(snapshot, sub.wire), hub.limits, droppable=False, now=now)
+        room.activate(sub, snapshot["seq"], now)
+    if room.state:
+        # The room's state may be newer than what the snapshot read: never leave it stale.
+        write_frame(sub, encode(room.full_state(), sub.wire), hub.limits, droppable=True, now=now)
+
+
+async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, route: "Route",
+                          host: str) -> None:
+    limits = server.limits
+    limiter = RateLimiter(limits.message_rate, limits.message_burst, time.monotonic())
+    strikes = 0
+    async for frame in sub.conn:
+        now = time.monotonic()
+        if not limiter.allow(now):
+            strikes += 1
+            if strikes > limits.strikes_before_close:
+                await sub.conn.close(CloseCode.RATE_LIMITED, "too many messages")
+                return
+            _reply(sub, {"type": "error", "code": "rate-limited",
+                         "message": f"at most {limits.message_rate:g} messages a second"}, server)
+            continue
+        try:
+            message = decode_client(frame, sub.wire)
+            reply = await _dispatch(server, room, route, host, message)
+        except ProtocolError as exc:
+            if exc.fatal:
+                await sub.conn.close(exc.close_code, exc.message[:120])
+                return
+            reply = {"type": "error", "code": exc.code, "message": exc.message}
+            if exc.ref is not None:
+                reply["ref"] = exc.ref
+        if reply is not None:
+            _reply(sub, reply, server)
+
+
+def _reply(sub: Subscriber, message: dict[str, Any], server: "HubServer") -> None:
+    write_frame(sub, encode(message, sub.wire), server.services.hub.limits, droppable=False,
+                now=time.monotonic())
+
+
+async def _dispatch(server: "HubServer", room: Room, route: "Route", host: str,
+                    message: Any) -> dict[str, Any] | None:
+    services = server.services
+    if isinstance(message, Like):
+        services.hub.add_likes(room.stream_id, message.count)
+        return None if message.ref is None else {"type": "ack", "ref": message.ref}
+    principal = route.principal
+    if principal is None or not principal.can_act_for_creator(host):
+        raise ProtocolError("forbidden", "only the stream's host can do that", ref=message.ref)
+    try:
+        match message:
+            case Pin(product_id=product):
+                await services.streams.pin(room.stream_id, product)
+            case Unpin(product_id=product):
+                await services.streams.unpin(room.stream_id, product)
+            case StartDeal():
+                product = await services.catalog.product(message.product_id)
+                if product is None:
+                    raise ProtocolError("not-found", "no such product", ref=message.ref)
+                await services.streams.start_deal(room.stream_id, DealIn(
+                    product_id=message.product_id, price_minor=message.price_minor,
+                    quantity=message.quantity, per_buyer_limit=message.per_buyer_limit,
+                    countdown_s=message.countdown_s, duration_s=message.duration_s),
+                    product["price_minor"])
+            case EndStream():
+                await services.streams.act(room.stream_id, StreamAction.END)
+    except StreamError as exc:
+        raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
+    except IllegalStreamMove as exc:
+        raise ProtocolError("illegal-stream-move", str(exc), ref=message.ref) from None
+    return {"type": "ack", "ref": message.ref}

@@ -1,0 +1,146 @@
+"""Reading a stream's room from Valkey: the full snapshot on join, the coalesced state each
+tick, and missed events from the log. The only I/O the hub does besides its sockets."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+from checkout.keys import agg_key, product_keys, stream_events_key, stream_key, stream_seq_key
+from live.protocol import PROTOCOL_VERSION
+
+__all__ = ["read_snapshot", "read_states", "read_events_after", "viewers_key", "likes_key",
+           "unique_viewers_key", "sum_viewers", "TICKER_SHOWN"]
+
+TICKER_SHOWN = 10
+
+
+def viewers_key(stream_id: str) -> str:
+    """Hash: node id -> '<count>:<expires_ms>' (a node's share, valid until it expires)."""
+    return f"lc:{{s:{stream_id}}}:viewers"
+
+
+def likes_key(stream_id: str) -> str:
+    return f"lc:{{s:{stream_id}}}:likes"
+
+
+def unique_viewers_key(stream_id: str) -> str:
+    return f"lc:{{s:{stream_id}}}:uniq"
+
+
+def sum_viewers(raw: dict[bytes, bytes], now_ms: int) -> int:
+    """Counts of nodes whose heartbeat has not expired: a dead node drops out in one beat."""
+    total = 0
+    for value in raw.values():
+        count, _, expires = value.decode().partition(":")
+        if int(expires or 0) > now_ms:
+            total += int(count)
+    return total
+
+
+def _stock(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {k.decode()[6:]: int(v) for k, v in raw.items() if k.startswith(b"avail:")}
+
+
+def _card(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    p = {k.decode(): v.decode() for k, v in raw.items()}
+    return {"id": p["id"], "title": p["title"], "image_url": p.get("image_url", ""),
+            "price_minor": int(p["price_minor"]), "currency": p["currency"],
+            "status": p["status"], "variants": orjson.loads(p.get("variants", "[]"))}
+
+
+def _sales(raw: dict[bytes, bytes]) -> dict[str, int]:
+    d = {k.decode(): int(v) for k, v in raw.items()}
+    return {"units": d.get("units", 0), "orders": d.get("orders", 0),
+            "gmv_minor": d.get("gmv_minor", 0)}
+
+
+async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] | None:
+    """Everything a viewer needs to draw the room, with the seq it is current to."""
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(stream_key(stream_id))
+        pipe.get(stream_seq_key(stream_id))
+        await_results = await pipe.execute()
+    raw_stream, seq = await_results
+    if not raw_stream:
+        return None
+    stream = {k.decode(): v.decode() for k, v in raw_stream.items()}
+    lineup: list[str] = orjson.loads(stream.get("lineup", "[]"))
+    async with client.pipeline(transaction=False) as pipe:
+        for product in lineup:
+            k = product_keys(product)
+            pipe.hgetall(k.product)
+            pipe.hgetall(k.stock)
+        pipe.hgetall(viewers_key(stream_id))
+        pipe.get(likes_key(stream_id))
+        pipe.hgetall(agg_key(f"stream:{stream_id}"))
+        pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
+        results = await pipe.execute()
+    now_ms = int(time.time() * 1000)
+    products, stock = {}, {}
+    for i, product in enumerate(lineup):
+        card, levels = results[2 * i], results[2 * i + 1]
+        if card:
+            products[product] = _card(card)
+            stock[product] = _stock(levels)
+    viewers, likes, sales, ticker = results[2 * len(lineup):]
+    return {
+        "type": "snapshot", "v": PROTOCOL_VERSION, "seq": int(seq or 0),
+        "server_time_ms": now_ms,
+        "stream": {"id": stream_id, "title": stream["title"], "state": stream["state"],
+                   "creator_id": stream["creator_id"], "purchase_mode": stream["purchase_mode"]},
+        "tray": [p for p in lineup if p in products],
+        "pinned": orjson.loads(stream.get("pinned", "[]")),
+        "deals": orjson.loads(stream.get("deals", "{}")),
+        "products": products, "stock": stock,
+        "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
+        "sales": _sales(sales), "just_bought": [orjson.loads(t) for t in ticker],
+    }
+
+
+async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """One pipeline for every room's coalesced state: seq, stock, viewers, likes, sales, ticker head."""
+    now_ms = int(time.time() * 1000)
+    order = list(rooms.items())
+    async with client.pipeline(transaction=False) as pipe:
+        for stream_id, lineup in order:
+            pipe.get(stream_seq_key(stream_id))
+            pipe.hgetall(viewers_key(stream_id))
+            pipe.get(likes_key(stream_id))
+            pipe.hgetall(agg_key(f"stream:{stream_id}"))
+            pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
+            for product in lineup:
+                pipe.hgetall(product_keys(product).stock)
+        results = await pipe.execute()
+    states: dict[str, dict[str, Any]] = {}
+    i = 0
+    for stream_id, lineup in order:
+        seq, viewers, likes, sales, ticker = results[i:i + 5]
+        i += 5
+        stock = {}
+        for product in lineup:
+            stock[product] = _stock(results[i])
+            i += 1
+        states[stream_id] = {"seq": int(seq or 0), "stock": stock,
+                             "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
+                             "sales": _sales(sales),
+                             "ticker": [orjson.loads(t) for t in ticker]}
+    return states
+
+
+async def read_events_after(client: redis.Redis, stream_id: str, seq: int,
+                            limit: int) -> list[bytes] | None:
+    """Logged events with seq > `seq`, oldest first; None when the log no longer reaches
+    back that far (trimmed or reset): the caller sends a fresh snapshot instead."""
+    current = int(await client.get(stream_seq_key(stream_id)) or 0)
+    if seq > current:
+        return None  # the log was reset under the client
+    if seq == current:
+        return []
+    entries = await client.xrange(stream_events_key(stream_id), min=f"{seq + 1}-0", count=limit)
+    if not entries or entries[0][0] != f"{seq + 1}-0".encode() or len(entries) >= limit:
+        return None  # trimmed past the client's seq, or too far behind to replay
+    return [fields[b"e"] for _, fields in entries]

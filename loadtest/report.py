@@ -1,0 +1,94 @@
+"""Show a load-test report as a rich table, and write it as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["print_report", "write_json", "verdicts"]
+
+P99_TARGET_MS = 50.0
+RATIO_TARGET = 0.5
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, bool | None]:
+    """The flash-sale targets (DESIGN.md), each True/False, or None when not measured."""
+    ratio = report.get("ratio_vs_bare")
+    return {
+        "exact_orders": report["orders_acknowledged"] == report["units_sold"] == report["units"],
+        "no_oversell": report["oversold"] == 0,
+        "no_duplicates": report["duplicate_orders"] == 0,
+        "no_lost_acknowledged": report["lost_acknowledged"] == 0,
+        "stock_invariant": bool(report["stock_invariant_ok"]),
+        "throughput_vs_bare": None if ratio is None else ratio >= RATIO_TARGET,
+        "p99_under_50ms": report["latency_ms"]["p99"] < P99_TARGET_MS,
+    }
+
+
+def _mark(ok: bool | None) -> str:
+    return {True: "[green]ok[/]", False: "[red]MISSED[/]", None: "[dim]-[/]"}[ok]
+
+
+def print_report(report: dict[str, Any], console: Console | None = None) -> None:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log file: do not wrap at 80 columns
+            console = Console(width=120)
+    v = verdicts(report)
+    lat = report["latency_ms"]
+    bare = report.get("bare_latency_ms") or {}
+    table = Table(title=f"flash sale: {report['buyers']:,} buyers, {report['units']:,} units "
+                        f"({report['durability']})", show_lines=False)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("target")
+    rows: list[tuple[str, str, str]] = [
+        ("orders acknowledged (201)", f"{report['orders_acknowledged']:,}",
+         f"{report['units']:,} {_mark(v['exact_orders'])}"),
+        ("units sold (stock)", f"{report['units_sold']:,}", f"{report['units']:,}"),
+        ("oversold", str(report["oversold"]), f"0 {_mark(v['no_oversell'])}"),
+        ("duplicate orders", str(report["duplicate_orders"]), f"0 {_mark(v['no_duplicates'])}"),
+        ("acknowledged orders lost", str(report["lost_acknowledged"]),
+         f"0 {_mark(v['no_lost_acknowledged'])}"),
+        ("stock total = avail + held + sold",
+         "{available}/{held}/{sold} of {total}".format(**report["stock"]),
+         _mark(v["stock_invariant"])),
+        ("unresolved requests", str(report["unresolved"]), "0"),
+        ("throughput (buys/s)", f"{report['throughput_per_s']:,.0f}", ""),
+        ("bare starlette (req/s)", "-" if report["bare_throughput_per_s"] is None
+         else f"{report['bare_throughput_per_s']:,.0f}", ""),
+        ("ratio vs bare", "-" if report["ratio_vs_bare"] is None
+         else f"{report['ratio_vs_bare']:.2f}", f">= {RATIO_TARGET} {_mark(v['throughput_vs_bare'])}"),
+        ("latency p50 / p99 / max (ms)", f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f}",
+         f"p99 < {P99_TARGET_MS:.0f} {_mark(v['p99_under_50ms'])}"),
+    ]
+    if bare:
+        rows.append(("bare p50 / p99 / max (ms)",
+                     f"{bare['p50']:.1f} / {bare['p99']:.1f} / {bare['max']:.1f}", ""))
+    load = (f"rate {report['rate_per_s']:,.0f}/s" if report.get("rate_per_s")
+            else "closed loop")
+    rows.append(("load", f"{load}, {report['concurrency']} conns, "
+                         f"{report['client_processes']} client procs", ""))
+    for kill in report.get("kills", []):
+        rows.append(("Valkey kill -9", f"at {kill['at_s']:.2f} s, {kill['sold_at_kill']} sold; "
+                                       f"back in {kill['back_after_s']:.2f} s", ""))
+    retries = report["retries"]
+    rows.append(("client retries", f"conn {retries['connection_errors']}, timeouts "
+                                   f"{retries['timeouts']}, status {retries['retried_statuses']}",
+                 ""))
+    rows.append(("replies", ", ".join(f"{k}: {n:,}" for k, n in report["problems"].items())
+                 or "-", ""))
+    machine = report["machine"]
+    rows.append(("machine", f"{machine['cpus']} cpus, Python {machine['python']}", report["date"]))
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")

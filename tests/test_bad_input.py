@@ -1,0 +1,844 @@
+"""Bad input on every endpoint: a 4xx `application/problem+json`, never a 5xx, nothing changed.
+
+Two layers:
+- A sweep driven by the OpenAPI document: every path + method it lists gets bad path ids,
+  and every endpoint with a body gets malformed JSON, wrong shapes, wrong content types,
+  oversized bodies, and one mutation per field derived from the field's JSON schema
+  (wrong types, out-of-range numbers, overlong or off-pattern strings, unknown fields).
+  The whole Valkey keyspace is compared before and after, then the untouched valid body
+  is sent to prove the mutations were refused for the mutation, not for the base body.
+- Hand-written cases for rules a schema cannot state: ISO currency, the commission cap,
+  the deal countdown, the pin cap, stream lifecycle moves, the Idempotency-Key, a lying
+  Content-Length, and a hypothesis fuzz of the two busiest write endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import redis.asyncio as redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import UNIT, Live
+from live.app import build_api
+from live.problems import PROBLEM_BASE
+from shop import give_wallet, idem, make_brand, make_product, stock_of
+
+DOC = build_api().openapi()
+SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
+OPERATIONS = sorted((method.upper(), path) for path, ops in DOC["paths"].items() for method in ops)
+BODY_OPERATIONS = [(m, p) for m, p in OPERATIONS if "requestBody" in DOC["paths"][p][m.lower()]]
+# Who calls each endpoint in the sweep: the first role the document names, as the owner of
+# every resource the shop fixture makes.
+ROLE_SUBJECT = {"operator": "ops", "brand": "acme", "creator": "cleo", "buyer": "bob"}
+MAX_BODY = 64 * 1024
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def op_of(method: str, path: str) -> dict[str, Any]:
+    return DOC["paths"][path][method.lower()]
+
+
+def roles_of(op: dict[str, Any]) -> list[str] | None:
+    match = re.fullmatch(r"roles: (.+)", op.get("description", ""))
+    return match.group(1).split(", ") if match else None
+
+
+def body_schema_name(op: dict[str, Any]) -> str:
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return ref.rsplit("/", 1)[1]
+
+
+def problem_errors(r: httpx.Response, status: int | None = None,
+                   kind: str | None = None) -> list[str]:
+    """Why `r` is not a proper 4xx problem (empty when it is)."""
+    errors = []
+    if not 400 <= r.status_code < 500:
+        return [f"status {r.status_code}: {r.text[:300]}"]
+    if status is not None and r.status_code != status:
+        errors.append(f"status {r.status_code}, wanted {status}: {r.text[:300]}")
+    if r.headers.get("content-type", "").split(";")[0].strip() != "application/problem+json":
+        return [*errors, f"content-type {r.headers.get('content-type')!r}"]
+    body = r.json()
+    type_uri = body.get("type", "")
+    parts = urlsplit(type_uri) if isinstance(type_uri, str) else None
+    if parts is None or parts.scheme != "https" or not parts.netloc:
+        errors.append(f"type {type_uri!r} is not an absolute URI")
+    if body.get("status") != r.status_code:
+        errors.append(f"body status {body.get('status')!r} != {r.status_code}")
+    if not isinstance(body.get("title"), str):
+        errors.append("no title")
+    if kind is not None and type_uri != PROBLEM_BASE + kind:
+        errors.append(f"type {type_uri}, wanted {kind}")
+    return errors
+
+
+def assert_problem(r: httpx.Response, status: int | None = None, kind: str | None = None) -> None:
+    errors = problem_errors(r, status, kind)
+    assert not errors, f"{r.request.method} {r.request.url.path}: {errors}"
+
+
+async def db_state(client: redis.Redis) -> dict[bytes, Any]:
+    """Every key and its value (TTLs aside): "nothing changed" means this is equal."""
+    state: dict[bytes, Any] = {}
+    async for key in client.scan_iter(count=1000):
+        kind = (await client.type(key)).decode()
+        if kind == "string":
+            value: Any = await client.get(key)
+        elif kind == "hash":
+            value = await client.hgetall(key)
+        elif kind == "set":
+            value = sorted(await client.smembers(key))
+        elif kind == "zset":
+            value = await client.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await client.lrange(key, 0, -1)
+        elif kind == "stream":
+            value = await client.xrange(key)
+        else:
+            value = None
+        state[key] = (kind, value)
+    return state
+
+
+def state_diff(before: dict[bytes, Any], after: dict[bytes, Any]) -> list[bytes]:
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+@dataclass
+class Shop:
+    product: str  # acme, USD 50.00, 10 in stock, open commission, in the live stream's lineup
+    spares: list[str]  # three more acme products, also in the lineup (for the pin cap)
+    stream: str  # cleo's live stream
+    scheduled: str  # cleo's scheduled stream
+    order: str  # bob's paid order of one `product`
+
+
+async def make_shop(live: Live) -> Shop:
+    await make_brand(live)
+    product = await make_product(live)
+    spares = [(await make_product(live, sku=f"SPARE-{i}"))["id"] for i in range(3)]
+    cleo = live.auth("creator", "cleo")
+    r = await live.http.post("/api/v1/streams", headers=cleo,
+                             json={"title": "Drop", "lineup": [product["id"], *spares]})
+    assert r.status_code == 201, r.text
+    stream = r.json()["id"]
+    r = await live.http.post(f"/api/v1/streams/{stream}/live", headers=cleo)
+    assert r.status_code == 200, r.text
+    r = await live.http.post("/api/v1/streams", headers=cleo,
+                             json={"title": "Later", "lineup": [product["id"]]})
+    assert r.status_code == 201, r.text
+    scheduled = r.json()["id"]
+    await give_wallet(live, "bob")
+    r = await live.http.post("/api/v1/buy", json={"product_id": product["id"], "stream_id": stream},
+                             headers={**live.auth("buyer", "bob"), "Idempotency-Key": idem()})
+    assert r.status_code == 201, r.text
+    await live.services.aggregator.drain()
+    return Shop(product["id"], spares, stream, scheduled, r.json()["order"]["id"])
+
+
+def fill(path: str, shop: Shop, **override: str) -> str:
+    values = {"brand": "acme", "product": shop.product, "variant": "default",
+              "stream": shop.stream, "order": shop.order, "creator": "cleo",
+              "item": "ci_000000000000", **override}
+    return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
+
+
+def headers_for(live: Live, op: dict[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    roles = roles_of(op)
+    if roles:
+        headers.update(live.auth(roles[0], ROLE_SUBJECT[roles[0]]))
+    for param in op.get("parameters", []):
+        if param["in"] == "header":
+            assert param["name"] == "Idempotency-Key", f"teach this test about {param['name']}"
+            headers["Idempotency-Key"] = idem()
+    return headers
+
+
+def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
+    """A body the endpoint accepts in the shop's state; every mutation starts from it."""
+    return {
+        "BrandIn": {"id": "newco", "name": "NewCo", "currency": "EUR"},
+        "ProductIn": {"title": "Boot", "description": "Warm", "image_url": "https://img.test/b.png",
+                      "price_minor": 9900, "currency": "USD", "sku": "BOOT-1", "stock": 0,
+                      "variants": [{"id": "small", "name": "Small", "stock": 3}],
+                      "commission_bps": 500, "commission_mode": "open", "max_per_buyer": 2},
+        "ProductPatch": {"title": "Renamed", "description": "New", "price_minor": 4000,
+                         "image_url": "https://img.test/r.png", "commission_bps": 100,
+                         "commission_mode": "open", "max_per_buyer": 3},
+        "StockChange": {"set": 5, "reason": "recount", "operation_id": "op-1"},
+        "InviteIn": {"creator_id": "zed"},
+        "WalletIn": {"shipping": {"name": "Bob", "line1": "1 St", "line2": "", "city": "X",
+                                  "postal_code": "1", "country": "US"},
+                     "payment_token": "tok_visa"},
+        "BuyIn": {"product_id": shop.product, "variant": "default", "quantity": 1,
+                  "stream_id": shop.stream, "expected_unit_price_minor": 5000},
+        "CartItemIn": {"product_id": shop.product, "variant": "default", "quantity": 1},
+        "WaitlistIn": {"variant": "default"},
+        "LinkIn": {"product_id": shop.product},
+        "StreamIn": {"title": "Encore", "lineup": [shop.product], "scheduled_at_ms": 1,
+                     "purchase_mode": "instant"},
+        "LineupIn": {"lineup": [shop.product, *shop.spares]},
+        "PinIn": {"product_id": shop.product},
+        "DealIn": {"product_id": shop.product, "price_minor": 1000, "quantity": 5,
+                   "per_buyer_limit": 1, "countdown_s": 10, "duration_s": 60},
+    }[schema]
+
+
+def shape(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(the schema with $ref and `X | None` resolved, whether null is allowed)."""
+    if "$ref" in schema:
+        return shape(SCHEMAS[schema["$ref"].rsplit("/", 1)[1]])
+    if "anyOf" in schema:
+        branches = [b for b in schema["anyOf"] if b.get("type") != "null"]
+        assert len(branches) == 1, f"teach this test about {schema}"
+        return shape(branches[0])[0], len(branches) < len(schema["anyOf"])
+    return schema, False
+
+
+# Values no id, sku, token or country pattern in this API accepts (checked per pattern).
+_OFF_PATTERN = ("../x", "é漢字", "a" * 65, "a b", "{p:x}", "")
+# What the JSON schema cannot say: a currency is also a real ISO 4217 code.
+_EXTRA_BAD = {"currency": ("XXX", "usd", "EURO", "US")}
+
+
+def bad_values(name: str, schema: dict[str, Any], valid: Any) -> Iterator[tuple[str, Any]]:
+    s, nullable = shape(schema)
+    if not nullable:
+        yield "null", None
+    kind = s.get("type")
+    if "enum" in s or "const" in s:
+        yield "not a choice", "no-such-choice"
+    if kind == "integer":
+        yield "numeric string", "1"
+        yield "float", 1.5
+        yield "whole float", 2.0
+        yield "boolean", True
+        yield "past 64 bits", 2**64
+        yield "object", {}
+        if "minimum" in s:
+            yield "below minimum", s["minimum"] - 1
+        if "maximum" in s:
+            yield "above maximum", s["maximum"] + 1
+    elif kind == "string":
+        yield "number", 7
+        yield "boolean", False
+        yield "list", ["a"]
+        if "maxLength" in s:
+            yield "too long", "a" * (s["maxLength"] + 1)
+        if s.get("minLength", 0) > 0:
+            yield "empty", ""
+        if "pattern" in s:
+            for value in _OFF_PATTERN:
+                if not re.search(s["pattern"], value):
+                    yield f"off pattern {value[:8]!r}", value
+        if s.get("format") == "uri":
+            yield "not a URI", "not a url"
+            yield "script URI", "javascript:alert(1)"
+        for value in _EXTRA_BAD.get(name, ()):
+            yield f"not ISO {value!r}", value
+    elif kind == "array":
+        yield "string", "x"
+        yield "object", {}
+        if "maxItems" in s and valid:
+            yield "too many items", [valid[0]] * (s["maxItems"] + 1)
+    elif kind == "object":
+        yield "list", []
+        yield "string", "x"
+    else:
+        raise AssertionError(f"teach this test about {name}: {schema}")
+
+
+def mutations(schema: dict[str, Any], valid: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """One bad body per (field, bad value), everything else valid."""
+    s, _ = shape(schema)
+    yield "unknown field", {**valid, "zz_unknown": 1}
+    for name in s.get("required", []):
+        yield f"without {name}", {k: v for k, v in valid.items() if k != name}
+    for name, prop in s["properties"].items():
+        current = valid.get(name)
+        for label, bad in bad_values(name, prop, current):
+            yield f"{name}: {label}", {**valid, name: bad}
+        ps, _ = shape(prop)
+        if ps.get("type") == "object" and isinstance(current, dict):
+            for label, bad in mutations(ps, current):
+                yield f"{name}.{label}", {**valid, name: bad}
+        if ps.get("type") == "array" and current:
+            items, _ = shape(ps["items"])
+            if items.get("type") == "object":
+                for label, bad in mutations(items, current[0]):
+                    yield f"{name}[0].{label}", {**valid, name: [bad, *current[1:]]}
+            else:
+                for label, bad in bad_values(name, ps["items"], current[0]):
+                    yield f"{name}[0]: {label}", {**valid, name: [bad, *current[1:]]}
+
+
+# Bodies that are not a JSON object: (label, raw bytes, expected status).
+RAW_BODIES = [
+    ("empty", b"", 400), ("truncated", b'{"a": ', 400), ("single quotes", b"{'a': 1}", 400),
+    ("trailing comma", b'{"a": 1,}', 400), ("NaN", b'{"a": NaN}', 400),
+    ("not UTF-8", b'{"a": "\xff\xfe"}', 400), ("lone surrogate", b'{"a": "\\ud800"}', 400),
+    ("nested 5000 deep", b"[" * 5000 + b"]" * 5000, 400), ("two documents", b"{} {}", 400),
+    ("array", b"[]", 422), ("array of object", b"[{}]", 422), ("string", b'"x"', 422),
+    ("number", b"1", 422), ("null", b"null", 422), ("true", b"true", 422),
+]
+
+
+async def send(live: Live, method: str, url: str, headers: dict[str, str], content: Any,
+               content_type: str | None = "application/json") -> httpx.Response:
+    if content_type is not None:
+        headers = {**headers, "Content-Type": content_type}
+    return await live.http.request(method, url, headers=headers, content=content)
+
+
+async def chunks(total: int, size: int = 8192) -> AsyncIterator[bytes]:
+    """A JSON-ish body with no Content-Length (Transfer-Encoding: chunked)."""
+    yield b'{"pad": "'
+    sent = 0
+    while sent < total:
+        yield b"a" * size
+        sent += size
+    yield b'"}'
+
+
+async def raw_http(live: Live, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (httpx will not lie about Content-Length); read one response."""
+    url = urlsplit(live.url)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10 * UNIT)
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        return int(status_line.split()[1]), headers, body
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def raw_problem_errors(status: int, headers: dict[str, str], body: bytes, want: int) -> list[str]:
+    if status != want:
+        return [f"status {status}, wanted {want}: {body[:200]!r}"]
+    if headers.get("content-type") != "application/problem+json":
+        return [f"content-type {headers.get('content-type')}"]
+    problem = json.loads(body)
+    if problem.get("status") != want or not str(problem.get("type", "")).startswith(PROBLEM_BASE):
+        return [f"body {problem}"]
+    return []
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def test_the_sweep_covers_every_documented_operation() -> None:
+    assert len(OPERATIONS) == sum(len(ops) for ops in DOC["paths"].values()) > 30
+    assert {body_schema_name(op_of(m, p)) for m, p in BODY_OPERATIONS} <= set(SCHEMAS)
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_OPERATIONS,
+                         ids=[f"{m} {p}" for m, p in BODY_OPERATIONS])
+async def test_every_body_endpoint_refuses_bad_bodies(live: Live, rclient: redis.Redis,
+                                                      method: str, path: str) -> None:
+    shop = await make_shop(live)
+    op = op_of(method, path)
+    schema = body_schema_name(op)
+    valid = valid_body(schema, shop)
+    url = fill(path, shop)
+    failures: list[str] = []
+
+    def check(label: str, r: httpx.Response, status: int | None = None) -> None:
+        failures.extend(f"{label}: {e}" for e in problem_errors(r, status))
+
+    before = await db_state(rclient)
+    for label, raw, status in RAW_BODIES:
+        check(label, await send(live, method, url, headers_for(live, op), raw), status)
+    count = 0
+    for label, body in mutations(SCHEMAS[schema], valid):
+        count += 1
+        r = await send(live, method, url, headers_for(live, op), json.dumps(body).encode())
+        check(label, r, 422)
+    assert count >= 3
+    good = json.dumps(valid).encode()
+    for ctype in (None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                  "application/jsonx", "application/problem+json", "json"):
+        check(f"content-type {ctype}", await send(live, method, url, headers_for(live, op), good,
+                                                   ctype), 415)
+    oversized = b'{"pad": "' + b"a" * MAX_BODY + b'"}'
+    check("oversized", await send(live, method, url, headers_for(live, op), oversized), 413)
+    check("oversized, chunked", await send(live, method, url, headers_for(live, op),
+                                           chunks(MAX_BODY + 1)), 413)
+    assert state_diff(before, await db_state(rclient)) == []
+    assert failures == []
+    # The base body itself is fine: every refusal above was for the mutation.
+    r = await send(live, method, url, headers_for(live, op), good)
+    assert r.status_code in (200, 201), r.text
+
+
+BAD_IDS = [("unknown", "nope-0"), ("dot-dot-slash", "..%2Fx"), ("65 chars", "a" * 65),
+           ("unicode", "%C3%A9t%C3%A9"), ("NUL", "%00"), ("braces", "%7Bp%3Ax%7D"),
+           ("percent", "%25")]
+# Unknown but well-formed ids that may answer 2xx: creators are not registered, a stream's
+# sales counters are public zeros until it sells, and unpinning what is not pinned is a no-op.
+_UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
+                    ("GET", "/api/v1/streams/{stream}/stats", "stream"),
+                    ("DELETE", "/api/v1/streams/{stream}/pins/{product}", "product")}
+_PATH_CASES = [(m, p, name) for m, p in OPERATIONS for name in re.findall(r"{(\w+)}", p)]
+_BUGS = {("DELETE", "/api/v1/streams/{stream}/pins/{product}", "product"): (
+    "BUG: unpin answers 200 for a product id that cannot exist (65 chars, unicode, NUL): "
+    "live/stream_api.py unpin never checks is_valid_id or the lineup")}
+
+
+@pytest.mark.parametrize(("method", "path", "param"), [
+    pytest.param(*case, marks=[pytest.mark.xfail(strict=True, reason=_BUGS[case])]
+                 if case in _BUGS else []) for case in _PATH_CASES],
+    ids=[f"{m} {p} {{{n}}}" for m, p, n in _PATH_CASES])
+async def test_bad_path_ids_are_4xx_problems(live: Live, rclient: redis.Redis, method: str,
+                                             path: str, param: str) -> None:
+    shop = await make_shop(live)
+    op = op_of(method, path)
+    body = None
+    if "requestBody" in op:
+        body = json.dumps(valid_body(body_schema_name(op), shop)).encode()
+    before = await db_state(rclient)
+    failures = []
+    for label, value in BAD_IDS:
+        r = await send(live, method, fill(path, shop, **{param: value}), headers_for(live, op),
+                       body, "application/json" if body is not None else None)
+        if label == "unknown" and (method, path, param) in _UNKNOWN_IS_FINE and r.status_code < 300:
+            continue
+        failures.extend(f"{label}: {e}" for e in problem_errors(r))
+    assert state_diff(before, await db_state(rclient)) == []
+    assert failures == []
+
+
+# ---------------------------------------------------------------- transport-level
+
+
+async def test_unknown_route_and_wrong_method_are_problems(live: Live) -> None:
+    assert_problem(await live.http.get("/api/v1/no-such-thing"), 404)
+    assert_problem(await live.http.post("/api/v1/brands/acme"), 405)
+    assert_problem(await live.http.delete("/api/v1/buy"), 405)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: 405 Allow lists only the first route's methods "
+                   "(one starlette Route per method in live/api.py Api.routes)")
+async def test_405_allow_lists_every_method_of_the_resource(live: Live) -> None:
+    r = await live.http.delete("/api/v1/products/p_0")
+    assert_problem(r, 405)
+    assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "PATCH"}
+
+
+async def test_lying_or_missing_content_length(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    auth = live.auth("brand", "acme")["Authorization"]
+    body = json.dumps({"set": 0, "reason": "lie"}).encode()
+    head = (f"PUT /api/v1/products/{shop.product}/variants/default/stock HTTP/1.1\r\n"
+            f"Host: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n")
+    before = await db_state(rclient)
+    failures = []
+    # Says more than the limit: refused on the header alone, before reading anything.
+    failures += raw_problem_errors(*await raw_http(
+        live, (head + "Content-Length: 99999999999\r\n\r\n").encode() + body), 413)
+    failures += raw_problem_errors(*await raw_http(
+        live, (head + f"Content-Length: {MAX_BODY + 1}\r\n\r\n").encode() + body), 413)
+    # Says less than it sends: only the declared bytes are the body, and they are cut JSON.
+    failures += raw_problem_errors(*await raw_http(
+        live, (head + "Content-Length: 5\r\n\r\n").encode() + body), 400)
+    # Says nothing (no Content-Length, not chunked): the body is empty.
+    failures += raw_problem_errors(*await raw_http(live, (head + "\r\n").encode() + body), 400)
+    # Chunked, and far past the limit in its chunks.
+    chunked = b"".join(b"%x\r\n%s\r\n" % (8192, b"a" * 8192) for _ in range(9)) + b"0\r\n\r\n"
+    failures += raw_problem_errors(*await raw_http(
+        live, (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + chunked), 413)
+    assert failures == []
+    assert state_diff(before, await db_state(rclient)) == []
+    # A Content-Length that is not a number never reaches the app: uvicorn refuses it.
+    status, _, _ = await raw_http(live, (head + "Content-Length: -1\r\n\r\n").encode() + body)
+    assert 400 <= status < 500
+    assert (await stock_of(live, shop.product))["default"]["available"] == 9
+
+
+# ---------------------------------------------------------------- semantics
+
+
+async def test_currency_must_be_iso_4217(live: Live, rclient: redis.Redis) -> None:
+    await make_brand(live)
+    ops = live.auth("operator", "ops")
+    before = await db_state(rclient)
+    for currency in ("usd", "XXX", "US", "EURO", "€", "", 840, None):
+        r = await live.http.post("/api/v1/brands", headers=ops,
+                                 json={"id": "b2", "name": "B", "currency": currency})
+        assert_problem(r, 422, "validation-error")
+    body = {"title": "T", "price_minor": 100, "currency": "EUR", "sku": "S"}
+    r = await live.http.post("/api/v1/brands/acme/products", json=body,
+                             headers=live.auth("brand", "acme"))
+    assert_problem(r, 422, "currency-mismatch")
+    r = await live.http.post("/api/v1/brands/acme/products", json={**body, "currency": "ZZZ"},
+                             headers=live.auth("brand", "acme"))
+    assert_problem(r, 422, "validation-error")
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+async def test_commission_is_capped_at_8000_bps(live: Live, rclient: redis.Redis) -> None:
+    await make_brand(live)
+    product = await make_product(live)
+    acme = live.auth("brand", "acme")
+    base = {"title": "T", "price_minor": 100, "currency": "USD", "sku": "S"}
+    before = await db_state(rclient)
+    for bps in (8001, 10_000, -1, 2**31, 8000.0, "8000"):
+        r = await live.http.post("/api/v1/brands/acme/products", headers=acme,
+                                 json={**base, "commission_bps": bps})
+        assert_problem(r, 422)
+        r = await live.http.patch(f"/api/v1/products/{product['id']}", headers=acme,
+                                  json={"commission_bps": bps})
+        assert_problem(r, 422)
+    assert state_diff(before, await db_state(rclient)) == []
+    r = await live.http.post("/api/v1/brands/acme/products", headers=acme,
+                             json={**base, "commission_bps": 8000})
+    assert r.status_code == 201 and r.json()["commission_bps"] == 8000
+
+
+async def test_product_numbers_out_of_range(live: Live, rclient: redis.Redis) -> None:
+    await make_brand(live)
+    acme = live.auth("brand", "acme")
+    base = {"title": "T", "price_minor": 100, "currency": "USD", "sku": "S"}
+    before = await db_state(rclient)
+    bad = [("price_minor", 0), ("price_minor", -1), ("price_minor", 10**10 + 1),
+           ("price_minor", 19.99), ("price_minor", "5000"), ("price_minor", True),
+           ("stock", -1), ("stock", 10_000_001), ("stock", 1.0), ("max_per_buyer", -1),
+           ("max_per_buyer", 1001), ("variants", [{"id": "a", "name": "A", "stock": -5}]),
+           ("variants", [{"id": "a", "name": "A"}] * 101)]
+    for field, value in bad:
+        r = await live.http.post("/api/v1/brands/acme/products", headers=acme,
+                                 json={**base, field: value})
+        assert_problem(r, 422, "validation-error")
+    r = await live.http.post("/api/v1/brands/acme/products", headers=acme, json={
+        **base, "variants": [{"id": "a", "name": "A"}, {"id": "a", "name": "Again"}]})
+    assert_problem(r, 422, "duplicate-variant")
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+async def test_overlong_strings(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    acme, cleo = live.auth("brand", "acme"), live.auth("creator", "cleo")
+    base = {"title": "T", "price_minor": 100, "currency": "USD", "sku": "S"}
+    before = await db_state(rclient)
+    cases = [
+        ("POST", "/api/v1/brands/acme/products", acme, {**base, "title": "t" * 201}),
+        ("POST", "/api/v1/brands/acme/products", acme, {**base, "description": "d" * 5001}),
+        ("POST", "/api/v1/brands/acme/products", acme, {**base, "sku": "s" * 65}),
+        ("POST", "/api/v1/brands/acme/products", acme,
+         {**base, "image_url": "https://x.test/" + "a" * 2100}),
+        ("PATCH", f"/api/v1/products/{shop.product}", acme, {"title": "   "}),
+        ("PUT", f"/api/v1/products/{shop.product}/variants/default/stock", acme,
+         {"set": 1, "reason": "r" * 201}),
+        ("POST", "/api/v1/streams", cleo, {"title": "t" * 201}),
+        ("POST", "/api/v1/streams", cleo, {"title": "x", "lineup": [shop.product] * 51}),
+    ]
+    for method, url, headers, body in cases:
+        assert_problem(await live.http.request(method, url, headers=headers, json=body), 422)
+    r = await live.http.post("/api/v1/buy", json={"product_id": shop.product,
+                                                  "attribution": "a" * 1025},
+                             headers={**live.auth("buyer", "bob"), "Idempotency-Key": idem()})
+    assert_problem(r, 422)
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+async def test_stock_changes_that_cannot_be(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    acme = live.auth("brand", "acme")
+    url = f"/api/v1/products/{shop.product}/variants/default/stock"
+    before = await db_state(rclient)
+    for body in ({"set": -1, "reason": "r"}, {"set": 10_000_001, "reason": "r"},
+                 {"adjust": -10_000_001, "reason": "r"}, {"set": "5", "reason": "r"},
+                 {"set": 5.0, "reason": "r"}, {"set": True, "reason": "r"},
+                 {"set": 5}, {"set": 5, "reason": ""}, {"set": 5, "reason": "r", "extra": 1},
+                 {"set": 5, "reason": "r", "operation_id": "../x"}):
+        assert_problem(await live.http.put(url, json=body, headers=acme), 422, "validation-error")
+    for body in ({"set": 5, "adjust": 1, "reason": "both"}, {"reason": "neither"}):
+        assert_problem(await live.http.put(url, json=body, headers=acme), 422)
+    r = await live.http.put(f"/api/v1/products/{shop.product}/variants/nope/stock",
+                            json={"set": 1, "reason": "r"}, headers=acme)
+    assert_problem(r, 404, "variant-not-found")
+    assert state_diff(before, await db_state(rclient)) == []
+    # Taking more than is there is refused; only its replay record is written.
+    r = await live.http.put(url, json={"adjust": -10, "reason": "shrink"}, headers=acme)
+    assert_problem(r, 409, "negative-stock")
+    changed = state_diff(before, await db_state(rclient))
+    assert all(b":stockop:" in key for key in changed), changed
+    levels = (await stock_of(live, shop.product))["default"]
+    assert (levels["available"], levels["sold"], levels["total"]) == (9, 1, 10)
+
+
+async def test_buy_quantities_out_of_range(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    bob = live.auth("buyer", "bob")
+    before = await db_state(rclient)
+    for quantity in (0, -1, 1001, 10**12, 2**64, "2", 2.0, True, None, [1]):
+        r = await live.http.post("/api/v1/buy", headers={**bob, "Idempotency-Key": idem()},
+                                 json={"product_id": shop.product, "stream_id": shop.stream,
+                                       "quantity": quantity})
+        assert_problem(r, 422, "validation-error")
+    r = await live.http.post("/api/v1/buy", headers={**bob, "Idempotency-Key": idem()},
+                             json={"product_id": shop.product, "stream_id": shop.stream,
+                                   "quantity": 11})
+    assert_problem(r, 422, "quantity-too-large")
+    for price in (-1, 10**12 + 1, 49.99, "5000"):
+        r = await live.http.post("/api/v1/buy", headers={**bob, "Idempotency-Key": idem()},
+                                 json={"product_id": shop.product,
+                                       "expected_unit_price_minor": price})
+        assert_problem(r, 422, "validation-error")
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+@pytest.mark.parametrize("path", ["/api/v1/buy", "/api/v1/cart/items"])
+async def test_idempotency_key_missing_or_invalid(live: Live, rclient: redis.Redis,
+                                                  path: str) -> None:
+    shop = await make_shop(live)
+    bob = live.auth("buyer", "bob")
+    body = {"product_id": shop.product}
+    before = await db_state(rclient)
+    assert_problem(await live.http.post(path, json=body, headers=bob), 400,
+                   "idempotency-key-missing")
+    for key in ("", "short", "k" * 129, "has space-123", "slash/in/key", "ключ-ключ-ключ",
+                "key\twith-tab", "semi;colon;x"):
+        r = await live.http.post(path, json=body, headers={**bob, "Idempotency-Key": key})
+        assert_problem(r, 400, "idempotency-key-invalid")
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: POST /cart/items adds an item for a product that "
+                   "does not exist (checkout/cart.py Cart.add only checks via reserve in "
+                   "cart_hold mode)")
+async def test_cart_refuses_unknown_products(live: Live, rclient: redis.Redis) -> None:
+    await make_shop(live)
+    before = await db_state(rclient)
+    r = await live.http.post("/api/v1/cart/items", json={"product_id": "nope", "variant": "nope"},
+                             headers={**live.auth("buyer", "bob"), "Idempotency-Key": idem()})
+    assert_problem(r, 404)
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: POST /cart/items ignores the Idempotency-Key "
+                   "outside cart_hold streams: a retry adds a second item (checkout/cart.py "
+                   "Cart.add)")
+async def test_cart_retry_with_same_key_adds_once(live: Live) -> None:
+    shop = await make_shop(live)
+    headers = {**live.auth("buyer", "bob"), "Idempotency-Key": idem()}
+    for _ in range(2):
+        r = await live.http.post("/api/v1/cart/items", json={"product_id": shop.product},
+                                 headers=headers)
+        assert r.status_code == 201, r.text
+    r = await live.http.get("/api/v1/cart", headers=live.auth("buyer", "bob"))
+    assert len(r.json()["items"]) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: joining the waitlist of a variant the product does "
+                   "not have is accepted and queued (checkout/buy_api.py join_waitlist)")
+async def test_waitlist_refuses_unknown_variant(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    before = await db_state(rclient)
+    r = await live.http.post(f"/api/v1/products/{shop.product}/waitlist", json={"variant": "nope"},
+                             headers=live.auth("buyer", "bob"))
+    assert_problem(r, 404)
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+async def test_bad_paging_queries(live: Live) -> None:
+    shop = await make_shop(live)
+    acme = live.auth("brand", "acme")
+    for query in ("limit=0", "limit=101", "limit=-1", "limit=x", "cursor=-1", "cursor=1.5",
+                  "limit=" + "9" * 5000):
+        assert_problem(await live.http.get(f"/api/v1/brands/acme/showcase?{query}"), 400,
+                       "bad-query")
+        r = await live.http.get(f"/api/v1/products/{shop.product}/stock/audit?{query}",
+                                headers=acme)
+        assert_problem(r, 400, "bad-query")
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a cursor past 2**63 reaches ZREVRANGE and Valkey's "
+                   "'value is not an integer' becomes a 500 (checkout/catalog_api.py page_params)")
+async def test_huge_showcase_cursor_is_a_4xx(live: Live) -> None:
+    await make_brand(live)
+    await make_product(live)
+    r = await live.http.get(f"/api/v1/brands/acme/showcase?cursor={2**63}")
+    assert r.status_code < 500, r.text
+
+
+async def test_deal_countdown_and_price_bounds(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    cleo = live.auth("creator", "cleo")
+    url = f"/api/v1/streams/{shop.stream}/deals"
+    deal = {"product_id": shop.product, "price_minor": 1000, "quantity": 5, "countdown_s": 10,
+            "duration_s": 60}
+    before = await db_state(rclient)
+    for countdown in (9, 301, 0, -10, 10**6, 30.0, "30"):
+        assert_problem(await live.http.post(url, headers=cleo,
+                                            json={**deal, "countdown_s": countdown}), 422)
+    for field, value in (("duration_s", 9), ("duration_s", 86_401), ("quantity", 0),
+                         ("per_buyer_limit", 0), ("per_buyer_limit", 101), ("price_minor", 0)):
+        assert_problem(await live.http.post(url, headers=cleo, json={**deal, field: value}), 422)
+    r = await live.http.post(url, headers=cleo, json={**deal, "price_minor": 5000})
+    assert_problem(r, 422, "deal-not-cheaper")
+    r = await live.http.post(url, headers=cleo, json={**deal, "product_id": "nope"})
+    assert_problem(r, 404)
+    r = await live.http.post(f"/api/v1/streams/{shop.scheduled}/deals", headers=cleo, json=deal)
+    assert_problem(r, 409, "stream-not-live")
+    assert state_diff(before, await db_state(rclient)) == []
+    for countdown in (10, 300):
+        r = await live.http.post(url, headers=cleo, json={**deal, "countdown_s": countdown})
+        assert r.status_code == 201, r.text
+
+
+async def test_a_fourth_pin_is_409(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    cleo = live.auth("creator", "cleo")
+    url = f"/api/v1/streams/{shop.stream}/pins"
+    lineup = [shop.product, *shop.spares]
+    for product in lineup[:3]:
+        r = await live.http.post(url, headers=cleo, json={"product_id": product})
+        assert r.status_code == 200, r.text
+    before = await db_state(rclient)
+    assert_problem(await live.http.post(url, headers=cleo, json={"product_id": lineup[3]}), 409,
+                   "too-many-pins")
+    r = await live.http.post(url, headers=cleo, json={"product_id": "not-in-lineup"})
+    assert_problem(r, 409, "not-in-lineup")
+    r = await live.http.post(url, headers=cleo, json={"product_id": lineup[0]})  # already pinned
+    assert r.status_code == 200 and r.json()["pinned"] == lineup[:3]
+    r = await live.http.post(f"/api/v1/streams/{shop.scheduled}/pins", headers=cleo,
+                             json={"product_id": shop.product})
+    assert_problem(r, 409, "stream-not-live")
+    assert state_diff(before, await db_state(rclient)) == []
+    assert (await live.http.get(f"/api/v1/streams/{shop.stream}")).json()["pinned"] == lineup[:3]
+
+
+async def test_illegal_stream_moves_are_409(live: Live, rclient: redis.Redis) -> None:
+    shop = await make_shop(live)
+    cleo = live.auth("creator", "cleo")
+
+    async def refused(stream: str, *moves: str) -> None:
+        before = await db_state(rclient)
+        for move in moves:
+            r = await live.http.post(f"/api/v1/streams/{stream}/{move}", headers=cleo)
+            assert_problem(r, 409, "illegal-stream-move")
+        assert state_diff(before, await db_state(rclient)) == []
+
+    await refused(shop.scheduled, "end")
+    await refused(shop.stream, "live", "cancel")  # live twice; a live stream cannot cancel
+    r = await live.http.post(f"/api/v1/streams/{shop.stream}/end", headers=cleo)
+    assert r.status_code == 200 and r.json()["state"] == "ended"
+    await refused(shop.stream, "live", "end", "cancel")
+    r = await live.http.post(f"/api/v1/streams/{shop.scheduled}/cancel", headers=cleo)
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    await refused(shop.scheduled, "live", "end", "cancel")
+    before = await db_state(rclient)
+    r = await live.http.put(f"/api/v1/streams/{shop.stream}/lineup", headers=cleo,
+                            json={"lineup": [shop.product]})
+    assert_problem(r, 409, "stream-over")
+    assert state_diff(before, await db_state(rclient)) == []
+
+
+# ---------------------------------------------------------------- generated input
+
+_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40))
+JSON_VALUES = st.recursive(_SCALARS, lambda kids: st.lists(kids, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), kids, max_size=4),
+                           max_leaves=12)
+
+
+def near_schema(schema: str, plausible: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """Objects with the model's own keys (any subset) holding plausible or arbitrary values,
+    sometimes with a stray key, so generated bodies reach past the first validation error."""
+    props = shape(SCHEMAS[schema])[0]["properties"]
+    fields = {name: plausible.get(name, JSON_VALUES) | JSON_VALUES for name in props}
+    stray = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=1)
+    return st.builds(lambda known, extra: {**extra, **known},
+                     st.fixed_dictionaries({}, optional=fields), stray)
+
+
+async def test_generated_json_never_breaks_buy_or_product_create(live: Live) -> None:
+    """Hypothesis drives a sync httpx client from a worker thread.
+
+    `@given` cannot await, and wrapping an async test in `@given` would re-run the function
+    -scoped `live` fixture's health check per example. So the node keeps serving on the
+    session loop while `asyncio.to_thread` runs two ordinary `@given` functions against it;
+    hypothesis keeps shrinking and reporting, and `database=None` keeps its example store
+    out of the work tree.
+    """
+    shop = await make_shop(live)
+    bob = live.auth("buyer", "bob")
+    acme = live.auth("brand", "acme")
+    sold_before = (await stock_of(live, shop.product))["default"]["sold"]
+    bought: list[int] = []
+    buy_body = st.one_of(JSON_VALUES, near_schema("BuyIn", {
+        "product_id": st.sampled_from([shop.product, "nope", "../x", "a" * 65]),
+        "variant": st.sampled_from(["default", "nope", ""]),
+        "quantity": st.integers(min_value=-2, max_value=1002),
+        "stream_id": st.sampled_from([shop.stream, shop.scheduled, "nope"]),
+        "expected_unit_price_minor": st.sampled_from([5000, 4999, 0, -1]),
+        "attribution": st.text(max_size=20)}))
+    product_body = st.one_of(JSON_VALUES, near_schema("ProductIn", {
+        "title": st.text(max_size=210), "price_minor": st.integers(-1, 10**10 + 1),
+        "currency": st.sampled_from(["USD", "EUR", "usd", "XXX"]),
+        "sku": st.from_regex(r"[A-Za-z0-9._/-]{1,70}", fullmatch=True),
+        "stock": st.integers(-1, 10_000_001), "commission_bps": st.integers(-1, 8001),
+        "commission_mode": st.sampled_from(["open", "invited", "closed"]),
+        "image_url": st.sampled_from(["https://img.test/a.png", "ftp://x", "nope"]),
+        "variants": st.lists(st.fixed_dictionaries(
+            {"id": st.sampled_from(["a", "b", "../x"]), "name": st.text(max_size=5)},
+            optional={"stock": st.integers(-1, 3)}), max_size=3)}))
+
+    def check(r: httpx.Response, ok: set[int]) -> None:
+        assert r.status_code < 500, r.text
+        if r.status_code >= 400:
+            errors = problem_errors(r)
+            assert not errors, errors
+        else:
+            assert r.status_code in ok, r.text
+
+    def fuzz() -> None:
+        with httpx.Client(base_url=live.url, timeout=10 * UNIT) as client:
+            @settings(max_examples=50, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+            @given(body=buy_body)
+            def buy(body: Any) -> None:
+                r = client.post("/api/v1/buy", content=json.dumps(body).encode(),
+                                headers={**bob, "Idempotency-Key": idem(),
+                                         "Content-Type": "application/json"})
+                check(r, {201})
+                if r.status_code == 201:
+                    bought.append(r.json()["order"]["qty"])
+
+            @settings(max_examples=50, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+            @given(body=product_body)
+            def create_product(body: Any) -> None:
+                r = client.post("/api/v1/brands/acme/products", content=json.dumps(body).encode(),
+                                headers={**acme, "Content-Type": "application/json"})
+                check(r, {201})
+
+            buy()
+            create_product()
+
+    await asyncio.to_thread(fuzz)
+    levels = (await stock_of(live, shop.product))["default"]
+    assert levels["sold"] == sold_before + sum(bought)
+    assert levels["total"] == levels["available"] + levels["held"] + levels["sold"]
