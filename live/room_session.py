@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -86,13 +87,19 @@ async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, rout
     limits = server.limits
     limiter = RateLimiter(limits.message_rate, limits.message_burst, time.monotonic())
     strikes = 0
+    closing: asyncio.Task[None] | None = None
+    # Keep reading while a close we started completes: a full incoming queue would stop
+    # the library from reading the peer's close frame.
     async for frame in sub.conn:
+        if closing is not None:
+            continue
         now = time.monotonic()
         if not limiter.allow(now):
             strikes += 1
             if strikes > limits.strikes_before_close:
-                await sub.conn.close(CloseCode.RATE_LIMITED, "too many messages")
-                return
+                closing = asyncio.create_task(
+                    sub.conn.close(CloseCode.RATE_LIMITED, "too many messages"))
+                continue
             _reply(sub, {"type": "error", "code": "rate-limited",
                          "message": f"at most {limits.message_rate:g} messages a second"}, server)
             continue
@@ -101,8 +108,8 @@ async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, rout
             reply = await _dispatch(server, room, route, host, message)
         except ProtocolError as exc:
             if exc.fatal:
-                await sub.conn.close(exc.close_code, exc.message[:120])
-                return
+                closing = asyncio.create_task(sub.conn.close(exc.close_code, exc.message[:120]))
+                continue
             reply = {"type": "error", "code": exc.code, "message": exc.message}
             if exc.ref is not None:
                 reply["ref"] = exc.ref

@@ -230,14 +230,18 @@ class _Shop:
             self._req("GET", f"/api/v1/orders/{oid}", self.buyer_tokens[i]) for i, oid in acked],
             concurrency=_SETUP_CONCURRENCY) if acked else []
         lost = 0
+        lost_detail: collections.Counter[str] = collections.Counter()
         for (i, oid), reply in zip(acked, reads):
-            if not _is_paid_order_of(reply, oid, self.buyers[i]):
+            why = _why_not_paid_order_of(reply, oid, self.buyers[i])
+            if why:
                 lost += 1
+                lost_detail[why] += 1
         checks: dict[str, Any] = {
             "stock": stock,
             "orders_acknowledged": len(acked),
             "distinct_acknowledged_ids": len(set(acked_ids)),
             "lost_acknowledged": lost + sum(1 for oid in acked_ids if not oid),
+            "lost_detail": dict(lost_detail),
             "unresolved": sum(1 for s in race.statuses if s == 0),
         }
         duplicates = len(acked_ids) - len(set(acked_ids))
@@ -264,12 +268,16 @@ class _Shop:
         return checks
 
 
-def _is_paid_order_of(reply: Reply, order_id: str, buyer: str) -> bool:
+def _why_not_paid_order_of(reply: Reply, order_id: str, buyer: str) -> str:
+    """"" if the reply shows the buyer's paid order; else why not (missing, state ...)."""
+    if reply.status == 404:
+        return "missing"
     if reply.status != 200:
-        return False
+        return f"read-back status {reply.status}"
     order = orjson.loads(reply.body)
-    return bool(order.get("id") == order_id and order.get("state") == "paid"
-                and order.get("buyer") == buyer)
+    if order.get("id") != order_id or order.get("buyer") != buyer:
+        return "someone else's order"
+    return "" if order.get("state") == "paid" else f"state {order.get('state')}"
 
 
 async def _orders_in_valkey(valkey_url: str, product: str) -> list[tuple[str, str]]:
@@ -337,12 +345,18 @@ def _report(config: FlashSaleConfig, race: RaceResult, checks: dict[str, Any],
         "oversold": checks["oversold"],
         "duplicate_orders": checks["duplicate_orders"],
         "lost_acknowledged": checks["lost_acknowledged"],
+        "lost_detail": checks["lost_detail"],
         "stock": checks["stock"],
         "stock_invariant_ok": checks["stock_invariant_ok"],
         "unresolved": checks["unresolved"],
         "throughput_per_s": round(race.throughput_per_s, 1),
         "race_seconds": round(race.elapsed_s, 3),
+        # The sell phase: from the start until the last acknowledged buy was answered.
+        "sold_out_after_s": round(race.last_201_at - race.go_at, 3) if race.last_201_at else None,
+        "acknowledged_per_s": (round(checks["orders_acknowledged"] / (race.last_201_at - race.go_at), 1)
+                               if race.last_201_at else None),
         "latency_ms": latency.as_dict(),
+        "latency_ms_201": race.latency_201().summary().as_dict(),
         "bare_throughput_per_s": None,
         "bare_latency_ms": None,
         "ratio_vs_bare": None,

@@ -71,6 +71,8 @@ class RaceResult:
     timeouts: int = 0
     retried_statuses: dict[int, int] = field(default_factory=dict)
     connects: int = 0
+    histogram_201: bytes = b""  # the acknowledged buys alone
+    last_201_at: float = 0.0  # when the last acknowledged buy was answered
 
     @property
     def completed(self) -> int:
@@ -87,6 +89,9 @@ class RaceResult:
     def latency(self) -> LatencyHistogram:
         return LatencyHistogram.decode(self.histogram)
 
+    def latency_201(self) -> LatencyHistogram:
+        return LatencyHistogram.decode(self.histogram_201)
+
 
 class Race:
     """One slice of requests in one event loop: `await connect()`, then `await run(go_at)`."""
@@ -101,8 +106,10 @@ class Race:
         self._bodies: list[bytes] = [b""] * n
         self._attempts = [0] * n
         self._hist = LatencyHistogram()
+        self._hist_201 = LatencyHistogram()
         self._next = 0
         self._last_done = 0.0
+        self._last_201 = 0.0
         self._conn_errors = 0
         self._timeouts = 0
         self._retried: collections.Counter[int] = collections.Counter()
@@ -128,7 +135,8 @@ class Race:
             problems=problems, histogram=self._hist.encode(), go_at=go_at,
             last_done_at=self._last_done or go_at, connection_errors=self._conn_errors,
             timeouts=self._timeouts, retried_statuses=dict(self._retried),
-            connects=sum(c.connects for c in self._conns))
+            connects=sum(c.connects for c in self._conns),
+            histogram_201=self._hist_201.encode(), last_201_at=self._last_201)
 
     async def _loop(self, conn: HttpConnection, go_at: float, deadline: float) -> None:
         spec = self.spec
@@ -179,6 +187,9 @@ class Race:
             self._statuses[i] = status
             self._bodies[i] = body
             self._hist.record(now - start)
+            if status == 201:
+                self._hist_201.record(now - start)
+                self._last_201 = max(self._last_201, now)
             self._last_done = max(self._last_done, now)
 
 
@@ -208,6 +219,7 @@ def _read_bodies(statuses: list[int], bodies: list[bytes]) -> tuple[list[str], d
 def _merge(parts: list[tuple[list[int], RaceResult]], n: int) -> RaceResult:
     statuses, order_ids, attempts = [0] * n, [""] * n, [0] * n
     hist = LatencyHistogram()
+    hist_201 = LatencyHistogram()
     problems: collections.Counter[str] = collections.Counter()
     retried: collections.Counter[int] = collections.Counter()
     for indices, part in parts:
@@ -216,6 +228,7 @@ def _merge(parts: list[tuple[list[int], RaceResult]], n: int) -> RaceResult:
             order_ids[i] = part.order_ids[j]
             attempts[i] = part.attempts[j]
         hist.merge(part.latency())
+        hist_201.merge(part.latency_201())
         problems.update(part.problems)
         retried.update(part.retried_statuses)
     return RaceResult(
@@ -224,7 +237,8 @@ def _merge(parts: list[tuple[list[int], RaceResult]], n: int) -> RaceResult:
         last_done_at=max(p.last_done_at for _, p in parts),
         connection_errors=sum(p.connection_errors for _, p in parts),
         timeouts=sum(p.timeouts for _, p in parts), retried_statuses=dict(retried),
-        connects=sum(p.connects for _, p in parts))
+        connects=sum(p.connects for _, p in parts), histogram_201=hist_201.encode(),
+        last_201_at=max(p.last_201_at for _, p in parts))
 
 
 def _child(spec: RaceSpec, requests: list[bytes],

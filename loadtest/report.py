@@ -52,13 +52,16 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         ("units sold (stock)", f"{report['units_sold']:,}", f"{report['units']:,}"),
         ("oversold", str(report["oversold"]), f"0 {_mark(v['no_oversell'])}"),
         ("duplicate orders", str(report["duplicate_orders"]), f"0 {_mark(v['no_duplicates'])}"),
-        ("acknowledged orders lost", str(report["lost_acknowledged"]),
+        ("acknowledged orders lost", str(report["lost_acknowledged"]) + "".join(
+            f" ({n} {why})" for why, n in report.get("lost_detail", {}).items()),
          f"0 {_mark(v['no_lost_acknowledged'])}"),
         ("stock total = avail + held + sold",
          "{available}/{held}/{sold} of {total}".format(**report["stock"]),
          _mark(v["stock_invariant"])),
         ("unresolved requests", str(report["unresolved"]), "0"),
         ("throughput (buys/s)", f"{report['throughput_per_s']:,.0f}", ""),
+        ("sell phase (201s/s until the last 201)", "-" if not report.get("acknowledged_per_s")
+         else f"{report['acknowledged_per_s']:,.0f} ({report['sold_out_after_s']:.2f} s)", ""),
         ("bare starlette (req/s)", "-" if report["bare_throughput_per_s"] is None
          else f"{report['bare_throughput_per_s']:,.0f}", ""),
         ("ratio vs bare", "-" if report["ratio_vs_bare"] is None
@@ -66,6 +69,10 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         ("latency p50 / p99 / max (ms)", f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f}",
          f"p99 < {P99_TARGET_MS:.0f} {_mark(v['p99_under_50ms'])}"),
     ]
+    ok = report.get("latency_ms_201")
+    if ok and ok["count"]:
+        rows.append(("  of which 201s p50 / p99 / max",
+                     f"{ok['p50']:.1f} / {ok['p99']:.1f} / {ok['max']:.1f}", ""))
     if bare:
         rows.append(("bare p50 / p99 / max (ms)",
                      f"{bare['p50']:.1f} / {bare['p99']:.1f} / {bare['max']:.1f}", ""))

@@ -83,8 +83,9 @@ async def stop_node(services: Services, server: uvicorn.Server, task: asyncio.Ta
     await services.close()
 
 
-def make_settings(valkey: EmbeddedValkey, data_dir: Path, **overrides: Any) -> Settings:
-    base: dict[str, Any] = dict(redis_url=valkey.url, data_dir=data_dir, jwt_secret=TEST_SECRET,
+def make_settings(valkey: EmbeddedValkey | str, data_dir: Path, **overrides: Any) -> Settings:
+    url = valkey if isinstance(valkey, str) else valkey.url
+    base: dict[str, Any] = dict(redis_url=url, data_dir=data_dir, jwt_secret=TEST_SECRET,
                                 sweep_interval_s=0.1)
     base.update(overrides)
     return Settings(**base)

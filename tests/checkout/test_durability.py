@@ -1,0 +1,171 @@
+"""Acknowledged means durable: `kill -9` Valkey in the middle of a flash sale.
+
+A node runs on its own supervised EmbeddedValkey (AOF). Buyers race over HTTP for fewer
+units than there are buyers; once some orders are acknowledged the Valkey process is
+SIGKILLed and the supervisor restarts it from its AOF. A request that failed or timed out
+meanwhile is retried with the same Idempotency-Key until it resolves, as a phone would.
+
+Afterwards: every acknowledged (201) order is still there and paid, one order per key,
+sold == acknowledged units, and total == available + held + sold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as redis
+
+from checkout.keys import product_keys
+from conftest import UNIT, Live, make_settings, start_node, stop_node
+from live.valkey_server import EmbeddedValkey
+from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
+
+BUYERS = 60
+UNITS = 20
+IN_FLIGHT = 8  # concurrent requests: enough that some are in flight when Valkey dies
+KILL_AFTER_ACKS = 5
+RETRYABLE = {202, 500, 502, 503}  # pending payment, or Valkey away: ask again, same key
+
+
+@pytest.fixture(params=["appendfsync", "waitaof"])
+async def own_node(request: pytest.FixtureRequest, valkey: EmbeddedValkey,
+                   tmp_path: Path) -> AsyncIterator[Live]:
+    """A node that starts (and owns) its own embedded Valkey: appendfsync always, or
+    appendfsync everysec with WAITAOF before every acknowledgement."""
+    settings = make_settings(valkey, tmp_path, redis_url=None, durability=request.param)
+    services, server, task, url = await start_node(settings)
+    assert services.valkey is not None
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
+            yield Live(url=url, services=services, http=http, ws_url="")
+    finally:
+        await stop_node(services, server, task)
+
+
+async def test_kill_valkey_mid_race_loses_no_acknowledged_order(own_node: Live) -> None:
+    live = own_node
+    embedded = live.services.valkey
+    assert embedded is not None
+    expected_fsync = "always" if live.services.settings.durability == "appendfsync" else "everysec"
+    assert (await live.services.client.config_get("appendfsync"))["appendfsync"] == expected_fsync
+
+    await make_brand(live)
+    product = await make_product(live, stock=UNITS)
+    stream = await make_live_stream(live, [product["id"]])
+    buyers = [f"dur{i}" for i in range(BUYERS)]
+    await asyncio.gather(*[give_wallet(live, b) for b in buyers])
+    keys = {b: idem() for b in buyers}
+
+    acked: dict[str, dict[str, object]] = {}  # buyer -> the order its 201 carried
+    enough_acked = asyncio.Event()
+    retries = 0
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def resolve(b: str) -> httpx.Response:
+        nonlocal retries
+        async with gate:
+            for _ in range(200):
+                try:
+                    r = await buy(live, b, product["id"], stream=stream["id"], key=keys[b])
+                except httpx.TransportError:  # includes timeouts
+                    r = None
+                if r is not None and r.status_code not in RETRYABLE:
+                    if r.status_code == 201:
+                        acked[b] = r.json()["order"]
+                        if len(acked) >= KILL_AFTER_ACKS:
+                            enough_acked.set()
+                    return r
+                retries += 1
+                await asyncio.sleep(0.05 * UNIT)
+        raise AssertionError(f"{b} never resolved")
+
+    async def crash() -> int:
+        await asyncio.wait_for(enough_acked.wait(), 30 * UNIT)
+        pid = embedded.pid
+        assert pid is not None
+        embedded.kill_hard()
+        print("KILL at acks", len(acked))
+        return pid
+
+    tasks = [asyncio.create_task(resolve(b)) for b in buyers]
+    killer = asyncio.create_task(crash())
+    replies = await asyncio.wait_for(asyncio.gather(*tasks), 60 * UNIT)
+    old_pid = await killer
+    await embedded.wait_ready(10 * UNIT)
+    assert embedded.restarts == 1 and embedded.pid != old_pid
+    print("retries", retries, "acked", len(acked))
+    acked_at_kill = KILL_AFTER_ACKS
+    assert len(acked) >= acked_at_kill
+
+    # Every buyer resolved: a paid order or sold out, nothing else.
+    codes = [r.status_code for r in replies]
+    assert set(codes) <= {201, 409}, codes
+    assert all(r.json()["type"].endswith("/sold-out") for r in replies if r.status_code == 409)
+    assert codes.count(201) == len(acked) == UNITS
+
+    # Read everything back from the restarted server on a fresh connection.
+    fresh = redis.Redis.from_url(embedded.url)
+    try:
+        k = product_keys(product["id"])
+        for b, order in acked.items():
+            stored = await fresh.hgetall(k.order(str(order["id"])))
+            assert stored, f"acknowledged order {order['id']} of {b} is gone"
+            assert stored[b"state"] == b"paid" and stored[b"buyer"] == b.encode()
+        orders: dict[str, list[str]] = {}
+        async for key in fresh.scan_iter(match=f"lc:{k.tag}:order:*", count=1000):
+            buyer = (await fresh.hget(key, "buyer") or b"").decode()
+            orders.setdefault(buyer, []).append(key.decode())
+        assert all(len(v) == 1 for v in orders.values()), orders  # one order per key
+        assert set(orders) == set(acked)
+        stock = {f.decode(): int(v) for f, v in (await fresh.hgetall(k.stock)).items()}
+        assert stock["sold:default"] == len(acked) == UNITS
+        assert stock["held:default"] == 0 and stock["avail:default"] == 0
+        assert stock["total:default"] == (stock["avail:default"] + stock["held:default"]
+                                          + stock["sold:default"]) == UNITS
+    finally:
+        await fresh.aclose()
+
+    # The same keys, asked again after the crash, answer exactly what they answered.
+    for b, r in zip(buyers, replies):
+        again = await buy(live, b, product["id"], stream=stream["id"], key=keys[b])
+        assert again.status_code == r.status_code
+        if r.status_code == 201:
+            assert again.json()["order"]["id"] == r.json()["order"]["id"]
+    assert await live.services.gateway.authorizations_count() == UNITS
+    levels = (await stock_of(live, product["id"]))["default"]
+    assert (levels["available"], levels["held"], levels["sold"]) == (0, 0, UNITS)
+
+    # The aggregates catch up across the restart: each sale counted once.
+    await live.services.aggregator.drain(timeout_s=20 * UNIT)
+    report = (await live.http.get("/api/v1/brands/acme/report",
+                                  headers=live.auth("brand", "acme"))).json()
+    assert (report["units"], report["orders"]) == (UNITS, UNITS)
+    assert report["gmv_minor"] == report["captured_minor"] == UNITS * product["price_minor"]
+
+
+async def test_acknowledged_orders_survive_a_kill_between_races(own_node: Live) -> None:
+    """A quiet kill: everything acknowledged before it is there after it, and the node
+    keeps selling on the restarted server (scripts reloaded after NOSCRIPT)."""
+    live = own_node
+    embedded = live.services.valkey
+    assert embedded is not None
+    await make_brand(live)
+    product = await make_product(live, stock=6)
+    stream = await make_live_stream(live, [product["id"]])
+    for b in ("q1", "q2", "q3"):
+        await give_wallet(live, b)
+    first = [await buy(live, b, product["id"], stream=stream["id"]) for b in ("q1", "q2")]
+    assert [r.status_code for r in first] == [201, 201]
+    embedded.kill_hard()
+    await embedded.wait_ready(10 * UNIT)
+    for r in first:
+        stored = await live.services.orders.get(r.json()["order"]["id"])
+        assert stored is not None and stored.fields["state"] == "paid"
+    r = await buy(live, "q3", product["id"], stream=stream["id"], quantity=2)
+    assert r.status_code == 201, r.text
+    levels = (await stock_of(live, product["id"]))["default"]
+    assert (levels["available"], levels["held"], levels["sold"], levels["total"]) == (2, 0, 4, 6)
