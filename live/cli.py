@@ -66,7 +66,16 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_open_files_limit() -> None:
+    """A hub holds one file per socket: use the hard limit, not the (often 1024) soft one."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _serve(args: argparse.Namespace) -> int:
+    _raise_open_files_limit()
     try:
         settings = _settings(args)
     except ValueError as exc:

@@ -40,8 +40,6 @@ class CloseCode(IntEnum):
     """Close codes; `reconnect` says whether a client should come back (with backoff)."""
 
     BAD_FRAME = 4000  # malformed, unknown or oversized message: a client bug
-    UNAUTHORIZED = 4001  # token missing, invalid or expired: get a new one first
-    FORBIDDEN = 4003  # role may not open this socket
     NOT_FOUND = 4004  # no such stream / brand / creator
     TOO_SLOW = 4008  # could not keep up: reconnect and resume from the last seq
     STREAM_ENDED = 4010  # the stream is over

@@ -9,6 +9,7 @@ upgrade: path, Origin allowlist, token, role, connection caps.
 
 from __future__ import annotations
 
+import asyncio
 import http
 import logging
 import re
@@ -25,7 +26,7 @@ from websockets.http11 import Request, Response
 
 from checkout.ids import is_valid_id
 from live.auth import AuthError, Principal
-from live.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS
+from live.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS, CloseCode
 from live.feeds import brand_feed, creator_feed
 from live.problems import PROBLEM_BASE
 from live.room_session import room_session
@@ -93,6 +94,11 @@ class HubServer:
 
     async def close(self) -> None:
         if self._server is not None:
+            # Tell every client to come back (to another node) rather than a bare 1001.
+            closing = [asyncio.create_task(c.close(CloseCode.GOING_AWAY, "node going away"))
+                       for c in list(self._server.connections)]
+            if closing:
+                await asyncio.wait(closing, timeout=5)
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None

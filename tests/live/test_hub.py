@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import msgpack
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import UNIT, Live
+from checkout.catalog import BrandIn
+from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
+from live.auth import Role
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product
 
 
@@ -199,3 +202,20 @@ async def test_brand_feed_rises_after_a_purchase(live: Live) -> None:
                     break
         assert update["gmv_minor"] == 5000
         assert update["streams"][0]["stream_id"] == stream["id"]
+
+
+async def test_a_node_going_away_tells_clients_to_come_back(valkey: Any, rclient: Any,
+                                                            tmp_path: Any) -> None:
+    services, server, task, url = await start_node(make_settings(valkey, tmp_path))
+    ws_url = await start_hub(services, url)
+    await services.catalog.create_brand(BrandIn(id="acme", name="Acme", currency="USD"))
+    async with httpx.AsyncClient(base_url=url) as http:
+        headers = {"Authorization": "Bearer " + services.tokens.mint(Role.CREATOR, "cleo", ttl_s=60)}
+        stream = (await http.post("/api/v1/streams", json={"title": "t"}, headers=headers)).json()
+    async with connect(f"{ws_url}/ws/streams/{stream['id']}") as ws:
+        await recv_until(ws, "snapshot")
+        closer = asyncio.create_task(stop_node(services, server, task))
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv_until(ws, "never", timeout=10)
+        await closer
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4011

@@ -1,0 +1,104 @@
+"""The fan-out baseline: a bare `websockets` server that broadcasts with `websockets.broadcast`.
+
+The same library and connection settings as the hub's own server (compression off, 64 KiB
+frames, queue of 16, server pings every 20 s), none of the hub: no rooms, no snapshot, no
+Valkey, no backpressure policy beyond what `broadcast` does (skip a socket whose buffer is
+over its high-water mark). Viewers connect to any path; `/control` takes commands, one JSON
+text frame each, answered with one JSON text frame:
+
+    {"op": "burst", "frames": [str, ...]}  broadcast each frame to every viewer, in order,
+                                           yielding to the loop between frames; answers
+                                           {"sent": frames, "viewers": n}
+    {"op": "count"}                        answers {"viewers": n}
+
+`GET /readyz` answers 200 (what `loadtest.server_process` polls). SIGTERM stops it.
+
+Run: `python -m loadtest.fanout_bare --port P [--loop uvloop|asyncio]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http
+import resource
+import signal
+
+import orjson
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.http11 import Request, Response
+
+__all__ = ["BareServer", "main"]
+
+CONTROL_PATH = "/control"
+_MAX_FRAME_BYTES = 64 * 1024  # as live.protocol.MAX_FRAME_BYTES
+_PING_S = 20.0  # as the hub's default ws_ping_interval_s
+
+
+class BareServer:
+    def __init__(self) -> None:
+        self.viewers: set[ServerConnection] = set()
+
+    @staticmethod
+    def _check(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/readyz":
+            return connection.respond(http.HTTPStatus.OK, '{"status":"ready"}\n')
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        if ws.request is not None and ws.request.path == CONTROL_PATH:
+            await self._control(ws)
+            return
+        self.viewers.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            self.viewers.discard(ws)
+
+    async def _control(self, ws: ServerConnection) -> None:
+        async for raw in ws:
+            command = orjson.loads(raw)
+            if command.get("op") == "burst":
+                frames = command["frames"]
+                for frame in frames:
+                    broadcast(self.viewers, frame)
+                    await asyncio.sleep(0)  # as the hub: one event per loop turn
+                await ws.send(orjson.dumps({"sent": len(frames),
+                                            "viewers": len(self.viewers)}).decode())
+            else:
+                await ws.send(orjson.dumps({"viewers": len(self.viewers)}).decode())
+
+    async def run(self, host: str, port: int) -> None:
+        stop = asyncio.get_running_loop().create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set_result, None)
+        async with serve(self._handle, host, port, process_request=self._check, compression=None,
+                         max_size=_MAX_FRAME_BYTES, max_queue=16, ping_interval=_PING_S,
+                         ping_timeout=_PING_S, server_header=None):
+            print(f"bare websockets server on ws://{host}:{port}", flush=True)
+            await stop
+            for ws in list(self.viewers):  # not a close handshake with each of thousands
+                with contextlib.suppress(Exception):
+                    ws.transport.abort()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.fanout_bare", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    args = parser.parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # one file per viewer
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    factory = None
+    if args.loop == "uvloop":
+        import uvloop
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(BareServer().run(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""Viewer fleets for the fan-out test: thousands of WebSocket viewers per client process.
+
+One `ViewerPool` runs in one event loop (a client process): it opens its viewers with
+`websockets.asyncio.client` (compression off, no client pings: the server pings), and each
+viewer keeps what a real page would: the last seq and the stock it was shown, applying the
+snapshot, then events and coalesced `state` frames. A viewer that gets closed reconnects with
+jittered exponential backoff and `since=<last seq>`, a bounded number of times in a row.
+
+Each viewer also checks its own seq sequence (a gap: a seq skipped; a duplicate: a seq seen
+again) and stamps the arrival of every pin/unpin frame with `time.monotonic()`, which is one
+clock for every process on the machine (CLOCK_MONOTONIC), so the parent's send times and the
+viewers' arrival times can be subtracted.
+
+`ViewerFleet` (parent side) spawns the client processes and sends every one of them the same
+command; each process answers once. Commands, answers and limits are in `_Worker.handle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import multiprocessing
+import multiprocessing.connection
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from loadtest.histogram import LatencyHistogram
+
+__all__ = ["FleetError", "ViewerFleet", "ViewerPool", "ViewerOptions"]
+
+log = logging.getLogger(__name__)
+
+_EVENT_TYPES = frozenset({"pin", "unpin"})  # the frames whose arrival is stamped
+_PIPE_POLL_S = 1.0
+_CLOSE_TIMEOUT_S = 2.0
+_EXAMPLES = 5  # detail kept per kind of problem
+
+
+class FleetError(RuntimeError):
+    """A client process failed, died or did not answer in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ViewerOptions:
+    open_timeout_s: float = 30.0
+    connect_concurrency: int = 50  # handshakes in flight per client process
+    max_attempts: int = 8  # reconnects in a row (without a frame in between) before giving up
+    backoff_first_s: float = 0.2
+    backoff_max_s: float = 5.0
+    lifetime_s: float = 3600.0  # a client process exits by itself after this long
+
+
+@dataclass(eq=False, slots=True)
+class _Viewer:
+    index: int
+    last_seq: int | None = None  # None until a snapshot (never, against the bare server)
+    stock: dict[str, Any] = field(default_factory=dict)
+    pinned: list[str] = field(default_factory=list)
+    arrivals: dict[int, float] = field(default_factory=dict)  # pin/unpin seq -> monotonic
+    ready: bool = False
+    gave_up: bool = False
+    connects: int = 0
+    gaps: int = 0
+    dups: int = 0
+    burst: int = 0
+    ws: Any = None
+
+
+class ViewerPool:
+    """The viewers of one client process and what they saw."""
+
+    def __init__(self, options: ViewerOptions) -> None:
+        self.options = options
+        self.viewers: list[_Viewer] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.url = ""
+        self.hub = True  # False: the bare server (no snapshot, no seq discipline)
+        self.stopping = False
+        self.types: collections.Counter[str] = collections.Counter()
+        self.closes: collections.Counter[str] = collections.Counter()
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.problems: list[str] = []
+        # The burst window: frames with lo < seq <= hi (lo None: every frame) are counted.
+        self.burst_on = False
+        self.burst_lo: int | None = None
+        self.burst_hi = 0
+        self.burst_expected = 0
+        self.burst_frames = 0
+        self.burst_done = 0
+        self.burst_last_at = 0.0
+        self.burst_keep: list[str] | None = None  # the first viewer's burst frames, if asked
+        self._slots: asyncio.Semaphore | None = None
+
+    # ---- frames
+    def on_frame(self, v: _Viewer, frame: str | bytes, now: float) -> None:
+        msg = orjson.loads(frame)
+        kind = msg.get("type")
+        self.types[kind] += 1
+        if kind == "snapshot":
+            v.last_seq = int(msg["seq"])
+            v.stock = msg.get("stock", {})
+            v.pinned = msg.get("pinned", [])
+            v.ready = True
+            return
+        if kind == "state":
+            stock = msg.get("stock")
+            if stock:
+                v.stock.update(stock)
+            return
+        seq = msg.get("seq")
+        if seq is None:
+            return
+        fresh = True
+        if v.last_seq is not None:
+            if seq == v.last_seq + 1:
+                v.last_seq = seq
+            elif seq <= v.last_seq:
+                fresh = False
+                v.dups += 1
+                if len(self.problems) < _EXAMPLES:
+                    self.problems.append(f"viewer {v.index}: duplicate seq {seq} after "
+                                         f"{v.last_seq} ({kind})")
+            else:
+                v.gaps += 1
+                if len(self.problems) < _EXAMPLES:
+                    self.problems.append(f"viewer {v.index}: gap, seq {seq} after {v.last_seq}")
+                v.last_seq = seq
+        if kind in _EVENT_TYPES:
+            if fresh:
+                v.pinned = msg.get("pinned", v.pinned)
+            if seq not in v.arrivals:
+                v.arrivals[seq] = now
+        if self.burst_on and fresh and (self.burst_lo is None
+                                        or self.burst_lo < seq <= self.burst_hi):
+            self.burst_frames += 1
+            self.burst_last_at = now
+            v.burst += 1
+            if v.burst == self.burst_expected:
+                self.burst_done += 1
+            if self.burst_keep is not None and v is self.viewers[0]:
+                self.burst_keep.append(frame if isinstance(frame, str) else frame.decode())
+
+    # ---- connections
+    async def _run(self, v: _Viewer) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+        o = self.options
+        failures = 0
+        assert self._slots is not None
+        while not self.stopping:
+            url = self.url if v.last_seq is None else f"{self.url}?since={v.last_seq}"
+            code: str | None = None
+            framed = False
+            try:
+                async with self._slots:  # bounds handshakes in flight, not open sockets
+                    ws = await connect(url, compression=None, ping_interval=None,
+                                       ping_timeout=None, open_timeout=o.open_timeout_s,
+                                       close_timeout=_CLOSE_TIMEOUT_S, proxy=None,
+                                       user_agent_header=None, max_size=2**20)
+                v.ws = ws
+                v.connects += 1
+                if v.last_seq is not None or not self.hub:
+                    v.ready = True  # a resume has no snapshot; the bare server sends none
+                try:
+                    async for frame in ws:
+                        framed = True
+                        self.on_frame(v, frame, time.monotonic())
+                finally:
+                    await ws.close()
+                code = str(ws.close_code)
+            except ConnectionClosed as exc:
+                code = str(exc.rcvd.code) if exc.rcvd is not None else "1006 (no close frame)"
+            except InvalidStatus as exc:
+                self.failures[f"HTTP {exc.response.status_code}"] += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # refused, reset, timeout: count it, back off, retry
+                self.failures[type(exc).__name__] += 1
+            finally:
+                v.ws = None
+                v.ready = False
+            if self.stopping:
+                break
+            if code is not None:
+                self.closes[code] += 1
+            failures = 1 if framed else failures + 1
+            if failures > o.max_attempts:
+                v.gave_up = True
+                return
+            delay = min(o.backoff_max_s, o.backoff_first_s * 2 ** (failures - 1))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+
+    def start(self, url: str, count: int, first_index: int, hub: bool) -> None:
+        self.url = url
+        self.hub = hub
+        self.stopping = False
+        self._slots = asyncio.Semaphore(self.options.connect_concurrency)
+        self.viewers = [_Viewer(first_index + i) for i in range(count)]
+        self.tasks = [asyncio.create_task(self._run(v)) for v in self.viewers]
+
+    async def wait_ready(self, timeout_s: float) -> dict[str, Any]:
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            if all(v.ready or v.gave_up for v in self.viewers):
+                break
+            await asyncio.sleep(0.05)
+        return {"ready": sum(v.ready for v in self.viewers),
+                "gave_up": sum(v.gave_up for v in self.viewers),
+                "waited_s": round(time.monotonic() - started, 3)}
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for v in self.viewers:
+            if v.ws is not None:
+                v.ws.transport.abort()  # not 10,000 close handshakes: the server sees a reset
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+    # ---- answers
+    def status(self) -> dict[str, Any]:
+        return {"viewers": len(self.viewers), "ready": sum(v.ready for v in self.viewers),
+                "gave_up": sum(v.gave_up for v in self.viewers),
+                "connects": sum(v.connects for v in self.viewers),
+                "types": dict(self.types), "closes": dict(self.closes),
+                "failures": dict(self.failures)}
+
+    def burst_begin(self, lo: int | None, hi: int, expected: int, keep: bool) -> None:
+        self.burst_lo, self.burst_hi, self.burst_expected = lo, hi, expected
+        self.burst_frames = self.burst_done = 0
+        self.burst_last_at = 0.0
+        self.burst_keep = [] if keep else None
+        for v in self.viewers:
+            v.burst = 0
+        self.burst_on = True
+
+    def burst_status(self) -> dict[str, Any]:
+        return {"frames": self.burst_frames, "done": self.burst_done,
+                "last_at": self.burst_last_at, "viewers": len(self.viewers),
+                "live": sum(1 for v in self.viewers if not v.gave_up)}
+
+    def burst_end(self) -> dict[str, Any]:
+        self.burst_on = False
+        out = self.burst_status()
+        out["kept"] = self.burst_keep or []
+        self.burst_keep = None
+        return out
+
+    def latency(self, sent: dict[int, float], within_s: float) -> dict[str, Any]:
+        """Latency of every (viewer, pin) pair: arrival - the host's send time."""
+        hist = LatencyHistogram()
+        within = collections.Counter[int]()
+        missed = collections.Counter[int]()
+        viewers_missing = 0
+        worst = 0.0
+        for v in self.viewers:
+            missing = False
+            for seq, at in sent.items():
+                arrived = v.arrivals.get(seq)
+                if arrived is None:
+                    missed[seq] += 1
+                    missing = True
+                    continue
+                lat = arrived - at
+                hist.record(lat)
+                worst = max(worst, lat)
+                if lat <= within_s:
+                    within[seq] += 1
+            viewers_missing += missing
+        return {"histogram": hist.encode(), "within": dict(within), "missed": dict(missed),
+                "viewers_missing": viewers_missing, "max_s": worst}
+
+    def reset_arrivals(self) -> None:
+        for v in self.viewers:
+            v.arrivals.clear()
+
+    def check(self, stock: dict[str, Any], pinned: list[str], seq: int) -> dict[str, Any]:
+        """Compare what each viewer shows with the truth read from the server."""
+        stale = behind = pinned_wrong = 0
+        examples: list[str] = []
+        for v in self.viewers:
+            shown = {p: v.stock.get(p) for p in stock}
+            if shown != stock or v.gave_up:
+                stale += 1
+                if len(examples) < _EXAMPLES:
+                    examples.append(f"viewer {v.index} shows {shown}, truth {stock}"
+                                    + (" (gave up)" if v.gave_up else ""))
+            if v.last_seq != seq:
+                behind += 1
+            if sorted(v.pinned) != sorted(pinned):
+                pinned_wrong += 1
+        return {"stale": stale, "stale_examples": examples, "behind_seq": behind,
+                "pinned_wrong": pinned_wrong,
+                "gaps": sum(v.gaps for v in self.viewers),
+                "dups": sum(v.dups for v in self.viewers),
+                "viewers_with_gaps": sum(1 for v in self.viewers if v.gaps),
+                "viewers_with_dups": sum(1 for v in self.viewers if v.dups),
+                "problems": list(self.problems), **self.status()}
+
+
+class _Worker:
+    """The command loop of one client process."""
+
+    def __init__(self, pipe: multiprocessing.connection.Connection, options: ViewerOptions) -> None:
+        self.pipe = pipe
+        self.pool = ViewerPool(options)
+        self.options = options
+
+    async def main(self) -> None:
+        deadline = time.monotonic() + self.options.lifetime_s
+        try:
+            while time.monotonic() < deadline:
+                if not await asyncio.to_thread(self.pipe.poll, _PIPE_POLL_S):
+                    continue
+                op, args = self.pipe.recv()
+                if op == "exit":
+                    self.pipe.send(("ok", None))
+                    return
+                self.pipe.send(("ok", await self.handle(op, args)))
+            log.warning("client process lifetime over; exiting")
+        finally:
+            await self.pool.stop()
+
+    async def handle(self, op: str, args: dict[str, Any]) -> Any:
+        pool = self.pool
+        match op:
+            case "connect":  # open `count` viewers to `url`; answer when all are ready
+                await pool.stop()
+                pool.types.clear()
+                pool.closes.clear()
+                pool.failures.clear()
+                pool.problems.clear()
+                pool.start(args["url"], args["count"], args["first_index"], args["hub"])
+                return await pool.wait_ready(args["timeout_s"])
+            case "wait_ready":
+                return await pool.wait_ready(args["timeout_s"])
+            case "status":
+                return pool.status()
+            case "burst_begin":
+                pool.burst_begin(args["lo"], args["hi"], args["expected"], args["keep"])
+                return None
+            case "burst_status":
+                return pool.burst_status()
+            case "burst_end":
+                return pool.burst_end()
+            case "reset_arrivals":
+                pool.reset_arrivals()
+                return None
+            case "latency":
+                return pool.latency(args["sent"], args["within_s"])
+            case "check":
+                return pool.check(args["stock"], args["pinned"], args["seq"])
+            case "disconnect":
+                await pool.stop()
+                return pool.status()
+        raise ValueError(f"unknown command {op!r}")
+
+
+def _child(pipe: multiprocessing.connection.Connection, options: ViewerOptions) -> None:
+    import uvloop
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_Worker(pipe, options).main())
+    except BaseException as exc:  # the parent hears why instead of waiting for nothing
+        try:
+            pipe.send(("error", repr(exc)))
+        except OSError:
+            pass
+        raise
+    finally:
+        pipe.close()
+
+
+class ViewerFleet:
+    """Client processes holding the viewers; `async with` starts them, exit stops them."""
+
+    def __init__(self, viewers: int, processes: int, options: ViewerOptions | None = None) -> None:
+        if viewers < 1 or processes < 1:
+            raise ValueError("viewers and processes must be at least 1")
+        self.viewers = viewers
+        self.processes = min(processes, viewers)
+        self.options = options or ViewerOptions()
+        self._children: list[tuple[multiprocessing.process.BaseProcess,
+                                   multiprocessing.connection.Connection]] = []
+
+    @property
+    def shares(self) -> list[tuple[int, int]]:
+        """(first index, count) of each process's viewers."""
+        base, extra = divmod(self.viewers, self.processes)
+        out, first = [], 0
+        for k in range(self.processes):
+            count = base + (1 if k < extra else 0)
+            out.append((first, count))
+            first += count
+        return out
+
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc, _ in self._children if proc.pid is not None]
+
+    async def __aenter__(self) -> "ViewerFleet":
+        ctx = multiprocessing.get_context("spawn")
+        try:
+            for _ in range(self.processes):
+                ours, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_child, args=(theirs, self.options),
+                                   name="loadtest-fanout-viewers", daemon=True)
+                proc.start()
+                theirs.close()
+                self._children.append((proc, ours))
+            await self.call_all("status", timeout_s=60)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        children, self._children = self._children, []
+        for _, pipe in children:
+            try:
+                pipe.send(("exit", {}))
+            except OSError:
+                pass
+        for proc, pipe in children:
+            await asyncio.to_thread(proc.join, 15)
+            if proc.is_alive():
+                proc.kill()
+                await asyncio.to_thread(proc.join, 5)
+            pipe.close()
+            proc.close()
+
+    async def call(self, k: int, op: str, args: dict[str, Any] | None = None, *,
+                   timeout_s: float = 30.0) -> Any:
+        _, pipe = self._children[k]
+        pipe.send((op, args or {}))
+        return await self._answer(pipe, timeout_s)
+
+    async def call_all(self, op: str, args: dict[str, Any] | None = None, *,
+                       timeout_s: float = 30.0, per_process: list[dict[str, Any]] | None = None
+                       ) -> list[Any]:
+        """Send the command to every process (the same args, or `per_process[k]`)."""
+        for k, (_, pipe) in enumerate(self._children):
+            pipe.send((op, per_process[k] if per_process is not None else (args or {})))
+        return list(await asyncio.gather(*[self._answer(pipe, timeout_s)
+                                           for _, pipe in self._children]))
+
+    @staticmethod
+    async def _answer(pipe: multiprocessing.connection.Connection, timeout_s: float) -> Any:
+        if not await asyncio.to_thread(pipe.poll, timeout_s):
+            raise FleetError(f"a viewer process said nothing for {timeout_s:.0f} s")
+        try:
+            kind, value = pipe.recv()
+        except EOFError:
+            raise FleetError("a viewer process died") from None
+        if kind == "error":
+            raise FleetError(f"a viewer process failed: {value}")
+        return value
