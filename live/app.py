@@ -17,6 +17,7 @@ from live import stream_api
 from live.api import Api, json_response
 from live.metrics import MetricsMiddleware, metrics_endpoint
 from live.pages import page_routes
+from overlay.pages import page_routes as overlay_page_routes
 from live.problems import Problem, install_problem_handlers
 from live.services import Services
 from live.settings import Settings
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *api.routes(settings.max_body_bytes),
         *report_api.redirect_routes(),
         *page_routes(),
+        *overlay_page_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware)])

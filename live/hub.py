@@ -119,14 +119,15 @@ class Room:
     def apply_state(self, state: dict[str, Any], now: float) -> None:
         """Send what changed since the last tick, coalesced into one frame."""
         change: dict[str, Any] = {}
-        old_stock = self.state.get("stock", {})
-        stock = {p: v for p, v in state["stock"].items() if old_stock.get(p) != v}
-        if stock:
-            change["stock"] = stock
+        for key in ("stock", "deal_sold"):  # per product: only the products that changed
+            old = self.state.get(key, {})
+            changed = {p: v for p, v in state[key].items() if old.get(p) != v}
+            if changed:
+                change[key] = changed
         for key in ("viewers", "likes", "sales"):
             if self.state.get(key) != state[key]:
                 change[key] = state[key]
-        self.state = {k: state[k] for k in ("stock", "viewers", "likes", "sales")}
+        self.state = {k: state[k] for k in ("stock", "deal_sold", "viewers", "likes", "sales")}
         self._ticker(state["ticker"], now)
         if change:
             self.broadcast({"type": "state", **change}, now, droppable=True)

@@ -74,19 +74,21 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] |
             k = product_keys(product)
             pipe.hgetall(k.product)
             pipe.hgetall(k.stock)
+            pipe.hget(k.offers, f"dealsold:{stream_id}")
         pipe.hgetall(viewers_key(stream_id))
         pipe.get(likes_key(stream_id))
         pipe.hgetall(agg_key(f"stream:{stream_id}"))
         pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
         results = await pipe.execute()
     now_ms = int(time.time() * 1000)
-    products, stock = {}, {}
+    products, stock, deal_sold = {}, {}, {}
     for i, product in enumerate(lineup):
-        card, levels = results[2 * i], results[2 * i + 1]
+        card, levels, sold = results[3 * i:3 * i + 3]
         if card:
             products[product] = _card(card)
             stock[product] = _stock(levels)
-    viewers, likes, sales, ticker = results[2 * len(lineup):]
+            deal_sold[product] = int(sold or 0)
+    viewers, likes, sales, ticker = results[3 * len(lineup):]
     return {
         "type": "snapshot", "v": PROTOCOL_VERSION, "seq": int(seq or 0),
         "server_time_ms": now_ms,
@@ -95,7 +97,7 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] |
         "tray": [p for p in lineup if p in products],
         "pinned": orjson.loads(stream.get("pinned", "[]")),
         "deals": orjson.loads(stream.get("deals", "{}")),
-        "products": products, "stock": stock,
+        "products": products, "stock": stock, "deal_sold": deal_sold,
         "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
         "sales": _sales(sales), "just_bought": [orjson.loads(t) for t in ticker],
     }
@@ -114,17 +116,19 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
             pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
             for product in lineup:
                 pipe.hgetall(product_keys(product).stock)
+                pipe.hget(product_keys(product).offers, f"dealsold:{stream_id}")
         results = await pipe.execute()
     states: dict[str, dict[str, Any]] = {}
     i = 0
     for stream_id, lineup in order:
         seq, viewers, likes, sales, ticker = results[i:i + 5]
         i += 5
-        stock = {}
+        stock, deal_sold = {}, {}
         for product in lineup:
             stock[product] = _stock(results[i])
-            i += 1
-        states[stream_id] = {"seq": int(seq or 0), "stock": stock,
+            deal_sold[product] = int(results[i + 1] or 0)
+            i += 2
+        states[stream_id] = {"seq": int(seq or 0), "stock": stock, "deal_sold": deal_sold,
                              "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
                              "sales": _sales(sales),
                              "ticker": [orjson.loads(t) for t in ticker]}

@@ -72,6 +72,7 @@ class Services:
     hub: Hub
     valkey: EmbeddedValkey | None = None
     hub_server: HubServer | None = None
+    hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -145,7 +146,8 @@ class Services:
             ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
             message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
             sndbuf_bytes=s.ws_sndbuf_bytes))
-        return await self.hub_server.start(host, port)
+        self.hub_port = await self.hub_server.start(host, port)
+        return self.hub_port
 
     async def close(self) -> None:
         if self._closed:

@@ -28,7 +28,8 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p = sub.add_parser("loadtest", help="load generators (loopback only)")
     scenarios = p.add_subparsers(dest="scenario", required=True)
     fs = scenarios.add_parser(
-        "flash-sale", help="N buyers race for U units; checks exactness, measures vs bare starlette")
+        "flash-sale",
+        help="N buyers race for U units; checks exactness, measures vs bare starlette")
     fs.add_argument("--buyers", type=_positive_int, default=20_000)
     fs.add_argument("--units", type=_positive_int, default=1_000)
     fs.add_argument("--concurrency", type=_positive_int, default=256,
@@ -36,7 +37,8 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     fs.add_argument("--client-procs", type=int, default=1,
                     help="client processes (0: in this process); default 1")
     fs.add_argument("--rate", type=float,
-                    help="open loop: arrivals per second (latency counted from due time)")
+                    help="open loop: arrivals per second, latency counted from the due time "
+                         "(no baseline: a paced run has no throughput to compare)")
     fs.add_argument("--duration-limit", type=float, default=300.0,
                     help="seconds the race may take at most (default 300)")
     fs.add_argument("--attempt-timeout", type=float, default=10.0,
@@ -55,11 +57,16 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     fs.add_argument("--secret", help="that node's token secret (LIVECART_JWT_SECRET)")
     fs.add_argument("--redis-url", help="that node's Valkey (deep checks, --kill-valkey-at)")
     fs.add_argument("--json", type=Path, help="also write the report as JSON here")
+    from loadtest.fanout_cli import add_fanout_args
+    add_fanout_args(scenarios)
 
 
 def run_loadtest(args: argparse.Namespace) -> int:
     if args.scenario == "flash-sale":
         return _flash_sale(args)
+    if args.scenario == "fanout":
+        from loadtest.fanout_cli import run_fanout_cli
+        return run_fanout_cli(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 

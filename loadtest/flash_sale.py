@@ -22,7 +22,8 @@ import os
 import platform
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -115,7 +116,7 @@ async def run_flash_sale(config: FlashSaleConfig) -> dict[str, Any]:
         spec = RaceSpec(host, port, config.concurrency, config.rate_per_s,
                         config.attempt_timeout_s, config.max_attempts, config.duration_limit_s)
         kills: list[KillRecord] = []
-        during = None
+        during: Callable[[float], Awaitable[None]] | None = None
         if config.kill_valkey_at is not None:
             assert valkey_url is not None
             threshold = max(1, int(config.units * config.kill_valkey_at))
@@ -125,7 +126,8 @@ async def run_flash_sale(config: FlashSaleConfig) -> dict[str, Any]:
         checks = await shop.verify(race, valkey_url)
         server_log_tail = server.log_tail(10) if server is not None else ""
     baseline: RaceResult | None = None
-    if config.baseline:
+    # A paced run's throughput is its rate: a ratio against bare capacity would mean nothing.
+    if config.baseline and config.rate_per_s is None:
         log.info("baseline: the same requests against bare starlette")
         async with ServerProcess.baseline(log_level=config.server_log_level or "info",
                                           loop=config.baseline_loop) as bare:
@@ -205,7 +207,8 @@ class _Shop:
             concurrency=_SETUP_CONCURRENCY)
         bad = [r for r in replies if r.status != 200]
         if bad:
-            raise RuntimeError(f"{len(bad)} wallets refused, e.g. {bad[0].status} {bad[0].body[:300]!r}")
+            raise RuntimeError(f"{len(bad)} wallets refused, e.g. {bad[0].status} "
+                               f"{bad[0].body[:300]!r}")
 
     def buy_requests(self) -> list[bytes]:
         body = {"product_id": self.product, "stream_id": self.stream, "quantity": 1}
@@ -298,7 +301,8 @@ async def _orders_in_valkey(valkey_url: str, product: str) -> list[tuple[str, st
         await client.aclose()
 
 
-def _killer(valkey_url: str, product: str, threshold: int, kills: list[KillRecord]):  # type: ignore[no-untyped-def]
+def _killer(valkey_url: str, product: str, threshold: int,
+            kills: list[KillRecord]) -> Callable[[float], Awaitable[None]]:
     """A side task: when `threshold` units are sold, SIGKILL Valkey and time its return."""
     stock_key = product_keys(product).stock
 
@@ -335,6 +339,7 @@ def _report(config: FlashSaleConfig, race: RaceResult, checks: dict[str, Any],
             kills: list[KillRecord], baseline: RaceResult | None, setup_s: float,
             server_log_tail: str) -> dict[str, Any]:
     latency = race.latency().summary()
+    sell_s = race.last_201_at - race.go_at if race.last_201_at else 0.0
     statuses = collections.Counter(race.statuses)
     report: dict[str, Any] = {
         "scenario": "flash-sale",
@@ -352,9 +357,8 @@ def _report(config: FlashSaleConfig, race: RaceResult, checks: dict[str, Any],
         "throughput_per_s": round(race.throughput_per_s, 1),
         "race_seconds": round(race.elapsed_s, 3),
         # The sell phase: from the start until the last acknowledged buy was answered.
-        "sold_out_after_s": round(race.last_201_at - race.go_at, 3) if race.last_201_at else None,
-        "acknowledged_per_s": (round(checks["orders_acknowledged"] / (race.last_201_at - race.go_at), 1)
-                               if race.last_201_at else None),
+        "sold_out_after_s": round(sell_s, 3) if sell_s else None,
+        "acknowledged_per_s": round(checks["orders_acknowledged"] / sell_s, 1) if sell_s else None,
         "latency_ms": latency.as_dict(),
         "latency_ms_201": race.latency_201().summary().as_dict(),
         "bare_throughput_per_s": None,
@@ -366,7 +370,7 @@ def _report(config: FlashSaleConfig, race: RaceResult, checks: dict[str, Any],
         "client_processes": config.client_processes,
         "rate_per_s": config.rate_per_s,
         "kill_valkey_at": config.kill_valkey_at,
-        "kills": [_fields(k) for k in kills],
+        "kills": [asdict(k) for k in kills],
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "problems": race.problems,
         "retries": {"connection_errors": race.connection_errors, "timeouts": race.timeouts,
@@ -387,10 +391,6 @@ def _report(config: FlashSaleConfig, race: RaceResult, checks: dict[str, Any],
     if checks["unresolved"] and server_log_tail:
         report["server_log_tail"] = server_log_tail
     return report
-
-
-def _fields(record: KillRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
 
 
 def _cpu_model() -> str:

@@ -290,7 +290,8 @@ async def run_race(spec: RaceSpec, requests: Sequence[bytes], *, processes: int 
     try:
         for indices in slices:
             ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_child, args=(per_proc, [requests[i] for i in indices], theirs),
+            part = [requests[i] for i in indices]
+            proc = ctx.Process(target=_child, args=(per_proc, part, theirs),
                                name="loadtest-client", daemon=True)
             proc.start()
             theirs.close()
@@ -333,7 +334,8 @@ async def _with_side_task(main: Awaitable[T], during: Callable[[float], Awaitabl
             pass
 
 
-async def _recv(pipe: multiprocessing.connection.Connection, timeout_s: float) -> tuple[object, ...]:
+async def _recv(pipe: multiprocessing.connection.Connection,
+                timeout_s: float) -> tuple[object, ...]:
     ready = await asyncio.to_thread(pipe.poll, timeout_s)
     if not ready:
         raise TimeoutError(f"a client process said nothing for {timeout_s:.0f} s")

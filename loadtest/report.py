@@ -65,7 +65,8 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         ("bare starlette (req/s)", "-" if report["bare_throughput_per_s"] is None
          else f"{report['bare_throughput_per_s']:,.0f}", ""),
         ("ratio vs bare", "-" if report["ratio_vs_bare"] is None
-         else f"{report['ratio_vs_bare']:.2f}", f">= {RATIO_TARGET} {_mark(v['throughput_vs_bare'])}"),
+         else f"{report['ratio_vs_bare']:.2f}",
+         f">= {RATIO_TARGET} {_mark(v['throughput_vs_bare'])}"),
         ("latency p50 / p99 / max (ms)", f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f}",
          f"p99 < {P99_TARGET_MS:.0f} {_mark(v['p99_under_50ms'])}"),
     ]

@@ -1,0 +1,146 @@
+"""The overlay: what a viewer sees at each moment, as a pure reducer over hub messages.
+
+The state is plain JSON data so that `overlay/static/overlay.js` can hold the very same
+state; the conformance fixtures in `overlay/fixtures/` run against both, so the Python
+reducer and the browser's cannot drift. No I/O and no clock: `now_ms` is passed in.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Thresholds", "initial", "reduce", "view", "Resync", "TICKER_KEPT"]
+
+TICKER_KEPT = 10
+State = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Stock badges: 'N left' at or below `show_left_at`, 'only N left' at or below
+    `only_left_at`, 'sold out' at zero."""
+
+    show_left_at: int = 10
+    only_left_at: int = 3
+
+
+class Resync(Exception):
+    """An event skipped a seq: the client must resume (`since`) or take a new snapshot."""
+
+
+def initial(snapshot: dict[str, Any]) -> State:
+    keys = ("seq", "stream", "tray", "pinned", "deals", "products", "stock", "deal_sold",
+            "viewers", "likes", "sales", "just_bought")
+    state = {k: copy.deepcopy(snapshot.get(k)) for k in keys}
+    state["deal_sold"] = state["deal_sold"] or {}
+    state["just_bought"] = (state["just_bought"] or [])[:TICKER_KEPT]
+    return state
+
+
+def reduce(state: State | None, message: dict[str, Any]) -> State:
+    """Apply one hub message. Raises Resync on a gap; returns a new state."""
+    kind = message.get("type")
+    if kind == "snapshot":
+        return initial(message)
+    if state is None:
+        raise Resync("no snapshot yet")
+    if "seq" in message:
+        seq = message["seq"]
+        if seq <= state["seq"]:
+            return state
+        if seq != state["seq"] + 1:
+            raise Resync(f"expected seq {state['seq'] + 1}, got {seq}")
+        return _event(state, message)
+    if kind == "state":
+        new = dict(state)
+        for key in ("stock", "deal_sold"):
+            if key in message:
+                new[key] = {**state[key], **message[key]}
+        for key in ("viewers", "likes", "sales"):
+            if key in message:
+                new[key] = message[key]
+        return new
+    if kind == "just_bought":
+        item = {k: v for k, v in message.items() if k != "type"}
+        return {**state, "just_bought": [item, *state["just_bought"]][:TICKER_KEPT]}
+    return state
+
+
+def _event(state: State, message: dict[str, Any]) -> State:
+    new = dict(state)
+    new["seq"] = message["seq"]
+    match message["type"]:
+        case "pin" | "unpin":
+            new["pinned"] = list(message["pinned"])
+        case "deal.scheduled":
+            deal = {k: message[k] for k in ("price_minor", "cap", "per_buyer_limit", "opens_ms",
+                                            "closes_ms")}
+            new["deals"] = {**state["deals"], message["product_id"]: deal}
+            new["deal_sold"] = {**state["deal_sold"], message["product_id"]: 0}
+        case "deal.closed":
+            new["deals"] = {p: d for p, d in state["deals"].items() if p != message["product_id"]}
+        case "lineup.changed":
+            if any(p not in state["products"] for p in message["lineup"]):
+                raise Resync("the lineup names a product this client has no card for")
+            new["tray"] = list(message["lineup"])
+            new["pinned"] = list(message["pinned"])
+        case "stream.state":
+            new["stream"] = {**state["stream"], "state": message["state"]}
+            if message["state"] in ("ended", "cancelled"):
+                new["pinned"] = []
+    return new
+
+
+def _deal_view(state: State, product: str, now_ms: int) -> dict[str, Any] | None:
+    deal = state["deals"].get(product)
+    if not deal:
+        return None
+    if now_ms < deal["opens_ms"]:
+        return {"phase": "upcoming", "price_minor": deal["price_minor"],
+                "seconds_left": math.ceil((deal["opens_ms"] - now_ms) / 1000)}
+    left = deal["cap"] - state["deal_sold"].get(product, 0)
+    if now_ms < deal["closes_ms"] and left > 0:
+        return {"phase": "open", "price_minor": deal["price_minor"], "units_left": left,
+                "seconds_left": math.ceil((deal["closes_ms"] - now_ms) / 1000)}
+    return None
+
+
+def _badge(left: int, t: Thresholds) -> str:
+    if left <= 0:
+        return "sold out"
+    if left <= t.only_left_at:
+        return f"only {left} left"
+    if left <= t.show_left_at:
+        return f"{left} left"
+    return ""
+
+
+def _card(state: State, product: str, now_ms: int, t: Thresholds) -> dict[str, Any]:
+    p = state["products"][product]
+    left = sum(state["stock"].get(product, {}).values())
+    deal = _deal_view(state, product, now_ms)
+    open_deal = deal is not None and deal["phase"] == "open"
+    return {
+        "id": product, "title": p["title"], "image_url": p["image_url"],
+        "currency": p["currency"],
+        "price_minor": deal["price_minor"] if open_deal else p["price_minor"],  # type: ignore[index]
+        "original_price_minor": p["price_minor"] if open_deal else None,
+        "stock_left": left, "badge": _badge(left, t), "deal": deal,
+        "variants": p["variants"],
+        "can_buy": state["stream"]["state"] == "live" and left > 0 and p["status"] == "active",
+    }
+
+
+def view(state: State, now_ms: int, thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+    """What the overlay shows at `now_ms` (server time)."""
+    known = state["products"]
+    return {
+        "live": state["stream"]["state"] == "live",
+        "cards": [_card(state, p, now_ms, thresholds) for p in state["pinned"] if p in known],
+        "tray": [_card(state, p, now_ms, thresholds) for p in state["tray"] if p in known],
+        "ticker": state["just_bought"],
+        "viewers": state["viewers"], "likes": state["likes"],
+    }

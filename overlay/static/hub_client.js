@@ -1,0 +1,102 @@
+// A hub connection that keeps an overlay state current: snapshot, then deltas; on a gap
+// or a drop it reconnects with jittered backoff and resumes from its last seq.
+
+import { reduce, Resync } from "./overlay.js";
+
+const RECONNECT = new Set([4008, 4011, 4013, 4029, 1001, 1006, 1011, 1012, 1013]);
+
+export class HubClient {
+  constructor(url, { token = null, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
+    this.url = url;
+    this.token = token;
+    this.onState = onState;
+    this.onMessage = onMessage;
+    this.onStatus = onStatus;
+    this.state = null;
+    this.offsetMs = 0; // server clock minus ours, from the snapshot
+    this.attempt = 0;
+    this.closed = false;
+    this.socket = null;
+    this.connect();
+  }
+
+  now() {
+    return Date.now() + this.offsetMs;
+  }
+
+  connect() {
+    const params = new URLSearchParams();
+    if (this.token) params.set("access_token", this.token);
+    if (this.state) params.set("since", String(this.state.seq));
+    const query = params.toString();
+    const socket = new WebSocket(this.url + (query ? `?${query}` : ""));
+    this.socket = socket;
+    this.onStatus("connecting");
+    socket.onopen = () => {
+      this.attempt = 0;
+      this.onStatus("live");
+    };
+    socket.onmessage = (event) => this.receive(JSON.parse(event.data));
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.onStatus("offline");
+      if (this.closed) return;
+      if (RECONNECT.has(event.code) || event.code === 1000 && !this.closed) this.retry();
+      else this.onStatus(`closed ${event.code}`);
+    };
+  }
+
+  retry() {
+    // Jittered exponential backoff: 0.5 s doubling to 30 s, times [0.5, 1.5).
+    const base = Math.min(30000, 500 * 2 ** this.attempt);
+    this.attempt += 1;
+    setTimeout(() => this.connect(), base * (0.5 + Math.random()));
+  }
+
+  receive(message) {
+    if (message.type === "snapshot") this.offsetMs = message.server_time_ms - Date.now();
+    try {
+      const next = reduce(this.state, message);
+      if (next !== this.state) {
+        this.state = next;
+        this.onState(this.state);
+      }
+    } catch (error) {
+      if (!(error instanceof Resync)) throw error;
+      if (message.type === "lineup.changed") this.state = null; // need the new cards
+      this.socket.close(4000, "resync");
+      this.retry();
+      return;
+    }
+    this.onMessage(message);
+  }
+
+  send(message) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  close() {
+    this.closed = true;
+    if (this.socket) this.socket.close(1000, "bye");
+  }
+}
+
+// A page's token: taken from the URL fragment once (#token=...), kept for the tab only.
+export function pageToken(key) {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const fromHash = hash.get("token");
+  if (fromHash) {
+    sessionStorage.setItem(key, fromHash);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem(key);
+}
+
+export function meta(name) {
+  const tag = document.querySelector(`meta[name="${name}"]`);
+  return tag ? tag.content : null;
+}

@@ -1,0 +1,143 @@
+// The overlay reducer, the browser's twin of overlay/state.py. Same plain-JSON state, same
+// view; overlay/fixtures/conformance.json runs against both so they cannot drift.
+
+export const TICKER_KEPT = 10;
+export const DEFAULT_THRESHOLDS = { show_left_at: 10, only_left_at: 3 };
+
+export class Resync extends Error {}
+
+const clone = (value) => (value === undefined ? null : JSON.parse(JSON.stringify(value)));
+
+export function initial(snapshot) {
+  const keys = ["seq", "stream", "tray", "pinned", "deals", "products", "stock", "deal_sold",
+    "viewers", "likes", "sales", "just_bought"];
+  const state = {};
+  for (const key of keys) state[key] = clone(snapshot[key]);
+  state.deal_sold = state.deal_sold || {};
+  state.just_bought = (state.just_bought || []).slice(0, TICKER_KEPT);
+  return state;
+}
+
+export function reduce(state, message) {
+  const kind = message.type;
+  if (kind === "snapshot") return initial(message);
+  if (state === null || state === undefined) throw new Resync("no snapshot yet");
+  if ("seq" in message) {
+    if (message.seq <= state.seq) return state;
+    if (message.seq !== state.seq + 1) {
+      throw new Resync(`expected seq ${state.seq + 1}, got ${message.seq}`);
+    }
+    return applyEvent(state, message);
+  }
+  if (kind === "state") {
+    const next = { ...state };
+    for (const key of ["stock", "deal_sold"]) {
+      if (key in message) next[key] = { ...state[key], ...message[key] };
+    }
+    for (const key of ["viewers", "likes", "sales"]) {
+      if (key in message) next[key] = message[key];
+    }
+    return next;
+  }
+  if (kind === "just_bought") {
+    const { type, ...item } = message;
+    return { ...state, just_bought: [item, ...state.just_bought].slice(0, TICKER_KEPT) };
+  }
+  return state;
+}
+
+function applyEvent(state, message) {
+  const next = { ...state, seq: message.seq };
+  switch (message.type) {
+    case "pin":
+    case "unpin":
+      next.pinned = [...message.pinned];
+      break;
+    case "deal.scheduled": {
+      const deal = {};
+      for (const k of ["price_minor", "cap", "per_buyer_limit", "opens_ms", "closes_ms"]) {
+        deal[k] = message[k];
+      }
+      next.deals = { ...state.deals, [message.product_id]: deal };
+      next.deal_sold = { ...state.deal_sold, [message.product_id]: 0 };
+      break;
+    }
+    case "deal.closed": {
+      const deals = { ...state.deals };
+      delete deals[message.product_id];
+      next.deals = deals;
+      break;
+    }
+    case "lineup.changed":
+      if (message.lineup.some((p) => !(p in state.products))) {
+        throw new Resync("the lineup names a product this client has no card for");
+      }
+      next.tray = [...message.lineup];
+      next.pinned = [...message.pinned];
+      break;
+    case "stream.state":
+      next.stream = { ...state.stream, state: message.state };
+      if (message.state === "ended" || message.state === "cancelled") next.pinned = [];
+      break;
+    default:
+      break;
+  }
+  return next;
+}
+
+function dealView(state, product, nowMs) {
+  const deal = state.deals[product];
+  if (!deal) return null;
+  if (nowMs < deal.opens_ms) {
+    return { phase: "upcoming", price_minor: deal.price_minor,
+      seconds_left: Math.ceil((deal.opens_ms - nowMs) / 1000) };
+  }
+  const left = deal.cap - (state.deal_sold[product] || 0);
+  if (nowMs < deal.closes_ms && left > 0) {
+    return { phase: "open", price_minor: deal.price_minor, units_left: left,
+      seconds_left: Math.ceil((deal.closes_ms - nowMs) / 1000) };
+  }
+  return null;
+}
+
+function badge(left, t) {
+  if (left <= 0) return "sold out";
+  if (left <= t.only_left_at) return `only ${left} left`;
+  if (left <= t.show_left_at) return `${left} left`;
+  return "";
+}
+
+function card(state, product, nowMs, t) {
+  const p = state.products[product];
+  const levels = state.stock[product] || {};
+  const left = Object.values(levels).reduce((a, b) => a + b, 0);
+  const deal = dealView(state, product, nowMs);
+  const open = deal !== null && deal.phase === "open";
+  return {
+    id: product, title: p.title, image_url: p.image_url, currency: p.currency,
+    price_minor: open ? deal.price_minor : p.price_minor,
+    original_price_minor: open ? p.price_minor : null,
+    stock_left: left, badge: badge(left, t), deal, variants: p.variants,
+    can_buy: state.stream.state === "live" && left > 0 && p.status === "active",
+  };
+}
+
+export function view(state, nowMs, thresholds = DEFAULT_THRESHOLDS) {
+  const known = (p) => p in state.products;
+  return {
+    live: state.stream.state === "live",
+    cards: state.pinned.filter(known).map((p) => card(state, p, nowMs, thresholds)),
+    tray: state.tray.filter(known).map((p) => card(state, p, nowMs, thresholds)),
+    ticker: state.just_bought,
+    viewers: state.viewers,
+    likes: state.likes,
+  };
+}
+
+// Money for people: Intl knows each currency's minor units (JPY has none, USD two).
+export function formatMoney(minor, currency, locale = undefined) {
+  const digits = new Intl.NumberFormat("en", { style: "currency", currency })
+    .resolvedOptions().maximumFractionDigits;
+  return new Intl.NumberFormat(locale, { style: "currency", currency })
+    .format(minor / 10 ** digits);
+}
