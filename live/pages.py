@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from checkout.ids import is_valid_id
@@ -55,6 +55,11 @@ async def product_page(request: Request) -> Response:
                  f"<code>{{\"product_id\": \"{escape(product_id)}\"}}</code>.</p>")
 
 
+async def favicon(request: Request) -> Response:
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 def page_routes() -> list[Route]:
     return [Route("/", index, methods=["GET"]),
+            Route("/favicon.ico", favicon, methods=["GET"]),
             Route("/p/{product}", product_page, methods=["GET"])]

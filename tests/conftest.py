@@ -106,3 +106,47 @@ async def live(valkey: EmbeddedValkey, rclient: redis.Redis, tmp_path: Path,
     async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
         yield Live(url, services, http, ws_url)
     await stop_node(services, server, task)
+
+
+CHROMIUM = os.environ.get("LIVECART_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        await instance.close()
+
+
+class PageErrors(list[str]):
+    """Console errors and uncaught exceptions of the pages a test opened."""
+
+
+@pytest.fixture
+async def page_errors() -> PageErrors:
+    return PageErrors()
+
+
+@pytest.fixture
+async def new_page(browser: Any, page_errors: PageErrors) -> AsyncIterator[Any]:
+    """Opens pages in one fresh context; any JS console error or exception fails the test."""
+    context = await browser.new_context(viewport={"width": 390, "height": 844})
+    pages = []
+
+    async def make(**_: Any) -> Any:
+        page = await context.new_page()
+        page.on("console", lambda m: page_errors.append(f"console {m.type}: {m.text}")
+                if m.type == "error" else None)
+        page.on("pageerror", lambda e: page_errors.append(f"pageerror: {e}"))
+        pages.append(page)
+        return page
+
+    yield make
+    await context.close()
+    assert not page_errors, page_errors

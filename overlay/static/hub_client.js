@@ -41,7 +41,7 @@ export class HubClient {
       if (this.socket !== socket) return;
       this.onStatus("offline");
       if (this.closed) return;
-      if (RECONNECT.has(event.code) || event.code === 1000 && !this.closed) this.retry();
+      if (RECONNECT.has(event.code)) this.retry();
       else this.onStatus(`closed ${event.code}`);
     };
   }
@@ -64,7 +64,9 @@ export class HubClient {
     } catch (error) {
       if (!(error instanceof Resync)) throw error;
       if (message.type === "lineup.changed") this.state = null; // need the new cards
-      this.socket.close(4000, "resync");
+      const old = this.socket;
+      this.socket = null; // its close event is ours, not a drop
+      old.close(4000, "resync");
       this.retry();
       return;
     }

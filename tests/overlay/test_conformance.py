@@ -1,0 +1,63 @@
+"""The overlay reducer, Python and JS, against the same fixtures (overlay/fixtures)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from conftest import Live
+from overlay.state import Resync, Thresholds, reduce, view
+
+FIXTURES = json.loads(resources.files("overlay").joinpath("fixtures/conformance.json")
+                      .read_text("utf-8"))
+CASES = FIXTURES["cases"]
+
+
+def _run_python(case: dict[str, Any]) -> dict[str, Any]:
+    state = None
+    try:
+        for step in case["steps"]:
+            state = reduce(state, step)
+    except Resync:
+        return {"resync": True}
+    assert state is not None
+    return {"seq": state["seq"],
+            "view": view(state, case["now_ms"], Thresholds(**FIXTURES["thresholds"]))}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_python_reducer(case: dict[str, Any]) -> None:
+    assert _run_python(case) == case["expect"]
+
+
+def test_fixtures_cover_every_message_kind() -> None:
+    kinds = {step["type"] for case in CASES for step in case["steps"]}
+    assert kinds >= {"snapshot", "pin", "unpin", "state", "just_bought", "deal.scheduled",
+                     "deal.closed", "lineup.changed", "stream.state"}
+    assert any(c["expect"].get("resync") for c in CASES)
+
+
+_JS_RUNNER = """async ({cases, thresholds}) => {
+  const m = await import('/static/overlay.js');
+  return cases.map((c) => {
+    let state = null;
+    try {
+      for (const step of c.steps) state = m.reduce(state, step);
+    } catch (e) {
+      if (e instanceof m.Resync) return {resync: true};
+      throw e;
+    }
+    return {seq: state.seq, view: m.view(state, c.now_ms, thresholds)};
+  });
+}"""
+
+
+async def test_js_reducer_in_chromium(live: Live, new_page: Any) -> None:
+    page = await new_page()
+    await page.goto(live.url + "/")
+    results = await page.evaluate(_JS_RUNNER, {"cases": CASES, "thresholds": FIXTURES["thresholds"]})
+    for case, result in zip(CASES, results, strict=True):
+        assert result == case["expect"], case["name"]
