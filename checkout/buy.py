@@ -53,7 +53,7 @@ class BuyRequest:
 class BuyResult:
     order: Order
     replayed: bool
-    payment: str  # settled | pending | declined | expired | not_requested
+    payment: str  # settled | pending | capture_pending | declined | expired | not_requested
 
 
 class Rejected(Exception):
@@ -85,7 +85,10 @@ class BuyService:
     async def buy(self, req: BuyRequest) -> BuyResult:
         """Reserve and pay in one call: the mid-stream one-tap path."""
         reserved = await self.reserve(req)
-        if reserved.order.state is not OrderState.RESERVED:
+        state = reserved.order.state
+        if state is OrderState.AUTHORIZED and self._capture_immediately:
+            return await self._capture(reserved.order, reserved.replayed)  # a capture owed
+        if state is not OrderState.RESERVED:
             return reserved
         return await self.settle(reserved.order, replayed=reserved.replayed,
                                  payment_token=req.payment_token)
@@ -149,24 +152,36 @@ class BuyService:
             declined, _ = await self._orders.transition(f["id"], OrderState.DECLINED,
                                                         auth.decline_code or "card_declined")
             return BuyResult(declined, replayed, "declined")
-        target = OrderState.AUTHORIZED
-        if self._capture_immediately:
-            try:
-                await self._gateway_call(self._gateway.capture, f["id"])
-                target = OrderState.PAID
-            except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError):
-                log.warning("order %s: capture outcome unknown; left authorized", f["id"])
         try:
-            done, _ = await self._orders.transition(f["id"], target, "",
-                                                    {"gateway_ref": auth.gateway_ref})
+            authorized, _ = await self._orders.transition(f["id"], OrderState.AUTHORIZED, "",
+                                                          {"gateway_ref": auth.gateway_ref})
         except IllegalTransition as exc:
-            if exc.current != OrderState.EXPIRED:
+            if exc.current in (OrderState.AUTHORIZED, OrderState.PAID):
+                authorized = await self._orders.get(f["id"])  # a concurrent twin got here
+                assert authorized is not None
+            elif exc.current == OrderState.EXPIRED:
+                await self._gateway.void(f["id"])
+                expired = await self._orders.get(f["id"])
+                assert expired is not None
+                return BuyResult(expired, replayed, "expired")
+            else:
                 raise
-            await self._gateway.void(f["id"])
-            expired = await self._orders.get(f["id"])
-            assert expired is not None
-            return BuyResult(expired, replayed, "expired")
-        return BuyResult(done, replayed, "settled")
+        if not self._capture_immediately:
+            return BuyResult(authorized, replayed, "settled")
+        return await self._capture(authorized, replayed)
+
+    async def _capture(self, order: Order, replayed: bool) -> BuyResult:
+        """Capture an authorized order now; if the gateway cannot say, the sale stands
+        (authorized) and the same key retries the capture later."""
+        if order.state is OrderState.PAID:
+            return BuyResult(order, replayed, "settled")
+        try:
+            await self._gateway_call(self._gateway.capture, order.id)
+        except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError):
+            log.warning("order %s: capture outcome unknown; left authorized", order.id)
+            return BuyResult(order, replayed, "capture_pending")
+        paid, _ = await self._orders.transition(order.id, OrderState.PAID)
+        return BuyResult(paid, replayed, "settled")
 
     async def _gateway_call(self, method: Any, *args: Any) -> Any:
         """Retry transient gateway failures; every gateway call is idempotent by order id."""

@@ -96,8 +96,8 @@ def buy_response(call: Call[Any], result: BuyResult) -> Response:
     if result.payment == "expired":
         return Problem(409, "reservation-expired", "the hold ran out before payment",
                        order=order).as_response(headers)
-    if result.payment == "pending":
-        return json_response({"order": order, "payment": "pending"}, 202, headers)
+    if result.payment in ("pending", "capture_pending"):
+        return json_response({"order": order, "payment": result.payment}, 202, headers)
     return json_response({"order": order, "payment": result.payment}, 201, headers)
 
 
@@ -140,8 +140,9 @@ def register(api: Api) -> None:
         try:
             result = await call.services.buys.buy(request)
         except Rejected as exc:
+            # Answered directly: a sold-out storm should not pay for exception handling.
             call.services.metrics.buys.labels(exc.code).inc()
-            raise rejection(exc) from None
+            return rejection(exc).as_response()
         except KeyReused:
             raise Problem(422, "idempotency-key-reused",
                           "this Idempotency-Key was used for a different request") from None

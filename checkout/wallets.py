@@ -8,6 +8,7 @@ import orjson
 import redis.asyncio as redis
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from checkout.batcher import CommandBatcher
 from checkout.keys import wallet_key
 
 __all__ = ["WalletIn", "Address", "WalletStore", "mask_token"]
@@ -39,15 +40,16 @@ def mask_token(token: str) -> str:
 
 
 class WalletStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, batcher: CommandBatcher) -> None:
         self._client = client
+        self._batcher = batcher  # reads on the buy path ride the batched pipeline
 
     async def put(self, buyer: str, wallet: WalletIn) -> dict[str, Any]:
         await self._client.set(wallet_key(buyer), orjson.dumps(wallet.model_dump()))
         return self.public(wallet.model_dump())
 
     async def get(self, buyer: str) -> dict[str, Any] | None:
-        raw = await self._client.get(wallet_key(buyer))
+        raw = await self._batcher.execute("GET", wallet_key(buyer))
         return orjson.loads(raw) if raw else None
 
     @staticmethod

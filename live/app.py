@@ -6,6 +6,8 @@ import contextlib
 import logging
 from typing import AsyncIterator
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -31,7 +33,7 @@ API_VERSION = "1.0.0"
 
 def build_api() -> Api:
     api = Api("livecart", API_VERSION)
-    for module in (catalog_api, buy_api, report_api, stream_api):
+    for module in (buy_api, catalog_api, report_api, stream_api):  # the buy route first
         module.register(api)
     return api
 
@@ -80,8 +82,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware)])
     install_problem_handlers(app)
+    app.add_exception_handler(RedisConnectionError, _on_valkey_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _on_valkey_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
     return app
+
+
+async def _on_valkey_unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("Valkey unavailable on %s %s: %s", request.method, request.url.path,
+                type(exc).__name__)
+    return Problem(503, "unavailable", "storage is busy or restarting; retry with the same "
+                   "Idempotency-Key").as_response({"Retry-After": "1"})
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

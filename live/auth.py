@@ -49,6 +49,7 @@ MIN_SECRET_BYTES: Final = 32
 SECRET_FILE_NAME: Final = "jwt.secret"
 # Our tokens are a few hundred bytes; refuse to parse anything far larger.
 MAX_TOKEN_CHARS: Final = 4096
+VERIFIED_CACHE_SIZE: Final = 50_000
 
 _SUBJECT_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _REQUIRED_CLAIMS: Final = ("exp", "iat", "sub", "aud", "iss", "role", "jti")
@@ -126,7 +127,7 @@ def _is_int(value: object) -> bool:
 class TokenAuthority:
     """Mints and verifies tokens with one secret; safe to share across tasks."""
 
-    __slots__ = ("_audience", "_issuer", "_jwt", "_leeway_s", "_secret")
+    __slots__ = ("_audience", "_issuer", "_jwt", "_leeway_s", "_secret", "_verified")
 
     def __init__(
         self,
@@ -148,6 +149,7 @@ class TokenAuthority:
         self._issuer = issuer
         self._audience = audience
         self._leeway_s = leeway_s
+        self._verified: dict[str, Principal] = {}
         # Our own instance, not jwt's module-level one, so options stay local.
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
 
@@ -179,8 +181,17 @@ class TokenAuthority:
             raise AuthError("missing_token")
         if len(token) > MAX_TOKEN_CHARS:
             raise AuthError("malformed_token")
+        current = int(time.time()) if now is None else now
+        cached = self._verified.get(token)
+        if cached is not None and cached.expires_at + self._leeway_s > current:
+            return cached
         claims = self._decode(token)
-        principal = self._check_claims(claims, int(time.time()) if now is None else now)
+        principal = self._check_claims(claims, current)
+        # Verifying an HS256 JWT costs ~80 us; a buyer's taps reuse one token, so remember
+        # good ones (bounded, oldest first out). Expiry is still checked on every use.
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[token] = principal
         return principal
 
     def _decode(self, token: str) -> dict[str, Any]:

@@ -39,15 +39,18 @@ __all__ = ["Services", "connect"]
 log = logging.getLogger(__name__)
 
 
-def connect(url: str, *, max_connections: int = 64) -> redis.Redis:
+def connect(url: str, *, max_connections: int = 64, pool_timeout_s: float = 5.0) -> redis.Redis:
     """A client that rides out a Valkey restart: every command retries on connection loss.
 
     Safe only because every write we send is idempotent (scripts with their own records).
+    The pool blocks (up to `pool_timeout_s`) when every connection is busy instead of
+    failing: under a flash sale the batcher keeps the count of busy connections small.
     """
-    return redis.Redis.from_url(
-        url, max_connections=max_connections, socket_timeout=10, socket_connect_timeout=2,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 25),
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout_s, socket_timeout=10,
+        socket_connect_timeout=2, retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 25),
         retry_on_error=[RedisConnectionError, RedisTimeoutError], health_check_interval=30)
+    return redis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 @dataclass
@@ -121,7 +124,7 @@ class Services:
             catalog=Catalog(client, batcher),
             streams=StreamStore(client, max_pinned=settings.max_pinned), orders=orders,
             buys=buys, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000),
-            waitlist=waitlist, wallets=WalletStore(client), links=LinkStore(client),
+            waitlist=waitlist, wallets=WalletStore(client, batcher), links=LinkStore(client),
             gateway=gateway,
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,

@@ -4,10 +4,12 @@
    product, a live stream offering it, and wallets for the storm's buyers
    (`loadtest.flash_sale`'s shop).
 2. Open `viewers` WebSocket viewers over `processes` client processes
-   (`loadtest.fanout_viewers`). Server RSS before and after, idle: memory per connection.
+   (`loadtest.fanout_fleet`, `loadtest.fanout_viewers`). Server RSS before and after, idle:
+   memory per connection.
 3. Burst: the host toggles a pin `burst_events` times back to back (REST, one request after
    the other); deliveries per second = burst frames received by all viewers / (last arrival
-   - first send).
+   - first send); and the server's CPU time per delivery. Then `pins` toggles
+   `pin_interval_s` apart with nothing else going on: the pin latency of the fan-out alone.
 4. Storm: buys at `buy_rate` per second over HTTP for `duration_s` (`loadtest.race`, its own
    process), stock changing all along; meanwhile the host pins/unpins `pins` times,
    `pin_interval_s` apart. Pin latency per (viewer, pin) = arrival at the viewer - the
@@ -16,8 +18,9 @@
    the truth read from the API and Valkey: stale viewers, gaps, duplicates.
 6. Baseline: the livecart server stopped, a bare `websockets.broadcast` server
    (`loadtest.fanout_bare`) gets the same viewer processes and the same burst (the very
-   frames the hub sent): its deliveries per second and memory per connection; and the same
-   number of pin-sized frames, for the latency floor of these clients on this machine.
+   frames the hub sent): its deliveries per second and memory per connection; the same
+   burst framed once and written to each transport (the cheapest possible fan-out in
+   Python); and the same number of pin-sized frames, for the latency floor on this machine.
 """
 
 from __future__ import annotations
@@ -29,9 +32,6 @@ import logging
 import math
 import os
 import platform
-import re
-import secrets
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -41,13 +41,14 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from checkout.keys import stream_events_key, stream_seq_key
 from live.auth import Role, TokenAuthority
+from loadtest.fanout_fleet import (ViewerFleet, connect_viewers, measure_burst, merge_counts,
+                                   pin_latency, total, type_delta)
+from loadtest.fanout_node import (Host, hub_port, log_errors, logged_events, py_spy, read_seq,
+                                  start_livecart, truth)
 from loadtest.fanout_probe import cpu_seconds, rss_kib
-from loadtest.fanout_viewers import ViewerFleet, ViewerOptions
+from loadtest.fanout_viewers import ViewerOptions
 from loadtest.flash_sale import BRAND, CREATOR, _cpu_model, _Shop
-from loadtest.histogram import LatencyHistogram
-from loadtest.http_client import HttpConnection, encode_request, run_requests
 from loadtest.race import RaceResult, RaceSpec, run_race
 from loadtest.server_process import ServerProcess
 
@@ -57,11 +58,8 @@ log = logging.getLogger(__name__)
 
 VIEWERS_PER_PROCESS = 2_500
 _TOKEN_TTL_S = 6 * 3600
-_HOST_TIMEOUT_S = 30.0
 _STORM_LEAD_S = 1.0  # the storm runs this long before the first pin
 _STORM_CONCURRENCY = 64
-_POLL_S = 0.1
-_NO_PROGRESS_S = 10.0  # a burst that delivers nothing for this long is over
 _TICK_S = 0.1  # the hub's default ws_tick_ms
 
 
@@ -95,215 +93,20 @@ class FanoutConfig:
         return self.processes or max(1, math.ceil(self.viewers / VIEWERS_PER_PROCESS))
 
 
-class _Host:
-    """The stream's creator, toggling one product's pin over REST, one request at a time."""
-
-    def __init__(self, host: str, port: int, token: str, stream: str, product: str) -> None:
-        self._conn = HttpConnection(host, port)
-        authority = f"{host}:{port}"
-        auth = {"Authorization": f"Bearer {token}"}
-        self._pin = encode_request(
-            "POST", f"/api/v1/streams/{stream}/pins", authority,
-            {**auth, "Content-Type": "application/json"}, orjson.dumps({"product_id": product}))
-        self._unpin = encode_request("DELETE", f"/api/v1/streams/{stream}/pins/{product}",
-                                     authority, auth)
-        self.pinned = False
-
-    async def toggle(self) -> str:
-        """Pin if unpinned, else unpin; returns "pin" or "unpin" (the event it caused)."""
-        op = "unpin" if self.pinned else "pin"
-        reply = await self._conn.request(self._unpin if self.pinned else self._pin,
-                                         _HOST_TIMEOUT_S)
-        if reply.status != 200:
-            raise RuntimeError(f"{op} failed: {reply.status} {reply.body[:300]!r}")
-        self.pinned = not self.pinned
-        return op
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-def _livecart(config: FanoutConfig) -> ServerProcess:
-    """`livecart serve` (as `ServerProcess.livecart`), with the hub's caps raised for one IP."""
-    secret = secrets.token_hex(32)
-    env = {"LIVECART_JWT_SECRET": secret, "LIVECART_WS_PORT": "0",
-           "LIVECART_WS_MAX_PER_IP": str(max(20_000, 2 * config.viewers))}
-    if config.server_log_level:
-        env["LIVECART_LOG_LEVEL"] = config.server_log_level
-    server = ServerProcess([sys.executable, "-m", "live.cli", "serve", "--durability",
-                            "appendfsync"], name="livecart", env=env)
-    server.secret = secret
-    return server
-
-
-def _ws_port(server: ServerProcess) -> int:
-    """The hub's port (LIVECART_WS_PORT=0 lets the OS pick), from the banner in its log."""
-    match = re.search(r"hub\s+ws://[^:/\s]+:(\d+)/", server.log_tail(400))
-    if not match:
-        raise RuntimeError(f"no hub port in the server log:\n{server.log_tail(40)}")
-    return int(match.group(1))
-
-
-async def _get_json(host: str, port: int, path: str, token: str) -> Any:
-    raw = encode_request("GET", path, f"{host}:{port}", {"Authorization": f"Bearer {token}"})
-    reply = (await run_requests(host, port, [raw], concurrency=1))[0]
-    if reply.status != 200:
-        raise RuntimeError(f"GET {path}: {reply.status} {reply.body[:300]!r}")
-    return orjson.loads(reply.body)
-
-
-async def _truth(shop: _Shop, token: str) -> tuple[dict[str, Any], list[str]]:
-    """What every viewer should show: stock per variant of the product, and the pins."""
-    stock = await _get_json(shop.host, shop.port, f"/api/v1/products/{shop.product}/stock", token)
-    stream = await _get_json(shop.host, shop.port, f"/api/v1/streams/{shop.stream}", token)
-    levels = {item["variant"]: int(item["available"]) for item in stock["items"]}
-    return {shop.product: levels}, list(stream["pinned"])
-
-
-async def _wait_burst(fleet: ViewerFleet, timeout_s: float) -> None:
-    """Until every viewer still trying has its whole burst, or nothing moves for a while."""
-    deadline = time.monotonic() + timeout_s
-    last_frames, last_move = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        answers = await fleet.call_all("burst_status")
-        done = sum(a["done"] for a in answers)
-        live = sum(a["live"] for a in answers)
-        frames = sum(a["frames"] for a in answers)
-        if done >= live:
-            return
-        if frames != last_frames:
-            last_frames, last_move = frames, time.monotonic()
-        elif time.monotonic() - last_move > _NO_PROGRESS_S:
-            log.warning("burst stalled: %d of %d viewers complete", done, live)
-            return
-        await asyncio.sleep(_POLL_S)
-    log.warning("burst not complete within %.0f s", timeout_s)
-
-
-def _sum(answers: list[dict[str, Any]], key: str) -> int:
-    return sum(int(a[key]) for a in answers)
-
-
-def _merge_counts(answers: list[dict[str, Any]], key: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for a in answers:
-        for k, n in a[key].items():
-            out[str(k)] = out.get(str(k), 0) + n
-    return out
-
-
-def _type_delta(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, int]:
-    b, a = _merge_counts(before, "types"), _merge_counts(after, "types")
-    return {k: n - b.get(k, 0) for k, n in sorted(a.items()) if n - b.get(k, 0)}
-
-
-async def _connect(fleet: ViewerFleet, url: str, hub: bool, timeout_s: float) -> dict[str, Any]:
-    started = time.monotonic()
-    answers = await fleet.call_all("connect", timeout_s=timeout_s + 60, per_process=[
-        {"url": url, "count": count, "first_index": first, "hub": hub, "timeout_s": timeout_s}
-        for first, count in fleet.shares])
-    status = await fleet.call_all("status")
-    return {"ready": _sum(answers, "ready"), "gave_up": _sum(answers, "gave_up"),
-            "seconds": round(time.monotonic() - started, 2),
-            "failures": _merge_counts(status, "failures"),
-            "closes": _merge_counts(status, "closes")}
-
-
-async def _burst(fleet: ViewerFleet, send: Any, lo: int | None, count: int, pid: int,
-                 timeout_s: float) -> dict[str, Any]:
-    """Count the burst's frames at the viewers while `send()` makes the server emit them."""
-    per = [{"lo": lo, "hi": (lo or 0) + count, "expected": count, "keep": k == 0}
-           for k in range(fleet.processes)]
-    await fleet.call_all("burst_begin", per_process=per)
-    cpu0 = cpu_seconds(pid)
-    started = time.monotonic()
-    await send()
-    sent_s = time.monotonic() - started
-    await _wait_burst(fleet, timeout_s)
-    cpu = cpu_seconds(pid) - cpu0
-    ends = await fleet.call_all("burst_end")
-    frames = _sum(ends, "frames")
-    last_at = max(a["last_at"] for a in ends)
-    elapsed = max(last_at - started, 1e-9) if frames else 0.0
-    return {"frames": frames, "expected": count * _sum(ends, "live"),
-            "viewers_complete": _sum(ends, "done"), "seconds": round(elapsed, 3),
-            "send_seconds": round(sent_s, 3),
-            "per_s": round(frames / elapsed, 1) if frames else 0.0,
-            "server_cpu_s": round(cpu, 2),
-            "server_us_per_delivery": round(cpu / frames * 1e6, 2) if frames else None,
-            "kept": ends[0]["kept"]}
-
-
-async def _latency(fleet: ViewerFleet, sent: dict[int, float], within_s: float) -> dict[str, Any]:
-    answers = await fleet.call_all("latency", {"sent": sent, "within_s": within_s},
-                                   timeout_s=120)
-    hist = LatencyHistogram()
-    for a in answers:
-        hist.merge(LatencyHistogram.decode(a["histogram"]))
-    viewers = fleet.viewers
-    within = _merge_counts(answers, "within")
-    missed = _merge_counts(answers, "missed")
-    pairs = viewers * len(sent)
-    summary = hist.summary()
-    return {
-        "pins": len(sent), "pairs": pairs, "delivered_pairs": summary.count,
-        "missed_pairs": sum(missed.values()),
-        "viewers_missing_a_pin": _sum(answers, "viewers_missing"),
-        "p50_ms": summary.p50_ms, "p90_ms": summary.p90_ms, "p99_ms": summary.p99_ms,
-        "max_ms": round(max(a["max_s"] for a in answers) * 1000, 3),
-        "reached_within": round(sum(within.values()) / pairs, 5) if pairs else None,
-        "worst_pin_reached_within": round(min(within.get(str(s), 0) for s in sent) / viewers, 5),
-    }
-
-
-async def _read_seq(client: redis.Redis, stream: str) -> int:
-    return int(await client.get(stream_seq_key(stream)) or 0)
-
-
-async def _events(client: redis.Redis, stream: str, lo: int, hi: int) -> list[dict[str, Any]]:
-    """Logged events lo < seq <= hi."""
-    if hi <= lo:
-        return []
-    entries = await client.xrange(stream_events_key(stream), min=f"{lo + 1}-0", max=f"{hi}-0")
-    return [orjson.loads(fields[b"e"]) for _, fields in entries]
-
-
-@contextlib.asynccontextmanager
-async def _py_spy(path: Path | None, pid: int):  # type: ignore[no-untyped-def]
-    """`py-spy record` on the server while the block runs (its numbers are then perturbed)."""
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    spy = Path(sys.executable).with_name("py-spy")
-    proc = subprocess.Popen([str(spy) if spy.exists() else "py-spy", "record", "-o", str(path),
-                             "--pid", str(pid), "--rate", "100", "--nonblocking",
-                             "--format", "speedscope" if path.suffix == ".json" else "flamegraph"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        await asyncio.sleep(1.0)  # attached
-        yield
-    finally:
-        proc.send_signal(2)  # SIGINT: py-spy writes its file and exits
-        try:
-            await asyncio.to_thread(proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
-
-
-async def _hub_part(config: FanoutConfig, fleet: ViewerFleet, report: dict[str, Any]) -> list[str]:
+async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
+                    report: dict[str, Any]) -> list[str]:
     """Everything against livecart; returns the burst frames (for the baseline)."""
     run_id = f"{int(time.time()):x}{os.getpid():x}"
     storm_buys = max(1, math.ceil(config.buy_rate * config.duration_s))
     connect_timeout = config.connect_timeout_s or 60.0 + 0.02 * config.viewers
-    server = _livecart(config)
+    server = start_livecart(config.viewers, config.server_log_level)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(server)
         assert server.pid is not None
         pid = server.pid
-        ws_port = _ws_port(server)
+        stack.callback(lambda: report.__setitem__(
+            "server_log_errors", log_errors(server.log_tail(100_000))))
+        ws_port = hub_port(server)
         valkey_url = server.valkey_url
         if valkey_url is None:
             raise RuntimeError(f"no Valkey config under {server.node_data_dir}")
@@ -318,17 +121,18 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet, report: dict[str, 
             raise RuntimeError(f"{exc}\nserver log tail:\n{server.log_tail(40)}") from None
         report["setup_seconds"] = round(time.monotonic() - started, 2)
         brand_token = tokens.mint(Role.BRAND, BRAND, ttl_s=_TOKEN_TTL_S)
-        host = _Host(server.host, server.port,
+        host = Host(server.host, server.port,
                      tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S), shop.stream,
                      shop.product)
         stack.callback(host.close)
+        report["host_errors"] = host.errors
         log.info("setup done (stream %s); connecting %d viewers", shop.stream, config.viewers)
 
         # Memory: idle server before and after every viewer is in the room.
         await asyncio.sleep(config.settle_s)
         rss0 = rss_kib(pid)
         url = f"ws://127.0.0.1:{ws_port}/ws/streams/{shop.stream}"
-        report["connect"] = await _connect(fleet, url, True, connect_timeout)
+        report["connect"] = await connect_viewers(fleet, url, True, connect_timeout)
         connected = report["connect"]["ready"]
         report["viewers_connected"] = connected
         log.info("%d viewers in the room after %.1f s", connected, report["connect"]["seconds"])
@@ -337,24 +141,27 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet, report: dict[str, 
         report["server_rss_kib"] = {"before": rss0, "after": rss1}
         report["memory_per_connection_kb"] = round((rss1 - rss0) / max(1, connected), 2)
 
-        async with _py_spy(config.py_spy, pid):
+        async with py_spy(config.py_spy, pid):
             # Burst: the host's events back to back.
-            seq0 = await _read_seq(valkey, shop.stream)
+            seq0 = await read_seq(valkey, shop.stream)
 
             async def send_burst() -> None:
                 for _ in range(config.burst_events):
                     await host.toggle()
 
             log.info("burst: %d events to %d viewers", config.burst_events, connected)
-            burst = await _burst(fleet, send_burst, seq0, config.burst_events, pid,
-                                 timeout_s=120 + config.burst_events * connected * 50e-6)
-            seq1 = await _read_seq(valkey, shop.stream)
+            burst = await measure_burst(fleet, send_burst, seq0, config.burst_events, pid,
+                                        timeout_s=120 + config.burst_events * connected * 50e-6)
+            seq1 = await read_seq(valkey, shop.stream)
             if seq1 != seq0 + config.burst_events:
                 raise RuntimeError(f"the burst made seqs {seq0}..{seq1}, expected "
                                    f"{config.burst_events} events")
             frames = burst.pop("kept")
             report["burst"] = burst
             report["deliveries_per_s"] = burst["per_s"]
+
+            # Pins with nothing else going on: the fan-out alone.
+            report["pin_idle"] = await _idle_pins(config, fleet, host, valkey, shop.stream)
 
             # Storm + pins.
             report["pin_phase"], report["storm"] = await _storm(config, fleet, shop, host,
@@ -365,58 +172,59 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet, report: dict[str, 
         await fleet.call_all("wait_ready", {"timeout_s": connect_timeout},
                              timeout_s=connect_timeout + 30)
         for attempt in range(3):
-            truth, pinned = await _truth(shop, brand_token)
-            seq = await _read_seq(valkey, shop.stream)
+            stock, pinned = await truth(shop, brand_token)
+            seq = await read_seq(valkey, shop.stream)
             await asyncio.sleep(5 * _TICK_S)
-            checks = await fleet.call_all("check", {"stock": truth, "pinned": pinned, "seq": seq},
+            checks = await fleet.call_all("check", {"stock": stock, "pinned": pinned, "seq": seq},
                                           timeout_s=120)
-            again = await _truth(shop, brand_token)
-            if again == (truth, pinned) and await _read_seq(valkey, shop.stream) == seq:
+            again = await truth(shop, brand_token)
+            if again == (stock, pinned) and await read_seq(valkey, shop.stream) == seq:
                 break
             log.info("the truth moved during the check; checking again")
-        report["truth"] = {"stock": truth, "pinned": pinned, "seq": seq}
-        report["stale_viewers"] = _sum(checks, "stale")
+        report["truth"] = {"stock": stock, "pinned": pinned, "seq": seq}
+        report["stale_viewers"] = total(checks, "stale")
         report["stale_examples"] = [e for c in checks for e in c["stale_examples"]][:5]
-        report["gaps"] = _sum(checks, "gaps")
-        report["duplicates"] = _sum(checks, "dups")
-        report["viewers_with_gaps"] = _sum(checks, "viewers_with_gaps")
-        report["viewers_with_duplicates"] = _sum(checks, "viewers_with_dups")
-        report["viewers_behind_seq"] = _sum(checks, "behind_seq")
-        report["viewers_pinned_wrong"] = _sum(checks, "pinned_wrong")
-        report["viewers_gave_up"] = _sum(checks, "gave_up")
+        report["gaps"] = total(checks, "gaps")
+        report["duplicates"] = total(checks, "dups")
+        report["viewers_with_gaps"] = total(checks, "viewers_with_gaps")
+        report["viewers_with_duplicates"] = total(checks, "viewers_with_dups")
+        report["viewers_behind_seq"] = total(checks, "behind_seq")
+        report["viewers_pinned_wrong"] = total(checks, "pinned_wrong")
+        report["viewers_gave_up"] = total(checks, "gave_up")
         report["seq_problems"] = [p for c in checks for p in c["problems"]][:10]
-        report["hub_frames"] = _merge_counts(checks, "types")
-        report["hub_closes"] = _merge_counts(checks, "closes")
-        report["hub_connect_failures"] = _merge_counts(checks, "failures")
-        report["hub_connects"] = _sum(checks, "connects")
+        report["hub_frames"] = merge_counts(checks, "types")
+        report["hub_closes"] = merge_counts(checks, "closes")
+        report["hub_connect_failures"] = merge_counts(checks, "failures")
+        report["hub_connects"] = total(checks, "connects")
         await fleet.call_all("disconnect", timeout_s=120)
-        report["server_log_errors"] = _log_errors(server.log_tail(100_000))
     return frames
 
 
-def _log_errors(text: str) -> dict[str, Any]:
-    """How many ERROR records the server logged, and the first one in full."""
-    lines = text.splitlines()
-    first: list[str] = []
-    count = 0
-    for i, line in enumerate(lines):
-        if " ERROR " in line or " CRITICAL " in line:
-            count += 1
-            if not first:
-                first = [line]
-                for more in lines[i + 1:i + 60]:
-                    if re.match(r"\d{4}-\d\d-\d\d ", more):
-                        break
-                    first.append(more)
-    return {"count": count, "first": "\n".join(first)}
+async def _idle_pins(config: FanoutConfig, fleet: ViewerFleet, host: Host,
+                     valkey: redis.Redis, stream: str) -> dict[str, Any]:
+    await fleet.call_all("reset_arrivals")
+    seq0 = await read_seq(valkey, stream)
+    sent: dict[int, float] = {}
+    start = time.monotonic()
+    for i in range(config.pins):
+        wait = start + i * config.pin_interval_s - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        at = time.monotonic()
+        await host.toggle()
+        sent[seq0 + 1 + i] = at
+    await asyncio.sleep(1.0)
+    if await read_seq(valkey, stream) != seq0 + config.pins:
+        raise RuntimeError("something else emitted events during the idle pins")
+    return await pin_latency(fleet, sent, config.within_ms / 1000)
 
 
-async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: _Host,
+async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: Host,
                  valkey: redis.Redis, pid: int,
                  storm_buys: int) -> tuple[dict[str, Any], dict[str, Any]]:
     await fleet.call_all("reset_arrivals")
     before = await fleet.call_all("status")
-    seq0 = await _read_seq(valkey, shop.stream)
+    seq0 = await read_seq(valkey, shop.stream)
     sent: list[tuple[float, str]] = []
 
     async def pins(go_at: float) -> None:
@@ -438,14 +246,14 @@ async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: _H
     race: RaceResult = await run_race(spec, shop.buy_requests(), processes=1, during=pins)
     cpu = cpu_seconds(pid) - cpu0
     after = await fleet.call_all("status")
-    seq1 = await _read_seq(valkey, shop.stream)
-    events = await _events(valkey, shop.stream, seq0, seq1)
+    seq1 = await read_seq(valkey, shop.stream)
+    events = await logged_events(valkey, shop.stream, seq0, seq1)
     ops = [op for _, op in sent]
     if [e["type"] for e in events] != ops:
         raise RuntimeError(f"events during the storm {[e['type'] for e in events]} are not "
                            f"the host's {ops}")
     sent_at = {seq0 + 1 + i: at for i, (at, _) in enumerate(sent)}
-    latency = await _latency(fleet, sent_at, config.within_ms / 1000)
+    latency = await pin_latency(fleet, sent_at, config.within_ms / 1000)
     latency["pins_sent"] = len(sent)
     statuses: dict[str, int] = {}
     for s in race.statuses:
@@ -455,7 +263,7 @@ async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: _H
              "seconds": round(race.elapsed_s, 2), "statuses": statuses,
              "latency_ms": race.latency().summary().as_dict(),
              "server_cpu_s": round(cpu, 2),
-             "frames_to_viewers": _type_delta(before, after)}
+             "frames_to_viewers": type_delta(before, after)}
     return latency, storm
 
 
@@ -471,8 +279,8 @@ async def _bare_part(config: FanoutConfig, fleet: ViewerFleet, frames: list[str]
         pid = bare.pid
         await asyncio.sleep(config.settle_s)
         rss0 = rss_kib(pid)
-        connected = await _connect(fleet, f"ws://127.0.0.1:{bare.port}/ws/streams/bare", False,
-                                   connect_timeout)
+        connected = await connect_viewers(fleet, f"ws://127.0.0.1:{bare.port}/ws/streams/bare",
+                                          False, connect_timeout)
         report["bare_connect"] = connected
         await asyncio.sleep(config.settle_s)
         rss1 = rss_kib(pid)
@@ -482,17 +290,22 @@ async def _bare_part(config: FanoutConfig, fleet: ViewerFleet, frames: list[str]
         async with connect(f"ws://127.0.0.1:{bare.port}/control", compression=None,
                            proxy=None, max_size=2**24, open_timeout=30) as control:
 
-            async def send(batch: list[str]) -> None:
-                await control.send(orjson.dumps({"op": "burst", "frames": batch}).decode())
+            async def send(batch: list[str], op: str = "burst") -> None:
+                await control.send(orjson.dumps({"op": op, "frames": batch}).decode())
                 await asyncio.wait_for(control.recv(), 300)
 
             log.info("baseline burst: the hub's %d frames to %d viewers", len(frames),
                      connected["ready"])
-            burst = await _burst(fleet, lambda: send(frames), None, len(frames), pid,
-                                 timeout_s=120 + len(frames) * config.viewers * 50e-6)
+            limit_s = 120 + len(frames) * config.viewers * 50e-6
+            burst = await measure_burst(fleet, lambda: send(frames), None, len(frames), pid,
+                                        timeout_s=limit_s)
             burst.pop("kept")
             report["bare_burst"] = burst
             report["bare_deliveries_per_s"] = burst["per_s"]
+            raw = await measure_burst(fleet, lambda: send(frames, "burst_raw"), None,
+                                      len(frames), pid, timeout_s=limit_s)
+            raw.pop("kept")
+            report["raw_burst"] = raw
             # The latency floor: pin-sized frames, one at a time, no storm.
             await fleet.call_all("reset_arrivals")
             template = next((orjson.loads(f) for f in frames if '"pin"' in f),
@@ -505,7 +318,7 @@ async def _bare_part(config: FanoutConfig, fleet: ViewerFleet, frames: list[str]
                 await send([frame])
                 await asyncio.sleep(config.pin_interval_s / 2)
             await asyncio.sleep(1.0)
-            report["bare_pin_latency"] = await _latency(fleet, sent, config.within_ms / 1000)
+            report["bare_pin_latency"] = await pin_latency(fleet, sent, config.within_ms / 1000)
         await fleet.call_all("disconnect", timeout_s=120)
 
 
@@ -517,16 +330,27 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
         "client_processes": config.client_processes,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "viewers_connected": 0, "bare_deliveries_per_s": None, "ratio_vs_bare": None,
+        "ratio_vs_bare_cpu": None,
         "bare_memory_per_connection_kb": None,
     }
     options = ViewerOptions(max_attempts=config.max_reconnects)
     async with ViewerFleet(config.viewers, config.client_processes, options) as fleet:
-        frames = await _hub_part(config, fleet, report)
+        try:
+            frames = await _hub_part(config, fleet, report)
+        except Exception:
+            log.error("the hub part failed; server errors: %s", report.get("server_log_errors"))
+            raise
         if config.baseline and frames:
             await _bare_part(config, fleet, frames, report)
     if report["bare_deliveries_per_s"]:
         report["ratio_vs_bare"] = round(report["deliveries_per_s"]
                                         / report["bare_deliveries_per_s"], 3)
+        # The same ratio from the servers' own CPU time per delivery: less at the mercy of
+        # whatever else this shared machine runs during one of the two bursts.
+        hub_us = report["burst"]["server_us_per_delivery"]
+        bare_us = report["bare_burst"]["server_us_per_delivery"]
+        if hub_us and bare_us:
+            report["ratio_vs_bare_cpu"] = round(bare_us / hub_us, 3)
     report["pin_latency_ms"] = {k: report["pin_phase"][k] for k in ("p50_ms", "p99_ms", "max_ms")}
     report["reached_within_150ms"] = report["pin_phase"]["reached_within"]
     report["machine"] = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),

@@ -9,6 +9,11 @@ text frame each, answered with one JSON text frame:
     {"op": "burst", "frames": [str, ...]}  broadcast each frame to every viewer, in order,
                                            yielding to the loop between frames; answers
                                            {"sent": frames, "viewers": n}
+    {"op": "burst_raw", "frames": [...]}   the same, but each frame is framed once
+                                           (server frames are not masked, so the wire
+                                           bytes are the same for every socket) and those
+                                           bytes are written to each transport: what
+                                           "encode once, send bytes" could cost at best
     {"op": "count"}                        answers {"viewers": n}
 
 `GET /readyz` answers 200 (what `loadtest.server_process` polls). SIGTERM stops it.
@@ -27,7 +32,9 @@ import signal
 
 import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 __all__ = ["BareServer", "main"]
 
@@ -59,10 +66,17 @@ class BareServer:
     async def _control(self, ws: ServerConnection) -> None:
         async for raw in ws:
             command = orjson.loads(raw)
-            if command.get("op") == "burst":
+            op = command.get("op")
+            if op in ("burst", "burst_raw"):
                 frames = command["frames"]
                 for frame in frames:
-                    broadcast(self.viewers, frame)
+                    if op == "burst":
+                        broadcast(self.viewers, frame)
+                    else:
+                        wire = Frame(Opcode.TEXT, frame.encode()).serialize(mask=False)
+                        for viewer in self.viewers:
+                            if viewer.protocol.state is State.OPEN:
+                                viewer.transport.write(wire)
                     await asyncio.sleep(0)  # as the hub: one event per loop turn
                 await ws.send(orjson.dumps({"sent": len(frames),
                                             "viewers": len(self.viewers)}).decode())

@@ -1,24 +1,27 @@
-"""Viewer fleets for the fan-out test: thousands of WebSocket viewers per client process.
+"""The viewers of the fan-out test: thousands of WebSocket viewers per client process.
 
 One `ViewerPool` runs in one event loop (a client process): it opens its viewers with
-`websockets.asyncio.client` (compression off, no client pings: the server pings), and each
-viewer keeps what a real page would: the last seq and the stock it was shown, applying the
-snapshot, then events and coalesced `state` frames. A viewer that gets closed reconnects with
-jittered exponential backoff and `since=<last seq>`, a bounded number of times in a row.
+`websockets.asyncio.client` (compression off, no client pings: the server pings; frames
+handled as they are parsed, see `_ViewerConnection`), and each viewer keeps what a real
+page would: the last seq, the pins and the stock it was shown, applying the snapshot, then
+events and coalesced `state` frames. A viewer that gets closed reconnects with jittered
+exponential backoff and `since=<last seq>`, a bounded number of times in a row.
 
 Each viewer also checks its own seq sequence (a gap: a seq skipped; a duplicate: a seq seen
 again) and stamps the arrival of every pin/unpin frame with `time.monotonic()`, which is one
 clock for every process on the machine (CLOCK_MONOTONIC), so the parent's send times and the
 viewers' arrival times can be subtracted.
 
-`ViewerFleet` (parent side) spawns the client processes and sends every one of them the same
-command; each process answers once. Commands, answers and limits are in `_Worker.handle`.
+`child_main` is a client process: it obeys the parent's `loadtest.fanout_fleet.ViewerFleet`
+over a pipe, one answer per command (the commands are in `_Worker.handle`), and exits when
+told, when the pipe closes, or after `ViewerOptions.lifetime_s`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -28,21 +31,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Frame, Opcode
 
 from loadtest.histogram import LatencyHistogram
 
-__all__ = ["FleetError", "ViewerFleet", "ViewerPool", "ViewerOptions"]
+__all__ = ["ViewerPool", "ViewerOptions", "child_main"]
 
 log = logging.getLogger(__name__)
 
+_DATA_OPCODES = (Opcode.TEXT, Opcode.BINARY)
 _EVENT_TYPES = frozenset({"pin", "unpin"})  # the frames whose arrival is stamped
 _PIPE_POLL_S = 1.0
 _CLOSE_TIMEOUT_S = 2.0
 _EXAMPLES = 5  # detail kept per kind of problem
-
-
-class FleetError(RuntimeError):
-    """A client process failed, died or did not answer in time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,26 @@ class _Viewer:
     gaps: int = 0
     dups: int = 0
     burst: int = 0
+    framed: bool = False  # a frame arrived since the last connect
     ws: Any = None
+
+
+class _ViewerConnection(ClientConnection):
+    """A client connection that hands each complete data frame to `on_message(data, now)`
+    as the bytes are parsed, in `data_received`, stamped then: no receive queue, no task
+    wake-up per frame, so the client costs less and its arrival times are not delayed by
+    its own backlog of other sockets' frames. Anything else (control frames, fragments)
+    takes the library's usual path."""
+
+    def __init__(self, *args: Any, on_message: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_message = on_message
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame) and event.fin and event.opcode in _DATA_OPCODES:
+            self._on_message(event.data, time.monotonic())
+            return
+        super().process_event(event)
 
 
 class ViewerPool:
@@ -143,33 +164,42 @@ class ViewerPool:
             if v.burst == self.burst_expected:
                 self.burst_done += 1
             if self.burst_keep is not None and v is self.viewers[0]:
-                self.burst_keep.append(frame if isinstance(frame, str) else frame.decode())
+                self.burst_keep.append(frame if isinstance(frame, str) else bytes(frame).decode())
 
     # ---- connections
+    def _handler(self, v: _Viewer) -> Any:
+        def on_message(data: bytes, now: float) -> None:
+            v.framed = True
+            try:
+                self.on_frame(v, data, now)
+            except Exception as exc:  # never break the connection's data_received
+                self.failures[f"bad frame: {type(exc).__name__}"] += 1
+        return on_message
+
     async def _run(self, v: _Viewer) -> None:
-        from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidStatus
 
         o = self.options
         failures = 0
         assert self._slots is not None
+        factory = functools.partial(_ViewerConnection, on_message=self._handler(v))
         while not self.stopping:
             url = self.url if v.last_seq is None else f"{self.url}?since={v.last_seq}"
             code: str | None = None
-            framed = False
+            v.framed = False
             try:
                 async with self._slots:  # bounds handshakes in flight, not open sockets
                     ws = await connect(url, compression=None, ping_interval=None,
                                        ping_timeout=None, open_timeout=o.open_timeout_s,
                                        close_timeout=_CLOSE_TIMEOUT_S, proxy=None,
-                                       user_agent_header=None, max_size=2**20)
+                                       user_agent_header=None, max_size=2**20,
+                                       create_connection=factory)  # type: ignore[arg-type]
                 v.ws = ws
                 v.connects += 1
                 if v.last_seq is not None or not self.hub:
                     v.ready = True  # a resume has no snapshot; the bare server sends none
                 try:
-                    async for frame in ws:
-                        framed = True
+                    async for frame in ws:  # only what the fast path passed on (fragments)
                         self.on_frame(v, frame, time.monotonic())
                 finally:
                     await ws.close()
@@ -189,7 +219,7 @@ class ViewerPool:
                 break
             if code is not None:
                 self.closes[code] += 1
-            failures = 1 if framed else failures + 1
+            failures = 1 if v.framed else failures + 1
             if failures > o.max_attempts:
                 v.gave_up = True
                 return
@@ -320,7 +350,10 @@ class _Worker:
             while time.monotonic() < deadline:
                 if not await asyncio.to_thread(self.pipe.poll, _PIPE_POLL_S):
                     continue
-                op, args = self.pipe.recv()
+                try:
+                    op, args = self.pipe.recv()
+                except EOFError:  # the parent is gone
+                    return
                 if op == "exit":
                     self.pipe.send(("ok", None))
                     return
@@ -364,7 +397,7 @@ class _Worker:
         raise ValueError(f"unknown command {op!r}")
 
 
-def _child(pipe: multiprocessing.connection.Connection, options: ViewerOptions) -> None:
+def child_main(pipe: multiprocessing.connection.Connection, options: ViewerOptions) -> None:
     import uvloop
 
     try:
@@ -378,92 +411,3 @@ def _child(pipe: multiprocessing.connection.Connection, options: ViewerOptions) 
         raise
     finally:
         pipe.close()
-
-
-class ViewerFleet:
-    """Client processes holding the viewers; `async with` starts them, exit stops them."""
-
-    def __init__(self, viewers: int, processes: int, options: ViewerOptions | None = None) -> None:
-        if viewers < 1 or processes < 1:
-            raise ValueError("viewers and processes must be at least 1")
-        self.viewers = viewers
-        self.processes = min(processes, viewers)
-        self.options = options or ViewerOptions()
-        self._children: list[tuple[multiprocessing.process.BaseProcess,
-                                   multiprocessing.connection.Connection]] = []
-
-    @property
-    def shares(self) -> list[tuple[int, int]]:
-        """(first index, count) of each process's viewers."""
-        base, extra = divmod(self.viewers, self.processes)
-        out, first = [], 0
-        for k in range(self.processes):
-            count = base + (1 if k < extra else 0)
-            out.append((first, count))
-            first += count
-        return out
-
-    @property
-    def pids(self) -> list[int]:
-        return [proc.pid for proc, _ in self._children if proc.pid is not None]
-
-    async def __aenter__(self) -> "ViewerFleet":
-        ctx = multiprocessing.get_context("spawn")
-        try:
-            for _ in range(self.processes):
-                ours, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_child, args=(theirs, self.options),
-                                   name="loadtest-fanout-viewers", daemon=True)
-                proc.start()
-                theirs.close()
-                self._children.append((proc, ours))
-            await self.call_all("status", timeout_s=60)
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        children, self._children = self._children, []
-        for _, pipe in children:
-            try:
-                pipe.send(("exit", {}))
-            except OSError:
-                pass
-        for proc, pipe in children:
-            await asyncio.to_thread(proc.join, 15)
-            if proc.is_alive():
-                proc.kill()
-                await asyncio.to_thread(proc.join, 5)
-            pipe.close()
-            proc.close()
-
-    async def call(self, k: int, op: str, args: dict[str, Any] | None = None, *,
-                   timeout_s: float = 30.0) -> Any:
-        _, pipe = self._children[k]
-        pipe.send((op, args or {}))
-        return await self._answer(pipe, timeout_s)
-
-    async def call_all(self, op: str, args: dict[str, Any] | None = None, *,
-                       timeout_s: float = 30.0, per_process: list[dict[str, Any]] | None = None
-                       ) -> list[Any]:
-        """Send the command to every process (the same args, or `per_process[k]`)."""
-        for k, (_, pipe) in enumerate(self._children):
-            pipe.send((op, per_process[k] if per_process is not None else (args or {})))
-        return list(await asyncio.gather(*[self._answer(pipe, timeout_s)
-                                           for _, pipe in self._children]))
-
-    @staticmethod
-    async def _answer(pipe: multiprocessing.connection.Connection, timeout_s: float) -> Any:
-        if not await asyncio.to_thread(pipe.poll, timeout_s):
-            raise FleetError(f"a viewer process said nothing for {timeout_s:.0f} s")
-        try:
-            kind, value = pipe.recv()
-        except EOFError:
-            raise FleetError("a viewer process died") from None
-        if kind == "error":
-            raise FleetError(f"a viewer process failed: {value}")
-        return value

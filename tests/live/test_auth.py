@@ -441,3 +441,13 @@ def test_install_token_redaction_on_logger_and_handlers(authority: TokenAuthorit
         parent.removeHandler(handler)
     assert len(lines) == 2
     assert all(token not in line and "[REDACTED]" in line for line in lines)
+
+
+def test_a_remembered_token_still_expires() -> None:
+    authority = TokenAuthority("s" * 40)
+    token = authority.mint(Role.BUYER, "bob", ttl_s=10, now=1000)
+    assert authority.verify(token, now=1005).subject == "bob"
+    assert authority.verify(token, now=1006).subject == "bob"  # served from the cache
+    with pytest.raises(AuthError) as refused:
+        authority.verify(token, now=1020)
+    assert refused.value.reason == "expired_token"

@@ -1,0 +1,307 @@
+// The viewer page (/s/{stream}): video, pinned cards, tray, ticker, likes, one-tap checkout.
+
+import { view } from "./overlay.js";
+import { HubClient, meta, pageToken } from "./hub_client.js";
+import { compact, createCard, dealText, money, setText, syncList, syncTicker, updateCard } from "./cards.js";
+import { api, newKey, problemText } from "./api.js";
+import { showStatus } from "./feed.js";
+
+const $ = (id) => document.getElementById(id);
+const streamId = meta("livecart-target");
+const token = pageToken("livecart.token.buyer");
+
+let state = null;
+let current = null; // the last view()
+
+const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(streamId)}`, {
+  token,
+  onState: (next) => {
+    state = next;
+    render();
+  },
+  onStatus: (status) => showStatus($("conn"), status),
+});
+
+// ---- the room ---------------------------------------------------------------------------
+
+function cardOf(productId) {
+  if (!current) return null;
+  return current.tray.find((c) => c.id === productId) || current.cards.find((c) => c.id === productId) || null;
+}
+
+function render() {
+  if (!state) return;
+  const v = view(state, client.now());
+  current = v;
+  const pill = $("live-pill");
+  pill.dataset.live = String(v.live);
+  setText(pill, v.live ? "Live" : state.stream.state === "ended" ? "Ended" : "Offline");
+  setText($("stream-title"), state.stream.title);
+  if (document.title !== `${state.stream.title} · livecart`) document.title = `${state.stream.title} · livecart`;
+  setText($("viewers"), compact(v.viewers));
+  setText($("likes"), compact(v.likes + pendingLikes));
+
+  syncList($("pinned"), v.cards, (c) => c.id,
+    (c) => createCard(c, { onBuy: openSheet, variant: "pinned" }), updateCard);
+  $("empty-note").hidden = v.cards.length > 0 || !v.live;
+  setText($("tray-count"), String(v.tray.length));
+  syncList($("tray-list"), v.tray, (c) => c.id,
+    (c) => createCard(c, { onBuy: openSheet, variant: "row" }), updateCard);
+  syncTicker($("ticker"), v.ticker, state.products);
+  if (sheet.open) renderSheet();
+}
+
+// Countdowns move on server time: redraw on each server-clock second.
+function tick() {
+  render();
+  setTimeout(tick, 1000 - (client.now() % 1000) + 5);
+}
+
+// ---- likes: taps are batched (the hub takes up to 50 a message, 20 messages a second) --
+
+let pendingLikes = 0;
+let likeTimer = null;
+
+function flushLikes() {
+  likeTimer = null;
+  if (pendingLikes === 0) return;
+  const count = Math.min(50, pendingLikes);
+  if (client.send({ type: "like", count })) pendingLikes -= count;
+  if (pendingLikes > 0) likeTimer = setTimeout(flushLikes, 500);
+}
+
+$("like").addEventListener("click", () => {
+  pendingLikes += 1;
+  if (state) setText($("likes"), compact(state.likes + pendingLikes));
+  const heart = document.createElement("span");
+  heart.className = "heart";
+  heart.style.setProperty("--drift", `${Math.round(Math.random() * 40 - 20)}px`);
+  heart.addEventListener("animationend", () => heart.remove());
+  $("hearts").append(heart);
+  if (!likeTimer) likeTimer = setTimeout(flushLikes, 250);
+});
+
+// ---- the buy sheet ----------------------------------------------------------------------
+
+const sheet = $("sheet");
+let sheetProduct = null;
+let attempt = null; // {key, body}: the same key is reused when the same request is retried
+let wallet; // undefined: not asked yet; null: the buyer has none
+let retryTimer = null;
+let pendingTries = 0;
+
+function result(kind, title, detail = "", orderId = "") {
+  const box = $("sheet-result");
+  box.dataset.kind = kind;
+  box.replaceChildren();
+  if (title) {
+    const t = document.createElement("p");
+    t.className = "result-title";
+    t.textContent = title;
+    box.append(t);
+  }
+  if (detail) {
+    const d = document.createElement("p");
+    d.className = "result-detail";
+    d.textContent = detail;
+    box.append(d);
+  }
+  if (orderId) {
+    const o = document.createElement("p");
+    o.className = "result-order";
+    o.append("Order ");
+    const code = document.createElement("code");
+    code.id = "order-id";
+    code.textContent = orderId;
+    o.append(code);
+    box.append(o);
+  }
+}
+
+function selectedVariant(card) {
+  const checked = $("variant-list").querySelector("input:checked");
+  if (checked) return checked.value;
+  return card.variants.length ? card.variants[0].id : "default";
+}
+
+function renderVariants(card) {
+  const box = $("variants");
+  const list = $("variant-list");
+  box.hidden = card.variants.length < 2;
+  if (box.hidden) return;
+  const levels = (state && state.stock[card.id]) || {};
+  const chosen = list.querySelector("input:checked");
+  syncList(list, card.variants, (v) => v.id, (v) => {
+    const label = document.createElement("label");
+    label.className = "variant";
+    const input = document.createElement("input");
+    input.type = "radio";
+    input.name = "variant";
+    input.value = v.id;
+    const text = document.createElement("span");
+    label.append(input, text);
+    return label;
+  }, () => {});
+  let firstOpen = null;
+  for (const label of list.children) {
+    const v = card.variants.find((x) => x.id === label.dataset.key);
+    const left = levels[v.id] ?? 0;
+    const input = label.querySelector("input");
+    input.disabled = left <= 0;
+    if (!input.disabled && !firstOpen) firstOpen = input;
+    const note = left <= 0 ? " · sold out" : left <= 3 ? ` · only ${left} left` : "";
+    setText(label.querySelector("span"), v.name + note);
+  }
+  if ((!chosen || chosen.disabled) && firstOpen) firstOpen.checked = true;
+}
+
+function renderSheet() {
+  const card = cardOf(sheetProduct);
+  if (!card) return;
+  setText($("sheet-title"), card.title);
+  const price = $("sheet-price");
+  const was = card.original_price_minor != null ? ` (was ${money(card.original_price_minor, card.currency)})` : "";
+  setText(price, money(card.price_minor, card.currency) + was);
+  $("sheet-deal").hidden = !card.deal;
+  setText($("sheet-deal"), dealText(card.deal, card.currency));
+  const pay = $("pay");
+  if (!pay.hidden) {
+    renderVariants(card);
+    if (pay.getAttribute("aria-busy") !== "true") {
+      pay.disabled = !card.can_buy;
+      setText(pay, card.can_buy ? `Pay ${money(card.price_minor, card.currency)}`
+        : card.stock_left <= 0 ? "Sold out" : "Not available now");
+    }
+  }
+}
+
+async function openSheet(productId) {
+  clearTimeout(retryTimer);
+  sheetProduct = productId;
+  attempt = null;
+  $("pay").hidden = true;
+  $("pay").removeAttribute("aria-busy");
+  $("wallet").hidden = true;
+  $("variants").hidden = true;
+  $("variant-list").replaceChildren();
+  $("sheet-actions").hidden = true;
+  result("", "");
+  renderSheet();
+  if (!sheet.open) sheet.showModal();
+  if (!token) {
+    result("error", "Sign in to buy", "Open this stream from your livecart link to buy with one tap.");
+    return;
+  }
+  if (wallet === undefined) {
+    result("", "", "Loading your wallet…");
+    const r = await api("GET", "/api/v1/me/wallet", { token });
+    if (sheetProduct !== productId || !sheet.open) return;
+    if (r.ok) wallet = r.data;
+    else if (r.kind === "wallet-missing") wallet = null;
+    else {
+      result("error", "Couldn't load your wallet", problemText(r));
+      return;
+    }
+  }
+  if (!wallet) {
+    result("error", "No saved wallet",
+      "Save a shipping address and a payment method in your livecart wallet, then come back: buying takes one tap after that.");
+    return;
+  }
+  result("", "");
+  const ship = wallet.shipping || {};
+  setText($("wallet-name"), ship.name || "");
+  setText($("wallet-address"), [ship.city, ship.country].filter(Boolean).join(", "));
+  setText($("wallet-pm"), wallet.payment_method || "");
+  $("wallet").hidden = false;
+  $("pay").hidden = false;
+  renderSheet();
+  $("pay").focus();
+}
+
+const OUTCOME = {
+  "sold-out": ["Sold out", "Sorry, it just sold out. You were not charged."],
+  "insufficient-stock": ["Sold out", "Sorry, there isn't enough left. You were not charged."],
+  "limit-reached": ["Limit reached", "You've already bought as many of these as one buyer can."],
+  "deal-quantity-exceeded": ["The deal just ran out", "The regular price applies now. Check it and tap Pay again."],
+  "price-changed": ["The price just changed", "Check the new price and tap Pay again."],
+  "stream-not-live": ["Not live", "This stream isn't live right now, so its products can't be bought here."],
+  "not-offered": ["Not offered", "This item isn't offered in this stream any more."],
+  "product-unavailable": ["Not available", "This item can't be bought right now."],
+  "reservation-expired": ["Payment timed out", "The hold ran out before the payment went through. You were not charged."],
+  "wallet-missing": ["No saved wallet", "Save a shipping address and a payment method first."],
+  "unauthorized": ["Sign in again", "Your sign-in has expired. Reopen the stream from your livecart link."],
+};
+
+async function pay() {
+  const card = cardOf(sheetProduct);
+  if (!card || !token) return;
+  clearTimeout(retryTimer);
+  const body = {
+    product_id: card.id, variant: selectedVariant(card), quantity: 1, stream_id: streamId,
+    expected_unit_price_minor: card.price_minor,
+  };
+  const encoded = JSON.stringify(body);
+  if (!attempt || attempt.body !== encoded) {
+    attempt = { key: newKey(), body: encoded };
+    pendingTries = 0;
+  }
+  const button = $("pay");
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  setText(button, "Paying…");
+  result("", "", "Paying…");
+  const r = await api("POST", "/api/v1/buy", { token, body, headers: { "Idempotency-Key": attempt.key } });
+  button.removeAttribute("aria-busy");
+  if (r.status === 201) {
+    attempt = null;
+    const order = r.data.order;
+    button.hidden = true;
+    $("variants").hidden = true;
+    $("sheet-actions").hidden = false;
+    const paid = money(order.amount_minor ?? card.price_minor, order.currency || card.currency);
+    result("ok", "Order confirmed", `${paid} · ships to ${wallet.shipping.name}`, order.id);
+    $("sheet-done").focus();
+    return;
+  }
+  if (r.status === 202 && pendingTries < 4) {
+    // Payment outcome unknown: ask again with the same key; it can never buy twice.
+    pendingTries += 1;
+    result("", "Confirming your payment…", "This can take a few seconds.");
+    retryTimer = setTimeout(pay, 1500);
+    return;
+  }
+  renderSheet();
+  if (r.status === 202) {
+    result("error", "Still confirming", "Your payment hasn't settled yet. Tap Pay to check again: you won't be charged twice.");
+  } else if (r.status === 402) {
+    attempt = null;
+    const reason = r.data && r.data.order && r.data.order.reason ? ` (${r.data.order.reason.replaceAll("_", " ")})` : "";
+    result("error", "Payment declined", `Your card was declined${reason}. Try another payment method in your wallet.`);
+  } else if (r.status === 0 || r.status >= 500) {
+    // The same key stays: a retry replays the first answer, never a second charge.
+    result("error", "Something went wrong", `${problemText(r)} Tap Pay to try again: you won't be charged twice.`);
+  } else {
+    attempt = null;
+    const [title, detail] = OUTCOME[r.kind] || ["Couldn't buy", problemText(r)];
+    result("error", title, detail);
+  }
+}
+
+$("pay").addEventListener("click", pay);
+$("sheet-close").addEventListener("click", () => sheet.close());
+$("sheet-done").addEventListener("click", () => sheet.close());
+sheet.addEventListener("click", (event) => {
+  if (event.target === sheet) sheet.close(); // a tap on the backdrop
+});
+sheet.addEventListener("close", () => {
+  clearTimeout(retryTimer);
+  sheetProduct = null;
+});
+
+window.addEventListener("pagehide", () => {
+  flushLikes();
+  client.close();
+});
+
+tick();

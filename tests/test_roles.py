@@ -1,0 +1,383 @@
+"""The role matrix over real HTTP: who may call what, and that a refusal changes nothing.
+
+- Tokens that prove nothing (missing, garbage, expired, forged, `alg: none`, wrong audience
+  or issuer, unknown role) get 401 on every protected endpoint the OpenAPI document lists.
+- A valid token whose role the document does not name for an endpoint gets 403 there.
+- Ownership: a brand acts only for itself, a creator only on its own streams and for
+  products it may promote, a buyer sees only its own orders (404: we do not reveal them).
+Every refusal is checked against the whole Valkey keyspace, before and after.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import redis.asyncio as redis
+from jwt.warnings import InsecureKeyLengthWarning
+
+from conftest import TEST_SECRET, Live
+from live.app import build_api
+from live.auth import Role, TokenAuthority
+from live.problems import PROBLEM_BASE
+from shop import give_wallet, idem, make_brand, make_product, stock_of
+
+DOC = build_api().openapi()
+PROTECTED = sorted(
+    (method.upper(), path, re.fullmatch(r"roles: (.+)", op["description"]).group(1).split(", "))
+    for path, ops in DOC["paths"].items() for method, op in ops.items() if "security" in op)
+SUBJECT = {"operator": "ops", "brand": "acme", "creator": "cleo", "buyer": "bob"}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def assert_problem(r: httpx.Response, status: int, kind: str | None = None) -> None:
+    where = f"{r.request.method} {r.request.url.path}"
+    assert r.status_code == status, f"{where}: {r.status_code} {r.text[:300]}"
+    assert r.headers["content-type"] == "application/problem+json", where
+    body = r.json()
+    assert body["status"] == status and body["type"].startswith(PROBLEM_BASE), (where, body)
+    if kind is not None:
+        assert body["type"] == PROBLEM_BASE + kind, (where, body)
+
+
+async def db_state(client: redis.Redis) -> dict[bytes, Any]:
+    """Every key and its value (TTLs aside): "nothing changed" means this is equal."""
+    state: dict[bytes, Any] = {}
+    async for key in client.scan_iter(count=1000):
+        kind = (await client.type(key)).decode()
+        if kind == "string":
+            value: Any = await client.get(key)
+        elif kind == "hash":
+            value = await client.hgetall(key)
+        elif kind == "set":
+            value = sorted(await client.smembers(key))
+        elif kind == "zset":
+            value = await client.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await client.lrange(key, 0, -1)
+        elif kind == "stream":
+            value = await client.xrange(key)
+        else:
+            value = None
+        state[key] = (kind, value)
+    return state
+
+
+class Unchanged:
+    """`async with Unchanged(rclient):` fails if anything in Valkey changed inside."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.before: dict[bytes, Any] = {}
+
+    async def __aenter__(self) -> "Unchanged":
+        self.before = await db_state(self.client)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            after = await db_state(self.client)
+            changed = sorted(k for k in self.before.keys() | after.keys()
+                             if self.before.get(k) != after.get(k))
+            assert changed == [], f"a refused call changed {changed}"
+
+
+@dataclass
+class World:
+    a_open: str  # acme, open commission, in both streams' lineups
+    a_invited: str  # acme, invite-only commission, invites nobody yet
+    b_open: str  # bravo's product
+    cleo_stream: str  # live
+    dana_stream: str  # live
+    bob_order: str  # bob's paid order of a_open, sold in cleo's stream
+
+
+async def make_world(live: Live) -> World:
+    await make_brand(live, "acme")
+    await make_brand(live, "bravo")
+    a_open = (await make_product(live, "acme"))["id"]
+    a_invited = (await make_product(live, "acme", sku="INV", commission_mode="invited"))["id"]
+    b_open = (await make_product(live, "bravo", sku="B-1"))["id"]
+    streams = {}
+    for creator in ("cleo", "dana"):
+        auth = live.auth("creator", creator)
+        r = await live.http.post("/api/v1/streams", headers=auth,
+                                 json={"title": creator, "lineup": [a_open]})
+        assert r.status_code == 201, r.text
+        streams[creator] = r.json()["id"]
+        r = await live.http.post(f"/api/v1/streams/{streams[creator]}/live", headers=auth)
+        assert r.status_code == 200, r.text
+    for buyer in ("bob", "eve"):
+        await give_wallet(live, buyer)
+    r = await live.http.post("/api/v1/buy", headers={**live.auth("buyer", "bob"),
+                                                      "Idempotency-Key": idem()},
+                             json={"product_id": a_open, "stream_id": streams["cleo"]})
+    assert r.status_code == 201, r.text
+    await live.services.aggregator.drain()
+    return World(a_open, a_invited, b_open, streams["cleo"], streams["dana"],
+                 r.json()["order"]["id"])
+
+
+def fill(path: str, world: World) -> str:
+    values = {"brand": "acme", "product": world.a_open, "variant": "default",
+              "stream": world.cleo_stream, "order": world.bob_order, "creator": "cleo",
+              "item": "ci_000000000000"}
+    return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _hs512(claims: dict[str, Any]) -> str:
+    """Right secret, wrong algorithm: the pinned HS256 must refuse it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)  # our secret is HS256-sized
+        return jwt.encode(claims, TEST_SECRET, algorithm="HS512")
+
+
+def bad_credentials(live: Live) -> list[tuple[str, str | None]]:
+    """(label, Authorization header) pairs that must all be 401; each claims operator."""
+    now = int(time.time())
+    claims = {"iss": "livecart", "aud": "livecart-api", "sub": "ops", "role": "operator",
+              "iat": now, "nbf": now, "exp": now + 3600, "jti": "j1"}
+    good = live.token("operator", "ops")
+    return [
+        ("missing", None),
+        ("empty", ""),
+        ("scheme only", "Bearer"),
+        ("garbage", "Bearer garbage"),
+        ("three dots", "Bearer a.b.c"),
+        ("basic auth", "Basic " + base64.b64encode(b"ops:secret").decode()),
+        ("token without scheme", good),
+        ("two tokens", f"Bearer {good} {good}"),
+        ("tampered payload", "Bearer " + ".".join(
+            [good.split(".")[0], _b64({**claims, "sub": "someone-else"}), good.split(".")[2]])),
+        ("expired", "Bearer " + live.services.tokens.mint(Role.OPERATOR, "ops", ttl_s=1,
+                                                          now=now - 3600)),
+        ("not yet valid", "Bearer " + live.services.tokens.mint(Role.OPERATOR, "ops",
+                                                                ttl_s=7200, now=now + 3600)),
+        ("forged", "Bearer " + TokenAuthority("y" * 40).mint(Role.OPERATOR, "ops", ttl_s=3600)),
+        ("alg none", f"Bearer {_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."),
+        ("alg none, no dot", f"Bearer {_b64({'alg': 'none'})}.{_b64(claims)}"),
+        ("HS512", "Bearer " + _hs512(claims)),
+        ("wrong audience", "Bearer " + TokenAuthority(TEST_SECRET, audience="other").mint(
+            Role.OPERATOR, "ops", ttl_s=3600)),
+        ("wrong issuer", "Bearer " + TokenAuthority(TEST_SECRET, issuer="evil").mint(
+            Role.OPERATOR, "ops", ttl_s=3600)),
+        ("unknown role", "Bearer " + jwt.encode({**claims, "role": "admin"}, TEST_SECRET,
+                                                algorithm="HS256")),
+        ("no jti", "Bearer " + jwt.encode({k: v for k, v in claims.items() if k != "jti"},
+                                          TEST_SECRET, algorithm="HS256")),
+        ("string exp", "Bearer " + jwt.encode({**claims, "exp": str(now + 3600)}, TEST_SECRET,
+                                              algorithm="HS256")),
+        ("bad subject", "Bearer " + jwt.encode({**claims, "sub": "../ops"}, TEST_SECRET,
+                                               algorithm="HS256")),
+        ("oversized", "Bearer " + "a" * 5000),
+    ]
+
+
+# ---------------------------------------------------------------- 401 and 403 from the document
+
+
+async def test_bad_tokens_are_401_on_every_protected_endpoint(live: Live,
+                                                              rclient: redis.Redis) -> None:
+    world = await make_world(live)
+    assert len(PROTECTED) > 25
+    credentials = bad_credentials(live)
+    failures = []
+    async with Unchanged(rclient):
+        for method, path, _ in PROTECTED:
+            for label, value in credentials:
+                headers = {} if value is None else {"Authorization": value}
+                r = await live.http.request(method, fill(path, world), headers=headers)
+                body = r.json() if r.headers.get("content-type") == "application/problem+json" \
+                    else {}
+                if r.status_code != 401 or body.get("type") != PROBLEM_BASE + "unauthorized":
+                    failures.append(f"{method} {path} {label}: {r.status_code} {r.text[:120]}")
+    assert failures == []
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: 401 answers carry no WWW-Authenticate challenge "
+                   "(RFC 9110 11.6.1 MUST, RFC 6750 3): live/api.py _authenticate")
+async def test_401_carries_a_bearer_challenge(live: Live) -> None:
+    r = await live.http.get("/api/v1/me/wallet")
+    assert_problem(r, 401, "unauthorized")
+    assert r.headers.get("www-authenticate", "").lower().startswith("bearer")
+
+
+async def test_roles_the_document_does_not_name_are_403(live: Live, rclient: redis.Redis) -> None:
+    world = await make_world(live)
+    failures = []
+    checked = 0
+    async with Unchanged(rclient):
+        for method, path, roles in PROTECTED:
+            for role in set(SUBJECT) - set(roles):
+                checked += 1
+                r = await live.http.request(method, fill(path, world),
+                                            headers=live.auth(role, SUBJECT[role]))
+                body = r.json() if r.status_code == 403 else {}
+                if body.get("type") != PROBLEM_BASE + "forbidden":
+                    failures.append(f"{method} {path} as {role}: {r.status_code} {r.text[:120]}")
+    assert failures == []
+    assert checked > 40
+
+
+# ---------------------------------------------------------------- ownership, by hand
+
+
+async def test_a_buyer_cannot_run_a_shop_or_a_stream(live: Live, rclient: redis.Redis) -> None:
+    world = await make_world(live)
+    bob = live.auth("buyer", "bob")
+    product = {"title": "T", "price_minor": 100, "currency": "USD", "sku": "S"}
+    deal = {"product_id": world.a_open, "price_minor": 100, "quantity": 1, "countdown_s": 10,
+            "duration_s": 60}
+    async with Unchanged(rclient):
+        for method, url, body in [
+            ("POST", "/api/v1/brands", {"id": "bobco", "name": "B", "currency": "USD"}),
+            ("POST", "/api/v1/brands/acme/products", product),
+            ("PATCH", f"/api/v1/products/{world.a_open}", {"price_minor": 1}),
+            ("PUT", f"/api/v1/products/{world.a_open}/variants/default/stock",
+             {"set": 1000, "reason": "free stuff"}),
+            ("POST", f"/api/v1/streams/{world.cleo_stream}/pins", {"product_id": world.a_open}),
+            ("POST", f"/api/v1/streams/{world.cleo_stream}/deals", deal),
+            ("POST", f"/api/v1/streams/{world.cleo_stream}/end", None),
+            ("POST", f"/api/v1/orders/{world.bob_order}/refund", None),
+            ("GET", "/api/v1/brands/acme/report", None),
+        ]:
+            r = await live.http.request(method, url, headers=bob, json=body)
+            assert_problem(r, 403, "forbidden")
+
+
+async def test_a_brand_acts_only_for_itself(live: Live, rclient: redis.Redis) -> None:
+    world = await make_world(live)
+    bravo = live.auth("brand", "bravo")
+    product = {"title": "T", "price_minor": 100, "currency": "USD", "sku": "S"}
+    async with Unchanged(rclient):
+        for method, url, body in [
+            ("POST", "/api/v1/brands/acme/products", product),
+            ("PATCH", f"/api/v1/products/{world.a_open}", {"price_minor": 1}),
+            ("POST", f"/api/v1/products/{world.a_open}/archive", None),
+            ("PUT", f"/api/v1/products/{world.a_open}/variants/default/stock",
+             {"set": 0, "reason": "sabotage"}),
+            ("PUT", f"/api/v1/products/{world.a_open}/variants/default/stock",
+             {"adjust": -5, "reason": "sabotage"}),
+            ("GET", f"/api/v1/products/{world.a_open}/stock", None),
+            ("GET", f"/api/v1/products/{world.a_open}/stock/audit", None),
+            ("POST", f"/api/v1/products/{world.a_open}/invites", {"creator_id": "dana"}),
+            ("GET", "/api/v1/brands/acme/report", None),
+        ]:
+            assert_problem(await live.http.request(method, url, headers=bravo, json=body), 403,
+                           "forbidden")
+        # Another brand's orders are hidden, exactly like orders that do not exist.
+        unknown = await live.http.get("/api/v1/orders/p_000000000000.00", headers=bravo)
+        assert_problem(unknown, 404, "not-found")
+        for action in ("", "/capture", "/void", "/refund"):
+            method = "GET" if not action else "POST"
+            r = await live.http.request(method, f"/api/v1/orders/{world.bob_order}{action}",
+                                        headers=bravo)
+            assert_problem(r, 404, "not-found")
+            assert r.json() == unknown.json()
+    # The owner and an operator may (the refusals above were about ownership).
+    assert (await live.http.get("/api/v1/brands/acme/report",
+                                headers=live.auth("brand", "acme"))).status_code == 200
+    assert (await live.http.get("/api/v1/brands/bravo/report",
+                                headers=live.auth("operator", "ops"))).status_code == 200
+    r = await live.http.get(f"/api/v1/orders/{world.bob_order}", headers=live.auth("brand", "acme"))
+    assert r.status_code == 200 and r.json()["state"] == "paid"
+    assert (await stock_of(live, world.a_open))["default"]["available"] == 9
+
+
+async def test_a_creator_runs_only_its_own_streams(live: Live, rclient: redis.Redis) -> None:
+    world = await make_world(live)
+    cleo = live.auth("creator", "cleo")
+    r = await live.http.post(f"/api/v1/streams/{world.cleo_stream}/pins", headers=cleo,
+                             json={"product_id": world.a_open})
+    assert r.status_code == 200, r.text
+    dana = live.auth("creator", "dana")
+    s = f"/api/v1/streams/{world.cleo_stream}"
+    deal = {"product_id": world.a_open, "price_minor": 100, "quantity": 1, "countdown_s": 10,
+            "duration_s": 60}
+    async with Unchanged(rclient):
+        for method, url, body in [
+            ("POST", f"{s}/pins", {"product_id": world.a_open}),
+            ("DELETE", f"{s}/pins/{world.a_open}", None),
+            ("POST", f"{s}/deals", deal),
+            ("DELETE", f"{s}/deals/{world.a_open}", None),
+            ("PUT", f"{s}/lineup", {"lineup": []}),
+            ("POST", f"{s}/end", None),
+            ("POST", f"{s}/live", None),
+            ("POST", f"{s}/cancel", None),
+            ("GET", "/api/v1/creators/cleo/earnings", None),
+        ]:
+            assert_problem(await live.http.request(method, url, headers=dana, json=body), 403,
+                           "forbidden")
+    stream = (await live.http.get(s)).json()
+    assert stream["state"] == "live" and stream["pinned"] == [world.a_open]
+
+
+async def test_invite_only_products_need_an_invite(live: Live, rclient: redis.Redis) -> None:
+    world = await make_world(live)
+    cleo = live.auth("creator", "cleo")
+    s = f"/api/v1/streams/{world.cleo_stream}"
+    async with Unchanged(rclient):
+        for method, url, headers, body in [
+            ("POST", "/api/v1/streams", cleo, {"title": "x", "lineup": [world.a_invited]}),
+            ("PUT", f"{s}/lineup", cleo, {"lineup": [world.a_open, world.a_invited]}),
+            ("POST", "/api/v1/links", cleo, {"product_id": world.a_invited}),
+            # An operator editing cleo's lineup is held to cleo's invitations.
+            ("PUT", f"{s}/lineup", live.auth("operator", "ops"), {"lineup": [world.a_invited]}),
+        ]:
+            r = await live.http.request(method, url, headers=headers, json=body)
+            assert_problem(r, 403, "not-invited")
+        # Inviting someone else, or a brand inviting for a product it does not own, opens
+        # nothing for cleo.
+        r = await live.http.post(f"/api/v1/products/{world.a_invited}/invites",
+                                 headers=live.auth("brand", "bravo"), json={"creator_id": "cleo"})
+        assert_problem(r, 403, "forbidden")
+    r = await live.http.post(f"/api/v1/products/{world.a_invited}/invites",
+                             headers=live.auth("brand", "acme"), json={"creator_id": "dana"})
+    assert r.status_code == 201, r.text
+    r = await live.http.post("/api/v1/links", headers=cleo, json={"product_id": world.a_invited})
+    assert_problem(r, 403, "not-invited")
+    # Once invited, cleo may.
+    r = await live.http.post(f"/api/v1/products/{world.a_invited}/invites",
+                             headers=live.auth("brand", "acme"), json={"creator_id": "cleo"})
+    assert r.status_code == 201, r.text
+    r = await live.http.put(f"{s}/lineup", headers=cleo,
+                            json={"lineup": [world.a_open, world.a_invited]})
+    assert r.status_code == 200 and r.json()["lineup"] == [world.a_open, world.a_invited]
+    r = await live.http.post("/api/v1/links", headers=cleo, json={"product_id": world.a_invited})
+    assert r.status_code == 201, r.text
+
+
+async def test_a_buyer_sees_only_its_own_orders(live: Live, rclient: redis.Redis) -> None:
+    world = await make_world(live)
+    eve = live.auth("buyer", "eve")
+    async with Unchanged(rclient):
+        unknown = await live.http.get("/api/v1/orders/p_000000000000.00", headers=eve)
+        assert_problem(unknown, 404, "not-found")
+        for method, action in (("GET", ""), ("POST", "/pay")):
+            r = await live.http.request(method, f"/api/v1/orders/{world.bob_order}{action}",
+                                        headers=eve)
+            assert_problem(r, 404, "not-found")
+            assert r.json() == unknown.json()
+        r = await live.http.get("/api/v1/me/orders", headers=eve)
+        assert r.status_code == 200 and r.json()["items"] == []
+        r = await live.http.get(f"/api/v1/orders/{world.bob_order}",
+                                headers=live.auth("creator", "cleo"))
+        assert_problem(r, 403, "forbidden")
+    r = await live.http.get(f"/api/v1/orders/{world.bob_order}", headers=live.auth("buyer", "bob"))
+    assert r.status_code == 200 and r.json()["buyer"] == "bob"
+    r = await live.http.get("/api/v1/me/orders", headers=live.auth("buyer", "bob"))
+    assert [o["id"] for o in r.json()["items"]] == [world.bob_order]
