@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Install the test dependencies (pip; and apt for anything the tests need) and run the suite.
+# Install the test dependencies (pip, and Debian's chromium for the page tests) and run
+# the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
+fi
 python -m pip install --quiet -e '.[test]'
 exec python -m pytest "$@"
