@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
 from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
@@ -17,7 +17,7 @@ from checkout.order_states import OrderState
 from checkout.orders import Order
 from checkout.payments import PaymentError
 from checkout.wallets import WalletIn, WalletStore
-from live.api import Api, Call, json_response
+from live.api import Api, Call, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 
@@ -35,11 +35,8 @@ REJECTION_STATUS = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
 
-
-class BuyIn(_Strict):
+class BuyIn(StrictModel):
     product_id: IdStr
     variant: IdStr = DEFAULT_VARIANT
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
@@ -48,18 +45,18 @@ class BuyIn(_Strict):
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
 
 
-class CartItemIn(_Strict):
+class CartItemIn(StrictModel):
     product_id: IdStr
     variant: IdStr = DEFAULT_VARIANT
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
     stream_id: IdStr | None = None
 
 
-class WaitlistIn(_Strict):
+class WaitlistIn(StrictModel):
     variant: IdStr = DEFAULT_VARIANT
 
 
-class RefundIn(_Strict):
+class RefundIn(StrictModel):
     amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
 
 

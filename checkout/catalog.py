@@ -8,12 +8,13 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import redis.asyncio as redis
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import Field, HttpUrl, StringConstraints
 
+from live.api import StrictModel
 from checkout.batcher import CommandBatcher
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, new_product_id
 from checkout.keys import ACTIVE_PRODUCTS, BRANDS, brand_products_key, product_keys
-from checkout.money import Currency, MinorUnits
+from checkout.money import Currency
 from checkout.scripts import SCRIPTS
 
 __all__ = ["Catalog", "BrandIn", "ProductIn", "ProductPatch", "VariantIn", "StockChange",
@@ -27,23 +28,20 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
 
-
-class BrandIn(_Strict):
+class BrandIn(StrictModel):
     id: Id
     name: Text
     currency: Currency
 
 
-class VariantIn(_Strict):
+class VariantIn(StrictModel):
     id: Id
     name: Text
     stock: Annotated[int, Field(ge=0, le=10_000_000)] = 0
 
 
-class ProductIn(_Strict):
+class ProductIn(StrictModel):
     title: Text
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
     image_url: HttpUrl | None = None
@@ -57,7 +55,7 @@ class ProductIn(_Strict):
     max_per_buyer: Annotated[int, Field(ge=0, le=1000)] = 0  # 0: no limit
 
 
-class ProductPatch(_Strict):
+class ProductPatch(StrictModel):
     title: Text | None = None
     description: Annotated[str, StringConstraints(max_length=5000)] | None = None
     image_url: HttpUrl | None = None
@@ -67,7 +65,7 @@ class ProductPatch(_Strict):
     max_per_buyer: Annotated[int, Field(ge=0, le=1000)] | None = None
 
 
-class StockChange(_Strict):
+class StockChange(StrictModel):
     set: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     adjust: Annotated[int, Field(ge=-10_000_000, le=10_000_000)] | None = None
     reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]

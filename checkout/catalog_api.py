@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 from starlette.responses import Response
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, ProductPatch, StockChange
 from checkout.ids import ID_PATTERN, is_valid_id
-from live.api import Api, Call, json_response
+from live.api import Api, Call, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 
 __all__ = ["register", "owned_product", "page_params"]
 
 
-class InviteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class InviteIn(StrictModel):
     creator_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 

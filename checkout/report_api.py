@@ -6,14 +6,14 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
-from live.api import Api, Call, json_response
+from live.api import Api, Call, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 from live.stream_api import can_promote
@@ -21,8 +21,7 @@ from live.stream_api import can_promote
 __all__ = ["register", "redirect_routes", "brand_report", "creator_earnings"]
 
 
-class LinkIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class LinkIn(StrictModel):
     product_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 import orjson
 import redis.asyncio as redis
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 
+from live.api import StrictModel
 from checkout.batcher import CommandBatcher
 from checkout.keys import wallet_key
 
@@ -16,11 +17,8 @@ __all__ = ["WalletIn", "Address", "WalletStore", "mask_token"]
 Line = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
 
-
-class Address(_Strict):
+class Address(StrictModel):
     name: Line
     line1: Line
     line2: Annotated[str, StringConstraints(max_length=120)] = ""
@@ -29,7 +27,7 @@ class Address(_Strict):
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
-class WalletIn(_Strict):
+class WalletIn(StrictModel):
     shipping: Address
     # A gateway token, never a card number: the gateway holds the card.
     payment_token: Annotated[str, StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,60}$")]

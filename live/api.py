@@ -19,7 +19,7 @@ from starlette.routing import Route
 from live.auth import AuthError, Principal, Role, bearer_token
 from live.problems import PROBLEM_BASE, Problem
 
-__all__ = ["Api", "Call", "json_response", "read_json"]
+__all__ = ["Api", "Call", "json_response", "read_json", "StrictModel"]
 
 Body = TypeVar("Body", bound=pydantic.BaseModel)
 Handler = Callable[["Call[Any]"], Awaitable[Response]]
@@ -81,8 +81,14 @@ async def read_json(request: Request, model: type[Body], max_bytes: int) -> Body
         raise Problem(422, "validation-error", "the body has invalid fields", errors=errors) from None
 
 
-class _NoBody(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class StrictModel(pydantic.BaseModel):
+    """Request bodies: unknown fields refused, no coercion ("5" is not 5)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+class _NoBody(StrictModel):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

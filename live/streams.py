@@ -12,8 +12,9 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import redis.asyncio as redis
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from live.api import StrictModel
 from checkout.ids import ID_PATTERN, new_stream_id
 from checkout.keys import (STREAMS_INDEX, creator_streams_key, product_keys, stream_events_key,
                            stream_key, stream_seq_key)
@@ -29,26 +30,23 @@ MAX_LINEUP = 50
 ProductRef = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
 
-
-class StreamIn(_Strict):
+class StreamIn(StrictModel):
     title: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
     lineup: Annotated[list[ProductRef], Field(max_length=MAX_LINEUP)] = []
     scheduled_at_ms: Annotated[int, Field(ge=0)] | None = None
     purchase_mode: Literal["instant", "cart_hold", "first_paid"] = "instant"
 
 
-class LineupIn(_Strict):
+class LineupIn(StrictModel):
     lineup: Annotated[list[ProductRef], Field(max_length=MAX_LINEUP)]
 
 
-class PinIn(_Strict):
+class PinIn(StrictModel):
     product_id: ProductRef
 
 
-class DealIn(_Strict):
+class DealIn(StrictModel):
     product_id: ProductRef
     price_minor: Annotated[int, Field(ge=1, le=10**10)]
     quantity: Annotated[int, Field(ge=1, le=1_000_000)]
