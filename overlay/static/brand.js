@@ -3,7 +3,7 @@
 
 import { meta, pageToken } from "./hub_client.js";
 import { FeedClient, showStatus } from "./feed.js";
-import { compact, money, setText, syncList } from "./cards.js";
+import { money, setText, syncList } from "./cards.js";
 import { api, problemText } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -130,6 +130,10 @@ function table(tbody, rows, key, columns, classes, empty) {
   }, (row, r) => fillRow(row, columns(r)));
 }
 
+function plural(n, word) {
+  return `${n.toLocaleString()} ${n === 1 ? word : `${word}s`}`;
+}
+
 function pct(x) {
   return `${(x * 100).toFixed(1)}%`;
 }
@@ -144,7 +148,7 @@ function render() {
   setText($("t-captured"), money(d.captured_minor, currency));
   setText($("t-commission"), money(d.commission_minor, currency));
   setText($("t-refunded"), money(d.refunded_minor, currency));
-  setText($("last-minute"), `${d.orders_last_minute} ${d.orders_last_minute === 1 ? "order" : "orders"} in the last full minute`);
+  setText($("last-minute"), `${plural(d.orders_last_minute, "order")} in the last full minute`);
 
   const products = [...d.products].sort((a, b) => (b.gmv_minor || 0) - (a.gmv_minor || 0));
   table($("products"), products, (p) => p.product_id,
@@ -206,7 +210,8 @@ function drawChart(minutes) {
       class: i === minutes.length - 1 ? "bar bar-now" : "bar",
       x: x.toFixed(1), y: (top + plotH - h).toFixed(1), width: barW.toFixed(1), height: h.toFixed(1), rx: 3,
     });
-    bar.append(svg("title", {}, `${hhmm(m.minute)}: ${money(m.gmv_minor, currency)}, ${m.orders} ${m.orders === 1 ? "order" : "orders"}`));
+    bar.append(svg("title", {},
+      `${hhmm(m.minute)}: ${money(m.gmv_minor, currency)}, ${plural(m.orders, "order")}`));
     nodes.push(bar);
     if (i % 5 === (minutes.length - 1) % 5) {
       const last = i === minutes.length - 1;
@@ -220,7 +225,8 @@ function drawChart(minutes) {
   const orders = minutes.reduce((a, m) => a + m.orders, 0);
   const peak = minutes.reduce((best, m) => (m.gmv_minor > (best ? best.gmv_minor : 0) ? m : best), null);
   const desc = svg("desc", { id: "chart-desc" }, total > 0
-    ? `Last ${minutes.length} minutes: ${money(total, currency)} from ${orders} ${orders === 1 ? "order" : "orders"}; busiest minute ${hhmm(peak.minute)} with ${money(peak.gmv_minor, currency)}.`
+    ? `Last ${minutes.length} minutes: ${money(total, currency)} from ${plural(orders, "order")}; `
+      + `busiest minute ${hhmm(peak.minute)} with ${money(peak.gmv_minor, currency)}.`
     : `No sales in the last ${minutes.length} minutes.`);
   chart.replaceChildren(desc, ...nodes);
 }
@@ -254,7 +260,8 @@ function exportRows(kind) {
   }
   if (kind === "products") {
     return [["product_id", "title", "units", "gmv_minor", "currency"],
-      d.products.map((p) => [p.product_id, productTitles.get(p.product_id) || "", p.units || 0, p.gmv_minor || 0, currency])];
+      d.products.map((p) => [p.product_id, productTitles.get(p.product_id) || "", p.units || 0,
+        p.gmv_minor || 0, currency])];
   }
   if (kind === "streams") {
     return [["stream_id", "title", "units", "gmv_minor", "currency", "buyers", "viewers", "conversion"],
@@ -310,7 +317,8 @@ if (!token) {
   // A fuller report (60 minutes) is one request away; the feed then keeps it current.
   api("GET", `/api/v1/brands/${encodeURIComponent(brandId)}/report`, { token }).then((r) => {
     if (r.ok && !report) {
-      report = { ...r.data, per_minute: r.data.per_minute.slice(-15), orders_last_minute: r.data.per_minute.at(-2).orders };
+      const minutes = r.data.per_minute;
+      report = { ...r.data, per_minute: minutes.slice(-15), orders_last_minute: minutes.at(-2).orders };
       namesFor(report);
       render();
     } else if (!r.ok) {

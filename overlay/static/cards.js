@@ -38,6 +38,28 @@ export function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
+// For counters inside aria-live regions: at most one change per `minMs` (the latest value
+// wins), so a busy room does not make a screen reader read out every 100 ms tick.
+const throttles = new WeakMap();
+export function throttledText(node, text, minMs) {
+  const now = performance.now();
+  const t = throttles.get(node) || { at: -Infinity, timer: null, text: "" };
+  throttles.set(node, t);
+  t.text = text;
+  if (t.timer) return;
+  const wait = t.at + minMs - now;
+  if (wait <= 0) {
+    t.at = now;
+    setText(node, text);
+    return;
+  }
+  t.timer = setTimeout(() => {
+    t.timer = null;
+    t.at = performance.now();
+    setText(node, t.text);
+  }, wait);
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -80,10 +102,13 @@ export function createCard(card, { onBuy = null, variant = "pinned" } = {}) {
   const was = el("s", "price-was");
   was.append(el("span", "visually-hidden", "was "), el("span", "price-was-value"));
   price.append(now, " ", was);
-  const deal = el("p", "card-deal");
+  const meta = el("p", "card-meta");
+  const deal = el("span", "card-deal");
   deal.setAttribute("role", "timer"); // implicitly aria-live off: no announcement every second
-  const badge = el("p", "card-badge");
-  info.append(title, price, deal, badge);
+  const dealLeft = el("span", "card-deal-left");
+  const badge = el("span", "card-badge");
+  meta.append(deal, " ", dealLeft, " ", badge);
+  info.append(title, price, meta);
   root.append(media, info);
 
   if (onBuy) {
@@ -115,9 +140,14 @@ export function updateCard(root, card) {
   const deal = root.querySelector(".card-deal");
   deal.hidden = !card.deal;
   deal.dataset.phase = card.deal ? card.deal.phase : "";
-  setText(deal, dealText(card.deal, card.currency));
+  setText(deal, card.deal && card.deal.phase === "open"
+    ? `Deal ends in ${clock(card.deal.seconds_left)}` : dealText(card.deal, card.currency));
+  const dealLeft = root.querySelector(".card-deal-left");
+  dealLeft.hidden = !card.deal || card.deal.phase !== "open";
+  setText(dealLeft, dealLeft.hidden ? "" : `${card.deal.units_left} at this price`);
   const badge = root.querySelector(".card-badge");
   badge.hidden = !card.badge;
+  root.querySelector(".card-meta").hidden = deal.hidden && badge.hidden;
   badge.dataset.level = card.stock_left <= 0 ? "out" : card.badge.startsWith("only") ? "low" : "some";
   setText(badge, card.badge);
   root.classList.toggle("is-deal", Boolean(card.deal && card.deal.phase === "open"));

@@ -21,18 +21,23 @@ function say(node, kind, text) {
 
 const productOfOrder = (order) => order.slice(0, Math.max(0, order.lastIndexOf(".")));
 
-// Product names for the ledger, asked once per product (the ledger names orders only).
-const askedTitles = new Set();
-function titleFor(productId) {
-  if (!titles.has(productId) && productId && !askedTitles.has(productId)) {
-    askedTitles.add(productId);
-    api("GET", `/api/v1/products/${encodeURIComponent(productId)}`).then((r) => {
-      if (!r.ok) return;
+// Product names for links and the ledger (which names orders only), asked once per product.
+const askedTitles = new Map(); // product id -> promise of its title
+function loadTitle(productId) {
+  if (!askedTitles.has(productId)) {
+    askedTitles.set(productId, api("GET", `/api/v1/products/${encodeURIComponent(productId)}`).then((r) => {
+      if (!r.ok) return null;
       titles.set(productId, r.data.title);
       renderEarnings();
       renderLinks();
-    });
+      return r.data.title;
+    }));
   }
+  return askedTitles.get(productId);
+}
+
+function titleFor(productId) {
+  if (productId && !titles.has(productId)) loadTitle(productId);
   return titles.get(productId);
 }
 
@@ -116,7 +121,8 @@ async function copy(li, button) {
     const selection = getSelection();
     selection.removeAllRanges();
     selection.addRange(range);
-    say($("link-status"), "error", "Couldn't copy automatically: the link is selected, press Ctrl+C (or ⌘C) to copy it.");
+    say($("link-status"), "error",
+      "Couldn't copy automatically: the link is selected, press Ctrl+C (or ⌘C) to copy it.");
   }
 }
 
@@ -137,7 +143,7 @@ $("link-form").addEventListener("submit", async (event) => {
     return;
   }
   links = [r.data, ...links.filter((l) => l.code !== r.data.code)];
-  titleFor(productId);
+  if (!titles.has(productId)) await loadTitle(productId);
   renderLinks();
   input.value = "";
   say($("link-status"), "ok", `Link made for ${titles.get(productId) || productId}: ${r.data.url}`);

@@ -5,11 +5,12 @@
 import { view } from "./overlay.js";
 import { HubClient, meta, pageToken } from "./hub_client.js";
 import {
-  clock, createCard, money, setText, syncList, syncTicker, updateCard,
+  clock, createCard, money, setText, syncList, syncTicker, throttledText, updateCard,
 } from "./cards.js";
 import { api, problemText } from "./api.js";
 import { showStatus } from "./feed.js";
 
+const COUNTER_MS = 1000; // live counters change at most once a second (they are aria-live)
 const MAX_PINNED = 3; // the server's default (LIVECART_MAX_PINNED); it has the last word
 
 const $ = (id) => document.getElementById(id);
@@ -165,11 +166,11 @@ function render() {
   if (end.getAttribute("aria-busy") !== "true") end.disabled = streamState !== "live";
 
   const currency = currencyOf(v);
-  setText($("c-viewers"), v.viewers.toLocaleString());
-  setText($("c-units"), state.sales.units.toLocaleString());
-  setText($("c-orders"), state.sales.orders.toLocaleString());
-  setText($("c-gmv"), money(state.sales.gmv_minor, currency));
-  setText($("c-likes"), v.likes.toLocaleString());
+  throttledText($("c-viewers"), v.viewers.toLocaleString(), COUNTER_MS);
+  throttledText($("c-units"), state.sales.units.toLocaleString(), COUNTER_MS);
+  throttledText($("c-orders"), state.sales.orders.toLocaleString(), COUNTER_MS);
+  throttledText($("c-gmv"), money(state.sales.gmv_minor, currency), COUNTER_MS);
+  throttledText($("c-likes"), v.likes.toLocaleString(), COUNTER_MS);
 
   syncList($("lineup"), v.tray, (c) => c.id, createRow, updateRow);
   $("lineup-empty").hidden = v.tray.length > 0;
@@ -277,7 +278,8 @@ $("deal-form").addEventListener("submit", async (event) => {
   submit.disabled = false;
   if (r.ok) {
     status.dataset.kind = "ok";
-    setText(status, `Deal on ${card.title}: ${money(priceMinor, card.currency)} for ${body.quantity} units, opens in ${body.countdown_s} s.`);
+    setText(status, `Deal on ${card.title}: ${money(priceMinor, card.currency)} for ${body.quantity} units, `
+      + `opens in ${body.countdown_s} s.`);
   } else {
     status.dataset.kind = "error";
     setText(status, problemText(r));

@@ -2,13 +2,17 @@
 
 import { view } from "./overlay.js";
 import { HubClient, meta, pageToken } from "./hub_client.js";
-import { compact, createCard, dealText, money, setText, syncList, syncTicker, updateCard } from "./cards.js";
+import {
+  compact, createCard, dealText, money, setText, syncList, syncTicker, throttledText, updateCard,
+} from "./cards.js";
 import { api, newKey, problemText } from "./api.js";
 import { showStatus } from "./feed.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = meta("livecart-target");
 const token = pageToken("livecart.token.buyer");
+
+const COUNTER_MS = 2000; // live counters change at most this often (they are aria-live)
 
 let state = null;
 let current = null; // the last view()
@@ -38,8 +42,8 @@ function render() {
   setText(pill, v.live ? "Live" : state.stream.state === "ended" ? "Ended" : "Offline");
   setText($("stream-title"), state.stream.title);
   if (document.title !== `${state.stream.title} · livecart`) document.title = `${state.stream.title} · livecart`;
-  setText($("viewers"), compact(v.viewers));
-  setText($("likes"), compact(v.likes + pendingLikes));
+  throttledText($("viewers"), compact(v.viewers), COUNTER_MS);
+  throttledText($("likes"), compact(v.likes + pendingLikes), COUNTER_MS);
 
   syncList($("pinned"), v.cards, (c) => c.id,
     (c) => createCard(c, { onBuy: openSheet, variant: "pinned" }), updateCard);
@@ -205,7 +209,8 @@ async function openSheet(productId) {
   }
   if (!wallet) {
     result("error", "No saved wallet",
-      "Save a shipping address and a payment method in your livecart wallet, then come back: buying takes one tap after that.");
+      "Save a shipping address and a payment method in your livecart wallet, then come back: "
+      + "buying takes one tap after that.");
     return;
   }
   result("", "");
@@ -228,10 +233,29 @@ const OUTCOME = {
   "stream-not-live": ["Not live", "This stream isn't live right now, so its products can't be bought here."],
   "not-offered": ["Not offered", "This item isn't offered in this stream any more."],
   "product-unavailable": ["Not available", "This item can't be bought right now."],
-  "reservation-expired": ["Payment timed out", "The hold ran out before the payment went through. You were not charged."],
+  "reservation-expired": ["Payment timed out",
+    "The hold ran out before the payment went through. You were not charged."],
   "wallet-missing": ["No saved wallet", "Save a shipping address and a payment method first."],
   "unauthorized": ["Sign in again", "Your sign-in has expired. Reopen the stream from your livecart link."],
 };
+
+function confirmed(order, card, note) {
+  const button = $("pay");
+  button.hidden = true;
+  $("variants").hidden = true;
+  $("sheet-actions").hidden = false;
+  const paid = money(order.amount_minor ?? card.price_minor, order.currency || card.currency);
+  const detail = `${paid} · ships to ${wallet.shipping.name}${note ? `. ${note}` : ""}`;
+  result("ok", "Order confirmed", detail, order.id);
+  $("sheet-done").focus();
+}
+
+function captureLater(key, body, tries) {
+  setTimeout(async () => {
+    const r = await api("POST", "/api/v1/buy", { token, body, headers: { "Idempotency-Key": key } });
+    if (r.status === 202 && tries > 1) captureLater(key, body, tries - 1);
+  }, 2000);
+}
 
 async function pay() {
   const card = cardOf(sheetProduct);
@@ -255,13 +279,14 @@ async function pay() {
   button.removeAttribute("aria-busy");
   if (r.status === 201) {
     attempt = null;
-    const order = r.data.order;
-    button.hidden = true;
-    $("variants").hidden = true;
-    $("sheet-actions").hidden = false;
-    const paid = money(order.amount_minor ?? card.price_minor, order.currency || card.currency);
-    result("ok", "Order confirmed", `${paid} · ships to ${wallet.shipping.name}`, order.id);
-    $("sheet-done").focus();
+    confirmed(r.data.order, card, "");
+    return;
+  }
+  if (r.status === 202 && r.data && r.data.payment === "capture_pending") {
+    // Authorized, the capture's outcome unknown: the sale stands; the same key retries it.
+    captureLater(attempt.key, body, 3);
+    attempt = null;
+    confirmed(r.data.order, card, "Payment authorized; the charge completes in a moment.");
     return;
   }
   if (r.status === 202 && pendingTries < 4) {
@@ -273,10 +298,12 @@ async function pay() {
   }
   renderSheet();
   if (r.status === 202) {
-    result("error", "Still confirming", "Your payment hasn't settled yet. Tap Pay to check again: you won't be charged twice.");
+    result("error", "Still confirming",
+      "Your payment hasn't settled yet. Tap Pay to check again: you won't be charged twice.");
   } else if (r.status === 402) {
     attempt = null;
-    const reason = r.data && r.data.order && r.data.order.reason ? ` (${r.data.order.reason.replaceAll("_", " ")})` : "";
+    const why = r.data && r.data.order && r.data.order.reason;
+    const reason = why ? ` (${why.replaceAll("_", " ")})` : "";
     result("error", "Payment declined", `Your card was declined${reason}. Try another payment method in your wallet.`);
   } else if (r.status === 0 || r.status >= 500) {
     // The same key stays: a retry replays the first answer, never a second charge.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, expect
+from websockets.asyncio.client import connect
 
 from conftest import UNIT, Live, PageErrors
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product
@@ -27,7 +28,7 @@ DESKTOP = {"width": 1280, "height": 900}
 async def shot(page: Page, name: str, **options: Any) -> None:
     if SHOTS:
         SHOT_DIR.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(SHOT_DIR / f"{name}.png"), **options)
+        await page.screenshot(path=str(SHOT_DIR / f"{name}.png"), animations="disabled", **options)
 
 
 async def shop(live: Live, *specs: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -42,6 +43,15 @@ async def pin(live: Live, stream: dict[str, Any], product: dict[str, Any]) -> No
     r = await live.http.post(f"/api/v1/streams/{stream['id']}/pins",
                              json={"product_id": product["id"]}, headers=live.auth("creator", "cleo"))
     assert r.status_code == 200, r.text
+
+
+async def start_deal(live: Live, stream: dict[str, Any], product: dict[str, Any], *,
+                     quantity: int, countdown_s: int) -> None:
+    """A $39.00 deal for two minutes, opening after `countdown_s`."""
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/deals", headers=live.auth("creator", "cleo"),
+                             json={"product_id": product["id"], "price_minor": 3900, "quantity": quantity,
+                                   "per_buyer_limit": 1, "countdown_s": countdown_s, "duration_s": 120})
+    assert r.status_code == 201, r.text
 
 
 async def others_buy(live: Live, stream: dict[str, Any], product: dict[str, Any], *buyers: str) -> None:
@@ -64,7 +74,7 @@ def card(page: Page, title: str, where: str = "#pinned") -> Any:
 
 
 async def test_host_pin_reaches_the_viewer_within_a_second(live: Live, new_page: Any) -> None:
-    stream, (shoe, jacket) = await shop(live, {"title": "Trail Runner", "stock": 30},
+    stream, (_shoe, jacket) = await shop(live, {"title": "Trail Runner", "stock": 30},
                                         {"title": "Rain Jacket", "price_minor": 12900, "stock": 8})
     host = await new_page()
     await host.set_viewport_size(DESKTOP)
@@ -79,12 +89,20 @@ async def test_host_pin_reaches_the_viewer_within_a_second(live: Live, new_page:
     await expect(card(viewer, "Trail Runner")).to_be_visible(timeout=1 * MS)
     await expect(card(viewer, "Trail Runner").get_by_role("button", name="Buy Trail Runner")).to_be_enabled()
     # The host console shows the pinned state from the hub, and its preview has the card.
-    await expect(host.get_by_role("button", name="Unpin Trail Runner")).to_have_attribute("aria-pressed", "true")
+    unpin = host.get_by_role("button", name="Unpin Trail Runner")
+    await expect(unpin).to_have_attribute("aria-pressed", "true")
     await expect(host.locator("#preview-cards .card")).to_have_count(1)
 
     # Unpin goes the same way.
-    await host.get_by_role("button", name="Unpin Trail Runner").click()
+    await unpin.click()
     await expect(card(viewer, "Trail Runner")).to_have_count(0, timeout=1 * MS)
+
+    # A viewer's likes reach the host's counters.
+    await expect(host.locator("#c-likes")).to_have_text("0")
+    like = viewer.get_by_role("button", name="Like")
+    await like.click()
+    await like.click()
+    await expect(host.locator("#c-likes")).to_have_text("2", timeout=3 * MS)
 
     if SHOTS:  # a console with something going on: two pins, a deal form filled in, a sale
         await host.get_by_role("button", name="Pin Trail Runner").click()
@@ -112,14 +130,11 @@ async def test_stock_badge_and_deal_countdown_follow_the_room(live: Live, new_pa
     await expect(viewer.locator("#ticker li").first).to_contain_text("bought Trail Runner", timeout=5 * MS)
 
     # A flash deal: the countdown runs on server time and ticks down each second.
-    r = await live.http.post(f"/api/v1/streams/{stream['id']}/deals", headers=live.auth("creator", "cleo"),
-                             json={"product_id": shoe["id"], "price_minor": 3900, "quantity": 2,
-                                   "per_buyer_limit": 1, "countdown_s": 10, "duration_s": 120})
-    assert r.status_code == 201, r.text
+    await start_deal(live, stream, shoe, quantity=2, countdown_s=10)
     deal = card(viewer, "Trail Runner").locator(".card-deal")
     await expect(deal).to_have_text(re.compile(r"^Deal \$39\.00 in 0:(10|0\d)$"), timeout=2 * MS)
     first = await deal.text_content()
-    await expect(deal).not_to_have_text(first or "", timeout=2 * MS)
+    await expect(deal).not_to_have_text(first or "", timeout=3 * MS)
 
     if SHOTS:  # the deal open: deal price beside the struck original, its own countdown
         await pin(live, stream, jacket)
@@ -129,7 +144,10 @@ async def test_stock_badge_and_deal_countdown_follow_the_room(live: Live, new_pa
 
 
 async def test_one_tap_buy_then_pay_confirms_a_real_order(live: Live, new_page: Any) -> None:
-    stream, (shoe,) = await shop(live, {"title": "Trail Runner", "stock": 10})
+    stream, (shoe, hoodie) = await shop(live, {"title": "Trail Runner", "stock": 10}, {
+        "title": "Hoodie", "price_minor": 4500,
+        "variants": [{"id": "s", "name": "Small", "stock": 0}, {"id": "m", "name": "Medium", "stock": 2},
+                     {"id": "l", "name": "Large", "stock": 5}]})
     await pin(live, stream, shoe)
     await give_wallet(live, "bob")
     viewer = await open_viewer(live, new_page, stream)
@@ -152,6 +170,21 @@ async def test_one_tap_buy_then_pay_confirms_a_real_order(live: Live, new_page: 
     assert order["state"] == "paid"
     # The room hears about it too: the stock badge moved from 10 to 9.
     await expect(card(viewer, "Trail Runner").locator(".card-badge")).to_have_text("9 left", timeout=2 * MS)
+    await sheet.get_by_role("button", name="Done").click()
+    await expect(sheet).to_be_hidden()
+
+    # From the tray, a product with variants: the picker shows what is left of each.
+    await viewer.locator("#tray summary").click()
+    await card(viewer, "Hoodie", "#tray-list").get_by_role("button", name="Buy Hoodie").click()
+    sheet = viewer.get_by_role("dialog", name="Hoodie")
+    await expect(sheet.get_by_role("radio", name="Small · sold out")).to_be_disabled(timeout=5 * MS)
+    await expect(sheet.get_by_role("radio", name="Medium · only 2 left")).to_be_checked()
+    await sheet.get_by_role("radio", name="Large").check()
+    await sheet.get_by_role("button", name="Pay $45.00").click()
+    await expect(sheet.get_by_role("status")).to_contain_text("Order confirmed", timeout=5 * MS)
+    order_id = (await sheet.locator("#order-id").text_content() or "").strip()
+    r = await live.http.get(f"/api/v1/orders/{order_id}", headers=live.auth("buyer", "bob"))
+    assert (r.json()["product"], r.json()["variant"]) == (hoodie["id"], "l")
 
 
 async def test_sold_out_card_disables_its_buy_button(live: Live, new_page: Any) -> None:
@@ -215,10 +248,7 @@ async def test_obs_source_is_transparent_with_no_buttons(live: Live, new_page: A
 
     if SHOTS:  # over a dark, video-like backdrop (set only now, after the check above)
         await pin(live, stream, jacket)
-        r = await live.http.post(f"/api/v1/streams/{stream['id']}/deals", headers=live.auth("creator", "cleo"),
-                                 json={"product_id": shoe["id"], "price_minor": 3900, "quantity": 20,
-                                       "per_buyer_limit": 1, "countdown_s": 30, "duration_s": 120})
-        assert r.status_code == 201, r.text
+        await start_deal(live, stream, shoe, quantity=20, countdown_s=30)
         await others_buy(live, stream, jacket, "ann")
         await expect(page.locator("#ticker li")).to_have_count(1, timeout=5 * MS)
         await expect(card(page, "Trail Runner", "#cards").locator(".card-deal")).to_be_visible()
@@ -250,7 +280,11 @@ async def test_brand_dashboard_counter_rises_after_a_purchase(live: Live, new_pa
     assert text.splitlines()[0] == "product_id,title,units,gmv_minor,currency"
     assert f"{shoe['id']},Trail Runner,1,5000,USD" in text.splitlines()
 
-    if SHOTS:
+    if SHOTS:  # a room of 15 viewers of whom 6 buy, for a believable conversion column
+        for name in ["ann", "max", "kim", "lea", "sam", "joe", *(f"viewer{i}" for i in range(9))]:
+            async with connect(f"{live.ws_url}/ws/streams/{stream['id']}?access_token="
+                               f"{live.token('buyer', name)}") as ws:
+                await ws.recv()  # the snapshot: this viewer has joined
         await others_buy(live, stream, jacket, "max", "kim")
         await others_buy(live, stream, shoe, "lea", "sam", "joe")
         await expect(page.locator("#t-units")).to_have_text("6", timeout=5 * MS)
