@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from checkout.catalog_api import page_params
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
 from live.api import Api, Call, StrictModel, json_response
@@ -99,6 +100,26 @@ def register(api: Api) -> None:
         if not call.need_principal().can_act_for_brand(brand_id):
             raise Problem(403, "forbidden", "a brand can read only its own sales")
         return json_response(await brand_report(call.services, brand_id))
+
+    @api.endpoint("GET", "/brands/{brand}/orders",
+                  summary="The brand's sold orders, newest first (buyer masked), for export",
+                  tag="reports", roles=(Role.BRAND, Role.OPERATOR))
+    async def brand_orders(call: Call[Any]) -> Response:
+        brand_id = call.param("brand")
+        if not call.need_principal().can_act_for_brand(brand_id):
+            raise Problem(403, "forbidden", "a brand can read only its own orders")
+        cursor, limit = page_params(call)
+        ids = await call.services.client.zrevrange(agg_key(f"brandorders:{brand_id}"),
+                                                   cursor, cursor + limit - 1)
+        items = []
+        for raw in ids:
+            order = await call.services.orders.get(raw.decode())
+            if order is not None:
+                public = order.public()
+                public["buyer"] = public["buyer"][:1] + "***"
+                items.append(public)
+        return json_response({"items": items,
+                              "next_cursor": cursor + limit if len(ids) == limit else None})
 
     @api.endpoint("GET", "/creators/{creator}/earnings", summary="Commission earned, with its ledger",
                   tag="reports", roles=(Role.CREATOR, Role.OPERATOR))

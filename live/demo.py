@@ -39,7 +39,6 @@ async def seed_demo(services: Services) -> DemoInfo:
     if not existing:
         for product in (
             ProductIn(title="Trail Runner Sneakers", description="Light, grippy, waterproof.",
-                      image_url="https://picsum.photos/seed/sneaker/600/400",  # type: ignore[arg-type]
                       price_minor=8900, currency="USD", sku="ACME-TRAIL",
                       variants=[VariantIn(id="size-40", name="EU 40", stock=30),
                                 VariantIn(id="size-42", name="EU 42", stock=30)],

@@ -51,7 +51,8 @@ async def brand_feed(server: "HubServer", conn: ServerConnection, route: "Route"
             buyers = await services.client.pfcount(agg_key(f"buyers:{stream['stream_id']}"))
             viewers = await services.client.pfcount(unique_viewers_key(stream["stream_id"]))
             stream["buyers"], stream["viewers"] = buyers, viewers
-            stream["conversion"] = round(buyers / viewers, 4) if viewers else 0.0
+            # Buyers off the room (links, showcase) also count: cap at 1 rather than show 600%.
+            stream["conversion"] = round(min(1.0, buyers / viewers), 4) if viewers else 0.0
         return {"type": "sales", **report, "orders_last_minute": minutes[-2]["orders"],
                 "per_minute": minutes[-15:]}
 

@@ -17,6 +17,7 @@ export class HubClient {
     this.attempt = 0;
     this.closed = false;
     this.socket = null;
+    this.timer = null;
     this.connect();
   }
 
@@ -50,7 +51,10 @@ export class HubClient {
     // Jittered exponential backoff: 0.5 s doubling to 30 s, times [0.5, 1.5).
     const base = Math.min(30000, 500 * 2 ** this.attempt);
     this.attempt += 1;
-    setTimeout(() => this.connect(), base * (0.5 + Math.random()));
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (!this.closed) this.connect();
+    }, base * (0.5 + Math.random()));
   }
 
   receive(message) {
@@ -83,6 +87,7 @@ export class HubClient {
 
   close() {
     this.closed = true;
+    clearTimeout(this.timer);
     if (this.socket) this.socket.close(1000, "bye");
   }
 }

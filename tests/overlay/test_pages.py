@@ -280,6 +280,14 @@ async def test_brand_dashboard_counter_rises_after_a_purchase(live: Live, new_pa
     assert text.splitlines()[0] == "product_id,title,units,gmv_minor,currency"
     assert f"{shoe['id']},Trail Runner,1,5000,USD" in text.splitlines()
 
+    # Orders with their commission, paged from the API with the brand's token.
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="Orders").click()
+    lines = Path(await (await info.value).path()).read_text("utf-8").splitlines()
+    assert lines[0].startswith("id,created_ms,state,product,variant,qty,unit_price_minor,amount_minor")
+    assert len(lines) == 2 and ",paid," in lines[1] and f",{shoe['id']}," in lines[1]
+    assert lines[1].endswith(",a***")  # the buyer is masked
+
     if SHOTS:  # a room of 15 viewers of whom 6 buy, for a believable conversion column
         for name in ["ann", "max", "kim", "lea", "sam", "joe", *(f"viewer{i}" for i in range(9))]:
             async with connect(f"{live.ws_url}/ws/streams/{stream['id']}?access_token="
