@@ -20,6 +20,7 @@ from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
 from checkout.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
 from checkout.scripts import SCRIPTS, load_all
+from live.tasks import stop_task
 
 __all__ = ["Aggregator", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
 
@@ -61,10 +62,8 @@ class Aggregator:
             self._task = asyncio.create_task(self._run(), name="aggregator")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until every outbox entry written so far is applied (tests, reports)."""
@@ -93,7 +92,6 @@ class Aggregator:
         return total
 
     async def _run(self) -> None:
-        first = True
         while True:
             try:
                 products = [p.decode() for p in await self._client.smembers(ACTIVE_PRODUCTS)]
@@ -101,27 +99,29 @@ class Aggregator:
                     self._idle.set()
                     await asyncio.sleep(self._block_ms / 1000)
                     continue
-                # First pass re-reads our own pending entries (a restart mid-batch).
-                start_id = "0" if first else ">"
-                streams = {product_keys(p).outbox: start_id for p in products}
-                reply = await self._client.xreadgroup(OUTBOX_GROUP, self._consumer, streams,
-                                                      count=self._batch,
-                                                      block=None if first else self._block_ms)
-                first = False
-                if reply:
-                    await self._apply(reply)
+                # Our own pending entries first: a read whose reply was lost (and retried by
+                # the client) or a crash mid-batch left them delivered but not applied.
+                pending = await self._read(products, "0", block=None)
+                if pending:
+                    await self._apply(pending)
+                    continue
+                fresh = await self._read(products, ">", block=self._block_ms)
+                if fresh:
+                    await self._apply(fresh)
                 else:
                     await self._claim_stale(products)
                     self._idle.set()
             except asyncio.CancelledError:
                 raise
-            except NoScriptError:  # Valkey restarted and lost its script cache
-                await load_all(self._client)
-                first = True
             except Exception:  # keep folding; a Valkey restart is survivable
                 log.exception("aggregator pass failed; retrying")
-                first = True
                 await asyncio.sleep(0.5)
+
+    async def _read(self, products: list[str], start: str, block: int | None) -> list[Any]:
+        streams = {product_keys(p).outbox: start for p in products}
+        reply = await self._client.xreadgroup(OUTBOX_GROUP, self._consumer, streams,
+                                              count=self._batch, block=block)
+        return [(s, items) for s, items in (reply or []) if any(f for _, f in items)]
 
     async def _claim_stale(self, products: list[str]) -> None:
         for product in products:
@@ -144,17 +144,33 @@ class Aggregator:
                 product = product_of_order(fields["order"])
                 pipe.hgetall(product_keys(product or "").order(fields["order"]))
             orders = await pipe.execute()
+        await self._fold(entries, orders)
+        # Acknowledge only once every apply of the batch has succeeded.
         async with self._client.pipeline(transaction=False) as pipe:
-            for (stream, entry_id, fields), raw in zip(entries, orders):
+            for stream, entry_id, _ in entries:
+                pipe.xack(stream, OUTBOX_GROUP, entry_id)
+            await pipe.execute()
+        self.applied += len(entries)
+
+    async def _fold(self, entries: list[tuple[str, str, dict[str, str]]], orders: list[Any]) -> None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for (_, _, fields), raw in zip(entries, orders):
                 order = {k.decode(): v.decode() for k, v in raw.items()}
                 order.pop("payment_token", None)
                 if order and fields["type"] == "order.reserved":
                     pipe.zadd(buyer_orders_key(order["buyer"]), {order["id"]: int(order["created_ms"])})
                 for kind in event_kind(fields["state"], fields.get("from", "")) if order else []:
                     self._queue_apply(pipe, kind, order, int(fields["at"]))
-                pipe.xack(stream, OUTBOX_GROUP, entry_id)
-            await pipe.execute()
-        self.applied += len(entries)
+            results = await pipe.execute(raise_on_error=False)
+        if any(isinstance(r, NoScriptError) for r in results):
+            # Valkey restarted and lost its scripts: load them and fold the batch again
+            # (apply.lua's dedupe records make the second pass exact).
+            await load_all(self._client)
+            await self._fold(entries, orders)
+            return
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
 
     @staticmethod
     def _queue_apply(pipe: Any, kind: str, order: dict[str, str], at: int) -> None:

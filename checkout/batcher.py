@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
 from checkout.scripts import Script, load_all
+from live.tasks import stop_task
 
 __all__ = ["CommandBatcher", "DurabilityError"]
 
@@ -58,8 +59,7 @@ class CommandBatcher:
 
     async def close(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await stop_task(task)
         self._tasks = []
         for _, future in self._queue:
             if not future.done():

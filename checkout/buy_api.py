@@ -186,7 +186,6 @@ def register(api: Api) -> None:
             raise Problem(409, "order-not-voidable", f"the order is {order.state}")
         await _gateway(call.services.gateway.void(order.id))
         done, _ = await call.services.orders.transition(order.id, OrderState.VOIDED, "cancelled_by_brand")
-        await call.services.waitlist.serve(done.fields["product"], done.fields["variant"])
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/refund", summary="Refund a paid order in full",
@@ -206,6 +205,11 @@ def register(api: Api) -> None:
         key = idempotency_key(call)
         buyer_id = call.need_principal().subject
         body = call.body
+        product = await call.services.catalog.product(body.product_id)
+        if product is None or product["status"] != "active":
+            raise Problem(404, "not-found", "no such product")
+        if body.variant not in {v["id"] for v in product["variants"]}:
+            raise Problem(404, "variant-not-found", "no such variant")
         mode = "first_paid"
         if body.stream_id:
             stream = await call.services.streams.get(body.stream_id)
@@ -230,7 +234,7 @@ def register(api: Api) -> None:
         return json_response({"items": [i.public() for i in items]})
 
     @api.endpoint("DELETE", "/cart/items/{item}", summary="Remove a cart item (releases a hold)",
-                  tag="cart", roles=buyer)
+                  tag="cart", roles=buyer, status=204)
     async def remove_cart_item(call: Call[Any]) -> Response:
         if not await call.services.cart.remove(call.need_principal().subject, call.param("item")):
             raise Problem(404, "not-found", "no such cart item")
@@ -251,6 +255,8 @@ def register(api: Api) -> None:
         product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
         if product is None:
             raise Problem(404, "not-found", "no such product")
+        if call.body.variant not in {v["id"] for v in product["variants"]}:
+            raise Problem(404, "variant-not-found", "no such variant")
         try:
             position = await call.services.waitlist.join(product_id, call.body.variant,
                                                          call.need_principal().subject)

@@ -7,7 +7,7 @@ taken at checkout, first paid first served.
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,11 @@ class CartItem:
                 "order_id": self.order_id or None, "held": bool(self.order_id)}
 
 
+def _item(d: dict[str, Any]) -> CartItem:
+    return CartItem(d["id"], d["stream_id"], d["product_id"], d["variant"], d["quantity"],
+                    d["order_id"] or "")
+
+
 class Cart:
     def __init__(self, client: redis.Redis, buys: BuyService, orders: OrderBook, *,
                  hold_ms: int) -> None:
@@ -56,6 +61,11 @@ class Cart:
 
     async def add(self, buyer: str, stream: str, product: str, variant: str, quantity: int,
                   *, mode: str, idempotency_key: str, payment_token: str) -> CartItem:
+        # The item id follows from the Idempotency-Key, so a retried add adds nothing.
+        item_id = "ci_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:12]
+        existing = await self._client.hget(_cart_key(buyer), item_id)
+        if existing is not None:
+            return _item(orjson.loads(existing))
         if await self._client.hlen(_cart_key(buyer)) >= MAX_CART_ITEMS:
             raise CartFull(f"a cart holds at most {MAX_CART_ITEMS} items")
         order_id = ""
@@ -65,18 +75,13 @@ class Cart:
                 idempotency_key=idempotency_key, channel="stream", stream=stream,
                 payment_token=payment_token), hold_ms=self._hold_ms)
             order_id = result.order.id
-        item = CartItem("ci_" + secrets.token_hex(6), stream, product, variant, quantity, order_id)
-        await self._client.hset(_cart_key(buyer), item.id, orjson.dumps(item.public()))
+        item = CartItem(item_id, stream, product, variant, quantity, order_id)
+        await self._client.hsetnx(_cart_key(buyer), item.id, orjson.dumps(item.public()))
         return item
 
     async def items(self, buyer: str) -> list[CartItem]:
         raw = await self._client.hgetall(_cart_key(buyer))
-        items = []
-        for value in raw.values():
-            d = orjson.loads(value)
-            items.append(CartItem(d["id"], d["stream_id"], d["product_id"], d["variant"],
-                                  d["quantity"], d["order_id"] or ""))
-        return sorted(items, key=lambda i: i.id)
+        return sorted((_item(orjson.loads(v)) for v in raw.values()), key=lambda i: i.id)
 
     async def remove(self, buyer: str, item_id: str) -> bool:
         raw = await self._client.hget(_cart_key(buyer), item_id)

@@ -13,7 +13,9 @@ from live.api import Api, Call, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 
-__all__ = ["register", "owned_product", "page_params"]
+__all__ = ["register", "owned_product", "page_params", "MAX_CURSOR"]
+
+MAX_CURSOR = 10**9
 
 
 class InviteIn(StrictModel):
@@ -49,8 +51,9 @@ def page_params(call: Call[Any]) -> tuple[int, int]:
         limit = int(query.get("limit", "20"))
     except ValueError:
         raise Problem(400, "bad-query", "cursor and limit must be integers") from None
-    if cursor < 0 or not 1 <= limit <= limit_max:
-        raise Problem(400, "bad-query", f"cursor >= 0 and 1 <= limit <= {limit_max}")
+    if not 0 <= cursor <= MAX_CURSOR or not 1 <= limit <= limit_max:
+        raise Problem(400, "bad-query",
+                      f"0 <= cursor <= {MAX_CURSOR} and 1 <= limit <= {limit_max}")
     return cursor, limit
 
 

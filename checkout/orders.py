@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import orjson
 import redis.asyncio as redis
@@ -11,7 +11,8 @@ import redis.asyncio as redis
 from checkout.batcher import CommandBatcher
 from checkout.ids import OrderId, product_of_order
 from checkout.keys import product_keys
-from checkout.order_states import IllegalTransition, OrderState, rules_for
+from checkout.order_states import (TRANSITIONS, IllegalTransition, OrderState, StockEffect,
+                                   rules_for)
 from checkout.scripts import SCRIPTS
 
 __all__ = ["Order", "OrderBook", "OUTBOX_MAXLEN", "order_from_fields"]
@@ -19,6 +20,8 @@ __all__ = ["Order", "OrderBook", "OUTBOX_MAXLEN", "order_from_fields"]
 # Approximate cap of each product's outbox; the aggregator keeps up far below it.
 OUTBOX_MAXLEN = 1_000_000
 
+_RETURNS_STOCK = frozenset(dst for (_, dst), effect in TRANSITIONS.items()
+                           if effect in (StockEffect.RELEASE, StockEffect.RESTORE))
 _INT_FIELDS = ("qty", "unit_price_minor", "amount_minor", "commission_bps", "commission_minor",
                "created_ms", "updated_ms", "expires_ms", "deal")
 
@@ -54,10 +57,16 @@ def order_from_fields(raw: dict[Any, Any]) -> Order:
     return Order(fields)
 
 
+StockReturned = Callable[[str, str], Awaitable[None]]
+
+
 class OrderBook:
     def __init__(self, client: redis.Redis, batcher: CommandBatcher) -> None:
         self._client = client
         self._batcher = batcher
+        # Called (product, variant) after any move that gives stock back (decline, expiry,
+        # cancel, void), also when a retried move finds it done: the waitlist hangs here.
+        self.on_stock_returned: StockReturned | None = None
 
     async def get(self, order_id: str) -> Order | None:
         product = product_of_order(order_id)
@@ -72,16 +81,22 @@ class OrderBook:
         product = product_of_order(order_id)
         if product is None:
             raise KeyError(order_id)
+        try:
+            rules = rules_for(target)
+        except ValueError:  # no state moves to `target` (e.g. back to reserved)
+            current = await self.get(order_id)
+            raise IllegalTransition(current.state if current else "missing", target) from None
         k = product_keys(product)
         keys = [k.order(order_id), k.stock, k.offers, k.bought, k.outbox, k.expiry]
-        args = [order_id, target.value, rules_for(target), reason,
-                orjson.dumps(extra or {}).decode(), OUTBOX_MAXLEN]
+        args = [order_id, target.value, rules, reason, orjson.dumps(extra or {}).decode(),
+                OUTBOX_MAXLEN]
         reply = orjson.loads(await self._batcher.script(SCRIPTS["transition"], keys, args))
         match reply["r"]:
-            case "ok":
-                return order_from_fields(reply["order"]), True
-            case "same":
-                return order_from_fields(reply["order"]), False
+            case "ok" | "same":
+                order = order_from_fields(reply["order"])
+                if target in _RETURNS_STOCK and self.on_stock_returned is not None:
+                    await self.on_stock_returned(order.fields["product"], order.fields["variant"])
+                return order, reply["r"] == "ok"
             case "illegal":
                 raise IllegalTransition(reply["state"], target)
             case _:

@@ -96,18 +96,14 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/brands/{brand}/report", summary="Sales, commission and payout totals",
                   tag="reports", roles=(Role.BRAND, Role.OPERATOR))
     async def get_brand_report(call: Call[Any]) -> Response:
-        brand_id = call.param("brand")
-        if not call.need_principal().can_act_for_brand(brand_id):
-            raise Problem(403, "forbidden", "a brand can read only its own sales")
+        brand_id = await _readable_brand(call)
         return json_response(await brand_report(call.services, brand_id))
 
     @api.endpoint("GET", "/brands/{brand}/orders",
                   summary="The brand's sold orders, newest first (buyer masked), for export",
                   tag="reports", roles=(Role.BRAND, Role.OPERATOR))
     async def brand_orders(call: Call[Any]) -> Response:
-        brand_id = call.param("brand")
-        if not call.need_principal().can_act_for_brand(brand_id):
-            raise Problem(403, "forbidden", "a brand can read only its own orders")
+        brand_id = await _readable_brand(call)
         cursor, limit = page_params(call)
         ids = await call.services.client.zrevrange(agg_key(f"brandorders:{brand_id}"),
                                                    cursor, cursor + limit - 1)
@@ -127,6 +123,8 @@ def register(api: Api) -> None:
         creator = call.param("creator")
         if not call.need_principal().can_act_for_creator(creator):
             raise Problem(403, "forbidden", "a creator can read only their own earnings")
+        if not is_valid_id(creator):
+            raise Problem(404, "not-found", "no such creator")
         return json_response(await creator_earnings(call.services, creator))
 
     @api.endpoint("GET", "/streams/{stream}/stats", summary="A stream's sales and 'just bought' ticker",
@@ -141,6 +139,16 @@ def register(api: Api) -> None:
         return json_response({"stream_id": stream_id, "units": totals.get("units", 0),
                               "orders": totals.get("orders", 0),
                               "gmv_minor": totals.get("gmv_minor", 0), "just_bought": ticker})
+
+
+async def _readable_brand(call: Call[Any]) -> str:
+    """The brand in the path, if it exists and the caller may read its money."""
+    brand_id = call.param("brand")
+    if not call.need_principal().can_act_for_brand(brand_id):
+        raise Problem(403, "forbidden", "a brand can read only its own sales")
+    if not is_valid_id(brand_id) or await call.services.catalog.brand(brand_id) is None:
+        raise Problem(404, "not-found", "no such brand")
+    return brand_id
 
 
 async def follow_link(request: Request) -> Response:

@@ -9,31 +9,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable
-
 import redis.asyncio as redis
 
 from checkout.keys import ACTIVE_PRODUCTS, product_keys
 from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
 from checkout.payments import PaymentError, PaymentGateway
+from live.tasks import stop_task
 
 __all__ = ["ReservationSweeper"]
 
 log = logging.getLogger(__name__)
 
-StockReturned = Callable[[str, str], Awaitable[None]]
-
-
 class ReservationSweeper:
     def __init__(self, client: redis.Redis, orders: OrderBook, gateway: PaymentGateway, *,
-                 interval_s: float, on_stock_returned: StockReturned | None = None,
-                 batch: int = 200) -> None:
+                 interval_s: float, batch: int = 200) -> None:
         self._client = client
         self._orders = orders
         self._gateway = gateway
         self._interval_s = interval_s
-        self._on_stock_returned = on_stock_returned
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self.expired = 0
@@ -43,10 +37,8 @@ class ReservationSweeper:
             self._task = asyncio.create_task(self._run(), name="reservation-sweeper")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def sweep_once(self, now_ms: int | None = None) -> int:
         """Expire every due reservation; returns how many this call expired."""
@@ -75,8 +67,6 @@ class ReservationSweeper:
                                                            "hold_expired")
         except (IllegalTransition, KeyError):
             return False
-        if changed and self._on_stock_returned is not None:
-            await self._on_stock_returned(order.fields["product"], order.fields["variant"])
         return changed
 
     async def _run(self) -> None:

@@ -40,6 +40,15 @@ class Waitlist:
             raise OverflowError("waitlist full")
         return int(await self._client.rpush(key, buyer))
 
+    async def serve_quietly(self, product: str, variant: str) -> None:
+        """The OrderBook hook: serving the line must never fail the move that freed stock."""
+        if not await self._client.llen(product_keys(product).waitlist(variant)):
+            return
+        try:
+            await self.serve(product, variant)
+        except Exception:
+            log.exception("waitlist %s/%s: serving failed; the next return retries", product, variant)
+
     async def serve(self, product: str, variant: str) -> list[dict[str, Any]]:
         """Hand returned stock to the queue, first come first served; returns the holds."""
         key = product_keys(product).waitlist(variant)

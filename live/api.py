@@ -127,9 +127,12 @@ class Api:
         return register
 
     def routes(self, max_body_bytes: int) -> list[Route]:
-        return [Route(self.prefix + spec.path, _wrap(spec, handler, max_body_bytes),
-                      methods=[spec.method], name=handler.__name__)
-                for spec, handler in self._endpoints]
+        """One route per path, dispatching on the method, so a 405 lists every method."""
+        by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+        for spec, handler in self._endpoints:
+            by_path.setdefault(spec.path, {})[spec.method] = _wrap(spec, handler, max_body_bytes)
+        return [Route(self.prefix + path, _dispatch(methods), methods=list(methods))
+                for path, methods in by_path.items()]
 
     def openapi(self) -> dict[str, Any]:
         paths: dict[str, dict[str, Any]] = {}
@@ -190,6 +193,14 @@ def _wrap(spec: _Endpoint, handler: Handler, max_body_bytes: int) -> Callable[[R
 _NO_BODY = _NoBody()
 
 
+def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]
+              ) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await methods[request.method](request)
+
+    return endpoint
+
+
 def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
     if spec.roles is None and not spec.optional_auth:
         return None
@@ -198,8 +209,10 @@ def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
     try:
         principal = request.app.state.services.tokens.verify(bearer_token(request.headers))
     except AuthError as exc:
+        # RFC 6750 section 3: a 401 names the scheme and what was wrong.
+        error = "" if exc.reason == "missing_token" else ', error="invalid_token"'
         raise Problem(401, "unauthorized", f"token rejected: {exc.reason}",
-                      ) from None
+                      headers={"WWW-Authenticate": f'Bearer realm="livecart"{error}'}) from None
     if spec.roles is not None and principal.role not in spec.roles:
         raise Problem(403, "forbidden", f"this needs the role {' or '.join(r.value for r in spec.roles)}")
     return principal

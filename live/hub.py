@@ -25,6 +25,7 @@ from websockets.protocol import State
 from live.protocol import CloseCode, Wire, encode
 from live.room_state import likes_key, read_events_after, read_states, viewers_key
 from live.streams import events_channel
+from live.tasks import stop_task
 
 __all__ = ["Hub", "Room", "Subscriber", "HubLimits"]
 
@@ -201,8 +202,7 @@ class Hub:
 
     async def close(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await stop_task(task)
         self._tasks = []
         if self.rooms:
             try:

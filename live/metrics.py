@@ -28,8 +28,6 @@ class Metrics:
                                  ["method", "route"], buckets=_BUCKETS, registry=self.registry)
         self.buys = Counter("livecart_buys", "Buy attempts by outcome", ["outcome"],
                             registry=self.registry)
-        self.expired = Counter("livecart_reservations_expired", "Reservations expired",
-                               registry=self.registry)
 
 
 class MetricsMiddleware:

@@ -18,11 +18,13 @@ _CONTENT_TYPE = "application/problem+json"
 class Problem(Exception):
     """An error meant for the client. `kind` becomes the stable `type` URI's last segment."""
 
-    def __init__(self, status: int, kind: str, detail: str = "", **extra: Any) -> None:
+    def __init__(self, status: int, kind: str, detail: str = "", *,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail or kind)
         self.status = status
         self.kind = kind
         self.detail = detail
+        self.headers = headers
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
@@ -35,7 +37,7 @@ class Problem(Exception):
         }
 
     def as_response(self, headers: dict[str, str] | None = None) -> Response:
-        return problem_response(self, headers)
+        return problem_response(self, {**(self.headers or {}), **(headers or {})})
 
 
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
@@ -52,7 +54,7 @@ _STATUS_KINDS = {
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem_response(exc)
+    return exc.as_response()
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:

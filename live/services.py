@@ -114,9 +114,7 @@ class Services:
         waitlist = Waitlist(client, buys, hold_ms=settings.waitlist_hold_s * 1000)
         metrics = Metrics()
 
-        async def stock_returned(product: str, variant: str) -> None:
-            metrics.expired.inc()
-            await waitlist.serve(product, variant)
+        orders.on_stock_returned = waitlist.serve_quietly
 
         services = cls(
             settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),
@@ -127,8 +125,7 @@ class Services:
             waitlist=waitlist, wallets=WalletStore(client, batcher), links=LinkStore(client),
             gateway=gateway,
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
-            sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
-                                       on_stock_returned=stock_returned),
+            sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s),
             metrics=metrics, valkey=valkey,
             hub=Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
                 outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,

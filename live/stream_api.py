@@ -94,6 +94,8 @@ def register(api: Api) -> None:
                   tag="streams", roles=host)
     async def unpin(call: Call[Any]) -> Response:
         stream = await _hosted(call)
+        if not is_valid_id(call.param("product")):
+            raise Problem(404, "not-found", "no such product")
         try:
             return json_response(await call.services.streams.unpin(stream["id"], call.param("product")))
         except StreamError as exc:
@@ -115,7 +117,7 @@ def register(api: Api) -> None:
         return json_response(deal, 201)
 
     @api.endpoint("DELETE", "/streams/{stream}/deals/{product}", summary="End a flash deal early",
-                  tag="streams", roles=host)
+                  tag="streams", roles=host, status=204)
     async def end_deal(call: Call[Any]) -> Response:
         stream = await _hosted(call)
         try:

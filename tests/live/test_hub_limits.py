@@ -8,7 +8,6 @@ import socket
 from typing import Any
 
 import msgpack
-import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 from websockets.asyncio.client import connect
