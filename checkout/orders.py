@@ -23,7 +23,7 @@ OUTBOX_MAXLEN = 1_000_000
 _RETURNS_STOCK = frozenset(dst for (_, dst), effect in TRANSITIONS.items()
                            if effect in (StockEffect.RELEASE, StockEffect.RESTORE))
 _INT_FIELDS = ("qty", "unit_price_minor", "amount_minor", "commission_bps", "commission_minor",
-               "created_ms", "updated_ms", "expires_ms", "deal")
+               "created_ms", "updated_ms", "expires_ms")
 
 
 @dataclass(frozen=True, slots=True)

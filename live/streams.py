@@ -7,6 +7,7 @@ stream) and published, so the hub can push it; and each lineup product's offer r
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Annotated, Any, Literal
 
@@ -177,7 +178,8 @@ class StreamStore:
         if deal.price_minor >= regular_price:
             raise StreamError(422, "deal-not-cheaper", "a deal price must be below the regular price")
         opens = _now_ms() + deal.countdown_s * 1000
-        record = {"product_id": deal.product_id, "price_minor": deal.price_minor,
+        record = {"id": secrets.token_hex(4), "product_id": deal.product_id,
+                  "price_minor": deal.price_minor,
                   "cap": deal.quantity, "per_buyer_limit": deal.per_buyer_limit,
                   "opens_ms": opens, "closes_ms": opens + deal.duration_s * 1000}
         deals = {**stream["deals"], deal.product_id: record}

@@ -9,7 +9,7 @@ Safe to run twice: the idempotency record is written in the same atomic step as 
 decrement, so a re-run (redis-py retrying after a lost reply) only replays the stored answer.
 
 KEYS[1] product hash      KEYS[2] stock hash        KEYS[3] offers hash
-KEYS[4] bought hash (field '<stream>|<buyer>')       KEYS[5] idempotency record
+KEYS[4] bought hash ('<stream>|<buyer>', 'deal:<id>|<buyer>')  KEYS[5] idempotency record
 KEYS[6] order hash        KEYS[7] outbox stream     KEYS[8] expiry sorted set
 KEYS[9] invited creators set
 ARGV[1] buyer id          ARGV[2] request fingerprint
@@ -80,7 +80,7 @@ if channel == 'stream' then
       if qty > left then return reject('deal_quantity_exceeded', {left = left}) end
       price = deal.price_minor
       limit = deal.per_buyer_limit
-      deal_price = true
+      deal_price = tostring(deal.id)
     end
   end
 end
@@ -89,7 +89,8 @@ if ARGV[11] ~= '' and tonumber(ARGV[11]) ~= price then
   return reject('price_changed', {unit_price_minor = price})
 end
 
-local bought_field = stream .. '|' .. buyer
+-- Deal units have a limit of their own: units bought at the regular price do not use it up.
+local bought_field = deal_price and ('deal:' .. deal_price .. '|' .. buyer) or (stream .. '|' .. buyer)
 local already = tonumber(redis.call('HGET', KEYS[4], bought_field) or '0')
 if limit > 0 and already + qty > limit then
   return reject('limit_reached', {limit = limit, bought = already})
@@ -120,7 +121,7 @@ local order = {
   buyer = buyer, stream = stream, channel = channel, unit_price_minor = price,
   amount_minor = amount, currency = currency, brand = brand, creator = creator, link = link,
   commission_bps = commission_bps, commission_minor = commission,
-  deal = deal_price and 1 or 0, state = 'reserved', reason = '',
+  deal = deal_price or '', state = 'reserved', reason = '',
   created_ms = now, updated_ms = now, expires_ms = expires, payment_token = ARGV[12],
 }
 local fields = {}

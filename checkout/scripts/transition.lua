@@ -39,8 +39,19 @@ local variant, qty, stream, buyer, deal = o[1], tonumber(o[2]), o[3], o[4], o[5]
 local function give_back(from_field)
   redis.call('HINCRBY', KEYS[2], from_field .. variant, -qty)
   redis.call('HINCRBY', KEYS[2], 'avail:' .. variant, qty)
-  redis.call('HINCRBY', KEYS[4], stream .. '|' .. buyer, -qty)
-  if deal == '1' then redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, -qty) end
+  if deal == nil or deal == '' then
+    redis.call('HINCRBY', KEYS[4], stream .. '|' .. buyer, -qty)
+    return
+  end
+  redis.call('HINCRBY', KEYS[4], 'deal:' .. deal .. '|' .. buyer, -qty)
+  -- A unit of an earlier deal goes back to stock, never to the current deal's count.
+  local raw = redis.call('HGET', KEYS[3], stream)
+  if raw then
+    local offer = cjson.decode(raw)
+    if type(offer.deal) == 'table' and tostring(offer.deal.id) == deal then
+      redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, -qty)
+    end
+  end
 end
 
 if effect == 'sell' then

@@ -180,9 +180,6 @@ async def test_expected_price_mismatch_is_price_changed(live: Live) -> None:
     assert (levels["sold"], levels["held"]) == (2, 0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the deal's per-buyer limit counts every unit the buyer bought in the stream, so a "
-    "unit bought at the regular price during the countdown locks them out of the deal"))
 async def test_units_bought_before_the_deal_do_not_use_up_its_limit(live: Live) -> None:
     product, stream = await setup(live)
     await start_deal(live, stream, product, cap=5, per_buyer=1)
@@ -193,9 +190,6 @@ async def test_units_bought_before_the_deal_do_not_use_up_its_limit(live: Live) 
     assert priced(r) == (DEAL, DEAL, True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: start_deal resets dealsold while units of the previous deal are still held; when "
-    "they are given back dealsold goes negative and the new deal sells past its cap"))
 async def test_a_new_deal_never_sells_more_deal_units_than_its_cap(live: Live) -> None:
     await make_brand(live)
     product = (await make_product(live, stock=20, price_minor=REGULAR))["id"]
