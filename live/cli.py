@@ -19,6 +19,7 @@ def _serve_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = sub.add_parser("serve", help="start a livecart node (embedded Valkey by default)")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--ws-port", type=int, help="WebSocket hub port (default: HTTP port + 1)")
     p.add_argument("--redis-url", help="external Valkey/Redis 7.2+ (default: embedded)")
     p.add_argument("--data-dir", type=Path, help="where the embedded Valkey and the secret live")
     p.add_argument("--demo", action="store_true", default=None, help="seed demo data, print tokens")
@@ -92,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
             runner.run(_run_server(settings, access_log=args.access_log))
     except KeyboardInterrupt:
         pass
-    except RuntimeError as exc:  # refused to start: say why, plainly
+    except (RuntimeError, OSError) as exc:  # refused to start: say why, plainly
         print(f"livecart: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -128,10 +129,17 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
         if settings.demo:
             from live.demo import seed_demo
             demo = await seed_demo(services)
+            t = demo.tokens
+            console.print("[bold]Open[/] (the token rides in the URL fragment, never sent to the server):")
+            console.print(f"  viewer       {base}/s/{demo.stream_id}#token={t['buyer bob']}", soft_wrap=True)
+            console.print(f"  host console {base}/host/{demo.stream_id}#token={t['creator cleo']}", soft_wrap=True)
+            console.print(f"  OBS source   {base}/obs/{demo.stream_id}")
+            console.print(f"  brand        {base}/brand/acme#token={t['brand acme']}", soft_wrap=True)
+            console.print(f"  creator      {base}/creator/cleo#token={t['creator cleo']}", soft_wrap=True)
             console.print(f"  demo stream  {base}/api/v1/streams/{demo.stream_id}")
             for pid in demo.product_ids:
                 console.print(f"  demo product {base}/p/{pid}")
-            for who, token in demo.tokens.items():
+            for who, token in t.items():
                 console.print(f"  token {who:<13} {token}", soft_wrap=True)
         await server.serve()
     finally:

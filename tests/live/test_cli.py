@@ -22,11 +22,12 @@ def _free_port() -> int:
 
 
 async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> None:
-    port = _free_port()
+    port, ws_port = _free_port(), _free_port()
     env = {**os.environ, "COLUMNS": "400"}
     env.pop("LIVECART_JWT_SECRET", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "live.cli", "serve", "--demo", "--port", str(port),
+        "--ws-port", str(ws_port),
         "--data-dir", str(tmp_path / "data"), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, env=env)
     assert proc.stdout is not None
@@ -39,6 +40,8 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
                 lines.append(line)
         out = "".join(lines)
         assert f"http://127.0.0.1:{port}" in out
+        assert f"ws://127.0.0.1:{ws_port}/ws/streams/" in out
+        assert re.search(rf"/s/s_\w+#token=\S+", out) and "/brand/acme#token=" in out
         buyer = re.search(r"token buyer bob\s+(\S+)", out)
         stream = re.search(r"/api/v1/streams/(s_\w+)", out)
         product = re.search(r"/p/(p_\w+)", out)
