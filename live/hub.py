@@ -51,6 +51,7 @@ class Subscriber:
     queued: list[tuple[int, bytes]] = field(default_factory=list)
     needs_state: bool = False
     over_since: float | None = None
+    overflowed: bool = False
 
 
 def write_frame(sub: Subscriber, data: bytes, limits: HubLimits, *, droppable: bool,
@@ -108,7 +109,11 @@ class Room:
             if not sub.active:
                 if len(sub.queued) < self.limits.pending_limit:
                     sub.queued.append((seq, frames[sub.wire]))
+                else:
+                    sub.overflowed = True  # it would have a gap: it resumes instead
                 continue
+            if seq <= sub.base_seq:
+                continue  # its snapshot or replay already had this event
             write_frame(sub, frames[sub.wire], self.limits, droppable=False, now=now)
 
     def broadcast(self, message: dict[str, Any], now: float, *, droppable: bool) -> None:
@@ -146,6 +151,8 @@ class Room:
         sub.queued.clear()
         sub.active = True
         sub.base_seq = base_seq
+        if sub.overflowed:
+            close_slow(sub)
 
     def _ticker(self, ticker: list[dict[str, Any]], now: float) -> None:
         head = ticker[0].get("order") if ticker else None

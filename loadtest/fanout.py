@@ -19,8 +19,9 @@
 6. Baseline: the livecart server stopped, a bare `websockets.broadcast` server
    (`loadtest.fanout_bare`) gets the same viewer processes and the same burst (the very
    frames the hub sent): its deliveries per second and memory per connection; the same
-   burst framed once and written to each transport (the cheapest possible fan-out in
-   Python); and the same number of pin-sized frames, for the latency floor on this machine.
+   burst framed once and written to each transport, frame by frame and all in one write
+   (what cheaper fan-outs could cost); and the same number of pin-sized frames, for the
+   latency floor on this machine.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from loadtest.fanout_fleet import (ViewerFleet, connect_viewers, measure_burst, 
                                    pin_latency, total, type_delta)
 from loadtest.fanout_node import (Host, hub_port, log_errors, logged_events, py_spy, read_seq,
                                   start_livecart, truth)
-from loadtest.fanout_probe import cpu_seconds, rss_kib
+from loadtest.fanout_probe import CpuWatch, cpu_seconds, rss_kib
 from loadtest.fanout_viewers import ViewerOptions
 from loadtest.flash_sale import BRAND, CREATOR, _cpu_model, _Shop
 from loadtest.race import RaceResult, RaceSpec, run_race
@@ -122,8 +123,8 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
         report["setup_seconds"] = round(time.monotonic() - started, 2)
         brand_token = tokens.mint(Role.BRAND, BRAND, ttl_s=_TOKEN_TTL_S)
         host = Host(server.host, server.port,
-                     tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S), shop.stream,
-                     shop.product)
+                    tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S), shop.stream,
+                    shop.product)
         stack.callback(host.close)
         report["host_errors"] = host.errors
         log.info("setup done (stream %s); connecting %d viewers", shop.stream, config.viewers)
@@ -161,7 +162,7 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
             report["deliveries_per_s"] = burst["per_s"]
 
             # Pins with nothing else going on: the fan-out alone.
-            report["pin_idle"] = await _idle_pins(config, fleet, host, valkey, shop.stream)
+            report["pin_idle"] = await _idle_pins(config, fleet, host, valkey, shop.stream, pid)
 
             # Storm + pins.
             report["pin_phase"], report["storm"] = await _storm(config, fleet, shop, host,
@@ -171,7 +172,7 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
         await asyncio.sleep(5 * _TICK_S)
         await fleet.call_all("wait_ready", {"timeout_s": connect_timeout},
                              timeout_s=connect_timeout + 30)
-        for attempt in range(3):
+        for _ in range(3):
             stock, pinned = await truth(shop, brand_token)
             seq = await read_seq(valkey, shop.stream)
             await asyncio.sleep(5 * _TICK_S)
@@ -201,10 +202,11 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
 
 
 async def _idle_pins(config: FanoutConfig, fleet: ViewerFleet, host: Host,
-                     valkey: redis.Redis, stream: str) -> dict[str, Any]:
+                     valkey: redis.Redis, stream: str, pid: int) -> dict[str, Any]:
     await fleet.call_all("reset_arrivals")
     seq0 = await read_seq(valkey, stream)
     sent: dict[int, float] = {}
+    watch = CpuWatch([os.getpid(), pid])
     start = time.monotonic()
     for i in range(config.pins):
         wait = start + i * config.pin_interval_s - time.monotonic()
@@ -216,7 +218,10 @@ async def _idle_pins(config: FanoutConfig, fleet: ViewerFleet, host: Host,
     await asyncio.sleep(1.0)
     if await read_seq(valkey, stream) != seq0 + config.pins:
         raise RuntimeError("something else emitted events during the idle pins")
-    return await pin_latency(fleet, sent, config.within_ms / 1000)
+    cpu = watch.stop()
+    latency = await pin_latency(fleet, sent, config.within_ms / 1000)
+    latency["cpu"] = cpu
+    return latency
 
 
 async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: Host,
@@ -237,13 +242,28 @@ async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: Ho
             op = await host.toggle()
             sent.append((at, op))
 
+    pinning: list[asyncio.Task[None]] = []
+
+    async def start_pins(go_at: float) -> None:
+        # Its own task: `run_race` cancels a side task still running when the buys end, and
+        # a pin cancelled mid-request may still have made its event.
+        pinning.append(asyncio.create_task(pins(go_at)))
+
     spec = RaceSpec(shop.host, shop.port, _STORM_CONCURRENCY, config.buy_rate,
                     attempt_timeout_s=10.0, max_attempts=3,
                     duration_limit_s=config.duration_s + 60)
     log.info("storm: %d buys at %.0f/s; %d pins %.2f s apart", storm_buys, config.buy_rate,
              config.pins, config.pin_interval_s)
     cpu0 = cpu_seconds(pid)
-    race: RaceResult = await run_race(spec, shop.buy_requests(), processes=1, during=pins)
+    try:
+        race: RaceResult = await run_race(spec, shop.buy_requests(), processes=1,
+                                          during=start_pins)
+        storm_over = time.monotonic()
+        if pinning:
+            await asyncio.wait_for(pinning[0], config.pins * (config.pin_interval_s + 30))
+    finally:
+        for task in pinning:
+            task.cancel()
     cpu = cpu_seconds(pid) - cpu0
     after = await fleet.call_all("status")
     seq1 = await read_seq(valkey, shop.stream)
@@ -255,6 +275,7 @@ async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: Ho
     sent_at = {seq0 + 1 + i: at for i, (at, _) in enumerate(sent)}
     latency = await pin_latency(fleet, sent_at, config.within_ms / 1000)
     latency["pins_sent"] = len(sent)
+    latency["pins_sent_after_the_storm"] = sum(1 for at, _ in sent if at > storm_over)
     statuses: dict[str, int] = {}
     for s in race.statuses:
         statuses[str(s)] = statuses.get(str(s), 0) + 1
@@ -306,6 +327,10 @@ async def _bare_part(config: FanoutConfig, fleet: ViewerFleet, frames: list[str]
                                       len(frames), pid, timeout_s=limit_s)
             raw.pop("kept")
             report["raw_burst"] = raw
+            batched = await measure_burst(fleet, lambda: send(frames, "burst_batched"), None,
+                                          len(frames), pid, timeout_s=limit_s)
+            batched.pop("kept")
+            report["batched_burst"] = batched
             # The latency floor: pin-sized frames, one at a time, no storm.
             await fleet.call_all("reset_arrivals")
             template = next((orjson.loads(f) for f in frames if '"pin"' in f),
@@ -325,6 +350,7 @@ async def _bare_part(config: FanoutConfig, fleet: ViewerFleet, frames: list[str]
 async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
     """Run the whole scenario; returns the report (see `loadtest.fanout_report`)."""
     config.validate()
+    load_before = os.getloadavg()
     report: dict[str, Any] = {
         "scenario": "fanout", "viewers": config.viewers,
         "client_processes": config.client_processes,
@@ -354,7 +380,10 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
     report["pin_latency_ms"] = {k: report["pin_phase"][k] for k in ("p50_ms", "p99_ms", "max_ms")}
     report["reached_within_150ms"] = report["pin_phase"]["reached_within"]
     report["machine"] = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
-                         "python": platform.python_version(), "platform": platform.platform()}
+                         "python": platform.python_version(), "platform": platform.platform(),
+                         # 1-minute load averages: what else ran on this shared machine
+                         "loadavg_1m_before": round(load_before[0], 2),
+                         "loadavg_1m_after": round(os.getloadavg()[0], 2)}
     report["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return report
 

@@ -40,7 +40,8 @@ def add_fanout_args(scenarios: argparse._SubParsersAction) -> None:  # type: ign
                    help="the baseline's event loop (default uvloop, the designed stack)")
     p.add_argument("--py-spy", type=Path,
                    help="record the livecart server with py-spy during the burst and storm "
-                        "into this file (.svg flame graph, .json speedscope); perturbs timings")
+                        "into this file (.svg flame graph, .json speedscope, .txt collapsed "
+                        "stacks); perturbs timings")
     p.add_argument("--json", type=Path, help="also write the report as JSON here")
 
 

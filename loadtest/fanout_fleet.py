@@ -8,10 +8,11 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import time
 from typing import Any
 
-from loadtest.fanout_probe import cpu_seconds
+from loadtest.fanout_probe import CpuWatch, cpu_seconds
 from loadtest.fanout_viewers import ViewerOptions, child_main
 from loadtest.histogram import LatencyHistogram
 
@@ -164,11 +165,13 @@ async def measure_burst(fleet: ViewerFleet, send: Any, lo: int | None, count: in
            for k in range(fleet.processes)]
     await fleet.call_all("burst_begin", per_process=per)
     cpu0 = cpu_seconds(pid)
+    watch = CpuWatch([os.getpid(), pid])  # and their children: viewers, Valkey
     started = time.monotonic()
     await send()
     sent_s = time.monotonic() - started
     await _wait_burst(fleet, timeout_s)
     cpu = cpu_seconds(pid) - cpu0
+    machine = watch.stop()
     ends = await fleet.call_all("burst_end")
     frames = total(ends, "frames")
     last_at = max(a["last_at"] for a in ends)
@@ -179,6 +182,9 @@ async def measure_burst(fleet: ViewerFleet, send: Any, lo: int | None, count: in
             "per_s": round(frames / elapsed, 1) if frames else 0.0,
             "server_cpu_s": round(cpu, 2),
             "server_us_per_delivery": round(cpu / frames * 1e6, 2) if frames else None,
+            # CPU this machine spent meanwhile: on this test's processes (server, Valkey,
+            # viewers, this one) and on anything else (a noisy neighbour shows here)
+            "cpu": machine,
             "kept": ends[0]["kept"]}
 
 

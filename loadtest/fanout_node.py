@@ -25,6 +25,7 @@ __all__ = ["Host", "start_livecart", "hub_port", "truth", "read_seq", "logged_ev
 
 _HOST_TIMEOUT_S = 30.0
 _HOST_ATTEMPTS = 5
+_SPY_FORMATS = {".json": "speedscope", ".txt": "raw"}  # else an SVG flame graph
 
 
 class Host:
@@ -129,7 +130,7 @@ async def py_spy(path: Path | None, pid: int):  # type: ignore[no-untyped-def]
     spy = Path(sys.executable).with_name("py-spy")
     proc = subprocess.Popen([str(spy) if spy.exists() else "py-spy", "record", "-o", str(path),
                              "--pid", str(pid), "--rate", "100", "--nonblocking",
-                             "--format", "speedscope" if path.suffix == ".json" else "flamegraph"],
+                             "--format", _SPY_FORMATS.get(path.suffix, "flamegraph")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

@@ -16,19 +16,18 @@ import re
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import jwt
-import pytest
 import redis.asyncio as redis
-from jwt.warnings import InsecureKeyLengthWarning
-
 from conftest import TEST_SECRET, Live
+from jwt.warnings import InsecureKeyLengthWarning
+from shop import give_wallet, idem, make_brand, make_product, stock_of
+
 from live.app import build_api
 from live.auth import Role, TokenAuthority
 from live.problems import PROBLEM_BASE
-from shop import give_wallet, idem, make_brand, make_product, stock_of
 
 DOC = build_api().openapi()
 PROTECTED = sorted(
@@ -80,7 +79,7 @@ class Unchanged:
         self.client = client
         self.before: dict[bytes, Any] = {}
 
-    async def __aenter__(self) -> "Unchanged":
+    async def __aenter__(self) -> Self:
         self.before = await db_state(self.client)
         return self
 
@@ -382,3 +381,17 @@ async def test_a_buyer_sees_only_its_own_orders(live: Live, rclient: redis.Redis
     assert r.status_code == 200 and r.json()["buyer"] == "bob"
     r = await live.http.get("/api/v1/me/orders", headers=live.auth("buyer", "bob"))
     assert [o["id"] for o in r.json()["items"]] == [world.bob_order]
+
+
+async def test_an_idempotency_key_never_replays_another_buyers_order(live: Live) -> None:
+    world = await make_world(live)
+    key = idem()
+    body = {"product_id": world.a_open, "stream_id": world.cleo_stream}
+    bob = await live.http.post("/api/v1/buy", json=body,
+                               headers={**live.auth("buyer", "bob"), "Idempotency-Key": key})
+    eve = await live.http.post("/api/v1/buy", json=body,
+                               headers={**live.auth("buyer", "eve"), "Idempotency-Key": key})
+    assert bob.status_code == eve.status_code == 201, (bob.text, eve.text)
+    assert "idempotent-replayed" not in eve.headers
+    assert eve.json()["order"]["buyer"] == "eve"
+    assert eve.json()["order"]["id"] != bob.json()["order"]["id"]
