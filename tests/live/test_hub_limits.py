@@ -11,7 +11,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
 from test_hub import recv_json, recv_until, room_url, shop_live
@@ -162,3 +162,18 @@ async def _wait_viewers(ws: Any, expected: int, timeout: float = 5) -> None:
             message = await recv_json(ws, timeout)
             if message["type"] == "state" and message.get("viewers") == expected:
                 return
+
+
+@pytest.mark.parametrize("node_settings", [{"ws_max_per_token": 2}])
+async def test_connection_cap_per_token_is_refused_before_the_upgrade(live: Live) -> None:
+    stream, _ = await shop_live(live, products=1)
+    url = room_url(live, stream["id"], live.token("buyer", "greedy"))
+    async with connect(url) as first, connect(url) as second:
+        await recv_until(first, "snapshot")
+        await recv_until(second, "snapshot")
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url):
+                pass
+        assert refused.value.response.status_code == 429
+    async with connect(url) as again:  # the cap counts open sockets only
+        await recv_until(again, "snapshot")
