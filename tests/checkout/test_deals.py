@@ -7,51 +7,15 @@ A deal's countdown is at least 10 s: instead of waiting, the tests rewrite the d
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-import pytest
-import redis.asyncio as redis
-from conftest import UNIT, Live, make_settings, start_node, stop_node
+from conftest import Live
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product, stock_of
 
 from checkout.keys import product_keys
-from live.valkey_server import EmbeddedValkey
-
-
-async def close_surely(loop_owner: Any) -> None:
-    """close() the sweeper or aggregator, and close() again while it has not returned: on
-    Python 3.11 one cancel can be swallowed (see test_durability.py::
-    test_background_loops_always_stop) and the loop would then run on forever."""
-    pending = {asyncio.ensure_future(loop_owner.close())}
-    for _ in range(100):
-        done, pending = await asyncio.wait(pending, timeout=0.2 * UNIT)
-        for task in done:
-            task.result()
-        if not pending:
-            return
-        pending.add(asyncio.ensure_future(loop_owner.close()))
-    raise AssertionError(f"{loop_owner!r} would not stop")
-
-
-@pytest.fixture
-async def live(valkey: EmbeddedValkey, rclient: redis.Redis, tmp_path: Path,
-               node_settings: dict[str, Any]) -> AsyncIterator[Live]:
-    """conftest's `live` (minus the WebSocket port), with a teardown that cannot hang."""
-    settings = make_settings(valkey, tmp_path, **node_settings)
-    services, server, task, url = await start_node(settings)
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
-            yield Live(url=url, services=services, http=http, ws_url="")
-    finally:
-        await close_surely(services.sweeper)
-        await close_surely(services.aggregator)
-        await stop_node(services, server, task)
 
 
 REGULAR = 5000
