@@ -134,7 +134,11 @@ class Room:
             if self.state.get(key) != state[key]:
                 change[key] = state[key]
         self.state = {k: state[k] for k in ("stock", "deal_sold", "viewers", "likes", "sales")}
-        self._ticker(state["ticker"], now)
+        fresh = self._ticker(state["ticker"])
+        if fresh:
+            # New sales ride in the tick's one frame: a frame per sale per viewer was 60%
+            # of the send time under a buy storm and pushed pins seconds back (BENCHMARKS.md).
+            change["just_bought"] = fresh
         if change:
             self.broadcast({"type": "state", **change}, now, droppable=True)
         for sub in list(self.subscribers):
@@ -154,18 +158,18 @@ class Room:
         if sub.overflowed:
             close_slow(sub)
 
-    def _ticker(self, ticker: list[dict[str, Any]], now: float) -> None:
+    def _ticker(self, ticker: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The sales at the head of the ticker not seen last tick, newest first."""
         head = ticker[0].get("order") if ticker else None
+        fresh: list[dict[str, Any]] = []
         if self._ticker_known and head != self.ticker_head:
-            fresh = []
             for item in ticker:
                 if item.get("order") == self.ticker_head:
                     break
                 fresh.append(item)
-            for item in reversed(fresh):
-                self.broadcast({"type": "just_bought", **item}, now, droppable=True)
         self.ticker_head = head
         self._ticker_known = True
+        return fresh
 
     def _catch_up(self, sub: Subscriber, now: float) -> None:
         if sub.over_since is not None and now - sub.over_since > self.limits.slow_close_s:

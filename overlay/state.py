@@ -62,10 +62,9 @@ def reduce(state: State | None, message: dict[str, Any]) -> State:
         for key in ("viewers", "likes", "sales"):
             if key in message:
                 new[key] = message[key]
+        if message.get("just_bought"):
+            new["just_bought"] = [*message["just_bought"], *state["just_bought"]][:TICKER_KEPT]
         return new
-    if kind == "just_bought":
-        item = {k: v for k, v in message.items() if k != "type"}
-        return {**state, "just_bought": [item, *state["just_bought"]][:TICKER_KEPT]}
     return state
 
 

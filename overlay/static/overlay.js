@@ -37,11 +37,10 @@ export function reduce(state, message) {
     for (const key of ["viewers", "likes", "sales"]) {
       if (key in message) next[key] = message[key];
     }
+    if (message.just_bought && message.just_bought.length) {
+      next.just_bought = [...message.just_bought, ...state.just_bought].slice(0, TICKER_KEPT);
+    }
     return next;
-  }
-  if (kind === "just_bought") {
-    const { type, ...item } = message;
-    return { ...state, just_bought: [item, ...state.just_bought].slice(0, TICKER_KEPT) };
   }
   return state;
 }

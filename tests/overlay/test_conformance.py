@@ -35,9 +35,10 @@ def test_python_reducer(case: dict[str, Any]) -> None:
 
 def test_fixtures_cover_every_message_kind() -> None:
     kinds = {step["type"] for case in CASES for step in case["steps"]}
-    assert kinds >= {"snapshot", "pin", "unpin", "state", "just_bought", "deal.scheduled",
+    assert kinds >= {"snapshot", "pin", "unpin", "state", "deal.scheduled",
                      "deal.closed", "lineup.changed", "stream.state"}
     assert any(c["expect"].get("resync") for c in CASES)
+    assert any(s.get("just_bought") for c in CASES for s in c["steps"] if s["type"] == "state")
 
 
 _JS_RUNNER = """async ({cases, thresholds}) => {
