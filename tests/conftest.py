@@ -58,8 +58,11 @@ class Live:
         return {"Authorization": f"Bearer {self.token(role, subject)}"}
 
 
-async def start_node(settings: Settings) -> tuple[Services, uvicorn.Server, asyncio.Task[Any], str]:
-    services = await Services.start(settings)
+async def start_node(settings: Settings, *, background: bool = True
+                     ) -> tuple[Services, uvicorn.Server, asyncio.Task[Any], str]:
+    """A real node on port 0; `background=False` leaves the sweeper, aggregator and hub
+    loops off, for tests that must know exactly which Valkey commands run."""
+    services = await Services.start(settings, background=background)
     app = create_app(settings, services=services)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

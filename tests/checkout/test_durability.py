@@ -14,20 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as redis
-import uvicorn
-from conftest import UNIT, Live, make_settings, stop_node
+from conftest import UNIT, Live, make_settings, start_node, stop_node
 from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
 
 from checkout.keys import product_keys
 from checkout.sweeper import ReservationSweeper
-from live.app import create_app
 from live.services import Services, connect
-from live.settings import Settings
 from live.valkey_server import EmbeddedValkey
 
 BUYERS = 60
@@ -38,48 +34,13 @@ PATIENCE_S = 0.1  # a phone's request timeout in the race: shorter than the rest
 RETRYABLE = {202, 500, 502, 503}  # pending payment, or Valkey away: ask again, same key
 
 
-async def start_quiet_node(settings: Settings) -> tuple[Services, uvicorn.Server,
-                                                       asyncio.Task[Any], str]:
-    """conftest.start_node without the background tasks (sweeper, aggregator, hub): their
-    close() can hang (see test_background_loops_always_stop), and no test here needs them
-    running except the aggregator test, which starts it itself."""
-    services = await Services.start(settings, background=False)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, services=services),
-                                           host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(int(1000 * UNIT)):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if task.done():
-        task.result()
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return services, server, task, f"http://127.0.0.1:{port}"
-
-
-async def close_surely(loop_owner: Any) -> None:
-    """close() a background loop, and close() again while it has not returned: on Python
-    3.11 one cancel can be swallowed (see test_durability.py::
-    test_background_loops_always_stop) and the loop would then run on forever."""
-    pending = {asyncio.ensure_future(loop_owner.close())}
-    for _ in range(100):
-        done, pending = await asyncio.wait(pending, timeout=0.2 * UNIT)
-        for task in done:
-            task.result()
-        if not pending:
-            return
-        pending.add(asyncio.ensure_future(loop_owner.close()))
-    raise AssertionError(f"{loop_owner!r} would not stop")
-
-
 @pytest.fixture(params=["appendfsync", "waitaof"])
 async def own_node(request: pytest.FixtureRequest, valkey: EmbeddedValkey,
                    tmp_path: Path) -> AsyncIterator[Live]:
     """A node that starts (and owns) its own embedded Valkey: appendfsync always, or
     appendfsync everysec with WAITAOF before every acknowledgement."""
     settings = make_settings(valkey, tmp_path, redis_url=None, durability=request.param)
-    services, server, task, url = await start_quiet_node(settings)
+    services, server, task, url = await start_node(settings, background=False)
     assert services.valkey is not None
     try:
         async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
@@ -237,7 +198,7 @@ async def test_aggregates_count_every_sale_made_before_a_restart(own_node: Live)
                                       headers=live.auth("brand", "acme"))).json()
         assert (report["units"], report["orders"]) == (3, 3)
     finally:
-        await close_surely(live.services.aggregator)
+        await live.services.aggregator.close()
 
 
 async def test_background_loops_always_stop(valkey: EmbeddedValkey, rclient: redis.Redis,

@@ -21,8 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as redis
-import uvicorn
-from conftest import UNIT, Live, make_settings, stop_node
+from conftest import UNIT, Live, make_settings, start_node, stop_node
 from faultproxy import FaultProxy
 from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
 
@@ -30,9 +29,6 @@ from checkout.buy import BuyRequest
 from checkout.keys import product_keys
 from checkout.order_states import OrderState
 from checkout.scripts import Script
-from live.app import create_app
-from live.services import Services
-from live.settings import Settings
 from live.valkey_server import EmbeddedValkey
 
 
@@ -62,45 +58,12 @@ class ScriptDrops:
         self.armed.append(name)
 
 
-async def start_quiet_node(settings: Settings) -> tuple[Services, uvicorn.Server,
-                                                       asyncio.Task[Any], str]:
-    """conftest.start_node without the background tasks (sweeper, aggregator, hub)."""
-    services = await Services.start(settings, background=False)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, services=services),
-                                           host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(int(1000 * UNIT)):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if task.done():
-        task.result()
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return services, server, task, f"http://127.0.0.1:{port}"
-
-
-async def close_surely(loop_owner: Any) -> None:
-    """close() a background loop, and close() again while it has not returned: on Python
-    3.11 one cancel can be swallowed (see test_durability.py::
-    test_background_loops_always_stop) and the loop would then run on forever."""
-    pending = {asyncio.ensure_future(loop_owner.close())}
-    for _ in range(100):
-        done, pending = await asyncio.wait(pending, timeout=0.2 * UNIT)
-        for task in done:
-            task.result()
-        if not pending:
-            return
-        pending.add(asyncio.ensure_future(loop_owner.close()))
-    raise AssertionError(f"{loop_owner!r} would not stop")
-
-
 @pytest.fixture
 async def proxied(valkey: EmbeddedValkey, rclient: redis.Redis,
                   tmp_path: Path) -> AsyncIterator[tuple[Live, FaultProxy]]:
     async with FaultProxy(valkey.host, valkey.port) as proxy:
         settings = make_settings(valkey, tmp_path, redis_url=f"redis://127.0.0.1:{proxy.port}")
-        services, server, task, url = await start_quiet_node(settings)
+        services, server, task, url = await start_node(settings, background=False)
         try:
             async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
                 yield Live(url=url, services=services, http=http, ws_url=""), proxy
@@ -363,4 +326,4 @@ async def test_a_lost_outbox_read_is_applied_without_waiting_for_a_claim(
                                       headers=live.auth("brand", "acme"))).json()
         assert report["units"] == 2
     finally:
-        await close_surely(live.services.aggregator)
+        await live.services.aggregator.close()
