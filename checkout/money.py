@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-__all__ = ["CURRENCIES", "Currency", "MinorUnits", "split_commission"]
+__all__ = ["CURRENCIES", "Currency", "MinorUnits", "split_commission", "minor_digits",
+           "format_money"]
 
 # ISO 4217 active codes (2024 list).
 CURRENCIES = frozenset("""
@@ -18,6 +19,25 @@ MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD 
 SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
 UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
 """.split())
+
+
+# ISO 4217 exponents other than 2 (the rest use two minor digits).
+_EXPONENTS = {**dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF "
+                              "XPF".split(), 0),
+              **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3)}
+
+
+def minor_digits(currency: str) -> int:
+    return _EXPONENTS.get(currency, 2)
+
+
+def format_money(minor: int, currency: str) -> str:
+    """'89.00 USD', '12900 JPY', '1.500 KWD': integer arithmetic, never a float."""
+    digits = minor_digits(currency)
+    if digits == 0:
+        return f"{minor} {currency}"
+    whole, part = divmod(minor, 10**digits)
+    return f"{whole}.{part:0{digits}d} {currency}"
 
 
 def _iso_currency(code: str) -> str:

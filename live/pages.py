@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from checkout.ids import is_valid_id
+from checkout.money import format_money
 from live.problems import Problem
 
 __all__ = ["page_routes"]
@@ -33,10 +34,6 @@ async def index(request: Request) -> Response:
                  "<a href=/metrics>metrics</a></li></ul>")
 
 
-def _money(minor: int, currency: str) -> str:
-    return f"{minor // 100}.{minor % 100:02d} {currency}"
-
-
 async def product_page(request: Request) -> Response:
     services = request.app.state.services
     product_id = request.path_params["product"]
@@ -49,7 +46,7 @@ async def product_page(request: Request) -> Response:
              if product["image_url"] else "")
     return _page(product["title"], f"<h1>{escape(product['title'])}</h1>{image}"
                  f"<p>{escape(product['description'])}</p>"
-                 f"<p><strong>{_money(product['price_minor'], product['currency'])}</strong>"
+                 f"<p><strong>{format_money(product['price_minor'], product['currency'])}</strong>"
                  f" · {left} left</p>"
                  f"<p>Buy with <code>POST /api/v1/buy</code> and "
                  f"<code>{{\"product_id\": \"{escape(product_id)}\"}}</code>.</p>")

@@ -49,3 +49,13 @@ async def test_node_refuses_evicting_valkey(tmp_path: Path) -> None:
         await client.aclose()
         with pytest.raises(ValkeyRequirementError, match="noeviction"):
             await Services.start(make_settings(server, tmp_path), background=False)
+
+
+async def test_product_page_shows_the_price_in_its_currency(live: Live) -> None:
+    await make_brand(live, "nippon", currency="JPY")
+    product = await make_product(live, brand="nippon", currency="JPY", price_minor=12900,
+                                 title="Kettle <b>")
+    r = await live.http.get(f"/p/{product['id']}")
+    assert r.status_code == 200
+    assert "12900 JPY" in r.text and "Kettle &lt;b&gt;" in r.text
+    assert (await live.http.get("/p/p_nope")).status_code == 404

@@ -49,3 +49,12 @@ def test_settings_from_env_parse_and_validate(tmp_path: Path) -> None:
         Settings.from_env({"LIVECART_PORT": "eighty"})
     with pytest.raises(ValueError, match="durability"):
         Settings.from_env({"LIVECART_DURABILITY": "hope"})
+
+
+def test_money_is_formatted_with_each_currency_s_minor_digits() -> None:
+    from checkout.money import format_money, split_commission
+    assert format_money(8900, "USD") == "89.00 USD"
+    assert format_money(5, "EUR") == "0.05 EUR"
+    assert format_money(12900, "JPY") == "12900 JPY"
+    assert format_money(1500, "KWD") == "1.500 KWD"
+    assert split_commission(333, 1250) == (41, 292)
