@@ -15,6 +15,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyResult, BuyService, Rejected
+from checkout.keys import cart_key
 from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
 
@@ -25,10 +26,6 @@ MAX_CART_ITEMS = 20
 
 class CartFull(Exception):
     pass
-
-
-def _cart_key(buyer: str) -> str:
-    return f"lc:{{u:{buyer}}}:cart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +60,10 @@ class Cart:
                   *, mode: str, idempotency_key: str, payment_token: str) -> CartItem:
         # The item id follows from the Idempotency-Key, so a retried add adds nothing.
         item_id = "ci_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:12]
-        existing = await self._client.hget(_cart_key(buyer), item_id)
+        existing = await self._client.hget(cart_key(buyer), item_id)
         if existing is not None:
             return _item(orjson.loads(existing))
-        if await self._client.hlen(_cart_key(buyer)) >= MAX_CART_ITEMS:
+        if await self._client.hlen(cart_key(buyer)) >= MAX_CART_ITEMS:
             raise CartFull(f"a cart holds at most {MAX_CART_ITEMS} items")
         order_id = ""
         if mode == "cart_hold":
@@ -76,15 +73,15 @@ class Cart:
                 payment_token=payment_token), hold_ms=self._hold_ms)
             order_id = result.order.id
         item = CartItem(item_id, stream, product, variant, quantity, order_id)
-        await self._client.hsetnx(_cart_key(buyer), item.id, orjson.dumps(item.public()))
+        await self._client.hsetnx(cart_key(buyer), item.id, orjson.dumps(item.public()))
         return item
 
     async def items(self, buyer: str) -> list[CartItem]:
-        raw = await self._client.hgetall(_cart_key(buyer))
+        raw = await self._client.hgetall(cart_key(buyer))
         return sorted((_item(orjson.loads(v)) for v in raw.values()), key=lambda i: i.id)
 
     async def remove(self, buyer: str, item_id: str) -> bool:
-        raw = await self._client.hget(_cart_key(buyer), item_id)
+        raw = await self._client.hget(cart_key(buyer), item_id)
         if raw is None:
             return False
         order_id = orjson.loads(raw)["order_id"]
@@ -93,7 +90,7 @@ class Cart:
                 await self._orders.transition(order_id, OrderState.CANCELLED, "removed_from_cart")
             except (IllegalTransition, KeyError):
                 pass  # already expired or paid: nothing to give back here
-        await self._client.hdel(_cart_key(buyer), item_id)
+        await self._client.hdel(cart_key(buyer), item_id)
         return True
 
     async def checkout(self, buyer: str, payment_token: str) -> list[dict[str, Any]]:
@@ -105,10 +102,10 @@ class Cart:
                 result = await self._checkout_item(buyer, item, payment_token)
                 outcome.update(result=result.payment, order=result.order.public())
                 if result.payment in ("settled", "declined", "expired"):
-                    await self._client.hdel(_cart_key(buyer), item.id)
+                    await self._client.hdel(cart_key(buyer), item.id)
             except Rejected as exc:
                 outcome.update(result=exc.code, **exc.details)
-                await self._client.hdel(_cart_key(buyer), item.id)
+                await self._client.hdel(cart_key(buyer), item.id)
             outcomes.append(outcome)
         return outcomes
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from checkout.ids import BrandId, BuyerId, CreatorId, OrderId, ProductId, StreamId
 
 __all__ = ["ProductKeys", "product_keys", "stream_key", "stream_events_key", "brand_products_key",
-           "creator_links_key", "stream_seq_key", "creator_streams_key", "link_key", "wallet_key", "buyer_orders_key",
+           "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
+           "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
@@ -65,6 +66,28 @@ def stream_events_key(stream: StreamId | str) -> str:
 
 def stream_seq_key(stream: StreamId | str) -> str:
     return f"lc:{{s:{stream}}}:seq"
+
+
+def stream_viewers_key(stream: StreamId | str) -> str:
+    """Hash: node id -> '<count>:<expires_ms>' (a node's share, valid until it expires)."""
+    return f"lc:{{s:{stream}}}:viewers"
+
+
+def stream_likes_key(stream: StreamId | str) -> str:
+    return f"lc:{{s:{stream}}}:likes"
+
+
+def stream_unique_viewers_key(stream: StreamId | str) -> str:
+    """HyperLogLog of who joined the room (conversion = buyers / this)."""
+    return f"lc:{{s:{stream}}}:uniq"
+
+
+def cart_key(buyer: BuyerId | str) -> str:
+    return f"lc:{{u:{buyer}}}:cart"
+
+
+def buyer_events_key(buyer: BuyerId | str) -> str:
+    return f"lc:{{u:{buyer}}}:events"
 
 
 def brand_products_key(brand: BrandId | str) -> str:

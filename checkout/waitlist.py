@@ -10,18 +10,14 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyService, Rejected
-from checkout.keys import product_keys
+from checkout.keys import buyer_events_key, product_keys
 
-__all__ = ["Waitlist", "buyer_events_key", "MAX_WAITLIST"]
+__all__ = ["Waitlist", "MAX_WAITLIST"]
 
 log = logging.getLogger(__name__)
 
 MAX_WAITLIST = 100_000  # per product variant
 BUYER_EVENTS_MAXLEN = 1000
-
-
-def buyer_events_key(buyer: str) -> str:
-    return f"lc:{{u:{buyer}}}:events"
 
 
 class Waitlist:

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from checkout.keys import agg_key
+from checkout.keys import agg_key, stream_unique_viewers_key
 from checkout.report_api import brand_report, creator_earnings
 from live.protocol import Wire, encode, wire_for_subprotocol
-from live.room_state import unique_viewers_key
 
 if TYPE_CHECKING:
     from live.ws_server import HubServer, Route
@@ -49,7 +48,7 @@ async def brand_feed(server: "HubServer", conn: ServerConnection, route: "Route"
         minutes = report.pop("per_minute")
         for stream in report["streams"]:
             buyers = await services.client.pfcount(agg_key(f"buyers:{stream['stream_id']}"))
-            viewers = await services.client.pfcount(unique_viewers_key(stream["stream_id"]))
+            viewers = await services.client.pfcount(stream_unique_viewers_key(stream["stream_id"]))
             stream["buyers"], stream["viewers"] = buyers, viewers
             # Buyers off the room (links, showcase) also count: cap at 1 rather than show 600%.
             stream["conversion"] = round(min(1.0, buyers / viewers), 4) if viewers else 0.0

@@ -22,8 +22,9 @@ import redis.asyncio as redis
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
+from checkout.keys import stream_likes_key, stream_seq_key, stream_viewers_key
 from live.protocol import CloseCode, Wire, encode
-from live.room_state import likes_key, read_events_after, read_states, viewers_key
+from live.room_state import read_events_after, read_states
 from live.streams import events_channel
 from live.tasks import stop_task
 
@@ -219,7 +220,7 @@ class Hub:
             try:
                 async with self.client.pipeline(transaction=False) as pipe:
                     for stream_id in self.rooms:
-                        pipe.hdel(viewers_key(stream_id), self.node_id)
+                        pipe.hdel(stream_viewers_key(stream_id), self.node_id)
                     await pipe.execute()
             except Exception:  # shutting down: the share expires on its own
                 log.debug("could not clear viewer shares", exc_info=True)
@@ -235,7 +236,7 @@ class Hub:
             if room is None:
                 # Subscribe before reading seq: nothing published in between is missed.
                 await self._pubsub.subscribe(events_channel(stream_id))
-                seq = int(await self.client.get(f"lc:{{s:{stream_id}}}:seq") or 0)
+                seq = int(await self.client.get(stream_seq_key(stream_id)) or 0)
                 room = Room(stream_id, lineup, seq, self.limits)
                 self.rooms[stream_id] = room
         return room
@@ -245,7 +246,7 @@ class Hub:
         if not room.subscribers and self.rooms.get(room.stream_id) is room:
             del self.rooms[room.stream_id]
             await self._pubsub.unsubscribe(events_channel(room.stream_id))
-            await self.client.hdel(viewers_key(room.stream_id), self.node_id)
+            await self.client.hdel(stream_viewers_key(room.stream_id), self.node_id)
 
     async def catch_up_room(self, room: Room) -> None:
         """Pull events the bus did not bring (a dropped pub/sub message, a reconnect)."""
@@ -256,7 +257,7 @@ class Hub:
             # Too far behind to replay: every socket must start over from a snapshot.
             for sub in list(room.subscribers):
                 close_slow(sub)
-            room.seq = int(await self.client.get(f"lc:{{s:{room.stream_id}}}:seq") or 0)
+            room.seq = int(await self.client.get(stream_seq_key(room.stream_id)) or 0)
             return
         for raw in events:
             room.event(int(orjson.loads(raw)["seq"]), raw, now)
@@ -305,7 +306,7 @@ class Hub:
                     likes, self._likes = self._likes, {}
                     async with self.client.pipeline(transaction=False) as pipe:
                         for stream_id, count in likes.items():
-                            pipe.incrby(likes_key(stream_id), count)
+                            pipe.incrby(stream_likes_key(stream_id), count)
                         await pipe.execute()
                 if self.rooms:
                     rooms = {s: list(r.lineup) for s, r in self.rooms.items()}
@@ -341,6 +342,6 @@ class Hub:
         expires = int(time.time() * 1000 + 3000 * self.limits.heartbeat_s)
         async with self.client.pipeline(transaction=False) as pipe:
             for stream_id, room in self.rooms.items():
-                pipe.hset(viewers_key(stream_id), self.node_id,
+                pipe.hset(stream_viewers_key(stream_id), self.node_id,
                           f"{len(room.subscribers)}:{expires}")
             await pipe.execute()

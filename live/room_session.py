@@ -11,10 +11,11 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from checkout.keys import stream_unique_viewers_key
 from live.hub import Hub, Room, Subscriber, write_frame
 from live.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
                            Unpin, Wire, decode_client, encode, wire_for_subprotocol)
-from live.room_state import read_events_after, read_snapshot, unique_viewers_key
+from live.room_state import read_events_after, read_snapshot
 from live.stream_lifecycle import IllegalStreamMove, StreamAction
 from live.streams import DealIn, StreamError
 
@@ -45,7 +46,7 @@ async def room_session(server: "HubServer", conn: ServerConnection, route: "Rout
     room.subscribers.add(sub)
     try:
         who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
-        await services.client.pfadd(unique_viewers_key(route.target), who)
+        await services.client.pfadd(stream_unique_viewers_key(route.target), who)
         await _start(hub, room, sub, route)
         if stream["state"] in _OVER:
             await conn.close(CloseCode.STREAM_ENDED, "the stream is over")

@@ -9,26 +9,13 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from checkout.keys import agg_key, product_keys, stream_events_key, stream_key, stream_seq_key
+from checkout.keys import (agg_key, product_keys, stream_events_key, stream_key, stream_likes_key,
+                           stream_seq_key, stream_viewers_key)
 from live.protocol import PROTOCOL_VERSION
 
-__all__ = ["read_snapshot", "read_states", "read_events_after", "viewers_key", "likes_key",
-           "unique_viewers_key", "sum_viewers", "TICKER_SHOWN"]
+__all__ = ["read_snapshot", "read_states", "read_events_after", "sum_viewers", "TICKER_SHOWN"]
 
 TICKER_SHOWN = 10
-
-
-def viewers_key(stream_id: str) -> str:
-    """Hash: node id -> '<count>:<expires_ms>' (a node's share, valid until it expires)."""
-    return f"lc:{{s:{stream_id}}}:viewers"
-
-
-def likes_key(stream_id: str) -> str:
-    return f"lc:{{s:{stream_id}}}:likes"
-
-
-def unique_viewers_key(stream_id: str) -> str:
-    return f"lc:{{s:{stream_id}}}:uniq"
 
 
 def sum_viewers(raw: dict[bytes, bytes], now_ms: int) -> int:
@@ -75,8 +62,8 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] |
             pipe.hgetall(k.product)
             pipe.hgetall(k.stock)
             pipe.hget(k.offers, f"dealsold:{stream_id}")
-        pipe.hgetall(viewers_key(stream_id))
-        pipe.get(likes_key(stream_id))
+        pipe.hgetall(stream_viewers_key(stream_id))
+        pipe.get(stream_likes_key(stream_id))
         pipe.hgetall(agg_key(f"stream:{stream_id}"))
         pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
         results = await pipe.execute()
@@ -110,8 +97,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
     async with client.pipeline(transaction=False) as pipe:
         for stream_id, lineup in order:
             pipe.get(stream_seq_key(stream_id))
-            pipe.hgetall(viewers_key(stream_id))
-            pipe.get(likes_key(stream_id))
+            pipe.hgetall(stream_viewers_key(stream_id))
+            pipe.get(stream_likes_key(stream_id))
             pipe.hgetall(agg_key(f"stream:{stream_id}"))
             pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
             for product in lineup:

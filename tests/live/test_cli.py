@@ -41,7 +41,7 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
         out = "".join(lines)
         assert f"http://127.0.0.1:{port}" in out
         assert f"ws://127.0.0.1:{ws_port}/ws/streams/" in out
-        assert re.search(rf"/s/s_\w+#token=\S+", out) and "/brand/acme#token=" in out
+        assert re.search(r"/s/s_\w+#token=\S+", out) and "/brand/acme#token=" in out
         buyer = re.search(r"token buyer bob\s+(\S+)", out)
         stream = re.search(r"/api/v1/streams/(s_\w+)", out)
         product = re.search(r"/p/(p_\w+)", out)
