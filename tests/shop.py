@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import redis.asyncio as redis
+
 from conftest import Live
 
 _keys = itertools.count()
@@ -62,3 +64,26 @@ async def stock_of(live: Live, product: str, brand: str = "acme") -> dict[str, d
     r = await live.http.get(f"/api/v1/products/{product}/stock", headers=live.auth("brand", brand))
     assert r.status_code == 200, r.text
     return {item["variant"]: item for item in r.json()["items"]}
+
+
+async def db_state(client: redis.Redis) -> dict[bytes, Any]:
+    """Every key and its value (TTLs aside): "nothing changed" means this is equal."""
+    state: dict[bytes, Any] = {}
+    async for key in client.scan_iter(count=1000):
+        kind = (await client.type(key)).decode()
+        if kind == "string":
+            value: Any = await client.get(key)
+        elif kind == "hash":
+            value = await client.hgetall(key)
+        elif kind == "set":
+            value = sorted(await client.smembers(key))
+        elif kind == "zset":
+            value = await client.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await client.lrange(key, 0, -1)
+        elif kind == "stream":
+            value = await client.xrange(key)
+        else:
+            value = None
+        state[key] = (kind, value)
+    return state

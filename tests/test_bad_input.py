@@ -29,7 +29,7 @@ import redis.asyncio as redis
 from conftest import UNIT, Live
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shop import give_wallet, idem, make_brand, make_product, stock_of
+from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
 from live.app import build_api
 from live.problems import PROBLEM_BASE
@@ -88,29 +88,6 @@ def problem_errors(r: httpx.Response, status: int | None = None,
 def assert_problem(r: httpx.Response, status: int | None = None, kind: str | None = None) -> None:
     errors = problem_errors(r, status, kind)
     assert not errors, f"{r.request.method} {r.request.url.path}: {errors}"
-
-
-async def db_state(client: redis.Redis) -> dict[bytes, Any]:
-    """Every key and its value (TTLs aside): "nothing changed" means this is equal."""
-    state: dict[bytes, Any] = {}
-    async for key in client.scan_iter(count=1000):
-        kind = (await client.type(key)).decode()
-        if kind == "string":
-            value: Any = await client.get(key)
-        elif kind == "hash":
-            value = await client.hgetall(key)
-        elif kind == "set":
-            value = sorted(await client.smembers(key))
-        elif kind == "zset":
-            value = await client.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            value = await client.lrange(key, 0, -1)
-        elif kind == "stream":
-            value = await client.xrange(key)
-        else:
-            value = None
-        state[key] = (kind, value)
-    return state
 
 
 def state_diff(before: dict[bytes, Any], after: dict[bytes, Any]) -> list[bytes]:

@@ -23,7 +23,7 @@ import jwt
 import redis.asyncio as redis
 from conftest import TEST_SECRET, Live
 from jwt.warnings import InsecureKeyLengthWarning
-from shop import give_wallet, idem, make_brand, make_product, stock_of
+from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
 from live.app import build_api
 from live.auth import Role, TokenAuthority
@@ -47,29 +47,6 @@ def assert_problem(r: httpx.Response, status: int, kind: str | None = None) -> N
     assert body["status"] == status and body["type"].startswith(PROBLEM_BASE), (where, body)
     if kind is not None:
         assert body["type"] == PROBLEM_BASE + kind, (where, body)
-
-
-async def db_state(client: redis.Redis) -> dict[bytes, Any]:
-    """Every key and its value (TTLs aside): "nothing changed" means this is equal."""
-    state: dict[bytes, Any] = {}
-    async for key in client.scan_iter(count=1000):
-        kind = (await client.type(key)).decode()
-        if kind == "string":
-            value: Any = await client.get(key)
-        elif kind == "hash":
-            value = await client.hgetall(key)
-        elif kind == "set":
-            value = sorted(await client.smembers(key))
-        elif kind == "zset":
-            value = await client.zrange(key, 0, -1, withscores=True)
-        elif kind == "list":
-            value = await client.lrange(key, 0, -1)
-        elif kind == "stream":
-            value = await client.xrange(key)
-        else:
-            value = None
-        state[key] = (kind, value)
-    return state
 
 
 class Unchanged:
