@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
 from checkout.cart import CartFull
+from checkout.catalog_api import public_product
 from checkout.keys import buyer_orders_key
-from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, is_valid_id, product_of_order
+from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, product_of_order
 from checkout.order_states import OrderState
 from checkout.orders import Order
 from checkout.payments import PaymentError
@@ -205,11 +206,7 @@ def register(api: Api) -> None:
         key = idempotency_key(call)
         buyer_id = call.need_principal().subject
         body = call.body
-        product = await call.services.catalog.product(body.product_id)
-        if product is None or product["status"] != "active":
-            raise Problem(404, "not-found", "no such product")
-        if body.variant not in {v["id"] for v in product["variants"]}:
-            raise Problem(404, "variant-not-found", "no such variant")
+        await _product_with_variant(call, body.product_id, body.variant)
         mode = "first_paid"
         if body.stream_id:
             stream = await call.services.streams.get(body.stream_id)
@@ -252,11 +249,7 @@ def register(api: Api) -> None:
                   tag="cart", body=WaitlistIn, roles=buyer, status=201)
     async def join_waitlist(call: Call[WaitlistIn]) -> Response:
         product_id = call.param("product")
-        product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
-        if product is None:
-            raise Problem(404, "not-found", "no such product")
-        if call.body.variant not in {v["id"] for v in product["variants"]}:
-            raise Problem(404, "variant-not-found", "no such variant")
+        await _product_with_variant(call, product_id, call.body.variant, include_archived=True)
         try:
             position = await call.services.waitlist.join(product_id, call.body.variant,
                                                          call.need_principal().subject)
@@ -280,6 +273,14 @@ def _buy_request(call: Call[BuyIn], buyer_id: str, key: str, token: str) -> BuyR
                       quantity=body.quantity, idempotency_key=key, channel=channel,
                       stream=body.stream_id or "", link_creator=creator, link_code=code,
                       expected_unit_price=body.expected_unit_price_minor, payment_token=token)
+
+
+async def _product_with_variant(call: Call[Any], product_id: str, variant: str, *,
+                                include_archived: bool = False) -> dict[str, Any]:
+    product = await public_product(call, product_id, include_archived=include_archived)
+    if variant not in {v["id"] for v in product["variants"]}:
+        raise Problem(404, "variant-not-found", "no such variant")
+    return product
 
 
 async def _brand_order(call: Call[Any]) -> Order:
