@@ -19,7 +19,7 @@ from starlette.routing import Route
 from live.auth import AuthError, Principal, Role, bearer_token
 from live.problems import PROBLEM_BASE, Problem
 
-__all__ = ["Api", "Call", "json_response", "read_json", "StrictModel"]
+__all__ = ["Api", "Call", "json_response", "read_json", "StrictModel", "verify_bearer"]
 
 Body = TypeVar("Body", bound=pydantic.BaseModel)
 Handler = Callable[["Call[Any]"], Awaitable[Response]]
@@ -209,13 +209,18 @@ def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
         return None
     if spec.optional_auth and "authorization" not in request.headers:
         return None
+    principal = verify_bearer(request)
+    if spec.roles is not None and principal.role not in spec.roles:
+        raise Problem(403, "forbidden", f"this needs the role {' or '.join(r.value for r in spec.roles)}")
+    return principal
+
+
+def verify_bearer(request: Request) -> Principal:
+    """The request's verified principal, or a 401 problem that says what was wrong."""
     try:
-        principal = request.app.state.services.tokens.verify(bearer_token(request.headers))
+        return request.app.state.services.tokens.verify(bearer_token(request.headers))
     except AuthError as exc:
         # RFC 6750 section 3: a 401 names the scheme and what was wrong.
         error = "" if exc.reason == "missing_token" else ', error="invalid_token"'
         raise Problem(401, "unauthorized", f"token rejected: {exc.reason}",
                       headers={"WWW-Authenticate": f'Bearer realm="livecart"{error}'}) from None
-    if spec.roles is not None and principal.role not in spec.roles:
-        raise Problem(403, "forbidden", f"this needs the role {' or '.join(r.value for r in spec.roles)}")
-    return principal

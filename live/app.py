@@ -23,6 +23,7 @@ from overlay.pages import page_routes as overlay_page_routes
 from live.problems import Problem, install_problem_handlers
 from live.services import Services
 from live.settings import Settings
+from live.video import http as video_http
 
 __all__ = ["create_app", "build_api", "API_VERSION"]
 
@@ -33,7 +34,7 @@ API_VERSION = "1.0.0"
 
 def build_api() -> Api:
     api = Api("livecart", API_VERSION)
-    for module in (buy_api, catalog_api, report_api, stream_api):  # the buy route first
+    for module in (buy_api, catalog_api, report_api, stream_api, video_http):  # buy first
         module.register(api)
     return api
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
+        *video_http.routes(),
         *api.routes(settings.max_body_bytes),
         *report_api.redirect_routes(),
         *page_routes(),

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import redis.asyncio as redis
@@ -95,7 +95,9 @@ class Room:
         self.subscribers: set[Subscriber] = set()
         self.state: dict[str, Any] = {}
         self.ticker_head: str | None = None
-        self._ticker_known = False  # the first read only learns the head, announces nothing
+        self._ticker_known = False
+        # In-process listeners (the video data channels): (seq or None for state, message).
+        self.taps: set[Callable[[int | None, dict[str, Any]], None]] = set()  # the first read only learns the head, announces nothing
 
     def event(self, seq: int, raw_json: bytes, now: float) -> None:
         """Deliver logged event `seq` (raw JSON as logged) once; older seqs are dropped."""
@@ -105,6 +107,8 @@ class Room:
         message = orjson.loads(raw_json)
         if message.get("type") == "lineup.changed":
             self.lineup = list(message.get("lineup", self.lineup))
+        for tap in list(self.taps):
+            tap(seq, message)
         frames = self._encoded(message, raw_json)
         for sub in list(self.subscribers):
             if not sub.active:
@@ -141,7 +145,10 @@ class Room:
             # of the send time under a buy storm and pushed pins seconds back (BENCHMARKS.md).
             change["just_bought"] = fresh
         if change:
-            self.broadcast({"type": "state", **change}, now, droppable=True)
+            message = {"type": "state", **change}
+            self.broadcast(message, now, droppable=True)
+            for tap in list(self.taps):
+                tap(None, message)
         for sub in list(self.subscribers):
             self._catch_up(sub, now)
 
@@ -241,9 +248,23 @@ class Hub:
                 self.rooms[stream_id] = room
         return room
 
+    async def tap(self, stream_id: str, lineup: list[str],
+                  listener: Callable[[int | None, dict[str, Any]], None]) -> Room:
+        """Hear a room's events and state changes in-process (kept open while tapped)."""
+        room = await self.room(stream_id, lineup)
+        room.taps.add(listener)
+        return room
+
+    async def untap(self, room: Room, listener: Callable[[int | None, dict[str, Any]], None]) -> None:
+        room.taps.discard(listener)
+        await self._drop_if_empty(room)
+
     async def leave(self, room: Room, sub: Subscriber) -> None:
         room.subscribers.discard(sub)
-        if not room.subscribers and self.rooms.get(room.stream_id) is room:
+        await self._drop_if_empty(room)
+
+    async def _drop_if_empty(self, room: Room) -> None:
+        if not room.subscribers and not room.taps and self.rooms.get(room.stream_id) is room:
             del self.rooms[room.stream_id]
             await self._pubsub.unsubscribe(events_channel(room.stream_id))
             await self.client.hdel(stream_viewers_key(room.stream_id), self.node_id)

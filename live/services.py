@@ -32,6 +32,9 @@ from live.settings import Settings
 from live.streams import StreamStore
 from live.valkey_check import check_server
 from live.valkey_server import EmbeddedValkey
+from live.video.encoder import VideoFormat
+from live.video.ice import restrict_ice_hosts
+from live.video.service import VideoLimits, VideoService
 from live.ws_server import HubServer, WsLimits
 
 __all__ = ["Services", "connect"]
@@ -73,6 +76,7 @@ class Services:
     sweeper: ReservationSweeper
     metrics: Metrics
     hub: Hub
+    video: VideoService
     valkey: EmbeddedValkey | None = None
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
@@ -115,25 +119,36 @@ class Services:
         metrics = Metrics()
 
         orders.on_stock_returned = waitlist.serve_quietly
+        streams = StreamStore(client, max_pinned=settings.max_pinned)
+        hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
+            outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
+            tick_s=settings.ws_tick_ms / 1000))
+        restrict_ice_hosts(settings.video_ice_hosts)
+        video = VideoService(streams, hub, VideoFormat(
+            width=settings.video_width, height=settings.video_height, fps=settings.video_fps,
+            bitrate=settings.video_bitrate, keyint_s=settings.video_keyint_s,
+            preset=settings.video_x264_preset), VideoLimits(
+            max_peers=settings.video_max_peers, viewer_queue_packets=settings.video_viewer_queue,
+            publisher_timeout_s=settings.video_publisher_timeout_s,
+            reconnect_grace_s=settings.video_reconnect_grace_s,
+            encode=settings.video_encode))  # type: ignore[arg-type]
 
         services = cls(
             settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),
             signer=AttributionSigner(secret, settings.attribution_window_s),
             catalog=Catalog(client, batcher),
-            streams=StreamStore(client, max_pinned=settings.max_pinned), orders=orders,
+            streams=streams, orders=orders,
             buys=buys, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000),
             waitlist=waitlist, wallets=WalletStore(client, batcher), links=LinkStore(client),
             gateway=gateway,
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s),
-            metrics=metrics, valkey=valkey,
-            hub=Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
-                outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
-                tick_s=settings.ws_tick_ms / 1000)))
+            metrics=metrics, valkey=valkey, hub=hub, video=video)
         if background:
             services.aggregator.start()
             services.sweeper.start()
             services.hub.start()
+            services.video.start()
         return services
 
     async def start_hub_server(self, host: str, port: int,
@@ -155,6 +170,7 @@ class Services:
         self._closed = True
         if self.hub_server is not None:
             await self.hub_server.close()
+        await self.video.close()
         await self.hub.close()
         await self.sweeper.close()
         await self.aggregator.close()

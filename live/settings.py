@@ -52,6 +52,19 @@ class Settings:
     ws_message_rate: float = 20.0
     ws_ping_interval_s: float = 20.0
     ws_sndbuf_bytes: int | None = None  # kernel send buffer per socket (None: OS default)
+    # video (WHIP/WHEP)
+    video_max_peers: int = 200  # publishers + viewers per process; beyond it WHIP/WHEP answer 503
+    video_width: int = 640
+    video_height: int = 360
+    video_fps: int = 30
+    video_bitrate: int = 1_000_000
+    video_keyint_s: float = 2.0
+    video_x264_preset: str = "veryfast"
+    video_viewer_queue: int = 90  # packets per viewer (~3 s) before it restarts on a keyframe
+    video_publisher_timeout_s: float = 3.0  # no frame this long: the publisher is lost
+    video_reconnect_grace_s: float = 30.0  # lost publisher: time to come back before the end
+    video_ice_hosts: tuple[str, ...] = ()  # host candidates offered (empty: every interface)
+    video_encode: str = "shared"  # "per_viewer" exists only as the load test's baseline
     # operational
     log_level: str = "info"
 
@@ -80,6 +93,14 @@ class Settings:
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.video_encode not in ("shared", "per_viewer"):
+            raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
+        for name in ("video_max_peers", "video_width", "video_height", "video_fps",
+                     "video_bitrate", "video_viewer_queue"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.video_width % 2 or self.video_height % 2:
+            raise ValueError("video_width and video_height must be even (4:2:0 chroma)")
 
     @property
     def hub_port(self) -> int:
@@ -126,4 +147,8 @@ _FIELD_TYPES: dict[str, str] = {
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_message_rate": "float",
     "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int",
+    "video_max_peers": "int", "video_width": "int", "video_height": "int", "video_fps": "int",
+    "video_bitrate": "int", "video_keyint_s": "float", "video_x264_preset": "str",
+    "video_viewer_queue": "int", "video_publisher_timeout_s": "float",
+    "video_reconnect_grace_s": "float", "video_ice_hosts": "tuple", "video_encode": "str",
 }

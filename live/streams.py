@@ -202,6 +202,11 @@ class StreamStore:
         await self._sync_offers(stream, [product_id])
         await self.emit(stream_id, "deal.closed", {"product_id": product_id})
 
+    async def set_ingest(self, stream_id: str, ingest: str) -> None:
+        """Record and announce what the video ingest is doing: live, reconnecting or none."""
+        await self._client.hset(stream_key(stream_id), "ingest", ingest)
+        await self.emit(stream_id, "stream.ingest", {"ingest": ingest})
+
     async def emit(self, stream_id: str, kind: str, payload: dict[str, Any]) -> int:
         """Append to the stream's event log with the next seq and publish it to the hubs."""
         event = orjson.dumps({"type": kind, "at_ms": _now_ms(), **payload})

@@ -1,0 +1,1 @@
+"""Live video: WHIP ingest, WHEP playback, one shared encode per stream (aiortc + PyAV)."""

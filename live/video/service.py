@@ -1,0 +1,384 @@
+"""This node's live video: one `StreamVideo` per stream with a publisher, and the rules that
+tie it to the stream's lifecycle.
+
+- WHIP publish: the stream goes live (if it was scheduled), its ingest is `live`.
+- Publisher lost (its peer fails, or no frame for `publisher_timeout_s`): ingest becomes
+  `reconnecting`; a new WHIP publish within `reconnect_grace_s` resumes the same encoder,
+  so viewers keep their sessions; otherwise the stream ends.
+- WHIP DELETE (the host stopped) or the stream ended over the API: viewers are told on the
+  data channel, their peers are closed, the encoder stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import orjson
+from aiortc import RTCDataChannel, RTCRtpSender, RTCSessionDescription
+
+from live.hub import Hub, Room
+from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState
+from live.streams import StreamStore
+from live.tasks import stop_task
+from live.video.encoder import (VIDEO_CLOCK_RATE, FrameRelay, MediaClock, SharedAudioEncoder,
+                                SharedVideoEncoder, VideoFormat)
+from live.video.peers import Peer, PeerRegistry
+from live.video.sdp import OfferSummary
+from live.video.tracks import FrameTrack, PacketTrack
+
+__all__ = ["VideoService", "VideoLimits", "VideoError", "StreamVideo"]
+
+log = logging.getLogger(__name__)
+
+EncodeMode = Literal["shared", "per_viewer"]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoLimits:
+    max_peers: int = 200
+    viewer_queue_packets: int = 90  # ~3 s of 30 fps video per viewer before it is reset
+    publisher_timeout_s: float = 3.0
+    publisher_connect_timeout_s: float = 10.0
+    reconnect_grace_s: float = 30.0
+    encode: EncodeMode = "shared"
+    max_data_channel_buffer: int = 256 * 1024  # overlay messages to a stuck viewer are dropped
+
+
+class VideoError(Exception):
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.kind, self.detail = status, kind, detail
+
+
+class StreamVideo:
+    """One stream's video on this node: publisher, shared encoders, viewers, overlay channel."""
+
+    def __init__(self, stream_id: str, fmt: VideoFormat, mode: EncodeMode) -> None:
+        self.stream_id = stream_id
+        self.clock = MediaClock()
+        self.mode = mode
+        self.video: SharedVideoEncoder | FrameRelay = (
+            SharedVideoEncoder(fmt, self.clock) if mode == "shared" else FrameRelay())
+        self.audio = SharedAudioEncoder()
+        self.publisher: Peer | None = None
+        self.viewers: dict[str, Peer] = {}
+        self.channels: dict[str, RTCDataChannel] = {}
+        self.ingest: Literal["live", "reconnecting", "none"] = "none"
+        self.room: Room | None = None
+        self.grace_task: asyncio.Task[None] | None = None
+        self.video.start()
+
+    @property
+    def encoders(self) -> int:
+        """Video encoders running for this stream: 1 when shared, one per viewer otherwise."""
+        if isinstance(self.video, SharedVideoEncoder):
+            return 1 if self.video.frames_encoded else 0
+        return len(self.video.fanout.subscribers)
+
+    def stats(self) -> dict[str, Any]:
+        video = self.video
+        out: dict[str, Any] = {
+            "stream_id": self.stream_id, "ingest": self.ingest, "encode": self.mode,
+            "publisher": self.publisher is not None, "viewers": len(self.viewers),
+            "encoders": self.encoders, "media_time": self.clock.now() / VIDEO_CLOCK_RATE,
+            "audio_packets_encoded": self.audio.packets_encoded,
+        }
+        if isinstance(video, SharedVideoEncoder):
+            out.update(frames_encoded=video.frames_encoded, frames_dropped=video.frames_dropped,
+                       keyframe_requests=video.keyframes.requests,
+                       keyframes_forced=video.keyframes.forced,
+                       width=video.fmt.width, height=video.fmt.height, fps=video.fmt.fps)
+        return out
+
+    def send_overlay(self, message: dict[str, Any], limit: int) -> None:
+        """To every viewer's data channel; a channel that does not drain loses messages, and
+        the hub (which has seqs and resume) stays the source of truth."""
+        data = orjson.dumps(message).decode()
+        for channel in list(self.channels.values()):
+            if channel.readyState == "open" and channel.bufferedAmount <= limit:
+                channel.send(data)
+
+
+class VideoService:
+    def __init__(self, streams: StreamStore, hub: Hub, fmt: VideoFormat, limits: VideoLimits) -> None:
+        self.streams = streams
+        self.hub = hub
+        self.fmt = fmt
+        self.limits = limits
+        self.peers = PeerRegistry(limits.max_peers)
+        self.sessions: dict[str, StreamVideo] = {}
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closing = False
+        self._taps: dict[str, Callable[[int | None, dict[str, Any]], None]] = {}
+
+    def start(self) -> None:
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch(), name="video-watchdog")
+
+    # -- WHIP ----------------------------------------------------------------------------
+    async def publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary) -> tuple[Peer, str]:
+        stream_id = stream["id"]
+        if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
+            raise VideoError(409, "stream-over", f"the stream is {stream['state']}")
+        session = self.sessions.get(stream_id)
+        if session is not None and session.publisher is not None:
+            raise VideoError(409, "already-publishing",
+                             "this stream has a publisher; DELETE its session first")
+        peer = self.peers.admit(stream_id, "publisher")
+        if session is None:
+            session = StreamVideo(stream_id, self.fmt, self.limits.encode)
+            self.sessions[stream_id] = session
+            session.room = await self.hub.tap(stream_id, stream["lineup"], self._overlay_tap(session))
+        session.publisher = peer
+        pc = peer.pc
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "video":
+                asyncio.ensure_future(session.video.use_source(track))
+            elif track.kind == "audio":
+                session.audio.use_source(track)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed") and session.publisher is peer:
+                await self._publisher_lost(session, "peer " + pc.connectionState)
+
+        try:
+            answer = await self._negotiate(peer, offer)
+        except BaseException:
+            session.publisher = None
+            await self.peers.close(peer)
+            if not session.viewers and session.ingest == "none":
+                await self._discard(session)
+            raise
+        await self._ingest_started(session, stream)
+        return peer, answer
+
+    async def stop_publishing(self, stream_id: str, session_id: str) -> bool:
+        session = self.sessions.get(stream_id)
+        if session is None or session.publisher is None or session.publisher.session_id != session_id:
+            return False
+        await self._end(session, "the host stopped publishing")
+        return True
+
+    # -- WHEP ----------------------------------------------------------------------------
+    async def play(self, stream_id: str, offer: str, summary: OfferSummary) -> tuple[Peer, str]:
+        session = self.sessions.get(stream_id)
+        if session is None:
+            raise VideoError(404, "no-video", "this stream has no live video on this node")
+        peer = self.peers.admit(stream_id, "viewer")
+        pc = peer.pc
+        session.viewers[peer.session_id] = peer
+        tracks: list[Any] = []
+        try:
+            # Transceivers made before the offer is applied take its m-lines, with our codec
+            # preference (H.264 only: what the shared encoder makes) and our tracks.
+            if summary.video:
+                track = self._viewer_video_track(session, peer)
+                tracks.append(track)
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                transceiver.setCodecPreferences(_h264_only())
+                if isinstance(track, PacketTrack):
+                    # A viewer's PLI/FIR reaches the shared encoder, coalesced there.
+                    transceiver.sender._send_keyframe = session.video.fanout.request_keyframe  # type: ignore[method-assign]
+            if summary.audio:
+                audio = PacketTrack("audio", session.audio.fanout, self.limits.viewer_queue_packets)
+                session.audio.fanout.subscribe(audio)
+                tracks.append(audio)
+                pc.addTransceiver(audio, direction="sendonly")
+            await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+
+            @pc.on("datachannel")
+            def on_channel(channel: RTCDataChannel) -> None:
+                if channel.label == "overlay":
+                    session.channels[peer.session_id] = channel
+                    first = next((t.first_pts for t in tracks if isinstance(t, PacketTrack)
+                                  and t.kind == "video" and t.first_pts is not None), None)
+                    if first is not None:
+                        _send_clock(channel, first)
+                    _send(channel, {"type": "publisher", "ingest": session.ingest})
+
+            @pc.on("connectionstatechange")
+            async def on_state() -> None:
+                if pc.connectionState in ("failed", "closed"):
+                    await self._drop_viewer(session, peer)
+
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except BaseException:
+            for track in tracks:
+                track.stop()
+            await self._drop_viewer(session, peer)
+            raise
+        return peer, pc.localDescription.sdp
+
+    async def stop_playing(self, stream_id: str, session_id: str) -> bool:
+        session = self.sessions.get(stream_id)
+        peer = session.viewers.get(session_id) if session is not None else None
+        if session is None or peer is None:
+            return False
+        await self._drop_viewer(session, peer)
+        return True
+
+    def _viewer_video_track(self, session: StreamVideo, peer: Peer) -> PacketTrack | FrameTrack:
+        queue = self.limits.viewer_queue_packets
+        if isinstance(session.video, SharedVideoEncoder):
+            track = PacketTrack("video", session.video.fanout, queue)
+
+            def on_first_packet(pts: int) -> None:
+                channel = session.channels.get(peer.session_id)
+                if channel is not None:
+                    _send_clock(channel, pts)
+
+            track.on_first_packet = on_first_packet
+        else:
+            track = FrameTrack("video", session.video.fanout, queue)  # type: ignore[assignment]
+        session.video.fanout.subscribe(track)
+        return track
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def _negotiate(self, peer: Peer, offer: str) -> str:
+        await peer.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        answer = await peer.pc.createAnswer()
+        await peer.pc.setLocalDescription(answer)
+        return peer.pc.localDescription.sdp
+
+    async def _ingest_started(self, session: StreamVideo, stream: dict[str, Any]) -> None:
+        await stop_task(session.grace_task)
+        session.grace_task = None
+        if stream["state"] == StreamState.SCHEDULED:
+            try:
+                await self.streams.act(session.stream_id, StreamAction.GO_LIVE)
+            except IllegalStreamMove:
+                pass  # went live concurrently
+        session.ingest = "live"
+        await self.streams.set_ingest(session.stream_id, "live")
+        session.send_overlay({"type": "publisher", "ingest": "live"},
+                             self.limits.max_data_channel_buffer)
+
+    async def _publisher_lost(self, session: StreamVideo, why: str) -> None:
+        peer, session.publisher = session.publisher, None
+        if peer is None:
+            return
+        log.info("stream %s lost its publisher (%s); reconnect window %.0f s",
+                 session.stream_id, why, self.limits.reconnect_grace_s)
+        await session.video.drop_source()
+        await session.audio.drop_source()
+        await self.peers.close(peer)
+        if self._closing or self.sessions.get(session.stream_id) is not session:
+            return
+        session.ingest = "reconnecting"
+        session.send_overlay({"type": "publisher", "ingest": "reconnecting"},
+                             self.limits.max_data_channel_buffer)
+        await self.streams.set_ingest(session.stream_id, "reconnecting")
+        session.grace_task = asyncio.create_task(self._grace(session), name="video-grace")
+
+    async def _grace(self, session: StreamVideo) -> None:
+        await asyncio.sleep(self.limits.reconnect_grace_s)
+        session.grace_task = None  # this task is ending the stream; do not cancel it
+        await self._end(session, "the publisher did not come back")
+
+    async def _end(self, session: StreamVideo, why: str) -> None:
+        """Stop the stream's video here, and end the stream if it is still live."""
+        if self.sessions.get(session.stream_id) is not session:
+            return
+        log.info("stream %s video ends: %s", session.stream_id, why)
+        session.send_overlay({"type": "publisher", "ingest": "none", "reason": why},
+                             self.limits.max_data_channel_buffer)
+        await self._discard(session)
+        stream = await self.streams.get(session.stream_id)
+        if stream is not None and stream.get("ingest", "none") != "none":
+            await self.streams.set_ingest(session.stream_id, "none")
+        if stream is not None and stream["state"] == StreamState.LIVE:
+            try:
+                await self.streams.act(session.stream_id, StreamAction.END)
+            except IllegalStreamMove:
+                pass
+
+    async def _discard(self, session: StreamVideo) -> None:
+        if self.sessions.get(session.stream_id) is session:
+            del self.sessions[session.stream_id]
+        await stop_task(session.grace_task)
+        session.grace_task = None
+        if session.room is not None:
+            await self.hub.untap(session.room, self._taps.pop(session.stream_id))
+            session.room = None
+        peers = [*session.viewers.values(), *([session.publisher] if session.publisher else [])]
+        session.publisher = None
+        session.viewers.clear()
+        session.channels.clear()
+        await session.video.close()
+        await session.audio.close()
+        await asyncio.gather(*(self.peers.close(p) for p in peers))
+
+    async def _drop_viewer(self, session: StreamVideo, peer: Peer) -> None:
+        session.viewers.pop(peer.session_id, None)
+        session.channels.pop(peer.session_id, None)
+        for sender in peer.pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
+        await self.peers.close(peer)
+
+    def _overlay_tap(self, session: StreamVideo) -> Callable[[int | None, dict[str, Any]], None]:
+        """Overlay deltas to the data channels, stamped with the media time they happened at."""
+        limit = self.limits.max_data_channel_buffer
+
+        def listener(seq: int | None, message: dict[str, Any]) -> None:
+            session.send_overlay({"type": "overlay", "seq": seq, "pts": session.clock.now(),
+                                  "message": message}, limit)
+            if message.get("type") == "stream.state" and message.get("state") in (
+                    StreamState.ENDED, StreamState.CANCELLED):
+                asyncio.ensure_future(self._end(session, f"the stream {message['state']}"))
+
+        self._taps[session.stream_id] = listener
+        return listener
+
+    async def _watch(self) -> None:
+        """A publisher whose frames stop (a frozen encoder, a dead network) counts as lost:
+        ICE consent takes ~30 s to notice, viewers should not stare at a frozen frame that long."""
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for session in list(self.sessions.values()):
+                peer = session.publisher
+                if peer is None:
+                    continue
+                last = session.video.last_frame_at
+                if last is None:  # still connecting: ICE and DTLS get a longer allowance
+                    if now - peer.created_at > self.limits.publisher_connect_timeout_s:
+                        await self._publisher_lost(session, "no video within the connect timeout")
+                elif now - max(last, peer.created_at) > self.limits.publisher_timeout_s:
+                    await self._publisher_lost(session, "no frames")
+
+    def stats(self) -> dict[str, Any]:
+        return {"peers": self.peers.count(), "publishers": self.peers.count("publisher"),
+                "viewers": self.peers.count("viewer"), "max_peers": self.peers.max_peers,
+                "streams": [s.stats() for s in self.sessions.values()]}
+
+    async def close(self) -> None:
+        self._closing = True
+        await stop_task(self._watchdog)
+        self._watchdog = None
+        for session in list(self.sessions.values()):
+            await self._discard(session)
+        await self.peers.close_all()
+
+
+def _h264_only() -> list[Any]:
+    return [c for c in RTCRtpSender.getCapabilities("video").codecs
+            if c.mimeType.lower() in ("video/h264", "video/rtx")]
+
+
+def _send(channel: RTCDataChannel, message: dict[str, Any]) -> None:
+    if channel.readyState == "open":
+        channel.send(orjson.dumps(message).decode())
+
+
+def _send_clock(channel: RTCDataChannel, first_pts: int) -> None:
+    """The media time of the first frame this viewer got: the page maps RTP time to media time."""
+    _send(channel, {"type": "clock", "first_pts": first_pts, "clock_rate": VIDEO_CLOCK_RATE})

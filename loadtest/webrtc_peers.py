@@ -1,0 +1,137 @@
+"""WHIP publishers and WHEP viewers built on aiortc: the clients of the tests and load tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from loadtest.video_source import read_counter
+
+__all__ = ["Publisher", "Viewer", "publish", "watch", "WhipError"]
+
+
+class WhipError(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status, self.body = status, body
+
+
+async def _exchange(http: httpx.AsyncClient, url: str, pc: RTCPeerConnection,
+                    headers: dict[str, str]) -> str:
+    """Offer (with every candidate gathered), POST it, apply the answer; returns the Location."""
+    await pc.setLocalDescription(await pc.createOffer())
+    r = await http.post(url, content=pc.localDescription.sdp.encode(),
+                        headers={"Content-Type": "application/sdp", **headers})
+    if r.status_code != 201:
+        await pc.close()
+        raise WhipError(r.status_code, r.text)
+    await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
+    return r.headers["location"]
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    http: httpx.AsyncClient
+    location: str
+    headers: dict[str, str]
+
+    async def stop(self) -> int:
+        """DELETE the session (the host stopping); returns the status."""
+        r = await self.http.delete(self.location, headers=self.headers)
+        await self.pc.close()
+        return r.status_code
+
+    async def vanish(self) -> None:
+        """Close the peer without telling the server: a dropped connection."""
+        await self.pc.close()
+
+
+async def publish(http: httpx.AsyncClient, stream_id: str, token: str, video: MediaStreamTrack,
+                  audio: MediaStreamTrack | None = None) -> Publisher:
+    pc = RTCPeerConnection()
+    pc.addTransceiver(video, direction="sendonly")
+    if audio is not None:
+        pc.addTransceiver(audio, direction="sendonly")
+    headers = {"Authorization": f"Bearer {token}"}
+    location = await _exchange(http, f"/api/v1/streams/{stream_id}/whip", pc, headers)
+    return Publisher(pc, http, location, headers)
+
+
+@dataclass
+class Viewer:
+    """A WHEP viewer; with `decode`, it reads each frame's counter (see video_source)."""
+
+    pc: RTCPeerConnection
+    http: httpx.AsyncClient
+    location: str = ""
+    counters: list[int] = field(default_factory=list)
+    frames: int = 0
+    first_frame_at: float | None = None
+    last_frame_at: float | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    audio_frames: int = 0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def _read_video(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                self.frames += 1
+                self.first_frame_at = self.first_frame_at or now
+                self.last_frame_at = now
+                number = read_counter(frame)
+                if number is not None:
+                    self.counters.append(number)
+        except MediaStreamError:
+            self.ended.set()
+
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.audio_frames += 1
+        except MediaStreamError:
+            pass
+
+    def fps(self, window_s: float) -> float:
+        return self.frames / window_s if window_s > 0 else 0.0
+
+    async def stop(self) -> int:
+        r = await self.http.delete(self.location)
+        await self.close()
+        return r.status_code
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+
+
+async def watch(http: httpx.AsyncClient, stream_id: str, *, audio: bool = True,
+                data_channel: bool = True) -> Viewer:
+    pc = RTCPeerConnection()
+    viewer = Viewer(pc, http)
+    pc.addTransceiver("video", direction="recvonly")
+    if audio:
+        pc.addTransceiver("audio", direction="recvonly")
+    if data_channel:
+        channel = pc.createDataChannel("overlay")
+        channel.on("message", lambda raw: viewer.messages.append(orjson.loads(raw)))
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        reader = viewer._read_video if track.kind == "video" else viewer._read_audio
+        viewer._tasks.append(asyncio.ensure_future(reader(track)))
+
+    viewer.location = await _exchange(http, f"/api/v1/streams/{stream_id}/whep", pc, {})
+    return viewer
