@@ -19,7 +19,7 @@ from starlette.routing import Route
 from live.auth import AuthError, Principal, Role, bearer_token
 from live.problems import PROBLEM_BASE, Problem
 
-__all__ = ["Api", "Call", "json_response", "read_json", "StrictModel", "verify_bearer"]
+__all__ = ["Api", "Call", "json_response", "read_json", "StrictModel"]
 
 Body = TypeVar("Body", bound=pydantic.BaseModel)
 Handler = Callable[["Call[Any]"], Awaitable[Response]]
@@ -102,6 +102,8 @@ class _Endpoint:
     tag: str
     status: int
     headers: tuple[str, ...]
+    raw_body: str | None  # a non-JSON body's media type; the handler reads the body itself
+    response_media: str
 
 
 class Api:
@@ -116,9 +118,10 @@ class Api:
     def endpoint(self, method: str, path: str, *, summary: str, tag: str,
                  body: type[pydantic.BaseModel] | None = None,
                  roles: tuple[Role, ...] | None = None, optional_auth: bool = False,
-                 status: int = 200, headers: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+                 status: int = 200, headers: tuple[str, ...] = (), raw_body: str | None = None,
+                 response_media: str = "application/json") -> Callable[[Handler], Handler]:
         spec = _Endpoint(method.upper(), path, summary, body, roles, optional_auth, tag, status,
-                         headers)
+                         headers, raw_body, response_media)
 
         def register(handler: Handler) -> Handler:
             self._endpoints.append((spec, handler))
@@ -138,12 +141,17 @@ class Api:
         paths: dict[str, dict[str, Any]] = {}
         schemas: dict[str, Any] = {"Problem": _PROBLEM_SCHEMA}
         for spec, handler in self._endpoints:
+            problem = {"application/problem+json": {
+                "schema": {"$ref": "#/components/schemas/Problem"}}}
+            success: dict[str, Any] = {"description": "success"}
+            if spec.status >= 400:  # an endpoint that only refuses (e.g. trickle ICE)
+                success = {"description": "refused", "content": problem}
+            elif spec.response_media != "application/json":
+                success["content"] = {spec.response_media: {"schema": {"type": "string"}}}
             op: dict[str, Any] = {
                 "operationId": handler.__name__, "summary": spec.summary, "tags": [spec.tag],
-                "responses": {str(spec.status): {"description": "success"},
-                              "4XX": {"description": "problem",
-                                      "content": {"application/problem+json": {
-                                          "schema": {"$ref": "#/components/schemas/Problem"}}}}},
+                "responses": {str(spec.status): success,
+                              "4XX": {"description": "problem", "content": problem}},
             }
             params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
                       for n in re.findall(r"{(\w+)}", spec.path)]
@@ -160,6 +168,9 @@ class Api:
                 schemas[spec.body.__name__] = schema
                 op["requestBody"] = {"required": True, "content": {"application/json": {
                     "schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
+            elif spec.raw_body is not None:
+                op["requestBody"] = {"required": True, "content": {spec.raw_body: {
+                    "schema": {"type": "string"}}}}
             paths.setdefault(self.prefix + spec.path, {})[spec.method.lower()] = op
         return {
             "openapi": "3.1.0",

@@ -75,7 +75,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
-        *video_http.routes(),
         *api.routes(settings.max_body_bytes),
         *report_api.redirect_routes(),
         *page_routes(),

@@ -97,6 +97,9 @@ def test_every_request_body_schema_resolves() -> None:
         if "requestBody" not in op:
             continue
         content = op["requestBody"]["content"]
+        if "/whip" in path or "/whep" in path:  # WebRTC offers: SDP text, not JSON
+            assert content == {"application/sdp": {"schema": {"type": "string"}}}
+            continue
         assert list(content) == ["application/json"], (method, path)
         ref = content["application/json"]["schema"]["$ref"]
         schema = schemas[ref.rsplit("/", 1)[1]]

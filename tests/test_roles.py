@@ -107,7 +107,7 @@ async def make_world(live: Live) -> World:
 def fill(path: str, world: World) -> str:
     values = {"brand": "acme", "product": world.a_open, "variant": "default",
               "stream": world.cleo_stream, "order": world.bob_order, "creator": "cleo",
-              "item": "ci_000000000000"}
+              "item": "ci_000000000000", "session": "no-such-session"}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 

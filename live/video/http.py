@@ -14,29 +14,24 @@ from typing import Any
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from checkout.ids import is_valid_id
-from live.api import Api, Call, json_response, verify_bearer
+from live.api import Api, Call, json_response
 from live.auth import Role
 from live.problems import Problem
 from live.video.peers import PeerCapReached
 from live.video.sdp import MAX_SDP_BYTES, Role as SdpRole, SdpError, check_offer
-from live.video.service import VideoError, VideoService
+from live.video.service import VideoError
 
-__all__ = ["routes", "register"]
+__all__ = ["register"]
 
 log = logging.getLogger(__name__)
 
-_PREFIX = "/api/v1/streams/{stream}"
 _SDP = "application/sdp"
-_NO_TRICKLE = Problem(405, "trickle-not-supported",
-                      "this server does not take trickled candidates; the answer has them all",
-                      headers={"Allow": "DELETE"})
-
-
-def _video(request: Request) -> VideoService:
-    return request.app.state.services.video
+def _no_trickle() -> Problem:
+    return Problem(405, "trickle-not-supported",
+                   "this server does not take trickled candidates; the answer has them all",
+                   headers={"Allow": "DELETE"})
 
 
 async def _stream(request: Request) -> dict[str, Any]:
@@ -47,13 +42,10 @@ async def _stream(request: Request) -> dict[str, Any]:
     return stream
 
 
-async def _host(request: Request) -> dict[str, Any]:
-    principal = verify_bearer(request)
-    if principal.role not in (Role.CREATOR, Role.OPERATOR):
-        raise Problem(403, "forbidden", "publishing needs a creator or operator token")
-    stream = await _stream(request)
-    if not principal.can_act_for_creator(stream["creator_id"]):
-        raise Problem(403, "forbidden", "only the stream's host can publish to it")
+async def _hosted(call: Call[Any]) -> dict[str, Any]:
+    stream = await _stream(call.request)
+    if not call.need_principal().can_act_for_creator(stream["creator_id"]):
+        raise Problem(403, "forbidden", "only the stream's host can do that")
     return stream
 
 
@@ -95,56 +87,57 @@ def _created(request: Request, session_id: str, answer: str) -> Response:
     return Response(answer, status_code=201, media_type=_SDP, headers={"Location": location})
 
 
-async def whip_publish(request: Request) -> Response:
-    stream = await _host(request)
-    offer, summary = await _offer(request, SdpRole.PUBLISHER)
-    peer, answer = await _negotiate(_video(request).publish(stream, offer, summary))
-    return _created(request, peer.session_id, answer)
-
-
-async def whip_session(request: Request) -> Response:
-    if request.method == "PATCH":
-        raise _NO_TRICKLE
-    await _host(request)
-    if not await _video(request).stop_publishing(request.path_params["stream"],
-                                                 request.path_params["session"]):
-        raise Problem(404, "not-found", "no such publishing session")
-    return Response(status_code=200)
-
-
-async def whep_play(request: Request) -> Response:
-    await _stream(request)
-    offer, summary = await _offer(request, SdpRole.VIEWER)
-    peer, answer = await _negotiate(_video(request).play(request.path_params["stream"], offer, summary))
-    return _created(request, peer.session_id, answer)
-
-
-async def whep_session(request: Request) -> Response:
-    if request.method == "PATCH":
-        raise _NO_TRICKLE
-    if not await _video(request).stop_playing(request.path_params["stream"],
-                                              request.path_params["session"]):
-        raise Problem(404, "not-found", "no such playback session")
-    return Response(status_code=200)
-
-
-def routes() -> list[Route]:
-    return [
-        Route(_PREFIX + "/whip", whip_publish, methods=["POST"]),
-        Route(_PREFIX + "/whip/{session}", whip_session, methods=["DELETE", "PATCH"]),
-        Route(_PREFIX + "/whep", whep_play, methods=["POST"]),
-        Route(_PREFIX + "/whep/{session}", whep_session, methods=["DELETE", "PATCH"]),
-    ]
-
-
 def register(api: Api) -> None:
+    host = (Role.CREATOR, Role.OPERATOR)
+    session_path = "/streams/{stream}/%s/{session}"
+
+    @api.endpoint("POST", "/streams/{stream}/whip", tag="video", roles=host, status=201,
+                  raw_body=_SDP, response_media=_SDP,
+                  summary="WHIP: publish the stream's camera (SDP offer in, answer out)")
+    async def whip_publish(call: Call[Any]) -> Response:
+        stream = await _hosted(call)
+        offer, summary = await _offer(call.request, SdpRole.PUBLISHER)
+        peer, answer = await _negotiate(call.services.video.publish(stream, offer, summary))
+        return _created(call.request, peer.session_id, answer)
+
+    @api.endpoint("DELETE", session_path % "whip", tag="video", roles=host,
+                  summary="WHIP: stop publishing (ends the stream)")
+    async def whip_stop(call: Call[Any]) -> Response:
+        stream = await _hosted(call)
+        if not await call.services.video.stop_publishing(stream["id"], call.param("session")):
+            raise Problem(404, "not-found", "no such publishing session")
+        return Response(status_code=200)
+
+    @api.endpoint("POST", "/streams/{stream}/whep", tag="video", status=201,
+                  raw_body=_SDP, response_media=_SDP,
+                  summary="WHEP: watch the stream (SDP offer in, answer out)")
+    async def whep_play(call: Call[Any]) -> Response:
+        stream = await _stream(call.request)
+        offer, summary = await _offer(call.request, SdpRole.VIEWER)
+        peer, answer = await _negotiate(call.services.video.play(stream["id"], offer, summary))
+        return _created(call.request, peer.session_id, answer)
+
+    @api.endpoint("DELETE", session_path % "whep", tag="video",
+                  summary="WHEP: stop watching (the session URL is the capability)")
+    async def whep_stop(call: Call[Any]) -> Response:
+        if not await call.services.video.stop_playing(call.param("stream"), call.param("session")):
+            raise Problem(404, "not-found", "no such playback session")
+        return Response(status_code=200)
+
+    for kind in ("whip", "whep"):
+        async def no_trickle(call: Call[Any]) -> Response:
+            raise _no_trickle()
+
+        no_trickle.__name__ = f"{kind}_trickle"
+        api.endpoint("PATCH", session_path % kind, tag="video", status=405,
+                     summary="Trickle ICE: not offered (405); the answer has every candidate"
+                     )(no_trickle)
+
     @api.endpoint("GET", "/streams/{stream}/video",
                   summary="The stream's video on this node: ingest, viewers, encoders, frames",
-                  tag="video", roles=(Role.CREATOR, Role.OPERATOR))
+                  tag="video", roles=host)
     async def stream_video(call: Call[Any]) -> Response:
-        stream = await _stream(call.request)
-        if not call.need_principal().can_act_for_creator(stream["creator_id"]):
-            raise Problem(403, "forbidden", "only the stream's host can see its video stats")
+        stream = await _hosted(call)
         session = call.services.video.sessions.get(stream["id"])
         if session is None:
             return json_response({"stream_id": stream["id"], "ingest": stream.get("ingest", "none"),

@@ -18,6 +18,8 @@ MAX_MEDIA_SECTIONS = 8
 
 _MEDIA = re.compile(r"^m=(\w+) (\d+) (\S+)(?: (.*))?$")
 _RTPMAP = re.compile(r"^a=rtpmap:(\d+) ([\w-]+)/", re.IGNORECASE)
+_FINGERPRINT = re.compile(r"^a=fingerprint:(sha-1|sha-224|sha-256|sha-384|sha-512) "
+                          r"[0-9A-F]{2}(:[0-9A-F]{2}){15,63}$", re.IGNORECASE)
 _DIRECTIONS = {"sendrecv", "sendonly", "recvonly", "inactive"}
 
 
@@ -72,8 +74,11 @@ def check_offer(raw: bytes, role: Role) -> tuple[str, OfferSummary]:
         raise SdpError("the offer has no media (m=) section")
     if len(sections) > MAX_MEDIA_SECTIONS:
         raise SdpError(f"the offer has over {MAX_MEDIA_SECTIONS} media sections")
-    if not any("a=fingerprint:" in line for line in lines):
+    fingerprints = [line for line in lines if line.startswith("a=fingerprint:")]
+    if not fingerprints:
         raise SdpError("the offer has no DTLS fingerprint")
+    if not all(_FINGERPRINT.match(line) for line in fingerprints):
+        raise SdpError("a DTLS fingerprint is malformed (want e.g. sha-256 AB:CD:...)")
     if not any(line.startswith("a=ice-ufrag:") for line in lines):
         raise SdpError("the offer has no ICE credentials (a=ice-ufrag)")
 

@@ -1,0 +1,249 @@
+"""Live video end to end: real aiortc peers over loopback against a real node.
+
+The publisher sends a synthetic camera whose frames carry their number; viewers decode the
+frames and read it back, so "video works" means the picture advances, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+from conftest import UNIT, Live, make_settings, start_node, stop_node
+from loadtest.video_source import CounterTrack
+from loadtest.webrtc_peers import Publisher, Viewer, WhipError, publish, watch
+from shop import make_brand, make_product
+
+LOOPBACK = {"video_ice_hosts": ("127.0.0.1",)}
+
+
+
+@pytest.fixture
+def node_settings() -> dict[str, Any]:
+    return dict(LOOPBACK)
+
+
+async def until(check: Callable[[], bool | Awaitable[bool]], what: str, timeout_s: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s * UNIT
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def scheduled_stream(live: Live, creator: str = "cleo") -> dict[str, Any]:
+    await make_brand(live)
+    product = await make_product(live)
+    r = await live.http.post("/api/v1/streams", json={"title": "Drop", "lineup": [product["id"]]},
+                             headers=live.auth("creator", creator))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def stream_state(live: Live, stream_id: str) -> dict[str, Any]:
+    return (await live.http.get(f"/api/v1/streams/{stream_id}")).json()
+
+
+async def video_stats(live: Live, stream_id: str) -> dict[str, Any]:
+    r = await live.http.get(f"/api/v1/streams/{stream_id}/video", headers=live.auth("creator", "cleo"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def start_publisher(live: Live, stream_id: str) -> Publisher:
+    return await publish(live.http, stream_id, live.token("creator", "cleo"), CounterTrack())
+
+
+def advancing(viewer: Viewer, at_least: int) -> bool:
+    return len(viewer.counters) >= at_least
+
+
+def publisher_says(viewer: Viewer, ingest: str) -> bool:
+    return any(m.get("type") == "publisher" and m.get("ingest") == ingest for m in viewer.messages)
+
+
+async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    publisher = await start_publisher(live, stream["id"])
+    assert (await stream_state(live, stream["id"]))["state"] == "live"  # WHIP made it live
+    viewers = [await watch(live.http, stream["id"]) for _ in range(2)]
+    for viewer in viewers:
+        await until(lambda v=viewer: advancing(v, 30), "30 decoded frames per viewer")
+    for viewer in viewers:
+        assert viewer.counters == sorted(viewer.counters), "frames arrive in order"
+        assert viewer.counters[-1] - viewer.counters[0] >= 29
+    stats = await video_stats(live, stream["id"])
+    assert stats["encoders"] == 1 and stats["viewers"] == 2 and stats["publisher"] is True
+    assert (stats["width"], stats["height"]) == (640, 360)
+    # Two viewers asked for a keyframe; the shared encoder forced at most as many.
+    assert stats["keyframe_requests"] >= 2
+    assert 1 <= stats["keyframes_forced"] <= stats["keyframe_requests"]
+    for viewer in viewers:
+        assert await viewer.stop() == 200
+    await until(lambda: live.services.video.peers.count("viewer") == 0, "viewer peers closed")
+    assert await publisher.stop() == 200
+
+
+async def test_overlay_deltas_ride_the_data_channel_stamped_with_media_time(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    await start_publisher(live, stream["id"])
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 5), "frames")
+    await until(lambda: any(m["type"] == "clock" for m in viewer.messages), "the clock message")
+    clock = next(m for m in viewer.messages if m["type"] == "clock")
+    assert clock["clock_rate"] == 90_000 and clock["first_pts"] >= 0
+    product_id = stream["lineup"][0]
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/pins", json={"product_id": product_id},
+                             headers=live.auth("creator", "cleo"))
+    assert r.status_code == 200, r.text
+
+    def pin_message() -> dict[str, Any] | None:
+        return next((m for m in viewer.messages if m["type"] == "overlay"
+                     and m["message"]["type"] == "pin"), None)
+
+    await until(lambda: pin_message() is not None, "the pin on the data channel")
+    pin = pin_message()
+    assert pin is not None and pin["message"]["product_id"] == product_id
+    assert pin["seq"] == pin["message"]["seq"]
+    session = live.services.video.sessions[stream["id"]]
+    assert clock["first_pts"] < pin["pts"] <= session.clock.now()
+
+
+async def test_a_lost_publisher_reconnects_and_viewers_keep_watching(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    first = await start_publisher(live, stream["id"])
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 10), "frames")
+    await first.vanish()  # no DELETE: the connection just goes away
+    await until(lambda: publisher_says(viewer, "reconnecting"), "reconnecting on the data channel")
+    assert (await stream_state(live, stream["id"]))["ingest"] == "reconnecting"
+    assert (await stream_state(live, stream["id"]))["state"] == "live"
+    seen = len(viewer.counters)
+    await start_publisher(live, stream["id"])  # a new CounterTrack counts from 0 again
+    await until(lambda: len(viewer.counters) > seen + 10, "frames from the new publisher")
+    assert (await stream_state(live, stream["id"]))["ingest"] == "live"
+    after = viewer.counters[seen - 1:]
+    assert any(b < a for a, b in zip(after, after[1:])), "the same session shows the new source"
+    assert (await video_stats(live, stream["id"]))["encoders"] == 1
+
+
+@pytest.mark.parametrize("node_settings", [{**LOOPBACK, "video_reconnect_grace_s": 0.5}])
+async def test_a_publisher_that_does_not_come_back_ends_the_stream(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    publisher = await start_publisher(live, stream["id"])
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 5), "frames")
+    await publisher.vanish()
+    await until(lambda: publisher_says(viewer, "reconnecting"), "reconnecting")
+    await until(viewer.ended.is_set, "the viewer's track to end")
+    state = await stream_state(live, stream["id"])
+    assert (state["state"], state["ingest"]) == ("ended", "none")
+    assert live.services.video.peers.count() == 0
+
+
+async def test_whip_delete_ends_the_stream_and_tells_viewers(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    publisher = await start_publisher(live, stream["id"])
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 5), "frames")
+    r = await live.http.delete(publisher.location, headers=live.auth("creator", "mallory"))
+    assert r.status_code == 403  # another creator cannot stop it
+    assert await publisher.stop() == 200
+    await until(lambda: publisher_says(viewer, "none"), "the end on the data channel")
+    await until(viewer.ended.is_set, "the viewer's track to end")
+    assert (await stream_state(live, stream["id"]))["state"] == "ended"
+    r = await live.http.delete(publisher.location, headers=live.auth("creator", "cleo"))
+    assert r.status_code == 404
+    with pytest.raises(WhipError) as refused:
+        await start_publisher(live, stream["id"])
+    assert refused.value.status == 409  # an ended stream does not come back
+
+
+async def test_ending_the_stream_over_the_api_stops_its_video(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    await start_publisher(live, stream["id"])
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 5), "frames")
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/end", headers=live.auth("creator", "cleo"))
+    assert r.status_code == 200
+    await until(viewer.ended.is_set, "the viewer's track to end")
+    await until(lambda: live.services.video.peers.count() == 0, "every peer closed")
+
+
+async def test_who_may_publish(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    track = CounterTrack()
+    for token, status in ((None, 401), ("not-a-jwt", 401), (live.token("buyer", "bob"), 403),
+                          (live.token("creator", "mallory"), 403)):
+        with pytest.raises(WhipError) as refused:
+            await publish(live.http, stream["id"], token or "", track) if token else \
+                await _publish_without_token(live, stream["id"])
+        assert refused.value.status == status
+        assert '"type"' in refused.value.body  # a problem document
+    assert live.services.video.peers.count() == 0
+    # An operator may publish for any creator.
+    await publish(live.http, stream["id"], live.token("operator", "ops"), CounterTrack())
+    # A second publisher on the same stream is refused while the first is on.
+    with pytest.raises(WhipError) as refused:
+        await start_publisher(live, stream["id"])
+    assert refused.value.status == 409
+
+
+async def _publish_without_token(live: Live, stream_id: str) -> Publisher:
+    from aiortc import RTCPeerConnection
+    pc = RTCPeerConnection()
+    pc.addTransceiver(CounterTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    r = await live.http.post(f"/api/v1/streams/{stream_id}/whip", content=pc.localDescription.sdp,
+                             headers={"Content-Type": "application/sdp"})
+    await pc.close()
+    raise WhipError(r.status_code, r.text)
+
+
+async def test_whep_without_video_and_unknown_streams(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    with pytest.raises(WhipError) as refused:
+        await watch(live.http, stream["id"])
+    assert refused.value.status == 404 and "no-video" in refused.value.body
+    with pytest.raises(WhipError) as refused:
+        await watch(live.http, "s_000000000000")
+    assert refused.value.status == 404
+    assert live.services.video.peers.count() == 0
+
+
+@pytest.mark.parametrize("node_settings", [{**LOOPBACK, "video_max_peers": 2}])
+async def test_peers_beyond_the_cap_get_503(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    await start_publisher(live, stream["id"])
+    first = await watch(live.http, stream["id"])
+    with pytest.raises(WhipError) as refused:
+        await watch(live.http, stream["id"])
+    assert refused.value.status == 503
+    await first.stop()
+    await until(lambda: live.services.video.peers.count() == 1, "the viewer's peer closed")
+    await watch(live.http, stream["id"])  # room again
+
+
+async def test_shutdown_closes_every_peer(live: Live, tmp_path: Any, valkey: Any) -> None:
+    settings = make_settings(valkey, tmp_path / "second", **LOOPBACK)
+    services, server, task, url = await start_node(settings)
+    import httpx
+    async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
+        other = Live(url, services, http, "")
+        stream = await scheduled_stream(other)
+        await publish(http, stream["id"], other.token("creator", "cleo"), CounterTrack())
+        viewer = await watch(http, stream["id"])
+        await until(lambda: advancing(viewer, 3), "frames")
+        registry = services.video.peers
+        pcs = [p.pc for p in registry._peers.values()]
+        await stop_node(services, server, task)
+    assert registry.count() == 0
+    assert all(pc.connectionState == "closed" for pc in pcs)
+    await until(viewer.ended.is_set, "the viewer's track to end")
