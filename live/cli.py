@@ -134,6 +134,8 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
             console.print(f"  viewer       {base}/s/{demo.stream_id}#token={t['buyer bob']}", soft_wrap=True)
             console.print(f"  host console {base}/host/{demo.stream_id}#token={t['creator cleo']}", soft_wrap=True)
             console.print(f"  OBS source   {base}/obs/{demo.stream_id}")
+            console.print(f"  OBS WHIP     server {base}/api/v1/streams/{demo.stream_id}/whip"
+                          f"  bearer token: the creator cleo token below", soft_wrap=True)
             console.print(f"  brand        {base}/brand/acme#token={t['brand acme']}", soft_wrap=True)
             console.print(f"  creator      {base}/creator/cleo#token={t['creator cleo']}", soft_wrap=True)
             console.print(f"  demo stream  {base}/api/v1/streams/{demo.stream_id}")
