@@ -34,6 +34,7 @@ from live.valkey_check import check_server
 from live.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
 from live.video.ice import restrict_ice_hosts
+from live.video.metrics import VideoCollector
 from live.video.service import VideoLimits, VideoService
 from live.ws_server import HubServer, WsLimits
 
@@ -131,7 +132,8 @@ class Services:
             max_peers=settings.video_max_peers, viewer_queue_packets=settings.video_viewer_queue,
             publisher_timeout_s=settings.video_publisher_timeout_s,
             reconnect_grace_s=settings.video_reconnect_grace_s,
-            encode=settings.video_encode))  # type: ignore[arg-type]
+            encode=settings.video_encode, max_peers_per_ip=settings.video_max_peers_per_ip))  # type: ignore[arg-type]
+        metrics.registry.register(VideoCollector(video))
 
         services = cls(
             settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),

@@ -19,7 +19,7 @@ from checkout.ids import is_valid_id
 from live.api import Api, Call, json_response
 from live.auth import Role
 from live.problems import Problem
-from live.video.peers import PeerCapReached
+from live.video.peers import ClientCapReached, PeerCapReached
 from live.video.sdp import MAX_SDP_BYTES, Role as SdpRole, SdpError, check_offer
 from live.video.service import VideoError
 
@@ -73,6 +73,8 @@ async def _negotiate(coro: Any) -> Any:
         return await coro
     except PeerCapReached as exc:
         raise Problem(503, "at-capacity", str(exc), headers={"Retry-After": "5"}) from None
+    except ClientCapReached as exc:
+        raise Problem(429, "too-many-sessions", str(exc), headers={"Retry-After": "5"}) from None
     except VideoError as exc:
         raise Problem(exc.status, exc.kind, exc.detail) from None
     except (ValueError, LookupError, AttributeError, InternalError, InvalidAccessError,
@@ -80,6 +82,10 @@ async def _negotiate(coro: Any) -> Any:
         # aiortc's refusals of well-formed but unusable SDP (no common codec, bad attributes)
         log.info("offer refused by the WebRTC stack: %s: %s", type(exc).__name__, exc)
         raise Problem(400, "bad-sdp", f"the offer cannot be negotiated: {exc}") from None
+
+
+def _client(call: Call[Any]) -> str:
+    return call.request.client.host if call.request.client else "unknown"
 
 
 def _created(request: Request, session_id: str, answer: str) -> Response:
@@ -97,7 +103,8 @@ def register(api: Api) -> None:
     async def whip_publish(call: Call[Any]) -> Response:
         stream = await _hosted(call)
         offer, summary = await _offer(call.request, SdpRole.PUBLISHER)
-        peer, answer = await _negotiate(call.services.video.publish(stream, offer, summary))
+        peer, answer = await _negotiate(
+            call.services.video.publish(stream, offer, summary, _client(call)))
         return _created(call.request, peer.session_id, answer)
 
     @api.endpoint("DELETE", session_path % "whip", tag="video", roles=host,
@@ -114,7 +121,8 @@ def register(api: Api) -> None:
     async def whep_play(call: Call[Any]) -> Response:
         stream = await _stream(call.request)
         offer, summary = await _offer(call.request, SdpRole.VIEWER)
-        peer, answer = await _negotiate(call.services.video.play(stream["id"], offer, summary))
+        peer, answer = await _negotiate(
+            call.services.video.play(stream["id"], offer, summary, _client(call)))
         return _created(call.request, peer.session_id, answer)
 
     @api.endpoint("DELETE", session_path % "whep", tag="video",

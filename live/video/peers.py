@@ -11,7 +11,7 @@ from typing import Literal
 
 from aiortc import RTCPeerConnection
 
-__all__ = ["PeerRegistry", "Peer", "PeerCapReached", "PeerRole"]
+__all__ = ["PeerRegistry", "Peer", "PeerCapReached", "ClientCapReached", "PeerRole"]
 
 log = logging.getLogger(__name__)
 
@@ -22,25 +22,35 @@ class PeerCapReached(Exception):
     """The process holds its maximum of peers; the client should try later (503)."""
 
 
+class ClientCapReached(Exception):
+    """One client address holds its maximum of peers (429)."""
+
+
 @dataclass(eq=False, slots=True)
 class Peer:
     session_id: str
     stream_id: str
     role: PeerRole
     pc: RTCPeerConnection
+    client: str
     created_at: float = field(default_factory=time.monotonic)
 
 
 class PeerRegistry:
-    def __init__(self, max_peers: int) -> None:
+    def __init__(self, max_peers: int, max_per_client: int) -> None:
         self.max_peers = max_peers
+        self.max_per_client = max_per_client
         self._peers: dict[str, Peer] = {}
+        self._per_client: dict[str, int] = {}
 
-    def admit(self, stream_id: str, role: PeerRole) -> Peer:
+    def admit(self, stream_id: str, role: PeerRole, client: str) -> Peer:
         if len(self._peers) >= self.max_peers:
             raise PeerCapReached(f"this node holds its maximum of {self.max_peers} media peers")
-        peer = Peer(secrets.token_urlsafe(18), stream_id, role, RTCPeerConnection())
+        if self._per_client.get(client, 0) >= self.max_per_client:
+            raise ClientCapReached(f"at most {self.max_per_client} media sessions per address")
+        peer = Peer(secrets.token_urlsafe(18), stream_id, role, RTCPeerConnection(), client)
         self._peers[peer.session_id] = peer
+        self._per_client[client] = self._per_client.get(client, 0) + 1
         return peer
 
     def get(self, session_id: str) -> Peer | None:
@@ -51,10 +61,14 @@ class PeerRegistry:
 
     async def close(self, peer: Peer) -> None:
         if self._peers.pop(peer.session_id, None) is not None:
+            left = self._per_client.pop(peer.client, 1) - 1
+            if left:
+                self._per_client[peer.client] = left
             try:
                 await peer.pc.close()
             except Exception:  # a half-negotiated peer can fail to close; it is gone anyway
-                log.debug("closing peer %s failed", peer.session_id, exc_info=True)
+                log.debug("closing a %s peer of stream %s failed", peer.role, peer.stream_id,
+                          exc_info=True)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(self.close(p) for p in list(self._peers.values())))

@@ -40,6 +40,7 @@ EncodeMode = Literal["shared", "per_viewer"]
 @dataclass(frozen=True, slots=True)
 class VideoLimits:
     max_peers: int = 200
+    max_peers_per_ip: int = 20
     viewer_queue_packets: int = 90  # ~3 s of 30 fps video per viewer before it is reset
     publisher_timeout_s: float = 3.0
     publisher_connect_timeout_s: float = 10.0
@@ -70,6 +71,7 @@ class StreamVideo:
         self.ingest: Literal["live", "reconnecting", "none"] = "none"
         self.room: Room | None = None
         self.grace_task: asyncio.Task[None] | None = None
+        self.ending = False
         self.video.start()
 
     @property
@@ -109,7 +111,7 @@ class VideoService:
         self.hub = hub
         self.fmt = fmt
         self.limits = limits
-        self.peers = PeerRegistry(limits.max_peers)
+        self.peers = PeerRegistry(limits.max_peers, limits.max_peers_per_ip)
         self.sessions: dict[str, StreamVideo] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
@@ -120,7 +122,8 @@ class VideoService:
             self._watchdog = asyncio.create_task(self._watch(), name="video-watchdog")
 
     # -- WHIP ----------------------------------------------------------------------------
-    async def publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary) -> tuple[Peer, str]:
+    async def publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary,
+                      client: str) -> tuple[Peer, str]:
         stream_id = stream["id"]
         if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
             raise VideoError(409, "stream-over", f"the stream is {stream['state']}")
@@ -128,7 +131,7 @@ class VideoService:
         if session is not None and session.publisher is not None:
             raise VideoError(409, "already-publishing",
                              "this stream has a publisher; DELETE its session first")
-        peer = self.peers.admit(stream_id, "publisher")
+        peer = self.peers.admit(stream_id, "publisher", client)
         if session is None:
             session = StreamVideo(stream_id, self.fmt, self.limits.encode)
             self.sessions[stream_id] = session
@@ -167,11 +170,12 @@ class VideoService:
         return True
 
     # -- WHEP ----------------------------------------------------------------------------
-    async def play(self, stream_id: str, offer: str, summary: OfferSummary) -> tuple[Peer, str]:
+    async def play(self, stream_id: str, offer: str, summary: OfferSummary,
+                   client: str) -> tuple[Peer, str]:
         session = self.sessions.get(stream_id)
         if session is None:
             raise VideoError(404, "no-video", "this stream has no live video on this node")
-        peer = self.peers.admit(stream_id, "viewer")
+        peer = self.peers.admit(stream_id, "viewer", client)
         pc = peer.pc
         session.viewers[peer.session_id] = peer
         tracks: list[Any] = []
@@ -284,21 +288,27 @@ class VideoService:
         await self._end(session, "the publisher did not come back")
 
     async def _end(self, session: StreamVideo, why: str) -> None:
-        """Stop the stream's video here, and end the stream if it is still live."""
-        if self.sessions.get(session.stream_id) is not session:
+        """Stop the stream's video here, and end the stream if it is still live.
+
+        The stream's record changes first, so whoever sees their track end already finds
+        the stream ended; the video is discarded even if Valkey cannot be reached."""
+        if session.ending or self.sessions.get(session.stream_id) is not session:
             return
+        session.ending = True
         log.info("stream %s video ends: %s", session.stream_id, why)
         session.send_overlay({"type": "publisher", "ingest": "none", "reason": why},
                              self.limits.max_data_channel_buffer)
-        await self._discard(session)
-        stream = await self.streams.get(session.stream_id)
-        if stream is not None and stream.get("ingest", "none") != "none":
-            await self.streams.set_ingest(session.stream_id, "none")
-        if stream is not None and stream["state"] == StreamState.LIVE:
-            try:
-                await self.streams.act(session.stream_id, StreamAction.END)
-            except IllegalStreamMove:
-                pass
+        try:
+            stream = await self.streams.get(session.stream_id)
+            if stream is not None and stream.get("ingest", "none") != "none":
+                await self.streams.set_ingest(session.stream_id, "none")
+            if stream is not None and stream["state"] == StreamState.LIVE:
+                try:
+                    await self.streams.act(session.stream_id, StreamAction.END)
+                except IllegalStreamMove:
+                    pass
+        finally:
+            await self._discard(session)
 
     async def _discard(self, session: StreamVideo) -> None:
         if self.sessions.get(session.stream_id) is session:

@@ -231,6 +231,20 @@ async def test_peers_beyond_the_cap_get_503(live: Live) -> None:
     await watch(live.http, stream["id"])  # room again
 
 
+@pytest.mark.parametrize("node_settings", [{**LOOPBACK, "video_max_peers_per_ip": 2}])
+async def test_one_address_gets_a_bounded_share_of_peers(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    await start_publisher(live, stream["id"])
+    await watch(live.http, stream["id"])
+    with pytest.raises(WhipError) as refused:
+        await watch(live.http, stream["id"])
+    assert refused.value.status == 429
+    metrics = (await live.http.get("/metrics")).text
+    assert 'livecart_video_peers{role="publisher"} 1.0' in metrics
+    assert 'livecart_video_peers{role="viewer"} 1.0' in metrics
+    assert "livecart_video_encoders 1.0" in metrics or "livecart_video_encoders 0.0" in metrics
+
+
 async def test_shutdown_closes_every_peer(live: Live, tmp_path: Any, valkey: Any) -> None:
     settings = make_settings(valkey, tmp_path / "second", **LOOPBACK)
     services, server, task, url = await start_node(settings)
