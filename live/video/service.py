@@ -122,8 +122,7 @@ class VideoService:
             self._watchdog = asyncio.create_task(self._watch(), name="video-watchdog")
 
     # -- WHIP ----------------------------------------------------------------------------
-    async def publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary,
-                      client: str) -> tuple[Peer, str]:
+    async def publish(self, stream: dict[str, Any], offer: str, client: str) -> tuple[Peer, str]:
         stream_id = stream["id"]
         if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
             raise VideoError(409, "stream-over", f"the stream is {stream['state']}")
