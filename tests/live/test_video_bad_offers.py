@@ -37,7 +37,7 @@ async def _offer(kind: str) -> str:
 def _drop_h264(sdp: str) -> str:
     pts = re.findall(r"a=rtpmap:(\d+) H264/", sdp)
     out = [line for line in sdp.split("\r\n")
-           if not any(line.startswith(f"a={a}:{pt} ") or line.startswith(f"a={a}:{pt}")
+           if not any(line.startswith(f"a={a}:{pt} ")
                       for pt in pts for a in ("rtpmap", "fmtp", "rtcp-fb"))]
     return "\r\n".join(out)
 
