@@ -95,9 +95,9 @@ class Room:
         self.subscribers: set[Subscriber] = set()
         self.state: dict[str, Any] = {}
         self.ticker_head: str | None = None
-        self._ticker_known = False
+        self._ticker_known = False  # the first read only learns the head, announces nothing
         # In-process listeners (the video data channels): (seq or None for state, message).
-        self.taps: set[Callable[[int | None, dict[str, Any]], None]] = set()  # the first read only learns the head, announces nothing
+        self.taps: set[Callable[[int | None, dict[str, Any]], None]] = set()
 
     def event(self, seq: int, raw_json: bytes, now: float) -> None:
         """Deliver logged event `seq` (raw JSON as logged) once; older seqs are dropped."""

@@ -66,6 +66,7 @@ class StreamVideo:
             SharedVideoEncoder(fmt, self.clock) if mode == "shared" else FrameRelay())
         self.audio = SharedAudioEncoder()
         self.publisher: Peer | None = None
+        self.lost_publisher_id: str | None = None  # its session URL may still DELETE
         self.viewers: dict[str, Peer] = {}
         self.channels: dict[str, RTCDataChannel] = {}
         self.ingest: Literal["live", "reconnecting", "none"] = "none"
@@ -163,7 +164,10 @@ class VideoService:
 
     async def stop_publishing(self, stream_id: str, session_id: str) -> bool:
         session = self.sessions.get(stream_id)
-        if session is None or session.publisher is None or session.publisher.session_id != session_id:
+        # A host whose connection dropped can still stop with the session it was given.
+        if session is None or session_id not in (
+                session.publisher.session_id if session.publisher else None,
+                session.lost_publisher_id):
             return False
         await self._end(session, "the host stopped publishing")
         return True
@@ -268,6 +272,7 @@ class VideoService:
         peer, session.publisher = session.publisher, None
         if peer is None:
             return
+        session.lost_publisher_id = peer.session_id
         log.info("stream %s lost its publisher (%s); reconnect window %.0f s",
                  session.stream_id, why, self.limits.reconnect_grace_s)
         await session.video.drop_source()

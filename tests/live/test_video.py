@@ -134,6 +134,19 @@ async def test_a_lost_publisher_reconnects_and_viewers_keep_watching(live: Live)
     assert (await video_stats(live, stream["id"]))["encoders"] == 1
 
 
+async def test_a_host_whose_connection_dropped_can_still_stop(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    publisher = await start_publisher(live, stream["id"])
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 5), "frames")
+    await publisher.vanish()
+    await until(lambda: publisher_says(viewer, "reconnecting"), "reconnecting")
+    r = await live.http.delete(publisher.location, headers=live.auth("creator", "cleo"))
+    assert r.status_code == 200
+    await until(viewer.ended.is_set, "the viewer's track to end")
+    assert (await stream_state(live, stream["id"]))["state"] == "ended"
+
+
 @pytest.mark.parametrize("node_settings", [{**LOOPBACK, "video_reconnect_grace_s": 0.5}])
 async def test_a_publisher_that_does_not_come_back_ends_the_stream(live: Live) -> None:
     stream = await scheduled_stream(live)
