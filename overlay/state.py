@@ -36,6 +36,7 @@ def initial(snapshot: dict[str, Any]) -> State:
             "viewers", "likes", "sales", "just_bought")
     state = {k: copy.deepcopy(snapshot.get(k)) for k in keys}
     state["deal_sold"] = state["deal_sold"] or {}
+    state["stream"] = {"ingest": "none", **state["stream"]}  # snapshots before video had none
     state["just_bought"] = (state["just_bought"] or [])[:TICKER_KEPT]
     return state
 
@@ -90,6 +91,8 @@ def _event(state: State, message: dict[str, Any]) -> State:
             new["stream"] = {**state["stream"], "state": message["state"]}
             if message["state"] in ("ended", "cancelled"):
                 new["pinned"] = []
+        case "stream.ingest":
+            new["stream"] = {**state["stream"], "ingest": message["ingest"]}
     return new
 
 
@@ -134,10 +137,13 @@ def _card(state: State, product: str, now_ms: int, t: Thresholds) -> dict[str, A
 
 
 def view(state: State, now_ms: int, thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
-    """What the overlay shows at `now_ms` (server time)."""
+    """What the overlay shows at `now_ms` (server time). `ingest` says whether the stream has
+    video to play ("live"), has lost its publisher for now ("reconnecting") or has none."""
     known = state["products"]
+    ingest = state["stream"]["ingest"]
     return {
         "live": state["stream"]["state"] == "live",
+        "ingest": ingest, "reconnecting": ingest == "reconnecting",
         "cards": [_card(state, p, now_ms, thresholds) for p in state["pinned"] if p in known],
         "tray": [_card(state, p, now_ms, thresholds) for p in state["tray"] if p in known],
         "ticker": state["just_bought"],

@@ -1,6 +1,6 @@
-// The host console (/host/{stream}): go live / end, pins, flash deals, live counters and a
-// preview of what viewers see. Pins go over the room socket (fastest path, acked by `ref`);
-// everything else, and a pin while the socket is down, goes over HTTP.
+// The host console (/host/{stream}): camera (WHIP), go live / end, pins, flash deals, live
+// counters and a preview of what viewers see. Pins go over the room socket (fastest path,
+// acked by `ref`); everything else, and a pin while the socket is down, goes over HTTP.
 
 import { view } from "./overlay.js";
 import { HubClient, meta, pageToken } from "./hub_client.js";
@@ -9,6 +9,7 @@ import {
 } from "./cards.js";
 import { api, problemText } from "./api.js";
 import { showStatus } from "./feed.js";
+import { publishWhip, SignalError } from "./video.js";
 
 const COUNTER_MS = 1000; // live counters change at most once a second (they are aria-live)
 const MAX_PINNED = 3; // the server's default (LIVECART_MAX_PINNED); it has the last word
@@ -182,6 +183,7 @@ function render() {
   $("preview-empty").hidden = v.cards.length > 0;
   syncTicker($("preview-ticker"), v.ticker, state.products, 2);
   syncTicker($("just-bought"), v.ticker, state.products, 10);
+  renderCamera(v);
 }
 
 function tick() {
@@ -221,25 +223,110 @@ async function streamAction(button, path, done) {
 
 $("go-live").addEventListener("click", (event) => streamAction(event.currentTarget, "live", "You're live."));
 
-// Ending is final: the first press arms the button, a second one within 4 s ends the stream.
-let endTimer = null;
-$("end").addEventListener("click", (event) => {
-  const button = event.currentTarget;
-  if (button.dataset.armed !== "true") {
-    button.dataset.armed = "true";
-    setText(button, "Press again to end");
-    banner("", "Ending the stream closes checkout for every viewer. Press again to confirm.");
-    endTimer = setTimeout(() => {
-      button.dataset.armed = "false";
-      setText(button, "End stream");
-    }, 4000);
-    return;
+// Ending is final: the first press arms the button, a second one within 4 s acts.
+function twoPress(button, armedLabel, warning, action) {
+  const label = button.textContent;
+  let timer = null;
+  button.addEventListener("click", () => {
+    if (button.dataset.armed !== "true") {
+      button.dataset.armed = "true";
+      setText(button, armedLabel);
+      banner("", warning);
+      timer = setTimeout(() => {
+        button.dataset.armed = "false";
+        setText(button, label);
+      }, 4000);
+      return;
+    }
+    clearTimeout(timer);
+    button.dataset.armed = "false";
+    setText(button, label);
+    action();
+  });
+}
+
+twoPress($("end"), "Press again to end",
+  "Ending the stream closes checkout for every viewer. Press again to confirm.",
+  () => streamAction($("end"), "end", "The stream has ended."));
+
+// ---- camera: getUserMedia, a local preview, WHIP --------------------------------------------
+
+let camera = null; // {media, session} while publishing
+let cameraStarting = false;
+
+function renderCamera(v) {
+  const over = state.stream.state === "ended" || state.stream.state === "cancelled";
+  if (camera && over) cameraOff(); // the server has closed the session already
+  const [kind, text] = cameraStarting ? ["connecting", "Connecting…"]
+    : !camera ? ["off", "Off"]
+      : v.ingest === "live" ? ["live", "On air"]
+        : v.ingest === "reconnecting" ? ["reconnecting", "Reconnecting…"] : ["connecting", "Connecting…"];
+  const pill = $("camera-state");
+  pill.dataset.state = kind;
+  setText(pill, text);
+  const start = $("camera-start");
+  start.hidden = Boolean(camera);
+  start.disabled = cameraStarting || over || !token;
+  $("camera-stop").hidden = !camera;
+}
+
+function cameraOff() {
+  if (!camera) return;
+  const { media, session } = camera;
+  camera = null;
+  session.close();
+  for (const track of media.getTracks()) track.stop();
+  $("camera-preview").srcObject = null;
+}
+
+function cameraMessage(kind, text) {
+  const status = $("camera-status");
+  status.dataset.kind = kind;
+  setText(status, text);
+}
+
+async function startCamera() {
+  cameraStarting = true;
+  render();
+  $("camera-start").setAttribute("aria-busy", "true");
+  let media = null;
+  try {
+    media = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } }, audio: true,
+    });
+    $("camera-preview").srcObject = media;
+    const session = await publishWhip(`${base}/whip`, token, media);
+    camera = { media, session };
+    session.pc.addEventListener("connectionstatechange", () => {
+      if (session.pc.connectionState !== "failed" || !camera || camera.session !== session) return;
+      cameraOff();
+      cameraMessage("error", "The connection to the server dropped. Go live with camera again "
+        + "right away and viewers keep watching.");
+      render();
+    });
+    cameraMessage("", "Going live with the camera starts the stream; stopping it ends the stream.");
+  } catch (error) {
+    if (media) for (const track of media.getTracks()) track.stop();
+    $("camera-preview").srcObject = null;
+    cameraMessage("error", error instanceof SignalError ? `Couldn't publish: ${error.message}`
+      : `Couldn't open the camera: ${error.message}`);
+  } finally {
+    cameraStarting = false;
+    $("camera-start").removeAttribute("aria-busy");
+    render();
   }
-  clearTimeout(endTimer);
-  button.dataset.armed = "false";
-  setText(button, "End stream");
-  streamAction(button, "end", "The stream has ended.");
-});
+}
+
+$("camera-start").addEventListener("click", startCamera);
+
+// The server ends the stream when the host stops publishing.
+twoPress($("camera-stop"), "Press again to stop",
+  "Stopping the camera ends the stream for every viewer. Press again to confirm.", async () => {
+    if (!camera) return;
+    await camera.session.stop();
+    cameraOff();
+    render();
+  });
 
 $("deal-product").addEventListener("change", () => {
   if (current) updatePriceHint(current);
@@ -286,6 +373,11 @@ $("deal-form").addEventListener("submit", async (event) => {
   }
 });
 
-window.addEventListener("pagehide", () => client.close());
+window.addEventListener("pagehide", () => {
+  // Closing without a DELETE: the server waits for the host to come back (a reload) before
+  // it ends the stream.
+  if (camera) cameraOff();
+  client.close();
+});
 
 tick();

@@ -14,6 +14,7 @@ export function initial(snapshot) {
   const state = {};
   for (const key of keys) state[key] = clone(snapshot[key]);
   state.deal_sold = state.deal_sold || {};
+  state.stream = { ingest: "none", ...state.stream }; // snapshots before video had none
   state.just_bought = (state.just_bought || []).slice(0, TICKER_KEPT);
   return state;
 }
@@ -78,6 +79,9 @@ function applyEvent(state, message) {
       next.stream = { ...state.stream, state: message.state };
       if (message.state === "ended" || message.state === "cancelled") next.pinned = [];
       break;
+    case "stream.ingest":
+      next.stream = { ...state.stream, ingest: message.ingest };
+      break;
     default:
       break;
   }
@@ -121,10 +125,15 @@ function card(state, product, nowMs, t) {
   };
 }
 
+// `ingest`: the stream has video to play ("live"), lost its publisher for now
+// ("reconnecting"), or has none.
 export function view(state, nowMs, thresholds = DEFAULT_THRESHOLDS) {
   const known = (p) => p in state.products;
+  const { ingest } = state.stream;
   return {
     live: state.stream.state === "live",
+    ingest,
+    reconnecting: ingest === "reconnecting",
     cards: state.pinned.filter(known).map((p) => card(state, p, nowMs, thresholds)),
     tray: state.tray.filter(known).map((p) => card(state, p, nowMs, thresholds)),
     ticker: state.just_bought,

@@ -7,17 +7,33 @@ import {
 } from "./cards.js";
 import { api, newKey, problemText } from "./api.js";
 import { showStatus } from "./feed.js";
+import { playWhep, SignalError, SyncGate } from "./video.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = meta("livecart-target");
 const token = pageToken("livecart.token.buyer");
+const base = `/api/v1/streams/${encodeURIComponent(streamId)}`;
 
 const COUNTER_MS = 2000; // live counters change at most this often (they are aria-live)
 
 let state = null;
 let current = null; // the last view()
 
-const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(streamId)}`, {
+// Hub messages go through the gate, which hands each event on when the picture shows it.
+class SyncedHubClient extends HubClient {
+  receive(message) {
+    gate.hub(message);
+  }
+
+  deliver(message) {
+    super.receive(message);
+  }
+}
+
+const gate = new SyncGate((message) => client.deliver(message));
+window.__livecartVideo = gate.stats; // for the tests and the skew benchmark
+
+const client = new SyncedHubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(streamId)}`, {
   token,
   onState: (next) => {
     state = next;
@@ -53,6 +69,7 @@ function render() {
     (c) => createCard(c, { onBuy: openSheet, variant: "row" }), updateCard);
   syncTicker($("ticker"), v.ticker, state.products);
   if (sheet.open) renderSheet();
+  syncVideo(v);
 }
 
 // Countdowns move on server time: redraw on each server-clock second.
@@ -60,6 +77,84 @@ function tick() {
   render();
   setTimeout(tick, 1000 - (client.now() % 1000) + 5);
 }
+
+// ---- video: WHEP while the stream has a publisher ---------------------------------------
+
+const video = $("video");
+// No answer, no publisher on this node yet, too many sessions from this address, node full.
+const VIDEO_RETRY = new Set([0, 404, 429, 503]);
+let playback = null; // the WHEP session
+let videoWanted = false;
+let videoStarting = false;
+let videoAttempt = 0;
+let videoTimer = null;
+
+function syncVideo(v) {
+  $("video-note").hidden = !(v.live && v.reconnecting);
+  $("unmute").hidden = !playback || !video.muted;
+  const wanted = v.live && v.ingest !== "none";
+  if (wanted === videoWanted) return;
+  videoWanted = wanted;
+  videoAttempt = 0;
+  if (wanted) startVideo();
+  else videoGone(); // the server closes its side of every session when the video ends
+}
+
+async function startVideo() {
+  clearTimeout(videoTimer);
+  if (!videoWanted || playback || videoStarting) return;
+  videoStarting = true;
+  gate.attach();
+  try {
+    playback = await playWhep(`${base}/whep`, video, {
+      onMessage: onChannel, onFrame: (metadata) => gate.frame(metadata),
+    });
+  } catch (error) {
+    gate.detach();
+    if (!(error instanceof SignalError)) throw error;
+    if (VIDEO_RETRY.has(error.status)) retryVideo();
+    else console.warn(`live video unavailable: ${error.message}`); // the overlay works without
+    return;
+  } finally {
+    videoStarting = false;
+  }
+  videoAttempt = 0;
+  const { pc } = playback;
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState !== "failed" || !playback || playback.pc !== pc) return;
+    videoGone();
+    retryVideo();
+  });
+  if (!videoWanted) videoGone();
+  render();
+}
+
+function retryVideo() {
+  // Jittered exponential backoff: 0.5 s doubling to 15 s, times [0.5, 1.5).
+  const delay = Math.min(15000, 500 * 2 ** videoAttempt) * (0.5 + Math.random());
+  videoAttempt += 1;
+  clearTimeout(videoTimer);
+  videoTimer = setTimeout(startVideo, delay);
+}
+
+function videoGone() {
+  clearTimeout(videoTimer);
+  if (playback) playback.close();
+  playback = null;
+  gate.detach();
+  $("unmute").hidden = true;
+}
+
+function onChannel(message) {
+  gate.channel(message);
+  // The host stopped: the server has ended this session already (no DELETE to send).
+  if (message.type === "publisher" && message.ingest === "none") videoGone();
+}
+
+$("unmute").addEventListener("click", () => {
+  video.muted = false;
+  $("unmute").hidden = true;
+});
 
 // ---- likes: taps are batched (the hub takes up to 50 a message, 20 messages a second) --
 
@@ -328,6 +423,7 @@ sheet.addEventListener("close", () => {
 
 window.addEventListener("pagehide", () => {
   flushLikes();
+  if (playback) playback.stop();
   client.close();
 });
 

@@ -36,7 +36,7 @@ def test_python_reducer(case: dict[str, Any]) -> None:
 def test_fixtures_cover_every_message_kind() -> None:
     kinds = {step["type"] for case in CASES for step in case["steps"]}
     assert kinds >= {"snapshot", "pin", "unpin", "state", "deal.scheduled",
-                     "deal.closed", "lineup.changed", "stream.state"}
+                     "deal.closed", "lineup.changed", "stream.state", "stream.ingest"}
     assert any(c["expect"].get("resync") for c in CASES)
     assert any(s.get("just_bought") for c in CASES for s in c["steps"] if s["type"] == "state")
 

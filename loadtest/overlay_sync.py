@@ -1,0 +1,188 @@
+"""Overlay/picture skew: how far the hub's events run ahead of the video, and what is left
+once the viewer page's SyncGate holds them for the picture.
+
+1. Start a `livecart serve` child (embedded Valkey, ICE on 127.0.0.1 only), a brand, a
+   product and a scheduled stream, through the API.
+2. Chromium (fake camera): the host console goes live with its camera (WHIP); one viewer
+   page plays the stream (WHEP).
+3. The host presses Pin / Unpin `pins` times on its console, each after the viewer showed
+   the previous one. For each event the viewer page records (window.__livecartVideo):
+   - lead: when the picture reached the event's moment minus when the hub delivered it,
+     i.e. how early the overlay would change without the gate (negative: the hub was late);
+   - skew: displayed media time minus the event's stamp when the gate released it, i.e.
+     how late the overlay still changes relative to the picture;
+   - why it was released: "picture" (reached), "timeout" (2 s fail-safe), "unstamped".
+
+`python -m loadtest.overlay_sync --pins 20 [--json PATH]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.async_api import Page, async_playwright, expect
+from rich.console import Console
+from rich.table import Table
+
+from live.auth import Role, TokenAuthority
+from loadtest.report import write_json
+from loadtest.server_process import ServerProcess
+
+__all__ = ["run_overlay_sync", "print_overlay_sync_report", "main"]
+
+CHROMIUM = os.environ.get("LIVECART_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--use-fake-device-for-media-stream=fps=30", "--use-fake-ui-for-media-stream"]
+BRAND, CREATOR, TITLE = "syncbrand", "synchost", "Trail Runner"
+TIMEOUT_MS = 30_000
+GAP_S = 0.7  # between one event shown and the next press: a host's pace, frames in between
+
+# The viewer's measurements of pin/unpin events, oldest first.
+_RELEASED = "() => window.__livecartVideo.released.filter((r) => r.type === 'pin' || r.type === 'unpin')"
+
+
+def _percentile(values: list[float], p: float) -> float:
+    """Nearest rank: with 20 samples p95 is the 19th smallest."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return round(ordered[int(rank) - 1], 1)
+
+
+def _summary(values: list[float]) -> dict[str, float | int]:
+    if not values:
+        return {"count": 0}
+    return {"count": len(values), "p50": _percentile(values, 50), "p95": _percentile(values, 95),
+            "max": round(max(values), 1), "min": round(min(values), 1)}
+
+
+async def _setup(http: httpx.AsyncClient, tokens: TokenAuthority) -> str:
+    """A brand, a product and a scheduled stream; returns the stream id."""
+    def auth(role: Role, subject: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens.mint(role, subject, ttl_s=3600)}"}
+
+    r = await http.post("/api/v1/brands", json={"id": BRAND, "name": "Sync", "currency": "USD"},
+                        headers=auth(Role.OPERATOR, "ops"))
+    r.raise_for_status()
+    r = await http.post(f"/api/v1/brands/{BRAND}/products", headers=auth(Role.BRAND, BRAND), json={
+        "title": TITLE, "price_minor": 8900, "currency": "USD", "sku": "SYNC-1", "stock": 100,
+        "commission_bps": 1000})
+    r.raise_for_status()
+    product = r.json()["id"]
+    r = await http.post("/api/v1/streams", json={"title": "Skew run", "lineup": [product]},
+                        headers=auth(Role.CREATOR, CREATOR))
+    r.raise_for_status()
+    return str(r.json()["id"])
+
+
+async def _toggle_pins(host: Page, viewer: Page, pins: int) -> list[dict[str, Any]]:
+    for i in range(pins):
+        name = f"Unpin {TITLE}" if i % 2 else f"Pin {TITLE}"
+        button = host.get_by_role("button", name=name)
+        await expect(button).to_be_enabled(timeout=TIMEOUT_MS)
+        await button.click()
+        await viewer.wait_for_function(f"() => ({_RELEASED})().length > {i}", timeout=TIMEOUT_MS)
+        await asyncio.sleep(GAP_S)
+    released: list[dict[str, Any]] = await viewer.evaluate(_RELEASED)
+    return released
+
+
+async def run_overlay_sync(pins: int) -> dict[str, Any]:
+    server = ServerProcess.livecart(secret=secrets.token_hex(32))
+    async with server, httpx.AsyncClient(base_url=server.url, timeout=30) as http, \
+            async_playwright() as pw:
+        tokens = TokenAuthority(server.secret)
+        stream = await _setup(http, tokens)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            host = await context.new_page()
+            await host.goto(f"{server.url}/host/{stream}#token="
+                            f"{tokens.mint(Role.CREATOR, CREATOR, ttl_s=3600)}")
+            await host.get_by_role("button", name="Go live with camera").click()
+            await expect(host.locator("#camera-state")).to_have_text("On air", timeout=TIMEOUT_MS)
+            viewer = await context.new_page()
+            await viewer.goto(f"{server.url}/s/{stream}")
+            await viewer.wait_for_function(
+                "() => document.getElementById('video').currentTime > 2"
+                " && window.__livecartVideo.offset !== null", timeout=TIMEOUT_MS)
+            released = await _toggle_pins(host, viewer, pins)
+            r = await http.get(f"/api/v1/streams/{stream}/video", headers={
+                "Authorization": f"Bearer {tokens.mint(Role.CREATOR, CREATOR, ttl_s=3600)}"})
+            video = r.json()
+            quality = await viewer.evaluate(
+                "() => { const v = document.getElementById('video');"
+                " const q = v.getVideoPlaybackQuality();"
+                " return {frames: q.totalVideoFrames, dropped: q.droppedVideoFrames,"
+                " seconds: v.currentTime}; }")
+        finally:
+            await browser.close()
+    reasons: dict[str, int] = {}
+    for event in released:
+        reasons[event["why"]] = reasons.get(event["why"], 0) + 1
+    return {
+        "pins": pins, "events": released, "released_by": reasons,
+        "lead_ms": _summary([e["leadMs"] for e in released if e["leadMs"] is not None]),
+        "skew_ms": _summary([e["skewMs"] for e in released if e["skewMs"] is not None]),
+        "held_ms": _summary([e["heldMs"] for e in released]),
+        "hub_before_channel_ms": _summary([e["viaHubFirstMs"] for e in released
+                                           if e["viaHubFirstMs"] is not None]),
+        "video": {k: video.get(k) for k in ("width", "height", "fps", "frames_encoded",
+                                            "keyframes_forced", "media_time")},
+        "viewer_frames": quality,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def print_overlay_sync_report(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console(width=120)
+    table = Table(title=f"overlay/picture skew: {report['pins']} pin/unpin events, one viewer")
+    for column in ("measure (ms)", "p50", "p95", "max", "min", "n"):
+        table.add_column(column, justify="left" if column.startswith("measure") else "right")
+    rows = [("hub lead over the picture (without the gate)", report["lead_ms"]),
+            ("skew left at release (displayed - stamped)", report["skew_ms"]),
+            ("held by the gate", report["held_ms"]),
+            ("hub copy before the data channel's", report["hub_before_channel_ms"])]
+    for label, s in rows:
+        cells = [str(s.get(k, "-")) for k in ("p50", "p95", "max", "min", "count")]
+        table.add_row(label, *cells)
+    console.print(table)
+    video, shown = report["video"], report["viewer_frames"]
+    console.print(f"released by: {report['released_by']}")
+    console.print(f"video {video['width']}x{video['height']} (asked {video['fps']} fps), "
+                  f"{video['frames_encoded']} frames encoded; the viewer showed {shown['frames']} "
+                  f"frames in {shown['seconds']:.1f} s ({shown['frames'] / shown['seconds']:.1f} "
+                  f"fps), {shown['dropped']} dropped")
+    console.print(f"{report['machine']['cpus']} cpus, Python {report['machine']['python']}, "
+                  f"{report['date']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.overlay_sync", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pins", type=int, default=20, help="pin/unpin presses (default 20)")
+    parser.add_argument("--json", type=Path, help="also write the report as JSON here")
+    args = parser.parse_args(argv)
+    if args.pins < 1:
+        parser.error("--pins must be at least 1")
+    # The node's child process reads it: loopback candidates only, as in the tests.
+    os.environ["LIVECART_VIDEO_ICE_HOSTS"] = "127.0.0.1"
+    report = asyncio.run(run_overlay_sync(args.pins))
+    print_overlay_sync_report(report)
+    if args.json:
+        write_json(report, args.json)
+    return 0 if report["released_by"].get("picture") == args.pins else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
