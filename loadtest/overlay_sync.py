@@ -96,7 +96,9 @@ async def _toggle_pins(host: Page, viewer: Page, pins: int) -> list[dict[str, An
 
 
 async def run_overlay_sync(pins: int) -> dict[str, Any]:
-    server = ServerProcess.livecart(secret=secrets.token_hex(32))
+    # Loopback candidates only, as in the tests.
+    server = ServerProcess.livecart(secret=secrets.token_hex(32),
+                                    settings={"LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1"})
     async with server, httpx.AsyncClient(base_url=server.url, timeout=30) as http, \
             async_playwright() as pw:
         tokens = TokenAuthority(server.secret)
@@ -175,8 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pins < 1:
         parser.error("--pins must be at least 1")
-    # The node's child process reads it: loopback candidates only, as in the tests.
-    os.environ["LIVECART_VIDEO_ICE_HOSTS"] = "127.0.0.1"
     report = asyncio.run(run_overlay_sync(args.pins))
     print_overlay_sync_report(report)
     if args.json:
