@@ -86,6 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("aioice", "aiortc"):  # several INFO lines per viewer connecting
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         # uvicorn's loop="uvloop" only applies when uvicorn makes the loop; here we do.
         import uvloop

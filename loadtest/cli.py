@@ -59,6 +59,10 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     fs.add_argument("--json", type=Path, help="also write the report as JSON here")
     from loadtest.fanout_cli import add_fanout_args
     add_fanout_args(scenarios)
+    from loadtest.video_cli import add_video_args
+    add_video_args(scenarios)
+    from loadtest.overlay_sync import add_overlay_sync_args
+    add_overlay_sync_args(scenarios)
 
 
 def run_loadtest(args: argparse.Namespace) -> int:
@@ -67,6 +71,12 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if args.scenario == "fanout":
         from loadtest.fanout_cli import run_fanout_cli
         return run_fanout_cli(args)
+    if args.scenario == "video":
+        from loadtest.video_cli import run_video_cli
+        return run_video_cli(args)
+    if args.scenario == "overlay-sync":
+        from loadtest.overlay_sync import run_overlay_sync_cli
+        return run_overlay_sync_cli(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 

@@ -169,19 +169,32 @@ def print_overlay_sync_report(report: dict[str, Any], console: Console | None = 
                   f"{report['date']}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.overlay_sync", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_overlay_sync_args(scenarios: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = scenarios.add_parser("overlay-sync", help="how far overlay events land from the picture "
+                             "(Chromium host and viewer, loopback)")
+    _add_args(p)
+
+
+def _add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pins", type=int, default=20, help="pin/unpin presses (default 20)")
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
-    args = parser.parse_args(argv)
+
+
+def run_overlay_sync_cli(args: argparse.Namespace) -> int:
     if args.pins < 1:
-        parser.error("--pins must be at least 1")
+        raise SystemExit("--pins must be at least 1")
     report = asyncio.run(run_overlay_sync(args.pins))
     print_overlay_sync_report(report)
     if args.json:
         write_json(report, args.json)
     return 0 if report["released_by"].get("picture") == args.pins else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.overlay_sync", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_args(parser)
+    return run_overlay_sync_cli(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

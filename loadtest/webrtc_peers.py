@@ -11,6 +11,7 @@ import httpx
 import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 from loadtest.video_source import read_counter
 
@@ -67,19 +68,32 @@ async def publish(http: httpx.AsyncClient, stream_id: str, token: str, video: Me
 
 @dataclass
 class Viewer:
-    """A WHEP viewer; with `decode`, it reads each frame's counter (see video_source)."""
+    """A WHEP viewer. It counts the video frames that arrive complete, and unless made with
+    `watch(decode=False)` decodes them and reads each one's counter (see video_source)."""
 
     pc: RTCPeerConnection
     http: httpx.AsyncClient
     location: str = ""
     counters: list[int] = field(default_factory=list)
-    frames: int = 0
+    frames: int = 0  # decoded
     first_frame_at: float | None = None
     last_frame_at: float | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     audio_frames: int = 0
+    arrived: int = 0  # video frames received complete, decoded or not
+    payload_bytes: int = 0  # video RTP payload received
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _last_timestamp: int | None = None
+
+    def _count(self, packet: RtpPacket) -> None:
+        """A frame ends on the packet with the marker bit (RFC 6184), so counting those needs
+        no depacketizing, jitter buffer or decoder: one load generator can hold many viewers
+        that only count, and frames count on arrival, however late a busy decoder is."""
+        self.payload_bytes += len(packet.payload)
+        if packet.marker and packet.timestamp != self._last_timestamp:
+            self._last_timestamp = packet.timestamp
+            self.arrived += 1
 
     async def _read_video(self, track: MediaStreamTrack) -> None:
         try:
@@ -118,10 +132,18 @@ class Viewer:
 
 
 async def watch(http: httpx.AsyncClient, stream_id: str, *, audio: bool = True,
-                data_channel: bool = True) -> Viewer:
+                data_channel: bool = True, decode: bool = True) -> Viewer:
     pc = RTCPeerConnection()
     viewer = Viewer(pc, http)
-    pc.addTransceiver("video", direction="recvonly")
+    receiver = pc.addTransceiver("video", direction="recvonly").receiver
+    handle = receiver._handle_rtp_packet if decode else None
+
+    async def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
+        viewer._count(packet)
+        if handle is not None:
+            await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = on_rtp  # type: ignore[method-assign]
     if audio:
         pc.addTransceiver("audio", direction="recvonly")
     if data_channel:

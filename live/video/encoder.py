@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from live.tasks import stop_task
 from live.video.keyframes import KeyframePolicy
+from live.video.packetize import SharedH264Packer
 from live.video.tracks import Fanout
 
 __all__ = ["MediaClock", "VideoFormat", "SharedVideoEncoder", "SharedAudioEncoder",
@@ -112,11 +113,16 @@ class SharedVideoEncoder:
         self._codec: av.VideoCodecContext | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="x264")
         self._task: asyncio.Task[None] | None = None
-        self._next_slot: int | None = None  # media time of the next frame the cap lets in
+        self._last_kept: float | None = None  # source time (s) of the last frame let in
+        self.packer = SharedH264Packer()
 
     @property
     def frames_dropped(self) -> int:
         return self._source.dropped
+
+    @property
+    def frames_received(self) -> int:
+        return self._source.received
 
     @property
     def last_frame_at(self) -> float | None:
@@ -130,6 +136,7 @@ class SharedVideoEncoder:
         """Encode from this publisher track from now on (a reconnect replaces the old one)."""
         await self._source.detach()
         self._source.attach(track)
+        self._last_kept = None  # a new source has its own clock
         self.keyframes.request()  # viewers' decoders need a clean start on the new source
 
     async def drop_source(self) -> None:
@@ -137,18 +144,14 @@ class SharedVideoEncoder:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        min_gap = VIDEO_CLOCK_RATE // self.fmt.fps
         while True:
             frame = await self._source.take()
-            pts = self.clock.now()
-            # The frame-rate cap keeps a grid of slots, so network jitter on a source at the
-            # cap's rate does not cost frames; a faster source (60 fps OBS) is halved.
-            if self._next_slot is not None and pts < self._next_slot - min_gap * 0.4:
+            if self._over_rate(frame):
                 self.frames_skipped += 1
                 continue
-            self._next_slot = max(pts, self._next_slot or pts) + min_gap
             if not self.fanout.subscribers:
                 continue  # nobody watching: spend no CPU (the next viewer asks for a keyframe)
+            pts = self.clock.now()
             force = self.keyframes.should_force(time.monotonic())
             try:
                 packets = await loop.run_in_executor(self._thread, self._encode, frame, pts, force)
@@ -160,6 +163,17 @@ class SharedVideoEncoder:
                 if packet.is_keyframe:
                     self.keyframes.saw_keyframe(time.monotonic())
                 self.fanout.publish(packet)
+
+    def _over_rate(self, frame: av.VideoFrame) -> bool:
+        """The frame-rate cap, on the source's own capture times (jitter-free): a 60 fps
+        source is halved, a 30 fps one passes whole however its frames bunch on the way."""
+        if frame.pts is None or frame.time_base is None:
+            return False
+        at = float(frame.pts * frame.time_base)
+        if self._last_kept is not None and 0 <= at - self._last_kept < 0.8 / self.fmt.fps:
+            return True
+        self._last_kept = at
+        return False
 
     def _encode(self, frame: av.VideoFrame, pts: int, force: bool) -> list[av.Packet]:
         """In the encoder thread: scale, stamp and encode one frame."""

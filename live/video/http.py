@@ -102,8 +102,9 @@ def register(api: Api) -> None:
                   summary="WHIP: publish the stream's camera (SDP offer in, answer out)")
     async def whip_publish(call: Call[Any]) -> Response:
         stream = await _hosted(call)
-        offer, _ = await _offer(call.request, SdpRole.PUBLISHER)
-        peer, answer = await _negotiate(call.services.video.publish(stream, offer, _client(call)))
+        offer, summary = await _offer(call.request, SdpRole.PUBLISHER)
+        peer, answer = await _negotiate(
+            call.services.video.publish(stream, offer, summary, _client(call)))
         return _created(call.request, peer.session_id, answer)
 
     @api.endpoint("DELETE", session_path % "whip", tag="video", roles=host,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import orjson
-from aiortc import RTCDataChannel, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 
 from live.hub import Hub, Room
 from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState
@@ -26,6 +26,7 @@ from live.streams import StreamStore
 from live.tasks import stop_task
 from live.video.encoder import (VIDEO_CLOCK_RATE, FrameRelay, MediaClock, SharedAudioEncoder,
                                 SharedVideoEncoder, VideoFormat)
+from live.video.packetize import share_packetizer
 from live.video.peers import Peer, PeerRegistry
 from live.video.sdp import OfferSummary
 from live.video.tracks import FrameTrack, PacketTrack
@@ -91,7 +92,10 @@ class StreamVideo:
             "audio_packets_encoded": self.audio.packets_encoded,
         }
         if isinstance(video, SharedVideoEncoder):
-            out.update(frames_encoded=video.frames_encoded, frames_dropped=video.frames_dropped,
+            out.update(frames_received=video.frames_received, frames_encoded=video.frames_encoded,
+                       frames_skipped=video.frames_skipped, frames_dropped=video.frames_dropped,
+                       packets_packetized=video.packer.packed,
+                       packets_packetization_reused=video.packer.reused,
                        keyframe_requests=video.keyframes.requests,
                        keyframes_forced=video.keyframes.forced,
                        width=video.fmt.width, height=video.fmt.height, fps=video.fmt.fps)
@@ -123,7 +127,8 @@ class VideoService:
             self._watchdog = asyncio.create_task(self._watch(), name="video-watchdog")
 
     # -- WHIP ----------------------------------------------------------------------------
-    async def publish(self, stream: dict[str, Any], offer: str, client: str) -> tuple[Peer, str]:
+    async def publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary,
+                      client: str) -> tuple[Peer, str]:
         stream_id = stream["id"]
         if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
             raise VideoError(409, "stream-over", f"the stream is {stream['state']}")
@@ -151,6 +156,11 @@ class VideoService:
             if pc.connectionState in ("failed", "closed") and session.publisher is peer:
                 await self._publisher_lost(session, "peer " + pc.connectionState)
 
+        # H.264 in when the publisher offers it (OBS does, browsers can): ffmpeg decodes it
+        # for a fraction of what VP8 costs (BENCHMARKS.md).
+        pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_ingest_video())
+        if summary.audio:
+            pc.addTransceiver("audio", direction="recvonly")
         try:
             answer = await self._negotiate(peer, offer)
         except BaseException:
@@ -190,9 +200,10 @@ class VideoService:
                 tracks.append(track)
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 transceiver.setCodecPreferences(_h264_only())
-                if isinstance(track, PacketTrack):
+                if isinstance(session.video, SharedVideoEncoder):
                     # A viewer's PLI/FIR reaches the shared encoder, coalesced there.
                     transceiver.sender._send_keyframe = session.video.fanout.request_keyframe  # type: ignore[method-assign]
+                    share_packetizer(transceiver.sender, session.video.packer)
             if summary.audio:
                 audio = PacketTrack("audio", session.audio.fanout, self.limits.viewer_queue_packets)
                 session.audio.fanout.subscribe(audio)
@@ -386,6 +397,14 @@ class VideoService:
 def _h264_only() -> list[Any]:
     return [c for c in RTCRtpSender.getCapabilities("video").codecs
             if c.mimeType.lower() in ("video/h264", "video/rtx")]
+
+
+def _ingest_video() -> list[Any]:
+    """What a publisher may send, H.264 first: it decodes cheaper than VP8."""
+    codecs = RTCRtpReceiver.getCapabilities("video").codecs
+    order = {"video/h264": 0, "video/vp8": 1, "video/rtx": 2}
+    return sorted((c for c in codecs if c.mimeType.lower() in order),
+                  key=lambda c: order[c.mimeType.lower()])
 
 
 def _send(channel: RTCDataChannel, message: dict[str, Any]) -> None:

@@ -81,6 +81,11 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
         assert viewer.counters[-1] - viewer.counters[0] >= 29
     stats = await video_stats(live, stream["id"])
     assert stats["encoders"] == 1 and stats["viewers"] == 2 and stats["publisher"] is True
+    # Packetized once per stream: the second viewer's sender reuses the first's payloads.
+    assert stats["packets_packetization_reused"] > 0
+    publisher_pc = live.services.video.sessions[stream["id"]].publisher.pc
+    ingest = [t for t in publisher_pc.getTransceivers() if t.kind == "video"][0]
+    assert ingest._codecs[0].mimeType == "video/H264"  # the cheaper decode is chosen
     assert (stats["width"], stats["height"]) == (640, 360)
     # Two viewers asked for a keyframe; the shared encoder forced at most as many.
     assert stats["keyframe_requests"] >= 2
