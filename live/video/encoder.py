@@ -197,8 +197,13 @@ class SharedVideoEncoder:
         codec.time_base = _VIDEO_TIME_BASE
         codec.gop_size = max(1, int(self.fmt.fps * self.fmt.keyint_s))
         codec.profile = "Baseline"  # what every WebRTC H.264 decoder takes (42e01f)
+        kbit = str(self.fmt.bitrate // 1000)
         codec.options = {"preset": self.fmt.preset, "tune": "zerolatency", "level": "31",
-                         "repeat-headers": "1"}  # SPS/PPS on every keyframe: late joiners
+                         # SPS/PPS on every keyframe: late joiners can start there.
+                         "repeat-headers": "1",
+                         # A 1 s VBV: a busy picture may not overshoot the bitrate, which
+                         # every viewer's link and the server's per-packet CPU pay for.
+                         "x264-params": f"vbv-maxrate={kbit}:vbv-bufsize={kbit}"}
         codec.open()
         return codec
 
