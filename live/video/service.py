@@ -380,11 +380,6 @@ class VideoService:
                 elif now - max(last, peer.created_at) > self.limits.publisher_timeout_s:
                     await self._publisher_lost(session, "no frames")
 
-    def stats(self) -> dict[str, Any]:
-        return {"peers": self.peers.count(), "publishers": self.peers.count("publisher"),
-                "viewers": self.peers.count("viewer"), "max_peers": self.peers.max_peers,
-                "streams": [s.stats() for s in self.sessions.values()]}
-
     async def close(self) -> None:
         self._closing = True
         await stop_task(self._watchdog)
