@@ -132,6 +132,7 @@ class Services:
             max_peers=settings.video_max_peers, viewer_queue_packets=settings.video_viewer_queue,
             publisher_timeout_s=settings.video_publisher_timeout_s,
             reconnect_grace_s=settings.video_reconnect_grace_s,
+            connect_timeout_s=settings.video_connect_timeout_s,
             encode=settings.video_encode, max_peers_per_ip=settings.video_max_peers_per_ip))  # type: ignore[arg-type]
         metrics.registry.register(VideoCollector(video))
 

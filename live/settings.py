@@ -64,6 +64,7 @@ class Settings:
     video_viewer_queue: int = 90  # packets per viewer (~3 s) before it restarts on a keyframe
     video_publisher_timeout_s: float = 3.0  # no frame this long: the publisher is lost
     video_reconnect_grace_s: float = 30.0  # lost publisher: time to come back before the end
+    video_connect_timeout_s: float = 10.0  # a peer not connected (ICE + DTLS) by then is dropped
     video_ice_hosts: tuple[str, ...] = ()  # host candidates offered (empty: every interface)
     video_encode: str = "shared"  # "per_viewer" exists only as the load test's baseline
     # operational
@@ -151,5 +152,6 @@ _FIELD_TYPES: dict[str, str] = {
     "video_max_peers": "int", "video_max_peers_per_ip": "int", "video_width": "int", "video_height": "int", "video_fps": "int",
     "video_bitrate": "int", "video_keyint_s": "float", "video_x264_preset": "str",
     "video_viewer_queue": "int", "video_publisher_timeout_s": "float",
-    "video_reconnect_grace_s": "float", "video_ice_hosts": "tuple", "video_encode": "str",
+    "video_reconnect_grace_s": "float", "video_connect_timeout_s": "float",
+    "video_ice_hosts": "tuple", "video_encode": "str",
 }

@@ -44,7 +44,7 @@ class VideoLimits:
     max_peers_per_ip: int = 20
     viewer_queue_packets: int = 90  # ~3 s of 30 fps video per viewer before it is reset
     publisher_timeout_s: float = 3.0
-    publisher_connect_timeout_s: float = 10.0
+    connect_timeout_s: float = 10.0  # ICE + DTLS, for publishers and viewers
     reconnect_grace_s: float = 30.0
     encode: EncodeMode = "shared"
     max_data_channel_buffer: int = 256 * 1024  # overlay messages to a stuck viewer are dropped
@@ -365,7 +365,8 @@ class VideoService:
 
     async def _watch(self) -> None:
         """A publisher whose frames stop (a frozen encoder, a dead network) counts as lost:
-        ICE consent takes ~30 s to notice, viewers should not stare at a frozen frame that long."""
+        ICE consent takes ~30 s to notice, viewers should not stare at a frozen frame that long.
+        A viewer not connected within the connect timeout is dropped."""
         while True:
             await asyncio.sleep(0.5)
             now = time.monotonic()
@@ -375,10 +376,16 @@ class VideoService:
                     continue
                 last = session.video.last_frame_at
                 if last is None:  # still connecting: ICE and DTLS get a longer allowance
-                    if now - peer.created_at > self.limits.publisher_connect_timeout_s:
+                    if now - peer.created_at > self.limits.connect_timeout_s:
                         await self._publisher_lost(session, "no video within the connect timeout")
                 elif now - max(last, peer.created_at) > self.limits.publisher_timeout_s:
                     await self._publisher_lost(session, "no frames")
+            for session in list(self.sessions.values()):
+                for viewer in list(session.viewers.values()):
+                    # An answer nobody connects to would hold a peer slot until ICE gives up.
+                    if (viewer.pc.connectionState != "connected"
+                            and now - viewer.created_at > self.limits.connect_timeout_s):
+                        await self._drop_viewer(session, viewer)
 
     async def close(self) -> None:
         self._closing = True

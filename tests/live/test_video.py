@@ -263,6 +263,23 @@ async def test_one_address_gets_a_bounded_share_of_peers(live: Live) -> None:
     assert "livecart_video_encoders 1.0" in metrics or "livecart_video_encoders 0.0" in metrics
 
 
+@pytest.mark.parametrize("node_settings", [{**LOOPBACK, "video_connect_timeout_s": 0.5}])
+async def test_an_answer_nobody_connects_to_frees_its_peer(live: Live) -> None:
+    from aiortc import RTCPeerConnection
+    stream = await scheduled_stream(live)
+    await start_publisher(live, stream["id"])
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    await pc.close()  # gone before it ever sends a packet
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/whep", content=pc.localDescription.sdp,
+                             headers={"Content-Type": "application/sdp"})
+    assert r.status_code == 201
+    assert live.services.video.peers.count("viewer") == 1
+    await until(lambda: live.services.video.peers.count("viewer") == 0, "the stale viewer dropped")
+    assert live.services.video.peers.count("publisher") == 1
+
+
 async def test_shutdown_closes_every_peer(live: Live, tmp_path: Any, valkey: Any) -> None:
     settings = make_settings(valkey, tmp_path / "second", **LOOPBACK)
     services, server, task, url = await start_node(settings)
