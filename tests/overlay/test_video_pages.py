@@ -13,6 +13,7 @@ from playwright.async_api import Page, expect
 
 from conftest import UNIT, Live, PageErrors
 from shop import make_brand, make_product
+from test_pages import DESKTOP, SHOTS, shot
 
 MS = 1000 * UNIT  # Playwright timeouts are in milliseconds
 
@@ -181,6 +182,11 @@ async def test_a_pin_waits_for_the_picture(live: Live, new_page: Any) -> None:
     pin = released[0]
     assert pin["why"] == "picture", pin
     assert pin["displayedPts"] >= pin["pts"], pin
+    await shot(viewer, "viewer-video")
+    if SHOTS:
+        await host.set_viewport_size(DESKTOP)
+        await host.evaluate("window.scrollTo(0, 0)")
+        await shot(host, "host-console-camera")
 
 
 async def test_the_host_stopping_ends_the_viewer_page(live: Live, new_page: Any) -> None:
