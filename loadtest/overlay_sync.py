@@ -26,16 +26,18 @@ import platform
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from playwright.async_api import Page, async_playwright, expect
 from rich.console import Console
 from rich.table import Table
 
 from live.auth import Role, TokenAuthority
 from loadtest.report import write_json
 from loadtest.server_process import ServerProcess
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
 
 __all__ = ["run_overlay_sync", "print_overlay_sync_report", "main"]
 
@@ -84,6 +86,7 @@ async def _setup(http: httpx.AsyncClient, tokens: TokenAuthority) -> str:
 
 
 async def _toggle_pins(host: Page, viewer: Page, pins: int) -> list[dict[str, Any]]:
+    from playwright.async_api import expect
     for i in range(pins):
         name = f"Unpin {TITLE}" if i % 2 else f"Pin {TITLE}"
         button = host.get_by_role("button", name=name)
@@ -96,6 +99,11 @@ async def _toggle_pins(host: Page, viewer: Page, pins: int) -> list[dict[str, An
 
 
 async def run_overlay_sync(pins: int) -> dict[str, Any]:
+    try:  # a test dependency: the server does not need it, this benchmark drives a browser
+        from playwright.async_api import async_playwright, expect
+    except ImportError:
+        raise SystemExit("overlay-sync drives Chromium: pip install 'livecart[test]' and "
+                         "Debian's chromium (scripts/test.sh installs both)") from None
     # Loopback candidates only, as in the tests.
     server = ServerProcess.livecart(secret=secrets.token_hex(32),
                                     settings={"LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1"})
