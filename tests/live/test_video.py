@@ -96,6 +96,19 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
     assert await publisher.stop() == 200
 
 
+async def test_audio_is_encoded_once_and_reaches_viewers(live: Live) -> None:
+    from aiortc.mediastreams import AudioStreamTrack  # 20 ms frames of silence, paced
+    stream = await scheduled_stream(live)
+    await publish(live.http, stream["id"], live.token("creator", "cleo"), CounterTrack(),
+                  audio=AudioStreamTrack())
+    viewers = [await watch(live.http, stream["id"]) for _ in range(2)]
+    for viewer in viewers:
+        await until(lambda v=viewer: v.audio_frames >= 25, "half a second of audio per viewer")
+    stats = await video_stats(live, stream["id"])
+    assert stats["audio_packets_encoded"] > 0
+    assert stats["encoders"] == 1
+
+
 async def test_overlay_deltas_ride_the_data_channel_stamped_with_media_time(live: Live) -> None:
     stream = await scheduled_stream(live)
     await start_publisher(live, stream["id"])
