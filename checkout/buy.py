@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,8 @@ class KeyReused(Exception):
 class BuyService:
     def __init__(self, batcher: CommandBatcher, orders: OrderBook, gateway: PaymentGateway, *,
                  hold_ms: int, idempotency_ttl_s: int, capture_immediately: bool,
-                 payment_timeout_s: float, payment_attempts: int = 3) -> None:
+                 payment_timeout_s: float, payment_attempts: int = 3,
+                 capture_owed_after_ms: int = 30_000) -> None:
         self._batcher = batcher
         self._orders = orders
         self._gateway = gateway
@@ -81,6 +83,7 @@ class BuyService:
         self._capture_immediately = capture_immediately
         self._payment_timeout_s = payment_timeout_s
         self._payment_attempts = payment_attempts
+        self._capture_owed_after_ms = capture_owed_after_ms
 
     async def buy(self, req: BuyRequest) -> BuyResult:
         """Reserve and pay in one call: the mid-stream one-tap path."""
@@ -153,8 +156,13 @@ class BuyService:
                                                         auth.decline_code or "card_declined")
             return BuyResult(declined, replayed, "declined")
         try:
+            # In immediate mode the capture is owed from now: if this node dies before it
+            # captures, the sweeper does it once `capture_owed_after_ms` has passed.
+            owed = (int(time.time() * 1000) + self._capture_owed_after_ms
+                    if self._capture_immediately else 0)
             authorized, _ = await self._orders.transition(f["id"], OrderState.AUTHORIZED, "",
-                                                          {"gateway_ref": auth.gateway_ref})
+                                                          {"gateway_ref": auth.gateway_ref},
+                                                          capture_owed_at_ms=owed)
         except IllegalTransition as exc:
             if exc.current in (OrderState.AUTHORIZED, OrderState.PAID):
                 authorized = await self._orders.get(f["id"])  # a concurrent twin got here
@@ -178,7 +186,8 @@ class BuyService:
         try:
             await self._gateway_call(self._gateway.capture, order.id)
         except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError):
-            log.warning("order %s: capture outcome unknown; left authorized", order.id)
+            log.warning("order %s: capture outcome unknown; left authorized for the sweeper",
+                        order.id)
             return BuyResult(order, replayed, "capture_pending")
         paid, _ = await self._orders.transition(order.id, OrderState.PAID)
         return BuyResult(paid, replayed, "settled")

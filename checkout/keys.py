@@ -31,6 +31,7 @@ class ProductKeys:
     outbox: str  # stream: order events for aggregates
     expiry: str  # sorted set: order id -> hold expiry (ms)
     bought: str  # hash: '<stream>|<buyer>' -> units bought (the per-buyer limit)
+    captures: str  # sorted set: authorized order id -> when its capture is owed (ms)
     tag: str
 
     def order(self, order: OrderId | str) -> str:
@@ -38,7 +39,6 @@ class ProductKeys:
 
     def idem(self, buyer: BuyerId | str, key: str) -> str:
         return f"lc:{self.tag}:idem:{buyer}:{key}"
-
 
     def stock_op(self, op_id: str) -> str:
         return f"lc:{self.tag}:stockop:{op_id}"
@@ -52,7 +52,8 @@ def product_keys(product: ProductId | str) -> ProductKeys:
     return ProductKeys(
         product=f"lc:{tag}:product", stock=f"lc:{tag}:stock", offers=f"lc:{tag}:offers",
         invited=f"lc:{tag}:invited", audit=f"lc:{tag}:audit", outbox=f"lc:{tag}:outbox",
-        expiry=f"lc:{tag}:expiry", bought=f"lc:{tag}:bought", tag=tag,
+        expiry=f"lc:{tag}:expiry", bought=f"lc:{tag}:bought", captures=f"lc:{tag}:captures",
+        tag=tag,
     )
 
 

@@ -76,8 +76,12 @@ class OrderBook:
         return order_from_fields(raw) if raw else None
 
     async def transition(self, order_id: str, target: OrderState, reason: str = "",
-                         extra: dict[str, str] | None = None) -> tuple[Order, bool]:
-        """Move the order; returns (order, changed). Raises IllegalTransition or KeyError."""
+                         extra: dict[str, str] | None = None, *,
+                         capture_owed_at_ms: int = 0) -> tuple[Order, bool]:
+        """Move the order; returns (order, changed). Raises IllegalTransition or KeyError.
+
+        `capture_owed_at_ms` (with target AUTHORIZED): when the sweeper should capture the
+        order if nobody has by then."""
         product = product_of_order(order_id)
         if product is None:
             raise KeyError(order_id)
@@ -87,9 +91,9 @@ class OrderBook:
             current = await self.get(order_id)
             raise IllegalTransition(current.state if current else "missing", target) from None
         k = product_keys(product)
-        keys = [k.order(order_id), k.stock, k.offers, k.bought, k.outbox, k.expiry]
+        keys = [k.order(order_id), k.stock, k.offers, k.bought, k.outbox, k.expiry, k.captures]
         args = [order_id, target.value, rules, reason, orjson.dumps(extra or {}).decode(),
-                OUTBOX_MAXLEN]
+                OUTBOX_MAXLEN, capture_owed_at_ms]
         reply = orjson.loads(await self._batcher.script(SCRIPTS["transition"], keys, args))
         match reply["r"]:
             case "ok" | "same":

@@ -1,7 +1,13 @@
-"""Give back the stock of reservations that were neither paid nor declined in time.
+"""Finish what a buy left undone: expire holds nobody paid, capture authorizations owed.
 
-Exactly once: the transition script moves an order out of `reserved` only one time, and
-the gateway void before it is idempotent, so two nodes sweeping the same order are harmless.
+Expiry gives back the stock of reservations neither paid nor declined in time. Capture
+settles orders authorized in immediate-capture mode whose capture the buy could not make
+(a capture outage, or the node died between authorizing and capturing): the capture debt
+was recorded in the same step as the authorization (transition.lua).
+
+Exactly once: the transition script moves an order out of a state only one time, and the
+gateway's void and capture are idempotent by order id, so two nodes sweeping the same
+order are harmless.
 """
 
 from __future__ import annotations
@@ -9,28 +15,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+
 import redis.asyncio as redis
 
 from checkout.keys import ACTIVE_PRODUCTS, product_keys
 from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
-from checkout.payments import PaymentError, PaymentGateway
+from checkout.payments import (GatewayTimeout, GatewayUnavailable, PaymentError,
+                               PaymentGateway)
 from live.tasks import stop_task
 
 __all__ = ["ReservationSweeper"]
 
 log = logging.getLogger(__name__)
 
+
 class ReservationSweeper:
     def __init__(self, client: redis.Redis, orders: OrderBook, gateway: PaymentGateway, *,
-                 interval_s: float, batch: int = 200) -> None:
+                 interval_s: float, batch: int = 200, capture_retry_ms: int = 30_000) -> None:
         self._client = client
         self._orders = orders
         self._gateway = gateway
         self._interval_s = interval_s
         self._batch = batch
+        self._capture_retry_ms = capture_retry_ms
         self._task: asyncio.Task[None] | None = None
         self.expired = 0
+        self.captured = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -41,18 +52,48 @@ class ReservationSweeper:
         self._task = None
 
     async def sweep_once(self, now_ms: int | None = None) -> int:
-        """Expire every due reservation; returns how many this call expired."""
+        """Expire every due reservation and capture every owed authorization; returns how
+        many orders this call moved."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        count = 0
+        expired = captured = 0
         for raw in await self._client.smembers(ACTIVE_PRODUCTS):
-            product = raw.decode()
-            due = await self._client.zrangebyscore(product_keys(product).expiry, "-inf", now_ms,
-                                                   start=0, num=self._batch)
-            for order_id in due:
-                if await self._expire(order_id.decode()):
-                    count += 1
-        self.expired += count
-        return count
+            k = product_keys(raw.decode())
+            for order_id in await self._due(k.expiry, now_ms):
+                expired += await self._expire(order_id)
+            for order_id in await self._due(k.captures, now_ms):
+                captured += await self._capture(k.captures, order_id, now_ms)
+        self.expired += expired
+        self.captured += captured
+        return expired + captured
+
+    async def _due(self, key: str, now_ms: int) -> list[str]:
+        due = await self._client.zrangebyscore(key, "-inf", now_ms, start=0, num=self._batch)
+        return [order_id.decode() for order_id in due]
+
+    async def _capture(self, key: str, order_id: str, now_ms: int) -> bool:
+        order = await self._orders.get(order_id)
+        if order is None or order.state is not OrderState.AUTHORIZED:
+            await self._client.zrem(key, order_id)  # settled meanwhile; nothing owed
+            return False
+        try:
+            await self._gateway.capture(order_id)
+        except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError) as exc:
+            log.warning("order %s: owed capture failed (%s); retrying in %d s", order_id,
+                        type(exc).__name__, self._capture_retry_ms // 1000)
+            await self._client.zadd(key, {order_id: now_ms + self._capture_retry_ms}, xx=True)
+            return False
+        except PaymentError as exc:  # the gateway refuses (the hold was voided or expired)
+            log.error("order %s: owed capture refused (%s: %s); needs an operator", order_id,
+                      type(exc).__name__, exc)
+            await self._client.zadd(key, {order_id: now_ms + 3600_000}, xx=True)
+            return False
+        try:
+            _, changed = await self._orders.transition(order_id, OrderState.PAID, "captured_later")
+        except (IllegalTransition, KeyError):
+            return False
+        if changed:
+            log.info("order %s: owed capture made by the sweeper", order_id)
+        return changed
 
     async def _expire(self, order_id: str) -> bool:
         try:

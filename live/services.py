@@ -115,7 +115,8 @@ class Services:
         buys = BuyService(batcher, orders, gateway, hold_ms=settings.reservation_ttl_s * 1000,
                           idempotency_ttl_s=settings.idempotency_ttl_s,
                           capture_immediately=settings.capture_mode == "immediate",
-                          payment_timeout_s=settings.payment_timeout_s)
+                          payment_timeout_s=settings.payment_timeout_s,
+                          capture_owed_after_ms=settings.capture_owed_after_s * 1000)
         waitlist = Waitlist(client, buys, hold_ms=settings.waitlist_hold_s * 1000)
         metrics = Metrics()
 
@@ -145,7 +146,8 @@ class Services:
             waitlist=waitlist, wallets=WalletStore(client, batcher), links=LinkStore(client),
             gateway=gateway,
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
-            sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s),
+            sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
+                                       capture_retry_ms=settings.capture_owed_after_s * 1000),
             metrics=metrics, valkey=valkey, hub=hub, video=video)
         if background:
             services.aggregator.start()

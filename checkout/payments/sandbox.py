@@ -17,6 +17,8 @@ token                           behaviour
                                 return that same Authorization
 ``tok_retry``                   first attempt of an order raises
                                 ``GatewayUnavailable`` (no charge); next approves
+``tok_capture_outage``          approved; its first 3 captures raise
+                                ``GatewayUnavailable`` (a capture outage)
 any other ``tok_*``             declined ``card_declined``
 not starting with ``tok_``      ``InvalidPaymentRequest`` (Valkey untouched)
 ==============================  =============================================
@@ -95,6 +97,7 @@ _TOKENS: Final[Mapping[str, tuple[_Behaviour, DeclineCode | None]]] = MappingPro
         "tok_expired": (_Behaviour.DECLINE, DeclineCode.EXPIRED_CARD),
         "tok_timeout_after_charge": (_Behaviour.TIMEOUT_AFTER_CHARGE, None),
         "tok_retry": (_Behaviour.UNAVAILABLE_ONCE, None),
+        "tok_capture_outage": (_Behaviour.APPROVE, None),
     }
 )
 
@@ -155,7 +158,8 @@ return reply('new')
 
 # KEYS[1] order hash. ARGV[1] gateway_ref to use if this call captures.
 # Reply: reply(outcome), outcome one of new, replay (already captured),
-#   unknown (no authorization), invalid_state (declined or voided).
+#   unknown (no authorization), invalid_state (declined or voided),
+#   unavailable (the tok_capture_outage card: nothing changed but the failure count).
 _CAPTURE_LUA: Final[str] = (
     _PRELUDE
     + """
@@ -163,6 +167,10 @@ local state = redis.call('HGET', key, 'state')
 if not state then return {'unknown'} end
 if state == 'captured' then return reply('replay') end
 if state ~= 'authorized' then return reply('invalid_state') end
+if redis.call('HGET', key, 'token') == 'tok_capture_outage'
+    and redis.call('HINCRBY', key, 'capture_failures', 1) <= 3 then
+  return {'unavailable'}
+end
 local amount = redis.call('HGET', key, 'amount_minor')
 redis.call('HSET', key, 'state', 'captured', 'captured_minor', amount,
            'capture_ref', ARGV[1], 'refunded_minor', '0', 'refund_count', '0')
@@ -325,6 +333,8 @@ class SandboxGateway:
                 )
             case "unknown":
                 raise InvalidPaymentRequest(f"capture {order_id!r}: no authorization")
+            case "unavailable":
+                raise GatewayUnavailable(f"capture {order_id!r}: gateway unavailable")
             case "invalid_state":
                 raise InvalidPaymentRequest(
                     f"capture {order_id!r}: authorization is {record.get('state')}"

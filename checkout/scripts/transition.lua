@@ -5,10 +5,13 @@ Re-running a finished move is a no-op that answers "same", so a retried call nev
 releases or sells stock twice.
 
 KEYS[1] order hash   KEYS[2] stock hash   KEYS[3] offers hash   KEYS[4] bought hash
-KEYS[5] outbox stream   KEYS[6] expiry sorted set
+KEYS[5] outbox stream   KEYS[6] expiry sorted set   KEYS[7] captures-owed sorted set
 ARGV[1] order id   ARGV[2] target state   ARGV[3] rules 'from=effect;from=effect'
 ARGV[4] reason     ARGV[5] extra fields as a JSON object (e.g. gateway_ref)
 ARGV[6] outbox max length
+ARGV[7] when moving to authorized: ms after which a capture is owed (0: none owed).
+        The capture debt is written in the same step as the authorization, so a node
+        that dies before capturing leaves it for the sweeper; leaving authorized clears it.
 
 Reply (JSON): {"r":"ok","from":s,"order":{...}} | {"r":"same","order":{...}}
               | {"r":"illegal","state":s} | {"r":"missing"}
@@ -73,6 +76,10 @@ for k, v in pairs(extra) do
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 if state == 'reserved' then redis.call('ZREM', KEYS[6], ARGV[1]) end
+if state == 'authorized' then redis.call('ZREM', KEYS[7], ARGV[1]) end
+if target == 'authorized' and tonumber(ARGV[7]) > 0 then
+  redis.call('ZADD', KEYS[7], ARGV[7], ARGV[1])
+end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'type', 'order.' .. target,
   'order', ARGV[1], 'state', target, 'from', state, 'at', now)
 return cjson.encode({r = 'ok', from = state, order = order_table()})

@@ -323,3 +323,14 @@ async def test_works_with_a_decoding_client(valkey_server: ValkeyServer) -> None
         assert await gateway.authorizations_count() == 1
     finally:
         await text_client.aclose()
+
+
+async def test_capture_outage_card_fails_three_captures_then_captures_once(
+        gateway: SandboxGateway) -> None:
+    await gateway.authorize("o1", 500, "USD", "tok_capture_outage")
+    for _ in range(3):
+        with pytest.raises(GatewayUnavailable):
+            await gateway.capture("o1")
+    first = await gateway.capture("o1")
+    assert first.amount_minor == 500
+    assert await gateway.capture("o1") == first
