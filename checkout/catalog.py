@@ -194,6 +194,9 @@ class Catalog:
         reply = orjson.loads(await self._batcher.script(
             SCRIPTS["stock"], [k.stock, k.audit, k.stock_op(op_id)],
             [variant, mode, value, who, change.reason, AUDIT_MAXLEN, STOCK_OP_TTL_S]))
+        if reply["r"] == "conflict":
+            raise CatalogError(422, "operation-id-reused",
+                               f"operation {op_id} was already used for a different change")
         if reply["r"] != "ok":
             status = 404 if reply["code"] == "variant_not_found" else 409
             raise CatalogError(status, reply["code"].replace("_", "-"),

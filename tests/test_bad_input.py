@@ -601,6 +601,19 @@ async def test_stock_changes_that_cannot_be(live: Live, rclient: redis.Redis) ->
     assert all(b":stockop:" in key for key in changed), changed
     levels = (await stock_of(live, shop.product))["default"]
     assert (levels["available"], levels["sold"], levels["total"]) == (10, 0, 10)
+    # An operation id names one change: the same id again replays it, another change under
+    # it is refused, and nothing moves twice.
+    first = await live.http.put(url, json={"adjust": 2, "reason": "found", "operation_id": "op-7"},
+                                headers=acme)
+    assert first.status_code == 200, first.text
+    again = await live.http.put(url, json={"adjust": 2, "reason": "found", "operation_id": "op-7"},
+                                headers=acme)
+    assert again.json() == first.json()
+    r = await live.http.put(url, json={"adjust": 5, "reason": "found", "operation_id": "op-7"},
+                            headers=acme)
+    assert_problem(r, 422, "operation-id-reused")
+    levels = (await stock_of(live, shop.product))["default"]
+    assert (levels["available"], levels["total"]) == (12, 12)
 
 
 async def test_buy_quantities_out_of_range(live: Live, rclient: redis.Redis) -> None:

@@ -3,7 +3,8 @@
 `total` counts every unit ever made available (initial + restocked - removed), so at any
 moment total = avail + held + sold for each variant.
 
-Idempotent by operation id: a retried call replays the first answer instead of adjusting twice.
+Idempotent by operation id: a retried call replays the first answer instead of adjusting twice;
+the same operation id with another variant, mode or value is a conflict, not a replay.
 
 KEYS[1] stock hash   KEYS[2] audit stream   KEYS[3] operation record
 ARGV[1] variant   ARGV[2] mode: set | adjust   ARGV[3] value (set) or delta (adjust)
@@ -11,15 +12,24 @@ ARGV[4] who       ARGV[5] why                  ARGV[6] audit max length
 ARGV[7] operation record TTL in s
 
 Reply (JSON): {"r":"ok","avail":n,"delta":d} | {"r":"rejected","code":"variant_not_found"}
-              | {"r":"rejected","code":"negative_stock","avail":n}
+              | {"r":"rejected","code":"negative_stock","avail":n} | {"r":"conflict"}
 ]]
 
+local request = ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
 local seen = redis.call('GET', KEYS[3])
-if seen then return seen end
+if seen then
+  local record = cjson.decode(seen)
+  if record.request ~= nil and record.request ~= request then
+    return cjson.encode({r = 'conflict'})
+  end
+  record.request = nil
+  return cjson.encode(record)
+end
 local function done(reply)
-  local encoded = cjson.encode(reply)
-  redis.call('SET', KEYS[3], encoded, 'EX', tonumber(ARGV[7]))
-  return encoded
+  reply.request = request
+  redis.call('SET', KEYS[3], cjson.encode(reply), 'EX', tonumber(ARGV[7]))
+  reply.request = nil
+  return cjson.encode(reply)
 end
 
 local variant = ARGV[1]
