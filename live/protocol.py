@@ -7,6 +7,7 @@ clock: callers pass `now` in.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -17,7 +18,7 @@ import orjson
 __all__ = [
     "PROTOCOL_VERSION", "Wire", "SUBPROTOCOLS", "CloseCode", "ProtocolError", "MAX_FRAME_BYTES",
     "Like", "Pin", "Unpin", "StartDeal", "EndStream", "ClientMessage", "decode_client",
-    "encode", "RateLimiter", "wire_for_subprotocol",
+    "encode", "encode_frame", "ws_frame", "RateLimiter", "wire_for_subprotocol",
 ]
 
 PROTOCOL_VERSION = 1
@@ -169,6 +170,23 @@ def encode(message: dict[str, Any], wire: Wire) -> bytes:
     if wire is Wire.JSON:
         return orjson.dumps(message)
     return msgpack.packb(message, use_bin_type=True)
+
+
+def ws_frame(payload: bytes, wire: Wire) -> bytes:
+    """One complete server-to-client WebSocket frame (RFC 6455 5.2: FIN, unmasked, no
+    extension): built once per message, the same bytes are written to every socket, so a
+    broadcast frames nothing per socket. Valid because the hub negotiates no compression."""
+    head = 0x81 if wire is Wire.JSON else 0x82  # FIN + text / binary
+    size = len(payload)
+    if size < 126:
+        return bytes((head, size)) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", head, 126, size) + payload
+    return struct.pack("!BBQ", head, 127, size) + payload
+
+
+def encode_frame(message: dict[str, Any], wire: Wire) -> bytes:
+    return ws_frame(encode(message, wire), wire)
 
 
 class RateLimiter:

@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from checkout.keys import stream_unique_viewers_key
 from live.hub import Hub, Room, Subscriber, write_frame
 from live.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
-                           Unpin, Wire, decode_client, encode, wire_for_subprotocol)
+                           Unpin, Wire, decode_client, encode, encode_frame,
+                           wire_for_subprotocol, ws_frame)
 from live.room_state import read_events_after, read_snapshot
 from live.stream_lifecycle import IllegalStreamMove, StreamAction
 from live.streams import DealIn, StreamError
@@ -30,7 +31,7 @@ _OVER = ("ended", "cancelled")
 
 
 def _frame(raw_json: bytes, wire: Wire) -> bytes:
-    return raw_json if wire is Wire.JSON else encode(orjson.loads(raw_json), wire)
+    return ws_frame(raw_json if wire is Wire.JSON else encode(orjson.loads(raw_json), wire), wire)
 
 
 async def room_session(server: "HubServer", conn: ServerConnection, route: "Route") -> None:
@@ -76,11 +77,12 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, route: "Route") -> None:
         if snapshot is None:
             await sub.conn.close(CloseCode.NOT_FOUND, "no such stream")
             return
-        write_frame(sub, encode(snapshot, sub.wire), hub.limits, droppable=False, now=now)
+        write_frame(sub, encode_frame(snapshot, sub.wire), hub.limits, droppable=False, now=now)
         room.activate(sub, snapshot["seq"], now)
     if room.state:
         # The room's state may be newer than what the snapshot read: never leave it stale.
-        write_frame(sub, encode(room.full_state(), sub.wire), hub.limits, droppable=True, now=now)
+        write_frame(sub, encode_frame(room.full_state(), sub.wire), hub.limits, droppable=True,
+                    now=now)
 
 
 async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, route: "Route",
@@ -119,8 +121,8 @@ async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, rout
 
 
 def _reply(sub: Subscriber, message: dict[str, Any], server: "HubServer") -> None:
-    write_frame(sub, encode(message, sub.wire), server.services.hub.limits, droppable=False,
-                now=time.monotonic())
+    write_frame(sub, encode_frame(message, sub.wire), server.services.hub.limits,
+                droppable=False, now=time.monotonic())
 
 
 async def _dispatch(server: "HubServer", room: Room, route: "Route", host: str,
