@@ -15,28 +15,25 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import orjson
 from aiortc import RTCDataChannel, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 
-from live.hub import Hub, Room
+from live.hub import Hub
 from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState
 from live.streams import StreamStore
 from live.tasks import stop_task
-from live.video.encoder import (VIDEO_CLOCK_RATE, FrameRelay, MediaClock, SharedAudioEncoder,
-                                SharedVideoEncoder, VideoFormat)
+from live.video.encoder import VIDEO_CLOCK_RATE, SharedVideoEncoder, VideoFormat
 from live.video.packetize import share_packetizer
 from live.video.peers import Peer, PeerRegistry
 from live.video.sdp import OfferSummary
+from live.video.stream_video import EncodeMode, StreamVideo
 from live.video.tracks import FrameTrack, PacketTrack
 
-__all__ = ["VideoService", "VideoLimits", "VideoError", "StreamVideo"]
+__all__ = ["VideoService", "VideoLimits", "VideoError"]
 
 log = logging.getLogger(__name__)
-
-EncodeMode = Literal["shared", "per_viewer"]
-
 
 @dataclass(frozen=True, slots=True)
 class VideoLimits:
@@ -54,60 +51,6 @@ class VideoError(Exception):
     def __init__(self, status: int, kind: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.kind, self.detail = status, kind, detail
-
-
-class StreamVideo:
-    """One stream's video on this node: publisher, shared encoders, viewers, overlay channel."""
-
-    def __init__(self, stream_id: str, fmt: VideoFormat, mode: EncodeMode) -> None:
-        self.stream_id = stream_id
-        self.clock = MediaClock()
-        self.mode = mode
-        self.video: SharedVideoEncoder | FrameRelay = (
-            SharedVideoEncoder(fmt, self.clock) if mode == "shared" else FrameRelay())
-        self.audio = SharedAudioEncoder()
-        self.publisher: Peer | None = None
-        self.lost_publisher_id: str | None = None  # its session URL may still DELETE
-        self.viewers: dict[str, Peer] = {}
-        self.channels: dict[str, RTCDataChannel] = {}
-        self.ingest: Literal["live", "reconnecting", "none"] = "none"
-        self.room: Room | None = None
-        self.grace_task: asyncio.Task[None] | None = None
-        self.ending = False
-        self.video.start()
-
-    @property
-    def encoders(self) -> int:
-        """Video encoders running for this stream: 1 when shared, one per viewer otherwise."""
-        if isinstance(self.video, SharedVideoEncoder):
-            return 1 if self.video.frames_encoded else 0
-        return len(self.video.fanout.subscribers)
-
-    def stats(self) -> dict[str, Any]:
-        video = self.video
-        out: dict[str, Any] = {
-            "stream_id": self.stream_id, "ingest": self.ingest, "encode": self.mode,
-            "publisher": self.publisher is not None, "viewers": len(self.viewers),
-            "encoders": self.encoders, "media_time": self.clock.now() / VIDEO_CLOCK_RATE,
-            "audio_packets_encoded": self.audio.packets_encoded,
-        }
-        if isinstance(video, SharedVideoEncoder):
-            out.update(frames_received=video.frames_received, frames_encoded=video.frames_encoded,
-                       frames_skipped=video.frames_skipped, frames_dropped=video.frames_dropped,
-                       packets_packetized=video.packer.packed,
-                       packets_packetization_reused=video.packer.reused,
-                       keyframe_requests=video.keyframes.requests,
-                       keyframes_forced=video.keyframes.forced,
-                       width=video.fmt.width, height=video.fmt.height, fps=video.fmt.fps)
-        return out
-
-    def send_overlay(self, message: dict[str, Any], limit: int) -> None:
-        """To every viewer's data channel; a channel that does not drain loses messages, and
-        the hub (which has seqs and resume) stays the source of truth."""
-        data = orjson.dumps(message).decode()
-        for channel in list(self.channels.values()):
-            if channel.readyState == "open" and channel.bufferedAmount <= limit:
-                channel.send(data)
 
 
 class VideoService:

@@ -1,0 +1,73 @@
+"""One stream's video on this node: its publisher, shared encoders, viewers and overlay
+data channels. `VideoService` (service.py) decides when these come and go."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import orjson
+from aiortc import RTCDataChannel
+
+from live.hub import Room
+from live.video.encoder import (VIDEO_CLOCK_RATE, FrameRelay, MediaClock, SharedAudioEncoder,
+                                SharedVideoEncoder, VideoFormat)
+from live.video.peers import Peer
+
+__all__ = ["StreamVideo", "EncodeMode"]
+
+EncodeMode = Literal["shared", "per_viewer"]
+
+
+class StreamVideo:
+    """One stream's video on this node: publisher, shared encoders, viewers, overlay channel."""
+
+    def __init__(self, stream_id: str, fmt: VideoFormat, mode: EncodeMode) -> None:
+        self.stream_id = stream_id
+        self.clock = MediaClock()
+        self.mode = mode
+        self.video: SharedVideoEncoder | FrameRelay = (
+            SharedVideoEncoder(fmt, self.clock) if mode == "shared" else FrameRelay())
+        self.audio = SharedAudioEncoder()
+        self.publisher: Peer | None = None
+        self.lost_publisher_id: str | None = None  # its session URL may still DELETE
+        self.viewers: dict[str, Peer] = {}
+        self.channels: dict[str, RTCDataChannel] = {}
+        self.ingest: Literal["live", "reconnecting", "none"] = "none"
+        self.room: Room | None = None
+        self.grace_task: asyncio.Task[None] | None = None
+        self.ending = False
+        self.video.start()
+
+    @property
+    def encoders(self) -> int:
+        """Video encoders running for this stream: 1 when shared, one per viewer otherwise."""
+        if isinstance(self.video, SharedVideoEncoder):
+            return 1 if self.video.frames_encoded else 0
+        return len(self.video.fanout.subscribers)
+
+    def stats(self) -> dict[str, Any]:
+        video = self.video
+        out: dict[str, Any] = {
+            "stream_id": self.stream_id, "ingest": self.ingest, "encode": self.mode,
+            "publisher": self.publisher is not None, "viewers": len(self.viewers),
+            "encoders": self.encoders, "media_time": self.clock.now() / VIDEO_CLOCK_RATE,
+            "audio_packets_encoded": self.audio.packets_encoded,
+        }
+        if isinstance(video, SharedVideoEncoder):
+            out.update(frames_received=video.frames_received, frames_encoded=video.frames_encoded,
+                       frames_skipped=video.frames_skipped, frames_dropped=video.frames_dropped,
+                       packets_packetized=video.packer.packed,
+                       packets_packetization_reused=video.packer.reused,
+                       keyframe_requests=video.keyframes.requests,
+                       keyframes_forced=video.keyframes.forced,
+                       width=video.fmt.width, height=video.fmt.height, fps=video.fmt.fps)
+        return out
+
+    def send_overlay(self, message: dict[str, Any], limit: int) -> None:
+        """To every viewer's data channel; a channel that does not drain loses messages, and
+        the hub (which has seqs and resume) stays the source of truth."""
+        data = orjson.dumps(message).decode()
+        for channel in list(self.channels.values()):
+            if channel.readyState == "open" and channel.bufferedAmount <= limit:
+                channel.send(data)
