@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 class HubLimits:
     outbox_bytes: int = 256 * 1024  # per-socket write buffer before conflating / closing
     slow_close_s: float = 5.0  # over the cap this long: closed TOO_SLOW
-    tick_s: float = 0.1  # state coalescing period
+    tick_s: float = 0.1  # state coalescing period (the shortest)
+    tick_share: float = 0.5  # at most this share of the loop goes to ticks; big rooms tick slower
     heartbeat_s: float = 1.0  # viewer-count share refresh; valid for 3 beats
     replay_limit: int = 1000  # events replayed on resume before falling back to a snapshot
     pending_limit: int = 256  # events queued for a socket between join and snapshot
@@ -77,6 +78,15 @@ def write_frame(sub: Subscriber, frame: bytes, limits: HubLimits, *, droppable: 
     # interleaves. Framing per socket was a third of a broadcast's time (BENCHMARKS.md).
     transport.write(frame)
     return True
+
+
+def tick_pause(limits: HubLimits, spent_s: float) -> float:
+    """The pause after a tick that took `spent_s`: the rest of the tick period, and at least
+    enough that ticks take no more than `tick_share` of the loop. State is conflatable, so
+    a room whose state frame takes 90 ms to reach 10,000 sockets gets one every ~180 ms
+    instead of starving pins and buys of the loop (BENCHMARKS.md)."""
+    floor = spent_s * (1 - limits.tick_share) / limits.tick_share
+    return max(limits.tick_s - spent_s, floor, 0.0)
 
 
 def close_slow(sub: Subscriber) -> None:
@@ -347,7 +357,7 @@ class Hub:
                 raise
             except Exception:
                 log.exception("hub tick failed")
-            await asyncio.sleep(max(0.0, self.limits.tick_s - (time.monotonic() - started)))
+            await asyncio.sleep(tick_pause(self.limits, time.monotonic() - started))
 
     async def _heartbeat_loop(self) -> None:
         while True:
