@@ -96,6 +96,29 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
     assert await publisher.stop() == 200
 
 
+async def test_a_publisher_whose_offer_has_no_candidates_still_connects(live: Live) -> None:
+    """OBS sends its offer before ICE gathering ends, so it may carry no candidates and it
+    never trickles: the node answers with its own and learns the publisher's address from
+    its connectivity checks (peer-reflexive)."""
+    import re
+
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    stream = await scheduled_stream(live)
+    pc = RTCPeerConnection()
+    pc.addTransceiver(CounterTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = re.sub(r"a=(candidate:[^\r]*|end-of-candidates)\r\n", "", pc.localDescription.sdp)
+    assert "a=candidate" not in offer
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/whip", content=offer,
+                             headers={"Content-Type": "application/sdp",
+                                      **live.auth("creator", "cleo")})
+    assert r.status_code == 201, r.text
+    await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 10), "frames from the candidate-less publisher")
+    await pc.close()
+
+
 async def test_audio_is_encoded_once_and_reaches_viewers(live: Live) -> None:
     from aiortc.mediastreams import AudioStreamTrack  # 20 ms frames of silence, paced
     stream = await scheduled_stream(live)
