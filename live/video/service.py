@@ -64,6 +64,7 @@ class VideoService:
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
         self._taps: dict[str, Callable[[int | None, dict[str, Any]], None]] = {}
+        self._publish_locks: dict[str, asyncio.Lock] = {}
 
     def start(self) -> None:
         if self._watchdog is None:
@@ -72,6 +73,13 @@ class VideoService:
     # -- WHIP ----------------------------------------------------------------------------
     async def publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary,
                       client: str) -> tuple[Peer, str]:
+        # One publish at a time per stream: two hosts' (or one host's retried) offers must
+        # not both find the stream free.
+        async with self._publish_locks.setdefault(stream["id"], asyncio.Lock()):
+            return await self._publish(stream, offer, summary, client)
+
+    async def _publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary,
+                       client: str) -> tuple[Peer, str]:
         stream_id = stream["id"]
         if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
             raise VideoError(409, "stream-over", f"the stream is {stream['state']}")
@@ -83,8 +91,24 @@ class VideoService:
         if session is None:
             session = StreamVideo(stream_id, self.fmt, self.limits.encode)
             self.sessions[stream_id] = session
-            session.room = await self.hub.tap(stream_id, stream["lineup"], self._overlay_tap(session))
         session.publisher = peer
+        try:
+            if session.room is None:
+                session.room = await self.hub.tap(stream_id, stream["lineup"],
+                                                  self._overlay_tap(session))
+            answer = await self._negotiate_publisher(session, peer, offer, summary)
+            await self._ingest_started(session, stream)
+        except BaseException:
+            # Refused offer, Valkey down, cancelled: no peer or empty session is left behind.
+            session.publisher = None
+            await self.peers.close(peer)
+            if not session.viewers and session.ingest == "none":
+                await self._discard(session)
+            raise
+        return peer, answer
+
+    async def _negotiate_publisher(self, session: StreamVideo, peer: Peer, offer: str,
+                                   summary: OfferSummary) -> str:
         pc = peer.pc
 
         @pc.on("track")
@@ -104,16 +128,7 @@ class VideoService:
         pc.addTransceiver("video", direction="recvonly").setCodecPreferences(_ingest_video())
         if summary.audio:
             pc.addTransceiver("audio", direction="recvonly")
-        try:
-            answer = await self._negotiate(peer, offer)
-        except BaseException:
-            session.publisher = None
-            await self.peers.close(peer)
-            if not session.viewers and session.ingest == "none":
-                await self._discard(session)
-            raise
-        await self._ingest_started(session, stream)
-        return peer, answer
+        return await self._negotiate(peer, offer)
 
     async def stop_publishing(self, stream_id: str, session_id: str) -> bool:
         session = self.sessions.get(stream_id)
@@ -271,6 +286,9 @@ class VideoService:
     async def _discard(self, session: StreamVideo) -> None:
         if self.sessions.get(session.stream_id) is session:
             del self.sessions[session.stream_id]
+            lock = self._publish_locks.get(session.stream_id)
+            if lock is not None and not lock.locked():
+                del self._publish_locks[session.stream_id]
         await stop_task(session.grace_task)
         session.grace_task = None
         if session.room is not None:

@@ -261,6 +261,18 @@ async def _publish_without_token(live: Live, stream_id: str) -> Publisher:
     raise WhipError(r.status_code, r.text)
 
 
+async def test_two_publishers_racing_for_one_stream_get_one_session(live: Live) -> None:
+    stream = await scheduled_stream(live)
+    results = await asyncio.gather(*(start_publisher(live, stream["id"]) for _ in range(3)),
+                                   return_exceptions=True)
+    winners = [r for r in results if isinstance(r, Publisher)]
+    refused = [r for r in results if isinstance(r, WhipError)]
+    assert len(winners) == 1 and [r.status for r in refused] == [409, 409], results
+    assert live.services.video.peers.count("publisher") == 1
+    viewer = await watch(live.http, stream["id"])
+    await until(lambda: advancing(viewer, 5), "frames from the one publisher")
+
+
 async def test_whep_without_video_and_unknown_streams(live: Live) -> None:
     stream = await scheduled_stream(live)
     with pytest.raises(WhipError) as refused:
