@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 from aiortc import RTCDataChannel, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
@@ -63,7 +63,6 @@ class VideoService:
         self.sessions: dict[str, StreamVideo] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
-        self._taps: dict[str, Callable[[int | None, dict[str, Any]], None]] = {}
         self._publish_locks: dict[str, asyncio.Lock] = {}
 
     def start(self) -> None:
@@ -89,13 +88,13 @@ class VideoService:
                              "this stream has a publisher; DELETE its session first")
         peer = self.peers.admit(stream_id, "publisher", client)
         if session is None:
-            session = StreamVideo(stream_id, self.fmt, self.limits.encode)
+            session = StreamVideo(stream_id, self.fmt, self.limits.encode,
+                                  self.limits.max_data_channel_buffer, self._on_room_message)
             self.sessions[stream_id] = session
         session.publisher = peer
         try:
             if session.room is None:
-                session.room = await self.hub.tap(stream_id, stream["lineup"],
-                                                  self._overlay_tap(session))
+                session.room = await self.hub.tap(stream_id, stream["lineup"], session.tap)
             answer = await self._negotiate_publisher(session, peer, offer, summary)
             await self._ingest_started(session, stream)
         except BaseException:
@@ -167,7 +166,6 @@ class VideoService:
                 session.audio.fanout.subscribe(audio)
                 tracks.append(audio)
                 pc.addTransceiver(audio, direction="sendonly")
-            await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
 
             @pc.on("datachannel")
             def on_channel(channel: RTCDataChannel) -> None:
@@ -184,14 +182,13 @@ class VideoService:
                 if pc.connectionState in ("failed", "closed"):
                     await self._drop_viewer(session, peer)
 
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
+            answer = await self._negotiate(peer, offer)
         except BaseException:
             for track in tracks:
                 track.stop()
             await self._drop_viewer(session, peer)
             raise
-        return peer, pc.localDescription.sdp
+        return peer, answer
 
     async def stop_playing(self, stream_id: str, session_id: str) -> bool:
         session = self.sessions.get(stream_id)
@@ -234,8 +231,7 @@ class VideoService:
                 pass  # went live concurrently
         session.ingest = "live"
         await self.streams.set_ingest(session.stream_id, "live")
-        session.send_overlay({"type": "publisher", "ingest": "live"},
-                             self.limits.max_data_channel_buffer)
+        session.send_overlay({"type": "publisher", "ingest": "live"})
 
     async def _publisher_lost(self, session: StreamVideo, why: str) -> None:
         peer, session.publisher = session.publisher, None
@@ -250,8 +246,7 @@ class VideoService:
         if self._closing or self.sessions.get(session.stream_id) is not session:
             return
         session.ingest = "reconnecting"
-        session.send_overlay({"type": "publisher", "ingest": "reconnecting"},
-                             self.limits.max_data_channel_buffer)
+        session.send_overlay({"type": "publisher", "ingest": "reconnecting"})
         await self.streams.set_ingest(session.stream_id, "reconnecting")
         session.grace_task = asyncio.create_task(self._grace(session), name="video-grace")
 
@@ -269,8 +264,7 @@ class VideoService:
             return
         session.ending = True
         log.info("stream %s video ends: %s", session.stream_id, why)
-        session.send_overlay({"type": "publisher", "ingest": "none", "reason": why},
-                             self.limits.max_data_channel_buffer)
+        session.send_overlay({"type": "publisher", "ingest": "none", "reason": why})
         try:
             stream = await self.streams.get(session.stream_id)
             if stream is not None and stream.get("ingest", "none") != "none":
@@ -292,7 +286,7 @@ class VideoService:
         await stop_task(session.grace_task)
         session.grace_task = None
         if session.room is not None:
-            await self.hub.untap(session.room, self._taps.pop(session.stream_id))
+            await self.hub.untap(session.room, session.tap)
             session.room = None
         peers = [*session.viewers.values(), *([session.publisher] if session.publisher else [])]
         session.publisher = None
@@ -310,19 +304,11 @@ class VideoService:
                 sender.track.stop()
         await self.peers.close(peer)
 
-    def _overlay_tap(self, session: StreamVideo) -> Callable[[int | None, dict[str, Any]], None]:
-        """Overlay deltas to the data channels, stamped with the media time they happened at."""
-        limit = self.limits.max_data_channel_buffer
-
-        def listener(seq: int | None, message: dict[str, Any]) -> None:
-            session.send_overlay({"type": "overlay", "seq": seq, "pts": session.clock.now(),
-                                  "message": message}, limit)
-            if message.get("type") == "stream.state" and message.get("state") in (
-                    StreamState.ENDED, StreamState.CANCELLED):
-                asyncio.ensure_future(self._end(session, f"the stream {message['state']}"))
-
-        self._taps[session.stream_id] = listener
-        return listener
+    def _on_room_message(self, session: StreamVideo, message: dict[str, Any]) -> None:
+        """The stream ended over the API (or another node): its video ends here too."""
+        if message.get("type") == "stream.state" and message.get("state") in (
+                StreamState.ENDED, StreamState.CANCELLED):
+            asyncio.ensure_future(self._end(session, f"the stream {message['state']}"))
 
     async def _watch(self) -> None:
         """A publisher whose frames stop (a frozen encoder, a dead network) counts as lost:

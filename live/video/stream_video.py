@@ -4,7 +4,7 @@ data channels. `VideoService` (service.py) decides when these come and go."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import orjson
 from aiortc import RTCDataChannel
@@ -22,8 +22,11 @@ EncodeMode = Literal["shared", "per_viewer"]
 class StreamVideo:
     """One stream's video on this node: publisher, shared encoders, viewers, overlay channel."""
 
-    def __init__(self, stream_id: str, fmt: VideoFormat, mode: EncodeMode) -> None:
+    def __init__(self, stream_id: str, fmt: VideoFormat, mode: EncodeMode, channel_limit: int,
+                 on_room_message: Callable[["StreamVideo", dict[str, Any]], None]) -> None:
         self.stream_id = stream_id
+        self._channel_limit = channel_limit
+        self._on_room_message = on_room_message
         self.clock = MediaClock()
         self.mode = mode
         self.video: SharedVideoEncoder | FrameRelay = (
@@ -64,10 +67,17 @@ class StreamVideo:
                        width=video.fmt.width, height=video.fmt.height, fps=video.fmt.fps)
         return out
 
-    def send_overlay(self, message: dict[str, Any], limit: int) -> None:
+    def tap(self, seq: int | None, message: dict[str, Any]) -> None:
+        """The room's events and state changes (a hub tap): to the data channels, stamped
+        with the media time they happened at."""
+        self.send_overlay({"type": "overlay", "seq": seq, "pts": self.clock.now(),
+                           "message": message})
+        self._on_room_message(self, message)
+
+    def send_overlay(self, message: dict[str, Any]) -> None:
         """To every viewer's data channel; a channel that does not drain loses messages, and
         the hub (which has seqs and resume) stays the source of truth."""
         data = orjson.dumps(message).decode()
         for channel in list(self.channels.values()):
-            if channel.readyState == "open" and channel.bufferedAmount <= limit:
+            if channel.readyState == "open" and channel.bufferedAmount <= self._channel_limit:
                 channel.send(data)
