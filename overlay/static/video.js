@@ -14,10 +14,9 @@ const KEPT = 500; // measurements kept on window.__livecartVideo
 
 /** A WHIP/WHEP request that did not give a session: `status` 0 when no answer came back. */
 export class SignalError extends Error {
-  constructor(status, kind, detail) {
+  constructor(status, detail) {
     super(detail || `video request failed (${status || "network"})`);
     this.status = status;
-    this.kind = kind;
   }
 }
 
@@ -63,26 +62,32 @@ function gathered(pc) {
 }
 
 // No trickle ICE (the server answers PATCH with 405): the offer goes out with every candidate.
+// Whatever fails on the way, the peer connection is closed before the error goes on.
 async function exchange(pc, url, headers) {
-  await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
-  let response;
   try {
-    response = await fetch(url, {
-      method: "POST", body: pc.localDescription.sdp,
-      headers: { "Content-Type": "application/sdp", ...headers },
-    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST", body: pc.localDescription.sdp,
+        headers: { "Content-Type": "application/sdp", ...headers },
+      });
+    } catch (error) {
+      throw new SignalError(0);
+    }
+    if (response.status !== 201) {
+      const problem = await response.json().catch(() => ({}));
+      throw new SignalError(response.status, problem.detail || problem.title);
+    }
+    const location = response.headers.get("Location");
+    if (!location) throw new SignalError(response.status, "the answer had no Location");
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    return new URL(location, response.url).href;
   } catch (error) {
     pc.close();
-    throw new SignalError(0, "network");
+    throw error;
   }
-  if (response.status !== 201) {
-    pc.close();
-    const problem = await response.json().catch(() => ({}));
-    throw new SignalError(response.status, (problem.type || "").split("/").pop(), problem.detail);
-  }
-  await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
-  return new URL(response.headers.get("Location"), response.url).href;
 }
 
 /** Publish `mediaStream` (the host's camera and microphone) to the WHIP endpoint `url`. */
@@ -151,6 +156,13 @@ export class SyncGate {
     this.attached = true;
   }
 
+  /** The hub socket (re)connects from `seq`, the last event its state applied: what the
+   * gate held or handed on past that comes again, in order, so it starts over from there. */
+  resume(seq) {
+    this.queue = [];
+    this.handedSeq = seq;
+  }
+
   /** The picture is gone: nothing is held any more. */
   detach() {
     this.attached = false;
@@ -169,7 +181,7 @@ export class SyncGate {
   hub(message) {
     const now = this.now();
     if (message.type === "snapshot") {
-      this.flush(); // it replaces everything held before it
+      this.queue = []; // it replaces everything held before it
       this.handedSeq = message.seq;
     }
     if (message.type === "snapshot" || !("seq" in message)) {

@@ -21,6 +21,13 @@ let current = null; // the last view()
 
 // Hub messages go through the gate, which hands each event on when the picture shows it.
 class SyncedHubClient extends HubClient {
+  connect() {
+    // A resume replays from the state's seq, so the gate must take those events again
+    // (after a gap the reducer asked for exactly that).
+    gate.resume(this.state ? this.state.seq : 0);
+    super.connect();
+  }
+
   receive(message) {
     gate.hub(message);
   }
@@ -111,8 +118,7 @@ async function startVideo() {
     });
   } catch (error) {
     gate.detach();
-    if (!(error instanceof SignalError)) throw error;
-    if (VIDEO_RETRY.has(error.status)) retryVideo();
+    if (!(error instanceof SignalError) || VIDEO_RETRY.has(error.status)) retryVideo();
     else console.warn(`live video unavailable: ${error.message}`); // the overlay works without
     return;
   } finally {
