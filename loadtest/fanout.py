@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import math
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -49,7 +47,8 @@ from loadtest.fanout_node import (Host, hub_port, log_errors, logged_events, py_
                                   start_livecart, truth)
 from loadtest.fanout_probe import CpuWatch, cpu_seconds, rss_kib
 from loadtest.fanout_viewers import ViewerOptions
-from loadtest.flash_sale import BRAND, CREATOR, _cpu_model, _Shop
+from loadtest.flash_sale import BRAND, CREATOR, _Shop
+from loadtest.machine import machine_info, now_iso
 from loadtest.race import RaceResult, RaceSpec, run_race
 from loadtest.server_process import ServerProcess
 
@@ -379,11 +378,7 @@ async def run_fanout(config: FanoutConfig) -> dict[str, Any]:
             report["ratio_vs_bare_cpu"] = round(bare_us / hub_us, 3)
     report["pin_latency_ms"] = {k: report["pin_phase"][k] for k in ("p50_ms", "p99_ms", "max_ms")}
     report["reached_within_150ms"] = report["pin_phase"]["reached_within"]
-    report["machine"] = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
-                         "python": platform.python_version(), "platform": platform.platform(),
-                         # 1-minute load averages: what else ran on this shared machine
-                         "loadavg_1m_before": round(load_before[0], 2),
-                         "loadavg_1m_after": round(os.getloadavg()[0], 2)}
-    report["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    report["machine"] = machine_info(load_before[0])
+    report["date"] = now_iso()
     return report
 

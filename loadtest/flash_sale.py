@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime
 import logging
 import os
-import platform
 import signal
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +31,7 @@ import redis.asyncio as redis
 from checkout.keys import product_keys
 from live.auth import Role, TokenAuthority
 from loadtest.http_client import Reply, encode_request, run_requests
+from loadtest.machine import machine_info, now_iso
 from loadtest.race import RaceResult, RaceSpec, run_race
 from loadtest.server_process import ServerProcess
 
@@ -380,9 +379,7 @@ def _report(config: FlashSaleConfig, race: RaceResult, checks: dict[str, Any],
         "valkey": {k: checks[k] for k in ("orders_in_valkey", "order_states",
                                           "paid_not_acknowledged") if k in checks},
         "setup_seconds": round(setup_s, 2),
-        "machine": {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
-                    "python": platform.python_version(), "platform": platform.platform()},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(), "date": now_iso(),
     }
     if baseline is not None:
         report["bare_throughput_per_s"] = round(baseline.throughput_per_s, 1)
@@ -393,12 +390,3 @@ def _report(config: FlashSaleConfig, race: RaceResult, checks: dict[str, Any],
     return report
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
 import os
-import platform
-import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from live.auth import Role, TokenAuthority
+from loadtest.machine import machine_info, now_iso
 from loadtest.report import write_json
 from loadtest.server_process import ServerProcess
 
@@ -105,8 +103,7 @@ async def run_overlay_sync(pins: int) -> dict[str, Any]:
         raise SystemExit("overlay-sync drives Chromium: pip install 'livecart[test]' and "
                          "Debian's chromium (scripts/test.sh installs both)") from None
     # Loopback candidates only, as in the tests.
-    server = ServerProcess.livecart(secret=secrets.token_hex(32),
-                                    settings={"LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1"})
+    server = ServerProcess.livecart(settings={"LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1"})
     async with server, httpx.AsyncClient(base_url=server.url, timeout=30) as http, \
             async_playwright() as pw:
         tokens = TokenAuthority(server.secret)
@@ -148,9 +145,7 @@ async def run_overlay_sync(pins: int) -> dict[str, Any]:
         "video": {k: video.get(k) for k in ("width", "height", "fps", "frames_encoded",
                                             "keyframes_forced", "media_time")},
         "viewer_frames": quality,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(), "date": now_iso(),
     }
 
 

@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import itertools
 import logging
 import os
-import platform
-import secrets
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
@@ -41,7 +37,8 @@ from live.auth import Role, TokenAuthority
 from live.video.ice import restrict_ice_hosts
 from loadtest.fanout_node import log_errors
 from loadtest.fanout_probe import CpuWatch, cpu_seconds
-from loadtest.flash_sale import CREATOR, _cpu_model, _Shop
+from loadtest.flash_sale import CREATOR, _Shop
+from loadtest.machine import machine_info, now_iso
 from loadtest.server_process import ServerProcess
 from loadtest.video_source import CounterTrack
 from loadtest.video_viewers import CountingFleet, arrivals
@@ -139,16 +136,10 @@ class _Snapshot:
 
 
 def _node(config: VideoConfig, mode: Mode, max_peers: int) -> ServerProcess:
-    secret = secrets.token_hex(32)
-    env = {"LIVECART_JWT_SECRET": secret, "LIVECART_WS_PORT": "0",
-           "LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1", "LIVECART_VIDEO_ENCODE": mode,
-           "LIVECART_VIDEO_MAX_PEERS": str(max_peers),
-           "LIVECART_VIDEO_MAX_PEERS_PER_IP": str(max_peers)}  # every viewer is 127.0.0.1
-    if config.server_log_level:
-        env["LIVECART_LOG_LEVEL"] = config.server_log_level
-    server = ServerProcess([sys.executable, "-m", "live.cli", "serve"], name="livecart", env=env)
-    server.secret = secret
-    return server
+    return ServerProcess.livecart(log_level=config.server_log_level, settings={
+        "LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1", "LIVECART_VIDEO_ENCODE": mode,
+        "LIVECART_VIDEO_MAX_PEERS": str(max_peers),
+        "LIVECART_VIDEO_MAX_PEERS_PER_IP": str(max_peers)})  # every viewer is 127.0.0.1
 
 
 @contextlib.asynccontextmanager
@@ -191,7 +182,6 @@ async def _close_viewers(load: _Load) -> None:
     """End every viewer's session; a failure here is logged, not raised over the run's own."""
     results = await asyncio.gather(load.fleet.close_viewers(),
                                    *(v.stop() for v in load.samples), return_exceptions=True)
-    await asyncio.gather(*(v.close() for v in load.samples))  # a failed DELETE left it open
     for result in results:
         if isinstance(result, Exception):
             log.warning("closing viewers: %s: %s", type(result).__name__, result)
@@ -388,9 +378,6 @@ async def run_video(config: VideoConfig) -> dict[str, Any]:
         per_viewer = _ladder(PER_VIEWER_STEPS, config.max_viewers)
         report["per_viewer"] = await _run_ladder(config, "per_viewer", per_viewer, 0, deadline)
     report["seconds"] = round(time.monotonic() - started, 1)
-    report["machine"] = {"cpus": os.cpu_count(), "cpu_model": _cpu_model(),
-                         "python": platform.python_version(), "platform": platform.platform(),
-                         "loadavg_1m_before": round(load_before[0], 2),
-                         "loadavg_1m_after": round(os.getloadavg()[0], 2)}
-    report["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    report["machine"] = machine_info(load_before[0])
+    report["date"] = now_iso()
     return report

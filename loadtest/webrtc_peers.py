@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,15 +25,19 @@ class WhipError(Exception):
 
 async def _exchange(http: httpx.AsyncClient, url: str, pc: RTCPeerConnection,
                     headers: dict[str, str]) -> str:
-    """Offer (with every candidate gathered), POST it, apply the answer; returns the Location."""
-    await pc.setLocalDescription(await pc.createOffer())
-    r = await http.post(url, content=pc.localDescription.sdp.encode(),
-                        headers={"Content-Type": "application/sdp", **headers})
-    if r.status_code != 201:
+    """Offer (with every candidate gathered), POST it, apply the answer; returns the Location.
+    Whatever fails (or is cancelled) on the way, the peer is closed."""
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        r = await http.post(url, content=pc.localDescription.sdp.encode(),
+                            headers={"Content-Type": "application/sdp", **headers})
+        if r.status_code != 201:
+            raise WhipError(r.status_code, r.text)
+        await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
+        return r.headers["location"]
+    except BaseException:
         await pc.close()
-        raise WhipError(r.status_code, r.text)
-    await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
-    return r.headers["location"]
+        raise
 
 
 @dataclass
@@ -45,9 +48,12 @@ class Publisher:
     headers: dict[str, str]
 
     async def stop(self) -> int:
-        """DELETE the session (the host stopping); returns the status."""
-        r = await self.http.delete(self.location, headers=self.headers)
-        await self.pc.close()
+        """DELETE the session (the host stopping); returns the status. Closes the peer
+        even when the DELETE fails."""
+        try:
+            r = await self.http.delete(self.location, headers=self.headers)
+        finally:
+            await self.pc.close()
         return r.status_code
 
     async def vanish(self) -> None:
@@ -76,8 +82,6 @@ class Viewer:
     location: str = ""
     counters: list[int] = field(default_factory=list)
     frames: int = 0  # decoded
-    first_frame_at: float | None = None
-    last_frame_at: float | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     audio_frames: int = 0
     arrived: int = 0  # video frames received complete, decoded or not
@@ -99,10 +103,7 @@ class Viewer:
         try:
             while True:
                 frame = await track.recv()
-                now = time.monotonic()
                 self.frames += 1
-                self.first_frame_at = self.first_frame_at or now
-                self.last_frame_at = now
                 number = read_counter(frame)
                 if number is not None:
                     self.counters.append(number)
@@ -117,12 +118,12 @@ class Viewer:
         except MediaStreamError:
             pass
 
-    def fps(self, window_s: float) -> float:
-        return self.frames / window_s if window_s > 0 else 0.0
-
     async def stop(self) -> int:
-        r = await self.http.delete(self.location)
-        await self.close()
+        """DELETE the session; returns the status. Closes the peer even when it fails."""
+        try:
+            r = await self.http.delete(self.location)
+        finally:
+            await self.close()
         return r.status_code
 
     async def close(self) -> None:
@@ -132,7 +133,7 @@ class Viewer:
 
 
 async def watch(http: httpx.AsyncClient, stream_id: str, *, audio: bool = True,
-                data_channel: bool = True, decode: bool = True) -> Viewer:
+                decode: bool = True) -> Viewer:
     pc = RTCPeerConnection()
     viewer = Viewer(pc, http)
     receiver = pc.addTransceiver("video", direction="recvonly").receiver
@@ -146,9 +147,8 @@ async def watch(http: httpx.AsyncClient, stream_id: str, *, audio: bool = True,
     receiver._handle_rtp_packet = on_rtp  # type: ignore[method-assign]
     if audio:
         pc.addTransceiver("audio", direction="recvonly")
-    if data_channel:
-        channel = pc.createDataChannel("overlay")
-        channel.on("message", lambda raw: viewer.messages.append(orjson.loads(raw)))
+    channel = pc.createDataChannel("overlay")
+    channel.on("message", lambda raw: viewer.messages.append(orjson.loads(raw)))
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
