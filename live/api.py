@@ -19,7 +19,7 @@ from starlette.routing import Route
 from live.auth import AuthError, Principal, Role, bearer_token
 from live.problems import PROBLEM_BASE, Problem
 
-__all__ = ["Api", "Call", "json_response", "read_json", "StrictModel"]
+__all__ = ["Api", "Call", "json_response", "read_body", "read_json", "StrictModel"]
 
 Body = TypeVar("Body", bound=pydantic.BaseModel)
 Handler = Callable[["Call[Any]"], Awaitable[Response]]
@@ -51,11 +51,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                     headers=headers)
 
 
-async def read_json(request: Request, model: type[Body], max_bytes: int) -> Body:
-    """Read a capped JSON body and validate it; every failure is a 4xx problem."""
+async def read_body(request: Request, media_type: str, max_bytes: int) -> bytes:
+    """The body, if it is `media_type` (415 otherwise) and at most `max_bytes` (413), which
+    is checked against Content-Length first and against what arrives in any case."""
     ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() != "application/json":
-        raise Problem(415, "unsupported-media-type", "send the body as application/json")
+    if ctype.split(";")[0].strip().lower() != media_type:
+        raise Problem(415, "unsupported-media-type", f"send the body as {media_type}")
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise Problem(413, "payload-too-large", f"the body limit is {max_bytes} bytes")
@@ -66,7 +67,12 @@ async def read_json(request: Request, model: type[Body], max_bytes: int) -> Body
         if size > max_bytes:
             raise Problem(413, "payload-too-large", f"the body limit is {max_bytes} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, model: type[Body], max_bytes: int) -> Body:
+    """Read a capped JSON body and validate it; every failure is a 4xx problem."""
+    raw = await read_body(request, "application/json", max_bytes)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

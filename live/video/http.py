@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from checkout.ids import is_valid_id
-from live.api import Api, Call, json_response
+from live.api import Api, Call, json_response, read_body
 from live.auth import Role
 from live.problems import Problem
 from live.video.peers import ClientCapReached, PeerCapReached
@@ -50,18 +50,9 @@ async def _hosted(call: Call[Any]) -> dict[str, Any]:
 
 
 async def _offer(request: Request, role: SdpRole) -> tuple[str, Any]:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != _SDP:
-        raise Problem(415, "unsupported-media-type", "send the offer as application/sdp")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_SDP_BYTES:
-            raise Problem(413, "payload-too-large", f"the SDP limit is {MAX_SDP_BYTES} bytes")
-        chunks.append(chunk)
+    raw = await read_body(request, _SDP, MAX_SDP_BYTES)
     try:
-        return check_offer(b"".join(chunks), role)
+        return check_offer(raw, role)
     except SdpError as exc:
         raise Problem(400, "bad-sdp", str(exc)) from None
 
