@@ -98,31 +98,23 @@ class _Source:
             self._task = None
 
 
-class SharedVideoEncoder:
-    """The stream's only video encoder. Runs while the stream has video; survives a publisher
-    reconnecting, so viewers keep their sessions and resume on a keyframe."""
+class _VideoPipe:
+    """A stream's video: the publisher's track in (replaceable, for reconnects), one task
+    turning its frames into what `fanout` hands the viewers."""
 
-    def __init__(self, fmt: VideoFormat, clock: MediaClock) -> None:
-        self.fmt = fmt
-        self.clock = clock
-        self.keyframes = KeyframePolicy()
-        self.fanout = Fanout(self.keyframes.request)
-        self.frames_encoded = 0
-        self.frames_skipped = 0  # over the frame-rate cap
+    def __init__(self, fanout: Fanout, name: str) -> None:
+        self.fanout = fanout
         self._source = _Source()
-        self._codec: av.VideoCodecContext | None = None
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="x264")
         self._task: asyncio.Task[None] | None = None
-        self._last_kept: float | None = None  # source time (s) of the last frame let in
-        self.packer = SharedH264Packer()
-
-    @property
-    def frames_dropped(self) -> int:
-        return self._source.dropped
+        self._name = name
 
     @property
     def frames_received(self) -> int:
         return self._source.received
+
+    @property
+    def frames_dropped(self) -> int:
+        return self._source.dropped
 
     @property
     def last_frame_at(self) -> float | None:
@@ -130,17 +122,46 @@ class SharedVideoEncoder:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="video-encoder")
+            self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def use_source(self, track: MediaStreamTrack) -> None:
-        """Encode from this publisher track from now on (a reconnect replaces the old one)."""
+        """Take frames from this publisher track from now on (a reconnect replaces the old)."""
         await self._source.detach()
         self._source.attach(track)
-        self._last_kept = None  # a new source has its own clock
-        self.keyframes.request()  # viewers' decoders need a clean start on the new source
 
     async def drop_source(self) -> None:
         await self._source.detach()
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        await self._source.detach()
+        await stop_task(self._task)
+        self._task = None
+        self.fanout.stop_all()
+
+
+class SharedVideoEncoder(_VideoPipe):
+    """The stream's only video encoder. Runs while the stream has video; survives a publisher
+    reconnecting, so viewers keep their sessions and resume on a keyframe."""
+
+    def __init__(self, fmt: VideoFormat, clock: MediaClock) -> None:
+        self.keyframes = KeyframePolicy()
+        super().__init__(Fanout(self.keyframes.request), "video-encoder")
+        self.fmt = fmt
+        self.clock = clock
+        self.frames_encoded = 0
+        self.frames_skipped = 0  # over the frame-rate cap
+        self.packer = SharedH264Packer()
+        self._codec: av.VideoCodecContext | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="x264")
+        self._last_kept: float | None = None  # source time (s) of the last frame let in
+
+    async def use_source(self, track: MediaStreamTrack) -> None:
+        await super().use_source(track)
+        self._last_kept = None  # a new source has its own clock
+        self.keyframes.request()  # viewers' decoders need a clean start on the new source
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -208,11 +229,7 @@ class SharedVideoEncoder:
         return codec
 
     async def close(self) -> None:
-        await self._source.detach()
-        if self._task is not None:
-            await stop_task(self._task)
-            self._task = None
-        self.fanout.stop_all()
+        await super().close()
         self._thread.shutdown(wait=True)
 
 
@@ -270,40 +287,15 @@ class SharedAudioEncoder:
         self.fanout.stop_all()
 
 
-class FrameRelay:
+class FrameRelay(_VideoPipe):
     """The per-viewer-encoding baseline: decoded frames to every viewer, each encoding its own.
 
     Kept only so the load test can measure what the shared encoder saves, in the same run.
     """
 
     def __init__(self) -> None:
-        self.fanout = Fanout(lambda: None)
-        self._source = _Source()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def last_frame_at(self) -> float | None:
-        return self._source.last_frame_at
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="video-relay")
-
-    async def use_source(self, track: MediaStreamTrack) -> None:
-        await self._source.detach()
-        self._source.attach(track)
-
-    async def drop_source(self) -> None:
-        await self._source.detach()
+        super().__init__(Fanout(lambda: None), "video-relay")
 
     async def _run(self) -> None:
         while True:
-            frame = await self._source.take()
-            self.fanout.publish(frame)
-
-    async def close(self) -> None:
-        await self._source.detach()
-        if self._task is not None:
-            await stop_task(self._task)
-            self._task = None
-        self.fanout.stop_all()
+            self.fanout.publish(await self._source.take())

@@ -96,6 +96,19 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
     assert await publisher.stop() == 200
 
 
+@pytest.mark.parametrize("node_settings", [{**LOOPBACK, "video_encode": "per_viewer"}])
+async def test_the_per_viewer_baseline_runs_one_encoder_per_viewer(live: Live) -> None:
+    """The load test's baseline: the same picture, but each viewer's sender encodes it."""
+    stream = await scheduled_stream(live)
+    await start_publisher(live, stream["id"])
+    viewers = [await watch(live.http, stream["id"]) for _ in range(2)]
+    for viewer in viewers:
+        await until(lambda v=viewer: advancing(v, 10), "frames per viewer")
+        assert viewer.counters == sorted(viewer.counters)
+    stats = await video_stats(live, stream["id"])
+    assert (stats["encode"], stats["encoders"], stats["viewers"]) == ("per_viewer", 2, 2)
+
+
 async def test_a_publisher_whose_offer_has_no_candidates_still_connects(live: Live) -> None:
     """OBS sends its offer before ICE gathering ends, so it may carry no candidates and it
     never trickles: the node answers with its own and learns the publisher's address from
