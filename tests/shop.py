@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import itertools
-from typing import Any
+from typing import Any, Callable
 
 import redis.asyncio as redis
 
-from conftest import Live
+from conftest import UNIT, Live
 
 _keys = itertools.count()
 
@@ -34,10 +36,7 @@ async def make_product(live: Live, brand: str = "acme", **fields: Any) -> dict[s
 
 async def make_live_stream(live: Live, lineup: list[str], creator: str = "cleo",
                            **fields: Any) -> dict[str, Any]:
-    r = await live.http.post("/api/v1/streams", json={"title": "Drop", "lineup": lineup, **fields},
-                             headers=live.auth("creator", creator))
-    assert r.status_code == 201, r.text
-    stream = r.json()
+    stream = await make_stream(live, lineup, creator, **fields)
     r = await live.http.post(f"/api/v1/streams/{stream['id']}/live",
                              headers=live.auth("creator", creator))
     assert r.status_code == 200, r.text
@@ -87,3 +86,34 @@ async def db_state(client: redis.Redis) -> dict[bytes, Any]:
             value = None
         state[key] = (kind, value)
     return state
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
+    """Poll `check()` (sync or async) until it is truthy, at most `timeout_s` (times UNIT);
+    returns what it returned."""
+    deadline = asyncio.get_running_loop().time() + timeout_s * UNIT
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def make_stream(live: Live, lineup: list[str], creator: str = "cleo",
+                      **fields: Any) -> dict[str, Any]:
+    """A scheduled stream (not live yet)."""
+    r = await live.http.post("/api/v1/streams", json={"title": "Drop", "lineup": lineup, **fields},
+                             headers=live.auth("creator", creator))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def video_stats(live: Live, stream_id: str, creator: str = "cleo") -> dict[str, Any]:
+    r = await live.http.get(f"/api/v1/streams/{stream_id}/video",
+                            headers=live.auth("creator", creator))
+    assert r.status_code == 200, r.text
+    return r.json()

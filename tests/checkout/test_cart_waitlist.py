@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from conftest import UNIT, Live
-from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
+from conftest import Live
+from shop import (buy, eventually, give_wallet, idem, make_brand, make_live_stream, make_product,
+                  stock_of)
 
 from checkout.keys import buyer_events_key
 
@@ -57,16 +57,6 @@ async def join_waitlist(live: Live, buyer: str, product: str) -> int:
 async def waitlist_events(live: Live, buyer: str) -> list[dict[str, Any]]:
     entries = await live.services.client.xrange(buyer_events_key(buyer))
     return [orjson.loads(fields[b"event"]) for _, fields in entries]
-
-
-async def eventually(check: Any, what: str, timeout: float = 10 * UNIT) -> Any:
-    """Poll `check()` (async, truthy when done) every 0.05 UNIT, at most `timeout` s."""
-    for _ in range(int(timeout / (0.05 * UNIT))):
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.05 * UNIT)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # -- cart_hold -------------------------------------------------------------------------

@@ -6,15 +6,15 @@ authorizing and capturing, must not leave the order authorized forever.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import pytest
 
 from checkout.order_states import OrderState
-from conftest import UNIT, Live
-from shop import buy, give_wallet, make_brand, make_live_stream, make_product, stock_of
+from conftest import Live
+from shop import (buy, eventually, give_wallet, make_brand, make_live_stream, make_product,
+                  stock_of)
 
 
 async def _state(live: Live, order_id: str) -> OrderState:
@@ -24,10 +24,9 @@ async def _state(live: Live, order_id: str) -> OrderState:
 
 
 async def _until_paid(live: Live, order_id: str) -> None:
-    deadline = time.monotonic() + 15 * UNIT
-    while await _state(live, order_id) is not OrderState.PAID:
-        assert time.monotonic() < deadline, f"{order_id} was never captured"
-        await asyncio.sleep(0.05)
+    async def paid() -> bool:
+        return await _state(live, order_id) is OrderState.PAID
+    await eventually(paid, f"{order_id} to be captured")
 
 
 @pytest.mark.parametrize("node_settings", [{"capture_owed_after_s": 1}])

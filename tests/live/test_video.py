@@ -7,14 +7,14 @@ frames and read it back, so "video works" means the picture advances, in order.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from conftest import UNIT, Live, make_settings, start_node, stop_node
 from loadtest.video_source import CounterTrack
 from loadtest.webrtc_peers import Publisher, Viewer, WhipError, publish, watch
-from shop import make_brand, make_product
+from shop import eventually, make_brand, make_product, make_stream, video_stats
 
 LOOPBACK = {"video_ice_hosts": ("127.0.0.1",)}
 
@@ -25,36 +25,13 @@ def node_settings() -> dict[str, Any]:
     return dict(LOOPBACK)
 
 
-async def until(check: Callable[[], bool | Awaitable[bool]], what: str, timeout_s: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s * UNIT
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def scheduled_stream(live: Live, creator: str = "cleo") -> dict[str, Any]:
+async def scheduled_stream(live: Live) -> dict[str, Any]:
     await make_brand(live)
-    product = await make_product(live)
-    r = await live.http.post("/api/v1/streams", json={"title": "Drop", "lineup": [product["id"]]},
-                             headers=live.auth("creator", creator))
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await make_stream(live, [(await make_product(live))["id"]])
 
 
 async def stream_state(live: Live, stream_id: str) -> dict[str, Any]:
     return (await live.http.get(f"/api/v1/streams/{stream_id}")).json()
-
-
-async def video_stats(live: Live, stream_id: str) -> dict[str, Any]:
-    r = await live.http.get(f"/api/v1/streams/{stream_id}/video", headers=live.auth("creator", "cleo"))
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 async def start_publisher(live: Live, stream_id: str) -> Publisher:
@@ -75,7 +52,7 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
     assert (await stream_state(live, stream["id"]))["state"] == "live"  # WHIP made it live
     viewers = [await watch(live.http, stream["id"]) for _ in range(2)]
     for viewer in viewers:
-        await until(lambda v=viewer: advancing(v, 30), "30 decoded frames per viewer")
+        await eventually(lambda v=viewer: advancing(v, 30), "30 decoded frames per viewer")
     for viewer in viewers:
         assert viewer.counters == sorted(viewer.counters), "frames arrive in order"
         assert viewer.counters[-1] - viewer.counters[0] >= 29
@@ -92,7 +69,7 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
     assert 1 <= stats["keyframes_forced"] <= stats["keyframe_requests"]
     for viewer in viewers:
         assert await viewer.stop() == 200
-    await until(lambda: live.services.video.peers.count("viewer") == 0, "viewer peers closed")
+    await eventually(lambda: live.services.video.peers.count("viewer") == 0, "viewer peers closed")
     assert await publisher.stop() == 200
 
 
@@ -103,7 +80,7 @@ async def test_the_per_viewer_baseline_runs_one_encoder_per_viewer(live: Live) -
     await start_publisher(live, stream["id"])
     viewers = [await watch(live.http, stream["id"]) for _ in range(2)]
     for viewer in viewers:
-        await until(lambda v=viewer: advancing(v, 10), "frames per viewer")
+        await eventually(lambda v=viewer: advancing(v, 10), "frames per viewer")
         assert viewer.counters == sorted(viewer.counters)
     stats = await video_stats(live, stream["id"])
     assert (stats["encode"], stats["encoders"], stats["viewers"]) == ("per_viewer", 2, 2)
@@ -128,7 +105,7 @@ async def test_a_publisher_whose_offer_has_no_candidates_still_connects(live: Li
     assert r.status_code == 201, r.text
     await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 10), "frames from the candidate-less publisher")
+    await eventually(lambda: advancing(viewer, 10), "frames from the candidate-less publisher")
     await pc.close()
 
 
@@ -139,7 +116,7 @@ async def test_audio_is_encoded_once_and_reaches_viewers(live: Live) -> None:
                   audio=AudioStreamTrack())
     viewers = [await watch(live.http, stream["id"]) for _ in range(2)]
     for viewer in viewers:
-        await until(lambda v=viewer: v.audio_frames >= 25, "half a second of audio per viewer")
+        await eventually(lambda v=viewer: v.audio_frames >= 25, "half a second of audio per viewer")
     stats = await video_stats(live, stream["id"])
     assert stats["audio_packets_encoded"] > 0
     assert stats["encoders"] == 1
@@ -149,8 +126,8 @@ async def test_overlay_deltas_ride_the_data_channel_stamped_with_media_time(live
     stream = await scheduled_stream(live)
     await start_publisher(live, stream["id"])
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 5), "frames")
-    await until(lambda: any(m["type"] == "clock" for m in viewer.messages), "the clock message")
+    await eventually(lambda: advancing(viewer, 5), "frames")
+    await eventually(lambda: any(m["type"] == "clock" for m in viewer.messages), "the clock message")
     clock = next(m for m in viewer.messages if m["type"] == "clock")
     assert clock["clock_rate"] == 90_000 and clock["first_pts"] >= 0
     product_id = stream["lineup"][0]
@@ -162,7 +139,7 @@ async def test_overlay_deltas_ride_the_data_channel_stamped_with_media_time(live
         return next((m for m in viewer.messages if m["type"] == "overlay"
                      and m["message"]["type"] == "pin"), None)
 
-    await until(lambda: pin_message() is not None, "the pin on the data channel")
+    await eventually(lambda: pin_message() is not None, "the pin on the data channel")
     pin = pin_message()
     assert pin is not None and pin["message"]["product_id"] == product_id
     assert pin["seq"] == pin["message"]["seq"]
@@ -174,14 +151,14 @@ async def test_a_lost_publisher_reconnects_and_viewers_keep_watching(live: Live)
     stream = await scheduled_stream(live)
     first = await start_publisher(live, stream["id"])
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 10), "frames")
+    await eventually(lambda: advancing(viewer, 10), "frames")
     await first.vanish()  # no DELETE: the connection just goes away
-    await until(lambda: publisher_says(viewer, "reconnecting"), "reconnecting on the data channel")
+    await eventually(lambda: publisher_says(viewer, "reconnecting"), "reconnecting on the data channel")
     assert (await stream_state(live, stream["id"]))["ingest"] == "reconnecting"
     assert (await stream_state(live, stream["id"]))["state"] == "live"
     seen = len(viewer.counters)
     await start_publisher(live, stream["id"])  # a new CounterTrack counts from 0 again
-    await until(lambda: len(viewer.counters) > seen + 10, "frames from the new publisher")
+    await eventually(lambda: len(viewer.counters) > seen + 10, "frames from the new publisher")
     assert (await stream_state(live, stream["id"]))["ingest"] == "live"
     after = viewer.counters[seen - 1:]
     assert any(b < a for a, b in zip(after, after[1:])), "the same session shows the new source"
@@ -192,12 +169,12 @@ async def test_a_host_whose_connection_dropped_can_still_stop(live: Live) -> Non
     stream = await scheduled_stream(live)
     publisher = await start_publisher(live, stream["id"])
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 5), "frames")
+    await eventually(lambda: advancing(viewer, 5), "frames")
     await publisher.vanish()
-    await until(lambda: publisher_says(viewer, "reconnecting"), "reconnecting")
+    await eventually(lambda: publisher_says(viewer, "reconnecting"), "reconnecting")
     r = await live.http.delete(publisher.location, headers=live.auth("creator", "cleo"))
     assert r.status_code == 200
-    await until(viewer.ended.is_set, "the viewer's track to end")
+    await eventually(viewer.ended.is_set, "the viewer's track to end")
     assert (await stream_state(live, stream["id"]))["state"] == "ended"
 
 
@@ -206,10 +183,10 @@ async def test_a_publisher_that_does_not_come_back_ends_the_stream(live: Live) -
     stream = await scheduled_stream(live)
     publisher = await start_publisher(live, stream["id"])
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 5), "frames")
+    await eventually(lambda: advancing(viewer, 5), "frames")
     await publisher.vanish()
-    await until(lambda: publisher_says(viewer, "reconnecting"), "reconnecting")
-    await until(viewer.ended.is_set, "the viewer's track to end")
+    await eventually(lambda: publisher_says(viewer, "reconnecting"), "reconnecting")
+    await eventually(viewer.ended.is_set, "the viewer's track to end")
     state = await stream_state(live, stream["id"])
     assert (state["state"], state["ingest"]) == ("ended", "none")
     assert live.services.video.peers.count() == 0
@@ -219,12 +196,12 @@ async def test_whip_delete_ends_the_stream_and_tells_viewers(live: Live) -> None
     stream = await scheduled_stream(live)
     publisher = await start_publisher(live, stream["id"])
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 5), "frames")
+    await eventually(lambda: advancing(viewer, 5), "frames")
     r = await live.http.delete(publisher.location, headers=live.auth("creator", "mallory"))
     assert r.status_code == 403  # another creator cannot stop it
     assert await publisher.stop() == 200
-    await until(lambda: publisher_says(viewer, "none"), "the end on the data channel")
-    await until(viewer.ended.is_set, "the viewer's track to end")
+    await eventually(lambda: publisher_says(viewer, "none"), "the end on the data channel")
+    await eventually(viewer.ended.is_set, "the viewer's track to end")
     assert (await stream_state(live, stream["id"]))["state"] == "ended"
     r = await live.http.delete(publisher.location, headers=live.auth("creator", "cleo"))
     assert r.status_code == 404
@@ -237,11 +214,11 @@ async def test_ending_the_stream_over_the_api_stops_its_video(live: Live) -> Non
     stream = await scheduled_stream(live)
     await start_publisher(live, stream["id"])
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 5), "frames")
+    await eventually(lambda: advancing(viewer, 5), "frames")
     r = await live.http.post(f"/api/v1/streams/{stream['id']}/end", headers=live.auth("creator", "cleo"))
     assert r.status_code == 200
-    await until(viewer.ended.is_set, "the viewer's track to end")
-    await until(lambda: live.services.video.peers.count() == 0, "every peer closed")
+    await eventually(viewer.ended.is_set, "the viewer's track to end")
+    await eventually(lambda: live.services.video.peers.count() == 0, "every peer closed")
 
 
 async def test_who_may_publish(live: Live) -> None:
@@ -283,7 +260,7 @@ async def test_two_publishers_racing_for_one_stream_get_one_session(live: Live) 
     assert len(winners) == 1 and [r.status for r in refused] == [409, 409], results
     assert live.services.video.peers.count("publisher") == 1
     viewer = await watch(live.http, stream["id"])
-    await until(lambda: advancing(viewer, 5), "frames from the one publisher")
+    await eventually(lambda: advancing(viewer, 5), "frames from the one publisher")
 
 
 async def test_whep_without_video_and_unknown_streams(live: Live) -> None:
@@ -306,7 +283,7 @@ async def test_peers_beyond_the_cap_get_503(live: Live) -> None:
         await watch(live.http, stream["id"])
     assert refused.value.status == 503
     await first.stop()
-    await until(lambda: live.services.video.peers.count() == 1, "the viewer's peer closed")
+    await eventually(lambda: live.services.video.peers.count() == 1, "the viewer's peer closed")
     await watch(live.http, stream["id"])  # room again
 
 
@@ -337,7 +314,7 @@ async def test_an_answer_nobody_connects_to_frees_its_peer(live: Live) -> None:
                              headers={"Content-Type": "application/sdp"})
     assert r.status_code == 201
     assert live.services.video.peers.count("viewer") == 1
-    await until(lambda: live.services.video.peers.count("viewer") == 0, "the stale viewer dropped")
+    await eventually(lambda: live.services.video.peers.count("viewer") == 0, "the stale viewer dropped")
     assert live.services.video.peers.count("publisher") == 1
 
 
@@ -350,10 +327,10 @@ async def test_shutdown_closes_every_peer(live: Live, tmp_path: Any, valkey: Any
         stream = await scheduled_stream(other)
         await publish(http, stream["id"], other.token("creator", "cleo"), CounterTrack())
         viewer = await watch(http, stream["id"])
-        await until(lambda: advancing(viewer, 3), "frames")
+        await eventually(lambda: advancing(viewer, 3), "frames")
         registry = services.video.peers
         pcs = [p.pc for p in registry._peers.values()]
         await stop_node(services, server, task)
     assert registry.count() == 0
     assert all(pc.connectionState == "closed" for pc in pcs)
-    await until(viewer.ended.is_set, "the viewer's track to end")
+    await eventually(viewer.ended.is_set, "the viewer's track to end")

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from conftest import UNIT, Live, PageErrors
-from shop import make_brand, make_product
+from shop import make_brand, make_product, make_stream, video_stats
 from test_pages import DESKTOP, SHOTS, shot
 
 MS = 1000 * UNIT  # Playwright timeouts are in milliseconds
@@ -128,10 +128,7 @@ def node_settings() -> dict[str, Any]:
 async def scheduled_stream(live: Live) -> dict[str, Any]:
     await make_brand(live)
     product = await make_product(live, title="Trail Runner", stock=30)
-    r = await live.http.post("/api/v1/streams", json={"title": "Camera drop", "lineup": [product["id"]]},
-                             headers=live.auth("creator", "cleo"))
-    assert r.status_code == 201, r.text
-    return r.json()
+    return await make_stream(live, [product["id"]], title="Camera drop")
 
 
 async def go_live_with_camera(live: Live, new_page: Any, stream: dict[str, Any]) -> Page:
@@ -153,12 +150,6 @@ async def watch(live: Live, new_page: Any, stream: dict[str, Any]) -> Page:
     return viewer
 
 
-async def video_stats(live: Live, stream: dict[str, Any]) -> dict[str, Any]:
-    r = await live.http.get(f"/api/v1/streams/{stream['id']}/video", headers=live.auth("creator", "cleo"))
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
 async def test_the_host_camera_plays_on_the_viewer_page(live: Live, new_page: Any) -> None:
     stream = await scheduled_stream(live)
     await go_live_with_camera(live, new_page, stream)
@@ -175,7 +166,7 @@ async def test_the_host_camera_plays_on_the_viewer_page(live: Live, new_page: An
     await expect(unmute).to_be_hidden()
     assert await viewer.evaluate("document.getElementById('video').muted") is False
 
-    stats = await video_stats(live, stream)
+    stats = await video_stats(live, stream["id"])
     assert (stats["ingest"], stats["publisher"], stats["encoders"], stats["viewers"]) == (
         "live", True, 1, 1), stats
 
@@ -212,7 +203,7 @@ async def test_the_host_stopping_ends_the_viewer_page(live: Live, new_page: Any)
                                    timeout=5 * MS)
     await expect(host.locator("#state-pill")).to_have_text("Ended", timeout=5 * MS)
     await expect(host.locator("#camera-state")).to_have_text("Off")
-    assert (await video_stats(live, stream))["publisher"] is False
+    assert (await video_stats(live, stream["id"]))["publisher"] is False
 
 
 async def test_a_full_node_makes_the_viewer_page_retry(live: Live, new_page: Any,
