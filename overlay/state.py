@@ -143,7 +143,7 @@ def view(state: State, now_ms: int, thresholds: Thresholds = Thresholds()) -> di
     ingest = state["stream"]["ingest"]
     return {
         "live": state["stream"]["state"] == "live",
-        "ingest": ingest, "reconnecting": ingest == "reconnecting",
+        "ingest": ingest,
         "cards": [_card(state, p, now_ms, thresholds) for p in state["pinned"] if p in known],
         "tray": [_card(state, p, now_ms, thresholds) for p in state["tray"] if p in known],
         "ticker": state["just_bought"],

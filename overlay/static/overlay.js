@@ -133,7 +133,6 @@ export function view(state, nowMs, thresholds = DEFAULT_THRESHOLDS) {
   return {
     live: state.stream.state === "live",
     ingest,
-    reconnecting: ingest === "reconnecting",
     cards: state.pinned.filter(known).map((p) => card(state, p, nowMs, thresholds)),
     tray: state.tray.filter(known).map((p) => card(state, p, nowMs, thresholds)),
     ticker: state.just_bought,

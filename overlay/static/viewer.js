@@ -97,7 +97,7 @@ let videoAttempt = 0;
 let videoTimer = null;
 
 function syncVideo(v) {
-  $("video-note").hidden = !(v.live && v.reconnecting);
+  $("video-note").hidden = !(v.live && v.ingest === "reconnecting");
   $("unmute").hidden = !playback || !video.muted;
   const wanted = v.live && v.ingest !== "none";
   if (wanted === videoWanted) return;
