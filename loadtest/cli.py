@@ -17,7 +17,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
@@ -30,9 +30,9 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     fs = scenarios.add_parser(
         "flash-sale",
         help="N buyers race for U units; checks exactness, measures vs bare starlette")
-    fs.add_argument("--buyers", type=_positive_int, default=20_000)
-    fs.add_argument("--units", type=_positive_int, default=1_000)
-    fs.add_argument("--concurrency", type=_positive_int, default=256,
+    fs.add_argument("--buyers", type=positive_int, default=20_000)
+    fs.add_argument("--units", type=positive_int, default=1_000)
+    fs.add_argument("--concurrency", type=positive_int, default=256,
                     help="open connections (requests in flight at most); default 256")
     fs.add_argument("--client-procs", type=int, default=1,
                     help="client processes (0: in this process); default 1")
@@ -43,7 +43,7 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                     help="seconds the race may take at most (default 300)")
     fs.add_argument("--attempt-timeout", type=float, default=10.0,
                     help="seconds per attempt before a retry with the same key (default 10)")
-    fs.add_argument("--max-attempts", type=_positive_int, default=6)
+    fs.add_argument("--max-attempts", type=positive_int, default=6)
     fs.add_argument("--kill-valkey-at", type=_fraction,
                     help="kill -9 the embedded Valkey when this fraction of the units is sold")
     fs.add_argument("--durability", choices=["appendfsync", "waitaof"], default="appendfsync")

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 from pathlib import Path
 
+from loadtest.cli import positive_int
+
 __all__ = ["add_fanout_args", "run_fanout_cli"]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def add_fanout_args(scenarios: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = scenarios.add_parser(
         "fanout", help="N WebSocket viewers in one room: pin latency under a buy storm, "
                        "deliveries/s and memory vs a bare websockets.broadcast server")
-    p.add_argument("--viewers", type=_positive_int, default=10_000)
-    p.add_argument("--processes", type=_positive_int,
+    p.add_argument("--viewers", type=positive_int, default=10_000)
+    p.add_argument("--processes", type=positive_int,
                    help="viewer client processes (default: one per 2,500 viewers)")
     p.add_argument("--duration", type=float, default=15.0,
                    help="seconds of buy storm; the pins happen inside it (default 15)")
     p.add_argument("--buy-rate", type=float, default=300.0,
                    help="buys per second during the storm (default 300)")
-    p.add_argument("--pins", type=_positive_int, default=20,
+    p.add_argument("--pins", type=positive_int, default=20,
                    help="pin/unpin toggles during the storm (default 20)")
     p.add_argument("--pin-interval", type=float, default=0.5)
-    p.add_argument("--burst", type=_positive_int, default=40,
+    p.add_argument("--burst", type=positive_int, default=40,
                    help="host events sent back to back for deliveries/s (default 40)")
     p.add_argument("--server-log-level", help="the server's log level (default: its own)")
     p.add_argument("--no-baseline", dest="baseline", action="store_false",
@@ -48,26 +41,13 @@ def add_fanout_args(scenarios: argparse._SubParsersAction) -> None:  # type: ign
 def run_fanout_cli(args: argparse.Namespace) -> int:
     """Exit status 0 when the run was exact (see `fanout_report.exact`); timing targets are
     reported, not enforced."""
-    import uvloop
-
     from loadtest.fanout import FanoutConfig, run_fanout
     from loadtest.fanout_report import exact, print_fanout_report
-    from loadtest.report import write_json
+    from loadtest.report import run_scenario
 
-    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("loadtest").setLevel(logging.INFO)
     config = FanoutConfig(
         viewers=args.viewers, processes=args.processes, duration_s=args.duration,
         buy_rate=args.buy_rate, pins=args.pins, pin_interval_s=args.pin_interval,
         burst_events=args.burst, server_log_level=args.server_log_level,
         baseline=args.baseline, bare_loop=args.bare_loop, py_spy=args.py_spy)
-    try:
-        config.validate()
-    except ValueError as exc:
-        raise SystemExit(f"livecart loadtest fanout: {exc}") from None
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        report = runner.run(run_fanout(config))
-    print_fanout_report(report)
-    if args.json:
-        write_json(report, args.json)
-    return 0 if exact(report) else 1
+    return run_scenario("fanout", config, run_fanout, print_fanout_report, exact, args.json)

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from loadtest.report import mark, report_console
+
 __all__ = ["fanout_verdicts", "print_fanout_report", "exact"]
 
 VIEWERS_TARGET = 10_000
@@ -42,19 +44,13 @@ def fanout_verdicts(report: dict[str, Any]) -> dict[str, bool | None]:
     }
 
 
-def _mark(ok: bool | None) -> str:
-    return {True: "[green]ok[/]", False: "[red]MISSED[/]", None: "[dim]-[/]"}[ok]
-
 
 def _num(value: Any, fmt: str = ",.0f") -> str:
     return "-" if value is None else format(value, fmt)
 
 
 def print_fanout_report(report: dict[str, Any], console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # a log file: do not wrap at 80 columns
-            console = Console(width=120)
+    console = console or report_console()
     v = fanout_verdicts(report)
     pins = report.get("pin_phase") or {}
     bare_pins = report.get("bare_pin_latency") or {}
@@ -71,10 +67,10 @@ def print_fanout_report(report: dict[str, Any], console: Console | None = None) 
     table.add_column("target")
     rows: list[tuple[str, str, str]] = [
         ("viewers connected", f"{report['viewers_connected']:,}",
-         f">= {VIEWERS_TARGET:,} on one process {_mark(v['viewers'])}"),
+         f">= {VIEWERS_TARGET:,} on one process {mark(v['viewers'])}"),
         ("pin latency under the storm p50 / p99 / max (ms)",
          "-" if not pins else f"{pins['p50_ms']:.1f} / {pins['p99_ms']:.1f} / {pins['max_ms']:.1f}",
-         f"p99 <= {P99_TARGET_MS:.0f} {_mark(v['pin_p99'])}"),
+         f"p99 <= {P99_TARGET_MS:.0f} {mark(v['pin_p99'])}"),
         ("reached within 150 ms (all pairs / worst pin)",
          "-" if not pins
          else f"{pins['reached_within']:.2%} / {pins['worst_pin_reached_within']:.2%}",
@@ -85,7 +81,7 @@ def print_fanout_report(report: dict[str, Any], console: Console | None = None) 
         ("deliveries/s (burst)", _num(report.get("deliveries_per_s")), ""),
         ("bare websockets.broadcast deliveries/s", _num(report.get("bare_deliveries_per_s")), ""),
         ("ratio vs bare (wall clock)", _num(report.get("ratio_vs_bare"), ".2f"),
-         f">= {RATIO_TARGET} {_mark(v['ratio_vs_bare'])}"),
+         f">= {RATIO_TARGET} {mark(v['ratio_vs_bare'])}"),
         ("server CPU per delivery, hub / bare (us)",
          f"{_num(burst.get('server_us_per_delivery'), '.1f')} / "
          f"{_num(bare_burst.get('server_us_per_delivery'), '.1f')}", ""),
@@ -94,13 +90,13 @@ def print_fanout_report(report: dict[str, Any], console: Console | None = None) 
          f"{_num(batched_burst.get('server_us_per_delivery'), '.2f')}", ""),
         ("ratio vs bare (server CPU per delivery)", _num(report.get("ratio_vs_bare_cpu"), ".2f"),
          f">= {RATIO_TARGET}"),
-        ("stale viewers", _num(report.get("stale_viewers")), f"0 {_mark(v['stale'])}"),
+        ("stale viewers", _num(report.get("stale_viewers")), f"0 {mark(v['stale'])}"),
         ("seq gaps / duplicates", f"{_num(report.get('gaps'))} / {_num(report.get('duplicates'))}",
-         f"0 {_mark(v['gaps'])}"),
+         f"0 {mark(v['gaps'])}"),
         ("memory per idle viewer, hub / bare (KiB)",
          f"{_num(report.get('memory_per_connection_kb'), '.1f')} / "
          f"{_num(report.get('bare_memory_per_connection_kb'), '.1f')}",
-         f"< {MEMORY_TARGET_KB:.0f} {_mark(v['memory'])}"),
+         f"< {MEMORY_TARGET_KB:.0f} {mark(v['memory'])}"),
         ("hub pin latency p50 / p99 (ms, no storm)",
          "-" if not idle_pins else f"{idle_pins['p50_ms']:.1f} / {idle_pins['p99_ms']:.1f}", ""),
         ("bare pin latency p50 / p99 (ms, no storm)",

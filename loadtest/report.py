@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["print_report", "write_json", "verdicts"]
+__all__ = ["print_report", "write_json", "verdicts", "mark", "report_console", "run_scenario"]
 
 P99_TARGET_MS = 50.0
 RATIO_TARGET = 0.5
@@ -29,15 +30,42 @@ def verdicts(report: dict[str, Any]) -> dict[str, bool | None]:
     }
 
 
-def _mark(ok: bool | None) -> str:
+def mark(ok: bool | None) -> str:
+    """A target's verdict as the reports print it."""
     return {True: "[green]ok[/]", False: "[red]MISSED[/]", None: "[dim]-[/]"}[ok]
 
 
+def report_console(width: int = 120) -> Console:
+    """A console for a report: the terminal's, or a wide one when printing to a log file
+    (which would otherwise wrap tables at 80 columns)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=width)
+
+
+def run_scenario(name: str, config: Any, run: Any, print_report_fn: Any, exact: Any,
+                 json_path: Path | None) -> int:
+    """The common end of a load-test command: check the config, run it on uvloop with
+    progress logged, print the report, write the JSON; exit 0 only when the run was exact."""
+    import asyncio
+
+    import uvloop
+
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("loadtest").setLevel(logging.INFO)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise SystemExit(f"livecart loadtest {name}: {exc}") from None
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        report = runner.run(run(config))
+    print_report_fn(report)
+    if json_path:
+        write_json(report, json_path)
+    return 0 if exact(report) else 1
+
+
 def print_report(report: dict[str, Any], console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # a log file: do not wrap at 80 columns
-            console = Console(width=120)
+    console = console or report_console()
     v = verdicts(report)
     lat = report["latency_ms"]
     bare = report.get("bare_latency_ms") or {}
@@ -48,16 +76,16 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     table.add_column("target")
     rows: list[tuple[str, str, str]] = [
         ("orders acknowledged (201)", f"{report['orders_acknowledged']:,}",
-         f"{report['units']:,} {_mark(v['exact_orders'])}"),
+         f"{report['units']:,} {mark(v['exact_orders'])}"),
         ("units sold (stock)", f"{report['units_sold']:,}", f"{report['units']:,}"),
-        ("oversold", str(report["oversold"]), f"0 {_mark(v['no_oversell'])}"),
-        ("duplicate orders", str(report["duplicate_orders"]), f"0 {_mark(v['no_duplicates'])}"),
+        ("oversold", str(report["oversold"]), f"0 {mark(v['no_oversell'])}"),
+        ("duplicate orders", str(report["duplicate_orders"]), f"0 {mark(v['no_duplicates'])}"),
         ("acknowledged orders lost", str(report["lost_acknowledged"]) + "".join(
             f" ({n} {why})" for why, n in report.get("lost_detail", {}).items()),
-         f"0 {_mark(v['no_lost_acknowledged'])}"),
+         f"0 {mark(v['no_lost_acknowledged'])}"),
         ("stock total = avail + held + sold",
          "{available}/{held}/{sold} of {total}".format(**report["stock"]),
-         _mark(v["stock_invariant"])),
+         mark(v["stock_invariant"])),
         ("unresolved requests", str(report["unresolved"]), "0"),
         ("throughput (buys/s)", f"{report['throughput_per_s']:,.0f}", ""),
         ("sell phase (201s/s until the last 201)", "-" if not report.get("acknowledged_per_s")
@@ -66,9 +94,9 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
          else f"{report['bare_throughput_per_s']:,.0f}", ""),
         ("ratio vs bare", "-" if report["ratio_vs_bare"] is None
          else f"{report['ratio_vs_bare']:.2f}",
-         f">= {RATIO_TARGET} {_mark(v['throughput_vs_bare'])}"),
+         f">= {RATIO_TARGET} {mark(v['throughput_vs_bare'])}"),
         ("latency p50 / p99 / max (ms)", f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f}",
-         f"p99 < {P99_TARGET_MS:.0f} {_mark(v['p99_under_50ms'])}"),
+         f"p99 < {P99_TARGET_MS:.0f} {mark(v['p99_under_50ms'])}"),
     ]
     ok = report.get("latency_ms_201")
     if ok and ok["count"]:

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from loadtest.report import mark, report_console
 from loadtest.video import FPS
 
 __all__ = ["exact", "print_video_report", "video_verdicts", "viewers_within_budget"]
@@ -45,9 +46,6 @@ def video_verdicts(report: dict[str, Any]) -> dict[str, bool | None]:
     }
 
 
-def _mark(ok: bool | None) -> str:
-    return {True: "[green]ok[/]", False: "[red]MISSED[/]", None: "[dim]-[/]"}[ok]
-
 
 def _capacity(ladder: dict[str, Any] | None) -> str:
     if not ladder:
@@ -75,15 +73,12 @@ def _steps_table(report: dict[str, Any]) -> Table:
                 f"{s['cpu_total_pct']:.1f}", f"{s['cpu_per_viewer_pct']:.2f}", str(s["encoders"]),
                 f"{gen['this_process']:.0f} + {sum(gen['viewer_processes']):.0f}"
                 + (" [red]saturated[/]" if s["load_generator_saturated"] else ""),
-                f"{s['others_cpu_pct']:.0f}", _mark(s["ok"]))
+                f"{s['others_cpu_pct']:.0f}", mark(s["ok"]))
     return table
 
 
 def print_video_report(report: dict[str, Any], console: Console | None = None) -> None:
-    if console is None:
-        console = Console()
-        if not console.is_terminal:  # a log file: do not wrap at 80 columns
-            console = Console(width=140)
+    console = console or report_console(140)
     v = video_verdicts(report)
     n = report["viewers"]
     fps = report["fps_received"]
@@ -99,24 +94,24 @@ def print_video_report(report: dict[str, Any], console: Console | None = None) -
     within = viewers_within_budget(report)
     rows: list[tuple[str, str, str]] = [
         ("viewers served (frames advanced) / connected",
-         f"{report['viewers_served']} / {main['viewers_connected']}", f"{n} {_mark(v['served'])}"),
-        ("video encoders on the server", str(report["encoders"]), f"1 {_mark(v['one_encode'])}"),
+         f"{report['viewers_served']} / {main['viewers_connected']}", f"{n} {mark(v['served'])}"),
+        ("video encoders on the server", str(report["encoders"]), f"1 {mark(v['one_encode'])}"),
         ("fps received p50 / min", f"{fps['p50']:.1f} / {fps['min']:.1f}",
          (f">= {cfg['p50_fps_fraction'] * FPS:.0f} / >= {cfg['min_fps_fraction'] * FPS:.1f} "
-          f"{_mark(v['frame_rate'])}")),
+          f"{mark(v['frame_rate'])}")),
         ("video received per viewer p50 (kbit/s)", f"{report['kbps_received_p50']:,.0f}", ""),
         ("sample decoded: counter advanced / unreadable frames",
          "-" if not sample["viewers"] else
          ", ".join(f"+{p['advanced_by']}" for p in sample["per_viewer"])
          + ("" if sample["in_order"] else " OUT OF ORDER") + f" / {sample['unreadable_frames']}",
-         f"in order {_mark(v['picture'])}"),
+         f"in order {mark(v['picture'])}"),
         ("server CPU with the viewers (% of a core)", f"{report['cpu_total_pct']:.1f}", ""),
         ("  publisher only / the viewers' share",
          f"{report['cpu_publisher_only_pct']:.1f} / {report['cpu_viewers_pct']:.1f}", ""),
         ("  per viewer (the viewers' share / N)", f"{report['cpu_per_viewer_pct']:.2f}", ""),
         (f"viewers at {FPS} fps within {CPU_TARGET_PCT:.0f}% of a core (shared encode)",
          "-" if within is None else str(within),
-         f">= {VIEWERS_TARGET} {_mark(v['target'])}"),
+         f">= {VIEWERS_TARGET} {mark(v['target'])}"),
         ("fps published / encoded once; ingest frames dropped",
          (f"{main['published_fps']:.1f} / {main.get('encoded_fps', '-')}; "
           f"{main.get('ingest_frames_dropped', '-')}"), ""),
