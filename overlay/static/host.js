@@ -253,14 +253,16 @@ twoPress($("end"), "Press again to end",
 
 let camera = null; // {media, session} while publishing
 let cameraStarting = false;
+const CAMERA_PILL = {
+  off: ["off", "Off"], connecting: ["connecting", "Connecting…"], live: ["live", "On air"],
+  reconnecting: ["reconnecting", "Reconnecting…"],
+};
 
 function renderCamera(v) {
   const over = state.stream.state === "ended" || state.stream.state === "cancelled";
   if (camera && over) cameraOff(); // the server has closed the session already
-  const [kind, text] = cameraStarting ? ["connecting", "Connecting…"]
-    : !camera ? ["off", "Off"]
-      : v.ingest === "live" ? ["live", "On air"]
-        : v.ingest === "reconnecting" ? ["reconnecting", "Reconnecting…"] : ["connecting", "Connecting…"];
+  const [kind, text] = cameraStarting ? CAMERA_PILL.connecting
+    : !camera ? CAMERA_PILL.off : CAMERA_PILL[v.ingest] || CAMERA_PILL.connecting;
   const pill = $("camera-state");
   pill.dataset.state = kind;
   setText(pill, text);
@@ -297,8 +299,7 @@ async function startCamera() {
     $("camera-preview").srcObject = media;
     const session = await publishWhip(`${base}/whip`, token, media);
     camera = { media, session };
-    session.pc.addEventListener("connectionstatechange", () => {
-      if (session.pc.connectionState !== "failed" || !camera || camera.session !== session) return;
+    session.onFailed(() => {
       cameraOff();
       cameraMessage("error", "The connection to the server dropped. Go live with camera again "
         + "right away and viewers keep watching.");

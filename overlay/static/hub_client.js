@@ -5,6 +5,11 @@ import { reduce, Resync } from "./overlay.js";
 
 const RECONNECT = new Set([4008, 4011, 4013, 4029, 1001, 1006, 1011, 1012, 1013]);
 
+/** Jittered exponential backoff: 0.5 s doubling up to `capMs`, times [0.5, 1.5). */
+export function backoffMs(attempt, capMs) {
+  return Math.min(capMs, 500 * 2 ** attempt) * (0.5 + Math.random());
+}
+
 export class HubClient {
   constructor(url, { token = null, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
     this.url = url;
@@ -48,13 +53,12 @@ export class HubClient {
   }
 
   retry() {
-    // Jittered exponential backoff: 0.5 s doubling to 30 s, times [0.5, 1.5).
-    const base = Math.min(30000, 500 * 2 ** this.attempt);
+    const delay = backoffMs(this.attempt, 30000);
     this.attempt += 1;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       if (!this.closed) this.connect();
-    }, base * (0.5 + Math.random()));
+    }, delay);
   }
 
   receive(message) {

@@ -31,6 +31,13 @@ class Session {
     this.stopped = false;
   }
 
+  /** `callback` once the connection fails, unless this session was closed first. */
+  onFailed(callback) {
+    this.pc.addEventListener("connectionstatechange", () => {
+      if (this.pc.connectionState === "failed" && !this.closed) callback();
+    });
+  }
+
   close() {
     if (this.closed) return;
     this.closed = true;

@@ -1,7 +1,7 @@
 // The viewer page (/s/{stream}): video, pinned cards, tray, ticker, likes, one-tap checkout.
 
 import { view } from "./overlay.js";
-import { HubClient, meta, pageToken } from "./hub_client.js";
+import { backoffMs, HubClient, meta, pageToken } from "./hub_client.js";
 import {
   compact, createCard, dealText, money, setText, syncList, syncTicker, throttledText, updateCard,
 } from "./cards.js";
@@ -125,9 +125,7 @@ async function startVideo() {
     videoStarting = false;
   }
   videoAttempt = 0;
-  const { pc } = playback;
-  pc.addEventListener("connectionstatechange", () => {
-    if (pc.connectionState !== "failed" || !playback || playback.pc !== pc) return;
+  playback.onFailed(() => {
     videoGone();
     retryVideo();
   });
@@ -136,8 +134,7 @@ async function startVideo() {
 }
 
 function retryVideo() {
-  // Jittered exponential backoff: 0.5 s doubling to 15 s, times [0.5, 1.5).
-  const delay = Math.min(15000, 500 * 2 ** videoAttempt) * (0.5 + Math.random());
+  const delay = backoffMs(videoAttempt, 15000);
   videoAttempt += 1;
   clearTimeout(videoTimer);
   videoTimer = setTimeout(startVideo, delay);
