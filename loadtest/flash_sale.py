@@ -179,7 +179,9 @@ class _Shop:
             raise RuntimeError(f"setup call failed: {reply.status} {reply.body[:500]!r}")
         return orjson.loads(reply.body) if reply.body else None
 
-    async def setup(self, units: int, buyers: int) -> None:
+    async def setup(self, units: int, buyers: int, *, go_live: bool = True) -> None:
+        """A brand, a product with `units`, a stream with it (live unless `go_live` is off:
+        a WHIP publish makes it live), and `buyers` with wallets."""
         operator = self.tokens.mint(Role.OPERATOR, "loadtest", ttl_s=_TOKEN_TTL_S)
         creator = self.tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S)
         await self._one(self._req("POST", "/api/v1/brands", operator,
@@ -193,7 +195,8 @@ class _Shop:
         stream = await self._one(self._req("POST", "/api/v1/streams", creator,
                                            {"title": "Flash sale", "lineup": [self.product]}), 201)
         self.stream = stream["id"]
-        await self._one(self._req("POST", f"/api/v1/streams/{self.stream}/live", creator), 200)
+        if go_live:
+            await self._one(self._req("POST", f"/api/v1/streams/{self.stream}/live", creator), 200)
         self.buyers = [f"fb{self.run_id}-{i:06d}" for i in range(buyers)]
         self.buyer_tokens = [self.tokens.mint(Role.BUYER, b, ttl_s=_TOKEN_TTL_S)
                              for b in self.buyers]

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from live.auth import Role, TokenAuthority
+from loadtest.flash_sale import CREATOR, _Shop
 from loadtest.machine import machine_info, now_iso
 from loadtest.report import write_json
 from loadtest.server_process import ServerProcess
@@ -42,7 +45,7 @@ __all__ = ["run_overlay_sync", "print_overlay_sync_report", "main"]
 CHROMIUM = os.environ.get("LIVECART_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--use-fake-device-for-media-stream=fps=30", "--use-fake-ui-for-media-stream"]
-BRAND, CREATOR, TITLE = "syncbrand", "synchost", "Trail Runner"
+TITLE = "Flash sneaker"  # the product loadtest.flash_sale._Shop makes
 TIMEOUT_MS = 30_000
 GAP_S = 0.7  # between one event shown and the next press: a host's pace, frames in between
 
@@ -62,25 +65,6 @@ def _summary(values: list[float]) -> dict[str, float | int]:
         return {"count": 0}
     return {"count": len(values), "p50": _percentile(values, 50), "p95": _percentile(values, 95),
             "max": round(max(values), 1), "min": round(min(values), 1)}
-
-
-async def _setup(http: httpx.AsyncClient, tokens: TokenAuthority) -> str:
-    """A brand, a product and a scheduled stream; returns the stream id."""
-    def auth(role: Role, subject: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {tokens.mint(role, subject, ttl_s=3600)}"}
-
-    r = await http.post("/api/v1/brands", json={"id": BRAND, "name": "Sync", "currency": "USD"},
-                        headers=auth(Role.OPERATOR, "ops"))
-    r.raise_for_status()
-    r = await http.post(f"/api/v1/brands/{BRAND}/products", headers=auth(Role.BRAND, BRAND), json={
-        "title": TITLE, "price_minor": 8900, "currency": "USD", "sku": "SYNC-1", "stock": 100,
-        "commission_bps": 1000})
-    r.raise_for_status()
-    product = r.json()["id"]
-    r = await http.post("/api/v1/streams", json={"title": "Skew run", "lineup": [product]},
-                        headers=auth(Role.CREATOR, CREATOR))
-    r.raise_for_status()
-    return str(r.json()["id"])
 
 
 async def _toggle_pins(host: Page, viewer: Page, pins: int) -> list[dict[str, Any]]:
@@ -107,13 +91,15 @@ async def run_overlay_sync(pins: int) -> dict[str, Any]:
     async with server, httpx.AsyncClient(base_url=server.url, timeout=30) as http, \
             async_playwright() as pw:
         tokens = TokenAuthority(server.secret)
-        stream = await _setup(http, tokens)
+        shop = _Shop(server.host, server.port, tokens, secrets.token_hex(4))
+        await shop.setup(units=100, buyers=0, go_live=False)  # the camera makes it live
+        stream = shop.stream
+        host_token = tokens.mint(Role.CREATOR, CREATOR, ttl_s=3600)
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})
             host = await context.new_page()
-            await host.goto(f"{server.url}/host/{stream}#token="
-                            f"{tokens.mint(Role.CREATOR, CREATOR, ttl_s=3600)}")
+            await host.goto(f"{server.url}/host/{stream}#token={host_token}")
             await host.get_by_role("button", name="Go live with camera").click()
             await expect(host.locator("#camera-state")).to_have_text("On air", timeout=TIMEOUT_MS)
             viewer = await context.new_page()
@@ -122,8 +108,9 @@ async def run_overlay_sync(pins: int) -> dict[str, Any]:
                 "() => document.getElementById('video').currentTime > 2"
                 " && window.__livecartVideo.offset !== null", timeout=TIMEOUT_MS)
             released = await _toggle_pins(host, viewer, pins)
-            r = await http.get(f"/api/v1/streams/{stream}/video", headers={
-                "Authorization": f"Bearer {tokens.mint(Role.CREATOR, CREATOR, ttl_s=3600)}"})
+            r = await http.get(f"/api/v1/streams/{stream}/video",
+                               headers={"Authorization": f"Bearer {host_token}"})
+            r.raise_for_status()
             video = r.json()
             quality = await viewer.evaluate(
                 "() => { const v = document.getElementById('video');"
@@ -132,9 +119,7 @@ async def run_overlay_sync(pins: int) -> dict[str, Any]:
                 " seconds: v.currentTime}; }")
         finally:
             await browser.close()
-    reasons: dict[str, int] = {}
-    for event in released:
-        reasons[event["why"]] = reasons.get(event["why"], 0) + 1
+    reasons = dict(collections.Counter(event["why"] for event in released))
     return {
         "pins": pins, "events": released, "released_by": reasons,
         "lead_ms": _summary([e["leadMs"] for e in released if e["leadMs"] is not None]),
