@@ -12,21 +12,18 @@ import os
 import time
 from typing import Any
 
+from loadtest.child_procs import answer, stop_children
 from loadtest.fanout_probe import CpuWatch, cpu_seconds
 from loadtest.fanout_viewers import ViewerOptions, child_main
 from loadtest.histogram import LatencyHistogram
 
-__all__ = ["FleetError", "ViewerFleet", "connect_viewers", "measure_burst", "pin_latency",
+__all__ = ["ViewerFleet", "connect_viewers", "measure_burst", "pin_latency",
            "total", "merge_counts", "type_delta"]
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
 _NO_PROGRESS_S = 10.0  # a burst that delivers nothing for this long is over
-
-
-class FleetError(RuntimeError):
-    """A client process failed, died or did not answer in time."""
 
 
 class ViewerFleet:
@@ -73,18 +70,7 @@ class ViewerFleet:
 
     async def close(self) -> None:
         children, self._children = self._children, []
-        for _, pipe in children:
-            try:
-                pipe.send(("exit", {}))
-            except OSError:
-                pass
-        for proc, pipe in children:
-            await asyncio.to_thread(proc.join, 15)
-            if proc.is_alive():
-                proc.kill()
-                await asyncio.to_thread(proc.join, 5)
-            pipe.close()
-            proc.close()
+        await stop_children(children, 15)
 
     async def call_all(self, op: str, args: dict[str, Any] | None = None, *,
                        timeout_s: float = 30.0, per_process: list[dict[str, Any]] | None = None
@@ -92,20 +78,8 @@ class ViewerFleet:
         """Send the command to every process (the same args, or `per_process[k]`)."""
         for k, (_, pipe) in enumerate(self._children):
             pipe.send((op, per_process[k] if per_process is not None else (args or {})))
-        return list(await asyncio.gather(*[self._answer(pipe, timeout_s)
+        return list(await asyncio.gather(*[answer(pipe, timeout_s)
                                            for _, pipe in self._children]))
-
-    @staticmethod
-    async def _answer(pipe: multiprocessing.connection.Connection, timeout_s: float) -> Any:
-        if not await asyncio.to_thread(pipe.poll, timeout_s):
-            raise FleetError(f"a viewer process said nothing for {timeout_s:.0f} s")
-        try:
-            kind, value = pipe.recv()
-        except EOFError:
-            raise FleetError("a viewer process died") from None
-        if kind == "error":
-            raise FleetError(f"a viewer process failed: {value}")
-        return value
 
 
 async def _wait_burst(fleet: ViewerFleet, timeout_s: float) -> None:

@@ -22,9 +22,10 @@ from typing import Any, Self
 import httpx
 
 from live.video.ice import restrict_ice_hosts
+from loadtest.child_procs import answer, stop_children
 from loadtest.webrtc_peers import Viewer, watch
 
-__all__ = ["CountingFleet", "FleetError", "arrivals"]
+__all__ = ["CountingFleet", "arrivals"]
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ _PIPE_POLL_S = 1.0
 _LIFETIME_S = 3600.0
 _CONNECT_CONCURRENCY = 4  # WHEP offers in flight per process: each one gathers and handshakes
 _ERRORS_KEPT = 3
-
-
-class FleetError(RuntimeError):
-    """A client process failed, died or did not answer in time."""
 
 
 @dataclass(eq=False)
@@ -106,31 +103,14 @@ class CountingFleet:
     @staticmethod
     async def _call(child: _Child, op: str, args: dict[str, Any], timeout_s: float) -> Any:
         child.pipe.send((op, args))
-        if not await asyncio.to_thread(child.pipe.poll, timeout_s):
-            raise FleetError(f"viewer process {child.proc.pid} said nothing for {timeout_s:.0f} s")
-        try:
-            kind, value = child.pipe.recv()
-        except EOFError:
-            raise FleetError(f"viewer process {child.proc.pid} died") from None
-        if kind == "error":
-            raise FleetError(f"viewer process {child.proc.pid} failed: {value}")
-        return value
+        return await answer(child.pipe, timeout_s, f"viewer process {child.proc.pid}")
 
     async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         children, self._children = self._children, []
-        for child in children:
-            with contextlib.suppress(OSError):
-                child.pipe.send(("exit", {}))
-        for child in children:
-            await asyncio.to_thread(child.proc.join, 30)
-            if child.proc.is_alive():
-                child.proc.kill()
-                await asyncio.to_thread(child.proc.join, 5)
-            child.pipe.close()
-            child.proc.close()
+        await stop_children([(c.proc, c.pipe) for c in children], 30)
 
 
 def arrivals(viewers: list[Viewer]) -> dict[str, Any]:
