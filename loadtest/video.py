@@ -97,10 +97,8 @@ class BusyCounterTrack(CounterTrack):
     def draw(self, number: int) -> av.VideoFrame:
         frame = super().draw(number)
         plane = frame.planes[0]
-        data = bytearray(bytes(plane))
         start = _NOISE_TOP * plane.line_size
-        data[start:] = os.urandom(len(data) - start)
-        plane.update(bytes(data))
+        plane.update(bytes(plane)[:start] + os.urandom(plane.buffer_size - start))
         return frame
 
 
