@@ -296,6 +296,8 @@ _SECRET_PATTERNS: Final = (
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), _REDACTED),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + _REDACTED),
     (re.compile(r"(?i)\b(access_token=)[^&\s\"']+"), r"\1" + _REDACTED),
+    # A WHIP/WHEP session URL is the capability to end that session (live/video/http.py).
+    (re.compile(r"(/wh[ie]p/)[A-Za-z0-9_-]+"), r"\1" + _REDACTED),
 )
 _PLAIN_TYPES: Final = (int, float, bool, type(None), bytes)
 
@@ -307,7 +309,8 @@ def _redact(text: str) -> str:
 
 
 class RedactTokens(logging.Filter):
-    """Scrub JWTs, ``Bearer`` credentials and ``access_token=`` values from records.
+    """Scrub JWTs, ``Bearer`` credentials, ``access_token=`` values and WHIP/WHEP session
+    ids from records.
 
     Args keep their position and type unless they contained a secret (uvicorn's
     access formatter unpacks ``record.args``), so formatting still works.

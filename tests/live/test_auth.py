@@ -406,6 +406,13 @@ def test_redacts_bearer_and_query_and_keeps_other_args() -> None:
     assert "zzz-opaque" not in record.getMessage()
     assert "room=1" in record.getMessage()
 
+    # A WHEP/WHIP session URL is a capability (DELETE ends the session): its id goes too.
+    args = ("127.0.0.1:5000", "DELETE", "/api/v1/streams/s_1/whep/Zq3-x_9AbCdEfGhIjKlMnOpQ", "1.1", 200)
+    record = make_record('%s - "%s %s HTTP/%s" %d', args)
+    filt.filter(record)
+    assert "Zq3-x_9AbCdEfGhIjKlMnOpQ" not in record.getMessage()
+    assert "/api/v1/streams/s_1/whep/[REDACTED]" in record.getMessage()
+
 
 def test_redacts_exception_text(authority: TokenAuthority) -> None:
     token = authority.mint(Role.BUYER, "b1", ttl_s=60, now=NOW)
