@@ -56,6 +56,7 @@ class Settings:
     # video (WHIP/WHEP)
     video_max_peers: int = 200  # publishers + viewers per process; beyond it WHIP/WHEP answer 503
     video_max_peers_per_ip: int = 20  # per client address; beyond it 429
+    video_new_sessions_per_ip_s: float = 2.0  # new WHIP/WHEP sessions per address (burst 10)
     video_width: int = 640
     video_height: int = 360
     video_fps: int = 30
@@ -98,7 +99,8 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
-        for name in ("video_max_peers", "video_max_peers_per_ip", "video_width", "video_height", "video_fps",
+        for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
+                     "video_width", "video_height", "video_fps",
                      "video_bitrate", "video_viewer_queue"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -151,7 +153,9 @@ _FIELD_TYPES: dict[str, str] = {
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_message_rate": "float",
     "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int",
-    "video_max_peers": "int", "video_max_peers_per_ip": "int", "video_width": "int", "video_height": "int", "video_fps": "int",
+    "video_max_peers": "int", "video_max_peers_per_ip": "int",
+    "video_new_sessions_per_ip_s": "float", "video_width": "int", "video_height": "int",
+    "video_fps": "int",
     "video_bitrate": "int", "video_keyint_s": "float", "video_x264_preset": "str",
     "video_viewer_queue": "int", "video_publisher_timeout_s": "float",
     "video_reconnect_grace_s": "float", "video_connect_timeout_s": "float",

@@ -137,7 +137,9 @@ def _node(config: VideoConfig, mode: Mode, max_peers: int) -> ServerProcess:
     return ServerProcess.livecart(log_level=config.server_log_level, settings={
         "LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1", "LIVECART_VIDEO_ENCODE": mode,
         "LIVECART_VIDEO_MAX_PEERS": str(max_peers),
-        "LIVECART_VIDEO_MAX_PEERS_PER_IP": str(max_peers)})  # every viewer is 127.0.0.1
+        # every viewer comes from 127.0.0.1
+        "LIVECART_VIDEO_MAX_PEERS_PER_IP": str(max_peers),
+        "LIVECART_VIDEO_NEW_SESSIONS_PER_IP_S": "1000"})
 
 
 @contextlib.asynccontextmanager

@@ -11,9 +11,13 @@ from typing import Literal
 
 from aiortc import RTCPeerConnection
 
+from live.protocol import RateLimiter
+
 __all__ = ["PeerRegistry", "Peer", "PeerCapReached", "ClientCapReached", "PeerRole"]
 
 log = logging.getLogger(__name__)
+
+_MAX_BUCKETS = 10_000  # addresses remembered for the new-session rate
 
 PeerRole = Literal["publisher", "viewer"]
 
@@ -23,7 +27,7 @@ class PeerCapReached(Exception):
 
 
 class ClientCapReached(Exception):
-    """One client address holds its maximum of peers (429)."""
+    """One client address holds its maximum of peers, or asks for new ones too fast (429)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -37,21 +41,37 @@ class Peer:
 
 
 class PeerRegistry:
-    def __init__(self, max_peers: int, max_per_client: int) -> None:
+    def __init__(self, max_peers: int, max_per_client: int, new_per_client_s: float = 2.0,
+                 new_burst: int = 10) -> None:
         self.max_peers = max_peers
         self.max_per_client = max_per_client
         self._peers: dict[str, Peer] = {}
         self._per_client: dict[str, int] = {}
+        # Each new peer costs a DTLS key and ICE gathering, so an address that opens and
+        # closes sessions in a loop is held to a rate, not only to a count.
+        self._rate, self._burst = new_per_client_s, new_burst
+        self._buckets: dict[str, RateLimiter] = {}
 
     def admit(self, stream_id: str, role: PeerRole, client: str) -> Peer:
         if len(self._peers) >= self.max_peers:
             raise PeerCapReached(f"this node holds its maximum of {self.max_peers} media peers")
         if self._per_client.get(client, 0) >= self.max_per_client:
             raise ClientCapReached(f"at most {self.max_per_client} media sessions per address")
+        if not self._bucket(client).allow(time.monotonic()):
+            raise ClientCapReached(f"at most {self._rate:g} new media sessions per second "
+                                   f"per address (bursts of {self._burst})")
         peer = Peer(secrets.token_urlsafe(18), stream_id, role, RTCPeerConnection(), client)
         self._peers[peer.session_id] = peer
         self._per_client[client] = self._per_client.get(client, 0) + 1
         return peer
+
+    def _bucket(self, client: str) -> RateLimiter:
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            if len(self._buckets) >= _MAX_BUCKETS:  # forget idle addresses, not busy ones
+                self._buckets = {c: b for c, b in self._buckets.items() if c in self._per_client}
+            bucket = self._buckets[client] = RateLimiter(self._rate, self._burst, time.monotonic())
+        return bucket
 
     def get(self, session_id: str) -> Peer | None:
         return self._peers.get(session_id)

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 class VideoLimits:
     max_peers: int = 200
     max_peers_per_ip: int = 20
+    new_sessions_per_ip_s: float = 2.0
     viewer_queue_packets: int = 90  # ~3 s of 30 fps video per viewer before it is reset
     publisher_timeout_s: float = 3.0
     connect_timeout_s: float = 10.0  # ICE + DTLS, for publishers and viewers
@@ -59,7 +60,8 @@ class VideoService:
         self.hub = hub
         self.fmt = fmt
         self.limits = limits
-        self.peers = PeerRegistry(limits.max_peers, limits.max_peers_per_ip)
+        self.peers = PeerRegistry(limits.max_peers, limits.max_peers_per_ip,
+                                  limits.new_sessions_per_ip_s)
         self.sessions: dict[str, StreamVideo] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False

@@ -76,3 +76,19 @@ async def test_recv_wakes_when_a_packet_arrives_and_when_stopped() -> None:
     track.stop()
     with pytest.raises(MediaStreamError):
         await waiting
+
+
+async def test_an_address_gets_a_bounded_rate_of_new_peers() -> None:
+    from live.video.peers import ClientCapReached, PeerRegistry
+    registry = PeerRegistry(max_peers=100, max_per_client=100, new_per_client_s=0.001,
+                            new_burst=2)
+    admitted = [registry.admit("s_1", "viewer", "10.0.0.1") for _ in range(2)]
+    with pytest.raises(ClientCapReached, match="per second"):
+        registry.admit("s_1", "viewer", "10.0.0.1")
+    for peer in admitted:
+        await registry.close(peer)
+    with pytest.raises(ClientCapReached):  # closing sessions does not refill the bucket
+        registry.admit("s_1", "viewer", "10.0.0.1")
+    other = registry.admit("s_1", "viewer", "10.0.0.2")
+    await registry.close_all()
+    assert registry.count() == 0 and registry.get(other.session_id) is None
