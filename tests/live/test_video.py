@@ -60,6 +60,14 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
     assert stats["encoders"] == 1 and stats["viewers"] == 2 and stats["publisher"] is True
     # Packetized once per stream: the second viewer's sender reuses the first's payloads.
     assert stats["packets_packetization_reused"] > 0
+    # No viewer's sender has an encoder of its own: each holds the stream's packetizer,
+    # which only packs the shared encoder's packets.
+    session = live.services.video.sessions[stream["id"]]
+    video_senders = [s for p in session.viewers.values() for s in p.pc.getSenders()
+                     if s.track is not None and s.track.kind == "video"]
+    assert len(video_senders) == 2
+    assert all(s._RTCRtpSender__encoder is session.video.packer for s in video_senders)
+    assert session.video.packer.codec is None  # it never encoded a frame
     publisher_pc = live.services.video.sessions[stream["id"]].publisher.pc
     ingest = [t for t in publisher_pc.getTransceivers() if t.kind == "video"][0]
     assert ingest._codecs[0].mimeType == "video/H264"  # the cheaper decode is chosen
