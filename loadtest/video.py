@@ -36,7 +36,7 @@ import httpx
 from live.auth import Role, TokenAuthority
 from live.video.ice import restrict_ice_hosts
 from loadtest.fanout_node import log_errors
-from loadtest.fanout_probe import CpuWatch, cpu_seconds
+from loadtest.fanout_probe import CpuWatch, cpu_seconds, rss_kib
 from loadtest.flash_sale import CREATOR, _Shop
 from loadtest.machine import machine_info, now_iso
 from loadtest.server_process import ServerProcess
@@ -113,6 +113,7 @@ class _Load:
     fleet: CountingFleet
     picture: CounterTrack  # the publisher's camera: its count is the frames it made
     idle_cpu_pct: float
+    idle_rss_kib: int = 0  # the server's memory with the publisher only
     samples: list[Viewer] = field(default_factory=list)
 
     async def stats(self) -> dict[str, Any]:
@@ -171,6 +172,7 @@ async def _loaded_node(config: VideoConfig, mode: Mode, max_viewers: int,
         await asyncio.sleep(config.idle_window_s)
         load.idle_cpu_pct = round(_pct(cpu_seconds(server.pid) - cpu0, time.monotonic() - t0), 1)
         report["publisher_only_cpu_pct"] = load.idle_cpu_pct
+        load.idle_rss_kib = rss_kib(server.pid)
         log.info("%s node: publisher only, server CPU %.1f%% of a core", mode, load.idle_cpu_pct)
         try:
             yield load
@@ -279,6 +281,8 @@ def _step(load: _Load, n: int, before: _Snapshot, after: _Snapshot, config: Vide
         "cpu_total_pct": round(server_pct, 1),
         "cpu_viewers_pct": round(server_pct - load.idle_cpu_pct, 1),
         "cpu_per_viewer_pct": round((server_pct - load.idle_cpu_pct) / n, 3),
+        # Memory a viewer costs the server: its peer (ICE, DTLS, SRTP, SCTP) and its queue.
+        "rss_per_viewer_kib": round((rss_kib(load.server.pid) - load.idle_rss_kib) / n, 1),
         # A load generator near a full core counts late, not the server sending late.
         "load_generator_saturated": max(clients.values()) > _SATURATED_PCT,
         "load_generator_cpu_pct": {"this_process": clients.pop(os.getpid()),
@@ -371,7 +375,8 @@ async def run_video(config: VideoConfig) -> dict[str, Any]:
     report["shared"] = shared
     main = next(s for s in shared["steps"] if s["viewers"] == config.viewers)
     for key in ("viewers_served", "encoders", "fps_received", "cpu_total_pct",
-                "cpu_per_viewer_pct", "cpu_viewers_pct", "kbps_received_p50", "sample", "ok"):
+                "cpu_per_viewer_pct", "cpu_viewers_pct", "kbps_received_p50",
+                "rss_per_viewer_kib", "sample", "ok"):
         report[key] = main[key]
     report["cpu_publisher_only_pct"] = shared["publisher_only_cpu_pct"]
     if config.ramp and time.monotonic() < deadline:

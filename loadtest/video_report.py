@@ -109,6 +109,7 @@ def print_video_report(report: dict[str, Any], console: Console | None = None) -
         ("  publisher only / the viewers' share",
          f"{report['cpu_publisher_only_pct']:.1f} / {report['cpu_viewers_pct']:.1f}", ""),
         ("  per viewer (the viewers' share / N)", f"{report['cpu_per_viewer_pct']:.2f}", ""),
+        ("server memory per viewer (KiB)", f"{report['rss_per_viewer_kib']:,.0f}", ""),
         (f"viewers at {FPS} fps within {CPU_TARGET_PCT:.0f}% of a core (shared encode)",
          "-" if within is None else str(within),
          f">= {VIEWERS_TARGET} {mark(v['target'])}"),

@@ -35,6 +35,7 @@ async def test_small_video_serves_every_viewer_from_one_encode() -> None:
     sample = report["sample"]
     assert sample["viewers"] == 2 and sample["in_order"] and sample["advanced"]
     assert {"cpu_total_pct", "cpu_per_viewer_pct", "cpu_publisher_only_pct", "fps_received",
+            "rss_per_viewer_kib",
             "machine", "date"} <= report.keys()
     assert report["shared"]["server_log_errors"]["count"] == 0
     assert exact(report)
