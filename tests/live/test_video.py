@@ -68,6 +68,10 @@ async def test_two_viewers_see_the_picture_advance_from_one_encoder(live: Live) 
     assert len(video_senders) == 2
     assert all(s._RTCRtpSender__encoder is session.video.packer for s in video_senders)
     assert session.video.packer.codec is None  # it never encoded a frame
+    # A viewer's PLI/FIR (what aiortc's sender does on one) asks the shared encoder.
+    asked = session.video.keyframes.requests
+    video_senders[0]._send_keyframe()
+    assert session.video.keyframes.requests == asked + 1
     publisher_pc = live.services.video.sessions[stream["id"]].publisher.pc
     ingest = [t for t in publisher_pc.getTransceivers() if t.kind == "video"][0]
     assert ingest._codecs[0].mimeType == "video/H264"  # the cheaper decode is chosen
