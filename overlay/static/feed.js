@@ -2,7 +2,7 @@
 // picture, so there is nothing to resume; on a drop it reconnects with jittered backoff
 // (docs/protocol.md: 0.5 s doubling to 30 s, times [0.5, 1.5)).
 
-const RECONNECT = new Set([4008, 4011, 4013, 4029, 1001, 1006, 1011, 1012, 1013]);
+import { backoffMs, RECONNECT } from "./hub_client.js";
 
 export class FeedClient {
   constructor(url, { token = null, onMessage = () => {}, onStatus = () => {} } = {}) {
@@ -45,9 +45,9 @@ export class FeedClient {
   }
 
   retry() {
-    const base = Math.min(30000, 500 * 2 ** this.attempt);
+    const delay = backoffMs(this.attempt, 30000);
     this.attempt += 1;
-    this.timer = setTimeout(() => this.connect(), base * (0.5 + Math.random()));
+    this.timer = setTimeout(() => this.connect(), delay);
   }
 
   close() {

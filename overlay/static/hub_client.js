@@ -3,7 +3,8 @@
 
 import { reduce, Resync } from "./overlay.js";
 
-const RECONNECT = new Set([4008, 4011, 4013, 4029, 1001, 1006, 1011, 1012, 1013]);
+// Close codes after which a client reconnects (docs/protocol.md); others are final.
+export const RECONNECT = new Set([4008, 4011, 4013, 4029, 1001, 1006, 1011, 1012, 1013]);
 
 /** Jittered exponential backoff: 0.5 s doubling up to `capMs`, times [0.5, 1.5). */
 export function backoffMs(attempt, capMs) {
