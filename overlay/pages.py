@@ -30,6 +30,14 @@ _PATHS = {"viewer": "/s/{stream}", "host": "/host/{stream}", "obs": "/obs/{strea
           "brand": "/brand/{brand}", "creator": "/creator/{creator}"}
 
 
+# What every page's <head> holds, after its viewport: filled in before title, ws and target.
+_HEAD = """<meta name="livecart-ws" content="{{ws}}">
+  <meta name="livecart-target" content="{{target}}">
+  <title>{{title}} · livecart</title>
+  <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+  <link rel="stylesheet" href="/static/base.css">"""
+
+
 def _template(name: str) -> str:
     return resources.files("overlay").joinpath(f"templates/{name}.html").read_text("utf-8")
 
@@ -50,6 +58,7 @@ def _page_endpoint(name: str):  # type: ignore[no-untyped-def]
             raise Problem(404, "not-found", f"no such {param}")
         ws = _ws_base(request)
         body = (_template(name)
+                .replace("{{head}}", _HEAD)
                 .replace("{{title}}", escape(title))
                 .replace("{{ws}}", escape(ws, quote=True))
                 .replace("{{target}}", escape(target, quote=True)))
