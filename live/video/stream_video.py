@@ -77,6 +77,8 @@ class StreamVideo:
     def send_overlay(self, message: dict[str, Any]) -> None:
         """To every viewer's data channel; a channel that does not drain loses messages, and
         the hub (which has seqs and resume) stays the source of truth."""
+        if not self.channels:
+            return
         data = orjson.dumps(message).decode()
         for channel in list(self.channels.values()):
             if channel.readyState == "open" and channel.bufferedAmount <= self._channel_limit:
