@@ -34,7 +34,7 @@ DEDUPE_TTL_S = 30 * 24 * 3600
 def event_kind(state: str, source: str) -> list[str]:
     """Which aggregate moves an order's state change makes."""
     kinds = []
-    if source == "reserved" and state in ("authorized", "paid"):
+    if source == "paying" and state == "authorized":
         kinds.append("sale")
     if state == "paid":
         kinds.append("commission")

@@ -19,10 +19,10 @@ import orjson
 from checkout.batcher import CommandBatcher
 from checkout.ids import new_order_id
 from checkout.keys import idem_binding_key, product_keys
-from checkout.order_states import IllegalTransition, OrderState
+from checkout.order_states import IllegalTransition, OrderState, OutOfTime, payment_word
 from checkout.orders import OUTBOX_MAXLEN, Order, OrderBook, order_from_fields
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, InvalidPaymentRequest,
-                               PaymentGateway)
+                               PaymentError, PaymentGateway)
 from checkout.scripts import SCRIPTS
 
 __all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused"]
@@ -74,7 +74,8 @@ class BuyService:
     def __init__(self, batcher: CommandBatcher, orders: OrderBook, gateway: PaymentGateway, *,
                  hold_ms: int, idempotency_ttl_s: int, capture_immediately: bool,
                  payment_timeout_s: float, payment_attempts: int = 3,
-                 capture_owed_after_ms: int = 30_000) -> None:
+                 capture_owed_after_ms: int = 30_000, payment_window_ms: int = 30_000,
+                 max_quantity: int = 10) -> None:
         self._batcher = batcher
         self._orders = orders
         self._gateway = gateway
@@ -84,6 +85,8 @@ class BuyService:
         self._payment_timeout_s = payment_timeout_s
         self._payment_attempts = payment_attempts
         self._capture_owed_after_ms = capture_owed_after_ms
+        self._payment_window_ms = payment_window_ms
+        self._max_quantity = max_quantity
 
     async def buy(self, req: BuyRequest) -> BuyResult:
         """Reserve and pay in one call: the mid-stream one-tap path."""
@@ -91,7 +94,7 @@ class BuyService:
         state = reserved.order.state
         if state is OrderState.AUTHORIZED and self._capture_immediately:
             return await self._capture(reserved.order, reserved.replayed)  # a capture owed
-        if state is not OrderState.RESERVED:
+        if state not in (OrderState.RESERVED, OrderState.PAYING):
             return reserved
         return await self.settle(reserved.order, replayed=reserved.replayed,
                                  payment_token=req.payment_token)
@@ -111,7 +114,7 @@ class BuyService:
                 hold_ms if hold_ms is not None else self._hold_ms, self._idem_ttl_s,
                 req.link_creator, req.link_code,
                 "" if req.expected_unit_price is None else req.expected_unit_price,
-                req.payment_token, req.channel, OUTBOX_MAXLEN]
+                req.payment_token, req.channel, OUTBOX_MAXLEN, self._max_quantity]
         reply = orjson.loads(await self._batcher.script(SCRIPTS["reserve"], keys, args))
         match reply["r"]:
             case "ok":
@@ -128,55 +131,86 @@ class BuyService:
                 order = await self._orders.get(stored["order_id"])
                 if order is None:
                     raise RuntimeError(f"idempotency record names a missing order {stored}")
-                return BuyResult(order, True, _payment_word(order.state))
+                return BuyResult(order, True, payment_word(order.state))
         raise RuntimeError(f"unexpected reserve reply {reply!r}")
 
     async def settle(self, order: Order, *, replayed: bool = False,
                      payment_token: str = "") -> BuyResult:
-        """Authorize (and capture) a reserved order; decline or void gives stock back.
+        """Claim a reserved order, authorize (and capture) it; a decline gives stock back.
 
-        `payment_token` is used when the order was reserved without one (cart, waitlist).
+        The claim (reserved -> paying, only before the hold's deadline) comes first, so an
+        order that expires unclaimed has never reached the gateway, and one that expires
+        mid-payment owes a void recorded in the same step: whatever the race, the order
+        decides and the gateway follows. `payment_token` is used when the order was
+        reserved without one (cart, waitlist).
         """
         f = order.fields
+        try:
+            order = await self._orders.claim(order.id, self._payment_window_ms)
+        except OutOfTime:  # the hold ran out before anybody paid: expire it now
+            return await self._decide(order.id, OrderState.EXPIRED, "hold_expired", replayed)
+        except IllegalTransition:  # decided already (expired, cancelled, a twin paid it)
+            return await self._current(order.id, replayed)
         try:
             auth = await self._gateway_call(
                 self._gateway.authorize, f["id"], f["amount_minor"], f["currency"],
                 f.get("payment_token") or payment_token)
         except InvalidPaymentRequest as exc:
-            declined, _ = await self._orders.transition(f["id"], OrderState.DECLINED,
-                                                        "invalid_payment_method")
             log.info("order %s: invalid payment request: %s", f["id"], exc)
-            return BuyResult(declined, replayed, "declined")
+            return await self._decide(order.id, OrderState.DECLINED, "invalid_payment_method",
+                                      replayed)
         except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError):
-            # Outcome unknown: the order stays reserved; a retry with the same key or the
-            # expiry sweeper (which voids first) settles it exactly once.
+            # Outcome unknown: the order stays paying; a retry with the same key settles it,
+            # or the window runs out and expiry voids whatever the gateway holds.
             return BuyResult(order, replayed, "pending")
         if not auth.approved:
-            declined, _ = await self._orders.transition(f["id"], OrderState.DECLINED,
-                                                        auth.decline_code or "card_declined")
-            return BuyResult(declined, replayed, "declined")
+            return await self._decide(order.id, OrderState.DECLINED,
+                                      auth.decline_code or "card_declined", replayed)
+        # In immediate mode the capture is owed from now: if this node dies before it
+        # captures, the sweeper does it once `capture_owed_after_ms` has passed.
+        owed = (int(time.time() * 1000) + self._capture_owed_after_ms
+                if self._capture_immediately else 0)
         try:
-            # In immediate mode the capture is owed from now: if this node dies before it
-            # captures, the sweeper does it once `capture_owed_after_ms` has passed.
-            owed = (int(time.time() * 1000) + self._capture_owed_after_ms
-                    if self._capture_immediately else 0)
             authorized, _ = await self._orders.transition(f["id"], OrderState.AUTHORIZED, "",
                                                           {"gateway_ref": auth.gateway_ref},
                                                           capture_owed_at_ms=owed)
-        except IllegalTransition as exc:
-            if exc.current in (OrderState.AUTHORIZED, OrderState.PAID):
-                authorized = await self._orders.get(f["id"])  # a concurrent twin got here
-                assert authorized is not None
-            elif exc.current == OrderState.EXPIRED:
-                await self._gateway.void(f["id"])
-                expired = await self._orders.get(f["id"])
-                assert expired is not None
-                return BuyResult(expired, replayed, "expired")
-            else:
-                raise
+        except IllegalTransition:
+            # Another move won the race (the window ran out, a twin with another card was
+            # declined): it recorded a void owed; pay it now rather than at the next sweep.
+            # A twin that authorized first is fine too.
+            result = await self._current(order.id, replayed)
+            if result.order.state not in (OrderState.AUTHORIZED, OrderState.PAID):
+                await self._void_owed(order.id)
+            return result
         if not self._capture_immediately:
             return BuyResult(authorized, replayed, "settled")
         return await self._capture(authorized, replayed)
+
+    async def _decide(self, order_id: str, target: OrderState, reason: str,
+                      replayed: bool) -> BuyResult:
+        """Move the order to `target`, or answer what it became if another move won."""
+        try:
+            order, _ = await self._orders.transition(order_id, target, reason)
+        except IllegalTransition:
+            return await self._current(order_id, replayed)
+        return BuyResult(order, replayed, payment_word(order.state))
+
+    async def _current(self, order_id: str, replayed: bool) -> BuyResult:
+        order = await self._orders.get(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        if order.state is OrderState.AUTHORIZED and self._capture_immediately:
+            return await self._capture(order, replayed)
+        return BuyResult(order, replayed, payment_word(order.state))
+
+    async def _void_owed(self, order_id: str) -> None:
+        try:
+            await self._gateway_call(self._gateway.void, order_id)
+        except PaymentError as exc:  # the sweeper pays the debt later
+            log.warning("order %s: void owed left for the sweeper (%s)", order_id,
+                        type(exc).__name__)
+            return
+        await self._orders.clear_void_debt(order_id)
 
     async def _capture(self, order: Order, replayed: bool) -> BuyResult:
         """Capture an authorized order now; if the gateway cannot say, the sale stands
@@ -203,9 +237,3 @@ class BuyService:
                 await asyncio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
-
-def _payment_word(state: OrderState) -> str:
-    return {
-        OrderState.RESERVED: "pending", OrderState.DECLINED: "declined",
-        OrderState.EXPIRED: "expired",
-    }.get(state, "settled")

@@ -3,6 +3,7 @@ brand's order actions (capture on shipment, void, refund)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Annotated, Any
 
@@ -10,11 +11,11 @@ from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
 from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
-from checkout.cart import CartFull
+from checkout.cart import CartFull, CheckoutInProgress
 from checkout.catalog_api import public_product
 from checkout.keys import buyer_orders_key
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, product_of_order
-from checkout.order_states import OrderState
+from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
 from checkout.payments import PaymentError
 from checkout.wallets import WalletIn, WalletStore
@@ -25,6 +26,7 @@ from live.problems import Problem
 __all__ = ["register", "REJECTION_STATUS"]
 
 IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+log = logging.getLogger(__name__)
 _IDEM_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
 
 # How each buy-rule refusal maps to HTTP (the `type` is the code with dashes).
@@ -32,7 +34,7 @@ REJECTION_STATUS = {
     "product_not_found": 404, "variant_not_found": 404, "product_unavailable": 409,
     "not_offered": 409, "stream_not_live": 409, "deal_quantity_exceeded": 409,
     "price_changed": 409, "limit_reached": 409, "sold_out": 409, "insufficient_stock": 409,
-    "order_missing": 404,
+    "order_missing": 404, "quantity_too_large": 422,
 }
 
 
@@ -94,6 +96,9 @@ def buy_response(call: Call[Any], result: BuyResult) -> Response:
     if result.payment == "expired":
         return Problem(409, "reservation-expired", "the hold ran out before payment",
                        order=order).as_response(headers)
+    if result.payment in ("cancelled", "voided", "refunded"):
+        return Problem(409, f"order-{result.payment}", f"the order was {result.payment}",
+                       order=order).as_response(headers)
     if result.payment in ("pending", "capture_pending"):
         return json_response({"order": order, "payment": result.payment}, 202, headers)
     return json_response({"order": order, "payment": result.payment}, 201, headers)
@@ -130,9 +135,6 @@ def register(api: Api) -> None:
     async def buy(call: Call[BuyIn]) -> Response:
         key = idempotency_key(call)
         buyer_id = call.need_principal().subject
-        limit = call.services.settings.max_quantity_per_buy
-        if call.body.quantity > limit:
-            raise Problem(422, "quantity-too-large", f"at most {limit} units per buy")
         wallet = await require_wallet(call, buyer_id)
         request = _buy_request(call, buyer_id, key, wallet["payment_token"])
         try:
@@ -163,7 +165,7 @@ def register(api: Api) -> None:
                   tag="buy", roles=buyer)
     async def pay_order(call: Call[Any]) -> Response:
         order = await _order_for(call, call.param("order"), buyer_only=True)
-        if order.state is not OrderState.RESERVED:
+        if order.state not in PENDING:
             raise Problem(409, "order-not-payable", f"the order is {order.state}")
         wallet = await require_wallet(call, order.fields["buyer"])
         result = await call.services.buys.settle(order, payment_token=wallet["payment_token"])
@@ -183,10 +185,19 @@ def register(api: Api) -> None:
                   tag="orders", roles=(Role.BRAND, Role.OPERATOR))
     async def void_order(call: Call[Any]) -> Response:
         order = await _brand_order(call)
-        if order.state not in (OrderState.AUTHORIZED, OrderState.VOIDED):
-            raise Problem(409, "order-not-voidable", f"the order is {order.state}")
-        await _gateway(call.services.gateway.void(order.id))
-        done, _ = await call.services.orders.transition(order.id, OrderState.VOIDED, "cancelled_by_brand")
+        try:
+            # The order moves first (recording the void it owes), then the gateway follows:
+            # a hold released for an order that still sells can't happen.
+            done, _ = await call.services.orders.transition(order.id, OrderState.VOIDED,
+                                                            "cancelled_by_brand")
+        except IllegalTransition as exc:
+            raise Problem(409, "order-not-voidable", f"the order is {exc.current}") from None
+        try:
+            await call.services.gateway.void(order.id)
+        except PaymentError as exc:  # the debt stays recorded; the sweeper retries it
+            log.warning("order %s: void left to the sweeper (%s)", order.id, type(exc).__name__)
+        else:
+            await call.services.orders.clear_void_debt(order.id)
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/refund", summary="Refund a paid order in full",
@@ -233,7 +244,13 @@ def register(api: Api) -> None:
     @api.endpoint("DELETE", "/cart/items/{item}", summary="Remove a cart item (releases a hold)",
                   tag="cart", roles=buyer, status=204)
     async def remove_cart_item(call: Call[Any]) -> Response:
-        if not await call.services.cart.remove(call.need_principal().subject, call.param("item")):
+        try:
+            removed = await call.services.cart.remove(call.need_principal().subject,
+                                                      call.param("item"))
+        except CheckoutInProgress:
+            raise Problem(409, "checkout-in-progress",
+                          "this item is being paid for right now; its order decides") from None
+        if not removed:
             raise Problem(404, "not-found", "no such cart item")
         return Response(status_code=204)
 

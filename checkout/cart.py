@@ -16,16 +16,20 @@ import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyResult, BuyService, Rejected
 from checkout.keys import cart_key
-from checkout.order_states import IllegalTransition, OrderState
+from checkout.order_states import PENDING, IllegalTransition, OrderState, payment_word
 from checkout.orders import OrderBook
 
-__all__ = ["Cart", "CartItem", "MAX_CART_ITEMS", "CartFull"]
+__all__ = ["Cart", "CartItem", "MAX_CART_ITEMS", "CartFull", "CheckoutInProgress"]
 
 MAX_CART_ITEMS = 20
 
 
 class CartFull(Exception):
     pass
+
+
+class CheckoutInProgress(Exception):
+    """The item's hold is being paid right now: it can't be removed mid-payment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,12 @@ class Cart:
         if order_id:
             try:
                 await self._orders.transition(order_id, OrderState.CANCELLED, "removed_from_cart")
-            except (IllegalTransition, KeyError):
-                pass  # already expired or paid: nothing to give back here
+            except IllegalTransition as exc:
+                if exc.current == OrderState.PAYING:
+                    raise CheckoutInProgress(order_id) from None
+                # expired, paid, cancelled already: nothing to give back here
+            except KeyError:
+                pass
         await self._client.hdel(cart_key(buyer), item_id)
         return True
 
@@ -101,7 +109,7 @@ class Cart:
             try:
                 result = await self._checkout_item(buyer, item, payment_token)
                 outcome.update(result=result.payment, order=result.order.public())
-                if result.payment in ("settled", "declined", "expired"):
+                if result.payment != "pending":  # decided: bought, refused or gone
                     await self._client.hdel(cart_key(buyer), item.id)
             except Rejected as exc:
                 outcome.update(result=exc.code, **exc.details)
@@ -114,9 +122,8 @@ class Cart:
             order = await self._orders.get(item.order_id)
             if order is None:
                 raise Rejected("order_missing", {})
-            if order.state is not OrderState.RESERVED:
-                return BuyResult(order, True, "expired" if order.state is OrderState.EXPIRED
-                                 else "settled")
+            if order.state not in PENDING:
+                return BuyResult(order, True, payment_word(order.state))
             return await self._buys.settle(order, payment_token=token)
         return await self._buys.buy(BuyRequest(
             buyer=buyer, product=item.product, variant=item.variant, quantity=item.quantity,

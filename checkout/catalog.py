@@ -53,6 +53,8 @@ class ProductIn(StrictModel):
     commission_bps: Annotated[int, Field(ge=0, le=8000)] = 0
     commission_mode: Literal["open", "invited"] = "open"
     max_per_buyer: Annotated[int, Field(ge=0, le=1000)] = 0  # 0: no limit
+    # The lowest price a creator's flash deal may set; unset: no deals below the price.
+    deal_floor_minor: Annotated[int, Field(ge=1, le=10**10)] | None = None
 
 
 class ProductPatch(StrictModel):
@@ -63,6 +65,7 @@ class ProductPatch(StrictModel):
     commission_bps: Annotated[int, Field(ge=0, le=8000)] | None = None
     commission_mode: Literal["open", "invited"] | None = None
     max_per_buyer: Annotated[int, Field(ge=0, le=1000)] | None = None
+    deal_floor_minor: Annotated[int, Field(ge=1, le=10**10)] | None = None
 
 
 class StockChange(StrictModel):
@@ -87,7 +90,8 @@ class StockLevel:
     total: int
 
 
-_INT_PRODUCT = ("price_minor", "commission_bps", "max_per_buyer", "created_ms", "updated_ms")
+_INT_PRODUCT = ("price_minor", "commission_bps", "max_per_buyer", "deal_floor_minor",
+                "created_ms", "updated_ms")
 
 
 def _decode(raw: dict[Any, Any]) -> dict[str, Any]:
@@ -137,6 +141,7 @@ class Catalog:
             "price_minor": data.price_minor, "currency": data.currency, "sku": data.sku,
             "commission_bps": data.commission_bps, "commission_mode": data.commission_mode,
             "max_per_buyer": data.max_per_buyer, "status": "active",
+            **({"deal_floor_minor": data.deal_floor_minor} if data.deal_floor_minor else {}),
             "variants": orjson.dumps([{"id": v.id, "name": v.name} for v in variants]).decode(),
             "created_ms": now, "updated_ms": now,
         }

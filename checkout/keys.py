@@ -30,8 +30,9 @@ class ProductKeys:
     audit: str  # stream: stock changes (who, when, delta, why)
     outbox: str  # stream: order events for aggregates
     expiry: str  # sorted set: order id -> hold expiry (ms)
-    bought: str  # hash: '<stream>|<buyer>' -> units bought (the per-buyer limit)
+    bought: str  # hash: 'b:<buyer>', 'deal:<id>:<buyer>' -> units held or bought (limits)
     captures: str  # sorted set: authorized order id -> when its capture is owed (ms)
+    voids: str  # sorted set: order id -> since when the gateway owes it a void (ms)
     tag: str
 
     def order(self, order: OrderId | str) -> str:
@@ -53,6 +54,7 @@ def product_keys(product: ProductId | str) -> ProductKeys:
         product=f"lc:{tag}:product", stock=f"lc:{tag}:stock", offers=f"lc:{tag}:offers",
         invited=f"lc:{tag}:invited", audit=f"lc:{tag}:audit", outbox=f"lc:{tag}:outbox",
         expiry=f"lc:{tag}:expiry", bought=f"lc:{tag}:bought", captures=f"lc:{tag}:captures",
+        voids=f"lc:{tag}:voids",
         tag=tag,
     )
 

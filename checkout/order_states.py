@@ -1,19 +1,29 @@
-"""The order lifecycle as a literal table: which moves are legal and what each does to stock.
+"""The order lifecycle as literal tables: which moves are legal, what each does to stock,
+which leave a card hold to release, and which wait on the order's deadline.
 
 The transition script (scripts/transition.lua) is handed the rules for the target state from
-this table, so Python and Lua share one definition.
+these tables, so Python and Lua share one definition.
+
+Who may talk to the gateway is decided here too. A payer must first move the order from
+`reserved` to `paying` (the claim, only before the hold's deadline); only then does it ask
+the gateway to authorize. So an order still `reserved` has never reached the gateway and
+expires with nothing to void, and an order that expires while `paying` owes a void,
+recorded in the same atomic step. Whoever moves the order first wins; the gateway follows
+the order, never the other way round.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["OrderState", "StockEffect", "TRANSITIONS", "rules_for", "IllegalTransition",
-           "next_state", "TERMINAL"]
+__all__ = ["OrderState", "StockEffect", "Deadline", "TRANSITIONS", "VOID_OWED", "DEADLINES",
+           "PENDING", "rules_for", "IllegalTransition", "OutOfTime", "next_state", "TERMINAL",
+           "payment_word"]
 
 
 class OrderState(StrEnum):
-    RESERVED = "reserved"  # stock held, payment not settled
+    RESERVED = "reserved"  # stock held, nobody has gone to the gateway yet
+    PAYING = "paying"  # a payer claimed it and is talking to the gateway
     AUTHORIZED = "authorized"  # card authorized, capture on shipment
     PAID = "paid"  # captured
     DECLINED = "declined"  # payment refused, stock back
@@ -30,18 +40,43 @@ class StockEffect(StrEnum):
     NONE = "none"
 
 
+class Deadline(StrEnum):
+    """How a move relates to the order's deadline (`expires_ms`)."""
+
+    BEFORE = "before"  # only while the deadline has not passed (the claim)
+    AFTER = "after"  # only once it has passed (expiry)
+
+
 S, E = OrderState, StockEffect
 TRANSITIONS: dict[tuple[OrderState, OrderState], StockEffect] = {
-    (S.RESERVED, S.AUTHORIZED): E.SELL,
-    (S.RESERVED, S.PAID): E.SELL,
-    (S.RESERVED, S.DECLINED): E.RELEASE,
+    (S.RESERVED, S.PAYING): E.NONE,
     (S.RESERVED, S.EXPIRED): E.RELEASE,
     (S.RESERVED, S.CANCELLED): E.RELEASE,
+    (S.PAYING, S.AUTHORIZED): E.SELL,
+    (S.PAYING, S.DECLINED): E.RELEASE,
+    (S.PAYING, S.EXPIRED): E.RELEASE,
     (S.AUTHORIZED, S.PAID): E.NONE,
     (S.AUTHORIZED, S.VOIDED): E.RESTORE,
     (S.PAID, S.REFUNDED): E.NONE,
 }
+# Moves after which the gateway may still hold money for an order that no longer sells:
+# every way out of paying but authorized (a payer's authorization may land after the move:
+# a slow gateway, two payers with different cards) and the brand's void. The move records
+# a void debt in the same step; the payer or the sweeper pays it (void is idempotent, and a
+# no-op where nothing is held).
+VOID_OWED = frozenset({(S.PAYING, S.EXPIRED), (S.PAYING, S.DECLINED), (S.AUTHORIZED, S.VOIDED)})
+# Targets tied to the deadline: the claim must come before it, expiry only after it.
+DEADLINES: dict[OrderState, Deadline] = {S.PAYING: Deadline.BEFORE, S.EXPIRED: Deadline.AFTER}
+# States whose stock is held and whose payment is not settled: they sit in the expiry index.
+PENDING = frozenset({S.RESERVED, S.PAYING})
 TERMINAL = frozenset(s for s in OrderState if not any(src == s for src, _ in TRANSITIONS))
+
+# What a buy or checkout answers about an order's payment, by its state.
+_PAYMENT_WORDS: dict[OrderState, str] = {
+    S.RESERVED: "pending", S.PAYING: "pending", S.AUTHORIZED: "settled", S.PAID: "settled",
+    S.DECLINED: "declined", S.EXPIRED: "expired", S.CANCELLED: "cancelled",
+    S.VOIDED: "voided", S.REFUNDED: "refunded",
+}
 
 
 class IllegalTransition(Exception):
@@ -51,9 +86,19 @@ class IllegalTransition(Exception):
         self.target = target
 
 
+class OutOfTime(IllegalTransition):
+    """The move is legal from this state, but not at this time: a claim after the deadline
+    (`late`), or an expiry before it (not `late`)."""
+
+    def __init__(self, current: str, target: str, *, late: bool) -> None:
+        super().__init__(current, target)
+        self.late = late
+
+
 def rules_for(target: OrderState) -> str:
-    """The script's ARGV for a move to `target`: 'from=effect;from=effect'."""
-    rules = [f"{src}={effect}" for (src, dst), effect in TRANSITIONS.items() if dst == target]
+    """The script's ARGV for a move to `target`: 'from=effect=debt;...' (debt: void|none)."""
+    rules = [f"{src}={effect}={'void' if (src, dst) in VOID_OWED else 'none'}"
+             for (src, dst), effect in TRANSITIONS.items() if dst == target]
     if not rules:
         raise ValueError(f"no state can move to {target}")
     return ";".join(rules)
@@ -65,3 +110,8 @@ def next_state(current: OrderState, target: OrderState) -> StockEffect:
         return TRANSITIONS[(current, target)]
     except KeyError:
         raise IllegalTransition(current, target) from None
+
+
+def payment_word(state: OrderState) -> str:
+    """The `payment` field of a buy or checkout answer for an order in `state`."""
+    return _PAYMENT_WORDS[state]

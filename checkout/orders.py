@@ -11,8 +11,8 @@ import redis.asyncio as redis
 from checkout.batcher import CommandBatcher
 from checkout.ids import OrderId, product_of_order
 from checkout.keys import product_keys
-from checkout.order_states import (TRANSITIONS, IllegalTransition, OrderState, StockEffect,
-                                   rules_for)
+from checkout.order_states import (DEADLINES, TRANSITIONS, IllegalTransition, OrderState,
+                                   OutOfTime, StockEffect, rules_for)
 from checkout.scripts import SCRIPTS
 
 __all__ = ["Order", "OrderBook", "OUTBOX_MAXLEN", "order_from_fields"]
@@ -77,11 +77,14 @@ class OrderBook:
 
     async def transition(self, order_id: str, target: OrderState, reason: str = "",
                          extra: dict[str, str] | None = None, *,
-                         capture_owed_at_ms: int = 0) -> tuple[Order, bool]:
-        """Move the order; returns (order, changed). Raises IllegalTransition or KeyError.
+                         capture_owed_at_ms: int = 0, now_ms: int | None = None,
+                         payment_window_ms: int = 0) -> tuple[Order, bool]:
+        """Move the order; returns (order, changed). Raises IllegalTransition (OutOfTime
+        when the deadline rule for `target` refuses) or KeyError.
 
         `capture_owed_at_ms` (with target AUTHORIZED): when the sweeper should capture the
-        order if nobody has by then."""
+        order if nobody has by then. `now_ms`: the clock the deadline rule reads (default:
+        Valkey's). `payment_window_ms` (with target PAYING): the claim's new deadline."""
         product = product_of_order(order_id)
         if product is None:
             raise KeyError(order_id)
@@ -91,9 +94,12 @@ class OrderBook:
             current = await self.get(order_id)
             raise IllegalTransition(current.state if current else "missing", target) from None
         k = product_keys(product)
-        keys = [k.order(order_id), k.stock, k.offers, k.bought, k.outbox, k.expiry, k.captures]
+        keys = [k.order(order_id), k.stock, k.offers, k.bought, k.outbox, k.expiry, k.captures,
+                k.voids]
+        deadline = DEADLINES.get(target)
         args = [order_id, target.value, rules, reason, orjson.dumps(extra or {}).decode(),
-                OUTBOX_MAXLEN, capture_owed_at_ms]
+                OUTBOX_MAXLEN, capture_owed_at_ms, deadline.value if deadline else "",
+                "" if now_ms is None else now_ms, payment_window_ms]
         reply = orjson.loads(await self._batcher.script(SCRIPTS["transition"], keys, args))
         match reply["r"]:
             case "ok" | "same":
@@ -103,5 +109,20 @@ class OrderBook:
                 return order, reply["r"] == "ok"
             case "illegal":
                 raise IllegalTransition(reply["state"], target)
+            case "late" | "early":
+                raise OutOfTime(reply["state"], target, late=reply["r"] == "late")
             case _:
                 raise KeyError(order_id)
+
+    async def claim(self, order_id: str, payment_window_ms: int) -> Order:
+        """Take the right to ask the gateway for this order's money (reserved -> paying),
+        before its hold runs out. A payer retrying its own claim gets the order back."""
+        order, _ = await self.transition(order_id, OrderState.PAYING,
+                                         payment_window_ms=payment_window_ms)
+        return order
+
+    async def clear_void_debt(self, order_id: str) -> None:
+        """The gateway released the hold (or had none): nothing is owed any more."""
+        product = product_of_order(order_id)
+        if product is not None:
+            await self._client.zrem(product_keys(product).voids, order_id)

@@ -1,9 +1,12 @@
-"""Finish what a buy left undone: expire holds nobody paid, capture authorizations owed.
+"""Finish what a buy left undone: expire holds nobody paid, pay the gateway's debts.
 
-Expiry gives back the stock of reservations neither paid nor declined in time. Capture
-settles orders authorized in immediate-capture mode whose capture the buy could not make
-(a capture outage, or the node died between authorizing and capturing): the capture debt
-was recorded in the same step as the authorization (transition.lua).
+Expiry gives back the stock of reservations neither paid nor declined by their deadline;
+the move itself (transition.lua, deadline rule `after`) decides against a payer racing it,
+and records a void owed when the order was mid-payment. Voids owed release such holds at
+the gateway, and whatever the brand voided. Captures owed settle orders authorized in
+immediate-capture mode whose capture the buy could not make (a capture outage, or the node
+died between authorizing and capturing). Each debt was recorded in the same atomic step as
+the move that created it, so nothing the gateway holds is ever forgotten.
 
 Exactly once: the transition script moves an order out of a state only one time, and the
 gateway's void and capture are idempotent by order id, so two nodes sweeping the same
@@ -42,6 +45,7 @@ class ReservationSweeper:
         self._task: asyncio.Task[None] | None = None
         self.expired = 0
         self.captured = 0
+        self.voided = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -52,19 +56,22 @@ class ReservationSweeper:
         self._task = None
 
     async def sweep_once(self, now_ms: int | None = None) -> int:
-        """Expire every due reservation and capture every owed authorization; returns how
-        many orders this call moved."""
+        """Expire every due reservation, pay every void and capture owed; returns how
+        many orders this call moved or released."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        expired = captured = 0
+        expired = captured = voided = 0
         for raw in await self._client.smembers(ACTIVE_PRODUCTS):
             k = product_keys(raw.decode())
             for order_id in await self._due(k.expiry, now_ms):
-                expired += await self._expire(order_id)
+                expired += await self._expire(order_id, now_ms)
+            for order_id in await self._due(k.voids, now_ms):
+                voided += await self._void(k.voids, order_id, now_ms)
             for order_id in await self._due(k.captures, now_ms):
                 captured += await self._capture(k.captures, order_id, now_ms)
         self.expired += expired
         self.captured += captured
-        return expired + captured
+        self.voided += voided
+        return expired + captured + voided
 
     async def _due(self, key: str, now_ms: int) -> list[str]:
         due = await self._client.zrangebyscore(key, "-inf", now_ms, start=0, num=self._batch)
@@ -95,20 +102,30 @@ class ReservationSweeper:
             log.info("order %s: owed capture made by the sweeper", order_id)
         return changed
 
-    async def _expire(self, order_id: str) -> bool:
+    async def _expire(self, order_id: str, now_ms: int) -> bool:
+        """Expire the order if its deadline passed; a payer that claimed it in time wins."""
         try:
-            # Void first: an authorization may have landed just as the hold ran out.
-            await self._gateway.void(order_id)
-        except PaymentError as exc:
-            log.warning("order %s: void before expiry failed (%s); retrying next sweep",
-                        order_id, type(exc).__name__)
-            return False
-        try:
-            order, changed = await self._orders.transition(order_id, OrderState.EXPIRED,
-                                                           "hold_expired")
+            _, changed = await self._orders.transition(order_id, OrderState.EXPIRED,
+                                                       "hold_expired", now_ms=now_ms)
         except (IllegalTransition, KeyError):
             return False
         return changed
+
+    async def _void(self, key: str, order_id: str, now_ms: int) -> bool:
+        try:
+            await self._gateway.void(order_id)
+        except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError) as exc:
+            log.warning("order %s: void owed failed (%s); retrying in %d s", order_id,
+                        type(exc).__name__, self._capture_retry_ms // 1000)
+            await self._client.zadd(key, {order_id: now_ms + self._capture_retry_ms}, xx=True)
+            return False
+        except PaymentError as exc:  # captured: the gateway refuses to void
+            log.error("order %s: void owed refused (%s: %s); needs an operator", order_id,
+                      type(exc).__name__, exc)
+            await self._client.zadd(key, {order_id: now_ms + 3600_000}, xx=True)
+            return False
+        await self._client.zrem(key, order_id)
+        return True
 
     async def _run(self) -> None:
         while True:

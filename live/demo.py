@@ -42,13 +42,13 @@ async def seed_demo(services: Services) -> DemoInfo:
                       price_minor=8900, currency="USD", sku="ACME-TRAIL",
                       variants=[VariantIn(id="size-40", name="EU 40", stock=30),
                                 VariantIn(id="size-42", name="EU 42", stock=30)],
-                      commission_bps=1200, max_per_buyer=2),
+                      commission_bps=1200, max_per_buyer=2, deal_floor_minor=5900),
             ProductIn(title="Insulated Bottle 750 ml", description="Cold for 24 hours.",
                       price_minor=2900, currency="USD", sku="ACME-BOTTLE", stock=200,
-                      commission_bps=1500),
+                      commission_bps=1500, deal_floor_minor=1900),
             ProductIn(title="Packable Rain Jacket", description="Folds into its own pocket.",
                       price_minor=12900, currency="USD", sku="ACME-JACKET", stock=50,
-                      commission_bps=1000),
+                      commission_bps=1000, deal_floor_minor=8900),
         ):
             created = await catalog.create_product("acme", product)
             existing.append(created["id"])

@@ -148,7 +148,7 @@ async def _dispatch(server: "HubServer", room: Room, route: "Route", host: str,
                     product_id=message.product_id, price_minor=message.price_minor,
                     quantity=message.quantity, per_buyer_limit=message.per_buyer_limit,
                     countdown_s=message.countdown_s, duration_s=message.duration_s),
-                    product["price_minor"])
+                    product)
             case EndStream():
                 await services.streams.act(room.stream_id, StreamAction.END)
     except StreamError as exc:

@@ -116,7 +116,9 @@ class Services:
                           idempotency_ttl_s=settings.idempotency_ttl_s,
                           capture_immediately=settings.capture_mode == "immediate",
                           payment_timeout_s=settings.payment_timeout_s,
-                          capture_owed_after_ms=settings.capture_owed_after_s * 1000)
+                          capture_owed_after_ms=settings.capture_owed_after_s * 1000,
+                          payment_window_ms=int(settings.payment_window_s * 1000),
+                          max_quantity=settings.max_quantity_per_buy)
         waitlist = Waitlist(client, buys, hold_ms=settings.waitlist_hold_s * 1000)
         metrics = Metrics()
 

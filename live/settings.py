@@ -41,6 +41,7 @@ class Settings:
     max_quantity_per_buy: int = 10
     max_pinned: int = 3
     payment_timeout_s: float = 5.0
+    payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
     sweep_interval_s: float = 1.0
     # hub (WebSocket) limits
@@ -148,6 +149,7 @@ _FIELD_TYPES: dict[str, str] = {
     "max_body_bytes": "int", "page_size_max": "int", "durability": "str", "capture_mode": "str",
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
+    "payment_window_s": "float",
     "max_pinned": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float", "ws_tick_ms": "int",

@@ -111,7 +111,7 @@ def register(api: Api) -> None:
             raise Problem(404, "not-found", "no such product")
         try:
             deal = await call.services.streams.start_deal(stream["id"], call.body,
-                                                          product["price_minor"])
+                                                          product)
         except StreamError as exc:
             raise _problem(exc) from None
         return json_response(deal, 201)

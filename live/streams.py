@@ -171,12 +171,26 @@ class StreamStore:
         stream["pinned"] = pinned
         return stream
 
-    async def start_deal(self, stream_id: str, deal: DealIn, regular_price: int) -> dict[str, Any]:
+    async def start_deal(self, stream_id: str, deal: DealIn,
+                         product: dict[str, Any]) -> dict[str, Any]:
+        """Schedule a flash deal within the brand's rules for the product: below its price,
+        not below its deal floor (no floor: no deal), a per-buyer limit not above its own.
+        reserve.lua applies the same bounds at buy time, whatever changed since."""
         stream = await self._live(stream_id)
         if deal.product_id not in stream["lineup"]:
             raise StreamError(409, "not-in-lineup", f"{deal.product_id} is not in the lineup")
-        if deal.price_minor >= regular_price:
+        if deal.price_minor >= product["price_minor"]:
             raise StreamError(422, "deal-not-cheaper", "a deal price must be below the regular price")
+        floor = product.get("deal_floor_minor") or product["price_minor"]
+        if deal.price_minor < floor:
+            raise StreamError(422, "deal-below-floor",
+                              f"the brand allows deals down to {floor} minor units"
+                              if floor < product["price_minor"]
+                              else "the brand allows no deals on this product")
+        brand_limit = product.get("max_per_buyer") or 0
+        if brand_limit and deal.per_buyer_limit > brand_limit:
+            raise StreamError(422, "deal-limit-above-brand",
+                              f"the brand limits each buyer to {brand_limit}")
         opens = _now_ms() + deal.countdown_s * 1000
         record = {"id": secrets.token_hex(4), "product_id": deal.product_id,
                   "price_minor": deal.price_minor,

@@ -27,7 +27,7 @@ async def make_brand(live: Live, brand: str = "acme", currency: str = "USD") -> 
 
 async def make_product(live: Live, brand: str = "acme", **fields: Any) -> dict[str, Any]:
     body = {"title": "Sneaker", "price_minor": 5000, "currency": "USD", "sku": "SKU-1",
-            "stock": 10, "commission_bps": 1000, **fields}
+            "stock": 10, "commission_bps": 1000, "deal_floor_minor": 1, **fields}
     r = await live.http.post(f"/api/v1/brands/{brand}/products", json=body,
                              headers=live.auth("brand", brand))
     assert r.status_code == 201, r.text

@@ -29,6 +29,7 @@ __all__ = [
     "InvalidPaymentRequest",
     "PaymentError",
     "PaymentGateway",
+    "PaymentRecord",
     "PaymentStatus",
     "Refund",
     "Void",
@@ -125,6 +126,21 @@ class Refund:
         return self.captured_minor - self.refunded_total_minor
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """What the gateway holds for one order, read back for reconciliation.
+
+    ``state`` is None when the gateway never saw the order, else one of authorized,
+    declined, captured, voided.
+    """
+
+    order_id: str
+    state: str | None
+    amount_minor: int = 0
+    captured_minor: int = 0
+    refunded_minor: int = 0
+
+
 class PaymentError(Exception):
     """Base of every payment gateway error.
 
@@ -186,9 +202,14 @@ class PaymentGateway(Protocol):
     async def void(self, order_id: str) -> Void:
         """Release an uncaptured hold; a repeat returns the same Void.
 
-        Unknown order id (or a declined one): no-op success. Captured: raises
-        ``InvalidPaymentRequest`` (refund instead).
+        Unknown order id (or a declined one): no-op success; an unknown one can no
+        longer be authorized afterwards (an authorization still in flight is refused).
+        Captured: raises ``InvalidPaymentRequest`` (refund instead).
         """
+        ...
+
+    async def status(self, order_id: str) -> PaymentRecord:
+        """What the gateway holds for this order (reconciliation reads it)."""
         ...
 
     async def refund(self, order_id: str, amount_minor: int | None = None) -> Refund:

@@ -63,6 +63,7 @@ from .gateway import (
     GatewayTimeout,
     GatewayUnavailable,
     InvalidPaymentRequest,
+    PaymentRecord,
     PaymentStatus,
     Refund,
     Void,
@@ -125,9 +126,13 @@ local function int(n) return string.format('%d', n) end
 #   mismatch     already decided with another amount/currency/token
 #   unavailable  simulated transient refusal, nothing recorded but the attempt
 #   timeout      authorization recorded, the caller must see a timeout
+#   voided       the order was voided before any authorization: it can no longer be paid
 _AUTHORIZE_LUA: Final[str] = (
     _PRELUDE
     + """
+if redis.call('HGET', key, 'state') == 'voided' and redis.call('HEXISTS', key, 'auth_status') == 0 then
+  return reply('voided')
+end
 if redis.call('HEXISTS', key, 'auth_status') == 1 then
   local f = redis.call('HMGET', key, 'amount_minor', 'currency', 'token')
   if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or f[3] ~= ARGV[4] then
@@ -178,15 +183,25 @@ return reply('new')
 """
 )
 
-# KEYS[1] order hash. ARGV[1] gateway_ref to use if this call voids.
+# KEYS[1] order hash. ARGV[1] gateway_ref to use if this call voids, ARGV[2] order id.
 # Reply: reply(outcome), outcome one of new, replay (already voided),
-#   noop (unknown order or declined: nothing held), invalid_state (captured).
+#   noop (unknown order or declined: nothing held; an unknown one is recorded as voided,
+#   so an authorization arriving later is refused), invalid_state (captured).
 _VOID_LUA: Final[str] = (
     _PRELUDE
     + """
 local state = redis.call('HGET', key, 'state')
-if (not state) or state == 'declined' then return {'noop'} end
-if state == 'voided' then return reply('replay') end
+if not state then
+  -- Voided before any authorization arrived (it may still be in flight): like a cancelled
+  -- PaymentIntent, the order can no longer be authorized.
+  redis.call('HSET', key, 'order_id', ARGV[2], 'state', 'voided')
+  return {'noop'}
+end
+if state == 'declined' then return {'noop'} end
+if state == 'voided' then
+  if redis.call('HEXISTS', key, 'auth_status') == 0 then return {'noop'} end
+  return reply('replay')
+end
 if state ~= 'authorized' then return reply('invalid_state') end
 redis.call('HSET', key, 'state', 'voided', 'void_ref', ARGV[1])
 return reply('new')
@@ -307,6 +322,8 @@ class SandboxGateway:
             case "unavailable":
                 logger.info("authorize %s: simulated unavailable", order_id)
                 raise GatewayUnavailable(f"authorize {order_id!r}: gateway unavailable")
+            case "voided":
+                raise InvalidPaymentRequest(f"authorize {order_id!r}: the order was voided")
             case "mismatch":
                 raise InvalidPaymentRequest(
                     f"order id {order_id!r} already authorized with other parameters "
@@ -346,7 +363,7 @@ class SandboxGateway:
         _check_order_id(order_id)
         await self._simulate_latency()
         outcome, record = await self._run(
-            self._void, [self.order_key(order_id)], [_new_ref("void")]
+            self._void, [self.order_key(order_id)], [_new_ref("void"), order_id]
         )
         match outcome:
             case "new" | "replay":
@@ -418,6 +435,17 @@ class SandboxGateway:
         """The raw record of ``order_id`` (empty when the gateway never saw it)."""
         raw = await self._client.hgetall(self.order_key(order_id))
         return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def status(self, order_id: str) -> PaymentRecord:
+        """What the gateway holds for ``order_id``, for reconciliation."""
+        record = await self.charges(order_id)
+        return PaymentRecord(
+            order_id=order_id,
+            state=record.get("state"),
+            amount_minor=int(record.get("amount_minor") or 0),
+            captured_minor=int(record.get("captured_minor") or 0),
+            refunded_minor=int(record.get("refunded_minor") or 0),
+        )
 
     async def authorizations_count(self) -> int:
         """Approved authorizations actually performed (holds placed), all orders."""

@@ -1,15 +1,21 @@
 --[[ reserve.lua: the one-tap buy decision, atomically, in the product's hash slot.
 
-Checks, in order: the idempotency record, the product, the variant, the offer (stream live
-and product in its lineup, or a link/showcase sale), the price (deal price while the deal is
-open and not exhausted), the buyer's limit, the stock. Then it moves `qty` from avail to
+Checks, in order: the idempotency record, the quantity cap, the product, the variant, the
+offer (stream live and product in its lineup, or a link/showcase sale), the price (deal price
+while the deal is open, not exhausted and not below the brand's floor), the buyer's limits,
+the stock.
+
+Limits: the brand's `max_per_buyer` counts every unit a buyer holds or bought of the product,
+whatever the channel (every stream, link, showcase, cart, waitlist); a deal's own per-buyer
+limit counts its deal units and is never above the brand's. Then it moves `qty` from avail to
 held, writes the order, the outbox event, the expiry entry and the idempotency record.
 
 Safe to run twice: the idempotency record is written in the same atomic step as the
 decrement, so a re-run (redis-py retrying after a lost reply) only replays the stored answer.
 
 KEYS[1] product hash      KEYS[2] stock hash        KEYS[3] offers hash
-KEYS[4] bought hash ('<stream>|<buyer>', 'deal:<id>|<buyer>')  KEYS[5] idempotency record
+KEYS[4] bought hash ('b:<buyer>' every unit, 'deal:<id>:<buyer>' deal units)
+KEYS[5] idempotency record
 KEYS[6] order hash        KEYS[7] outbox stream     KEYS[8] expiry sorted set
 KEYS[9] invited creators set
 ARGV[1] buyer id          ARGV[2] request fingerprint
@@ -18,6 +24,7 @@ ARGV[6] new order id      ARGV[7] hold in ms        ARGV[8] idempotency TTL in s
 ARGV[9] link creator or '' ARGV[10] link code or '' ARGV[11] expected unit price or ''
 ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist
 ARGV[14] outbox max length (approximate trim)
+ARGV[15] most units one buy may take (quantity_too_large above it)
 
 Reply: a JSON string.
   {"r":"ok","order":{...}}                a new reservation
@@ -37,6 +44,7 @@ end
 
 local buyer, stream, variant = ARGV[1], ARGV[3], ARGV[4]
 local qty = tonumber(ARGV[5])
+if qty > tonumber(ARGV[15]) then return reject('quantity_too_large', {max = tonumber(ARGV[15])}) end
 local order_id, channel = ARGV[6], ARGV[13]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,12 +62,15 @@ local function reject(code, extra)
 end
 
 local p = redis.call('HMGET', KEYS[1], 'status', 'price_minor', 'currency', 'brand_id',
-  'commission_bps', 'commission_mode', 'max_per_buyer')
+  'commission_bps', 'commission_mode', 'max_per_buyer', 'deal_floor_minor')
 if not p[1] then return reject('product_not_found') end
 if p[1] ~= 'active' then return reject('product_unavailable') end
 local price, currency, brand = tonumber(p[2]), p[3], p[4]
 local commission_bps, commission_mode = tonumber(p[5]), p[6]
 local limit = tonumber(p[7]) or 0
+-- No floor set: the brand allows no deal below its regular price.
+local floor = tonumber(p[8]) or price
+local deal_limit = 0
 
 local avail = tonumber(redis.call('HGET', KEYS[2], 'avail:' .. variant))
 if not avail then return reject('variant_not_found') end
@@ -73,13 +84,15 @@ if channel == 'stream' then
   if offer.state ~= 'live' then return reject('stream_not_live') end
   creator, link = offer.creator, ''
   local deal = offer.deal
-  if type(deal) == 'table' and now >= deal.opens_ms and now < deal.closes_ms then
+  if type(deal) == 'table' and now >= deal.opens_ms and now < deal.closes_ms
+      and deal.price_minor >= floor then
     local dealsold = tonumber(redis.call('HGET', KEYS[3], 'dealsold:' .. stream) or '0')
     local left = deal.cap - dealsold
     if left > 0 then
       if qty > left then return reject('deal_quantity_exceeded', {left = left}) end
       price = deal.price_minor
-      limit = deal.per_buyer_limit
+      deal_limit = deal.per_buyer_limit
+      if limit > 0 and limit < deal_limit then deal_limit = limit end
       deal_price = tostring(deal.id)
     end
   end
@@ -89,11 +102,18 @@ if ARGV[11] ~= '' and tonumber(ARGV[11]) ~= price then
   return reject('price_changed', {unit_price_minor = price})
 end
 
--- Deal units have a limit of their own: units bought at the regular price do not use it up.
-local bought_field = deal_price and ('deal:' .. deal_price .. '|' .. buyer) or (stream .. '|' .. buyer)
-local already = tonumber(redis.call('HGET', KEYS[4], bought_field) or '0')
+local buyer_field = 'b:' .. buyer
+local already = tonumber(redis.call('HGET', KEYS[4], buyer_field) or '0')
 if limit > 0 and already + qty > limit then
   return reject('limit_reached', {limit = limit, bought = already})
+end
+-- Deal units have a limit of their own: units bought at the regular price do not use it up.
+local deal_field = deal_price and ('deal:' .. deal_price .. ':' .. buyer)
+if deal_field then
+  local dealt = tonumber(redis.call('HGET', KEYS[4], deal_field) or '0')
+  if dealt + qty > deal_limit then
+    return reject('limit_reached', {limit = deal_limit, bought = dealt})
+  end
 end
 
 if avail < qty then
@@ -109,12 +129,16 @@ if creator == '' then commission_bps = 0 end
 
 redis.call('HINCRBY', KEYS[2], 'avail:' .. variant, -qty)
 redis.call('HINCRBY', KEYS[2], 'held:' .. variant, qty)
-redis.call('HINCRBY', KEYS[4], bought_field, qty)
+redis.call('HINCRBY', KEYS[4], buyer_field, qty)
+if deal_field then redis.call('HINCRBY', KEYS[4], deal_field, qty) end
 if deal_price then redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, qty) end
 
 local amount = price * qty
 -- Integer commission, rounded down: the ledger adds up to the cent (docs/checkout.md).
-local commission = math.floor(amount * commission_bps / 10000)
+-- Split so no intermediate passes 2^53 (amount * bps alone could): floor(a*b/10^4) ==
+-- floor(a/10^4)*b + floor((a mod 10^4)*b/10^4), each term exact in a double.
+local commission = math.floor(amount / 10000) * commission_bps
+  + math.floor((amount % 10000) * commission_bps / 10000)
 local expires = now + tonumber(ARGV[7])
 local order = {
   id = order_id, product = string.match(KEYS[1], '{p:(.-)}'), variant = variant, qty = qty,

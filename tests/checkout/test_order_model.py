@@ -40,8 +40,11 @@ from checkout.catalog import BrandIn, CatalogError, ProductIn, StockChange, Vari
 from checkout.keys import product_keys
 from checkout.order_states import (
     TERMINAL,
+    PENDING,
     TRANSITIONS,
+    VOID_OWED,
     IllegalTransition,
+    OutOfTime,
     OrderState,
     StockEffect,
     next_state,
@@ -56,12 +59,16 @@ T = TypeVar("T")
 # -- the table, on its own ------------------------------------------------------------
 
 # The lifecycle as the design states it, written out independently of the code.
+# Only a payer's claim (reserved -> paying) leads to the gateway; every way out of paying
+# but authorized, and the brand's void, owe the gateway a void.
 EXPECTED_MOVES = {
-    (S.RESERVED, S.AUTHORIZED): E.SELL, (S.RESERVED, S.PAID): E.SELL,
-    (S.RESERVED, S.DECLINED): E.RELEASE, (S.RESERVED, S.EXPIRED): E.RELEASE,
-    (S.RESERVED, S.CANCELLED): E.RELEASE, (S.AUTHORIZED, S.PAID): E.NONE,
-    (S.AUTHORIZED, S.VOIDED): E.RESTORE, (S.PAID, S.REFUNDED): E.NONE,
+    (S.RESERVED, S.PAYING): E.NONE, (S.RESERVED, S.EXPIRED): E.RELEASE,
+    (S.RESERVED, S.CANCELLED): E.RELEASE, (S.PAYING, S.AUTHORIZED): E.SELL,
+    (S.PAYING, S.DECLINED): E.RELEASE, (S.PAYING, S.EXPIRED): E.RELEASE,
+    (S.AUTHORIZED, S.PAID): E.NONE, (S.AUTHORIZED, S.VOIDED): E.RESTORE,
+    (S.PAID, S.REFUNDED): E.NONE,
 }
+EXPECTED_VOIDS = {(S.PAYING, S.EXPIRED), (S.PAYING, S.DECLINED), (S.AUTHORIZED, S.VOIDED)}
 # What each effect does to (avail, held, sold) for one unit.
 UNIT_EFFECT = {E.SELL: (0, -1, 1), E.RELEASE: (1, -1, 0), E.RESTORE: (1, 0, -1),
                E.NONE: (0, 0, 0)}
@@ -69,6 +76,8 @@ UNIT_EFFECT = {E.SELL: (0, -1, 1), E.RELEASE: (1, -1, 0), E.RESTORE: (1, 0, -1),
 
 def test_the_table_is_the_designed_lifecycle() -> None:
     assert TRANSITIONS == EXPECTED_MOVES
+    assert VOID_OWED == EXPECTED_VOIDS
+    assert PENDING == {S.RESERVED, S.PAYING}
     assert TERMINAL == {S.DECLINED, S.EXPIRED, S.CANCELLED, S.VOIDED, S.REFUNDED}
 
 
@@ -113,18 +122,22 @@ def test_every_path_keeps_each_unit_in_exactly_one_bucket() -> None:
 
 
 def test_rules_for_is_what_the_script_parses() -> None:
-    # transition.lua reads ARGV[3] with string.gmatch('([%w_]+)=([%w_]+)').
+    # transition.lua reads ARGV[3] with string.gmatch('([%w_]+)=([%w_]+)=([%w_]+)').
     parsed: set[tuple[OrderState, OrderState, StockEffect]] = set()
+    voids: set[tuple[OrderState, OrderState]] = set()
     for target in OrderState:
         if target is S.RESERVED:
             with pytest.raises(ValueError):
                 rules_for(target)
             continue
         text = rules_for(target)
-        assert re.fullmatch(r"[a-z_]+=[a-z_]+(;[a-z_]+=[a-z_]+)*", text)
-        for src, eff in re.findall(r"([A-Za-z0-9_]+)=([A-Za-z0-9_]+)", text):
+        assert re.fullmatch(r"[a-z_]+=[a-z_]+=(void|none)(;[a-z_]+=[a-z_]+=(void|none))*", text)
+        for src, eff, debt in re.findall(r"([A-Za-z0-9_]+)=([A-Za-z0-9_]+)=([A-Za-z0-9_]+)", text):
             parsed.add((S(src), target, E(eff)))
+            if debt == "void":
+                voids.add((S(src), target))
     assert parsed == {(src, dst, eff) for (src, dst), eff in TRANSITIONS.items()}
+    assert voids == VOID_OWED
 
 
 # -- the real services on the session loop --------------------------------------------
@@ -134,7 +147,8 @@ PRICE = 700
 VARIANTS = ("red", "blue")
 BUYERS = ("ann", "bob", "cy")
 # States whose units are still the buyer's (not given back): they count against a limit.
-COUNTED = {S.RESERVED, S.AUTHORIZED, S.PAID, S.REFUNDED}
+COUNTED = {S.RESERVED, S.PAYING, S.AUTHORIZED, S.PAID, S.REFUNDED}
+FAR_FUTURE_MS = 2**50  # a clock past every deadline, for moves that wait on one
 _keys = itertools.count()
 
 
@@ -158,6 +172,7 @@ class Snapshot:
     stock: dict[str, int]
     orders: dict[str, dict[str, str]]
     expiring: set[str]
+    voids_owed: set[str]
     bought: dict[str, int]
     outbox: int
 
@@ -167,30 +182,43 @@ async def snapshot(client: redis.Redis, product: str, order_ids: list[str]) -> S
     async with client.pipeline(transaction=False) as pipe:
         pipe.hgetall(k.stock)
         pipe.zrange(k.expiry, 0, -1)
+        pipe.zrange(k.voids, 0, -1)
         pipe.hgetall(k.bought)
         pipe.xlen(k.outbox)
         for order_id in order_ids:
             pipe.hgetall(k.order(order_id))
-        stock, expiring, bought, outbox, *orders = await pipe.execute()
+        stock, expiring, voids, bought, outbox, *orders = await pipe.execute()
     return Snapshot(
         stock={f.decode(): int(v) for f, v in stock.items()},
         orders={oid: {f.decode(): v.decode() for f, v in raw.items()}
                 for oid, raw in zip(order_ids, orders, strict=True)},
         expiring={e.decode() for e in expiring},
+        voids_owed={v.decode() for v in voids},
         bought={f.decode(): int(v) for f, v in bought.items()},
         outbox=outbox)
 
 
+async def direct(services: Services, order_id: str, target: OrderState,
+                 reason: str = "") -> tuple[Any, bool]:
+    """A move as its caller makes it: expiry on a clock past the deadline, a claim with a
+    payment window."""
+    return await services.orders.transition(
+        order_id, target, reason, now_ms=FAR_FUTURE_MS if target is S.EXPIRED else None,
+        payment_window_ms=60_000)
+
+
 async def drive_to(services: Services, order_id: str, path: list[OrderState]) -> None:
     for state in path:
-        _, changed = await services.orders.transition(order_id, state, "drive")
+        _, changed = await direct(services, order_id, state, "drive")
         assert changed
 
 
 def path_to(state: OrderState) -> list[OrderState]:
-    return {S.RESERVED: [], S.AUTHORIZED: [S.AUTHORIZED], S.PAID: [S.PAID],
-            S.DECLINED: [S.DECLINED], S.EXPIRED: [S.EXPIRED], S.CANCELLED: [S.CANCELLED],
-            S.VOIDED: [S.AUTHORIZED, S.VOIDED], S.REFUNDED: [S.PAID, S.REFUNDED]}[state]
+    return {S.RESERVED: [], S.PAYING: [S.PAYING], S.AUTHORIZED: [S.PAYING, S.AUTHORIZED],
+            S.PAID: [S.PAYING, S.AUTHORIZED, S.PAID], S.DECLINED: [S.PAYING, S.DECLINED],
+            S.EXPIRED: [S.EXPIRED], S.CANCELLED: [S.CANCELLED],
+            S.VOIDED: [S.PAYING, S.AUTHORIZED, S.VOIDED],
+            S.REFUNDED: [S.PAYING, S.AUTHORIZED, S.PAID, S.REFUNDED]}[state]
 
 
 @pytest.fixture
@@ -215,16 +243,17 @@ async def test_the_script_follows_the_table_for_every_pair(services: Services) -
             before = await snapshot(services.client, product, [order.id])
             effect = TRANSITIONS.get((source, target))
             if source == target:
-                moved, changed = await services.orders.transition(order.id, target)
+                moved, changed = await direct(services, order.id, target)
                 assert not changed and moved.state is source
                 assert await snapshot(services.client, product, [order.id]) == before
             elif effect is None:
                 with pytest.raises(IllegalTransition) as info:
-                    await services.orders.transition(order.id, target)
+                    await direct(services, order.id, target)
+                assert type(info.value) is IllegalTransition
                 assert (info.value.current, info.value.target) == (source, target)
                 assert await snapshot(services.client, product, [order.id]) == before
             else:
-                moved, changed = await services.orders.transition(order.id, target)
+                moved, changed = await direct(services, order.id, target)
                 assert changed and moved.state is target
                 after = await snapshot(services.client, product, [order.id])
                 da, dh, ds = (2 * d for d in UNIT_EFFECT[effect])
@@ -233,6 +262,8 @@ async def test_the_script_follows_the_table_for_every_pair(services: Services) -
                         after.stock["sold:red"] - before.stock["sold:red"]) == (da, dh, ds), (
                     source, target)
                 assert after.outbox == before.outbox + 1
+                owes = (source, target) in VOID_OWED
+                assert (order.id in after.voids_owed) == owes, (source, target)
     with pytest.raises(KeyError):
         await services.orders.transition(f"{product}.0123abcd", S.PAID)
 
@@ -240,9 +271,35 @@ async def test_the_script_follows_the_table_for_every_pair(services: Services) -
 async def test_moving_back_to_reserved_is_an_illegal_transition(services: Services) -> None:
     product = await new_product(services, {"red": 5, "blue": 0})
     order = (await reserve(services, product, "red", 1, "back")).order
-    await drive_to(services, order.id, [S.PAID])
+    await drive_to(services, order.id, path_to(S.PAID))
     with pytest.raises(IllegalTransition):
         await services.orders.transition(order.id, S.RESERVED)
+
+
+async def test_deadlines_decide_between_a_claim_and_expiry(services: Services) -> None:
+    """The claim must come before the hold's deadline, expiry only after it; the claim's
+    own window becomes the new deadline."""
+    product = await new_product(services, {"red": 5, "blue": 0})
+    order = (await reserve(services, product, "red", 1, "dl")).order
+    with pytest.raises(OutOfTime) as early:  # the hold is still running
+        await services.orders.transition(order.id, S.EXPIRED)
+    assert not early.value.late
+    claimed = await services.orders.claim(order.id, 60_000)
+    assert claimed.state is S.PAYING
+    assert claimed.fields["expires_ms"] >= order.fields["created_ms"] + 60_000
+    with pytest.raises(OutOfTime) as late:  # a retried claim after its window
+        await services.orders.transition(order.id, S.PAYING, now_ms=FAR_FUTURE_MS)
+    assert late.value.late
+    late_order = (await reserve(services, product, "red", 1, "dl2")).order
+    with pytest.raises(OutOfTime):  # a first claim after the hold ran out
+        await services.orders.transition(late_order.id, S.PAYING, now_ms=FAR_FUTURE_MS,
+                                         payment_window_ms=60_000)
+    snap = await snapshot(services.client, product, [order.id, late_order.id])
+    assert snap.expiring == {order.id, late_order.id} and not snap.voids_owed
+    expired, _ = await direct(services, order.id, S.EXPIRED)
+    assert expired.state is S.EXPIRED
+    snap = await snapshot(services.client, product, [order.id])
+    assert snap.voids_owed == {order.id}  # it expired mid-payment: the gateway owes a void
 
 
 # -- the state machine ------------------------------------------------------------------
@@ -274,6 +331,7 @@ class OrderModel(RuleBasedStateMachine):
         self.product = ""
         self.stock: dict[str, dict[str, int]] = {}
         self.orders: dict[str, ModelOrder] = {}
+        self.voids_owed: set[str] = set()
 
     # helpers
     def _ids(self, *states: OrderState) -> list[str]:
@@ -291,6 +349,8 @@ class OrderModel(RuleBasedStateMachine):
     def _move_in_model(self, order_id: str, target: OrderState) -> None:
         order = self.orders[order_id]
         self._apply(order, TRANSITIONS[(order.state, target)])
+        if (order.state, target) in VOID_OWED:
+            self.voids_owed.add(order_id)
         order.state = target
 
     def _snapshot(self) -> Snapshot:
@@ -300,6 +360,7 @@ class OrderModel(RuleBasedStateMachine):
     @initialize(red=st.integers(0, 6), blue=st.integers(0, 6))
     def setup(self, red: int, blue: int) -> None:
         self.run(self.services.client.flushall())
+        self.voids_owed = set()
         self.product = self.run(new_product(self.services, {"red": red, "blue": blue}))
         self.stock = {v: {"avail": n, "held": 0, "sold": 0, "total": n}
                       for v, n in (("red", red), ("blue", blue))}
@@ -344,6 +405,9 @@ class OrderModel(RuleBasedStateMachine):
         target = S.PAID if token == "tok_visa" else S.DECLINED
         assert result.order.state is target
         assert result.payment == ("settled" if target is S.PAID else "declined")
+        self._move_in_model(order_id, S.PAYING)
+        if target is S.PAID:
+            self._move_in_model(order_id, S.AUTHORIZED)
         self._move_in_model(order_id, target)
         self.orders[order_id].captured = target is S.PAID
         gateway = self.run(self.services.gateway.charges(order_id))
@@ -362,14 +426,18 @@ class OrderModel(RuleBasedStateMachine):
         assert changed and order.state is S.REFUNDED
         self._move_in_model(order_id, S.REFUNDED)
 
-    @precondition(lambda self: self._ids(S.RESERVED))
+    @precondition(lambda self: self._ids(*PENDING) or self.voids_owed)
     @rule()
-    def expire_all(self) -> None:
-        due = self._ids(S.RESERVED)
-        count = self.run(self.services.sweeper.sweep_once(now_ms=2**50))
-        assert count == len(due)
+    def sweep(self) -> None:
+        due = self._ids(*PENDING)
+        sweeper = self.services.sweeper
+        expired, voided = sweeper.expired, sweeper.voided
+        self.run(sweeper.sweep_once(now_ms=FAR_FUTURE_MS))
+        assert sweeper.expired - expired == len(due)
         for order_id in due:
             self._move_in_model(order_id, S.EXPIRED)
+        assert sweeper.voided - voided == len(self.voids_owed)
+        self.voids_owed = set()
 
     @rule(variant=st.sampled_from(VARIANTS), delta=st.integers(-3, 4), absolute=st.booleans())
     def restock(self, variant: str, delta: int, absolute: bool) -> None:
@@ -410,19 +478,19 @@ class OrderModel(RuleBasedStateMachine):
         target = data.draw(st.sampled_from(legal) | anything if legal else anything,
                            label="target")
         if current == target:
-            order, changed = self.run(self.services.orders.transition(order_id, target))
+            order, changed = self.run(direct(self.services, order_id, target))
             assert not changed and order.state is current
         elif (current, target) not in TRANSITIONS:
             before = self._snapshot()
             try:
-                self.run(self.services.orders.transition(order_id, target))
+                self.run(direct(self.services, order_id, target))
             except IllegalTransition as exc:
                 assert (exc.current, exc.target) == (current, target)
             else:
                 raise AssertionError(f"{current} -> {target} was allowed")
             assert self._snapshot() == before, "an illegal move changed something"
         else:
-            order, changed = self.run(self.services.orders.transition(order_id, target, "model"))
+            order, changed = self.run(direct(self.services, order_id, target, "model"))
             assert changed and order.state is target
             self._move_in_model(order_id, target)
 
@@ -439,11 +507,12 @@ class OrderModel(RuleBasedStateMachine):
             assert real == self.stock[variant], (variant, real, self.stock[variant])
         for order_id, order in self.orders.items():
             assert snap.orders[order_id]["state"] == order.state.value, order_id
-        assert snap.expiring == set(self._ids(S.RESERVED))
+        assert snap.expiring == set(self._ids(*PENDING))
+        assert snap.voids_owed == self.voids_owed
         for buyer in BUYERS:
             counted = sum(o.qty for o in self.orders.values()
                           if o.buyer == buyer and o.state in COUNTED)
-            assert snap.bought.get(f"|{buyer}", 0) == counted, buyer
+            assert snap.bought.get(f"b:{buyer}", 0) == counted, buyer
 
 
 async def test_orders_follow_the_model(services: Services) -> None:

@@ -64,6 +64,7 @@ async def test_a_node_dying_between_authorize_and_capture_leaves_a_debt(live: Li
         idempotency_key="crash-1", channel="stream", stream=stream["id"],
         payment_token="tok_visa"))
     order_id = reserved.order.id
+    await services.orders.claim(order_id, 30_000)
     await services.gateway.authorize(order_id, reserved.order.fields["amount_minor"], "USD",
                                      "tok_visa")
     owed_now = int(time.time() * 1000)

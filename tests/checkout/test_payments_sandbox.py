@@ -207,7 +207,12 @@ async def test_void_rules(gateway: SandboxGateway) -> None:
     unknown = await gateway.void("never-seen")
     assert unknown.noop and unknown.amount_minor == 0
     assert unknown.status is PaymentStatus.APPROVED
-    assert await gateway.charges("never-seen") == {}
+    # Like a cancelled PaymentIntent: an authorization arriving after the void is refused.
+    assert (await gateway.charges("never-seen"))["state"] == "voided"
+    assert (await gateway.void("never-seen")).noop
+    with pytest.raises(InvalidPaymentRequest, match="voided"):
+        await gateway.authorize("never-seen", 100, "USD", "tok_visa")
+    assert await gateway.authorizations_count() == 0
 
     await gateway.authorize("declined", 100, "USD", "tok_decline")
     assert (await gateway.void("declined")).noop
