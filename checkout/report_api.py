@@ -14,6 +14,7 @@ from starlette.routing import Route
 from checkout.catalog_api import page_params
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
+from checkout.reconcile import reconcile
 from live.api import Api, Call, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
@@ -77,6 +78,13 @@ async def creator_earnings(services: Any, creator: str, limit: int = 100) -> dic
 
 
 def register(api: Api) -> None:
+    @api.endpoint("GET", "/ops/reconcile",
+                  summary="Every order against the gateway, stock and totals against the orders",
+                  tag="operations", roles=(Role.OPERATOR,))
+    async def reconciliation(call: Call[Any]) -> Response:
+        report = await reconcile(call.services.client, call.services.gateway)
+        return json_response(report.public())
+
     @api.endpoint("POST", "/links", summary="Make an affiliate link for a product", tag="affiliate",
                   body=LinkIn, roles=(Role.CREATOR,), status=201)
     async def create_link(call: Call[LinkIn]) -> Response:

@@ -1,4 +1,4 @@
-"""The `livecart` command: serve, mint tokens, run load tests."""
+"""The `livecart` command: serve, mint tokens, reconcile, run load tests."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_args(sub)
     _token_args(sub)
+    from live.doctor import add_doctor_args, run_doctor
+    add_doctor_args(sub)
     from loadtest.cli import add_loadtest_args
     add_loadtest_args(sub)
     args = parser.parse_args(argv)
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "token":
         return _token(args)
+    if args.command == "doctor":
+        return run_doctor(args, _settings(args))
     from loadtest.cli import run_loadtest
     return run_loadtest(args)
 

@@ -44,7 +44,6 @@ end
 
 local buyer, stream, variant = ARGV[1], ARGV[3], ARGV[4]
 local qty = tonumber(ARGV[5])
-if qty > tonumber(ARGV[15]) then return reject('quantity_too_large', {max = tonumber(ARGV[15])}) end
 local order_id, channel = ARGV[6], ARGV[13]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -60,6 +59,8 @@ local function reject(code, extra)
   reply.code = code
   return finish(reply)
 end
+
+if qty > tonumber(ARGV[15]) then return reject('quantity_too_large', {max = tonumber(ARGV[15])}) end
 
 local p = redis.call('HMGET', KEYS[1], 'status', 'price_minor', 'currency', 'brand_id',
   'commission_bps', 'commission_mode', 'max_per_buyer', 'deal_floor_minor')

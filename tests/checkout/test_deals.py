@@ -180,3 +180,47 @@ async def test_a_new_deal_never_sells_more_deal_units_than_its_cap(live: Live) -
         await give_wallet(live, b)
         deal_units += priced(await buy(live, b, product, stream=stream))[2]
     assert deal_units == 2, f"{deal_units} deal units sold under a cap of 2"
+
+
+async def test_an_unrelated_creator_cannot_reprice_below_the_brands_rules(live: Live) -> None:
+    """The probe's finding: a creator put a product priced 89.00 with max_per_buyer=2 in a
+    lineup and sold 100 units to one buyer at 1 cent. The brand's floor and limit bound
+    every deal, at start and again at buy time."""
+    product, stream = await setup(live, stock=200, deal_floor_minor=4000, max_per_buyer=2)
+
+    async def refused(price: int, per_buyer: int) -> str:
+        r = await live.http.post(f"/api/v1/streams/{stream}/deals", json={
+            "product_id": product, "price_minor": price, "quantity": 100,
+            "per_buyer_limit": per_buyer, "countdown_s": 10, "duration_s": 600},
+            headers=live.auth("creator", "cleo"))
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        return str(r.json()["type"].rsplit("/", 1)[-1])
+
+    assert await refused(1, 1) == "deal-below-floor"
+    assert await refused(3999, 1) == "deal-below-floor"
+    assert await refused(4000, 100) == "deal-limit-above-brand"
+
+    # Within the rules, then the brand raises its floor mid-deal: the script stops the deal
+    # price at once (the regular price applies), and the brand's limit holds across it.
+    await start_deal(live, stream, product, price=4000, cap=100, per_buyer=2)
+    await open_deal(live, stream, product)
+    await give_wallet(live, "greedy")
+    assert priced(await buy(live, "greedy", product, stream=stream)) == (4000, 4000, True)
+    r = await live.http.patch(f"/api/v1/products/{product}", json={"deal_floor_minor": 4500},
+                              headers=live.auth("brand", "acme"))
+    assert r.status_code == 200, r.text
+    assert priced(await buy(live, "greedy", product, stream=stream)) == (REGULAR, REGULAR, False)
+    third = await buy(live, "greedy", product, stream=stream)
+    assert third.status_code == 409 and third.json()["type"].endswith("/limit-reached")
+
+
+async def test_a_product_without_a_floor_takes_no_deal(live: Live) -> None:
+    await make_brand(live)
+    p = await make_product(live, stock=5, price_minor=REGULAR, deal_floor_minor=None)
+    stream = await make_live_stream(live, [p["id"]])
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/deals", json={
+        "product_id": p["id"], "price_minor": REGULAR - 1, "quantity": 1,
+        "per_buyer_limit": 1, "countdown_s": 10, "duration_s": 600},
+        headers=live.auth("creator", "cleo"))
+    assert r.status_code == 422 and r.json()["type"].endswith("/deal-below-floor"), r.text
