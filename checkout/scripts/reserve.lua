@@ -25,6 +25,8 @@ ARGV[9] link creator or '' ARGV[10] link code or '' ARGV[11] expected unit price
 ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist
 ARGV[14] outbox max length (approximate trim)
 ARGV[15] most units one buy may take (quantity_too_large above it)
+ARGV[16] 'paying' when the caller pays at once (the one-tap buy): the order starts claimed
+         (see checkout/order_states.py), ARGV[7] its payment window; else 'reserved'
 
 Reply: a JSON string.
   {"r":"ok","order":{...}}                a new reservation
@@ -141,12 +143,13 @@ local amount = price * qty
 local commission = math.floor(amount / 10000) * commission_bps
   + math.floor((amount % 10000) * commission_bps / 10000)
 local expires = now + tonumber(ARGV[7])
+local state = ARGV[16] == 'paying' and 'paying' or 'reserved'
 local order = {
   id = order_id, product = string.match(KEYS[1], '{p:(.-)}'), variant = variant, qty = qty,
   buyer = buyer, stream = stream, channel = channel, unit_price_minor = price,
   amount_minor = amount, currency = currency, brand = brand, creator = creator, link = link,
   commission_bps = commission_bps, commission_minor = commission,
-  deal = deal_price or '', state = 'reserved', reason = '',
+  deal = deal_price or '', state = state, reason = '',
   created_ms = now, updated_ms = now, expires_ms = expires, payment_token = ARGV[12],
 }
 local fields = {}
@@ -157,7 +160,7 @@ end
 redis.call('HSET', KEYS[6], unpack(fields))
 redis.call('ZADD', KEYS[8], expires, order_id)
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[14], '*', 'type', 'order.reserved',
-  'order', order_id, 'state', 'reserved', 'at', now)
+  'order', order_id, 'state', state, 'at', now)
 order.payment_token = nil
 finish({r = 'ok', order_id = order_id})
 return cjson.encode({r = 'ok', order = order})
