@@ -104,6 +104,8 @@ class BuyService:
                       claimed: bool = False) -> BuyResult:
         """Hold stock for a new order (or replay the key's answer). `claimed`: the caller
         pays at once, so the order starts `paying` (its hold is its payment window)."""
+        if req.quantity > self._max_quantity:  # refused before anything is written
+            raise Rejected("quantity_too_large", {"max": self._max_quantity})
         fingerprint = req.fingerprint()
         bound = await self._batcher.script(
             SCRIPTS["bind_key"], [idem_binding_key(req.buyer, req.idempotency_key)],
@@ -118,8 +120,7 @@ class BuyService:
                 hold_ms if hold_ms is not None else self._hold_ms, self._idem_ttl_s,
                 req.link_creator, req.link_code,
                 "" if req.expected_unit_price is None else req.expected_unit_price,
-                req.payment_token, req.channel, OUTBOX_MAXLEN, self._max_quantity,
-                "paying" if claimed else "reserved"]
+                req.payment_token, req.channel, OUTBOX_MAXLEN, "paying" if claimed else "reserved"]
         reply = orjson.loads(await self._batcher.script(SCRIPTS["reserve"], keys, args))
         match reply["r"]:
             case "ok":

@@ -827,6 +827,7 @@ async def test_generated_json_never_breaks_buy_or_product_create(live: Live) -> 
     product_body = st.one_of(JSON_VALUES, near_schema("ProductIn", {
         "title": st.text(max_size=210), "description": st.text(max_size=20),
         "max_per_buyer": st.integers(-1, 1001), "price_minor": st.integers(-1, 10**10 + 1),
+        "deal_floor_minor": st.none() | st.integers(0, 10**10 + 1),
         "currency": st.sampled_from(["USD", "EUR", "usd", "XXX"]),
         "sku": st.from_regex(r"[A-Za-z0-9._/-]{1,70}", fullmatch=True),
         "stock": st.integers(-1, 10_000_001), "commission_bps": st.integers(-1, 8001),

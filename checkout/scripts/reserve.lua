@@ -1,6 +1,6 @@
 --[[ reserve.lua: the one-tap buy decision, atomically, in the product's hash slot.
 
-Checks, in order: the idempotency record, the quantity cap, the product, the variant, the
+Checks, in order: the idempotency record, the product, the variant, the
 offer (stream live and product in its lineup, or a link/showcase sale), the price (deal price
 while the deal is open, not exhausted and not below the brand's floor), the buyer's limits,
 the stock.
@@ -24,8 +24,7 @@ ARGV[6] new order id      ARGV[7] hold in ms        ARGV[8] idempotency TTL in s
 ARGV[9] link creator or '' ARGV[10] link code or '' ARGV[11] expected unit price or ''
 ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist
 ARGV[14] outbox max length (approximate trim)
-ARGV[15] most units one buy may take (quantity_too_large above it)
-ARGV[16] 'paying' when the caller pays at once (the one-tap buy): the order starts claimed
+ARGV[15] 'paying' when the caller pays at once (the one-tap buy): the order starts claimed
          (see checkout/order_states.py), ARGV[7] its payment window; else 'reserved'
 
 Reply: a JSON string.
@@ -61,8 +60,6 @@ local function reject(code, extra)
   reply.code = code
   return finish(reply)
 end
-
-if qty > tonumber(ARGV[15]) then return reject('quantity_too_large', {max = tonumber(ARGV[15])}) end
 
 local p = redis.call('HMGET', KEYS[1], 'status', 'price_minor', 'currency', 'brand_id',
   'commission_bps', 'commission_mode', 'max_per_buyer', 'deal_floor_minor')
@@ -143,7 +140,7 @@ local amount = price * qty
 local commission = math.floor(amount / 10000) * commission_bps
   + math.floor((amount % 10000) * commission_bps / 10000)
 local expires = now + tonumber(ARGV[7])
-local state = ARGV[16] == 'paying' and 'paying' or 'reserved'
+local state = ARGV[15] == 'paying' and 'paying' or 'reserved'
 local order = {
   id = order_id, product = string.match(KEYS[1], '{p:(.-)}'), variant = variant, qty = qty,
   buyer = buyer, stream = stream, channel = channel, unit_price_minor = price,
