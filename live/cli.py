@@ -88,6 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("aioice", "aiortc"):  # several INFO lines per viewer connecting
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    from live.valkey_server import DataDirInUse
     try:
         # uvicorn's loop="uvloop" only applies when uvicorn makes the loop; here we do.
         import uvloop
@@ -95,6 +96,11 @@ def _serve(args: argparse.Namespace) -> int:
             runner.run(_run_server(settings, access_log=args.access_log))
     except KeyboardInterrupt:
         pass
+    except DataDirInUse as exc:
+        holder = f"pid {exc.holder_pid}" if exc.holder_pid else "another process"
+        print(f"livecart: data dir {settings.data_dir} is in use by another livecart node "
+              f"({holder}); stop it first, or pass another --data-dir", file=sys.stderr)
+        return 1
     except (RuntimeError, OSError) as exc:  # refused to start: say why, plainly
         print(f"livecart: {exc}", file=sys.stderr)
         return 1
