@@ -113,16 +113,15 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
 
     from live.app import create_app
     from live.auth import install_token_redaction
+    from live.http_server import server_config
     from live.services import Services
 
     services = await Services.start(settings)
     console = Console()
     try:
         app = create_app(settings, services=services)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
-                                http="httptools", log_level=settings.log_level,
-                                access_log=access_log,
-                                proxy_headers=False, server_header=False)
+        config = server_config(app, settings, host=settings.host, port=settings.port,
+                               log_level=settings.log_level, access_log=access_log)
         server = uvicorn.Server(config)
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
