@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -150,9 +151,23 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                 console.print(f"  demo product {base}/p/{pid}")
             for who, token in t.items():
                 console.print(f"  token {who:<13} {token}", soft_wrap=True)
+            console.print(f"  tokens expire at {_clock(demo.tokens_expire_at)} (in "
+                          f"{_duration(settings.demo_token_ttl_s)}, LIVECART_DEMO_TOKEN_TTL_S); "
+                          f"mint new ones with: livecart token ROLE SUBJECT --data-dir "
+                          f"{settings.data_dir}", soft_wrap=True)
         await server.serve()
     finally:
         await services.close()
+
+
+def _clock(unix_s: int) -> str:
+    return time.strftime("%H:%M %Z", time.localtime(unix_s))
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ class Settings:
     redis_url: str | None = None  # None: start the embedded Valkey under data_dir
     data_dir: Path = Path("./livecart-data")
     demo: bool = False
+    demo_token_ttl_s: int = 3600  # the tokens `--demo` prints (stdout is no place for long ones)
     jwt_secret: str | None = None  # None: read or create data_dir/jwt.secret
     public_url: str | None = None  # what we print and put in affiliate links
     allowed_origins: tuple[str, ...] = ()
@@ -102,7 +103,8 @@ class Settings:
             raise ValueError(f"capture_mode must be immediate or on_shipment, not {self.capture_mode!r}")
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy",
                      "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
-                     "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s"):
+                     "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
+                     "demo_token_ttl_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.video_encode not in ("shared", "per_viewer"):
@@ -153,6 +155,7 @@ def _parse(kind: str, raw: str, name: str) -> object:
 _FIELD_TYPES: dict[str, str] = {
     "host": "str", "port": "int", "redis_url": "str", "data_dir": "path", "demo": "bool",
     "jwt_secret": "str", "public_url": "str", "allowed_origins": "tuple",
+    "demo_token_ttl_s": "int",
     "max_body_bytes": "int", "page_size_max": "int", "http_header_timeout_s": "float",
     "http_body_timeout_s": "float", "http_max_header_bytes": "int", "http_keep_alive_s": "float",
     "http_max_connections": "int", "durability": "str", "capture_mode": "str",

@@ -8,9 +8,11 @@ import re
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import jwt
 
 from conftest import UNIT
 
@@ -46,6 +48,11 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
         stream = re.search(r"/api/v1/streams/(s_\w+)", out)
         product = re.search(r"/p/(p_\w+)", out)
         assert buyer and stream and product, out
+        # Printed tokens land in terminals and scrollback: short-lived, and the banner says so.
+        claims = jwt.decode(buyer.group(1), options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == 3600
+        expiry = time.strftime("%H:%M", time.localtime(claims["exp"]))
+        assert re.search(rf"tokens expire at {expiry} .*livecart token", out), out
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             r = await http.post("/api/v1/buy", json={
                 "product_id": product.group(1), "variant": "size-40",
