@@ -10,9 +10,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkout import buy_api, catalog_api, report_api
 from live import stream_api
@@ -25,7 +26,7 @@ from live.services import Services
 from live.settings import Settings
 from live.video import http as video_http
 
-__all__ = ["create_app", "build_api", "API_VERSION"]
+__all__ = ["create_app", "build_api", "API_VERSION", "UnhandledErrors"]
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *overlay_page_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(MetricsMiddleware)])
+                    middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])
     install_problem_handlers(app)
     app.add_exception_handler(RedisConnectionError, _on_valkey_unavailable)
     app.add_exception_handler(RedisTimeoutError, _on_valkey_unavailable)
-    app.add_exception_handler(Exception, _on_unexpected)
     return app
 
 
@@ -96,6 +96,37 @@ async def _on_valkey_unavailable(request: Request, exc: Exception) -> Response:
                    "Idempotency-Key").as_response({"Retry-After": "1"})
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return Problem(500, "internal-error", "something went wrong on our side").as_response()
+class UnhandledErrors:
+    """Answers an unhandled error with a 500 problem and logs it here, once.
+
+    Not `add_exception_handler(Exception, ...)`: starlette runs that handler and then
+    re-raises so that the server logs the error too, and uvicorn does ("Exception in ASGI
+    application"): every error was logged twice. This middleware does not re-raise, except
+    when the response had already started: then only the server can cut the connection,
+    and its record is the one. A client gone mid-request is not an error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            log.debug("client gone during %s %s", scope["method"], scope["path"])
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            response = Problem(500, "internal-error", "something went wrong on our side").as_response()
+            await response(scope, receive, send)

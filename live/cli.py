@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("aioice", "aiortc"):  # several INFO lines per viewer connecting
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    from live.valkey_server import DataDirInUse
     try:
         # uvicorn's loop="uvloop" only applies when uvicorn makes the loop; here we do.
         import uvloop
@@ -99,6 +101,11 @@ def _serve(args: argparse.Namespace) -> int:
             runner.run(_run_server(settings, access_log=args.access_log))
     except KeyboardInterrupt:
         pass
+    except DataDirInUse as exc:
+        holder = f"pid {exc.holder_pid}" if exc.holder_pid else "another process"
+        print(f"livecart: data dir {settings.data_dir} is in use by another livecart node "
+              f"({holder}); stop it first, or pass another --data-dir", file=sys.stderr)
+        return 1
     except (RuntimeError, OSError) as exc:  # refused to start: say why, plainly
         print(f"livecart: {exc}", file=sys.stderr)
         return 1
@@ -111,16 +118,15 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
 
     from live.app import create_app
     from live.auth import install_token_redaction
+    from live.http_server import server_config
     from live.services import Services
 
     services = await Services.start(settings)
     console = Console()
     try:
         app = create_app(settings, services=services)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, loop="uvloop",
-                                http="httptools", log_level=settings.log_level,
-                                access_log=access_log,
-                                proxy_headers=False, server_header=False)
+        config = server_config(app, settings, host=settings.host, port=settings.port,
+                               log_level=settings.log_level, access_log=access_log)
         server = uvicorn.Server(config)
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
@@ -149,9 +155,23 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                 console.print(f"  demo product {base}/p/{pid}")
             for who, token in t.items():
                 console.print(f"  token {who:<13} {token}", soft_wrap=True)
+            console.print(f"  tokens expire at {_clock(demo.tokens_expire_at)} (in "
+                          f"{_duration(settings.demo_token_ttl_s)}, LIVECART_DEMO_TOKEN_TTL_S); "
+                          f"mint new ones with: livecart token ROLE SUBJECT --data-dir "
+                          f"{settings.data_dir}", soft_wrap=True)
         await server.serve()
     finally:
         await services.close()
+
+
+def _clock(unix_s: int) -> str:
+    return time.strftime("%H:%M %Z", time.localtime(unix_s))
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, VariantIn
@@ -12,9 +13,7 @@ from live.services import Services
 from live.stream_lifecycle import StreamAction
 from live.streams import StreamIn
 
-__all__ = ["seed_demo", "DemoInfo", "DEMO_TOKEN_TTL_S"]
-
-DEMO_TOKEN_TTL_S = 7 * 24 * 3600
+__all__ = ["seed_demo", "DemoInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +21,7 @@ class DemoInfo:
     stream_id: str
     product_ids: list[str]
     tokens: dict[str, str]
+    tokens_expire_at: int  # unix time; `settings.demo_token_ttl_s` after the seeding
 
 
 async def _lineup_ok(product_id: str) -> None:
@@ -59,11 +59,11 @@ async def seed_demo(services: Services) -> DemoInfo:
     await services.wallets.put("bob", WalletIn(
         shipping=Address(name="Bob Buyer", line1="1 Market St", city="Springfield",
                          postal_code="12345", country="US"), payment_token="tok_visa"))
-    mint = services.tokens.mint
-    tokens = {
-        "operator": mint(Role.OPERATOR, "ops", ttl_s=DEMO_TOKEN_TTL_S),
-        "brand acme": mint(Role.BRAND, "acme", ttl_s=DEMO_TOKEN_TTL_S),
-        "creator cleo": mint(Role.CREATOR, "cleo", ttl_s=DEMO_TOKEN_TTL_S),
-        "buyer bob": mint(Role.BUYER, "bob", ttl_s=DEMO_TOKEN_TTL_S),
-    }
-    return DemoInfo(stream["id"], existing, tokens)
+    # Printed to a terminal, they outlive the session in scrollback and logs: short-lived.
+    ttl_s, now = services.settings.demo_token_ttl_s, int(time.time())
+    tokens = {who: services.tokens.mint(role, subject, ttl_s=ttl_s, now=now)
+              for who, role, subject in (("operator", Role.OPERATOR, "ops"),
+                                         ("brand acme", Role.BRAND, "acme"),
+                                         ("creator cleo", Role.CREATOR, "cleo"),
+                                         ("buyer bob", Role.BUYER, "bob"))}
+    return DemoInfo(stream["id"], existing, tokens, now + ttl_s)

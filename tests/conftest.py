@@ -18,6 +18,7 @@ import uvicorn
 
 from live.app import create_app
 from live.auth import Role
+from live.http_server import server_config
 from live.services import Services
 from live.settings import Settings
 from live.valkey_server import EmbeddedValkey
@@ -64,7 +65,8 @@ async def start_node(settings: Settings, *, background: bool = True
     loops off, for tests that must know exactly which Valkey commands run."""
     services = await Services.start(settings, background=background)
     app = create_app(settings, services=services)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = server_config(app, settings, host="127.0.0.1", port=0, log_level="warning",
+                           lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

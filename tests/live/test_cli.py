@@ -8,9 +8,11 @@ import re
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import jwt
 
 from conftest import UNIT
 
@@ -46,6 +48,11 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
         stream = re.search(r"/api/v1/streams/(s_\w+)", out)
         product = re.search(r"/p/(p_\w+)", out)
         assert buyer and stream and product, out
+        # Printed tokens land in terminals and scrollback: short-lived, and the banner says so.
+        claims = jwt.decode(buyer.group(1), options={"verify_signature": False})
+        assert claims["exp"] - claims["iat"] == 3600
+        expiry = time.strftime("%H:%M", time.localtime(claims["exp"]))
+        assert re.search(rf"tokens expire at {expiry} .*livecart token", out), out
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             r = await http.post("/api/v1/buy", json={
                 "product_id": product.group(1), "variant": "size-40",
@@ -73,3 +80,65 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
     valkey_port = int(re.search(r"^port (\d+)", conf, re.M).group(1))  # type: ignore[union-attr]
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", valkey_port)) != 0
+
+
+async def _start_serve(data_dir: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`livecart serve` on free ports; returns once uvicorn says it is running."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "live.cli", "serve", "--port", str(_free_port()),
+        "--ws-port", str(_free_port()), "--data-dir", str(data_dir),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30 * UNIT):
+            while not any("Uvicorn running" in line for line in lines):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "server exited: " + "".join(lines)
+                lines.append(line)
+    except BaseException:
+        await _stop_serve(proc)
+        raise
+    return proc
+
+
+async def _stop_serve(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(15 * UNIT):
+        await proc.wait()
+
+
+async def test_second_node_on_the_same_data_dir_refuses_and_writes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ}
+    env.pop("LIVECART_JWT_SECRET", None)
+    first = await _start_serve(data, env)
+    try:
+        conf = (data / "valkey" / "valkey.conf").read_bytes()
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "live.cli", "serve", "--port", str(_free_port()),
+            "--ws-port", str(_free_port()), "--data-dir", str(data),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        try:
+            async with asyncio.timeout(30 * UNIT):
+                out, err = await second.communicate()
+        finally:
+            if second.returncode is None:
+                second.kill()
+                await second.wait()
+        assert second.returncode == 1, (out + err).decode()
+        message = err.decode()
+        assert f"data dir {data} is in use" in message and f"pid {first.pid}" in message, message
+        assert "Traceback" not in message
+        assert (data / "valkey" / "valkey.conf").read_bytes() == conf
+        # Reading the secret while the node runs still works.
+        minted = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "live.cli", "token", "buyer", "bob", "--data-dir", str(data),
+            stdout=asyncio.subprocess.PIPE, env=env)
+        assert (await minted.communicate())[0].count(b".") == 2 and minted.returncode == 0
+    finally:
+        await _stop_serve(first)
+    assert first.returncode == 0
+    # The lock went with the first node: the data dir serves again.
+    await _stop_serve(await _start_serve(data, env))

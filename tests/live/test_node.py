@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
 
+from checkout.keys import stream_key
 from conftest import Live, make_settings
+from live.problems import PROBLEM_BASE
 from live.services import Services
 from live.valkey_check import ValkeyRequirementError
 from live.valkey_server import EmbeddedValkey
-from shop import buy, give_wallet, make_brand, make_live_stream, make_product
+from shop import buy, give_wallet, make_brand, make_live_stream, make_product, make_stream
 
 
 async def test_health_ready_metrics(live: Live) -> None:
@@ -59,3 +62,35 @@ async def test_product_page_shows_the_price_in_its_currency(live: Live) -> None:
     assert r.status_code == 200
     assert "12900 JPY" in r.text and "Kettle &lt;b&gt;" in r.text
     assert (await live.http.get("/p/p_nope")).status_code == 404
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: dict[int, logging.LogRecord] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records[id(record)] = record  # a record reaching two of our handlers counts once
+
+
+async def test_an_unhandled_error_is_answered_500_and_logged_once(
+        live: Live, rclient: redis.Redis) -> None:
+    await make_brand(live)
+    product = await make_product(live)
+    stream = await make_stream(live, [product["id"]])
+    await rclient.set(stream_key(stream["id"]), "not a hash")  # WRONGTYPE on the next read
+    handler = _Records()
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]  # uvicorn's does not propagate
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        r = await live.http.get(f"/api/v1/streams/{stream['id']}")
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == PROBLEM_BASE + "internal-error"
+    logged = list(handler.records.values())
+    assert len(logged) == 1, [(x.name, x.getMessage()) for x in logged]
+    assert f"GET /api/v1/streams/{stream['id']}" in logged[0].getMessage()
+    assert logged[0].exc_info is not None and "WRONGTYPE" in str(logged[0].exc_info[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 
-from live.valkey_server import EmbeddedValkey, ValkeyStartError
+from live.valkey_server import DataDirInUse, EmbeddedValkey, ValkeyStartError
 
 UNIT = float(os.environ.get("LIVECART_TEST_TIME_UNIT", "1.0"))  # CI can scale every timeout
 
@@ -112,6 +113,21 @@ async def test_busy_port_raises(tmp_path: Path) -> None:
         await second.stop()
 
 
+async def test_one_server_per_data_dir(tmp_path: Path) -> None:
+    """Two servers on one AOF would each sell the same stock: the second refuses, before
+    it writes anything there, and may start once the first is gone."""
+    async with EmbeddedValkey(tmp_path) as first:
+        conf = (tmp_path / "valkey.conf").read_bytes()
+        second = EmbeddedValkey(tmp_path)
+        with pytest.raises(DataDirInUse, match=f"pid {os.getpid()}") as refused:
+            await second.start()
+        assert refused.value.holder_pid == os.getpid()
+        assert (tmp_path / "valkey.conf").read_bytes() == conf
+        assert second.pid is None and first.running
+    await second.start()
+    await second.stop()
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="appendfsync"):
         EmbeddedValkey(tmp_path, appendfsync="sometimes")
@@ -159,3 +175,29 @@ async def test_child_dies_with_killed_parent(tmp_path: Path) -> None:
     async with asyncio.timeout(5 * UNIT):
         while _alive(child):
             await asyncio.sleep(0.01)
+
+
+async def test_data_dir_stays_locked_until_the_orphaned_server_exits(tmp_path: Path) -> None:
+    """A killed node's valkey-server is still writing the AOF until it exits: no new
+    server may start on that dir in between."""
+    root = Path(__file__).resolve().parents[2]
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _ORPHAN_SCRIPT, str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    assert parent.stdout is not None
+    try:
+        child = int(await asyncio.wait_for(parent.stdout.readline(), 10 * UNIT))
+        os.kill(child, signal.SIGSTOP)  # hold the orphan between its parent's death and its own
+    finally:
+        parent.kill()
+        await parent.wait()
+    try:
+        with pytest.raises(DataDirInUse):
+            await EmbeddedValkey(tmp_path).start()
+    finally:
+        os.kill(child, signal.SIGCONT)  # it now acts on the SIGTERM its parent's death sent
+    async with asyncio.timeout(5 * UNIT):
+        while _alive(child):
+            await asyncio.sleep(0.01)
+    async with EmbeddedValkey(tmp_path) as valkey:
+        assert valkey.running
