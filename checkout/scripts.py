@@ -25,7 +25,8 @@ def _read(name: str) -> Script:
     return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
 
 
-SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("bind_key", "reserve", "transition", "stock", "apply", "emit")}
+SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("bind_key", "reserve", "transition", "stock", "apply", "stream",
+                         "offer_sync")}
 
 
 async def load_all(client: redis.Redis) -> None:

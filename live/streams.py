@@ -20,7 +20,7 @@ from checkout.ids import ID_PATTERN, new_stream_id
 from checkout.keys import (STREAMS_INDEX, creator_streams_key, product_keys, stream_events_key,
                            stream_key, stream_seq_key)
 from checkout.scripts import SCRIPTS, call_script
-from live.stream_lifecycle import StreamAction, StreamState, apply
+from live.stream_lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
 
 __all__ = ["StreamStore", "StreamIn", "DealIn", "PinIn", "LineupIn", "StreamError",
            "EVENTS_MAXLEN", "events_channel"]
@@ -115,60 +115,29 @@ class StreamStore:
         return stream
 
     async def act(self, stream_id: str, action: StreamAction) -> dict[str, Any]:
-        stream = await self.must_get(stream_id)
-        target = apply(StreamState(stream["state"]), action)
-        fields: dict[str, Any] = {"state": target.value}
-        if target is StreamState.LIVE:
-            fields["started_ms"] = _now_ms()
-        if target in (StreamState.ENDED, StreamState.CANCELLED):
-            fields["ended_ms"] = _now_ms()
-            fields["pinned"] = b"[]"
-        await self._client.hset(stream_key(stream_id), mapping=fields)
-        stream.update(fields)
-        if target in (StreamState.ENDED, StreamState.CANCELLED):
-            stream["pinned"] = []
+        """Apply a lifecycle action (go live, end, cancel) by the table in stream_lifecycle."""
+        rules = ";".join(f"{src}={dst}" for (src, act), dst in TRANSITIONS.items()
+                         if act is action)
+        stream, _ = await self._change(stream_id, "state", {"action": action.value,
+                                                             "rules": rules}, action=action)
         await self._sync_offers(stream, stream["lineup"])
-        await self.emit(stream_id, "stream.state", {"state": target.value})
         return stream
 
     async def set_lineup(self, stream_id: str, lineup: list[str], lineup_ok: Any) -> dict[str, Any]:
-        stream = await self.must_get(stream_id)
-        if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
-            raise StreamError(409, "stream-over", "the stream is over")
+        await self.must_get(stream_id)
         for product_id in lineup:
             await lineup_ok(product_id)
-        lineup = list(dict.fromkeys(lineup))
-        removed = [p for p in stream["lineup"] if p not in lineup]
-        pinned = [p for p in stream["pinned"] if p in lineup]
-        await self._client.hset(stream_key(stream_id), mapping={
-            "lineup": orjson.dumps(lineup), "pinned": orjson.dumps(pinned)})
-        stream["lineup"], stream["pinned"] = lineup, pinned
-        await self._sync_offers(stream, lineup, removed=removed)
-        await self.emit(stream_id, "lineup.changed", {"lineup": lineup, "pinned": pinned})
+        stream, removed = await self._change(stream_id, "lineup",
+                                             {"lineup": list(dict.fromkeys(lineup))})
+        await self._sync_offers(stream, stream["lineup"], removed=removed)
         return stream
 
     async def pin(self, stream_id: str, product_id: str) -> dict[str, Any]:
-        stream = await self._live(stream_id)
-        if product_id not in stream["lineup"]:
-            raise StreamError(409, "not-in-lineup", f"{product_id} is not in this stream's lineup")
-        pinned: list[str] = stream["pinned"]
-        if product_id not in pinned:
-            if len(pinned) >= self._max_pinned:
-                raise StreamError(409, "too-many-pins",
-                                  f"at most {self._max_pinned} products can be pinned at once")
-            pinned = [*pinned, product_id]
-            await self._client.hset(stream_key(stream_id), "pinned", orjson.dumps(pinned))
-            await self.emit(stream_id, "pin", {"product_id": product_id, "pinned": pinned})
-        stream["pinned"] = pinned
+        stream, _ = await self._change(stream_id, "pin", {"product_id": product_id})
         return stream
 
     async def unpin(self, stream_id: str, product_id: str) -> dict[str, Any]:
-        stream = await self._live(stream_id)
-        pinned = [p for p in stream["pinned"] if p != product_id]
-        if pinned != stream["pinned"]:
-            await self._client.hset(stream_key(stream_id), "pinned", orjson.dumps(pinned))
-            await self.emit(stream_id, "unpin", {"product_id": product_id, "pinned": pinned})
-        stream["pinned"] = pinned
+        stream, _ = await self._change(stream_id, "unpin", {"product_id": product_id})
         return stream
 
     async def start_deal(self, stream_id: str, deal: DealIn,
@@ -176,9 +145,6 @@ class StreamStore:
         """Schedule a flash deal within the brand's rules for the product: below its price,
         not below its deal floor (no floor: no deal), a per-buyer limit not above its own.
         reserve.lua applies the same bounds at buy time, whatever changed since."""
-        stream = await self._live(stream_id)
-        if deal.product_id not in stream["lineup"]:
-            raise StreamError(409, "not-in-lineup", f"{deal.product_id} is not in the lineup")
         if deal.price_minor >= product["price_minor"]:
             raise StreamError(422, "deal-not-cheaper", "a deal price must be below the regular price")
         floor = product.get("deal_floor_minor") or product["price_minor"]
@@ -196,53 +162,48 @@ class StreamStore:
                   "price_minor": deal.price_minor,
                   "cap": deal.quantity, "per_buyer_limit": deal.per_buyer_limit,
                   "opens_ms": opens, "closes_ms": opens + deal.duration_s * 1000}
-        deals = {**stream["deals"], deal.product_id: record}
-        await self._client.hset(stream_key(stream_id), "deals", orjson.dumps(deals))
-        k = product_keys(deal.product_id)
-        # A new deal starts its own count of deal units.
-        await self._client.hdel(k.offers, f"dealsold:{stream_id}")
-        stream["deals"] = deals
+        stream, _ = await self._change(stream_id, "deal", record)
         await self._sync_offers(stream, [deal.product_id])
-        await self.emit(stream_id, "deal.scheduled", record)
         return record
 
     async def end_deal(self, stream_id: str, product_id: str) -> None:
-        stream = await self._live(stream_id)
-        if product_id not in stream["deals"]:
-            raise StreamError(404, "not-found", f"no deal on {product_id}")
-        deals = {p: d for p, d in stream["deals"].items() if p != product_id}
-        await self._client.hset(stream_key(stream_id), "deals", orjson.dumps(deals))
-        stream["deals"] = deals
+        stream, _ = await self._change(stream_id, "end_deal", {"product_id": product_id})
         await self._sync_offers(stream, [product_id])
-        await self.emit(stream_id, "deal.closed", {"product_id": product_id})
 
     async def set_ingest(self, stream_id: str, ingest: str) -> None:
         """Record and announce what the video ingest is doing: live, reconnecting or none."""
-        await self._client.hset(stream_key(stream_id), "ingest", ingest)
-        await self.emit(stream_id, "stream.ingest", {"ingest": ingest})
+        await self._change(stream_id, "ingest", {"ingest": ingest})
 
-    async def emit(self, stream_id: str, kind: str, payload: dict[str, Any]) -> int:
-        """Append to the stream's event log with the next seq and publish it to the hubs."""
-        event = orjson.dumps({"type": kind, "at_ms": _now_ms(), **payload})
-        seq = await call_script(self._client, SCRIPTS["emit"],
-                                [stream_seq_key(stream_id), stream_events_key(stream_id)],
-                                [event, EVENTS_MAXLEN, events_channel(stream_id)])
-        return int(seq)  # type: ignore[call-overload]
-
-    async def _live(self, stream_id: str) -> dict[str, Any]:
-        stream = await self.must_get(stream_id)
-        if stream["state"] != StreamState.LIVE:
-            raise StreamError(409, "stream-not-live", f"the stream is {stream['state']}")
-        return stream
+    async def _change(self, stream_id: str, op: str, arg: dict[str, Any], *,
+                      action: StreamAction | None = None) -> tuple[dict[str, Any], list[str]]:
+        """Run one change through stream.lua (checked, written and announced atomically);
+        returns the stream as it now stands and the products it dropped from the lineup."""
+        keys = [stream_key(stream_id), stream_seq_key(stream_id), stream_events_key(stream_id)]
+        reply = orjson.loads(await call_script(
+            self._client, SCRIPTS["stream"], keys,
+            [op, orjson.dumps(arg), _now_ms(), EVENTS_MAXLEN, events_channel(stream_id),
+             self._max_pinned]))  # type: ignore[arg-type]
+        match reply["r"]:
+            case "ok":
+                return await self.must_get(stream_id), list(reply["removed"])
+            case "refused":
+                raise StreamError(reply["status"], reply["kind"], reply["detail"])
+            case "illegal":
+                assert action is not None
+                raise IllegalStreamMove(StreamState(reply["state"]), action)
+        raise StreamError(404, "not-found", f"no stream {stream_id}")
 
     async def _sync_offers(self, stream: dict[str, Any], products: list[str],
                            removed: list[str] = ()) -> None:  # type: ignore[assignment]
-        """Write each product's offer for this stream into the product's own hash slot."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            for product_id in products:
-                offer = {"state": stream["state"], "creator": stream["creator_id"],
-                         "deal": stream["deals"].get(product_id)}
-                pipe.hset(product_keys(product_id).offers, stream["id"], orjson.dumps(offer))
-            for product_id in removed:
-                pipe.hdel(product_keys(product_id).offers, stream["id"])
-            await pipe.execute()
+        """Copy this stream's offer into each product's own hash slot (offer_sync.lua: a
+        newer rev is never overwritten by an older one)."""
+        rev = int(stream.get("rev") or 0)
+        script = SCRIPTS["offer_sync"]
+        for product_id in products:
+            offer = orjson.dumps({"state": stream["state"], "creator": stream["creator_id"],
+                                  "deal": stream["deals"].get(product_id)})
+            await call_script(self._client, script, [product_keys(product_id).offers],
+                              [stream["id"], rev, offer])
+        for product_id in removed:
+            await call_script(self._client, script, [product_keys(product_id).offers],
+                              [stream["id"], rev, ""])
