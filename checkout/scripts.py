@@ -1,5 +1,10 @@
-"""Server-side scripts: each lives in its own file (scripts/*.lua, header = contract),
-is loaded once per server and called by SHA."""
+"""Server-side scripts, one loader for all: each lives in its own file (header = contract),
+is loaded once per server and called by SHA, and loaded again after a NOSCRIPT (a Valkey
+restart empties its script cache).
+
+Two sets: the checkout's own (`checkout/scripts/*.lua`) and the sandbox gateway's
+(`checkout/payments/scripts/*.lua`, each after the set's `prelude.lua`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from importlib import resources
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
-__all__ = ["Script", "SCRIPTS", "load_all", "call_script"]
+__all__ = ["Script", "SCRIPTS", "GATEWAY_SCRIPTS", "load_all", "call_script"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,18 +25,25 @@ class Script:
     sha: str
 
 
-def _read(name: str) -> Script:
-    source = resources.files("checkout").joinpath(f"scripts/{name}.lua").read_text("utf-8")
-    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> dict[str, Script]:
+    folder = resources.files("checkout").joinpath(folder_name)
+    head = folder.joinpath(f"{prelude}.lua").read_text("utf-8") if prelude else ""
+    scripts = {}
+    for name in names:
+        source = head + folder.joinpath(f"{name}.lua").read_text("utf-8")
+        scripts[name] = Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+    return scripts
 
 
-SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("bind_key", "reserve", "transition", "stock", "apply", "stream",
-                         "offer_sync")}
+SCRIPTS: dict[str, Script] = _read_set(
+    "scripts", ("bind_key", "reserve", "transition", "stock", "apply", "stream", "offer_sync"))
+GATEWAY_SCRIPTS: dict[str, Script] = _read_set(
+    "payments/scripts", ("authorize", "capture", "void", "refund"), prelude="prelude")
 
 
 async def load_all(client: redis.Redis) -> None:
-    """SCRIPT LOAD every script; called at start and again after a NOSCRIPT (Valkey restarted)."""
-    for script in SCRIPTS.values():
+    """SCRIPT LOAD every script; called at start and again after a NOSCRIPT."""
+    for script in (*SCRIPTS.values(), *GATEWAY_SCRIPTS.values()):
         sha = await client.script_load(script.source)
         if sha != script.sha:
             raise RuntimeError(f"script {script.name}: server sha {sha} != {script.sha}")

@@ -52,9 +52,10 @@ from types import MappingProxyType
 from typing import Final
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from checkout.scripts import GATEWAY_SCRIPTS, Script, call_script
 
 from .gateway import (
     Authorization,
@@ -102,141 +103,6 @@ _TOKENS: Final[Mapping[str, tuple[_Behaviour, DeclineCode | None]]] = MappingPro
     }
 )
 
-# Shared Lua prelude: reply(outcome) returns {outcome, field1, value1, ...} with the
-# record as it stands after the script; int(n) formats a Lua number as a plain
-# integer (tostring would switch to exponent notation past 1e14).
-_PRELUDE: Final[str] = """
-local key = KEYS[1]
-local function reply(outcome)
-  local r = {outcome}
-  local flat = redis.call('HGETALL', key)
-  for i = 1, #flat do r[#r + 1] = flat[i] end
-  return r
-end
-local function int(n) return string.format('%d', n) end
-"""
-
-# KEYS[1] order hash, KEYS[2] approved-authorizations counter.
-# ARGV[1] order_id, ARGV[2] amount_minor (canonical decimal), ARGV[3] currency,
-# ARGV[4] token, ARGV[5] behaviour (_Behaviour), ARGV[6] decline code or '',
-# ARGV[7] gateway_ref to use if this call creates the authorization.
-# Reply: reply(outcome), outcome one of
-#   new          the authorization was decided by this call
-#   replay       already decided earlier, same parameters: the stored result
-#   mismatch     already decided with another amount/currency/token
-#   unavailable  simulated transient refusal, nothing recorded but the attempt
-#   timeout      authorization recorded, the caller must see a timeout
-#   voided       the order was voided before any authorization: it can no longer be paid
-_AUTHORIZE_LUA: Final[str] = (
-    _PRELUDE
-    + """
-if redis.call('HGET', key, 'state') == 'voided' and redis.call('HEXISTS', key, 'auth_status') == 0 then
-  return reply('voided')
-end
-if redis.call('HEXISTS', key, 'auth_status') == 1 then
-  local f = redis.call('HMGET', key, 'amount_minor', 'currency', 'token')
-  if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or f[3] ~= ARGV[4] then
-    return reply('mismatch')
-  end
-  return reply('replay')
-end
-local attempts = redis.call('HINCRBY', key, 'attempts', 1)
-redis.call('HSET', key, 'order_id', ARGV[1])
-if ARGV[5] == 'unavailable_once' and attempts == 1 then
-  return reply('unavailable')
-end
-redis.call('HSET', key, 'amount_minor', ARGV[2], 'currency', ARGV[3],
-           'token', ARGV[4], 'auth_ref', ARGV[7])
-if ARGV[5] == 'decline' then
-  redis.call('HSET', key, 'auth_status', 'declined', 'decline_code', ARGV[6],
-             'state', 'declined')
-  return reply('new')
-end
-redis.call('HSET', key, 'auth_status', 'approved', 'state', 'authorized')
-redis.call('INCR', KEYS[2])
-if ARGV[5] == 'timeout_after_charge' then
-  return reply('timeout')
-end
-return reply('new')
-"""
-)
-
-# KEYS[1] order hash. ARGV[1] gateway_ref to use if this call captures.
-# Reply: reply(outcome), outcome one of new, replay (already captured),
-#   unknown (no authorization), invalid_state (declined or voided),
-#   unavailable (the tok_capture_outage card: nothing changed but the failure count).
-_CAPTURE_LUA: Final[str] = (
-    _PRELUDE
-    + """
-local state = redis.call('HGET', key, 'state')
-if not state then return {'unknown'} end
-if state == 'captured' then return reply('replay') end
-if state ~= 'authorized' then return reply('invalid_state') end
-if redis.call('HGET', key, 'token') == 'tok_capture_outage'
-    and redis.call('HINCRBY', key, 'capture_failures', 1) <= 3 then
-  return {'unavailable'}
-end
-local amount = redis.call('HGET', key, 'amount_minor')
-redis.call('HSET', key, 'state', 'captured', 'captured_minor', amount,
-           'capture_ref', ARGV[1], 'refunded_minor', '0', 'refund_count', '0')
-return reply('new')
-"""
-)
-
-# KEYS[1] order hash. ARGV[1] gateway_ref to use if this call voids, ARGV[2] order id.
-# Reply: reply(outcome), outcome one of new, replay (already voided),
-#   noop (unknown order or declined: nothing held; an unknown one is recorded as voided,
-#   so an authorization arriving later is refused), invalid_state (captured).
-_VOID_LUA: Final[str] = (
-    _PRELUDE
-    + """
-local state = redis.call('HGET', key, 'state')
-if not state then
-  -- Voided before any authorization arrived (it may still be in flight): like a cancelled
-  -- PaymentIntent, the order can no longer be authorized.
-  redis.call('HSET', key, 'order_id', ARGV[2], 'state', 'voided')
-  return {'noop'}
-end
-if state == 'declined' then return {'noop'} end
-if state == 'voided' then
-  if redis.call('HEXISTS', key, 'auth_status') == 0 then return {'noop'} end
-  return reply('replay')
-end
-if state ~= 'authorized' then return reply('invalid_state') end
-redis.call('HSET', key, 'state', 'voided', 'void_ref', ARGV[1])
-return reply('new')
-"""
-)
-
-# KEYS[1] order hash. ARGV[1] amount_minor or '' for all that remains,
-# ARGV[2] gateway_ref to use if this call refunds.
-# Reply: reply(outcome), outcome one of new, replay (full refund asked, nothing
-#   remains: the last refund), exceeds (more than remains), unknown (no record),
-#   invalid_state (not captured).
-_REFUND_LUA: Final[str] = (
-    _PRELUDE
-    + """
-local state = redis.call('HGET', key, 'state')
-if not state then return {'unknown'} end
-if state ~= 'captured' then return reply('invalid_state') end
-local f = redis.call('HMGET', key, 'captured_minor', 'refunded_minor')
-local remaining = tonumber(f[1]) - tonumber(f[2])
-local amount
-if ARGV[1] == '' then
-  if remaining == 0 then return reply('replay') end
-  amount = remaining
-else
-  amount = tonumber(ARGV[1])
-  if amount > remaining then return reply('exceeds') end
-end
-redis.call('HINCRBY', key, 'refunded_minor', int(amount))
-redis.call('HINCRBY', key, 'refund_count', 1)
-redis.call('HSET', key, 'last_refund_ref', ARGV[2], 'last_refund_minor', int(amount))
-return reply('new')
-"""
-)
-
-
 @dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """Sandbox knobs.
@@ -266,10 +132,6 @@ class SandboxGateway:
     def __init__(self, client: Redis, config: SandboxConfig | None = None) -> None:
         self._client = client
         self._config = config if config is not None else SandboxConfig()
-        self._authorize = client.register_script(_AUTHORIZE_LUA)
-        self._capture = client.register_script(_CAPTURE_LUA)
-        self._void = client.register_script(_VOID_LUA)
-        self._refund = client.register_script(_REFUND_LUA)
 
     # -- keys -----------------------------------------------------------------
 
@@ -296,7 +158,7 @@ class SandboxGateway:
         behaviour, decline_code = _token_behaviour(payment_token)
         await self._simulate_latency()
         outcome, record = await self._run(
-            self._authorize,
+            GATEWAY_SCRIPTS["authorize"],
             [self.order_key(order_id), self._counter_key()],
             [
                 order_id,
@@ -336,7 +198,7 @@ class SandboxGateway:
         _check_order_id(order_id)
         await self._simulate_latency()
         outcome, record = await self._run(
-            self._capture, [self.order_key(order_id)], [_new_ref("cap")]
+            GATEWAY_SCRIPTS["capture"], [self.order_key(order_id)], [_new_ref("cap")]
         )
         match outcome:
             case "new" | "replay":
@@ -363,7 +225,7 @@ class SandboxGateway:
         _check_order_id(order_id)
         await self._simulate_latency()
         outcome, record = await self._run(
-            self._void, [self.order_key(order_id)], [_new_ref("void"), order_id]
+            GATEWAY_SCRIPTS["void"], [self.order_key(order_id)], [_new_ref("void"), order_id]
         )
         match outcome:
             case "new" | "replay":
@@ -400,7 +262,7 @@ class SandboxGateway:
             _check_amount(amount_minor)
         await self._simulate_latency()
         outcome, record = await self._run(
-            self._refund,
+            GATEWAY_SCRIPTS["refund"],
             [self.order_key(order_id)],
             ["" if amount_minor is None else str(amount_minor), _new_ref("re")],
         )
@@ -459,11 +321,11 @@ class SandboxGateway:
             await asyncio.sleep(self._config.latency_s)
 
     async def _run(
-        self, script: AsyncScript, keys: Sequence[str], args: Sequence[str]
+        self, script: Script, keys: Sequence[str], args: Sequence[str]
     ) -> tuple[str, dict[str, str]]:
         """Run a script; a lost Valkey round trip is an unknown outcome (timeout)."""
         try:
-            reply = await script(keys=keys, args=args)
+            reply = await call_script(self._client, script, list(keys), list(args))
         except (RedisConnectionError, RedisTimeoutError) as exc:
             # The script may have run before the connection broke: the caller must
             # retry with the same order id, exactly as after a real gateway timeout.

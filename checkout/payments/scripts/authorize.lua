@@ -1,0 +1,43 @@
+--[[ authorize.lua (sandbox gateway), run after prelude.lua.
+
+KEYS[1] order hash, KEYS[2] approved-authorizations counter.
+ARGV[1] order_id, ARGV[2] amount_minor (canonical decimal), ARGV[3] currency,
+ARGV[4] token, ARGV[5] behaviour (_Behaviour), ARGV[6] decline code or '',
+ARGV[7] gateway_ref to use if this call creates the authorization.
+Reply: reply(outcome), outcome one of
+  new          the authorization was decided by this call
+  replay       already decided earlier, same parameters: the stored result
+  mismatch     already decided with another amount/currency/token
+  unavailable  simulated transient refusal, nothing recorded but the attempt
+  timeout      authorization recorded, the caller must see a timeout
+  voided       the order was voided before any authorization: it can no longer be paid
+]]
+
+if redis.call('HGET', key, 'state') == 'voided' and redis.call('HEXISTS', key, 'auth_status') == 0 then
+  return reply('voided')
+end
+if redis.call('HEXISTS', key, 'auth_status') == 1 then
+  local f = redis.call('HMGET', key, 'amount_minor', 'currency', 'token')
+  if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or f[3] ~= ARGV[4] then
+    return reply('mismatch')
+  end
+  return reply('replay')
+end
+local attempts = redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'order_id', ARGV[1])
+if ARGV[5] == 'unavailable_once' and attempts == 1 then
+  return reply('unavailable')
+end
+redis.call('HSET', key, 'amount_minor', ARGV[2], 'currency', ARGV[3],
+           'token', ARGV[4], 'auth_ref', ARGV[7])
+if ARGV[5] == 'decline' then
+  redis.call('HSET', key, 'auth_status', 'declined', 'decline_code', ARGV[6],
+             'state', 'declined')
+  return reply('new')
+end
+redis.call('HSET', key, 'auth_status', 'approved', 'state', 'authorized')
+redis.call('INCR', KEYS[2])
+if ARGV[5] == 'timeout_after_charge' then
+  return reply('timeout')
+end
+return reply('new')
