@@ -33,7 +33,8 @@ from live.streams import StreamStore
 from live.valkey_check import check_server
 from live.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
-from live.video.ice import restrict_ice_hosts
+from live.video.compat import check as check_video_compat
+from live.video.compat import restrict_ice_hosts
 from live.video.metrics import VideoCollector
 from live.video.service import VideoLimits, VideoService
 from live.ws_server import HubServer, WsLimits
@@ -127,6 +128,7 @@ class Services:
         hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
             tick_s=settings.ws_tick_ms / 1000))
+        check_video_compat()  # fail at start, not mid-stream, if aiortc's internals moved
         restrict_ice_hosts(settings.video_ice_hosts)
         video = VideoService(streams, hub, VideoFormat(
             width=settings.video_width, height=settings.video_height, fps=settings.video_fps,

@@ -34,7 +34,7 @@ import av
 import httpx
 
 from live.auth import Role, TokenAuthority
-from live.video.ice import restrict_ice_hosts
+from live.video.compat import restrict_ice_hosts
 from loadtest.fanout_node import log_errors
 from loadtest.fanout_probe import CpuWatch, cpu_seconds, rss_kib
 from loadtest.flash_sale import CREATOR, _Shop

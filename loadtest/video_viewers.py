@@ -21,7 +21,7 @@ from typing import Any, Self
 
 import httpx
 
-from live.video.ice import restrict_ice_hosts
+from live.video.compat import restrict_ice_hosts
 from loadtest.child_procs import answer, stop_children
 from loadtest.webrtc_peers import Viewer, watch
 

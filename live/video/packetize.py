@@ -14,9 +14,8 @@ import collections
 
 import av
 from aiortc.codecs.h264 import H264Encoder
-from aiortc.rtcrtpsender import RTCRtpSender
 
-__all__ = ["SharedH264Packer", "share_packetizer"]
+__all__ = ["SharedH264Packer"]
 
 _KEEP = 8  # recent packets remembered: viewers a few frames behind still hit
 
@@ -42,7 +41,3 @@ class SharedH264Packer(H264Encoder):
             self._recent.popitem(last=False)
         return result
 
-
-def share_packetizer(sender: RTCRtpSender, packer: SharedH264Packer) -> None:
-    """Give `sender` the stream's packer (aiortc keeps its encoder in a private attribute)."""
-    sender._RTCRtpSender__encoder = packer  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState
 from live.streams import StreamStore
 from live.tasks import stop_task
 from live.video.encoder import VIDEO_CLOCK_RATE, SharedVideoEncoder, VideoFormat
-from live.video.packetize import share_packetizer
+from live.video.compat import route_keyframe_requests, set_sender_encoder
 from live.video.peers import Peer, PeerRegistry
 from live.video.sdp import OfferSummary
 from live.video.stream_video import EncodeMode, StreamVideo
@@ -161,8 +161,9 @@ class VideoService:
                 transceiver.setCodecPreferences(_h264_only())
                 if isinstance(session.video, SharedVideoEncoder):
                     # A viewer's PLI/FIR reaches the shared encoder, coalesced there.
-                    transceiver.sender._send_keyframe = session.video.fanout.request_keyframe  # type: ignore[method-assign]
-                    share_packetizer(transceiver.sender, session.video.packer)
+                    route_keyframe_requests(transceiver.sender,
+                                            session.video.fanout.request_keyframe)
+                    set_sender_encoder(transceiver.sender, session.video.packer)
             if summary.audio:
                 audio = PacketTrack("audio", session.audio.fanout, self.limits.viewer_queue_packets)
                 session.audio.fanout.subscribe(audio)
