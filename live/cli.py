@@ -8,12 +8,15 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from live.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["main", "PLUGIN_GROUP"]
+
+PLUGIN_GROUP = "livecart.commands"
 
 
 def _serve_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     _token_args(sub)
     from live.doctor import add_doctor_args, run_doctor
     add_doctor_args(sub)
-    from loadtest.cli import add_loadtest_args
-    add_loadtest_args(sub)
+    plugins = _plugins()
+    for plugin in plugins.values():
+        plugin.add_args(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
@@ -54,8 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args)
     if args.command == "doctor":
         return run_doctor(args, _settings(args))
-    from loadtest.cli import run_loadtest
-    return run_loadtest(args)
+    return int(plugins[args.command].run(args))
+
+
+def _plugins() -> dict[str, Any]:
+    """Commands other distributions (or extras) add: `livecart loadtest` comes from the
+    `loadtest` package this way, so nothing in the product imports it. Each entry point in
+    the group names a module with `add_args(subparsers)` and `run(args) -> int`."""
+    return {ep.name: ep.load() for ep in entry_points(group=PLUGIN_GROUP)}
 
 
 def _settings(args: argparse.Namespace) -> Settings:

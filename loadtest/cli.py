@@ -1,4 +1,5 @@
-"""`livecart loadtest ...` subcommands."""
+"""`livecart loadtest ...` subcommands, added to the `livecart` command through the
+`livecart.commands` entry point (pyproject.toml): the product never imports this package."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-__all__ = ["add_loadtest_args", "run_loadtest"]
+__all__ = ["add_args", "run", "add_loadtest_args", "run_loadtest"]
+
+_EXTRA_HINT = "the load generators need their extra: pip install 'livecart[loadtest]'"
 
 
 def _fraction(text: str) -> float:
@@ -63,6 +66,21 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     add_video_args(scenarios)
     from loadtest.overlay_sync import add_overlay_sync_args
     add_overlay_sync_args(scenarios)
+
+
+def add_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The `livecart.commands` plugin hook."""
+    add_loadtest_args(sub)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `livecart.commands` plugin hook: a missing extra is a clear message, not a trace."""
+    try:
+        return run_loadtest(args)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("hdrh", "playwright"):
+            raise SystemExit(f"livecart loadtest: {_EXTRA_HINT} ({exc.name} is missing)") from None
+        raise
 
 
 def run_loadtest(args: argparse.Namespace) -> int:

@@ -8,5 +8,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 fi
-python -m pip install --quiet -e '.[test]'
+python -m pip install --quiet -e '.[test,loadtest]'
 exec python -m pytest "$@"
