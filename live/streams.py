@@ -17,8 +17,8 @@ from pydantic import Field, StringConstraints
 
 from live.api import StrictModel
 from checkout.ids import ID_PATTERN, new_stream_id
-from checkout.keys import (STREAMS_INDEX, creator_streams_key, product_keys, stream_events_key,
-                           stream_key, stream_seq_key)
+from checkout.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
+                           stream_events_key, stream_key, stream_seq_key)
 from checkout.scripts import SCRIPTS, call_script
 from live.stream_lifecycle import StreamAction, StreamState, apply
 
@@ -63,7 +63,7 @@ class StreamError(Exception):
 
 
 def events_channel(stream_id: str) -> str:
-    return f"lc:live:{stream_id}"
+    return f"lc:live:{key_part(stream_id)}"
 
 
 def _now_ms() -> int:
