@@ -220,7 +220,8 @@ def register(api: Api) -> None:
         except Rejected as exc:
             raise rejection(exc) from None
         except KeyReused:
-            raise Problem(422, "idempotency-key-reused", "key used for a different request") from None
+            raise Problem(422, "idempotency-key-reused",
+                          "this Idempotency-Key was used for a different request") from None
         except CartFull as exc:
             raise Problem(409, "cart-full", str(exc)) from None
         return json_response(item.public(), 201)
