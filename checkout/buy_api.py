@@ -3,7 +3,6 @@ brand's order actions (capture on shipment, void, refund)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -13,19 +12,24 @@ from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
 from checkout.cart import CartFull
 from checkout.catalog_api import public_product
 from checkout.keys import buyer_orders_key
-from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, product_of_order
+from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, product_of_order
 from checkout.order_states import OrderState
 from checkout.orders import Order
 from checkout.payments import PaymentError
 from checkout.wallets import WalletIn, WalletStore
-from live.api import Api, Call, StrictModel, json_response
+from live.api import Api, Call, Capped, Param, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 
 __all__ = ["register", "REJECTION_STATUS"]
 
 IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-_IDEM_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", Annotated[str, StringConstraints(
+    min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]{8,128}$")])
+ORDER = Param("order", "path", Annotated[str, StringConstraints(
+    min_length=3, max_length=97, pattern=ORDER_ID_PATTERN)])
+# Per buy, and per cart line (each is bought on its own at checkout).
+Quantity = Annotated[int, Field(ge=1, le=1000), Capped("max_quantity_per_buy")]
 
 # How each buy-rule refusal maps to HTTP (the `type` is the code with dashes).
 REJECTION_STATUS = {
@@ -40,7 +44,7 @@ REJECTION_STATUS = {
 class BuyIn(StrictModel):
     product_id: IdStr
     variant: IdStr = DEFAULT_VARIANT
-    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    quantity: Quantity = 1
     stream_id: IdStr | None = None
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
@@ -49,7 +53,7 @@ class BuyIn(StrictModel):
 class CartItemIn(StrictModel):
     product_id: IdStr
     variant: IdStr = DEFAULT_VARIANT
-    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    quantity: Quantity = 1
     stream_id: IdStr | None = None
 
 
@@ -59,16 +63,6 @@ class WaitlistIn(StrictModel):
 
 class RefundIn(StrictModel):
     amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
-
-
-def idempotency_key(call: Call[Any]) -> str:
-    key = call.request.headers.get("idempotency-key")
-    if key is None:
-        raise Problem(400, "idempotency-key-missing", "send an Idempotency-Key header")
-    if not _IDEM_RE.match(key):
-        raise Problem(400, "idempotency-key-invalid",
-                      "an Idempotency-Key is 8-128 characters of [A-Za-z0-9_.:-]")
-    return key
 
 
 def rejection(exc: Rejected) -> Problem:
@@ -126,13 +120,10 @@ def register(api: Api) -> None:
         return json_response(WalletStore.public(wallet))
 
     @api.endpoint("POST", "/buy", summary="One-tap buy: reserve, pay, confirm", tag="buy",
-                  body=BuyIn, roles=buyer, status=201, headers=("Idempotency-Key",))
+                  body=BuyIn, roles=buyer, status=201, params=(IDEMPOTENCY_KEY,))
     async def buy(call: Call[BuyIn]) -> Response:
-        key = idempotency_key(call)
+        key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = call.need_principal().subject
-        limit = call.services.settings.max_quantity_per_buy
-        if call.body.quantity > limit:
-            raise Problem(422, "quantity-too-large", f"at most {limit} units per buy")
         wallet = await require_wallet(call, buyer_id)
         request = _buy_request(call, buyer_id, key, wallet["payment_token"])
         try:
@@ -147,7 +138,7 @@ def register(api: Api) -> None:
         return buy_response(call, result)
 
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
-                  tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR))
+                  tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def get_order(call: Call[Any]) -> Response:
         return json_response((await _order_for(call, call.param("order"))).public())
 
@@ -160,7 +151,7 @@ def register(api: Api) -> None:
         return json_response({"items": [o.public() for o in orders if o]})
 
     @api.endpoint("POST", "/orders/{order}/pay", summary="Pay a held order (cart, waitlist)",
-                  tag="buy", roles=buyer)
+                  tag="buy", roles=buyer, params=(ORDER,))
     async def pay_order(call: Call[Any]) -> Response:
         order = await _order_for(call, call.param("order"), buyer_only=True)
         if order.state is not OrderState.RESERVED:
@@ -170,7 +161,7 @@ def register(api: Api) -> None:
         return buy_response(call, result)
 
     @api.endpoint("POST", "/orders/{order}/capture", summary="Capture an authorized order (shipped)",
-                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def capture_order(call: Call[Any]) -> Response:
         order = await _brand_order(call)
         if order.state not in (OrderState.AUTHORIZED, OrderState.PAID):
@@ -180,7 +171,7 @@ def register(api: Api) -> None:
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/void", summary="Cancel an authorized order before capture",
-                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def void_order(call: Call[Any]) -> Response:
         order = await _brand_order(call)
         if order.state not in (OrderState.AUTHORIZED, OrderState.VOIDED):
@@ -190,7 +181,7 @@ def register(api: Api) -> None:
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/refund", summary="Refund a paid order in full",
-                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def refund_order(call: Call[Any]) -> Response:
         order = await _brand_order(call)
         if order.state not in (OrderState.PAID, OrderState.REFUNDED):
@@ -201,9 +192,9 @@ def register(api: Api) -> None:
         return json_response(done.public())
 
     @api.endpoint("POST", "/cart/items", summary="Add to cart (holds stock on cart_hold streams)",
-                  tag="cart", body=CartItemIn, roles=buyer, status=201, headers=("Idempotency-Key",))
+                  tag="cart", body=CartItemIn, roles=buyer, status=201, params=(IDEMPOTENCY_KEY,))
     async def add_to_cart(call: Call[CartItemIn]) -> Response:
-        key = idempotency_key(call)
+        key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = call.need_principal().subject
         body = call.body
         await _product_with_variant(call, body.product_id, body.variant)

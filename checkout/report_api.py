@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from checkout.catalog_api import page_params
+from checkout.catalog_api import PAGE, page_params
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
 from live.api import Api, Call, StrictModel, json_response
@@ -101,7 +101,7 @@ def register(api: Api) -> None:
 
     @api.endpoint("GET", "/brands/{brand}/orders",
                   summary="The brand's sold orders, newest first (buyer masked), for export",
-                  tag="reports", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="reports", roles=(Role.BRAND, Role.OPERATOR), params=PAGE)
     async def brand_orders(call: Call[Any]) -> Response:
         brand_id = await _readable_brand(call)
         cursor, limit = page_params(call)

@@ -33,7 +33,8 @@ ProductRef = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class StreamIn(StrictModel):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True,
+                                            pattern=r"\S")]
     lineup: Annotated[list[ProductRef], Field(max_length=MAX_LINEUP)] = []
     scheduled_at_ms: Annotated[int, Field(ge=0)] | None = None
     purchase_mode: Literal["instant", "cart_hold", "first_paid"] = "instant"

@@ -726,11 +726,16 @@ async def test_waitlist_refuses_unknown_variant(live: Live, rclient: redis.Redis
 async def test_bad_paging_queries(live: Live) -> None:
     shop = await make_shop(live)
     acme = live.auth("brand", "acme")
-    paged = ["/api/v1/brands/acme/showcase", f"/api/v1/products/{shop.product}/stock/audit",
-             "/api/v1/brands/acme/orders"]
-    for query in ("limit=0", "limit=101", "limit=-1", "limit=x", "cursor=-1", "cursor=1.5",
-                  "limit=" + "9" * 5000, "cursor=" + "9" * 5000):
+    with_cursor = ["/api/v1/brands/acme/showcase", "/api/v1/brands/acme/orders"]
+    paged = [*with_cursor, f"/api/v1/products/{shop.product}/stock/audit"]
+    # Decimal digits only: int() alone would take " 5", "+5" and "1_0".
+    for query in ("limit=0", "limit=101", "limit=-1", "limit=x", "limit=5.0", "limit=%205",
+                  "limit=%2B5", "limit=1_0", "limit=", "limit=" + "9" * 5000):
         for path in paged:
+            assert_problem(await live.http.get(f"{path}?{query}", headers=acme), 400,
+                           "bad-query")
+    for query in ("cursor=-1", "cursor=1.5", "cursor=1e3", "cursor=" + "9" * 5000):
+        for path in with_cursor:
             assert_problem(await live.http.get(f"{path}?{query}", headers=acme), 400,
                            "bad-query")
 
