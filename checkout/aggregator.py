@@ -176,10 +176,10 @@ class Aggregator:
     def _queue_apply(pipe: Any, kind: str, order: dict[str, str], at: int) -> None:
         script = SCRIPTS["apply"]
         brand, stream = order["brand"], order["stream"]
-        keys = [agg_key(f"applied:{order['id']}:{kind}"), agg_key(f"brand:{brand}"),
-                agg_key(f"creator:{order['creator']}"), agg_key(f"stream:{stream}"),
-                agg_key(f"ledger:{order['creator']}"), agg_key(f"brandmin:{brand}"), agg_key(f"brandproducts:{brand}"),
-                agg_key(f"ticker:{stream}"), agg_key(f"brandorders:{brand}"),
-                agg_key(f"buyers:{stream}")]
+        keys = [agg_key("applied", order["id"], kind), agg_key("brand", brand),
+                agg_key("creator", order["creator"]), agg_key("stream", stream),
+                agg_key("ledger", order["creator"]), agg_key("brandmin", brand), agg_key("brandproducts", brand),
+                agg_key("ticker", stream), agg_key("brandorders", brand),
+                agg_key("buyers", stream)]
         pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(), at,
                      DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN)

@@ -4,7 +4,6 @@ brand's order actions (capture on shipment, void, refund)."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -14,12 +13,12 @@ from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
 from checkout.cart import CartFull, CheckoutInProgress
 from checkout.catalog_api import public_product
 from checkout.keys import buyer_orders_key
-from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, product_of_order
+from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, product_of_order
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
 from checkout.payments import PaymentError
 from checkout.wallets import WalletIn, WalletStore
-from live.api import Api, Call, StrictModel, json_response
+from live.api import Api, Call, Capped, Param, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 
@@ -27,7 +26,12 @@ __all__ = ["register", "REJECTION_STATUS"]
 
 IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 log = logging.getLogger(__name__)
-_IDEM_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", Annotated[str, StringConstraints(
+    min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]{8,128}$")])
+ORDER = Param("order", "path", Annotated[str, StringConstraints(
+    min_length=3, max_length=97, pattern=ORDER_ID_PATTERN)])
+# Per buy, and per cart line (each is bought on its own at checkout).
+Quantity = Annotated[int, Field(ge=1, le=1000), Capped("max_quantity_per_buy")]
 
 # How each buy-rule refusal maps to HTTP (the `type` is the code with dashes).
 REJECTION_STATUS = {
@@ -42,7 +46,7 @@ REJECTION_STATUS = {
 class BuyIn(StrictModel):
     product_id: IdStr
     variant: IdStr = DEFAULT_VARIANT
-    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    quantity: Quantity = 1
     stream_id: IdStr | None = None
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
@@ -51,7 +55,7 @@ class BuyIn(StrictModel):
 class CartItemIn(StrictModel):
     product_id: IdStr
     variant: IdStr = DEFAULT_VARIANT
-    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    quantity: Quantity = 1
     stream_id: IdStr | None = None
 
 
@@ -61,16 +65,6 @@ class WaitlistIn(StrictModel):
 
 class RefundIn(StrictModel):
     amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
-
-
-def idempotency_key(call: Call[Any]) -> str:
-    key = call.request.headers.get("idempotency-key")
-    if key is None:
-        raise Problem(400, "idempotency-key-missing", "send an Idempotency-Key header")
-    if not _IDEM_RE.match(key):
-        raise Problem(400, "idempotency-key-invalid",
-                      "an Idempotency-Key is 8-128 characters of [A-Za-z0-9_.:-]")
-    return key
 
 
 def rejection(exc: Rejected) -> Problem:
@@ -131,9 +125,9 @@ def register(api: Api) -> None:
         return json_response(WalletStore.public(wallet))
 
     @api.endpoint("POST", "/buy", summary="One-tap buy: reserve, pay, confirm", tag="buy",
-                  body=BuyIn, roles=buyer, status=201, headers=("Idempotency-Key",))
+                  body=BuyIn, roles=buyer, status=201, params=(IDEMPOTENCY_KEY,))
     async def buy(call: Call[BuyIn]) -> Response:
-        key = idempotency_key(call)
+        key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = call.need_principal().subject
         wallet = await require_wallet(call, buyer_id)
         request = _buy_request(call, buyer_id, key, wallet["payment_token"])
@@ -149,7 +143,7 @@ def register(api: Api) -> None:
         return buy_response(call, result)
 
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
-                  tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR))
+                  tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def get_order(call: Call[Any]) -> Response:
         return json_response((await _order_for(call, call.param("order"))).public())
 
@@ -162,7 +156,7 @@ def register(api: Api) -> None:
         return json_response({"items": [o.public() for o in orders if o]})
 
     @api.endpoint("POST", "/orders/{order}/pay", summary="Pay a held order (cart, waitlist)",
-                  tag="buy", roles=buyer)
+                  tag="buy", roles=buyer, params=(ORDER,))
     async def pay_order(call: Call[Any]) -> Response:
         order = await _order_for(call, call.param("order"), buyer_only=True)
         if order.state not in PENDING:
@@ -172,7 +166,7 @@ def register(api: Api) -> None:
         return buy_response(call, result)
 
     @api.endpoint("POST", "/orders/{order}/capture", summary="Capture an authorized order (shipped)",
-                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def capture_order(call: Call[Any]) -> Response:
         order = await _brand_order(call)
         if order.state not in (OrderState.AUTHORIZED, OrderState.PAID):
@@ -182,7 +176,7 @@ def register(api: Api) -> None:
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/void", summary="Cancel an authorized order before capture",
-                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def void_order(call: Call[Any]) -> Response:
         order = await _brand_order(call)
         try:
@@ -201,7 +195,7 @@ def register(api: Api) -> None:
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/refund", summary="Refund a paid order in full",
-                  tag="orders", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def refund_order(call: Call[Any]) -> Response:
         order = await _brand_order(call)
         if order.state not in (OrderState.PAID, OrderState.REFUNDED):
@@ -212,9 +206,9 @@ def register(api: Api) -> None:
         return json_response(done.public())
 
     @api.endpoint("POST", "/cart/items", summary="Add to cart (holds stock on cart_hold streams)",
-                  tag="cart", body=CartItemIn, roles=buyer, status=201, headers=("Idempotency-Key",))
+                  tag="cart", body=CartItemIn, roles=buyer, status=201, params=(IDEMPOTENCY_KEY,))
     async def add_to_cart(call: Call[CartItemIn]) -> Response:
-        key = idempotency_key(call)
+        key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = call.need_principal().subject
         body = call.body
         await _product_with_variant(call, body.product_id, body.variant)
@@ -231,7 +225,8 @@ def register(api: Api) -> None:
         except Rejected as exc:
             raise rejection(exc) from None
         except KeyReused:
-            raise Problem(422, "idempotency-key-reused", "key used for a different request") from None
+            raise Problem(422, "idempotency-key-reused",
+                          "this Idempotency-Key was used for a different request") from None
         except CartFull as exc:
             raise Problem(409, "cart-full", str(exc)) from None
         return json_response(item.public(), 201)

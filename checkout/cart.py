@@ -14,10 +14,11 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from checkout.buy import BuyRequest, BuyResult, BuyService, Rejected
-from checkout.keys import cart_key
+from checkout.buy import BuyRequest, BuyResult, BuyService, KeyReused, Rejected
+from checkout.keys import cart_key, idem_binding_key
 from checkout.order_states import PENDING, IllegalTransition, OrderState, payment_word
 from checkout.orders import OrderBook
+from checkout.scripts import SCRIPTS, call_script
 
 __all__ = ["Cart", "CartItem", "MAX_CART_ITEMS", "CartFull", "CheckoutInProgress"]
 
@@ -47,6 +48,17 @@ class CartItem:
                 "order_id": self.order_id or None, "held": bool(self.order_id)}
 
 
+def _add_fingerprint(stream: str, product: str, variant: str, quantity: int) -> str:
+    body = orjson.dumps(["cart", stream, product, variant, quantity])
+    return hashlib.sha256(body).hexdigest()[:32]
+
+
+def _hold_key(item_id: str) -> str:
+    """The key the hold's reservation is made under: the buyer's own key is already bound
+    to the add, and `/` is outside the Idempotency-Key alphabet, so no request can send it."""
+    return f"cart/{item_id}"
+
+
 def _item(d: dict[str, Any]) -> CartItem:
     return CartItem(d["id"], d["stream_id"], d["product_id"], d["variant"], d["quantity"],
                     d["order_id"] or "")
@@ -54,15 +66,25 @@ def _item(d: dict[str, Any]) -> CartItem:
 
 class Cart:
     def __init__(self, client: redis.Redis, buys: BuyService, orders: OrderBook, *,
-                 hold_ms: int) -> None:
+                 hold_ms: int, idempotency_ttl_s: int) -> None:
         self._client = client
         self._buys = buys
         self._orders = orders
         self._hold_ms = hold_ms
+        self._idem_ttl_s = idempotency_ttl_s
 
     async def add(self, buyer: str, stream: str, product: str, variant: str, quantity: int,
                   *, mode: str, idempotency_key: str, payment_token: str) -> CartItem:
-        # The item id follows from the Idempotency-Key, so a retried add adds nothing.
+        """Raises KeyReused if the key was used for another request (another item, a buy)."""
+        # The key is bound to this request the way a buy's is (bind_key.lua, in the buyer's
+        # slot, so buys and adds share one namespace), then the item id follows from it,
+        # so a retried add adds nothing.
+        fingerprint = _add_fingerprint(stream, product, variant, quantity)
+        bound = await call_script(self._client, SCRIPTS["bind_key"],
+                                  [idem_binding_key(buyer, idempotency_key)],
+                                  [fingerprint, self._idem_ttl_s])
+        if bound != fingerprint.encode():
+            raise KeyReused(idempotency_key)
         item_id = "ci_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:12]
         existing = await self._client.hget(cart_key(buyer), item_id)
         if existing is not None:
@@ -73,7 +95,7 @@ class Cart:
         if mode == "cart_hold":
             result = await self._buys.reserve(BuyRequest(
                 buyer=buyer, product=product, variant=variant, quantity=quantity,
-                idempotency_key=idempotency_key, channel="stream", stream=stream,
+                idempotency_key=_hold_key(item_id), channel="stream", stream=stream,
                 payment_token=payment_token), hold_ms=self._hold_ms)
             order_id = result.order.id
         item = CartItem(item_id, stream, product, variant, quantity, order_id)

@@ -25,7 +25,12 @@ OUTBOX_GROUP = "aggregator"
 STOCK_OP_TTL_S = 24 * 3600
 
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+# `\S`: the document's way of saying what stripping then min_length=1 refuses (all blanks).
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True,
+                                        pattern=r"\S")]
+# `format: uri` alone would allow any scheme; the server takes http(s) URLs only.
+WebUrl = Annotated[HttpUrl, Field(json_schema_extra={
+    "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+([/?#]\S*)?$"})]
 
 
 
@@ -44,7 +49,7 @@ class VariantIn(StrictModel):
 class ProductIn(StrictModel):
     title: Text
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
-    image_url: HttpUrl | None = None
+    image_url: WebUrl | None = None
     price_minor: Annotated[int, Field(ge=1, le=10**10)]
     currency: Currency
     sku: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._/-]+$")]
@@ -60,7 +65,7 @@ class ProductIn(StrictModel):
 class ProductPatch(StrictModel):
     title: Text | None = None
     description: Annotated[str, StringConstraints(max_length=5000)] | None = None
-    image_url: HttpUrl | None = None
+    image_url: WebUrl | None = None
     price_minor: Annotated[int, Field(ge=1, le=10**10)] | None = None
     commission_bps: Annotated[int, Field(ge=0, le=8000)] | None = None
     commission_mode: Literal["open", "invited"] | None = None

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, ProductPatch, StockChange
 from checkout.ids import ID_PATTERN, is_valid_id
-from live.api import Api, Call, StrictModel, json_response
+from live.api import Api, Call, Capped, Param, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 
-__all__ = ["register", "owned_product", "page_params", "MAX_CURSOR"]
+__all__ = ["register", "owned_product", "page_params", "MAX_CURSOR", "LIMIT", "PAGE"]
 
 MAX_CURSOR = 10**9
+CURSOR = Param("cursor", "query", Annotated[int, Field(ge=0, le=MAX_CURSOR)], default=0)
+LIMIT = Param("limit", "query", Annotated[int, Field(ge=1), Capped("page_size_max")], default=20)
+PAGE = (CURSOR, LIMIT)
 
 
 class InviteIn(StrictModel):
@@ -44,17 +47,8 @@ async def public_product(call: Call[Any], product_id: str, *,
 
 
 def page_params(call: Call[Any]) -> tuple[int, int]:
-    query = call.request.query_params
-    limit_max = call.services.settings.page_size_max
-    try:
-        cursor = int(query.get("cursor", "0"))
-        limit = int(query.get("limit", "20"))
-    except ValueError:
-        raise Problem(400, "bad-query", "cursor and limit must be integers") from None
-    if not 0 <= cursor <= MAX_CURSOR or not 1 <= limit <= limit_max:
-        raise Problem(400, "bad-query",
-                      f"0 <= cursor <= {MAX_CURSOR} and 1 <= limit <= {limit_max}")
-    return cursor, limit
+    """(cursor, limit) of an endpoint declared with `params=PAGE` (checked by then)."""
+    return call.param(CURSOR.name), call.param(LIMIT.name)
 
 
 def _check_brand(call: Call[Any], brand_id: str) -> None:
@@ -81,7 +75,7 @@ def register(api: Api) -> None:
         return json_response(brand)
 
     @api.endpoint("GET", "/brands/{brand}/showcase", summary="A brand's active products, paginated",
-                  tag="catalog")
+                  tag="catalog", params=PAGE)
     async def showcase(call: Call[Any]) -> Response:
         brand_id = call.param("brand")
         if not is_valid_id(brand_id) or await call.services.catalog.brand(brand_id) is None:
@@ -151,10 +145,10 @@ def register(api: Api) -> None:
              "total": s.total} for s in levels]})
 
     @api.endpoint("GET", "/products/{product}/stock/audit", summary="Stock changes, newest first",
-                  tag="catalog", roles=brand_roles)
+                  tag="catalog", roles=brand_roles, params=(LIMIT,))
     async def stock_audit(call: Call[Any]) -> Response:
         product = await owned_product(call, call.param("product"))
-        _, limit = page_params(call)
+        limit = call.param(LIMIT.name)
         return json_response({"items": await call.services.catalog.audit(product["id"], limit)})
 
     @api.endpoint("POST", "/products/{product}/invites", summary="Invite a creator to promote",

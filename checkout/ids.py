@@ -9,7 +9,7 @@ from typing import NewType
 __all__ = [
     "BrandId", "ProductId", "VariantId", "StreamId", "CreatorId", "BuyerId", "OrderId",
     "LinkCode", "new_product_id", "new_stream_id", "new_order_id", "new_link_code",
-    "product_of_order", "ID_PATTERN", "DEFAULT_VARIANT",
+    "product_of_order", "ID_PATTERN", "ORDER_ID_PATTERN", "DEFAULT_VARIANT",
 ]
 
 BrandId = NewType("BrandId", str)
@@ -24,6 +24,9 @@ LinkCode = NewType("LinkCode", str)
 # Ids travel in URLs and Valkey keys: a closed alphabet keeps both safe.
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _ID_RE = re.compile(ID_PATTERN)
+# An order id is its product's id, a dot and a random tail (new_order_id).
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9]{1,32}$"
+_ORDER_RE = re.compile(ORDER_ID_PATTERN)
 DEFAULT_VARIANT = VariantId("default")
 
 
@@ -45,11 +48,10 @@ def new_order_id(product: ProductId) -> OrderId:
 
 
 def product_of_order(order: str) -> ProductId | None:
-    product, sep, tail = order.rpartition(".")
-    if not sep or not _ID_RE.match(product) or not tail.isalnum():
+    if not _ORDER_RE.fullmatch(order):  # fullmatch: `$` alone would let a final "\n" by
         return None
-    return ProductId(product)
+    return ProductId(order.rpartition(".")[0])
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))

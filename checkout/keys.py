@@ -3,15 +3,22 @@
 Everything a buy touches lives in the product's hash slot (`{p:<id>}`), so the buy script
 runs unchanged on a Valkey Cluster. Streams, buyers, creators and brands have slots of their
 own; aggregates fed from the outboxes share the `{agg}` slot.
+
+Every variable part of a key (an id, a buyer, an Idempotency-Key) goes through `key_part`:
+`:` separates parts and `{`/`}` choose the hash slot, and buyer ids and Idempotency-Keys may
+contain `:`, so a raw part could pose as two (buyer `a:b` + key `c` = buyer `a` + key `b:c`)
+or move a key to another slot. Ids of `ID_PATTERN` come out unchanged. This is pre-1.0 with
+no deployed data, so keys written before the encoding existed are not migrated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from checkout.ids import BrandId, BuyerId, CreatorId, OrderId, ProductId, StreamId
 
-__all__ = ["ProductKeys", "product_keys", "stream_key", "stream_events_key", "brand_products_key",
+__all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_events_key", "brand_products_key",
            "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
            "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX"]
@@ -19,6 +26,12 @@ __all__ = ["ProductKeys", "product_keys", "stream_key", "stream_events_key", "br
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
 STREAMS_INDEX = "lc:streams"  # sorted set of stream ids by scheduled time
+
+
+def key_part(value: str) -> str:
+    """One variable part of a key, percent-encoded (RFC 3986): injective, and the result
+    holds no `:`, `{`, `}` or `*`, so it can neither split into two parts nor pick a slot."""
+    return quote(value, safe="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +49,20 @@ class ProductKeys:
     tag: str
 
     def order(self, order: OrderId | str) -> str:
-        return f"lc:{self.tag}:order:{order}"
+        return f"lc:{self.tag}:order:{key_part(order)}"
 
     def idem(self, buyer: BuyerId | str, key: str) -> str:
-        return f"lc:{self.tag}:idem:{buyer}:{key}"
+        return f"lc:{self.tag}:idem:{key_part(buyer)}:{key_part(key)}"
 
     def stock_op(self, op_id: str) -> str:
-        return f"lc:{self.tag}:stockop:{op_id}"
+        return f"lc:{self.tag}:stockop:{key_part(op_id)}"
 
     def waitlist(self, variant: str) -> str:
-        return f"lc:{self.tag}:waitlist:{variant}"
+        return f"lc:{self.tag}:waitlist:{key_part(variant)}"
 
 
 def product_keys(product: ProductId | str) -> ProductKeys:
-    tag = "{p:" + product + "}"
+    tag = "{p:" + key_part(product) + "}"
     return ProductKeys(
         product=f"lc:{tag}:product", stock=f"lc:{tag}:stock", offers=f"lc:{tag}:offers",
         invited=f"lc:{tag}:invited", audit=f"lc:{tag}:audit", outbox=f"lc:{tag}:outbox",
@@ -60,67 +73,68 @@ def product_keys(product: ProductId | str) -> ProductKeys:
 
 
 def stream_key(stream: StreamId | str) -> str:
-    return f"lc:{{s:{stream}}}:stream"
+    return f"lc:{{s:{key_part(stream)}}}:stream"
 
 
 def stream_events_key(stream: StreamId | str) -> str:
-    return f"lc:{{s:{stream}}}:events"
+    return f"lc:{{s:{key_part(stream)}}}:events"
 
 
 def stream_seq_key(stream: StreamId | str) -> str:
-    return f"lc:{{s:{stream}}}:seq"
+    return f"lc:{{s:{key_part(stream)}}}:seq"
 
 
 def stream_viewers_key(stream: StreamId | str) -> str:
     """Hash: node id -> '<count>:<expires_ms>' (a node's share, valid until it expires)."""
-    return f"lc:{{s:{stream}}}:viewers"
+    return f"lc:{{s:{key_part(stream)}}}:viewers"
 
 
 def stream_likes_key(stream: StreamId | str) -> str:
-    return f"lc:{{s:{stream}}}:likes"
+    return f"lc:{{s:{key_part(stream)}}}:likes"
 
 
 def stream_unique_viewers_key(stream: StreamId | str) -> str:
     """HyperLogLog of who joined the room (conversion = buyers / this)."""
-    return f"lc:{{s:{stream}}}:uniq"
+    return f"lc:{{s:{key_part(stream)}}}:uniq"
 
 
 def cart_key(buyer: BuyerId | str) -> str:
-    return f"lc:{{u:{buyer}}}:cart"
+    return f"lc:{{u:{key_part(buyer)}}}:cart"
 
 
 def buyer_events_key(buyer: BuyerId | str) -> str:
-    return f"lc:{{u:{buyer}}}:events"
+    return f"lc:{{u:{key_part(buyer)}}}:events"
 
 
 def brand_products_key(brand: BrandId | str) -> str:
-    return f"lc:{{b:{brand}}}:products"
+    return f"lc:{{b:{key_part(brand)}}}:products"
 
 
 def creator_links_key(creator: CreatorId | str) -> str:
-    return f"lc:{{c:{creator}}}:links"
+    return f"lc:{{c:{key_part(creator)}}}:links"
 
 
 def creator_streams_key(creator: CreatorId | str) -> str:
-    return f"lc:{{c:{creator}}}:streams"
+    return f"lc:{{c:{key_part(creator)}}}:streams"
 
 
 def link_key(code: str) -> str:
-    return f"lc:link:{code}"
+    return f"lc:link:{key_part(code)}"
 
 
 def wallet_key(buyer: BuyerId | str) -> str:
-    return f"lc:{{u:{buyer}}}:wallet"
+    return f"lc:{{u:{key_part(buyer)}}}:wallet"
 
 
 def buyer_orders_key(buyer: BuyerId | str) -> str:
-    return f"lc:{{u:{buyer}}}:orders"
+    return f"lc:{{u:{key_part(buyer)}}}:orders"
 
 
 def idem_binding_key(buyer: BuyerId | str, key: str) -> str:
     """Binds an Idempotency-Key to one request fingerprint, whatever product it names."""
-    return f"lc:{{u:{buyer}}}:idem:{key}"
+    return f"lc:{{u:{key_part(buyer)}}}:idem:{key_part(key)}"
 
 
-def agg_key(name: str) -> str:
-    return f"lc:{{agg}}:{name}"
+def agg_key(kind: str, *ids: str) -> str:
+    """An aggregate: `kind` is a fixed word (brand, ledger, ...), `ids` say whose."""
+    return ":".join([f"lc:{{agg}}:{kind}", *map(key_part, ids)])

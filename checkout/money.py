@@ -46,7 +46,10 @@ def _iso_currency(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_iso_currency)]
+# The schema lists the codes, so the document refuses what the server refuses.
+Currency = Annotated[str, Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$",
+                                json_schema_extra={"enum": sorted(CURRENCIES)}),
+                     AfterValidator(_iso_currency)]
 # Up to 10^12 minor units per line: far past any basket, far below float or Lua trouble.
 MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
 

@@ -91,7 +91,7 @@ async def reconcile(client: redis.Redis, gateway: PaymentGateway) -> Reconciliat
 
 async def _orders_of(client: redis.Redis, product: str) -> list[Order]:
     k = product_keys(product)
-    pattern = k.order("*")
+    pattern = k.order("") + "*"  # the order id part is encoded: the glob goes after it
     orders = []
     async for key in client.scan_iter(match=pattern, count=1000):
         raw = await client.hgetall(key)
@@ -196,14 +196,14 @@ async def _check_totals(client: redis.Redis, orders: list[Order],
             totals["commission_minor"] += f["commission_minor"]
             creators[(f["creator"], f["currency"])] += f["commission_minor"]
     for brand, expected in sorted(brands.items()):
-        raw = await client.hgetall(agg_key(f"brand:{brand}"))
+        raw = await client.hgetall(agg_key("brand", brand))
         folded = {k.decode(): int(v) for k, v in raw.items()}
         for name, value in sorted(expected.items()):
             if folded.get(name, 0) != value:
                 report.mismatches.append(Finding(
                     "brand", brand, f"{name} is {folded.get(name, 0)}, orders say {value}"))
     for (creator, currency), earned in sorted(creators.items()):
-        folded_earned = int(await client.hget(agg_key(f"creator:{creator}"),
+        folded_earned = int(await client.hget(agg_key("creator", creator),
                                               f"earned_minor:{currency}") or 0)
         if folded_earned != earned:
             report.mismatches.append(Finding(

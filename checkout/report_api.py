@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from checkout.catalog_api import page_params
+from checkout.catalog_api import PAGE, page_params
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
 from checkout.reconcile import reconcile
@@ -34,10 +34,10 @@ def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
 async def brand_report(services: Any, brand_id: str) -> dict[str, Any]:
     """Totals that add up to the cent: payout = captured - refunded - net commission."""
     client = services.client
-    totals = _ints(await client.hgetall(agg_key(f"brand:{brand_id}")))
+    totals = _ints(await client.hgetall(agg_key("brand", brand_id)))
     per_product: dict[str, dict[str, int]] = {}
     per_stream: dict[str, dict[str, int]] = {}
-    for field, value in _ints(await client.hgetall(agg_key(f"brandproducts:{brand_id}"))).items():
+    for field, value in _ints(await client.hgetall(agg_key("brandproducts", brand_id))).items():
         if field.startswith("stream:"):
             stream, _, metric = field[7:].partition(":")
             per_stream.setdefault(stream, {})[metric] = value
@@ -45,7 +45,7 @@ async def brand_report(services: Any, brand_id: str) -> dict[str, Any]:
             product, _, metric = field.partition(":")
             per_product.setdefault(product, {})[metric] = value
     now_min = int(time.time() // 60) * 60
-    minutes = _ints(await client.hgetall(agg_key(f"brandmin:{brand_id}")))
+    minutes = _ints(await client.hgetall(agg_key("brandmin", brand_id)))
     per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0),
                    "orders": minutes.get(f"{m}:orders", 0)}
                   for m in range(now_min - 59 * 60, now_min + 60, 60)]
@@ -66,8 +66,8 @@ async def brand_report(services: Any, brand_id: str) -> dict[str, Any]:
 
 async def creator_earnings(services: Any, creator: str, limit: int = 100) -> dict[str, Any]:
     client = services.client
-    totals = _ints(await client.hgetall(agg_key(f"creator:{creator}")))
-    entries = await client.xrevrange(agg_key(f"ledger:{creator}"), count=limit)
+    totals = _ints(await client.hgetall(agg_key("creator", creator)))
+    entries = await client.xrevrange(agg_key("ledger", creator), count=limit)
     ledger = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
     for entry in ledger:
         entry["commission_minor"] = int(entry["commission_minor"])
@@ -109,11 +109,11 @@ def register(api: Api) -> None:
 
     @api.endpoint("GET", "/brands/{brand}/orders",
                   summary="The brand's sold orders, newest first (buyer masked), for export",
-                  tag="reports", roles=(Role.BRAND, Role.OPERATOR))
+                  tag="reports", roles=(Role.BRAND, Role.OPERATOR), params=PAGE)
     async def brand_orders(call: Call[Any]) -> Response:
         brand_id = await _readable_brand(call)
         cursor, limit = page_params(call)
-        ids = await call.services.client.zrevrange(agg_key(f"brandorders:{brand_id}"),
+        ids = await call.services.client.zrevrange(agg_key("brandorders", brand_id),
                                                    cursor, cursor + limit - 1)
         items = []
         for raw in ids:
@@ -142,8 +142,8 @@ def register(api: Api) -> None:
         if not is_valid_id(stream_id):
             raise Problem(404, "not-found", "no such stream")
         client = call.services.client
-        totals = _ints(await client.hgetall(agg_key(f"stream:{stream_id}")))
-        ticker = [orjson.loads(x) for x in await client.lrange(agg_key(f"ticker:{stream_id}"), 0, 19)]
+        totals = _ints(await client.hgetall(agg_key("stream", stream_id)))
+        ticker = [orjson.loads(x) for x in await client.lrange(agg_key("ticker", stream_id), 0, 19)]
         return json_response({"stream_id": stream_id, "units": totals.get("units", 0),
                               "orders": totals.get("orders", 0),
                               "gmv_minor": totals.get("gmv_minor", 0), "just_bought": ticker})

@@ -10,7 +10,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyService, Rejected
-from checkout.keys import buyer_events_key, product_keys
+from checkout.keys import buyer_events_key, key_part, product_keys
 
 __all__ = ["Waitlist", "MAX_WAITLIST"]
 
@@ -71,5 +71,5 @@ class Waitlist:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.xadd(buyer_events_key(buyer), {"event": event},
                           maxlen=BUYER_EVENTS_MAXLEN, approximate=True)
-                pipe.publish(f"lc:buyer:{buyer}", event)
+                pipe.publish(f"lc:buyer:{key_part(buyer)}", event)
                 await pipe.execute()

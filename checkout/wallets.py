@@ -14,7 +14,9 @@ from checkout.keys import wallet_key
 
 __all__ = ["WalletIn", "Address", "WalletStore", "mask_token"]
 
-Line = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+# `\S`: the document's way of saying what stripping then min_length=1 refuses (all blanks).
+Line = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True,
+                                        pattern=r"\S")]
 
 
 

@@ -1,25 +1,40 @@
 """The HTTP API's plumbing: typed endpoints, body limits, auth, and the OpenAPI document.
 
-An endpoint is declared once with its body model, its roles and its summary; the same
-declaration builds the starlette route and the OpenAPI entry, so the two cannot drift.
+An endpoint is declared once with its body model, its parameters, its roles and its
+summary; the same declaration builds the starlette route and the OpenAPI entry, so the two
+cannot drift: every schema in the document is a type the server validates with, and a
+limit that is a node setting (`Capped`) is documented with this node's value.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Awaitable, Callable, Generic, Literal, TypeVar, get_args
 
 import orjson
 import pydantic
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from checkout.ids import ID_PATTERN
 from live.auth import AuthError, Principal, Role, bearer_token
 from live.problems import PROBLEM_BASE, Problem
+from live.settings import Settings
 
-__all__ = ["Api", "Call", "json_response", "read_body", "read_json", "StrictModel"]
+__all__ = ["Api", "Call", "Capped", "IdStr", "Param", "json_response", "read_body", "read_json",
+           "StrictModel"]
+
+IdStr = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
+# JSON Schema counts 802.0 as an integer (draft 2020-12, section 6.1.1); the server does not,
+# so the document says it in words.
+_STRICT_INTEGER = "a JSON integer: 802, never 802.0 or \"802\""
+_QUERY_INTEGER = "decimal digits: 802, never 802.0, +802 or 8.02e2"
+_QUERY_INT = re.compile(r"-?[0-9]{1,20}")
 
 Body = TypeVar("Body", bound=pydantic.BaseModel)
 Handler = Callable[["Call[Any]"], Awaitable[Response]]
@@ -32,9 +47,10 @@ class Call(Generic[Body]):
     request: Request
     principal: Principal | None
     body: Body
+    params: Mapping[str, Any]  # the declared path, query and header parameters, validated
 
-    def param(self, name: str) -> str:
-        return self.request.path_params[name]
+    def param(self, name: str) -> Any:
+        return self.params[name]
 
     @property
     def services(self) -> Any:
@@ -88,9 +104,105 @@ async def read_json(request: Request, model: type[Body], max_bytes: int) -> Body
 
 
 class StrictModel(pydantic.BaseModel):
-    """Request bodies: unknown fields refused, no coercion ("5" is not 5)."""
+    """Request bodies: unknown fields refused, no coercion ("5" is not 5, 5.0 is not 5)."""
 
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Capped:
+    """In an `Annotated` int (a parameter's type or a body's top-level field): the node's
+    setting of that name lowers the maximum. The document states this node's value."""
+
+    setting: str
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A path, query or header parameter. Its type is the one statement of what it may be:
+    the document's schema comes from it and the server validates every request with it
+    (off-type paths are 404, headers and queries 400) before the handler runs."""
+
+    name: str
+    where: Literal["path", "query", "header"]
+    type: Any = IdStr
+    default: Any = None  # a query parameter's value when it is absent; None: required
+    adapter: pydantic.TypeAdapter[Any] = field(init=False, repr=False, compare=False)
+    integer: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        adapter = pydantic.TypeAdapter(self.type)
+        object.__setattr__(self, "adapter", adapter)
+        object.__setattr__(self, "integer", adapter.json_schema().get("type") == "integer")
+
+    def schema(self, settings: Settings) -> dict[str, Any]:
+        schema = self.adapter.json_schema(schema_generator=_Schema)
+        if self.integer:
+            schema["description"] = _QUERY_INTEGER
+        cap = self.cap(settings)
+        if cap is not None:
+            schema = _capped(schema, cap)
+        if self.default is not None:
+            schema["default"] = self.value_if_absent(settings)
+        return schema
+
+    def cap(self, settings: Settings) -> int | None:
+        return _cap(get_args(self.type)[1:], settings)
+
+    def value_if_absent(self, settings: Settings) -> Any:
+        cap = self.cap(settings)
+        return self.default if cap is None else min(self.default, cap)
+
+    def read(self, request: Request, settings: Settings) -> Any:
+        raw = (request.path_params if self.where == "path" else
+               request.query_params if self.where == "query" else request.headers).get(self.name)
+        if raw is None and self.default is not None:
+            return self.value_if_absent(settings)
+        if raw is None:
+            raise self._problem("missing", f"the {self.where} parameter {self.name} is required")
+        if self.integer and not _QUERY_INT.fullmatch(raw):
+            raise self._problem("invalid", f"{self.name} must be an integer")
+        try:
+            value = self.adapter.validate_python(int(raw) if self.integer else raw, strict=True)
+        except pydantic.ValidationError as exc:
+            raise self._problem("invalid", f"{self.name}: {exc.errors()[0]['msg']}") from None
+        cap = self.cap(settings)
+        if cap is not None and value > cap:
+            raise self._problem("invalid", f"{self.name} is at most {cap}")
+        return value
+
+    def _problem(self, what: str, detail: str) -> Problem:
+        if self.where == "path":
+            return Problem(404, "not-found", f"no such {self.name}")
+        if self.where == "query":
+            return Problem(400, "bad-query", detail)
+        return Problem(400, f"{self.name.lower()}-{what}", detail)
+
+
+class _Schema(GenerateJsonSchema):
+    """Pydantic's JSON Schema, plus what JSON Schema cannot enforce, stated in words."""
+
+    def int_schema(self, schema: core_schema.IntSchema) -> JsonSchemaValue:
+        return {**super().int_schema(schema), "description": _STRICT_INTEGER}
+
+
+def _cap(metadata: Any, settings: Settings) -> int | None:
+    caps = [getattr(settings, m.setting) for m in metadata if isinstance(m, Capped)]
+    return min(caps) if caps else None
+
+
+def _capped(schema: dict[str, Any], cap: int) -> dict[str, Any]:
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_capped(s, cap) for s in schema["anyOf"]]}
+    if schema.get("type") != "integer":
+        return schema
+    return {**schema, "maximum": min(cap, schema.get("maximum", cap))}
+
+
+def _body_caps(model: type[pydantic.BaseModel], settings: Settings) -> dict[str, int]:
+    """The model's top-level fields that a node setting caps, with this node's cap."""
+    caps = {name: _cap(info.metadata, settings) for name, info in model.model_fields.items()}
+    return {name: cap for name, cap in caps.items() if cap is not None}
 
 
 class _NoBody(StrictModel):
@@ -107,7 +219,7 @@ class _Endpoint:
     optional_auth: bool
     tag: str
     status: int
-    headers: tuple[str, ...]
+    params: tuple[Param, ...]  # every path parameter, then the declared query and headers
     raw_body: str | None  # a non-JSON body's media type; the handler reads the body itself
     response_media: str
 
@@ -124,10 +236,17 @@ class Api:
     def endpoint(self, method: str, path: str, *, summary: str, tag: str,
                  body: type[pydantic.BaseModel] | None = None,
                  roles: tuple[Role, ...] | None = None, optional_auth: bool = False,
-                 status: int = 200, headers: tuple[str, ...] = (), raw_body: str | None = None,
+                 status: int = 200, params: tuple[Param, ...] = (), raw_body: str | None = None,
                  response_media: str = "application/json") -> Callable[[Handler], Handler]:
+        """`params` declares the query and header parameters, and any path parameter that
+        is not an id (`IdStr`)."""
+        declared = {p.name: p for p in params}
+        in_path = [declared.pop(name, Param(name, "path"))
+                   for name in re.findall(r"{(\w+)}", path)]
+        if {p.where for p in in_path} - {"path"} or "path" in {p.where for p in declared.values()}:
+            raise ValueError(f"{method} {path}: path parameters and the path disagree")
         spec = _Endpoint(method.upper(), path, summary, body, roles, optional_auth, tag, status,
-                         headers, raw_body, response_media)
+                         (*in_path, *declared.values()), raw_body, response_media)
 
         def register(handler: Handler) -> Handler:
             self._endpoints.append((spec, handler))
@@ -135,15 +254,17 @@ class Api:
 
         return register
 
-    def routes(self, max_body_bytes: int) -> list[Route]:
+    def routes(self, settings: Settings) -> list[Route]:
         """One route per path, dispatching on the method, so a 405 lists every method."""
         by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
         for spec, handler in self._endpoints:
-            by_path.setdefault(spec.path, {})[spec.method] = _wrap(spec, handler, max_body_bytes)
+            by_path.setdefault(spec.path, {})[spec.method] = _wrap(spec, handler, settings)
         return [Route(self.prefix + path, _dispatch(methods), methods=list(methods))
                 for path, methods in by_path.items()]
 
-    def openapi(self) -> dict[str, Any]:
+    def openapi(self, settings: Settings | None = None) -> dict[str, Any]:
+        """The document for a node with these settings (the defaults if none)."""
+        settings = settings or Settings()
         paths: dict[str, dict[str, Any]] = {}
         schemas: dict[str, Any] = {"Problem": _PROBLEM_SCHEMA}
         for spec, handler in self._endpoints:
@@ -159,18 +280,17 @@ class Api:
                 "responses": {str(spec.status): success,
                               "4XX": {"description": "problem", "content": problem}},
             }
-            params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                      for n in re.findall(r"{(\w+)}", spec.path)]
-            params += [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-                       for h in spec.headers]
-            if params:
-                op["parameters"] = params
+            if spec.params:
+                op["parameters"] = [_parameter(p, settings) for p in spec.params]
             if spec.roles is not None:
                 op["security"] = [{"bearer": []}]
                 op["description"] = "roles: " + ", ".join(r.value for r in spec.roles)
             if spec.body is not None:
-                schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}")
+                schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}",
+                                                     schema_generator=_Schema)
                 schemas.update(schema.pop("$defs", {}))
+                for name, cap in _body_caps(spec.body, settings).items():
+                    schema["properties"][name] = _capped(schema["properties"][name], cap)
                 schemas[spec.body.__name__] = schema
                 op["requestBody"] = {"required": True, "content": {"application/json": {
                     "schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
@@ -196,12 +316,25 @@ _PROBLEM_SCHEMA = {
 }
 
 
-def _wrap(spec: _Endpoint, handler: Handler, max_body_bytes: int) -> Callable[[Request], Awaitable[Response]]:
+def _parameter(param: Param, settings: Settings) -> dict[str, Any]:
+    return {"name": param.name, "in": param.where, "required": param.default is None,
+            "schema": param.schema(settings)}
+
+
+def _wrap(spec: _Endpoint, handler: Handler,
+          settings: Settings) -> Callable[[Request], Awaitable[Response]]:
+    caps = _body_caps(spec.body, settings) if spec.body is not None else {}
+
     async def endpoint(request: Request) -> Response:
         principal = _authenticate(request, spec)
-        body: pydantic.BaseModel = (await read_json(request, spec.body, max_body_bytes)
+        params = {p.name: p.read(request, settings) for p in spec.params}
+        body: pydantic.BaseModel = (await read_json(request, spec.body, settings.max_body_bytes)
                                     if spec.body is not None else _NO_BODY)
-        return await handler(Call(request, principal, body))
+        for name, cap in caps.items():
+            if (getattr(body, name) or 0) > cap:
+                raise Problem(422, f"{name.replace('_', '-')}-too-large",
+                              f"{name} is at most {cap} on this node")
+        return await handler(Call(request, principal, body, params))
 
     endpoint.__name__ = handler.__name__
     return endpoint

@@ -56,7 +56,7 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
     """An ASGI app. Without `services` it starts (and on shutdown closes) its own."""
     api = build_api()
-    openapi = api.openapi()
+    openapi = api.openapi(settings)
 
     async def openapi_endpoint(request: Request) -> Response:
         return json_response(openapi)
@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
-        *api.routes(settings.max_body_bytes),
+        *api.routes(settings),
         *report_api.redirect_routes(),
         *page_routes(),
         *overlay_page_routes(),

@@ -47,7 +47,7 @@ async def brand_feed(server: "HubServer", conn: ServerConnection, route: "Route"
         report = await brand_report(services, route.target)
         minutes = report.pop("per_minute")
         for stream in report["streams"]:
-            buyers = await services.client.pfcount(agg_key(f"buyers:{stream['stream_id']}"))
+            buyers = await services.client.pfcount(agg_key("buyers", stream["stream_id"]))
             viewers = await services.client.pfcount(stream_unique_viewers_key(stream["stream_id"]))
             stream["buyers"], stream["viewers"] = buyers, viewers
             # Buyers off the room (links, showcase) also count: cap at 1 rather than show 600%.

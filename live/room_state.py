@@ -64,8 +64,8 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] |
             pipe.hget(k.offers, f"dealsold:{stream_id}")
         pipe.hgetall(stream_viewers_key(stream_id))
         pipe.get(stream_likes_key(stream_id))
-        pipe.hgetall(agg_key(f"stream:{stream_id}"))
-        pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
+        pipe.hgetall(agg_key("stream", stream_id))
+        pipe.lrange(agg_key("ticker", stream_id), 0, TICKER_SHOWN - 1)
         results = await pipe.execute()
     now_ms = int(time.time() * 1000)
     products, stock, deal_sold = {}, {}, {}
@@ -100,8 +100,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
             pipe.get(stream_seq_key(stream_id))
             pipe.hgetall(stream_viewers_key(stream_id))
             pipe.get(stream_likes_key(stream_id))
-            pipe.hgetall(agg_key(f"stream:{stream_id}"))
-            pipe.lrange(agg_key(f"ticker:{stream_id}"), 0, TICKER_SHOWN - 1)
+            pipe.hgetall(agg_key("stream", stream_id))
+            pipe.lrange(agg_key("ticker", stream_id), 0, TICKER_SHOWN - 1)
             for product in lineup:
                 pipe.hgetall(product_keys(product).stock)
                 pipe.hget(product_keys(product).offers, f"dealsold:{stream_id}")

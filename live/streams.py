@@ -17,8 +17,8 @@ from pydantic import Field, StringConstraints
 
 from live.api import StrictModel
 from checkout.ids import ID_PATTERN, new_stream_id
-from checkout.keys import (STREAMS_INDEX, creator_streams_key, product_keys, stream_events_key,
-                           stream_key, stream_seq_key)
+from checkout.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
+                           stream_events_key, stream_key, stream_seq_key)
 from checkout.scripts import SCRIPTS, call_script
 from live.stream_lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
 
@@ -33,7 +33,8 @@ ProductRef = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class StreamIn(StrictModel):
-    title: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True,
+                                            pattern=r"\S")]
     lineup: Annotated[list[ProductRef], Field(max_length=MAX_LINEUP)] = []
     scheduled_at_ms: Annotated[int, Field(ge=0)] | None = None
     purchase_mode: Literal["instant", "cart_hold", "first_paid"] = "instant"
@@ -63,7 +64,7 @@ class StreamError(Exception):
 
 
 def events_channel(stream_id: str) -> str:
-    return f"lc:live:{stream_id}"
+    return f"lc:live:{key_part(stream_id)}"
 
 
 def _now_ms() -> int:

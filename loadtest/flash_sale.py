@@ -289,7 +289,7 @@ async def _orders_in_valkey(valkey_url: str, product: str) -> list[tuple[str, st
     """(buyer, state) of every order of the product, straight from Valkey."""
     client = redis.Redis.from_url(valkey_url, socket_timeout=10)
     try:
-        keys = [k async for k in client.scan_iter(match=product_keys(product).order("*"),
+        keys = [k async for k in client.scan_iter(match=product_keys(product).order("") + "*",
                                                    count=1000)]
         out: list[tuple[str, str]] = []
         for i in range(0, len(keys), 1000):

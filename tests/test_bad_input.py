@@ -673,6 +673,47 @@ async def test_cart_retry_with_same_key_adds_once(live: Live) -> None:
     assert len(r.json()["items"]) == 1
 
 
+@pytest.mark.parametrize("mode", ["first_paid", "cart_hold"])
+async def test_cart_key_reused_for_another_item_is_422(live: Live, rclient: redis.Redis,
+                                                       mode: str) -> None:
+    """As for buys: one Idempotency-Key, one request. The same body replays the same item;
+    another body (or a buy) under that key is refused and changes nothing."""
+    shop = await make_shop(live)
+    bob = live.auth("buyer", "bob")
+    item: dict[str, Any] = {"product_id": shop.product}
+    if mode == "cart_hold":
+        r = await live.http.post("/api/v1/streams", headers=live.auth("creator", "cleo"), json={
+            "title": "Hold", "lineup": [shop.product, *shop.spares], "purchase_mode": mode})
+        await live.http.post(f"/api/v1/streams/{r.json()['id']}/live",
+                             headers=live.auth("creator", "cleo"))
+        item["stream_id"] = r.json()["id"]
+    key = idem()
+    first = await live.http.post("/api/v1/cart/items", json=item,
+                                 headers={**bob, "Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    assert first.json()["held"] is (mode == "cart_hold")
+    again = await live.http.post("/api/v1/cart/items", json=item,
+                                 headers={**bob, "Idempotency-Key": key})
+    assert (again.status_code, again.json()) == (201, first.json())
+    before = await db_state(rclient)
+    for other in ({**item, "quantity": 2}, {**item, "product_id": shop.spares[0]}):
+        r = await live.http.post("/api/v1/cart/items", json=other,
+                                 headers={**bob, "Idempotency-Key": key})
+        assert_problem(r, 422, "idempotency-key-reused")
+    r = await live.http.post("/api/v1/buy", json=item, headers={**bob, "Idempotency-Key": key})
+    assert_problem(r, 422, "idempotency-key-reused")
+    assert state_diff(before, await db_state(rclient)) == []
+    # And the other way round: a key spent on a buy is not a cart key.
+    key = idem()
+    r = await live.http.post("/api/v1/buy", json=item, headers={**bob, "Idempotency-Key": key})
+    assert r.status_code == 201, r.text
+    r = await live.http.post("/api/v1/cart/items", json=item,
+                             headers={**bob, "Idempotency-Key": key})
+    assert_problem(r, 422, "idempotency-key-reused")
+    cart = (await live.http.get("/api/v1/cart", headers=bob)).json()["items"]
+    assert cart == [first.json()]
+
+
 async def test_waitlist_refuses_unknown_variant(live: Live, rclient: redis.Redis) -> None:
     shop = await make_shop(live)
     before = await db_state(rclient)
@@ -685,11 +726,16 @@ async def test_waitlist_refuses_unknown_variant(live: Live, rclient: redis.Redis
 async def test_bad_paging_queries(live: Live) -> None:
     shop = await make_shop(live)
     acme = live.auth("brand", "acme")
-    paged = ["/api/v1/brands/acme/showcase", f"/api/v1/products/{shop.product}/stock/audit",
-             "/api/v1/brands/acme/orders"]
-    for query in ("limit=0", "limit=101", "limit=-1", "limit=x", "cursor=-1", "cursor=1.5",
-                  "limit=" + "9" * 5000, "cursor=" + "9" * 5000):
+    with_cursor = ["/api/v1/brands/acme/showcase", "/api/v1/brands/acme/orders"]
+    paged = [*with_cursor, f"/api/v1/products/{shop.product}/stock/audit"]
+    # Decimal digits only: int() alone would take " 5", "+5" and "1_0".
+    for query in ("limit=0", "limit=101", "limit=-1", "limit=x", "limit=5.0", "limit=%205",
+                  "limit=%2B5", "limit=1_0", "limit=", "limit=" + "9" * 5000):
         for path in paged:
+            assert_problem(await live.http.get(f"{path}?{query}", headers=acme), 400,
+                           "bad-query")
+    for query in ("cursor=-1", "cursor=1.5", "cursor=1e3", "cursor=" + "9" * 5000):
+        for path in with_cursor:
             assert_problem(await live.http.get(f"{path}?{query}", headers=acme), 400,
                            "bad-query")
 

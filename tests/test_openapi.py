@@ -7,16 +7,26 @@ resolve, and what the document says a call returns is what the server sends.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
+import jsonschema
 import pytest
 from conftest import TEST_SECRET, Live
 from shop import give_wallet, idem, make_brand, make_live_stream, make_product
 from starlette.routing import Route
+from test_bad_input import body_schema_name, fill, headers_for, make_shop, valid_body
 
+from checkout.money import CURRENCIES
 from live.app import build_api, create_app
+from live.problems import PROBLEM_BASE
 from live.settings import Settings
 
 OPENAPI_URL = "/api/v1/openapi.json"
@@ -47,7 +57,7 @@ async def test_served_document_is_valid_openapi_3_1(live: Live) -> None:
     doc = r.json()
     assert doc["openapi"].startswith("3.1.")
     validator.validate(doc, cls=validator.OpenAPIV31SpecValidator)
-    assert doc == build_api().openapi()
+    assert doc == build_api().openapi(live.services.settings)
 
 
 def test_every_api_route_is_documented_and_nothing_else(tmp_path: Path) -> None:
@@ -170,3 +180,201 @@ async def test_documented_204s(live: Live) -> None:
     documented = {path: [c for c in doc["paths"][path]["delete"]["responses"]
                          if c.startswith("2")] for path in sent}
     assert documented == {path: ["204"] for path in sent}
+
+
+# ---------------------------------------------------------------- the document is the contract
+
+
+def resolved(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with `$ref` and the non-null branch of `X | None` taken."""
+    if "$ref" in schema:
+        return resolved(doc, doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]])
+    if "anyOf" in schema:
+        (branch,) = [b for b in schema["anyOf"] if b.get("type") != "null"]
+        return resolved(doc, branch)
+    return schema
+
+
+def string_of(schema: dict[str, Any], length: int) -> str:
+    """A string of `length` characters, a URL if the schema wants one."""
+    if schema.get("format") == "uri":
+        return "https://a.test/"[:length] + "a" * (length - 15)
+    return "a" * length
+
+
+# Besides each schema's own bounds, values that many schemas here allow and many refuse.
+SOME_STRINGS = ("a", "a b:c/d", "{p:x}", "é", "XXX", "javascript:alert(1)", "   ")
+SOME_INTEGERS = (-1, 0, 802.0)
+
+
+def candidates(schema: dict[str, Any]) -> list[Any]:
+    """Values on both sides of every bound `schema` states, and some others of its type."""
+    if schema.get("type") == "integer":
+        values: list[Any] = list(SOME_INTEGERS)
+        for bound in ("minimum", "maximum"):
+            if bound in schema:
+                values += [schema[bound] - 1, schema[bound], schema[bound] + 1,
+                           float(schema[bound])]
+        return values
+    if schema.get("type") != "string":
+        return []
+    strings = [*SOME_STRINGS, *schema.get("enum", ())[:1], *schema.get("enum", ())[-1:]]
+    for bound in ("minLength", "maxLength"):
+        if bound in schema:
+            strings += [string_of(schema, n) for n in range(max(schema[bound] - 1, 0),
+                                                             schema[bound] + 2)]
+    return strings
+
+
+def documented(schema: dict[str, Any], value: Any) -> bool:
+    """Whether the document allows `value`: its JSON Schema, plus what that cannot say and
+    the document states in words (802.0 is not an integer here)."""
+    if isinstance(value, float) and "802.0" in schema.get("description", ""):
+        return False
+    return jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+def problem_kind(r: httpx.Response) -> str:
+    if r.headers.get("content-type") != "application/problem+json":
+        return ""
+    return str(r.json().get("type", "")).removeprefix(PROBLEM_BASE)
+
+
+def refused_for(r: httpx.Response, where: str, name: str) -> bool:
+    """Whether `r` refuses the request because of that parameter or body field."""
+    kind = problem_kind(r)
+    match where:
+        case "body":
+            fields = [e["field"] for e in r.json().get("errors", [])] if kind else []
+            return r.status_code == 422 and (
+                kind == "validation-error" and any(f == name or f.startswith(name + ".")
+                                                   for f in fields)
+                or kind == name.rsplit(".", 1)[-1].replace("_", "-") + "-too-large")
+        case "query":
+            return r.status_code == 400 and kind == "bad-query" and name in r.json()["detail"]
+        case "header":
+            return r.status_code == 400 and kind == f"{name.lower()}-invalid"
+        case _:
+            return r.status_code == 404 and kind == "not-found"
+
+
+@dataclass(frozen=True)
+class Probe:
+    where: str  # path, query, header or body
+    name: str  # a parameter, or a body field as the server names it in errors (a.0.b)
+    value: Any
+    allowed: bool  # by the document
+
+
+def body_probes(doc: dict[str, Any], schema: dict[str, Any], valid: dict[str, Any],
+                prefix: str = "") -> Iterator[tuple[Probe, dict[str, Any]]]:
+    """One body per candidate value of each field (nested objects too), the rest valid."""
+    s = resolved(doc, schema)
+    for name, prop in s["properties"].items():
+        p = resolved(doc, prop)
+        current = valid.get(name)
+        if p.get("type") == "object" and isinstance(current, dict):
+            for probe, body in body_probes(doc, p, current, f"{prefix}{name}."):
+                yield probe, {**valid, name: body}
+        elif p.get("type") == "array" and current and isinstance(current[0], dict):
+            for probe, body in body_probes(doc, p["items"], current[0], f"{prefix}{name}.0."):
+                yield probe, {**valid, name: [body, *current[1:]]}
+        for value in candidates(p):
+            yield Probe("body", prefix + name, value, documented(p, value)), {**valid, name: value}
+
+
+def param_probes(path: str, shop: Any,
+                 param: dict[str, Any]) -> Iterator[tuple[Probe, str, dict[str, str]]]:
+    """(probe, URL, extra headers) per candidate value of a parameter."""
+    name, where, schema = param["name"], param["in"], param["schema"]
+    for value in candidates(schema):
+        probe = Probe(where, name, value, documented(schema, value))
+        text = str(value)
+        if where == "path":
+            # A well-formed unknown id is a 404 too, so only refusals are checked; "" and
+            # "/" make another URL (the router's business, not this parameter's).
+            if not probe.allowed and text and "/" not in text:
+                yield probe, fill(path, shop, **{name: quote(text, safe="")}), {}
+        elif where == "query":
+            yield probe, f"{fill(path, shop)}?{name}={quote(text, safe='')}", {}
+        elif isinstance(value, str) and text.isascii() and text.isprintable() \
+                and text == text.strip():  # what a header can carry at all
+            yield probe, fill(path, shop), {name: text}
+
+
+async def send(live: Live, in_flight: asyncio.Semaphore, method: str, url: str,
+               headers: dict[str, str], body: Any) -> httpx.Response:
+    async with in_flight:
+        if body is not None:
+            headers = {**headers, "content-type": "application/json"}
+        return await live.http.request(method, url, headers=headers,
+                                       content=None if body is None else json.dumps(body))
+
+
+def documented_alike(a: dict[str, Any], b: dict[str, Any], method: str, path: str) -> bool:
+    """Whether two documents say the same about one operation, its body schema included."""
+    op_a, op_b = a["paths"][path][method.lower()], b["paths"][path][method.lower()]
+    if "application/json" in op_a.get("requestBody", {}).get("content", {}):
+        schema = body_schema_name(op_a)
+        return op_a == op_b and all(d["components"]["schemas"][schema] ==
+                                    a["components"]["schemas"][schema] for d in (a, b))
+    return bool(op_a == op_b)
+
+
+@pytest.mark.parametrize("node_settings", [{}, {"max_quantity_per_buy": 3, "page_size_max": 7}],
+                         ids=["defaults", "lower-caps"])
+async def test_every_documented_bound_is_the_servers(live: Live,
+                                                     node_settings: dict[str, Any]) -> None:
+    """Walk the served document: for every parameter and body field, values on both sides
+    of what it documents. What it refuses, the server refuses for that very reason (a 4xx
+    problem naming it); what it allows, the server does not refuse for that reason (other
+    refusals, such as sold out, are fine)."""
+    doc = (await live.http.get(OPENAPI_URL)).json()
+    defaults = build_api().openapi()
+    shop = await make_shop(live, order=True)
+    failures: list[str] = []
+    sent = 0
+    in_flight = asyncio.Semaphore(8)  # a thousand requests, a few at a time
+    for method, path, op in operations(doc):
+        if doc != defaults and documented_alike(doc, defaults, method, path):
+            continue  # walked with the default settings
+        valid = None
+        if "application/json" in op.get("requestBody", {}).get("content", {}):
+            valid = valid_body(body_schema_name(op), shop)
+        probes = [(probe, url, extra, valid) for param in op.get("parameters", [])
+                  for probe, url, extra in param_probes(path, shop, param)]
+        if valid is not None:
+            schema = op["requestBody"]["content"]["application/json"]["schema"]
+            probes += [(probe, fill(path, shop), {}, body)
+                       for probe, body in body_probes(doc, schema, valid)]
+        replies = await asyncio.gather(*[send(live, in_flight, method, url,
+                                              {**headers_for(live, op), **extra}, body)
+                                         for _, url, extra, body in probes])
+        sent += len(replies)
+        for (probe, *_), r in zip(probes, replies):
+            where = f"{method} {path} {probe.where} {probe.name}={str(probe.value)[:20]!r}"
+            if refused_for(r, probe.where, probe.name) != (not probe.allowed):
+                said = "allows" if probe.allowed else "refuses"
+                failures.append(f"{where}: the document {said} it, the server answered "
+                                f"{r.status_code} {r.text[:160]}")
+    assert failures == [], "\n".join(failures)
+    assert sent > (800 if doc == defaults else 50)
+    # What the document says a node of these settings allows.
+    buy = doc["components"]["schemas"]["BuyIn"]["properties"]["quantity"]
+    assert buy["maximum"] == live.services.settings.max_quantity_per_buy
+    currency = doc["components"]["schemas"]["BrandIn"]["properties"]["currency"]
+    assert set(currency["enum"]) == CURRENCIES and currency["pattern"] == "^[A-Z]{3}$"
+
+
+async def test_well_formed_ids_at_the_documented_length_are_served(live: Live) -> None:
+    """The other side of the path patterns: 64-character ids (the longest documented) work."""
+    brand, creator = "b" * 64, "c" * 64
+    await make_brand(live, brand)
+    await make_product(live, brand)
+    for path in ("/brands/{brand}", "/brands/{brand}/showcase", "/brands/{brand}/report",
+                 "/brands/{brand}/orders", "/creators/{creator}/storefront",
+                 "/creators/{creator}/earnings"):
+        url = "/api/v1" + path.format(brand=brand, creator=creator)
+        role, subject = ("creator", creator) if "{creator}" in path else ("brand", brand)
+        r = await live.http.get(url, headers=live.auth(role, subject))
+        assert r.status_code == 200, (path, r.text)
