@@ -4,8 +4,11 @@ one-tap buys (it lives in the buy script, not in one HTTP handler)."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import Live
 from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product
+
+from checkout.buy import BuyRequest, Rejected
 
 
 async def test_max_per_buyer_counts_every_stream_the_showcase_and_the_cart(live: Live) -> None:
@@ -41,7 +44,12 @@ async def test_the_quantity_cap_binds_a_cart_as_it_binds_a_buy(live: Live) -> No
         **live.auth("buyer", "bulk"), "Idempotency-Key": idem()},
         json={"product_id": product, "stream_id": stream, "quantity": cap + 1})
     assert r.status_code == 422 and r.json()["type"].endswith("/quantity-too-large"), r.text
-    assert r.json()["max"] == cap
+    # The rule lives in the buy path itself, whatever the caller (waitlist, a future one).
+    with pytest.raises(Rejected) as refused:
+        await live.services.buys.reserve(BuyRequest(
+            buyer="bulk", product=product, variant="default", quantity=cap + 1,
+            idempotency_key=idem(), channel="showcase"))
+    assert (refused.value.code, refused.value.details) == ("quantity_too_large", {"max": cap})
     r = await buy(live, "bulk", product, stream=stream, quantity=cap + 1)
     assert r.status_code == 422 and r.json()["type"].endswith("/quantity-too-large"), r.text
     r = await buy(live, "bulk", product, stream=stream, quantity=cap)
