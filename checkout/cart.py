@@ -149,5 +149,5 @@ class Cart:
             return await self._buys.settle(order, payment_token=token)
         return await self._buys.buy(BuyRequest(
             buyer=buyer, product=item.product, variant=item.variant, quantity=item.quantity,
-            idempotency_key=f"cart-{item.id}", channel="stream" if item.stream else "showcase",
+            idempotency_key=f"cart/{item.id}/pay", channel="stream" if item.stream else "showcase",
             stream=item.stream, payment_token=token))

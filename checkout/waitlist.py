@@ -55,7 +55,9 @@ class Waitlist:
                 return holds
             buyer = raw.decode()
             request = BuyRequest(buyer=buyer, product=product, variant=variant, quantity=1,
-                                 idempotency_key=f"waitlist-{int(time.time() * 1000)}-{len(holds)}",
+                                 # '/' is outside the Idempotency-Key alphabet: no buyer
+                                 # can pre-bind this key and break a restock.
+                                 idempotency_key=f"waitlist/{int(time.time() * 1000)}/{len(holds)}",
                                  channel="waitlist")
             try:
                 result = await self._buys.reserve(request, hold_ms=self._hold_ms)
