@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import orjson
@@ -15,66 +14,17 @@ from checkout.catalog_api import PAGE, page_params
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
 from checkout.reconcile import reconcile
+from checkout.reports import brand_report, creator_earnings
 from live.api import Api, Call, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
 from live.stream_api import can_promote
 
-__all__ = ["register", "redirect_routes", "brand_report", "creator_earnings"]
+__all__ = ["register", "redirect_routes"]
 
 
 class LinkIn(StrictModel):
     product_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-
-
-def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in raw.items()}
-
-
-async def brand_report(services: Any, brand_id: str) -> dict[str, Any]:
-    """Totals that add up to the cent: payout = captured - refunded - net commission."""
-    client = services.client
-    totals = _ints(await client.hgetall(agg_key("brand", brand_id)))
-    per_product: dict[str, dict[str, int]] = {}
-    per_stream: dict[str, dict[str, int]] = {}
-    for field, value in _ints(await client.hgetall(agg_key("brandproducts", brand_id))).items():
-        if field.startswith("stream:"):
-            stream, _, metric = field[7:].partition(":")
-            per_stream.setdefault(stream, {})[metric] = value
-        else:
-            product, _, metric = field.partition(":")
-            per_product.setdefault(product, {})[metric] = value
-    now_min = int(time.time() // 60) * 60
-    minutes = _ints(await client.hgetall(agg_key("brandmin", brand_id)))
-    per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0),
-                   "orders": minutes.get(f"{m}:orders", 0)}
-                  for m in range(now_min - 59 * 60, now_min + 60, 60)]
-    captured = totals.get("captured_minor", 0)
-    refunded = totals.get("refunded_minor", 0)
-    commission = totals.get("commission_minor", 0)
-    return {
-        "brand_id": brand_id,
-        "units": totals.get("units", 0), "orders": totals.get("orders", 0),
-        "gmv_minor": totals.get("gmv_minor", 0), "captured_minor": captured,
-        "refunded_minor": refunded, "commission_minor": commission,
-        "payout_minor": captured - refunded - commission,
-        "products": [{"product_id": p, **m} for p, m in sorted(per_product.items())],
-        "streams": [{"stream_id": s, **m} for s, m in sorted(per_stream.items())],
-        "per_minute": per_minute,
-    }
-
-
-async def creator_earnings(services: Any, creator: str, limit: int = 100) -> dict[str, Any]:
-    client = services.client
-    totals = _ints(await client.hgetall(agg_key("creator", creator)))
-    entries = await client.xrevrange(agg_key("ledger", creator), count=limit)
-    ledger = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
-    for entry in ledger:
-        entry["commission_minor"] = int(entry["commission_minor"])
-        entry["amount_minor"] = int(entry["amount_minor"])
-    earned = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("earned_minor:")}
-    return {"creator_id": creator, "earned_minor": earned, "orders": totals.get("orders", 0),
-            "ledger": ledger}
 
 
 def register(api: Api) -> None:
@@ -105,7 +55,7 @@ def register(api: Api) -> None:
                   tag="reports", roles=(Role.BRAND, Role.OPERATOR))
     async def get_brand_report(call: Call[Any]) -> Response:
         brand_id = await _readable_brand(call)
-        return json_response(await brand_report(call.services, brand_id))
+        return json_response(await brand_report(call.services.client, brand_id))
 
     @api.endpoint("GET", "/brands/{brand}/orders",
                   summary="The brand's sold orders, newest first (buyer masked), for export",
@@ -133,7 +83,7 @@ def register(api: Api) -> None:
             raise Problem(403, "forbidden", "a creator can read only their own earnings")
         if not is_valid_id(creator):
             raise Problem(404, "not-found", "no such creator")
-        return json_response(await creator_earnings(call.services, creator))
+        return json_response(await creator_earnings(call.services.client, creator))
 
     @api.endpoint("GET", "/streams/{stream}/stats", summary="A stream's sales and 'just bought' ticker",
                   tag="reports")

@@ -10,7 +10,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from checkout.keys import agg_key, stream_unique_viewers_key
-from checkout.report_api import brand_report, creator_earnings
+from checkout.reports import brand_report, creator_earnings
 from live.protocol import Wire, encode, wire_for_subprotocol
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ async def brand_feed(server: "HubServer", conn: ServerConnection, route: "Route"
     services = server.services
 
     async def produce() -> dict[str, Any]:
-        report = await brand_report(services, route.target)
+        report = await brand_report(services.client, route.target)
         minutes = report.pop("per_minute")
         for stream in report["streams"]:
             buyers = await services.client.pfcount(agg_key("buyers", stream["stream_id"]))
@@ -62,7 +62,7 @@ async def creator_feed(server: "HubServer", conn: ServerConnection, route: "Rout
     services = server.services
 
     async def produce() -> dict[str, Any]:
-        earnings = await creator_earnings(services, route.target, limit=20)
+        earnings = await creator_earnings(services.client, route.target, limit=20)
         return {"type": "earnings", **earnings}
 
     await _periodic(conn, produce, FEED_INTERVAL_S)

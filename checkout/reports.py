@@ -1,0 +1,62 @@
+"""The money reports, read from the aggregates (checkout/aggregator.py folds them): a
+brand's totals and payout, a creator's earnings and ledger. Shared by the HTTP API and the
+live money feeds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis.asyncio as redis
+
+from checkout.keys import agg_key
+
+__all__ = ["brand_report", "creator_earnings"]
+
+
+def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+async def brand_report(client: redis.Redis, brand_id: str) -> dict[str, Any]:
+    """Totals that add up to the cent: payout = captured - refunded - net commission."""
+    totals = _ints(await client.hgetall(agg_key("brand", brand_id)))
+    per_product: dict[str, dict[str, int]] = {}
+    per_stream: dict[str, dict[str, int]] = {}
+    for field, value in _ints(await client.hgetall(agg_key("brandproducts", brand_id))).items():
+        if field.startswith("stream:"):
+            stream, _, metric = field[7:].partition(":")
+            per_stream.setdefault(stream, {})[metric] = value
+        else:
+            product, _, metric = field.partition(":")
+            per_product.setdefault(product, {})[metric] = value
+    now_min = int(time.time() // 60) * 60
+    minutes = _ints(await client.hgetall(agg_key("brandmin", brand_id)))
+    per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0),
+                   "orders": minutes.get(f"{m}:orders", 0)}
+                  for m in range(now_min - 59 * 60, now_min + 60, 60)]
+    captured = totals.get("captured_minor", 0)
+    refunded = totals.get("refunded_minor", 0)
+    commission = totals.get("commission_minor", 0)
+    return {
+        "brand_id": brand_id,
+        "units": totals.get("units", 0), "orders": totals.get("orders", 0),
+        "gmv_minor": totals.get("gmv_minor", 0), "captured_minor": captured,
+        "refunded_minor": refunded, "commission_minor": commission,
+        "payout_minor": captured - refunded - commission,
+        "products": [{"product_id": p, **m} for p, m in sorted(per_product.items())],
+        "streams": [{"stream_id": s, **m} for s, m in sorted(per_stream.items())],
+        "per_minute": per_minute,
+    }
+
+
+async def creator_earnings(client: redis.Redis, creator: str, limit: int = 100) -> dict[str, Any]:
+    totals = _ints(await client.hgetall(agg_key("creator", creator)))
+    entries = await client.xrevrange(agg_key("ledger", creator), count=limit)
+    ledger = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    for entry in ledger:
+        entry["commission_minor"] = int(entry["commission_minor"])
+        entry["amount_minor"] = int(entry["amount_minor"])
+    earned = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("earned_minor:")}
+    return {"creator_id": creator, "earned_minor": earned, "orders": totals.get("orders", 0),
+            "ledger": ledger}
