@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from pydantic import StringConstraints
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -14,7 +13,7 @@ from checkout.catalog_api import PAGE, page_params
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
 from checkout.reconcile import reconcile
-from checkout.reports import brand_report, creator_earnings
+from checkout.reports import brand_report, creator_earnings, stream_stats as read_stream_stats
 from live.api import Api, Call, StrictModel, json_response
 from live.auth import Role
 from live.problems import Problem
@@ -91,12 +90,7 @@ def register(api: Api) -> None:
         stream_id = call.param("stream")
         if not is_valid_id(stream_id):
             raise Problem(404, "not-found", "no such stream")
-        client = call.services.client
-        totals = _ints(await client.hgetall(agg_key("stream", stream_id)))
-        ticker = [orjson.loads(x) for x in await client.lrange(agg_key("ticker", stream_id), 0, 19)]
-        return json_response({"stream_id": stream_id, "units": totals.get("units", 0),
-                              "orders": totals.get("orders", 0),
-                              "gmv_minor": totals.get("gmv_minor", 0), "just_bought": ticker})
+        return json_response(await read_stream_stats(call.services.client, stream_id))
 
 
 async def _readable_brand(call: Call[Any]) -> str:

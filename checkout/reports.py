@@ -7,11 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 import redis.asyncio as redis
 
 from checkout.keys import agg_key
 
-__all__ = ["brand_report", "creator_earnings"]
+__all__ = ["brand_report", "creator_earnings", "stream_stats"]
 
 
 def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
@@ -60,3 +61,12 @@ async def creator_earnings(client: redis.Redis, creator: str, limit: int = 100) 
     earned = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("earned_minor:")}
     return {"creator_id": creator, "earned_minor": earned, "orders": totals.get("orders", 0),
             "ledger": ledger}
+
+
+async def stream_stats(client: redis.Redis, stream_id: str) -> dict[str, Any]:
+    """A stream's sales and the head of its 'just bought' ticker."""
+    totals = _ints(await client.hgetall(agg_key("stream", stream_id)))
+    ticker = [orjson.loads(x) for x in await client.lrange(agg_key("ticker", stream_id), 0, 19)]
+    return {"stream_id": stream_id, "units": totals.get("units", 0),
+            "orders": totals.get("orders", 0), "gmv_minor": totals.get("gmv_minor", 0),
+            "just_bought": ticker}
