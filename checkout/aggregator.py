@@ -20,7 +20,7 @@ from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
 from checkout.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
 from checkout.scripts import SCRIPTS, load_all
-from live.tasks import stop_task
+from checkout.tasks import stop_task
 
 __all__ = ["Aggregator", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
 

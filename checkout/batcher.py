@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
 from checkout.scripts import Script, load_all
-from live.tasks import stop_task
+from checkout.tasks import stop_task
 
 __all__ = ["CommandBatcher", "DurabilityError"]
 

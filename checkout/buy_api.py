@@ -18,7 +18,8 @@ from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
 from checkout.payments import PaymentError
 from checkout.wallets import WalletIn, WalletStore
-from live.api import Api, Call, Capped, Param, StrictModel, json_response
+from checkout.models import StrictModel
+from live.api import Api, Call, Capped, Param, json_response
 from live.auth import Role
 from live.problems import Problem
 

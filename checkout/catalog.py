@@ -10,7 +10,7 @@ import orjson
 import redis.asyncio as redis
 from pydantic import Field, HttpUrl, StringConstraints
 
-from live.api import StrictModel
+from checkout.models import StrictModel
 from checkout.batcher import CommandBatcher
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, new_product_id
 from checkout.keys import ACTIVE_PRODUCTS, BRANDS, brand_products_key, product_keys

@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, ProductPatch, StockChange
 from checkout.ids import ID_PATTERN, is_valid_id
-from live.api import Api, Call, Capped, Param, StrictModel, json_response
+from checkout.models import StrictModel
+from live.api import Api, Call, Capped, Param, json_response
 from live.auth import Role
 from live.problems import Problem
 

@@ -14,7 +14,8 @@ from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.keys import agg_key
 from checkout.reconcile import reconcile
 from checkout.reports import brand_report, creator_earnings, stream_stats as read_stream_stats
-from live.api import Api, Call, StrictModel, json_response
+from checkout.models import StrictModel
+from live.api import Api, Call, json_response
 from live.auth import Role
 from live.problems import Problem
 from live.stream_api import can_promote

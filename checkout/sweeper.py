@@ -26,7 +26,7 @@ from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, PaymentError,
                                PaymentGateway)
-from live.tasks import stop_task
+from checkout.tasks import stop_task
 
 __all__ = ["ReservationSweeper"]
 

@@ -8,7 +8,7 @@ import orjson
 import redis.asyncio as redis
 from pydantic import StringConstraints
 
-from live.api import StrictModel
+from checkout.models import StrictModel
 from checkout.batcher import CommandBatcher
 from checkout.keys import wallet_key
 

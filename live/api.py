@@ -22,12 +22,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from checkout.ids import ID_PATTERN
+from checkout.models import StrictModel
 from live.auth import AuthError, Principal, Role, bearer_token
 from live.problems import PROBLEM_BASE, Problem
 from live.settings import Settings
 
-__all__ = ["Api", "Call", "Capped", "IdStr", "Param", "json_response", "read_body", "read_json",
-           "StrictModel"]
+__all__ = ["Api", "Call", "Capped", "IdStr", "Param", "json_response", "read_body", "read_json"]
 
 IdStr = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 # JSON Schema counts 802.0 as an integer (draft 2020-12, section 6.1.1); the server does not,
@@ -101,12 +101,6 @@ async def read_json(request: Request, model: type[Body], max_bytes: int) -> Body
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         raise Problem(422, "validation-error", "the body has invalid fields", errors=errors) from None
-
-
-class StrictModel(pydantic.BaseModel):
-    """Request bodies: unknown fields refused, no coercion ("5" is not 5, 5.0 is not 5)."""
-
-    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
 
 
 @dataclass(frozen=True, slots=True)

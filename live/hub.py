@@ -26,7 +26,7 @@ from checkout.keys import stream_likes_key, stream_seq_key, stream_viewers_key
 from live.protocol import CloseCode, Wire, encode, encode_frame, ws_frame
 from live.room_state import read_events_after, read_states
 from live.streams import events_channel
-from live.tasks import stop_task
+from checkout.tasks import stop_task
 
 __all__ = ["Hub", "Room", "Subscriber", "HubLimits"]
 

@@ -15,7 +15,7 @@ import orjson
 import redis.asyncio as redis
 from pydantic import Field, StringConstraints
 
-from live.api import StrictModel
+from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, new_stream_id
 from checkout.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
                            stream_events_key, stream_key, stream_seq_key)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from live.tasks import stop_task
+from checkout.tasks import stop_task
 from live.video.keyframes import KeyframePolicy
 from live.video.packetize import SharedH264Packer
 from live.video.tracks import Fanout

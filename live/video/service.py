@@ -23,7 +23,7 @@ from aiortc import RTCDataChannel, RTCRtpReceiver, RTCRtpSender, RTCSessionDescr
 from live.hub import Hub
 from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState
 from live.streams import StreamStore
-from live.tasks import stop_task
+from checkout.tasks import stop_task
 from live.video.encoder import VIDEO_CLOCK_RATE, SharedVideoEncoder, VideoFormat
 from live.video.compat import route_keyframe_requests, set_sender_encoder
 from live.video.peers import Peer, PeerRegistry
