@@ -124,6 +124,7 @@ class Services:
         streams = StreamStore(client, max_pinned=settings.max_pinned)
         hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
+            slow_drop_s=settings.ws_slow_drop_s,
             tick_s=settings.ws_tick_ms / 1000))
         restrict_ice_hosts(settings.video_ice_hosts)
         video = VideoService(streams, hub, VideoFormat(

@@ -47,12 +47,15 @@ class Settings:
     ws_port: int | None = None  # None: HTTP port + 1
     ws_outbox_bytes: int = 256 * 1024
     ws_slow_close_s: float = 5.0
+    ws_slow_drop_s: float = 2.0  # a 4008 close frame not taken by then: the connection is dropped
     ws_tick_ms: int = 100
     ws_max_per_ip: int = 1000
     ws_max_per_token: int = 10
     ws_message_rate: float = 20.0
     ws_ping_interval_s: float = 20.0
-    ws_sndbuf_bytes: int | None = None  # kernel send buffer per socket (None: OS default)
+    # Kernel send buffer per socket (0 or None: the OS's autotuning, up to 4 MiB a socket,
+    # where a non-reader's whole snapshot hid from the outbox cap).
+    ws_sndbuf_bytes: int | None = 64 * 1024
     # video (WHIP/WHEP)
     video_max_peers: int = 200  # publishers + viewers per process; beyond it WHIP/WHEP answer 503
     video_max_peers_per_ip: int = 20  # per client address; beyond it 429
@@ -95,6 +98,9 @@ class Settings:
         if self.capture_mode not in ("immediate", "on_shipment"):
             raise ValueError(f"capture_mode must be immediate or on_shipment, not {self.capture_mode!r}")
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.video_encode not in ("shared", "per_viewer"):
@@ -150,7 +156,8 @@ _FIELD_TYPES: dict[str, str] = {
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "max_pinned": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
-    "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float", "ws_tick_ms": "int",
+    "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
+    "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_message_rate": "float",
     "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int",
     "video_max_peers": "int", "video_max_peers_per_ip": "int",

@@ -62,7 +62,7 @@ class WsLimits:
     message_rate: float = 20.0  # client messages per second, per socket
     message_burst: int = 40
     strikes_before_close: int = 20  # rate-limit error frames before RATE_LIMITED close
-    sndbuf_bytes: int | None = None  # bounds kernel memory per socket; backpressure shows sooner
+    sndbuf_bytes: int | None = 64 * 1024  # bounds kernel memory per socket; backpressure shows sooner
 
 
 def _problem(status: int, kind: str, detail: str) -> Response:
@@ -89,6 +89,7 @@ class HubServer:
             self._handle, host, port, process_request=self._check, compression=None,
             select_subprotocol=self._select_subprotocol, max_size=MAX_FRAME_BYTES, max_queue=16,
             ping_interval=self.limits.ping_interval_s, ping_timeout=self.limits.ping_timeout_s,
+            write_limit=self.services.hub.limits.write_limit,
             server_header=None, logger=logging.getLogger("livecart.ws"))
         return self._server.sockets[0].getsockname()[1]
 
