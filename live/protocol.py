@@ -247,6 +247,10 @@ class RateLimiter:
         self._tokens = float(burst)
         self._stamp = now
 
+    def idle(self, now: float) -> bool:
+        """Refilled to its burst: forgetting the bucket changes nothing."""
+        return self._tokens + (now - self._stamp) * self.rate >= self.burst
+
     def allow(self, now: float) -> bool:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now

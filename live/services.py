@@ -166,6 +166,7 @@ class Services:
         allowed = origins if origins is not None else s.origins()
         self.hub_server = HubServer(self, allowed_origins=allowed, limits=WsLimits(
             max_per_ip=s.ws_max_per_ip, max_per_token=s.ws_max_per_token,
+            new_per_ip_s=s.ws_new_per_ip_s, new_burst_per_ip=s.ws_new_burst_per_ip,
             ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
             message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
             sndbuf_bytes=s.ws_sndbuf_bytes))

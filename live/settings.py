@@ -51,6 +51,8 @@ class Settings:
     ws_tick_ms: int = 100
     ws_max_per_ip: int = 1000
     ws_max_per_token: int = 10
+    ws_new_per_ip_s: float = 20.0  # new sockets per second per address; beyond it 429
+    ws_new_burst_per_ip: int = 100
     ws_message_rate: float = 20.0
     ws_ping_interval_s: float = 20.0
     # Kernel send buffer per socket (0 or None: the OS's autotuning, up to 4 MiB a socket,
@@ -100,7 +102,8 @@ class Settings:
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s"):
+        for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
+                     "ws_new_per_ip_s", "ws_new_burst_per_ip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.video_encode not in ("shared", "per_viewer"):
@@ -158,7 +161,8 @@ _FIELD_TYPES: dict[str, str] = {
     "sweep_interval_s": "float", "log_level": "str",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
-    "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_message_rate": "float",
+    "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",
+    "ws_new_burst_per_ip": "int", "ws_message_rate": "float",
     "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int",
     "video_max_peers": "int", "video_max_peers_per_ip": "int",
     "video_new_sessions_per_ip_s": "float", "video_width": "int", "video_height": "int",

@@ -1,5 +1,5 @@
-"""Joining a room under abuse: snapshots bigger than what a socket may hold, and sockets
-that never read."""
+"""Joining a room under abuse: snapshots bigger than what a socket may hold, sockets that
+never read, and addresses that open sockets in a loop."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import msgpack
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 
 from conftest import UNIT, Live
 from live.room_state import read_snapshot
 from shop import eventually, make_brand, make_live_stream, make_product
-from test_hub import room_url
+from test_hub import recv_until, room_url
 
 
 async def big_room(live: Live, products: int, variants: int = 100) -> dict[str, Any]:
@@ -121,3 +121,33 @@ async def test_a_reader_gets_the_whole_big_snapshot_then_deltas(live: Live,
             while (message := decode(await ws.recv()))["type"] != "pin":
                 pass
         assert (message["product_id"], message["seq"]) == (product, snap["seq"] + 1)
+
+
+@pytest.mark.parametrize("node_settings", [{"ws_new_per_ip_s": 0.001,
+                                             "ws_new_burst_per_ip": 3}])
+async def test_new_sockets_per_address_are_rate_limited_before_the_upgrade(live: Live) -> None:
+    await make_brand(live)
+    stream = await make_live_stream(live, [(await make_product(live))["id"]])
+    for _ in range(3):
+        async with connect(room_url(live, stream["id"])) as ws:
+            await recv_until(ws, "snapshot")
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(room_url(live, stream["id"])):
+            pass
+    response = refused.value.response
+    assert response.status_code == 429
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert orjson.loads(response.body)["type"].endswith("/too-many-new-sockets")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_the_new_socket_rate_forgets_refilled_addresses_only() -> None:
+    from live.ws_server import HubServer, WsLimits
+    server = HubServer(None, allowed_origins=(), limits=WsLimits(new_per_ip_s=1.0,
+                                                                 new_burst_per_ip=2))
+    for i in range(9_999):
+        assert server.new_socket_allowed(f"10.0.{i // 256}.{i % 256}", 0.0)
+    assert server.new_socket_allowed("busy", 99.5) and server.new_socket_allowed("busy", 99.5)
+    assert server.new_socket_allowed("new", 100.0)  # the table is full: the refilled go
+    assert len(server._new_per_ip) == 2
+    assert not server.new_socket_allowed("busy", 100.0)  # half a token: it was kept

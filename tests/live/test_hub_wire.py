@@ -16,7 +16,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from live.protocol import (Wire, encode, with_server_time, ws_continuations,
+from live.protocol import (RateLimiter, Wire, encode, with_server_time, ws_continuations,
                            ws_first_fragment, ws_frame)
 
 
@@ -65,6 +65,13 @@ def test_a_snapshot_in_fragments_is_one_message_with_the_server_time(
     data = b"".join(f.data for f in frames)
     decoded = orjson.loads(data) if wire is Wire.JSON else msgpack.unpackb(data)
     assert decoded == {**message, "server_time_ms": now_ms}
+
+
+def test_a_bucket_is_idle_once_refilled() -> None:
+    bucket = RateLimiter(2.0, 4, now=0.0)
+    assert bucket.idle(0.0)
+    assert bucket.allow(0.0) and not bucket.idle(0.0)
+    assert not bucket.idle(0.4) and bucket.idle(0.5)
 
 
 async def test_joins_share_one_snapshot_until_an_event_or_its_age() -> None:
