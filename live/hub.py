@@ -5,6 +5,8 @@ socket, synchronously, the way `websockets.broadcast` does (never awaiting one v
 Unlike `broadcast`, it bounds each socket: state frames to a socket whose write buffer is
 over the cap are conflated (it gets the full current state once it drains); an event it
 cannot take means it has a gap, so it is closed with TOO_SLOW and resumes from its last seq.
+The join snapshot, which can be bigger than the cap, is read and encoded once per room and
+written to each socket only as fast as that socket reads it (`send_snapshot`).
 Events arrive from Valkey pub/sub (so a pin made on any node reaches every node); state is
 read from Valkey once per tick for all rooms and only what changed is sent.
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import orjson
 import redis.asyncio as redis
@@ -23,12 +27,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from checkout.keys import stream_likes_key, stream_seq_key, stream_viewers_key
-from live.protocol import CloseCode, Wire, encode, encode_frame, ws_frame
+from live.protocol import (CloseCode, Wire, encode, encode_frame, with_server_time,
+                           ws_continuations, ws_first_fragment, ws_frame)
 from live.room_state import read_events_after, read_states
 from live.streams import events_channel
 from checkout.tasks import stop_task
 
-__all__ = ["Hub", "Room", "Subscriber", "HubLimits"]
+__all__ = ["Hub", "Room", "Subscriber", "HubLimits", "EncodedSnapshot", "send_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +41,20 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class HubLimits:
     outbox_bytes: int = 256 * 1024  # per-socket write buffer before conflating / closing
-    slow_close_s: float = 5.0  # over the cap this long: closed TOO_SLOW
+    slow_close_s: float = 5.0  # over the cap (or a snapshot stalled) this long: closed TOO_SLOW
+    slow_drop_s: float = 2.0  # a TOO_SLOW close frame not taken by then: the TCP link is dropped
+    snapshot_reuse_s: float = 1.0  # joins share one snapshot read for this long (no event since)
     tick_s: float = 0.1  # state coalescing period (the shortest)
     tick_share: float = 0.5  # at most this share of the loop goes to ticks; big rooms tick slower
     heartbeat_s: float = 1.0  # viewer-count share refresh; valid for 3 beats
     replay_limit: int = 1000  # events replayed on resume before falling back to a snapshot
     pending_limit: int = 256  # events queued for a socket between join and snapshot
+
+    @property
+    def write_limit(self) -> int:
+        """Each transport's high-water mark (websockets' `write_limit`), and the size of a
+        snapshot fragment, written only below it: a snapshot fills at most half the cap."""
+        return self.outbox_bytes // 4
 
 
 @dataclass(eq=False, slots=True)
@@ -54,6 +67,18 @@ class Subscriber:
     needs_state: bool = False
     over_since: float | None = None
     overflowed: bool = False
+    closing: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedSnapshot:
+    """A room's snapshot encoded once for one wire, without `server_time_ms` (each socket
+    gets its own, see `protocol.with_server_time`), and all its frames but the first."""
+
+    seq: int
+    taken_at: float
+    payload: bytes
+    continuations: tuple[bytes, ...]
 
 
 def write_frame(sub: Subscriber, frame: bytes, limits: HubLimits, *, droppable: bool,
@@ -70,7 +95,7 @@ def write_frame(sub: Subscriber, frame: bytes, limits: HubLimits, *, droppable: 
         if droppable:
             sub.needs_state = True
         else:
-            close_slow(sub)
+            close_slow(sub, limits)
         return False
     sub.over_since = None
     # Straight to the transport: websockets keeps no state for unfragmented data frames it
@@ -89,10 +114,66 @@ def tick_pause(limits: HubLimits, spent_s: float) -> float:
     return max(limits.tick_s - spent_s, floor, 0.0)
 
 
-def close_slow(sub: Subscriber) -> None:
-    if sub.conn.protocol.state is State.OPEN:
-        asyncio.get_running_loop().create_task(
-            sub.conn.close(CloseCode.TOO_SLOW, "too slow: resume from your last seq"))
+async def send_snapshot(sub: Subscriber, snapshot: EncodedSnapshot, limits: HubLimits) -> bool:
+    """Write the snapshot to a socket that is not active yet, as fragments, each once the
+    socket has drained below `limits.write_limit`; True once it has taken the last one.
+
+    A room of 50 products with 100 variants each (the catalog's limits) has a 1.8 MB
+    snapshot: written whole, every socket that does not read holds all of it. Fragments
+    gated on the transport keep a socket's unsent bytes under the cap, and all but the
+    first (its own `server_time_ms`) are the room's shared bytes, so a socket holds
+    references, not copies (measured: a copy per socket cost ~1.7x the cap in RSS). Compression would not bound it (names can
+    be random) and a cap on the snapshot would refuse rooms the catalog allows. A socket
+    that does not drain for `slow_close_s` is closed TOO_SLOW. Nothing else is written to
+    it meanwhile: its events queue (`Room.activate`) and only websockets' control frames
+    (pings, the close) go between fragments, which RFC 6455 5.4 allows.
+    """
+    head, _ = with_server_time(snapshot.payload, sub.wire, int(time.time() * 1000))
+    for frame in (ws_first_fragment(head, sub.wire), *snapshot.continuations):
+        if not await _drained(sub, limits):
+            return False
+        sub.conn.transport.write(frame)
+    return await _drained(sub, limits)
+
+
+async def _drained(sub: Subscriber, limits: HubLimits) -> bool:
+    """Wait until the socket's buffer is below its high-water mark (websockets' flow
+    control); False if it closed, or stayed above it for `slow_close_s` (then it is closed)."""
+    conn = sub.conn
+    if conn.protocol.state is not State.OPEN:
+        return False
+    try:
+        async with asyncio.timeout(limits.slow_close_s):
+            await conn.drain()  # websockets' flow control (asyncio API since 13.0, undocumented)
+    except TimeoutError:
+        close_slow(sub, limits)
+        return False
+    except OSError:  # the connection was lost while we waited
+        return False
+    return conn.protocol.state is State.OPEN
+
+
+def close_slow(sub: Subscriber, limits: HubLimits) -> None:
+    """Close the socket TOO_SLOW, once. Its close frame queues behind the bytes it has not
+    read, and websockets' `close()` waits for the buffer to drain before its own timeout
+    starts, so a peer that reads nothing would hold its buffers until it goes away: after
+    `slow_drop_s` the connection is dropped instead."""
+    if sub.closing is None and sub.conn.protocol.state is State.OPEN:
+        sub.closing = asyncio.get_running_loop().create_task(
+            _close_or_drop(sub.conn, limits.slow_drop_s))
+
+
+async def _close_or_drop(conn: ServerConnection, drop_after_s: float) -> None:
+    try:
+        async with asyncio.timeout(drop_after_s):
+            await conn.close(CloseCode.TOO_SLOW, "too slow: resume from your last seq")
+    except TimeoutError:
+        # A reset, not a FIN: closed gracefully, the kernel would keep the unread bytes of
+        # an orphaned socket for minutes, probing a peer that does not read.
+        sock = conn.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.transport.abort()
 
 
 class Room:
@@ -109,6 +190,30 @@ class Room:
         self._ticker_known = False  # the first read only learns the head, announces nothing
         # In-process listeners (the video data channels): (seq or None for state, message).
         self.taps: set[Callable[[int | None, dict[str, Any]], None]] = set()
+        self._snapshots: dict[Wire, EncodedSnapshot] = {}
+        self._snapshot_lock = asyncio.Lock()
+
+    async def snapshot(self, wire: Wire, now: float,
+                       read: Callable[[], Awaitable[dict[str, Any] | None]]
+                       ) -> EncodedSnapshot | None:
+        """The room's snapshot for `wire`: one `read()` and one encoding shared by every
+        socket that joins within `snapshot_reuse_s` while no event has happened since.
+        A join storm then costs one read of the room (~0.1 s for 50 products of 100
+        variants) and its memory, not one per socket. The state parts (stock, viewers, ...)
+        may be that old: the full `state` sent after it makes them current."""
+        async with self._snapshot_lock:
+            cached = self._snapshots.get(wire)
+            if (cached is None or cached.seq < self.seq
+                    or now - cached.taken_at > self.limits.snapshot_reuse_s):
+                snapshot = await read()
+                if snapshot is None:
+                    return None
+                payload = encode(snapshot, wire)
+                _, rest = with_server_time(payload, wire, 0)
+                cached = EncodedSnapshot(snapshot["seq"], now, payload,
+                                         ws_continuations(rest, self.limits.write_limit))
+                self._snapshots[wire] = cached
+            return cached
 
     def event(self, seq: int, raw_json: bytes, now: float) -> None:
         """Deliver logged event `seq` (raw JSON as logged) once; older seqs are dropped."""
@@ -175,7 +280,7 @@ class Room:
         sub.active = True
         sub.base_seq = base_seq
         if sub.overflowed:
-            close_slow(sub)
+            close_slow(sub, self.limits)
 
     def _ticker(self, ticker: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The sales at the head of the ticker not seen last tick, newest first."""
@@ -191,14 +296,24 @@ class Room:
         return fresh
 
     def _catch_up(self, sub: Subscriber, now: float) -> None:
-        if sub.over_since is not None and now - sub.over_since > self.limits.slow_close_s:
-            close_slow(sub)
+        """For a socket that was over the cap or missed a state frame (the others cost two
+        reads): closed if still over the cap `slow_close_s` on, or the full state once drained."""
+        if sub.over_since is None and not sub.needs_state:
             return
-        if sub.needs_state and sub.active:
-            if sub.conn.transport.get_write_buffer_size() <= self.limits.outbox_bytes // 2:
-                sub.needs_state = False
-                write_frame(sub, encode_frame(self.full_state(), sub.wire), self.limits,
-                            droppable=True, now=now)
+        if sub.conn.protocol.state is not State.OPEN:
+            return
+        buffered = sub.conn.transport.get_write_buffer_size()
+        if buffered <= self.limits.outbox_bytes:
+            sub.over_since = None
+        elif sub.over_since is None:
+            sub.over_since = now
+        elif now - sub.over_since > self.limits.slow_close_s:
+            close_slow(sub, self.limits)
+            return
+        if sub.needs_state and sub.active and buffered <= self.limits.outbox_bytes // 2:
+            sub.needs_state = False
+            write_frame(sub, encode_frame(self.full_state(), sub.wire), self.limits,
+                        droppable=True, now=now)
 
     def _encoded(self, message: dict[str, Any], raw_json: bytes | None = None) -> dict[Wire, bytes]:
         """The message as one complete frame per wire format in use."""
@@ -289,7 +404,7 @@ class Hub:
         if events is None:
             # Too far behind to replay: every socket must start over from a snapshot.
             for sub in list(room.subscribers):
-                close_slow(sub)
+                close_slow(sub, self.limits)
             room.seq = int(await self.client.get(stream_seq_key(room.stream_id)) or 0)
             return
         for raw in events:

@@ -18,7 +18,8 @@ import orjson
 __all__ = [
     "PROTOCOL_VERSION", "Wire", "SUBPROTOCOLS", "CloseCode", "ProtocolError", "MAX_FRAME_BYTES",
     "Like", "Pin", "Unpin", "StartDeal", "EndStream", "ClientMessage", "decode_client",
-    "encode", "encode_frame", "ws_frame", "RateLimiter", "wire_for_subprotocol",
+    "encode", "encode_frame", "ws_frame", "ws_first_fragment", "ws_continuations",
+    "with_server_time", "RateLimiter", "wire_for_subprotocol",
 ]
 
 PROTOCOL_VERSION = 1
@@ -172,17 +173,63 @@ def encode(message: dict[str, Any], wire: Wire) -> bytes:
     return msgpack.packb(message, use_bin_type=True)
 
 
+def _frame_head(first_byte: int, size: int) -> bytes:
+    if size < 126:
+        return bytes((first_byte, size))
+    if size < 1 << 16:
+        return struct.pack("!BBH", first_byte, 126, size)
+    return struct.pack("!BBQ", first_byte, 127, size)
+
+
 def ws_frame(payload: bytes, wire: Wire) -> bytes:
     """One complete server-to-client WebSocket frame (RFC 6455 5.2: FIN, unmasked, no
     extension): built once per message, the same bytes are written to every socket, so a
     broadcast frames nothing per socket. Valid because the hub negotiates no compression."""
-    head = 0x81 if wire is Wire.JSON else 0x82  # FIN + text / binary
-    size = len(payload)
-    if size < 126:
-        return bytes((head, size)) + payload
-    if size < 1 << 16:
-        return struct.pack("!BBH", head, 126, size) + payload
-    return struct.pack("!BBQ", head, 127, size) + payload
+    first_byte = 0x81 if wire is Wire.JSON else 0x82  # FIN + text / binary
+    return _frame_head(first_byte, len(payload)) + payload
+
+
+def ws_first_fragment(head: bytes, wire: Wire) -> bytes:
+    """The first frame of a message sent in fragments (RFC 6455 5.4): a text / binary frame,
+    not FIN, holding only `head`, the few dozen bytes that differ between sockets."""
+    return _frame_head(0x1 if wire is Wire.JSON else 0x2, len(head)) + head
+
+
+def ws_continuations(rest: bytes | memoryview, size: int) -> tuple[bytes, ...]:
+    """The continuation frames that follow `ws_first_fragment`: `rest` in frames of `size`
+    bytes, FIN on the last. They do not depend on the head, so they are built once and the
+    same bytes are written to every socket. Only control frames (ping, close) may be
+    written between the fragments of a message."""
+    frames = []
+    for start in range(0, max(len(rest), 1), size):  # an empty rest still ends the message
+        chunk = rest[start:start + size]
+        fin = 0x80 if start + size >= len(rest) else 0
+        frames.append(_frame_head(fin, len(chunk)) + chunk)
+    return tuple(frames)
+
+
+def with_server_time(payload: bytes, wire: Wire, now_ms: int) -> tuple[bytes, memoryview]:
+    """An encoded non-empty map with `server_time_ms` put first, as (a new head, the rest of
+    `payload`, the same whatever `now_ms`): a snapshot encoded once for many sockets gets
+    each its own clock reading without being copied or encoded again."""
+    if wire is Wire.JSON:
+        return b'{"server_time_ms":%d,' % now_ms, memoryview(payload)[1:]
+    count, skip = _msgpack_map_header(payload)
+    packer = msgpack.Packer()
+    head = packer.pack_map_header(count + 1) + packer.pack("server_time_ms") + packer.pack(now_ms)
+    return head, memoryview(payload)[skip:]
+
+
+def _msgpack_map_header(payload: bytes) -> tuple[int, int]:
+    """(entries, header length) of the msgpack map `payload` starts with."""
+    first = payload[0]
+    if 0x80 <= first <= 0x8F:
+        return first & 0x0F, 1
+    if first == 0xDE:
+        return struct.unpack_from("!H", payload, 1)[0], 3
+    if first == 0xDF:
+        return struct.unpack_from("!I", payload, 1)[0], 5
+    raise ValueError("not a msgpack map")
 
 
 def encode_frame(message: dict[str, Any], wire: Wire) -> bytes:
@@ -199,6 +246,10 @@ class RateLimiter:
         self.burst = burst
         self._tokens = float(burst)
         self._stamp = now
+
+    def idle(self, now: float) -> bool:
+        """Refilled to its burst: forgetting the bucket changes nothing."""
+        return self._tokens + (now - self._stamp) * self.rate >= self.burst
 
     def allow(self, now: float) -> bool:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)

@@ -12,7 +12,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from checkout.keys import stream_unique_viewers_key
-from live.hub import Hub, Room, Subscriber, write_frame
+from live.hub import Hub, Room, Subscriber, send_snapshot, write_frame
 from live.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
                            Unpin, Wire, decode_client, encode, encode_frame,
                            wire_for_subprotocol, ws_frame)
@@ -48,7 +48,9 @@ async def room_session(server: "HubServer", conn: ServerConnection, route: "Rout
     try:
         who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
         await services.client.pfadd(stream_unique_viewers_key(route.target), who)
-        await _start(hub, room, sub, route)
+        if not await _start(hub, room, sub, route):
+            await conn.wait_closed()  # returning now would let websockets close it 1000
+            return
         if stream["state"] in _OVER:
             await conn.close(CloseCode.STREAM_ENDED, "the stream is over")
             return
@@ -59,8 +61,9 @@ async def room_session(server: "HubServer", conn: ServerConnection, route: "Rout
         await hub.leave(room, sub)
 
 
-async def _start(hub: Hub, room: Room, sub: Subscriber, route: "Route") -> None:
-    """Resume from `since` when the log still has it; otherwise a fresh snapshot."""
+async def _start(hub: Hub, room: Room, sub: Subscriber, route: "Route") -> bool:
+    """Resume from `since` when the log still has it; otherwise a fresh snapshot. False if
+    the socket is closing instead."""
     client = hub.client
     now = time.monotonic()
     events = None
@@ -73,16 +76,20 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, route: "Route") -> None:
             write_frame(sub, _frame(raw, sub.wire), hub.limits, droppable=False, now=now)
         room.activate(sub, route.since + len(events), now)
     else:
-        snapshot = await read_snapshot(client, room.stream_id)
+        snapshot = await room.snapshot(sub.wire, now,
+                                       lambda: read_snapshot(client, room.stream_id))
         if snapshot is None:
             await sub.conn.close(CloseCode.NOT_FOUND, "no such stream")
-            return
-        write_frame(sub, encode_frame(snapshot, sub.wire), hub.limits, droppable=False, now=now)
-        room.activate(sub, snapshot["seq"], now)
+            return False
+        if not await send_snapshot(sub, snapshot, hub.limits):
+            return False  # closed, or being closed as too slow
+        now = time.monotonic()
+        room.activate(sub, snapshot.seq, now)
     if room.state:
         # The room's state may be newer than what the snapshot read: never leave it stale.
         write_frame(sub, encode_frame(room.full_state(), sub.wire), hub.limits, droppable=True,
                     now=now)
+    return True
 
 
 async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, route: "Route",

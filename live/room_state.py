@@ -46,7 +46,8 @@ def _sales(raw: dict[bytes, bytes]) -> dict[str, int]:
 
 
 async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] | None:
-    """Everything a viewer needs to draw the room, with the seq it is current to."""
+    """Everything a viewer needs to draw the room, with the seq it is current to; the
+    sender adds `server_time_ms` (`protocol.with_server_time`)."""
     async with client.pipeline(transaction=False) as pipe:
         pipe.hgetall(stream_key(stream_id))
         pipe.get(stream_seq_key(stream_id))
@@ -78,7 +79,6 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] |
     viewers, likes, sales, ticker = results[3 * len(lineup):]
     return {
         "type": "snapshot", "v": PROTOCOL_VERSION, "seq": int(seq or 0),
-        "server_time_ms": now_ms,
         "stream": {"id": stream_id, "title": stream["title"], "state": stream["state"],
                    "creator_id": stream["creator_id"], "purchase_mode": stream["purchase_mode"],
                    "ingest": stream.get("ingest", "none")},

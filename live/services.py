@@ -127,6 +127,7 @@ class Services:
         streams = StreamStore(client, max_pinned=settings.max_pinned)
         hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
+            slow_drop_s=settings.ws_slow_drop_s,
             tick_s=settings.ws_tick_ms / 1000))
         check_video_compat()  # fail at start, not mid-stream, if aiortc's internals moved
         restrict_ice_hosts(settings.video_ice_hosts)
@@ -170,6 +171,7 @@ class Services:
         allowed = origins if origins is not None else s.origins()
         self.hub_server = HubServer(self, allowed_origins=allowed, limits=WsLimits(
             max_per_ip=s.ws_max_per_ip, max_per_token=s.ws_max_per_token,
+            new_per_ip_s=s.ws_new_per_ip_s, new_burst_per_ip=s.ws_new_burst_per_ip,
             ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
             message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
             sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s))

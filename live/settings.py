@@ -54,12 +54,17 @@ class Settings:
     ws_port: int | None = None  # None: HTTP port + 1
     ws_outbox_bytes: int = 256 * 1024
     ws_slow_close_s: float = 5.0
+    ws_slow_drop_s: float = 2.0  # a 4008 close frame not taken by then: the connection is dropped
     ws_tick_ms: int = 100
     ws_max_per_ip: int = 1000
     ws_max_per_token: int = 10
+    ws_new_per_ip_s: float = 20.0  # new sockets per second per address; beyond it 429
+    ws_new_burst_per_ip: int = 100
     ws_message_rate: float = 20.0
     ws_ping_interval_s: float = 20.0
-    ws_sndbuf_bytes: int | None = None  # kernel send buffer per socket (None: OS default)
+    # Kernel send buffer per socket (0 or None: the OS's autotuning, up to 4 MiB a socket,
+    # where a non-reader's whole snapshot hid from the outbox cap).
+    ws_sndbuf_bytes: int | None = 64 * 1024
     ws_open_timeout_s: float = 10.0  # TCP accept to the end of the opening handshake
     # video (WHIP/WHEP)
     video_max_peers: int = 200  # publishers + viewers per process; beyond it WHIP/WHEP answer 503
@@ -106,6 +111,10 @@ class Settings:
                      "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
                      "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
                      "demo_token_ttl_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
+                     "ws_new_per_ip_s", "ws_new_burst_per_ip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.video_encode not in ("shared", "per_viewer"):
@@ -165,8 +174,10 @@ _FIELD_TYPES: dict[str, str] = {
     "payment_window_s": "float",
     "max_pinned": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
-    "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float", "ws_tick_ms": "int",
-    "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_message_rate": "float",
+    "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
+    "ws_slow_drop_s": "float", "ws_tick_ms": "int",
+    "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",
+    "ws_new_burst_per_ip": "int", "ws_message_rate": "float",
     "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int", "ws_open_timeout_s": "float",
     "video_max_peers": "int", "video_max_peers_per_ip": "int",
     "video_new_sessions_per_ip_s": "float", "video_width": "int", "video_height": "int",

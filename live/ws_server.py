@@ -4,7 +4,8 @@ It runs on the `websockets` library's own server (same process and event loop as
 app, its own port), not through uvicorn's ASGI WebSocket: measured here, an idle
 connection costs ~12 KiB there against 22-33 KiB under uvicorn, and a direct frame write
 ~9 us against 16-19 us for an ASGI send (BENCHMARKS.md). Everything is checked before the
-upgrade: path, Origin allowlist, token, role, connection caps.
+upgrade: new sockets per address (a token bucket), path, Origin allowlist, token, role,
+connection caps.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import math
 import re
 import socket
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +29,7 @@ from websockets.http11 import Request, Response
 
 from checkout.ids import is_valid_id
 from live.auth import AuthError, Principal
-from live.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS, CloseCode
+from live.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS, CloseCode, RateLimiter
 from live.feeds import brand_feed, creator_feed
 from live.problems import PROBLEM_BASE
 from live.room_session import room_session
@@ -34,6 +37,8 @@ from live.room_session import room_session
 __all__ = ["HubServer", "WsLimits"]
 
 log = logging.getLogger(__name__)
+
+_MAX_BUCKETS = 10_000  # addresses remembered for the new-socket rate before idle ones go
 
 _PATHS = {
     "stream": re.compile(r"^/ws/streams/([A-Za-z0-9_-]{1,64})$"),
@@ -57,20 +62,24 @@ class Route:
 class WsLimits:
     max_per_ip: int = 1000
     max_per_token: int = 10
+    new_per_ip_s: float = 20.0  # new sockets (handshakes) per second per address
+    new_burst_per_ip: int = 100
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
     message_rate: float = 20.0  # client messages per second, per socket
     message_burst: int = 40
     strikes_before_close: int = 20  # rate-limit error frames before RATE_LIMITED close
-    sndbuf_bytes: int | None = None  # bounds kernel memory per socket; backpressure shows sooner
+    sndbuf_bytes: int | None = 64 * 1024  # bounds kernel memory per socket; backpressure shows sooner
     open_timeout_s: float = 10.0  # TCP accept to the end of the handshake (half-sent ones)
 
 
-def _problem(status: int, kind: str, detail: str) -> Response:
+def _problem(status: int, kind: str, detail: str, *, retry_after_s: int | None = None) -> Response:
     body = orjson.dumps({"type": PROBLEM_BASE + kind, "title": kind.replace("-", " ").capitalize(),
                          "status": status, "detail": detail})
     headers = Headers([("Content-Type", "application/problem+json"),
                        ("Content-Length", str(len(body))), ("Connection", "close")])
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
     return Response(status, http.HTTPStatus(status).phrase, headers, body)
 
 
@@ -83,6 +92,8 @@ class HubServer:
         self.limits = limits
         self.per_ip: Counter[str] = Counter()
         self.per_token: Counter[str] = Counter()
+        self._new_per_ip: dict[str, RateLimiter] = {}
+        self._forget_at = _MAX_BUCKETS
         self._server: Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -91,6 +102,7 @@ class HubServer:
             select_subprotocol=self._select_subprotocol, max_size=MAX_FRAME_BYTES, max_queue=16,
             ping_interval=self.limits.ping_interval_s, ping_timeout=self.limits.ping_timeout_s,
             open_timeout=self.limits.open_timeout_s,
+            write_limit=self.services.hub.limits.write_limit,
             server_header=None, logger=logging.getLogger("livecart.ws"))
         return self._server.sockets[0].getsockname()[1]
 
@@ -119,7 +131,26 @@ class HubServer:
             return True
         return origin.rstrip("/") in self.allowed_origins
 
+    def new_socket_allowed(self, ip: str, now: float) -> bool:
+        """Takes a token from the address's bucket. Each join can cost a snapshot read and
+        its sending, so an address opening sockets in a loop is held to a rate, not only to
+        a count of open ones."""
+        bucket = self._new_per_ip.get(ip)
+        if bucket is None:
+            if len(self._new_per_ip) >= self._forget_at:  # forget refilled buckets only
+                self._new_per_ip = {a: b for a, b in self._new_per_ip.items() if not b.idle(now)}
+                self._forget_at = max(_MAX_BUCKETS, 2 * len(self._new_per_ip))
+            bucket = self._new_per_ip[ip] = RateLimiter(self.limits.new_per_ip_s,
+                                                        self.limits.new_burst_per_ip, now)
+        return bucket.allow(now)
+
     def _check(self, connection: ServerConnection, request: Request) -> Response | None:
+        ip = str(connection.remote_address[0]) if connection.remote_address else "?"
+        if not self.new_socket_allowed(ip, time.monotonic()):
+            return _problem(429, "too-many-new-sockets",
+                            f"at most {self.limits.new_per_ip_s:g} new sockets a second per "
+                            f"address (bursts of {self.limits.new_burst_per_ip})",
+                            retry_after_s=math.ceil(1 / self.limits.new_per_ip_s))
         url = urlsplit(request.path)
         route_kind = target = None
         for kind, pattern in _PATHS.items():
@@ -147,7 +178,6 @@ class HubServer:
         refusal = self._authorize(route_kind, target, principal)
         if refusal is not None:
             return refusal
-        ip = str(connection.remote_address[0]) if connection.remote_address else "?"
         if self.per_ip[ip] >= self.limits.max_per_ip:
             return _problem(429, "too-many-connections", "connection cap for this address")
         if principal is not None and self.per_token[principal.token_id] >= self.limits.max_per_token:

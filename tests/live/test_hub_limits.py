@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.protocol import State
 
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
+from shop import eventually
 from test_hub import recv_json, recv_until, room_url, shop_live
 
 
@@ -30,12 +32,30 @@ async def test_a_slow_viewer_is_closed_and_its_neighbour_gets_everything(live: L
             connect(room_url(live, stream["id"]), max_queue=None) as fast:
         first_seq = (await recv_until(fast, "snapshot"))["seq"]
         await asyncio.sleep(0)  # the slow one got its snapshot into its buffers; it reads no more
+        room = live.services.hub.rooms[stream["id"]]
+        port = slow_sock.getsockname()[1]
+        [slow_sub] = await eventually(
+            lambda: [s for s in room.subscribers if s.conn.remote_address[1] == port],
+            "the slow one in the room")
         n = 1500
-        for i in range(n):
-            if i % 2 == 0:
-                await live.services.streams.pin(stream["id"], products[1]["id"])
-            else:
-                await live.services.streams.unpin(stream["id"], products[1]["id"])
+
+        async def pin_and_unpin() -> None:
+            for i in range(n):
+                if i % 2 == 0:
+                    await live.services.streams.pin(stream["id"], products[1]["id"])
+                else:
+                    await live.services.streams.unpin(stream["id"], products[1]["id"])
+
+        pins = asyncio.create_task(pin_and_unpin())
+        # Once closed it reads again: it gets its 4008 before the server gives up on it.
+        await eventually(lambda: slow_sub.conn.protocol.state is not State.OPEN,
+                         "the slow one closed")
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(20 * UNIT):
+                while True:
+                    await slow.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+        await pins
         seqs = []
         async with asyncio.timeout(20 * UNIT):
             while len(seqs) < n:
@@ -43,11 +63,6 @@ async def test_a_slow_viewer_is_closed_and_its_neighbour_gets_everything(live: L
                 if "seq" in message and message["type"] in ("pin", "unpin"):
                     seqs.append(message["seq"])
         assert seqs == list(range(first_seq + 1, first_seq + n + 1))  # no gap, no duplicate
-        with pytest.raises(ConnectionClosed) as closed:
-            async with asyncio.timeout(20 * UNIT):
-                while True:
-                    await slow.recv()
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
 
 
 async def test_message_flood_is_rate_limited_then_closed(live: Live) -> None:

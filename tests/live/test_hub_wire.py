@@ -1,13 +1,23 @@
-"""The hub's wire-level pieces: frames built once (the same bytes websockets would send)
-and the tick pause that keeps state frames from starving the loop."""
+"""The hub's wire-level pieces: frames built once (the same bytes websockets would send),
+snapshots in fragments, the tick pause that keeps state frames from starving the loop, and
+the snapshot shared by the sockets that join together."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import msgpack
+import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
+from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
-from live.protocol import Wire, ws_frame
+from live.protocol import (RateLimiter, Wire, encode, with_server_time, ws_continuations,
+                           ws_first_fragment, ws_frame)
 
 
 @settings(max_examples=300, deadline=None)
@@ -26,3 +36,62 @@ def test_ticks_take_at_most_their_share_of_the_loop() -> None:
     assert tick_pause(limits, 0.09) == pytest.approx(0.09)  # 10,000 sockets: 180 ms apart
     assert tick_pause(limits, 0.3) == pytest.approx(0.3)
     assert tick_pause(HubLimits(tick_s=0.1, tick_share=1.0), 0.3) == 0.0
+
+
+def _received(data: bytes) -> list[Frame]:
+    """The frames a websockets client parses out of `data` (it checks the fragment
+    sequence and the UTF-8 of text across fragments)."""
+    client = ClientProtocol(parse_uri("ws://hub/"), state=State.OPEN, max_size=None)
+    client.receive_data(data)
+    assert client.state is State.OPEN and not client.data_to_send(), client.close_exc
+    return [e for e in client.events_received() if isinstance(e, Frame)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=3000), st.integers(64, 1500), st.sampled_from(list(Wire)),
+       st.integers(0, 2**53))
+def test_a_snapshot_in_fragments_is_one_message_with_the_server_time(
+        text: str, size: int, wire: Wire, now_ms: int) -> None:
+    message = {"type": "snapshot", "seq": 3, "products": {"p": text}, "tray": list(range(20))}
+    payload = encode(message, wire)
+    head, rest = with_server_time(payload, wire, now_ms)
+    shared = ws_continuations(with_server_time(payload, wire, 0)[1], size)  # built once
+    assert bytes(rest) == payload[len(payload) - len(rest):]  # the shared bytes, not a copy
+    frames = _received(ws_first_fragment(head, wire) + b"".join(shared))
+    assert [f.opcode for f in frames] == [Opcode.TEXT if wire is Wire.JSON else Opcode.BINARY] + \
+        [Opcode.CONT] * (len(frames) - 1)
+    assert [f.fin for f in frames] == [False] * (len(frames) - 1) + [True]
+    assert frames[0].data == head and all(len(f.data) <= size for f in frames)
+    data = b"".join(f.data for f in frames)
+    decoded = orjson.loads(data) if wire is Wire.JSON else msgpack.unpackb(data)
+    assert decoded == {**message, "server_time_ms": now_ms}
+
+
+def test_a_bucket_is_idle_once_refilled() -> None:
+    bucket = RateLimiter(2.0, 4, now=0.0)
+    assert bucket.idle(0.0)
+    assert bucket.allow(0.0) and not bucket.idle(0.0)
+    assert not bucket.idle(0.4) and bucket.idle(0.5)
+
+
+async def test_joins_share_one_snapshot_until_an_event_or_its_age() -> None:
+    from live.hub import HubLimits, Room
+    room = Room("s", [], seq=5, limits=HubLimits(snapshot_reuse_s=1.0))
+    reads = []
+
+    async def read() -> dict[str, Any]:
+        reads.append(room.seq)
+        await asyncio.sleep(0)  # others join while it reads
+        return {"type": "snapshot", "seq": room.seq}
+
+    joins = await asyncio.gather(*(room.snapshot(Wire.JSON, 0.0, read) for _ in range(50)))
+    assert len(reads) == 1 and len({id(j) for j in joins}) == 1
+    assert orjson.loads(joins[0].payload) == {"type": "snapshot", "seq": 5}
+    assert (await room.snapshot(Wire.JSON, 1.0, read)) is joins[0]
+    assert len(reads) == 1
+    await room.snapshot(Wire.MSGPACK, 1.0, read)  # encoded once per wire
+    assert len(reads) == 2
+    room.seq = 6  # an event happened: a socket joining now would miss it
+    assert (await room.snapshot(Wire.JSON, 1.0, read)).seq == 6
+    assert (await room.snapshot(Wire.JSON, 2.5, read)) is not None  # too old
+    assert reads == [5, 5, 6, 6]
