@@ -16,7 +16,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.ids import new_link_code
-from checkout.keys import creator_links_key, link_key
+from checkout.store.keys import creator_links_key, link_key
 
 __all__ = ["Attribution", "AttributionSigner", "LinkStore"]
 

@@ -18,8 +18,8 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
-from checkout.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
-from checkout.scripts import SCRIPTS, load_all
+from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
+from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
 
 __all__ = ["Aggregator", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]

@@ -16,14 +16,14 @@ from typing import Any
 
 import orjson
 
-from checkout.batcher import CommandBatcher
+from checkout.store.batcher import CommandBatcher
 from checkout.ids import new_order_id
-from checkout.keys import idem_binding_key, product_keys
+from checkout.store.keys import idem_binding_key, product_keys
 from checkout.order_states import IllegalTransition, OrderState, OutOfTime, payment_word
 from checkout.orders import OUTBOX_MAXLEN, Order, OrderBook, order_from_fields
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, InvalidPaymentRequest,
                                PaymentError, PaymentGateway)
-from checkout.scripts import SCRIPTS
+from checkout.store.scripts import SCRIPTS
 
 __all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused"]
 

@@ -15,10 +15,10 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyResult, BuyService, KeyReused, Rejected
-from checkout.keys import cart_key, idem_binding_key
+from checkout.store.keys import cart_key, idem_binding_key
 from checkout.order_states import PENDING, IllegalTransition, OrderState, payment_word
 from checkout.orders import OrderBook
-from checkout.scripts import SCRIPTS, call_script
+from checkout.store.scripts import SCRIPTS, call_script
 
 __all__ = ["Cart", "CartItem", "MAX_CART_ITEMS", "CartFull", "CheckoutInProgress"]
 

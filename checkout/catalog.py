@@ -11,11 +11,11 @@ import redis.asyncio as redis
 from pydantic import Field, HttpUrl, StringConstraints
 
 from checkout.models import StrictModel
-from checkout.batcher import CommandBatcher
+from checkout.store.batcher import CommandBatcher
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, new_product_id
-from checkout.keys import ACTIVE_PRODUCTS, BRANDS, brand_products_key, product_keys
+from checkout.store.keys import ACTIVE_PRODUCTS, BRANDS, brand_products_key, product_keys
 from checkout.money import Currency
-from checkout.scripts import SCRIPTS
+from checkout.store.scripts import SCRIPTS
 
 __all__ = ["Catalog", "BrandIn", "ProductIn", "ProductPatch", "VariantIn", "StockChange",
            "CatalogError", "AUDIT_MAXLEN", "OUTBOX_GROUP"]

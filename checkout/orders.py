@@ -8,12 +8,12 @@ from typing import Any, Awaitable, Callable
 import orjson
 import redis.asyncio as redis
 
-from checkout.batcher import CommandBatcher
+from checkout.store.batcher import CommandBatcher
 from checkout.ids import OrderId, product_of_order
-from checkout.keys import product_keys
+from checkout.store.keys import product_keys
 from checkout.order_states import (DEADLINES, TRANSITIONS, IllegalTransition, OrderState,
                                    OutOfTime, StockEffect, rules_for)
-from checkout.scripts import SCRIPTS
+from checkout.store.scripts import SCRIPTS
 
 __all__ = ["Order", "OrderBook", "OUTBOX_MAXLEN", "order_from_fields"]
 

@@ -19,7 +19,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from checkout.catalog import OUTBOX_GROUP
-from checkout.keys import ACTIVE_PRODUCTS, agg_key, product_keys
+from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, product_keys
 from checkout.order_states import PENDING, OrderState
 from checkout.orders import Order, order_from_fields
 from checkout.payments import PaymentGateway, PaymentRecord

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from checkout.keys import agg_key
+from checkout.store.keys import agg_key
 
 __all__ = ["brand_report", "creator_earnings", "stream_stats"]
 

@@ -21,7 +21,7 @@ import time
 
 import redis.asyncio as redis
 
-from checkout.keys import ACTIVE_PRODUCTS, product_keys
+from checkout.store.keys import ACTIVE_PRODUCTS, product_keys
 from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, PaymentError,

@@ -10,7 +10,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyService, Rejected
-from checkout.keys import buyer_events_key, key_part, product_keys
+from checkout.store.keys import buyer_events_key, key_part, product_keys
 
 __all__ = ["Waitlist", "MAX_WAITLIST"]
 

@@ -9,8 +9,8 @@ import redis.asyncio as redis
 from pydantic import StringConstraints
 
 from checkout.models import StrictModel
-from checkout.batcher import CommandBatcher
-from checkout.keys import wallet_key
+from checkout.store.batcher import CommandBatcher
+from checkout.store.keys import wallet_key
 
 __all__ = ["WalletIn", "Address", "WalletStore", "mask_token"]
 

@@ -8,6 +8,8 @@ import asyncio
 import logging
 from pathlib import Path
 
+from loadtest.args import positive_int
+
 __all__ = ["add_args", "run", "add_loadtest_args", "run_loadtest"]
 
 _EXTRA_HINT = "the load generators need their extra: pip install 'livecart[loadtest]'"
@@ -17,13 +19,6 @@ def _fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError("a fraction between 0 and 1, e.g. 0.5")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 

@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from live.auth import Role, TokenAuthority
+from live.accounts.auth import Role, TokenAuthority
 from loadtest.fanout_fleet import (ViewerFleet, connect_viewers, measure_burst, merge_counts,
                                    pin_latency, total, type_delta)
 from loadtest.fanout_node import (Host, hub_port, log_errors, logged_events, py_spy, read_seq,

@@ -43,7 +43,7 @@ from websockets.protocol import State
 __all__ = ["BareServer", "main"]
 
 CONTROL_PATH = "/control"
-_MAX_FRAME_BYTES = 64 * 1024  # as live.protocol.MAX_FRAME_BYTES
+_MAX_FRAME_BYTES = 64 * 1024  # as live.hub.protocol.MAX_FRAME_BYTES
 _PING_S = 20.0  # as the hub's default ws_ping_interval_s
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from loadtest.cli import positive_int
+from loadtest.args import positive_int
 
 __all__ = ["add_fanout_args", "run_fanout_cli"]
 

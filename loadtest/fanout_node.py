@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from checkout.keys import stream_events_key, stream_seq_key
+from checkout.store.keys import stream_events_key, stream_seq_key
 from loadtest.http_client import (ConnectionFailed, HttpConnection, RequestTimeout,
                                   encode_request, run_requests)
 from loadtest.server_process import ServerProcess
@@ -78,7 +78,7 @@ def start_livecart(viewers: int, log_level: str | None) -> ServerProcess:
            "LIVECART_WS_NEW_PER_IP_S": "1000000", "LIVECART_WS_NEW_BURST_PER_IP": "1000000"}
     if log_level:
         env["LIVECART_LOG_LEVEL"] = log_level
-    server = ServerProcess([sys.executable, "-m", "live.cli", "serve", "--durability",
+    server = ServerProcess([sys.executable, "-m", "live.node.cli", "serve", "--durability",
                             "appendfsync"], name="livecart", env=env)
     server.secret = secret
     return server

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import orjson
 import redis.asyncio as redis
 
-from checkout.keys import product_keys
-from live.auth import Role, TokenAuthority
+from checkout.store.keys import product_keys
+from live.accounts.auth import Role, TokenAuthority
 from loadtest.http_client import Reply, encode_request, run_requests
 from loadtest.machine import machine_info, now_iso
 from loadtest.race import RaceResult, RaceSpec, run_race

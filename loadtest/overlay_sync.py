@@ -31,7 +31,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from live.auth import Role, TokenAuthority
+from live.accounts.auth import Role, TokenAuthority
 from loadtest.flash_sale import CREATOR, _Shop
 from loadtest.machine import machine_info, now_iso
 from loadtest.report import write_json

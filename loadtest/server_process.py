@@ -85,7 +85,7 @@ class ServerProcess:
         env = {"LIVECART_JWT_SECRET": secret, "LIVECART_WS_PORT": "0", **(settings or {})}
         if log_level:
             env["LIVECART_LOG_LEVEL"] = log_level
-        server = cls([sys.executable, "-m", "live.cli", "serve", "--durability", durability],
+        server = cls([sys.executable, "-m", "live.node.cli", "serve", "--durability", durability],
                      name="livecart", env=env, data_dir=data_dir, keep_data=keep_data)
         server.secret = secret
         return server

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import av
 import httpx
 
-from live.auth import Role, TokenAuthority
+from live.accounts.auth import Role, TokenAuthority
 from live.video.compat import restrict_ice_hosts
 from loadtest.fanout_node import log_errors
 from loadtest.fanout_probe import CpuWatch, cpu_seconds, rss_kib

@@ -1,22 +1,15 @@
-"""The pages people use, served by the node: viewer, host console, OBS source, brand
-dashboard, creator page. Plain ES modules and CSS from overlay/static (no build step);
-each page learns its hub URL and ids from <meta> tags and its token from the URL fragment
-(never sent to the server, so never in a log)."""
+"""The pages people use: viewer, host console, OBS source, brand dashboard, creator page.
+Plain ES modules and CSS from overlay/static (no build step); each page learns its hub URL
+and ids from <meta> tags and its token from the URL fragment (never sent to the server,
+so never in a log). This module renders them (no I/O beyond reading its own templates);
+live/web/overlay_pages.py serves them."""
 
 from __future__ import annotations
 
 from html import escape
 from importlib import resources
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
-
-from checkout.ids import is_valid_id
-from live.problems import Problem
-
-__all__ = ["page_routes", "PAGES"]
+__all__ = ["PAGES", "PATHS", "render", "content_security_policy", "static_dir"]
 
 # page name -> (path parameter, title)
 PAGES = {
@@ -26,8 +19,8 @@ PAGES = {
     "brand": ("brand", "Brand dashboard"),
     "creator": ("creator", "Creator"),
 }
-_PATHS = {"viewer": "/s/{stream}", "host": "/host/{stream}", "obs": "/obs/{stream}",
-          "brand": "/brand/{brand}", "creator": "/creator/{creator}"}
+PATHS = {"viewer": "/s/{stream}", "host": "/host/{stream}", "obs": "/obs/{stream}",
+         "brand": "/brand/{brand}", "creator": "/creator/{creator}"}
 
 
 # What every page's <head> holds, after its viewport: filled in before title, ws and target.
@@ -42,38 +35,22 @@ def _template(name: str) -> str:
     return resources.files("overlay").joinpath(f"templates/{name}.html").read_text("utf-8")
 
 
-def _ws_base(request: Request) -> str:
-    services = request.app.state.services
-    port = services.hub_port or services.settings.hub_port
-    scheme = "wss" if request.url.scheme == "https" else "ws"
-    return f"{scheme}://{request.url.hostname}:{port}"
+def render(name: str, target: str, ws: str) -> str:
+    """Page `name` for `target` (a stream, brand or creator id), talking to hub `ws`."""
+    _, title = PAGES[name]
+    return (_template(name)
+            .replace("{{head}}", _HEAD)
+            .replace("{{title}}", escape(title))
+            .replace("{{ws}}", escape(ws, quote=True))
+            .replace("{{target}}", escape(target, quote=True)))
 
 
-def _page_endpoint(name: str):  # type: ignore[no-untyped-def]
-    param, title = PAGES[name]
-
-    async def endpoint(request: Request) -> Response:
-        target = request.path_params[param]
-        if not is_valid_id(target):
-            raise Problem(404, "not-found", f"no such {param}")
-        ws = _ws_base(request)
-        body = (_template(name)
-                .replace("{{head}}", _HEAD)
-                .replace("{{title}}", escape(title))
-                .replace("{{ws}}", escape(ws, quote=True))
-                .replace("{{target}}", escape(target, quote=True)))
-        csp = ("default-src 'self'; img-src * data:; style-src 'self'; "
-               f"connect-src 'self' {ws}; media-src 'self' blob:; base-uri 'none'; "
-               "frame-ancestors *")
-        return HTMLResponse(body, headers={"Content-Security-Policy": csp,
-                                           "Referrer-Policy": "no-referrer",
-                                           "Cache-Control": "no-store"})
-
-    endpoint.__name__ = f"{name}_page"
-    return endpoint
+def content_security_policy(ws: str) -> str:
+    """Scripts and styles only from the node; the socket only to its hub."""
+    return ("default-src 'self'; img-src * data:; style-src 'self'; "
+            f"connect-src 'self' {ws}; media-src 'self' blob:; base-uri 'none'; "
+            "frame-ancestors *")
 
 
-def page_routes() -> list[Route | Mount]:
-    static = StaticFiles(directory=str(resources.files("overlay").joinpath("static")))
-    return [Route(path, _page_endpoint(name), methods=["GET"]) for name, path in _PATHS.items()] + [
-        Mount("/static", app=static, name="static")]
+def static_dir() -> str:
+    return str(resources.files("overlay").joinpath("static"))

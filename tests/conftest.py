@@ -16,12 +16,12 @@ import pytest
 import redis.asyncio as redis
 import uvicorn
 
-from live.app import create_app
-from live.auth import Role
-from live.http_server import server_config
-from live.services import Services
+from live.node.app import create_app
+from live.accounts.auth import Role
+from live.node.http_server import server_config
+from live.node.services import Services
 from live.settings import Settings
-from live.valkey_server import EmbeddedValkey
+from live.node.valkey_server import EmbeddedValkey
 
 UNIT = float(os.environ.get("LIVECART_TEST_TIME_UNIT", "1.0"))
 TEST_SECRET = "test-secret-" + "x" * 40

@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
-from live.app import build_api
-from live.problems import PROBLEM_BASE
+from live.node.app import build_api
+from live.web.problems import PROBLEM_BASE
 
 DOC = build_api().openapi()
 SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]

@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 
 from faultproxy import FaultProxy
-from live.valkey_server import EmbeddedValkey
+from live.node.valkey_server import EmbeddedValkey
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The OpenAPI document: valid OpenAPI 3.1, complete, and honest about errors.
 
-The document is built from the same declarations as the routes (live/api.py), so these
+The document is built from the same declarations as the routes (live/web/api.py), so these
 tests guard the builder: every /api/v1 route appears, every 4xx is a problem, the schemas
 resolve, and what the document says a call returns is what the server sends.
 """
@@ -25,8 +25,8 @@ from starlette.routing import Route
 from test_bad_input import body_schema_name, fill, headers_for, make_shop, valid_body
 
 from checkout.money import CURRENCIES
-from live.app import build_api, create_app
-from live.problems import PROBLEM_BASE
+from live.node.app import build_api, create_app
+from live.web.problems import PROBLEM_BASE
 from live.settings import Settings
 
 OPENAPI_URL = "/api/v1/openapi.json"

@@ -25,9 +25,9 @@ from conftest import TEST_SECRET, Live
 from jwt.warnings import InsecureKeyLengthWarning
 from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
-from live.app import build_api
-from live.auth import Role, TokenAuthority
-from live.problems import PROBLEM_BASE
+from live.node.app import build_api
+from live.accounts.auth import Role, TokenAuthority
+from live.web.problems import PROBLEM_BASE
 
 DOC = build_api().openapi()
 PROTECTED = sorted(

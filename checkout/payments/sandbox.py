@@ -55,7 +55,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from checkout.scripts import GATEWAY_SCRIPTS, Script, call_script
+from checkout.store.scripts import GATEWAY_SCRIPTS, Script, call_script
 
 from .gateway import (
     Authorization,

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from checkout.ids import is_valid_id
-from live.api import Api, Call, json_response, read_body
-from live.auth import Role
-from live.problems import Problem
+from live.web.api import Api, Call, json_response, read_body
+from live.accounts.auth import Role
+from live.web.problems import Problem
 from live.video.peers import ClientCapReached, PeerCapReached
 from live.video.sdp import MAX_SDP_BYTES, Role as SdpRole, SdpError, check_offer
 from live.video.service import VideoError

@@ -11,7 +11,7 @@ from typing import Literal
 
 from aiortc import RTCPeerConnection
 
-from live.protocol import RateLimiter
+from live.hub.protocol import RateLimiter
 
 __all__ = ["PeerRegistry", "Peer", "PeerCapReached", "ClientCapReached", "PeerRole"]
 

@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 from aiortc import RTCDataChannel, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 
-from live.hub import Hub
-from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState
-from live.streams import StreamStore
+from live.hub.rooms import Hub
+from live.streams.lifecycle import IllegalStreamMove, StreamAction, StreamState
+from live.streams.store import StreamStore
 from checkout.tasks import stop_task
 from live.video.encoder import VIDEO_CLOCK_RATE, SharedVideoEncoder, VideoFormat
 from live.video.compat import route_keyframe_requests, set_sender_encoder

@@ -9,7 +9,7 @@ from typing import Any, Callable, Literal
 import orjson
 from aiortc import RTCDataChannel
 
-from live.hub import Room
+from live.hub.rooms import Room
 from live.video.encoder import (VIDEO_CLOCK_RATE, FrameRelay, MediaClock, SharedAudioEncoder,
                                 SharedVideoEncoder, VideoFormat)
 from live.video.peers import Peer

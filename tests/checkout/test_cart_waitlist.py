@@ -11,7 +11,7 @@ from conftest import Live
 from shop import (buy, eventually, give_wallet, idem, make_brand, make_live_stream, make_product,
                   stock_of)
 
-from checkout.keys import buyer_events_key
+from checkout.store.keys import buyer_events_key
 
 
 async def add_to_cart(live: Live, buyer: str, product: str, stream: str | None = None,

@@ -15,7 +15,7 @@ import orjson
 from conftest import Live
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product, stock_of
 
-from checkout.keys import product_keys
+from checkout.store.keys import product_keys
 
 
 REGULAR = 5000

@@ -26,10 +26,10 @@ from faultproxy import FaultProxy
 from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
 
 from checkout.buy import BuyRequest
-from checkout.keys import product_keys
+from checkout.store.keys import product_keys
 from checkout.order_states import OrderState
-from checkout.scripts import Script
-from live.valkey_server import EmbeddedValkey
+from checkout.store.scripts import Script
+from live.node.valkey_server import EmbeddedValkey
 
 
 class ScriptDrops:

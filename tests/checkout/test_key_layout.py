@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product, stock_of
 
-from checkout import keys
+from checkout.store import keys
 from checkout.ids import ID_PATTERN
 
 # (name, builder, number of parts, the hash tag its parts put the key in)

@@ -20,7 +20,7 @@ import pytest
 from conftest import TEST_SECRET, UNIT, Live
 from shop import eventually, give_wallet, idem, make_brand, make_product, make_stream
 
-from checkout.keys import product_keys
+from checkout.store.keys import product_keys
 from checkout.order_states import OrderState
 from checkout.payments import SandboxConfig
 
@@ -225,7 +225,7 @@ async def test_reconciliation_reports_what_is_out_of_step(live: Live) -> None:
 
     env = {**os.environ, "LIVECART_JWT_SECRET": TEST_SECRET}
     doctor = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "live.cli", "doctor", "--url", live.url, "--json"],
+        subprocess.run, [sys.executable, "-m", "live.node.cli", "doctor", "--url", live.url, "--json"],
         capture_output=True, text=True, env=env, timeout=60 * UNIT)
     assert doctor.returncode == 1, doctor.stderr
     printed = orjson.loads(doctor.stdout)

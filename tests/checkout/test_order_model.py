@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 
 from checkout.buy import BuyRequest, Rejected
 from checkout.catalog import BrandIn, CatalogError, ProductIn, StockChange, VariantIn
-from checkout.keys import product_keys
+from checkout.store.keys import product_keys
 from checkout.order_states import (
     TERMINAL,
     PENDING,
@@ -50,8 +50,8 @@ from checkout.order_states import (
     next_state,
     rules_for,
 )
-from live.services import Services
-from live.valkey_server import EmbeddedValkey
+from live.node.services import Services
+from live.node.valkey_server import EmbeddedValkey
 
 S, E = OrderState, StockEffect
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Pure tests for live.auth: tokens, roles, header parsing, redaction, secret file."""
+"""Pure tests for live.accounts.auth: tokens, roles, header parsing, redaction, secret file."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from live.auth import (
+from live.accounts.auth import (
     AuthError,
     Forbidden,
     Principal,

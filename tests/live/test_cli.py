@@ -28,7 +28,7 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
     env = {**os.environ, "COLUMNS": "400"}
     env.pop("LIVECART_JWT_SECRET", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "live.cli", "serve", "--demo", "--port", str(port),
+        sys.executable, "-m", "live.node.cli", "serve", "--demo", "--port", str(port),
         "--ws-port", str(ws_port),
         "--data-dir", str(tmp_path / "data"), stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, env=env)
@@ -63,7 +63,7 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
             assert r.json()["order"]["state"] == "paid"
         # A fresh `livecart token` against the same data dir verifies on the server.
         minted = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "live.cli", "token", "brand", "acme", "--data-dir",
+            sys.executable, "-m", "live.node.cli", "token", "brand", "acme", "--data-dir",
             str(tmp_path / "data"), stdout=asyncio.subprocess.PIPE, env=env)
         token = (await minted.communicate())[0].decode().strip()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
@@ -85,7 +85,7 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
 async def _start_serve(data_dir: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
     """`livecart serve` on free ports; returns once uvicorn says it is running."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "live.cli", "serve", "--port", str(_free_port()),
+        sys.executable, "-m", "live.node.cli", "serve", "--port", str(_free_port()),
         "--ws-port", str(_free_port()), "--data-dir", str(data_dir),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)
     assert proc.stdout is not None
@@ -117,7 +117,7 @@ async def test_second_node_on_the_same_data_dir_refuses_and_writes_nothing(tmp_p
     try:
         conf = (data / "valkey" / "valkey.conf").read_bytes()
         second = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "live.cli", "serve", "--port", str(_free_port()),
+            sys.executable, "-m", "live.node.cli", "serve", "--port", str(_free_port()),
             "--ws-port", str(_free_port()), "--data-dir", str(data),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
         try:
@@ -134,7 +134,7 @@ async def test_second_node_on_the_same_data_dir_refuses_and_writes_nothing(tmp_p
         assert (data / "valkey" / "valkey.conf").read_bytes() == conf
         # Reading the secret while the node runs still works.
         minted = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "live.cli", "token", "buyer", "bob", "--data-dir", str(data),
+            sys.executable, "-m", "live.node.cli", "token", "buyer", "bob", "--data-dir", str(data),
             stdout=asyncio.subprocess.PIPE, env=env)
         assert (await minted.communicate())[0].count(b".") == 2 and minted.returncode == 0
     finally:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import UNIT, Live
-from live.problems import PROBLEM_BASE
+from live.web.problems import PROBLEM_BASE
 from shop import eventually
 
 SHORT = {"http_header_timeout_s": 0.2 * UNIT, "http_body_timeout_s": 0.2 * UNIT}

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from checkout.catalog import BrandIn
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
-from live.auth import Role
+from live.accounts.auth import Role
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product
 
 

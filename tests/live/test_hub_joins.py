@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.protocol import State
 
 from conftest import UNIT, Live
-from live.room_state import read_snapshot
+from live.hub.state import read_snapshot
 from shop import eventually, make_brand, make_live_stream, make_product
 from test_hub import recv_until, room_url
 
@@ -142,7 +142,7 @@ async def test_new_sockets_per_address_are_rate_limited_before_the_upgrade(live:
 
 
 def test_the_new_socket_rate_forgets_refilled_addresses_only() -> None:
-    from live.ws_server import HubServer, WsLimits
+    from live.hub.server import HubServer, WsLimits
     server = HubServer(None, allowed_origins=(), limits=WsLimits(new_per_ip_s=1.0,
                                                                  new_burst_per_ip=2))
     for i in range(9_999):

@@ -16,7 +16,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from live.protocol import (RateLimiter, Wire, encode, with_server_time, ws_continuations,
+from live.hub.protocol import (RateLimiter, Wire, encode, with_server_time, ws_continuations,
                            ws_first_fragment, ws_frame)
 
 
@@ -30,7 +30,7 @@ def test_ws_frame_matches_websockets(size: int, wire: Wire) -> None:
 
 
 def test_ticks_take_at_most_their_share_of_the_loop() -> None:
-    from live.hub import HubLimits, tick_pause
+    from live.hub.rooms import HubLimits, tick_pause
     limits = HubLimits(tick_s=0.1, tick_share=0.5)
     assert tick_pause(limits, 0.01) == pytest.approx(0.09)  # a small room: the usual period
     assert tick_pause(limits, 0.09) == pytest.approx(0.09)  # 10,000 sockets: 180 ms apart
@@ -75,7 +75,7 @@ def test_a_bucket_is_idle_once_refilled() -> None:
 
 
 async def test_joins_share_one_snapshot_until_an_event_or_its_age() -> None:
-    from live.hub import HubLimits, Room
+    from live.hub.rooms import HubLimits, Room
     room = Room("s", [], seq=5, limits=HubLimits(snapshot_reuse_s=1.0))
     reads = []
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from checkout.keys import stream_key
+from checkout.store.keys import stream_key
 from conftest import Live, make_settings
-from live.problems import PROBLEM_BASE
-from live.services import Services
-from live.valkey_check import ValkeyRequirementError
-from live.valkey_server import EmbeddedValkey
+from live.web.problems import PROBLEM_BASE
+from live.node.services import Services
+from live.node.valkey_check import ValkeyRequirementError
+from live.node.valkey_server import EmbeddedValkey
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product, make_stream
 
 

@@ -10,7 +10,7 @@ import pytest
 from checkout.order_states import (TERMINAL, TRANSITIONS, IllegalTransition, OrderState,
                                    StockEffect, next_state, rules_for)
 from live.settings import Settings
-from live.stream_lifecycle import IllegalStreamMove, StreamAction, StreamState, apply
+from live.streams.lifecycle import IllegalStreamMove, StreamAction, StreamState, apply
 
 
 def test_stream_lifecycle_table_is_exactly_the_legal_moves() -> None:

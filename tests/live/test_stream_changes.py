@@ -10,7 +10,7 @@ import orjson
 from conftest import Live
 from shop import make_brand, make_live_stream, make_product
 
-from checkout.keys import product_keys, stream_events_key
+from checkout.store.keys import product_keys, stream_events_key
 
 
 async def test_concurrent_pins_never_pass_the_cap_or_lose_an_event(live: Live) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from live.valkey_check import ServerInfo, ValkeyRequirementError, check_server, parse_version
-from live.valkey_server import EmbeddedValkey
+from live.node.valkey_check import ServerInfo, ValkeyRequirementError, check_server, parse_version
+from live.node.valkey_server import EmbeddedValkey
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 
-from live.valkey_server import DataDirInUse, EmbeddedValkey, ValkeyStartError
+from live.node.valkey_server import DataDirInUse, EmbeddedValkey, ValkeyStartError
 
 UNIT = float(os.environ.get("LIVECART_TEST_TIME_UNIT", "1.0"))  # CI can scale every timeout
 
@@ -148,7 +148,7 @@ async def test_supervisor_gives_up_after_too_many_restarts(tmp_path: Path) -> No
 
 _ORPHAN_SCRIPT = """
 import asyncio, sys, pathlib
-from live.valkey_server import EmbeddedValkey
+from live.node.valkey_server import EmbeddedValkey
 
 async def main():
     valkey = EmbeddedValkey(pathlib.Path(sys.argv[1]))

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from checkout.keys import (agg_key, product_keys, stream_events_key, stream_key, stream_likes_key,
+from checkout.store.keys import (agg_key, product_keys, stream_events_key, stream_key, stream_likes_key,
                            stream_seq_key, stream_viewers_key)
-from live.protocol import PROTOCOL_VERSION
+from live.hub.protocol import PROTOCOL_VERSION
 
 __all__ = ["read_snapshot", "read_states", "read_events_after", "sum_viewers", "TICKER_SHOWN"]
 

@@ -9,16 +9,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from checkout.catalog_api import PAGE, page_params
+from live.web.catalog_api import PAGE, page_params
 from checkout.ids import ID_PATTERN, is_valid_id
-from checkout.keys import agg_key
+from checkout.store.keys import agg_key
 from checkout.reconcile import reconcile
 from checkout.reports import brand_report, creator_earnings, stream_stats as read_stream_stats
 from checkout.models import StrictModel
-from live.api import Api, Call, json_response
-from live.auth import Role
-from live.problems import Problem
-from live.stream_api import can_promote
+from live.web.api import Api, Call, json_response
+from live.accounts.auth import Role
+from live.web.problems import Problem
+from live.web.stream_api import can_promote
 
 __all__ = ["register", "redirect_routes"]
 

@@ -4,17 +4,15 @@ only when something changed; each socket is checked for its brand/creator at the
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from checkout.keys import agg_key, stream_unique_viewers_key
+from checkout.store.keys import agg_key, stream_unique_viewers_key
 from checkout.reports import brand_report, creator_earnings
-from live.protocol import Wire, encode, wire_for_subprotocol
-
-if TYPE_CHECKING:
-    from live.ws_server import HubServer, Route
+from live.hub.protocol import Wire, encode, wire_for_subprotocol
+from live.hub.handshake import HubContext, Route
 
 __all__ = ["brand_feed", "creator_feed", "FEED_INTERVAL_S"]
 
@@ -40,7 +38,7 @@ async def _periodic(conn: ServerConnection, produce: Callable[[], Awaitable[dict
         return
 
 
-async def brand_feed(server: "HubServer", conn: ServerConnection, route: "Route") -> None:
+async def brand_feed(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
 
     async def produce() -> dict[str, Any]:
@@ -58,7 +56,7 @@ async def brand_feed(server: "HubServer", conn: ServerConnection, route: "Route"
     await _periodic(conn, produce, FEED_INTERVAL_S)
 
 
-async def creator_feed(server: "HubServer", conn: ServerConnection, route: "Route") -> None:
+async def creator_feed(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
 
     async def produce() -> dict[str, Any]:

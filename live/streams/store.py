@@ -17,10 +17,10 @@ from pydantic import Field, StringConstraints
 
 from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, new_stream_id
-from checkout.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
+from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
                            stream_events_key, stream_key, stream_seq_key)
-from checkout.scripts import SCRIPTS, call_script
-from live.stream_lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
+from checkout.store.scripts import SCRIPTS, call_script
+from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
 
 __all__ = ["StreamStore", "StreamIn", "DealIn", "PinIn", "LineupIn", "StreamError",
            "EVENTS_MAXLEN", "events_channel"]

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_args(sub)
     _token_args(sub)
-    from live.doctor import add_doctor_args, run_doctor
+    from live.node.doctor import add_doctor_args, run_doctor
     add_doctor_args(sub)
     plugins = _plugins()
     for plugin in plugins.values():
@@ -76,7 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from live.auth import Role, TokenAuthority, secret_from_env_or_file
+    from live.accounts.auth import Role, TokenAuthority, secret_from_env_or_file
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     authority = TokenAuthority(secret_from_env_or_file(settings.data_dir, settings.jwt_secret))
@@ -103,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("aioice", "aiortc"):  # several INFO lines per viewer connecting
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
-    from live.valkey_server import DataDirInUse
+    from live.node.valkey_server import DataDirInUse
     try:
         # uvicorn's loop="uvloop" only applies when uvicorn makes the loop; here we do.
         import uvloop
@@ -126,10 +126,10 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
     import uvicorn
     from rich.console import Console
 
-    from live.app import create_app
-    from live.auth import install_token_redaction
-    from live.http_server import server_config
-    from live.services import Services
+    from live.node.app import create_app
+    from live.accounts.auth import install_token_redaction
+    from live.node.http_server import server_config
+    from live.node.services import Services
 
     services = await Services.start(settings)
     console = Console()
@@ -149,7 +149,7 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
         console.print(f"  health   {base}/healthz   metrics {base}/metrics")
         console.print(f"  Valkey   {'embedded, data in ' + str(settings.data_dir) if services.valkey else settings.redis_url}")
         if settings.demo:
-            from live.demo import seed_demo
+            from live.node.demo import seed_demo
             demo = await seed_demo(services)
             t = demo.tokens
             console.print("[bold]Open[/] (the token rides in the URL fragment, never sent to the server):")

@@ -23,8 +23,8 @@ from starlette.routing import Route
 
 from checkout.ids import ID_PATTERN
 from checkout.models import StrictModel
-from live.auth import AuthError, Principal, Role, bearer_token
-from live.problems import PROBLEM_BASE, Problem
+from live.accounts.auth import AuthError, Principal, Role, bearer_token
+from live.web.problems import PROBLEM_BASE, Problem
 from live.settings import Settings
 
 __all__ = ["Api", "Call", "Capped", "IdStr", "Param", "json_response", "read_body", "read_json"]

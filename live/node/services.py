@@ -15,29 +15,30 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from checkout.affiliate import AttributionSigner, LinkStore
 from checkout.aggregator import Aggregator
-from checkout.batcher import CommandBatcher
+from checkout.store.batcher import CommandBatcher
 from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway, SandboxGateway
-from checkout.scripts import load_all
+from checkout.store.scripts import load_all
 from checkout.sweeper import ReservationSweeper
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
-from live.auth import TokenAuthority, secret_from_env_or_file
-from live.hub import Hub, HubLimits
-from live.metrics import Metrics
+from live.accounts.auth import TokenAuthority, secret_from_env_or_file
+from live.hub.rooms import Hub, HubLimits
+from live.node.metrics import Metrics
 from live.settings import Settings
-from live.streams import StreamStore
-from live.valkey_check import check_server
-from live.valkey_server import EmbeddedValkey
+from live.streams.store import StreamStore
+from live.node.valkey_check import check_server
+from live.node.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
 from live.video.compat import check as check_video_compat
 from live.video.compat import restrict_ice_hosts
 from live.video.metrics import VideoCollector
 from live.video.service import VideoLimits, VideoService
-from live.ws_server import HubServer, WsLimits
+from live.hub.handshake import WsLimits
+from live.hub.server import HubServer
 
 __all__ = ["Services", "connect"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
-from checkout.scripts import Script, load_all
+from checkout.store.scripts import Script, load_all
 from checkout.tasks import stop_task
 
 __all__ = ["CommandBatcher", "DurabilityError"]

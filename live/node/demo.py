@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, VariantIn
-from checkout.keys import brand_products_key
+from checkout.store.keys import brand_products_key
 from checkout.wallets import Address, WalletIn
-from live.auth import Role
-from live.services import Services
-from live.stream_lifecycle import StreamAction
-from live.streams import StreamIn
+from live.accounts.auth import Role
+from live.node.services import Services
+from live.streams.lifecycle import StreamAction
+from live.streams.store import StreamIn
 
 __all__ = ["seed_demo", "DemoInfo"]
 

@@ -10,9 +10,9 @@ from starlette.responses import Response
 from checkout.catalog import BrandIn, CatalogError, ProductIn, ProductPatch, StockChange
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.models import StrictModel
-from live.api import Api, Call, Capped, Param, json_response
-from live.auth import Role
-from live.problems import Problem
+from live.web.api import Api, Call, Capped, Param, json_response
+from live.accounts.auth import Role
+from live.web.problems import Problem
 
 __all__ = ["register", "owned_product", "page_params", "MAX_CURSOR", "LIMIT", "PAGE"]
 

@@ -30,7 +30,7 @@ def add_doctor_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run_doctor(args: argparse.Namespace, settings: Any) -> int:
-    from live.auth import Role, TokenAuthority, secret_from_env_or_file
+    from live.accounts.auth import Role, TokenAuthority, secret_from_env_or_file
     authority = TokenAuthority(secret_from_env_or_file(settings.data_dir, settings.jwt_secret))
     token = authority.mint(Role.OPERATOR, "doctor", ttl_s=_TOKEN_TTL_S)
     url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")

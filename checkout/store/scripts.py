@@ -2,8 +2,8 @@
 is loaded once per server and called by SHA, and loaded again after a NOSCRIPT (a Valkey
 restart empties its script cache).
 
-Two sets: the checkout's own (`checkout/scripts/*.lua`) and the sandbox gateway's
-(`checkout/payments/scripts/*.lua`, each after the set's `prelude.lua`).
+Two sets: the checkout's own (`checkout/store/lua/*.lua`) and the sandbox gateway's
+(`checkout/payments/lua/*.lua`, each after the set's `prelude.lua`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ class Script:
 
 
 def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> dict[str, Script]:
-    folder = resources.files("checkout").joinpath(folder_name)
+    folder = resources.files("checkout")
+    for part in folder_name.split("/"):
+        folder = folder.joinpath(part)
     head = folder.joinpath(f"{prelude}.lua").read_text("utf-8") if prelude else ""
     scripts = {}
     for name in names:
@@ -36,9 +38,9 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
 
 
 SCRIPTS: dict[str, Script] = _read_set(
-    "scripts", ("bind_key", "reserve", "transition", "stock", "apply", "stream", "offer_sync"))
+    "store/lua", ("bind_key", "reserve", "transition", "stock", "apply", "stream", "offer_sync"))
 GATEWAY_SCRIPTS: dict[str, Script] = _read_set(
-    "payments/scripts", ("authorize", "capture", "void", "refund"), prelude="prelude")
+    "payments/lua", ("authorize", "capture", "void", "refund"), prelude="prelude")
 
 
 async def load_all(client: redis.Redis) -> None:

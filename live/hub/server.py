@@ -18,7 +18,6 @@ import re
 import socket
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,11 +27,12 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from checkout.ids import is_valid_id
-from live.auth import AuthError, Principal
-from live.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS, CloseCode, RateLimiter
-from live.feeds import brand_feed, creator_feed
-from live.problems import PROBLEM_BASE
-from live.room_session import room_session
+from live.accounts.auth import AuthError, Principal
+from live.hub.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS, CloseCode, RateLimiter
+from live.hub.feeds import brand_feed, creator_feed
+from live.hub.handshake import Route, WsLimits
+from live.web.problems import PROBLEM_BASE
+from live.hub.session import room_session
 
 __all__ = ["HubServer", "WsLimits"]
 
@@ -45,32 +45,6 @@ _PATHS = {
     "brand": re.compile(r"^/ws/brands/([A-Za-z0-9_-]{1,64})/sales$"),
     "creator": re.compile(r"^/ws/creators/([A-Za-z0-9_-]{1,64})/earnings$"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """What the handshake established: which socket, who (if anyone), resume point."""
-
-    kind: str  # stream | brand | creator
-    target: str
-    principal: Principal | None
-    since: int | None
-    ip: str
-
-
-@dataclass(frozen=True, slots=True)
-class WsLimits:
-    max_per_ip: int = 1000
-    max_per_token: int = 10
-    new_per_ip_s: float = 20.0  # new sockets (handshakes) per second per address
-    new_burst_per_ip: int = 100
-    ping_interval_s: float = 20.0
-    ping_timeout_s: float = 20.0
-    message_rate: float = 20.0  # client messages per second, per socket
-    message_burst: int = 40
-    strikes_before_close: int = 20  # rate-limit error frames before RATE_LIMITED close
-    sndbuf_bytes: int | None = 64 * 1024  # bounds kernel memory per socket; backpressure shows sooner
-    open_timeout_s: float = 10.0  # TCP accept to the end of the handshake (half-sent ones)
 
 
 def _problem(status: int, kind: str, detail: str, *, retry_after_s: int | None = None) -> Response:

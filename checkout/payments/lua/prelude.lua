@@ -1,4 +1,4 @@
--- prelude.lua: put before every sandbox script by the loader (checkout/scripts.py).
+-- prelude.lua: put before every sandbox script by the loader (checkout/store/scripts.py).
 -- reply(outcome) returns {outcome, field1, value1, ...} with the record as it stands
 -- after the script; int(n) formats a Lua number as a plain integer (tostring would
 -- switch to exponent notation past 1e14).

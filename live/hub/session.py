@@ -5,23 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from checkout.keys import stream_unique_viewers_key
-from live.hub import Hub, Room, Subscriber, send_snapshot, write_frame
-from live.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
+from checkout.store.keys import stream_unique_viewers_key
+from live.hub.rooms import Hub, Room, Subscriber, send_snapshot, write_frame
+from live.hub.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
                            Unpin, Wire, decode_client, encode, encode_frame,
                            wire_for_subprotocol, ws_frame)
-from live.room_state import read_events_after, read_snapshot
-from live.stream_lifecycle import IllegalStreamMove, StreamAction
-from live.streams import DealIn, StreamError
-
-if TYPE_CHECKING:
-    from live.ws_server import HubServer, Route
+from live.hub.state import read_events_after, read_snapshot
+from live.streams.lifecycle import IllegalStreamMove, StreamAction
+from live.streams.store import DealIn, StreamError
+from live.hub.handshake import HubContext, Route
 
 __all__ = ["room_session"]
 
@@ -34,7 +32,7 @@ def _frame(raw_json: bytes, wire: Wire) -> bytes:
     return ws_frame(raw_json if wire is Wire.JSON else encode(orjson.loads(raw_json), wire), wire)
 
 
-async def room_session(server: "HubServer", conn: ServerConnection, route: "Route") -> None:
+async def room_session(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
     hub: Hub = services.hub
     stream = await services.streams.get(route.target)
@@ -61,7 +59,7 @@ async def room_session(server: "HubServer", conn: ServerConnection, route: "Rout
         await hub.leave(room, sub)
 
 
-async def _start(hub: Hub, room: Room, sub: Subscriber, route: "Route") -> bool:
+async def _start(hub: Hub, room: Room, sub: Subscriber, route: Route) -> bool:
     """Resume from `since` when the log still has it; otherwise a fresh snapshot. False if
     the socket is closing instead."""
     client = hub.client
@@ -92,7 +90,7 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, route: "Route") -> bool:
     return True
 
 
-async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, route: "Route",
+async def _serve_commands(server: HubContext, room: Room, sub: Subscriber, route: Route,
                           host: str) -> None:
     limits = server.limits
     limiter = RateLimiter(limits.message_rate, limits.message_burst, time.monotonic())
@@ -127,12 +125,12 @@ async def _serve_commands(server: "HubServer", room: Room, sub: Subscriber, rout
             _reply(sub, reply, server)
 
 
-def _reply(sub: Subscriber, message: dict[str, Any], server: "HubServer") -> None:
+def _reply(sub: Subscriber, message: dict[str, Any], server: HubContext) -> None:
     write_frame(sub, encode_frame(message, sub.wire), server.services.hub.limits,
                 droppable=False, now=time.monotonic())
 
 
-async def _dispatch(server: "HubServer", room: Room, route: "Route", host: str,
+async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
                     message: Any) -> dict[str, Any] | None:
     services = server.services
     if isinstance(message, Like):

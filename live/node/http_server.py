@@ -29,7 +29,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from live.problems import Problem
+from live.web.problems import Problem
 from live.settings import Settings
 
 __all__ = ["HttpLimits", "ReadLimitProtocol", "check_uvicorn", "server_config"]

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from checkout.ids import is_valid_id
 from checkout.money import format_money
-from live.problems import Problem
+from live.web.problems import Problem
 
 __all__ = ["page_routes"]
 

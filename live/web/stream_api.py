@@ -7,11 +7,11 @@ from typing import Any, Awaitable, Callable
 from starlette.responses import Response
 
 from checkout.ids import is_valid_id
-from live.api import Api, Call, json_response
-from live.auth import Role
-from live.problems import Problem
-from live.stream_lifecycle import IllegalStreamMove, StreamAction
-from live.streams import DealIn, LineupIn, PinIn, StreamError, StreamIn
+from live.web.api import Api, Call, json_response
+from live.accounts.auth import Role
+from live.web.problems import Problem
+from live.streams.lifecycle import IllegalStreamMove, StreamAction
+from live.streams.store import DealIn, LineupIn, PinIn, StreamError, StreamIn
 
 __all__ = ["register", "can_promote"]
 

@@ -11,17 +11,17 @@ from starlette.responses import Response
 
 from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
 from checkout.cart import CartFull, CheckoutInProgress
-from checkout.catalog_api import public_product
-from checkout.keys import buyer_orders_key
+from live.web.catalog_api import public_product
+from checkout.store.keys import buyer_orders_key
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, product_of_order
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
 from checkout.payments import PaymentError
 from checkout.wallets import WalletIn, WalletStore
 from checkout.models import StrictModel
-from live.api import Api, Call, Capped, Param, json_response
-from live.auth import Role
-from live.problems import Problem
+from live.web.api import Api, Call, Capped, Param, json_response
+from live.accounts.auth import Role
+from live.web.problems import Problem
 
 __all__ = ["register", "REJECTION_STATUS"]
 

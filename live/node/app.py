@@ -15,14 +15,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from checkout import buy_api, catalog_api, report_api
-from live import stream_api
-from live.api import Api, json_response
-from live.metrics import MetricsMiddleware, metrics_endpoint
-from live.pages import page_routes
-from overlay.pages import page_routes as overlay_page_routes
-from live.problems import Problem, install_problem_handlers
-from live.services import Services
+from live.web import buy_api, catalog_api, report_api, stream_api
+from live.web.api import Api, json_response
+from live.node.metrics import MetricsMiddleware, metrics_endpoint
+from live.web.pages import page_routes
+from live.web.overlay_pages import overlay_routes
+from live.web.problems import Problem, install_problem_handlers
+from live.node.services import Services
 from live.settings import Settings
 from live.video import http as video_http
 
@@ -79,7 +78,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *api.routes(settings),
         *report_api.redirect_routes(),
         *page_routes(),
-        *overlay_page_routes(),
+        *overlay_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])

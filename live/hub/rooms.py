@@ -26,11 +26,11 @@ import redis.asyncio as redis
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from checkout.keys import stream_likes_key, stream_seq_key, stream_viewers_key
-from live.protocol import (CloseCode, Wire, encode, encode_frame, with_server_time,
+from checkout.store.keys import stream_likes_key, stream_seq_key, stream_viewers_key
+from live.hub.protocol import (CloseCode, Wire, encode, encode_frame, with_server_time,
                            ws_continuations, ws_first_fragment, ws_frame)
-from live.room_state import read_events_after, read_states
-from live.streams import events_channel
+from live.hub.state import read_events_after, read_states
+from live.streams.store import events_channel
 from checkout.tasks import stop_task
 
 __all__ = ["Hub", "Room", "Subscriber", "HubLimits", "EncodedSnapshot", "send_snapshot"]

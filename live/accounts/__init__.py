@@ -1,0 +1,1 @@
+"""Who is asking: signed tokens, roles and principals."""

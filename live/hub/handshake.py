@@ -1,0 +1,45 @@
+"""What a hub socket's handshake established (`Route`), the hub server's limits, and what a
+socket's handler needs of the server (`HubContext`): the handlers (session.py, feeds.py)
+depend on this, not on the server that calls them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from live.accounts.auth import Principal
+
+__all__ = ["Route", "WsLimits", "HubContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the handshake established: which socket, who (if anyone), resume point."""
+
+    kind: str  # stream | brand | creator
+    target: str
+    principal: Principal | None
+    since: int | None
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class WsLimits:
+    max_per_ip: int = 1000
+    max_per_token: int = 10
+    new_per_ip_s: float = 20.0  # new sockets (handshakes) per second per address
+    new_burst_per_ip: int = 100
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    message_rate: float = 20.0  # client messages per second, per socket
+    message_burst: int = 40
+    strikes_before_close: int = 20  # rate-limit error frames before RATE_LIMITED close
+    sndbuf_bytes: int | None = 64 * 1024  # bounds kernel memory per socket; backpressure shows sooner
+    open_timeout_s: float = 10.0  # TCP accept to the end of the handshake (half-sent ones)
+
+
+class HubContext(Protocol):
+    """The server as a socket handler sees it."""
+
+    services: Any
+    limits: WsLimits

@@ -1,0 +1,1 @@
+"""The running node: assembly, the embedded Valkey, HTTP serving, metrics, the CLI."""

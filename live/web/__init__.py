@@ -1,0 +1,1 @@
+"""HTTP: the typed endpoint registry, problem+json, the API endpoints and the page routes."""

@@ -1,0 +1,45 @@
+"""Serving the overlay's pages (overlay/pages.py renders them) and their static files."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from checkout.ids import is_valid_id
+from live.web.problems import Problem
+from overlay.pages import PAGES, PATHS, content_security_policy, render, static_dir
+
+__all__ = ["overlay_routes"]
+
+
+def _ws_base(request: Request) -> str:
+    services = request.app.state.services
+    port = services.hub_port or services.settings.hub_port
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return f"{scheme}://{request.url.hostname}:{port}"
+
+
+def _page_endpoint(name: str) -> Callable[[Request], Awaitable[Response]]:
+    param, _ = PAGES[name]
+
+    async def endpoint(request: Request) -> Response:
+        target = request.path_params[param]
+        if not is_valid_id(target):
+            raise Problem(404, "not-found", f"no such {param}")
+        ws = _ws_base(request)
+        return HTMLResponse(render(name, target, ws), headers={
+            "Content-Security-Policy": content_security_policy(ws),
+            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+
+    endpoint.__name__ = f"{name}_page"
+    return endpoint
+
+
+def overlay_routes() -> list[Route | Mount]:
+    pages: list[Route | Mount] = [Route(path, _page_endpoint(name), methods=["GET"])
+                                  for name, path in PATHS.items()]
+    return [*pages, Mount("/static", app=StaticFiles(directory=static_dir()), name="static")]
