@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from checkout.store.batcher import CommandBatcher
+from checkout.errors import Refused
 from checkout.ids import new_order_id
 from checkout.store.keys import idem_binding_key, product_keys
 from checkout.order_states import IllegalTransition, OrderState, OutOfTime, payment_word
@@ -25,7 +26,7 @@ from checkout.payments import (GatewayTimeout, GatewayUnavailable, InvalidPaymen
                                PaymentError, PaymentGateway)
 from checkout.store.scripts import SCRIPTS
 
-__all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused"]
+__all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused", "REJECTION_STATUS"]
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +58,32 @@ class BuyResult:
     payment: str  # settled | pending | capture_pending | declined | expired | not_requested
 
 
-class Rejected(Exception):
+# How each buy-rule refusal answers (the problem `type` is the code with dashes).
+REJECTION_STATUS = {
+    "product_not_found": 404, "variant_not_found": 404, "product_unavailable": 409,
+    "not_offered": 409, "stream_not_live": 409, "deal_quantity_exceeded": 409,
+    "price_changed": 409, "limit_reached": 409, "sold_out": 409, "insufficient_stock": 409,
+    "order_missing": 404, "quantity_too_large": 422,
+}
+
+
+class Rejected(Refused):
     """The buy rules said no; `code` is the stable reason (sold_out, limit_reached, ...)."""
 
     def __init__(self, code: str, details: dict[str, Any]) -> None:
-        super().__init__(code)
+        super().__init__(REJECTION_STATUS.get(code, 409), code.replace("_", "-"),
+                         code.replace("_", " "), **details)
         self.code = code
         self.details = details
 
 
-class KeyReused(Exception):
+class KeyReused(Refused):
     """The Idempotency-Key was already used for a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(422, "idempotency-key-reused",
+                         "this Idempotency-Key was used for a different request")
+        self.key = key
 
 
 class BuyService:

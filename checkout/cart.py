@@ -15,6 +15,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyResult, BuyService, KeyReused, Rejected
+from checkout.errors import Refused
 from checkout.store.keys import cart_key, idem_binding_key
 from checkout.order_states import PENDING, IllegalTransition, OrderState, payment_word
 from checkout.orders import OrderBook
@@ -25,12 +26,17 @@ __all__ = ["Cart", "CartItem", "MAX_CART_ITEMS", "CartFull", "CheckoutInProgress
 MAX_CART_ITEMS = 20
 
 
-class CartFull(Exception):
-    pass
+class CartFull(Refused):
+    def __init__(self) -> None:
+        super().__init__(409, "cart-full", f"a cart holds at most {MAX_CART_ITEMS} items")
 
 
-class CheckoutInProgress(Exception):
+class CheckoutInProgress(Refused):
     """The item's hold is being paid right now: it can't be removed mid-payment."""
+
+    def __init__(self) -> None:
+        super().__init__(409, "checkout-in-progress",
+                         "this item is being paid for right now; its order decides")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,7 @@ class Cart:
         if existing is not None:
             return _item(orjson.loads(existing))
         if await self._client.hlen(cart_key(buyer)) >= MAX_CART_ITEMS:
-            raise CartFull(f"a cart holds at most {MAX_CART_ITEMS} items")
+            raise CartFull()
         order_id = ""
         if mode == "cart_hold":
             result = await self._buys.reserve(BuyRequest(
@@ -116,7 +122,7 @@ class Cart:
                 await self._orders.transition(order_id, OrderState.CANCELLED, "removed_from_cart")
             except IllegalTransition as exc:
                 if exc.current == OrderState.PAYING:
-                    raise CheckoutInProgress(order_id) from None
+                    raise CheckoutInProgress() from None
                 # expired, paid, cancelled already: nothing to give back here
             except KeyError:
                 pass

@@ -10,6 +10,7 @@ import orjson
 import redis.asyncio as redis
 from pydantic import Field, HttpUrl, StringConstraints
 
+from checkout.errors import Refused
 from checkout.models import StrictModel
 from checkout.store.batcher import CommandBatcher
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, new_product_id
@@ -80,10 +81,8 @@ class StockChange(StrictModel):
     operation_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)] | None = None
 
 
-class CatalogError(Exception):
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.kind, self.detail = status, kind, detail
+class CatalogError(Refused):
+    """The catalog refuses a change (unknown brand, duplicate variant, negative stock...)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from checkout.errors import Refused
+
 __all__ = ["OrderState", "StockEffect", "Deadline", "TRANSITIONS", "VOID_OWED", "DEADLINES",
            "PENDING", "rules_for", "IllegalTransition", "OutOfTime", "next_state", "TERMINAL",
            "payment_word"]
@@ -79,9 +81,10 @@ _PAYMENT_WORDS: dict[OrderState, str] = {
 }
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(Refused):
     def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"an order in state {current!r} cannot become {target!r}")
+        super().__init__(409, "illegal-transition",
+                         f"an order in state {current!r} cannot become {target!r}")
         self.current = current
         self.target = target
 

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from checkout.errors import LivecartError
+
 __all__ = ["Thresholds", "initial", "reduce", "view", "Resync", "TICKER_KEPT"]
 
 TICKER_KEPT = 10
@@ -27,7 +29,7 @@ class Thresholds:
     only_left_at: int = 3
 
 
-class Resync(Exception):
+class Resync(LivecartError):
     """An event skipped a seq: the client must resume (`since`) or take a new snapshot."""
 
 

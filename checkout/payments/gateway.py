@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
 
+from checkout.errors import LivecartError
+
 __all__ = [
     "Authorization",
     "Capture",
@@ -141,7 +143,7 @@ class PaymentRecord:
     refunded_minor: int = 0
 
 
-class PaymentError(Exception):
+class PaymentError(LivecartError):
     """Base of every payment gateway error.
 
     ``retry_same_order`` says whether retrying with the same order id is the

@@ -14,6 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
+from checkout.errors import LivecartError
 from checkout.store.scripts import Script, load_all
 from checkout.tasks import stop_task
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 _Item = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
 
-class DurabilityError(Exception):
+class DurabilityError(LivecartError):
     """WAITAOF did not confirm the fsync: the batch's writes are not acknowledged."""
 
 

@@ -24,6 +24,8 @@ from typing import Any, Final
 import jwt
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
+from checkout.errors import LivecartError
+
 __all__ = [
     "ALGORITHM",
     "MIN_SECRET_BYTES",
@@ -64,7 +66,7 @@ class Role(StrEnum):
     BUYER = "buyer"
 
 
-class AuthError(Exception):
+class AuthError(LivecartError):
     """The caller could not be authenticated (maps to HTTP 401).
 
     ``reason`` is one of ``missing_token``, ``malformed_token``,
@@ -77,7 +79,7 @@ class AuthError(Exception):
         self.reason = reason
 
 
-class Forbidden(Exception):
+class Forbidden(LivecartError):
     """The caller is known but may not do this (maps to HTTP 403)."""
 
     def __init__(self, reason: str) -> None:

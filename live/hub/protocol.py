@@ -15,6 +15,8 @@ from typing import Any
 import msgpack
 import orjson
 
+from checkout.errors import LivecartError
+
 __all__ = [
     "PROTOCOL_VERSION", "Wire", "SUBPROTOCOLS", "CloseCode", "ProtocolError", "MAX_FRAME_BYTES",
     "Like", "Pin", "Unpin", "StartDeal", "EndStream", "ClientMessage", "decode_client",
@@ -55,7 +57,7 @@ class CloseCode(IntEnum):
                         CloseCode.TOO_MANY_CONNECTIONS, CloseCode.RATE_LIMITED)
 
 
-class ProtocolError(Exception):
+class ProtocolError(LivecartError):
     """The peer broke the protocol. `fatal` errors close the socket with `code`; the others
     are answered with an error frame and the connection carries on."""
 

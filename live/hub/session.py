@@ -11,14 +11,15 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from checkout.errors import Refused
 from checkout.store.keys import stream_unique_viewers_key
 from live.hub.rooms import Hub, Room, Subscriber, send_snapshot, write_frame
 from live.hub.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
                            Unpin, Wire, decode_client, encode, encode_frame,
                            wire_for_subprotocol, ws_frame)
 from live.hub.state import read_events_after, read_snapshot
-from live.streams.lifecycle import IllegalStreamMove, StreamAction
-from live.streams.store import DealIn, StreamError
+from live.streams.lifecycle import StreamAction
+from live.streams.store import DealIn
 from live.hub.handshake import HubContext, Route
 
 __all__ = ["room_session"]
@@ -156,8 +157,6 @@ async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
                     product)
             case EndStream():
                 await services.streams.act(room.stream_id, StreamAction.END)
-    except StreamError as exc:
+    except Refused as exc:  # the stream's rules said no: an error frame, the socket stays
         raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
-    except IllegalStreamMove as exc:
-        raise ProtocolError("illegal-stream-move", str(exc), ref=message.ref) from None
     return {"type": "ack", "ref": message.ref}

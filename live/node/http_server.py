@@ -29,7 +29,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from live.web.problems import Problem
+from live.web.problems import Problem, problem_body
 from live.settings import Settings
 
 __all__ = ["HttpLimits", "ReadLimitProtocol", "check_uvicorn", "server_config"]
@@ -144,7 +144,7 @@ class ReadLimitProtocol(HttpToolsProtocol):
         self._disarm()
         self._phase = "idle"
         if self.cycle is None or self.cycle.response_complete:
-            body = orjson.dumps(Problem(status, kind, detail).body())
+            body = orjson.dumps(problem_body(Problem(status, kind, detail)))
             head = [STATUS_LINE[status]]
             head += [b"%s: %s\r\n" % pair for pair in self.server_state.default_headers]
             head += [b"content-type: application/problem+json\r\n",

@@ -17,6 +17,8 @@ from typing import Any
 import redis.asyncio
 from redis.exceptions import ResponseError
 
+from checkout.errors import LivecartError
+
 __all__ = ["ServerInfo", "ValkeyRequirementError", "check_server", "MIN_VERSION", "parse_version"]
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ MIN_VERSION: tuple[int, int, int] = (7, 2, 0)
 _UNKNOWN = "unknown"
 
 
-class ValkeyRequirementError(RuntimeError):
+class ValkeyRequirementError(LivecartError, RuntimeError):
     """The server is reachable but misconfigured; the message says what to change."""
 
 

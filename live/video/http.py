@@ -21,7 +21,6 @@ from live.accounts.auth import Role
 from live.web.problems import Problem
 from live.video.peers import ClientCapReached, PeerCapReached
 from live.video.sdp import MAX_SDP_BYTES, Role as SdpRole, SdpError, check_offer
-from live.video.service import VideoError
 
 __all__ = ["register"]
 
@@ -66,8 +65,6 @@ async def _negotiate(coro: Any) -> Any:
         raise Problem(503, "at-capacity", str(exc), headers={"Retry-After": "5"}) from None
     except ClientCapReached as exc:
         raise Problem(429, "too-many-sessions", str(exc), headers={"Retry-After": "5"}) from None
-    except VideoError as exc:
-        raise Problem(exc.status, exc.kind, exc.detail) from None
     except (ValueError, LookupError, AttributeError, InternalError, InvalidAccessError,
             InvalidStateError, OperationError) as exc:
         # aiortc's refusals of well-formed but unusable SDP (no common codec, bad attributes)

@@ -11,6 +11,7 @@ from typing import Literal
 
 from aiortc import RTCPeerConnection
 
+from checkout.errors import LivecartError
 from live.hub.protocol import RateLimiter
 
 __all__ = ["PeerRegistry", "Peer", "PeerCapReached", "ClientCapReached", "PeerRole"]
@@ -22,11 +23,11 @@ _MAX_BUCKETS = 10_000  # addresses remembered for the new-session rate
 PeerRole = Literal["publisher", "viewer"]
 
 
-class PeerCapReached(Exception):
+class PeerCapReached(LivecartError):
     """The process holds its maximum of peers; the client should try later (503)."""
 
 
-class ClientCapReached(Exception):
+class ClientCapReached(LivecartError):
     """One client address holds its maximum of peers, or asks for new ones too fast (429)."""
 
 

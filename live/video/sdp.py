@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from checkout.errors import LivecartError
+
 __all__ = ["Role", "OfferSummary", "SdpError", "check_offer", "MAX_SDP_BYTES", "MAX_MEDIA_SECTIONS"]
 
 MAX_SDP_BYTES = 32 * 1024  # a browser offer with audio, video and data is 4-8 KiB
@@ -28,7 +30,7 @@ class Role(StrEnum):
     VIEWER = "viewer"  # WHEP: the offer receives media from us
 
 
-class SdpError(ValueError):
+class SdpError(LivecartError, ValueError):
     """The offer cannot be used; the message is meant for the client."""
 
 

@@ -23,6 +23,7 @@ from aiortc import RTCDataChannel, RTCRtpReceiver, RTCRtpSender, RTCSessionDescr
 from live.hub.rooms import Hub
 from live.streams.lifecycle import IllegalStreamMove, StreamAction, StreamState
 from live.streams.store import StreamStore
+from checkout.errors import Refused
 from checkout.tasks import stop_task
 from live.video.encoder import VIDEO_CLOCK_RATE, SharedVideoEncoder, VideoFormat
 from live.video.compat import route_keyframe_requests, set_sender_encoder
@@ -48,10 +49,8 @@ class VideoLimits:
     max_data_channel_buffer: int = 256 * 1024  # overlay messages to a stuck viewer are dropped
 
 
-class VideoError(Exception):
-    def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.kind, self.detail = status, kind, detail
+class VideoError(Refused):
+    """A WHIP/WHEP request the video rules refuse (no video, a publisher already there...)."""
 
 
 class VideoService:

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
-from checkout.buy import BuyRequest, BuyResult, KeyReused, Rejected
-from checkout.cart import CartFull, CheckoutInProgress
+from checkout.buy import BuyRequest, BuyResult, Rejected
 from live.web.catalog_api import public_product
 from checkout.store.keys import buyer_orders_key
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, product_of_order
@@ -21,9 +20,9 @@ from checkout.wallets import WalletIn, WalletStore
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
 from live.accounts.auth import Role
-from live.web.problems import Problem
+from live.web.problems import Problem, problem_response
 
-__all__ = ["register", "REJECTION_STATUS"]
+__all__ = ["register"]
 
 IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 log = logging.getLogger(__name__)
@@ -33,15 +32,6 @@ ORDER = Param("order", "path", Annotated[str, StringConstraints(
     min_length=3, max_length=97, pattern=ORDER_ID_PATTERN)])
 # Per buy, and per cart line (each is bought on its own at checkout).
 Quantity = Annotated[int, Field(ge=1, le=1000), Capped("max_quantity_per_buy")]
-
-# How each buy-rule refusal maps to HTTP (the `type` is the code with dashes).
-REJECTION_STATUS = {
-    "product_not_found": 404, "variant_not_found": 404, "product_unavailable": 409,
-    "not_offered": 409, "stream_not_live": 409, "deal_quantity_exceeded": 409,
-    "price_changed": 409, "limit_reached": 409, "sold_out": 409, "insufficient_stock": 409,
-    "order_missing": 404, "quantity_too_large": 422,
-}
-
 
 
 class BuyIn(StrictModel):
@@ -66,11 +56,6 @@ class WaitlistIn(StrictModel):
 
 class RefundIn(StrictModel):
     amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
-
-
-def rejection(exc: Rejected) -> Problem:
-    status = REJECTION_STATUS.get(exc.code, 409)
-    return Problem(status, exc.code.replace("_", "-"), exc.code.replace("_", " "), **exc.details)
 
 
 async def require_wallet(call: Call[Any], buyer: str) -> dict[str, Any]:
@@ -137,10 +122,7 @@ def register(api: Api) -> None:
         except Rejected as exc:
             # Answered directly: a sold-out storm should not pay for exception handling.
             call.services.metrics.buys.labels(exc.code).inc()
-            return rejection(exc).as_response()
-        except KeyReused:
-            raise Problem(422, "idempotency-key-reused",
-                          "this Idempotency-Key was used for a different request") from None
+            return problem_response(exc)
         return buy_response(call, result)
 
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
@@ -219,17 +201,9 @@ def register(api: Api) -> None:
             if stream is None:
                 raise Problem(404, "not-found", "no such stream")
             mode = stream["purchase_mode"]
-        try:
-            item = await call.services.cart.add(
-                buyer_id, body.stream_id or "", body.product_id, body.variant, body.quantity,
-                mode=mode, idempotency_key=key, payment_token="")
-        except Rejected as exc:
-            raise rejection(exc) from None
-        except KeyReused:
-            raise Problem(422, "idempotency-key-reused",
-                          "this Idempotency-Key was used for a different request") from None
-        except CartFull as exc:
-            raise Problem(409, "cart-full", str(exc)) from None
+        item = await call.services.cart.add(
+            buyer_id, body.stream_id or "", body.product_id, body.variant, body.quantity,
+            mode=mode, idempotency_key=key, payment_token="")
         return json_response(item.public(), 201)
 
     @api.endpoint("GET", "/cart", summary="The buyer's cart", tag="cart", roles=buyer)
@@ -240,12 +214,8 @@ def register(api: Api) -> None:
     @api.endpoint("DELETE", "/cart/items/{item}", summary="Remove a cart item (releases a hold)",
                   tag="cart", roles=buyer, status=204)
     async def remove_cart_item(call: Call[Any]) -> Response:
-        try:
-            removed = await call.services.cart.remove(call.need_principal().subject,
-                                                      call.param("item"))
-        except CheckoutInProgress:
-            raise Problem(409, "checkout-in-progress",
-                          "this item is being paid for right now; its order decides") from None
+        removed = await call.services.cart.remove(call.need_principal().subject,
+                                                  call.param("item"))
         if not removed:
             raise Problem(404, "not-found", "no such cart item")
         return Response(status_code=204)

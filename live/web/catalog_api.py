@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
-from checkout.catalog import BrandIn, CatalogError, ProductIn, ProductPatch, StockChange
+from checkout.catalog import BrandIn, ProductIn, ProductPatch, StockChange
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
@@ -24,10 +24,6 @@ PAGE = (CURSOR, LIMIT)
 
 class InviteIn(StrictModel):
     creator_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-
-
-def catalog_problem(exc: CatalogError) -> Problem:
-    return Problem(exc.status, exc.kind, exc.detail)
 
 
 async def owned_product(call: Call[Any], product_id: str) -> dict[str, Any]:
@@ -63,10 +59,7 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/brands", summary="Create a brand", tag="catalog", body=BrandIn,
                   roles=(Role.OPERATOR,), status=201)
     async def create_brand(call: Call[BrandIn]) -> Response:
-        try:
-            return json_response(await call.services.catalog.create_brand(call.body), 201)
-        except CatalogError as exc:
-            raise catalog_problem(exc) from None
+        return json_response(await call.services.catalog.create_brand(call.body), 201)
 
     @api.endpoint("GET", "/brands/{brand}", summary="A brand's public profile", tag="catalog")
     async def get_brand(call: Call[Any]) -> Response:
@@ -90,10 +83,7 @@ def register(api: Api) -> None:
     async def create_product(call: Call[ProductIn]) -> Response:
         brand_id = call.param("brand")
         _check_brand(call, brand_id)
-        try:
-            product = await call.services.catalog.create_product(brand_id, call.body)
-        except CatalogError as exc:
-            raise catalog_problem(exc) from None
+        product = await call.services.catalog.create_product(brand_id, call.body)
         return json_response(product, 201)
 
     @api.endpoint("GET", "/products/{product}", summary="A product with live stock", tag="catalog")
@@ -107,10 +97,7 @@ def register(api: Api) -> None:
                   body=ProductPatch, roles=brand_roles)
     async def update_product(call: Call[ProductPatch]) -> Response:
         product = await owned_product(call, call.param("product"))
-        try:
-            return json_response(await call.services.catalog.update_product(product["id"], call.body))
-        except CatalogError as exc:
-            raise catalog_problem(exc) from None
+        return json_response(await call.services.catalog.update_product(product["id"], call.body))
 
     @api.endpoint("POST", "/products/{product}/archive", summary="Archive a product (no more sales)",
                   tag="catalog", roles=brand_roles)
@@ -125,11 +112,8 @@ def register(api: Api) -> None:
         product = await owned_product(call, call.param("product"))
         variant = call.param("variant")
         principal = call.need_principal()
-        try:
-            result = await call.services.catalog.change_stock(
-                product["id"], variant, call.body, who=f"{principal.role}:{principal.subject}")
-        except CatalogError as exc:
-            raise catalog_problem(exc) from None
+        result = await call.services.catalog.change_stock(
+            product["id"], variant, call.body, who=f"{principal.role}:{principal.subject}")
         holds = []
         if result["delta"] > 0:
             holds = await call.services.waitlist.serve(product["id"], variant)

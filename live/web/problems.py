@@ -6,42 +6,45 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
+
+from checkout.errors import Refused
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["Problem", "problem_response", "install_problem_handlers", "PROBLEM_BASE"]
+__all__ = ["Problem", "problem_response", "problem_body", "install_problem_handlers", "PROBLEM_BASE"]
 
 PROBLEM_BASE = "https://livecart.dev/problems/"
 _CONTENT_TYPE = "application/problem+json"
 
 
-class Problem(Exception):
-    """An error meant for the client. `kind` becomes the stable `type` URI's last segment."""
+class Problem(Refused):
+    """A refusal raised by the web layer itself, with response headers if it needs any.
+    Every `Refused` (checkout/errors.py), this one included, is answered the same way."""
 
     def __init__(self, status: int, kind: str, detail: str = "", *,
                  headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(detail or kind)
-        self.status = status
-        self.kind = kind
-        self.detail = detail
+        super().__init__(status, kind, detail, **extra)
         self.headers = headers
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "type": PROBLEM_BASE + self.kind,
-            "title": self.kind.replace("-", " ").capitalize(),
-            "status": self.status,
-            "detail": self.detail,
-            **self.extra,
-        }
 
     def as_response(self, headers: dict[str, str] | None = None) -> Response:
         return problem_response(self, {**(self.headers or {}), **(headers or {})})
 
 
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(problem.body()), status_code=problem.status,
+def problem_body(refused: Refused) -> dict[str, Any]:
+    return {
+        "type": PROBLEM_BASE + refused.kind,
+        "title": refused.kind.replace("-", " ").capitalize(),
+        "status": refused.status,
+        "detail": refused.detail,
+        **refused.extra,
+    }
+
+
+def problem_response(refused: Refused, headers: dict[str, str] | None = None) -> Response:
+    """The problem+json answer to any refusal."""
+    if headers is None:
+        headers = getattr(refused, "headers", None)
+    return Response(orjson.dumps(problem_body(refused)), status_code=refused.status,
                     media_type=_CONTENT_TYPE, headers=headers)
 
 
@@ -52,9 +55,9 @@ _STATUS_KINDS = {
 }
 
 
-async def _on_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Problem)
-    return exc.as_response()
+async def _on_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return problem_response(exc)
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
@@ -64,5 +67,5 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 def install_problem_handlers(app: Any) -> None:
-    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(Refused, _on_refused)
     app.add_exception_handler(HTTPException, _on_http_exception)

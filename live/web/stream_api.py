@@ -10,14 +10,10 @@ from checkout.ids import is_valid_id
 from live.web.api import Api, Call, json_response
 from live.accounts.auth import Role
 from live.web.problems import Problem
-from live.streams.lifecycle import IllegalStreamMove, StreamAction
-from live.streams.store import DealIn, LineupIn, PinIn, StreamError, StreamIn
+from live.streams.lifecycle import StreamAction
+from live.streams.store import DealIn, LineupIn, PinIn, StreamIn
 
 __all__ = ["register", "can_promote"]
-
-
-def _problem(exc: StreamError) -> Problem:
-    return Problem(exc.status, exc.kind, exc.detail)
 
 
 async def can_promote(call: Call[Any], creator: str, product_id: str) -> dict[str, Any]:
@@ -75,20 +71,14 @@ def register(api: Api) -> None:
     async def set_lineup(call: Call[LineupIn]) -> Response:
         stream = await _hosted(call)
         check = _lineup_check(call, stream["creator_id"])
-        try:
-            return json_response(await call.services.streams.set_lineup(
-                stream["id"], call.body.lineup, check))
-        except StreamError as exc:
-            raise _problem(exc) from None
+        return json_response(await call.services.streams.set_lineup(
+            stream["id"], call.body.lineup, check))
 
     @api.endpoint("POST", "/streams/{stream}/pins", summary="Pin a lineup product (at most 3)",
                   tag="streams", body=PinIn, roles=host)
     async def pin(call: Call[PinIn]) -> Response:
         stream = await _hosted(call)
-        try:
-            return json_response(await call.services.streams.pin(stream["id"], call.body.product_id))
-        except StreamError as exc:
-            raise _problem(exc) from None
+        return json_response(await call.services.streams.pin(stream["id"], call.body.product_id))
 
     @api.endpoint("DELETE", "/streams/{stream}/pins/{product}", summary="Unpin a product",
                   tag="streams", roles=host)
@@ -96,10 +86,7 @@ def register(api: Api) -> None:
         stream = await _hosted(call)
         if not is_valid_id(call.param("product")):
             raise Problem(404, "not-found", "no such product")
-        try:
-            return json_response(await call.services.streams.unpin(stream["id"], call.param("product")))
-        except StreamError as exc:
-            raise _problem(exc) from None
+        return json_response(await call.services.streams.unpin(stream["id"], call.param("product")))
 
     @api.endpoint("POST", "/streams/{stream}/deals",
                   summary="Start a flash deal: price, quantity cap, per-buyer limit, countdown",
@@ -109,31 +96,22 @@ def register(api: Api) -> None:
         product = await call.services.catalog.product(call.body.product_id)
         if product is None:
             raise Problem(404, "not-found", "no such product")
-        try:
-            deal = await call.services.streams.start_deal(stream["id"], call.body,
-                                                          product)
-        except StreamError as exc:
-            raise _problem(exc) from None
+        deal = await call.services.streams.start_deal(stream["id"], call.body,
+                                                      product)
         return json_response(deal, 201)
 
     @api.endpoint("DELETE", "/streams/{stream}/deals/{product}", summary="End a flash deal early",
                   tag="streams", roles=host, status=204)
     async def end_deal(call: Call[Any]) -> Response:
         stream = await _hosted(call)
-        try:
-            await call.services.streams.end_deal(stream["id"], call.param("product"))
-        except StreamError as exc:
-            raise _problem(exc) from None
+        await call.services.streams.end_deal(stream["id"], call.param("product"))
         return Response(status_code=204)
 
 
 def _register_action(api: Api, action: StreamAction, path: str, roles: tuple[Role, ...]) -> None:
     async def handler(call: Call[Any]) -> Response:
         stream = await _hosted(call)
-        try:
-            return json_response(await call.services.streams.act(stream["id"], action))
-        except IllegalStreamMove as exc:
-            raise Problem(409, "illegal-stream-move", str(exc)) from None
+        return json_response(await call.services.streams.act(stream["id"], action))
 
     handler.__name__ = f"stream_{path}"
     api.endpoint("POST", f"/streams/{{stream}}/{path}", summary=f"Stream: {action.replace('_', ' ')}",
