@@ -71,7 +71,7 @@ async def test_kill_valkey_mid_race_loses_no_acknowledged_order(own_node: Live) 
     # Phones give up quickly and ask again with the same key, so abandoned requests (which
     # the server still finishes) overlap their own retries across the crash.
     impatient = httpx.AsyncClient(base_url=live.url, timeout=PATIENCE_S * UNIT)
-    phone = Live(url=live.url, services=live.node.services, http=impatient, ws_url="")
+    phone = Live(url=live.url, services=live.services, http=impatient, ws_url="")
 
     async def resolve(b: str) -> httpx.Response:
         nonlocal in_flight

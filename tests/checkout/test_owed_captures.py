@@ -56,7 +56,7 @@ async def test_a_node_dying_between_authorize_and_capture_leaves_a_debt(live: Li
     product = await make_product(live, stock=5)
     stream = await make_live_stream(live, [product["id"]])
     await give_wallet(live, "bob")
-    services: Any = live.node.services
+    services: Any = live.services
     # Reserve without paying (like a cart hold), then authorize as the buy would, and stop.
     from checkout.buy import BuyRequest
     reserved = await services.buys.reserve(BuyRequest(
