@@ -27,11 +27,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from checkout.store.keys import stream_likes_key, stream_seq_key, stream_viewers_key
-from live.hub.protocol import (CloseCode, Wire, encode, encode_frame, with_server_time,
-                           ws_continuations, ws_first_fragment, ws_frame)
-from live.hub.state import read_events_after, read_states
-from live.streams.store import events_channel
 from checkout.tasks import stop_task
+from live.hub.protocol import (CloseCode, Wire, encode, encode_frame, with_server_time,
+                               ws_continuations, ws_first_fragment, ws_frame)
+from live.hub.state import read_events_after, read_states
+from live.hub.ws_compat import drain
+from live.streams.store import events_channel
 
 __all__ = ["Hub", "Room", "Subscriber", "HubLimits", "EncodedSnapshot", "send_snapshot"]
 
@@ -98,10 +99,7 @@ def write_frame(sub: Subscriber, frame: bytes, limits: HubLimits, *, droppable: 
             close_slow(sub, limits)
         return False
     sub.over_since = None
-    # Straight to the transport: websockets keeps no state for unfragmented data frames it
-    # sends, and every frame it does send (pings, close) is flushed at once, so nothing
-    # interleaves. Framing per socket was a third of a broadcast's time (BENCHMARKS.md).
-    transport.write(frame)
+    transport.write(frame)  # straight to the transport: see live/hub/ws_compat.py
     return True
 
 
@@ -144,7 +142,7 @@ async def _drained(sub: Subscriber, limits: HubLimits) -> bool:
         return False
     try:
         async with asyncio.timeout(limits.slow_close_s):
-            await conn.drain()  # websockets' flow control (asyncio API since 13.0, undocumented)
+            await drain(conn)
     except TimeoutError:
         close_slow(sub, limits)
         return False

@@ -33,6 +33,7 @@ from live.streams.store import StreamStore
 from live.node.valkey_check import check_server
 from live.node.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
+from live.hub.ws_compat import check as check_websockets_compat
 from live.video.compat import check as check_video_compat
 from live.video.compat import restrict_ice_hosts
 from live.video.metrics import VideoCollector
@@ -131,6 +132,7 @@ class Services:
             slow_drop_s=settings.ws_slow_drop_s,
             tick_s=settings.ws_tick_ms / 1000))
         check_video_compat()  # fail at start, not mid-stream, if aiortc's internals moved
+        check_websockets_compat()
         restrict_ice_hosts(settings.video_ice_hosts)
         video = VideoService(streams, hub, VideoFormat(
             width=settings.video_width, height=settings.video_height, fps=settings.video_fps,

