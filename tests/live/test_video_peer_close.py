@@ -7,19 +7,10 @@ import asyncio
 import pytest
 from aiortc import RTCPeerConnection
 
-from conftest import UNIT
+from conftest import UNIT, peer_tasks
 from live.video.peers import PeerRole, PeerRegistry
 from loadtest.video_source import CounterTrack
 from shop import eventually
-
-
-def _rtc_tasks(tasks: set[asyncio.Task[object]]) -> list[asyncio.Task[object]]:
-    """The running tasks among `tasks` that aiortc or aioice started."""
-    def rtc(task: asyncio.Task[object]) -> bool:
-        code = getattr(task.get_coro(), "cr_code", None)
-        return code is not None and any(f"/{lib}/" in code.co_filename
-                                        for lib in ("aiortc", "aioice"))
-    return [t for t in tasks if rtc(t) and not t.done()]
 
 
 @pytest.mark.parametrize("role", ["viewer", "publisher"])
@@ -60,8 +51,8 @@ async def test_a_peer_closed_while_its_dtls_completes_leaves_no_task_running(
     await eventually(closed.is_set, "the registry to close the peer")
     await client.close()
     assert registry.count() == 0
-    started = _rtc_tasks(asyncio.all_tasks() - before)
+    started = peer_tasks(asyncio.all_tasks() - before)
     if started:
         await asyncio.wait(started, timeout=5 * UNIT)
-    left = _rtc_tasks(set(started))
+    left = peer_tasks(set(started))
     assert not left, [t.get_coro().__qualname__ for t in left]
