@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the test dependencies (pip, and Debian's chromium for the page tests) and run
-# the whole suite.
+# Install the test dependencies (pip, at the pinned versions of scripts/test-constraints.txt,
+# and Debian's chromium for the page tests) and run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -8,5 +8,6 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 fi
-python -m pip install --quiet -e '.[test,loadtest]'
+# The versions the suite last passed with, so a fresh machine tests the same code.
+python -m pip install --quiet -c scripts/test-constraints.txt -e '.[test,loadtest]'
 exec python -m pytest "$@"

@@ -155,3 +155,29 @@ async def new_page(browser: Any, page_errors: PageErrors) -> AsyncIterator[Any]:
     yield make
     await context.close()
     assert not page_errors, page_errors
+
+
+def peer_tasks(tasks: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """The running tasks among `tasks` that aiortc or aioice started (a peer's loops)."""
+    def of_a_peer(task: asyncio.Task[Any]) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is not None and any(f"/{lib}/" in code.co_filename
+                                        for lib in ("aiortc", "aioice"))
+    return [t for t in tasks if of_a_peer(t) and not t.done()]
+
+
+@pytest.fixture(autouse=True)
+async def no_peer_task_outlives_its_test() -> AsyncIterator[None]:
+    """Fails the test whose WebRTC peers still run once it and its node are done.
+
+    Every test shares one event loop, so a leaked peer's RTCP and ICE consent loops would run
+    for the rest of the session. They draw on the global `random`, which hypothesis reports
+    as a FlakyFailure of whichever test is drawing examples in a worker thread meanwhile
+    (test_bad_input's fuzz): the leak would show minutes later, in an unrelated test."""
+    before = asyncio.all_tasks()
+    yield
+    started = peer_tasks(asyncio.all_tasks() - before)
+    if started:  # a client's peer closes once its node's close reaches it
+        await asyncio.wait(started, timeout=10 * UNIT)
+    left = peer_tasks(set(started))
+    assert not left, f"peer tasks still running: {[t.get_coro().__qualname__ for t in left]}"

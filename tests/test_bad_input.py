@@ -856,6 +856,9 @@ async def test_generated_json_never_breaks_buy_or_product_create(live: Live) -> 
     while `asyncio.to_thread` runs two ordinary sync `@given` functions against it over
     real HTTP: hypothesis still shrinks and reports a failing body, nothing warns under
     filterwarnings=error, and `database=None` keeps its example store out of the work tree.
+    Hypothesis takes any change of the global `random` state during a draw for the strategy's
+    doing, and the loop keeps running while the worker draws: nothing on it may use `random`
+    meanwhile (a leaked WebRTC peer's RTCP loop did; conftest now fails such a leak's test).
     """
     shop = await make_shop(live)
     bob = live.auth("buyer", "bob")

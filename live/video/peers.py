@@ -86,10 +86,25 @@ class PeerRegistry:
             if left:
                 self._per_client[peer.client] = left
             try:
-                await peer.pc.close()
+                await _close(peer.pc)
             except Exception:  # a half-negotiated peer can fail to close; it is gone anyway
                 log.debug("closing a %s peer of stream %s failed", peer.role, peer.stream_id,
                           exc_info=True)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(self.close(p) for p in list(self._peers.values())))
+
+
+async def _close(pc: RTCPeerConnection) -> None:
+    """Close `pc`, then stop its senders and receivers again.
+
+    aiortc's connect task checks nothing after its awaits: when the DTLS handshake ends while
+    close() runs, it starts the senders and receivers close() had already stopped, and their
+    RTCP loops would run for the life of the process (stopping twice is a no-op)."""
+    try:
+        await pc.close()
+    finally:
+        for sender in pc.getSenders():
+            await sender.stop()
+        for receiver in pc.getReceivers():
+            await receiver.stop()
