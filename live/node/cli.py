@@ -171,7 +171,21 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                           f"{settings.data_dir}", soft_wrap=True)
         await server.serve()
     finally:
-        await services.close()
+        await _close_for_sure(services)
+
+
+async def _close_for_sure(services: Services) -> None:
+    """Close every service even if this task is cancelled meanwhile. uvicorn re-raises the
+    SIGINT it handled once it has shut down, and asyncio.Runner answers that by cancelling
+    this task: a close cut short leaves loops running, and Runner.close() then waits for
+    them forever (Python 3.11 can swallow a cancel inside wait_for; see checkout/tasks.py)."""
+    closing = asyncio.ensure_future(services.close())
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            continue  # keep closing: it is bounded, and nothing else may outlive it
+    closing.result()
 
 
 def _clock(unix_s: int) -> str:
