@@ -39,7 +39,7 @@ def _release(package: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def check(sender_class: type = RTCRtpSender, ice_module: Any = aioice.ice) -> None:
+def check(sender_class: type[RTCRtpSender] = RTCRtpSender, ice_module: Any = aioice.ice) -> None:
     """Fail loudly (CompatError) if an internal below moved; run once at start."""
     for package, (low, high) in (("aiortc", AIORTC_VERSIONS), ("aioice", AIOICE_VERSIONS)):
         if not low <= _release(package) < high:
