@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.store.keys import stream_events_key, stream_seq_key
+from checkout.store.replies import entries
 from loadtest.http_client import (ConnectionFailed, HttpConnection, RequestTimeout,
                                   encode_request, run_requests)
 from loadtest.server_process import ServerProcess
@@ -117,8 +118,8 @@ async def logged_events(client: redis.Redis, stream: str, lo: int,
     """Logged events lo < seq <= hi."""
     if hi <= lo:
         return []
-    entries = await client.xrange(stream_events_key(stream), min=f"{lo + 1}-0", max=f"{hi}-0")
-    return [orjson.loads(fields[b"e"]) for _, fields in entries]
+    reply = await client.xrange(stream_events_key(stream), min=f"{lo + 1}-0", max=f"{hi}-0")
+    return [orjson.loads(fields[b"e"]) for _, fields in entries(reply)]
 
 
 @contextlib.asynccontextmanager
