@@ -137,7 +137,7 @@ class HubServer:
             return _problem(403, "origin-not-allowed", "this Origin may not open sockets here")
         query = parse_qs(url.query)
         principal = None
-        token = (query.get("access_token") or [None])[0]
+        token = query["access_token"][0] if "access_token" in query else None
         if token is not None:
             try:
                 principal = self.services.tokens.verify(token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -40,7 +41,7 @@ class Problem(Exception):
         return problem_response(self, {**(self.headers or {}), **(headers or {})})
 
 
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
+def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> Response:
     return Response(orjson.dumps(problem.body()), status_code=problem.status,
                     media_type=_CONTENT_TYPE, headers=headers)
 
