@@ -285,7 +285,7 @@ async def run_race(spec: RaceSpec, requests: Sequence[bytes], *, processes: int 
                         spec.attempt_timeout_s, spec.max_attempts, spec.duration_limit_s)
     ctx = multiprocessing.get_context("spawn")
     slices = [list(range(k, n, processes)) for k in range(processes)]
-    children: list[tuple[multiprocessing.process.BaseProcess,
+    children: list[tuple[multiprocessing.context.SpawnProcess,
                          multiprocessing.connection.Connection]] = []
     try:
         for indices in slices:
