@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the test dependencies (pip, and Debian's chromium for the page tests) and run
+# Install the test dependencies (pip, and Debian's chromium for the page tests), type-check
+# the packages (mypy, configured in pyproject.toml: a type error fails the run) and run
 # the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +10,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null
 fi
 python -m pip install --quiet -e '.[test,loadtest]'
+python -m mypy
 exec python -m pytest "$@"
