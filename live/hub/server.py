@@ -17,6 +17,7 @@ import math
 import re
 import socket
 import time
+import weakref
 from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -69,6 +70,10 @@ class HubServer:
         self._new_per_ip: dict[str, RateLimiter] = {}
         self._forget_at = _MAX_BUCKETS
         self._server: Server | None = None
+        # What each socket's handshake checks decided, for its session; weak, so a socket
+        # whose opening handshake fails after the checks leaves nothing behind.
+        self._routes: weakref.WeakKeyDictionary[ServerConnection, Route] = (
+            weakref.WeakKeyDictionary())
 
     async def start(self, host: str, port: int) -> int:
         self._server = await serve(
@@ -156,7 +161,7 @@ class HubServer:
             return _problem(429, "too-many-connections", "connection cap for this address")
         if principal is not None and self.per_token[principal.token_id] >= self.limits.max_per_token:
             return _problem(429, "too-many-connections", "connection cap for this token")
-        connection.livecart_route = Route(route_kind, target, principal, since, ip)  # type: ignore[attr-defined]
+        self._routes[connection] = Route(route_kind, target, principal, since, ip)
         return None
 
     @staticmethod
@@ -172,7 +177,7 @@ class HubServer:
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:
-        route: Route = connection.livecart_route  # type: ignore[attr-defined]
+        route = self._routes.pop(connection)
         if self.limits.sndbuf_bytes:
             sock = connection.transport.get_extra_info("socket")
             if sock is not None:
