@@ -9,6 +9,7 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ async def logged_events(client: redis.Redis, stream: str, lo: int,
 
 
 @contextlib.asynccontextmanager
-async def py_spy(path: Path | None, pid: int):  # type: ignore[no-untyped-def]
+async def py_spy(path: Path | None, pid: int) -> AsyncIterator[None]:
     """`py-spy record` on the server while the block runs (its numbers are then perturbed)."""
     if path is None:
         yield
