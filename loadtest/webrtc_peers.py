@@ -146,6 +146,7 @@ async def watch(http: httpx.AsyncClient, stream_id: str, *, audio: bool = True,
         if handle is not None:
             await handle(packet, arrival_time_ms)
 
+    # Replacing aiortc's per-packet method is the point: counting ahead of its decoder.
     receiver._handle_rtp_packet = on_rtp  # type: ignore[method-assign]
     if audio:
         pc.addTransceiver("audio", direction="recvonly")

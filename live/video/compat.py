@@ -62,6 +62,7 @@ def set_sender_encoder(sender: RTCRtpSender, encoder: object) -> None:
 
 def route_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
     """Send `sender`'s keyframe requests (a viewer's PLI/FIR) to `request`."""
+    # Replacing the method is the point; check() verifies aiortc still has it.
     sender._send_keyframe = request  # type: ignore[method-assign]
 
 
