@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from redis.typing import StreamRangeResponse, XReadGroupResponse, ZSetRangeResponse
 
-__all__ = ["text", "text_hash", "int_hash", "members", "entries", "text_entries", "stream_reads"]
+__all__ = ["Entry", "text", "text_hash", "int_hash", "members", "entries", "text_entries",
+           "stream_reads"]
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
