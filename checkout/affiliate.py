@@ -17,6 +17,7 @@ import redis.asyncio as redis
 
 from checkout.ids import new_link_code
 from checkout.store.keys import creator_links_key, link_key
+from checkout.store.replies import members
 
 __all__ = ["Attribution", "AttributionSigner", "LinkStore"]
 
@@ -65,7 +66,7 @@ class LinkStore:
     async def create(self, creator: str, product: str) -> dict[str, Any]:
         for _ in range(5):
             code = new_link_code()
-            record = {"code": code, "creator_id": creator, "product_id": product,
+            record: dict[str, Any] = {"code": code, "creator_id": creator, "product_id": product,
                       "created_ms": int(time.time() * 1000)}
             if await self._client.set(link_key(code), orjson.dumps(record), nx=True):
                 await self._client.zadd(creator_links_key(creator), {code: record["created_ms"]})
@@ -77,8 +78,8 @@ class LinkStore:
         return orjson.loads(raw) if raw else None
 
     async def for_creator(self, creator: str) -> list[dict[str, Any]]:
-        codes = await self._client.zrevrange(creator_links_key(creator), 0, 499)
+        codes = members(await self._client.zrevrange(creator_links_key(creator), 0, 499))
         if not codes:
             return []
-        raws = await self._client.mget([link_key(c.decode()) for c in codes])
+        raws = await self._client.mget([link_key(c) for c in codes])
         return [orjson.loads(r) for r in raws if r]

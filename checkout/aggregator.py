@@ -15,10 +15,12 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError, ResponseError
+from redis.typing import KeyT, StreamIdT
 
 from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
 from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
+from checkout.store.replies import stream_reads, text
 from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
 
@@ -79,7 +81,7 @@ class Aggregator:
         raise TimeoutError("outbox not drained")
 
     async def _pending_total(self) -> int:
-        products = [p.decode() for p in await self._client.smembers(ACTIVE_PRODUCTS)]
+        products = [text(p) for p in await self._client.smembers(ACTIVE_PRODUCTS)]
         total = 0
         for product in products:
             try:
@@ -94,7 +96,7 @@ class Aggregator:
     async def _run(self) -> None:
         while True:
             try:
-                products = [p.decode() for p in await self._client.smembers(ACTIVE_PRODUCTS)]
+                products = [text(p) for p in await self._client.smembers(ACTIVE_PRODUCTS)]
                 if not products:
                     self._idle.set()
                     await asyncio.sleep(self._block_ms / 1000)
@@ -118,10 +120,10 @@ class Aggregator:
                 await asyncio.sleep(0.5)
 
     async def _read(self, products: list[str], start: str, block: int | None) -> list[Any]:
-        streams = {product_keys(p).outbox: start for p in products}
+        streams: dict[KeyT, StreamIdT] = {product_keys(p).outbox: start for p in products}
         reply = await self._client.xreadgroup(OUTBOX_GROUP, self._consumer, streams,
                                               count=self._batch, block=block)
-        return [(s, items) for s, items in (reply or []) if any(f for _, f in items)]
+        return [(s, items) for s, items in stream_reads(reply) if any(f for _, f in items)]
 
     async def _claim_stale(self, products: list[str]) -> None:
         for product in products:

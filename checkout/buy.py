@@ -18,7 +18,7 @@ import orjson
 
 from checkout.store.batcher import CommandBatcher
 from checkout.errors import Refused
-from checkout.ids import new_order_id
+from checkout.ids import ProductId, new_order_id
 from checkout.store.keys import idem_binding_key, product_keys
 from checkout.order_states import IllegalTransition, OrderState, OutOfTime, payment_word
 from checkout.orders import OUTBOX_MAXLEN, Order, OrderBook, order_from_fields
@@ -129,7 +129,7 @@ class BuyService:
         if bound.decode() != fingerprint:
             raise KeyReused(req.idempotency_key)
         k = product_keys(req.product)
-        order_id = new_order_id(req.product)  # type: ignore[arg-type]
+        order_id = new_order_id(ProductId(req.product))
         keys = [k.product, k.stock, k.offers, k.bought, k.idem(req.buyer, req.idempotency_key),
                 k.order(order_id), k.outbox, k.expiry, k.invited]
         args = [req.buyer, fingerprint, req.stream, req.variant, req.quantity, order_id,

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 import redis.asyncio as redis
+from redis.typing import EncodableT, FieldT
 from pydantic import Field, HttpUrl, StringConstraints
 
 from checkout.errors import Refused
@@ -15,6 +16,7 @@ from checkout.models import StrictModel
 from checkout.store.batcher import CommandBatcher
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, new_product_id
 from checkout.store.keys import ACTIVE_PRODUCTS, BRANDS, brand_products_key, product_keys
+from checkout.store.replies import int_hash, members, text_entries
 from checkout.money import Currency
 from checkout.store.scripts import SCRIPTS
 
@@ -139,7 +141,7 @@ class Catalog:
         product_id = new_product_id()
         k = product_keys(product_id)
         now = int(time.time() * 1000)
-        record = {
+        record: dict[FieldT, EncodableT] = {
             "id": product_id, "brand_id": brand_id, "title": data.title,
             "description": data.description, "image_url": str(data.image_url or ""),
             "price_minor": data.price_minor, "currency": data.currency, "sku": data.sku,
@@ -149,7 +151,7 @@ class Catalog:
             "variants": orjson.dumps([{"id": v.id, "name": v.name} for v in variants]).decode(),
             "created_ms": now, "updated_ms": now,
         }
-        stock_fields: dict[str, int] = {}
+        stock_fields: dict[FieldT, EncodableT] = {}
         for v in variants:
             stock_fields.update({f"avail:{v.id}": 0, f"held:{v.id}": 0, f"sold:{v.id}": 0,
                                  f"total:{v.id}": 0})
@@ -173,7 +175,7 @@ class Catalog:
         return _decode(raw) if raw else None
 
     async def update_product(self, product_id: str, patch: ProductPatch) -> dict[str, Any]:
-        changes = {k: (str(v) if k == "image_url" else v)
+        changes: dict[FieldT, EncodableT] = {k: (str(v) if k == "image_url" else v)
                    for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
         if not changes:
             raise CatalogError(422, "empty-patch", "name at least one field to change")
@@ -213,23 +215,22 @@ class Catalog:
         return reply
 
     async def stock(self, product_id: str) -> list[StockLevel]:
-        raw = {k.decode(): int(v) for k, v in
-               (await self._client.hgetall(product_keys(product_id).stock)).items()}
+        raw = int_hash(await self._client.hgetall(product_keys(product_id).stock))
         variants = sorted({k.split(":", 1)[1] for k in raw})
         return [StockLevel(v, raw.get(f"avail:{v}", 0), raw.get(f"held:{v}", 0),
                            raw.get(f"sold:{v}", 0), raw.get(f"total:{v}", 0)) for v in variants]
 
     async def audit(self, product_id: str, limit: int) -> list[dict[str, Any]]:
         entries = await self._client.xrevrange(product_keys(product_id).audit, count=limit)
-        return [{"id": eid.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
-                for eid, fields in entries]
+        return [{"id": eid, **fields} for eid, fields in text_entries(entries)]
 
     async def showcase(self, brand_id: str, *, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
         """Active products, newest first; `cursor` is an offset into the brand's index."""
-        ids = await self._client.zrevrange(brand_products_key(brand_id), cursor, cursor + limit - 1)
+        ids = members(await self._client.zrevrange(brand_products_key(brand_id), cursor,
+                                                   cursor + limit - 1))
         products = []
         for pid in ids:
-            product = await self.product(pid.decode())
+            product = await self.product(pid)
             if product and product["status"] == "active":
                 products.append(product)
         next_cursor = cursor + limit if len(ids) == limit else None

@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from checkout.catalog import OUTBOX_GROUP
 from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, product_keys
+from checkout.store.replies import int_hash, members, text
 from checkout.order_states import PENDING, OrderState
 from checkout.orders import Order, order_from_fields
 from checkout.payments import PaymentGateway, PaymentRecord
@@ -75,7 +76,7 @@ async def reconcile(client: redis.Redis, gateway: PaymentGateway) -> Reconciliat
     report = Reconciliation()
     orders: list[Order] = []
     for raw in sorted(await client.smembers(ACTIVE_PRODUCTS)):
-        product = raw.decode()
+        product = text(raw)
         report.products += 1
         product_orders = await _orders_of(client, product)
         orders += product_orders
@@ -103,12 +104,12 @@ async def _orders_of(client: redis.Redis, product: str) -> list[Order]:
 async def _check_product(client: redis.Redis, gateway: PaymentGateway, product: str,
                          orders: list[Order], report: Reconciliation) -> None:
     k = product_keys(product)
-    voids_owed = {v.decode() for v in await client.zrange(k.voids, 0, -1)}
-    captures_owed = {c.decode() for c in await client.zrange(k.captures, 0, -1)}
+    voids_owed = set(members(await client.zrange(k.voids, 0, -1)))
+    captures_owed = set(members(await client.zrange(k.captures, 0, -1)))
     for order in orders:
         record = await gateway.status(order.id)
         _check_gateway(order, record, order.id in voids_owed, order.id in captures_owed, report)
-    stock = {f.decode(): int(v) for f, v in (await client.hgetall(k.stock)).items()}
+    stock = int_hash(await client.hgetall(k.stock))
     for variant in sorted({f.split(":", 1)[1] for f in stock}):
         mine = [o for o in orders if o.fields["variant"] == variant]
         levels = {b: stock.get(f"{b}:{variant}", 0) for b in ("avail", "held", "sold", "total")}
@@ -124,7 +125,7 @@ async def _check_product(client: redis.Redis, gateway: PaymentGateway, product: 
         if levels["total"] != levels["avail"] + levels["held"] + levels["sold"] or min(
                 levels.values()) < 0:
             report.mismatches.append(Finding("stock", subject, f"buckets out of step {levels}"))
-    bought = {f.decode(): int(v) for f, v in (await client.hgetall(k.bought)).items()}
+    bought = int_hash(await client.hgetall(k.bought))
     per_buyer: dict[str, int] = defaultdict(int)
     for order in orders:
         if order.state in PENDING or order.state in SOLD:
@@ -167,7 +168,7 @@ async def _aggregator_lag(client: redis.Redis) -> int:
     lag = 0
     for raw in await client.smembers(ACTIVE_PRODUCTS):
         try:
-            groups = await client.xinfo_groups(product_keys(raw.decode()).outbox)
+            groups = await client.xinfo_groups(product_keys(text(raw)).outbox)
         except ResponseError:
             continue
         for group in groups:
@@ -196,8 +197,7 @@ async def _check_totals(client: redis.Redis, orders: list[Order],
             totals["commission_minor"] += f["commission_minor"]
             creators[(f["creator"], f["currency"])] += f["commission_minor"]
     for brand, expected in sorted(brands.items()):
-        raw = await client.hgetall(agg_key("brand", brand))
-        folded = {k.decode(): int(v) for k, v in raw.items()}
+        folded = int_hash(await client.hgetall(agg_key("brand", brand)))
         for name, value in sorted(expected.items()):
             if folded.get(name, 0) != value:
                 report.mismatches.append(Finding(

@@ -11,20 +11,17 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.store.keys import agg_key
+from checkout.store.replies import int_hash, text_entries
 
 __all__ = ["brand_report", "creator_earnings", "stream_stats"]
 
 
-def _ints(raw: dict[bytes, bytes]) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in raw.items()}
-
-
 async def brand_report(client: redis.Redis, brand_id: str) -> dict[str, Any]:
     """Totals that add up to the cent: payout = captured - refunded - net commission."""
-    totals = _ints(await client.hgetall(agg_key("brand", brand_id)))
+    totals = int_hash(await client.hgetall(agg_key("brand", brand_id)))
     per_product: dict[str, dict[str, int]] = {}
     per_stream: dict[str, dict[str, int]] = {}
-    for field, value in _ints(await client.hgetall(agg_key("brandproducts", brand_id))).items():
+    for field, value in int_hash(await client.hgetall(agg_key("brandproducts", brand_id))).items():
         if field.startswith("stream:"):
             stream, _, metric = field[7:].partition(":")
             per_stream.setdefault(stream, {})[metric] = value
@@ -32,7 +29,7 @@ async def brand_report(client: redis.Redis, brand_id: str) -> dict[str, Any]:
             product, _, metric = field.partition(":")
             per_product.setdefault(product, {})[metric] = value
     now_min = int(time.time() // 60) * 60
-    minutes = _ints(await client.hgetall(agg_key("brandmin", brand_id)))
+    minutes = int_hash(await client.hgetall(agg_key("brandmin", brand_id)))
     per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0),
                    "orders": minutes.get(f"{m}:orders", 0)}
                   for m in range(now_min - 59 * 60, now_min + 60, 60)]
@@ -52,9 +49,9 @@ async def brand_report(client: redis.Redis, brand_id: str) -> dict[str, Any]:
 
 
 async def creator_earnings(client: redis.Redis, creator: str, limit: int = 100) -> dict[str, Any]:
-    totals = _ints(await client.hgetall(agg_key("creator", creator)))
+    totals = int_hash(await client.hgetall(agg_key("creator", creator)))
     entries = await client.xrevrange(agg_key("ledger", creator), count=limit)
-    ledger = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    ledger: list[dict[str, Any]] = [fields for _, fields in text_entries(entries)]
     for entry in ledger:
         entry["commission_minor"] = int(entry["commission_minor"])
         entry["amount_minor"] = int(entry["amount_minor"])
@@ -65,7 +62,7 @@ async def creator_earnings(client: redis.Redis, creator: str, limit: int = 100) 
 
 async def stream_stats(client: redis.Redis, stream_id: str) -> dict[str, Any]:
     """A stream's sales and the head of its 'just bought' ticker."""
-    totals = _ints(await client.hgetall(agg_key("stream", stream_id)))
+    totals = int_hash(await client.hgetall(agg_key("stream", stream_id)))
     ticker = [orjson.loads(x) for x in await client.lrange(agg_key("ticker", stream_id), 0, 19)]
     return {"stream_id": stream_id, "units": totals.get("units", 0),
             "orders": totals.get("orders", 0), "gmv_minor": totals.get("gmv_minor", 0),

@@ -22,6 +22,7 @@ import time
 import redis.asyncio as redis
 
 from checkout.store.keys import ACTIVE_PRODUCTS, product_keys
+from checkout.store.replies import members, text
 from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, PaymentError,
@@ -61,7 +62,7 @@ class ReservationSweeper:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         expired = captured = voided = 0
         for raw in await self._client.smembers(ACTIVE_PRODUCTS):
-            k = product_keys(raw.decode())
+            k = product_keys(text(raw))
             for order_id in await self._due(k.expiry, now_ms):
                 expired += await self._expire(order_id, now_ms)
             for order_id in await self._due(k.voids, now_ms):
@@ -74,8 +75,8 @@ class ReservationSweeper:
         return expired + captured + voided
 
     async def _due(self, key: str, now_ms: int) -> list[str]:
-        due = await self._client.zrangebyscore(key, "-inf", now_ms, start=0, num=self._batch)
-        return [order_id.decode() for order_id in due]
+        return members(await self._client.zrangebyscore(key, "-inf", now_ms, start=0,
+                                                        num=self._batch))
 
     async def _capture(self, key: str, order_id: str, now_ms: int) -> bool:
         order = await self._orders.get(order_id)

@@ -29,9 +29,9 @@ class Waitlist:
     async def join(self, product: str, variant: str, buyer: str) -> int:
         """Queue the buyer once; returns their place (1 = next)."""
         key = product_keys(product).waitlist(variant)
-        position = await self._client.lpos(key, buyer)
-        if position is not None:
-            return int(position) + 1
+        position = await self._client.lpos(key, buyer)  # without COUNT: an index or None
+        if isinstance(position, int):
+            return position + 1
         if await self._client.llen(key) >= MAX_WAITLIST:
             raise OverflowError("waitlist full")
         return int(await self._client.rpush(key, buyer))
@@ -48,10 +48,10 @@ class Waitlist:
     async def serve(self, product: str, variant: str) -> list[dict[str, Any]]:
         """Hand returned stock to the queue, first come first served; returns the holds."""
         key = product_keys(product).waitlist(variant)
-        holds = []
+        holds: list[dict[str, Any]] = []
         while True:
-            raw = await self._client.lpop(key)
-            if raw is None:
+            raw = await self._client.lpop(key)  # without a count: one element or None
+            if not isinstance(raw, bytes):
                 return holds
             buyer = raw.decode()
             request = BuyRequest(buyer=buyer, product=product, variant=variant, quantity=1,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "CaptureMode", "Durability"]
+__all__ = ["Settings", "CaptureMode", "Durability", "VideoEncode"]
 
 CaptureMode = Literal["immediate", "on_shipment"]
 Durability = Literal["appendfsync", "waitaof"]
+VideoEncode = Literal["shared", "per_viewer"]
 
 _ENV_PREFIX = "LIVECART_"
 
@@ -81,7 +82,7 @@ class Settings:
     video_reconnect_grace_s: float = 30.0  # lost publisher: time to come back before the end
     video_connect_timeout_s: float = 10.0  # a peer not connected (ICE + DTLS) by then is dropped
     video_ice_hosts: tuple[str, ...] = ()  # host candidates offered (empty: every interface)
-    video_encode: str = "shared"  # "per_viewer" exists only as the load test's baseline
+    video_encode: VideoEncode = "shared"  # "per_viewer" exists only as the load test's baseline
     # operational
     log_level: str = "info"
 
@@ -89,18 +90,18 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
         """Build settings from LIVECART_* variables; explicit overrides (the CLI's) win."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # checked by validate()
         for name, kind in _FIELD_TYPES.items():
             raw = env.get(_ENV_PREFIX + name.upper())
             if raw is not None and raw != "":
                 values[name] = _parse(kind, raw, name)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        settings = cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)
         settings.validate()
         return settings
 
-    def with_(self, **changes: object) -> "Settings":
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
 
     def validate(self) -> None:
         if self.durability not in ("appendfsync", "waitaof"):

@@ -22,7 +22,7 @@ def _fraction(text: str) -> float:
     return value
 
 
-def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_loadtest_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("loadtest", help="load generators (loopback only)")
     scenarios = p.add_subparsers(dest="scenario", required=True)
     fs = scenarios.add_parser(
@@ -63,7 +63,7 @@ def add_loadtest_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     add_overlay_sync_args(scenarios)
 
 
-def add_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The `livecart.commands` plugin hook."""
     add_loadtest_args(sub)
 

@@ -10,7 +10,7 @@ from loadtest.args import positive_int
 __all__ = ["add_fanout_args", "run_fanout_cli"]
 
 
-def add_fanout_args(scenarios: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_fanout_args(scenarios: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = scenarios.add_parser(
         "fanout", help="N WebSocket viewers in one room: pin latency under a buy storm, "
                        "deliveries/s and memory vs a bare websockets.broadcast server")

@@ -9,6 +9,7 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.store.keys import stream_events_key, stream_seq_key
+from checkout.store.replies import entries
 from loadtest.http_client import (ConnectionFailed, HttpConnection, RequestTimeout,
                                   encode_request, run_requests)
 from loadtest.server_process import ServerProcess
@@ -117,12 +119,12 @@ async def logged_events(client: redis.Redis, stream: str, lo: int,
     """Logged events lo < seq <= hi."""
     if hi <= lo:
         return []
-    entries = await client.xrange(stream_events_key(stream), min=f"{lo + 1}-0", max=f"{hi}-0")
-    return [orjson.loads(fields[b"e"]) for _, fields in entries]
+    reply = await client.xrange(stream_events_key(stream), min=f"{lo + 1}-0", max=f"{hi}-0")
+    return [orjson.loads(fields[b"e"]) for _, fields in entries(reply)]
 
 
 @contextlib.asynccontextmanager
-async def py_spy(path: Path | None, pid: int):  # type: ignore[no-untyped-def]
+async def py_spy(path: Path | None, pid: int) -> AsyncIterator[None]:
     """`py-spy record` on the server while the block runs (its numbers are then perturbed)."""
     if path is None:
         yield

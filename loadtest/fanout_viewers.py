@@ -182,6 +182,8 @@ class ViewerPool:
         o = self.options
         failures = 0
         assert self._slots is not None
+        # websockets documents create_connection as "a wrapper or a subclass" but types it as
+        # the class only: this wrapper binds the viewer's handler.
         factory = functools.partial(_ViewerConnection, on_message=self._handler(v))
         while not self.stopping:
             url = self.url if v.last_seq is None else f"{self.url}?since={v.last_seq}"

@@ -95,6 +95,7 @@ async def run_flash_sale(config: FlashSaleConfig) -> dict[str, Any]:
             if valkey_url is None:
                 raise RuntimeError(f"no Valkey config under {server.node_data_dir}")
         else:
+            assert config.url is not None  # no server of our own: the node is at --url
             if not config.secret:
                 raise ValueError("--url needs --secret (the node's token secret)")
             url, secret, valkey_url = config.url, config.secret, config.redis_url

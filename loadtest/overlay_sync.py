@@ -157,7 +157,7 @@ def print_overlay_sync_report(report: dict[str, Any], console: Console | None = 
                   f"{report['date']}")
 
 
-def add_overlay_sync_args(scenarios: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_overlay_sync_args(scenarios: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = scenarios.add_parser("overlay-sync", help="how far overlay events land from the picture "
                              "(Chromium host and viewer, loopback)")
     _add_args(p)

@@ -24,7 +24,7 @@ import multiprocessing.connection
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -285,7 +285,7 @@ async def run_race(spec: RaceSpec, requests: Sequence[bytes], *, processes: int 
                         spec.attempt_timeout_s, spec.max_attempts, spec.duration_limit_s)
     ctx = multiprocessing.get_context("spawn")
     slices = [list(range(k, n, processes)) for k in range(processes)]
-    children: list[tuple[multiprocessing.process.BaseProcess,
+    children: list[tuple[multiprocessing.context.SpawnProcess,
                          multiprocessing.connection.Connection]] = []
     try:
         for indices in slices:
@@ -347,7 +347,8 @@ async def _recv(pipe: multiprocessing.connection.Connection,
     return message
 
 
-def _expect(message: tuple[object, ...], kind: str):  # type: ignore[no-untyped-def]
+def _expect(message: tuple[object, ...], kind: str) -> Any:
+    """The payload of a `kind` message (unpickled from the child: the caller knows its type)."""
     if message[0] == "error":
         raise RuntimeError(f"a client process failed: {message[1]}")
     if message[0] != kind:

@@ -258,6 +258,7 @@ def _sample_check(samples: list[Viewer], before: _Snapshot, after: _Snapshot) ->
 
 def _step(load: _Load, n: int, before: _Snapshot, after: _Snapshot, config: VideoConfig,
           cpu: dict[str, float], grow: dict[str, Any]) -> dict[str, Any]:
+    assert load.server.pid is not None
     wall = after.at - before.at
     fps: list[float] = []
     kbps: list[float] = []

@@ -10,7 +10,7 @@ from loadtest.args import positive_int
 __all__ = ["add_video_args", "run_video_cli"]
 
 
-def add_video_args(scenarios: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_video_args(scenarios: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = scenarios.add_parser(
         "video", help="one WHIP publisher, N WHEP viewers on one node: frames per second, "
                       "server CPU, capacity with one shared encode vs one encode per viewer")

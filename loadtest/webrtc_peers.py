@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
 import httpx
 import orjson
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
@@ -104,7 +105,8 @@ class Viewer:
             while True:
                 frame = await track.recv()
                 self.frames += 1
-                number = read_counter(frame)
+                # A decoded remote video track gives frames (recv() is typed for packets too).
+                number = read_counter(frame) if isinstance(frame, av.VideoFrame) else None
                 if number is not None:
                     self.counters.append(number)
         except MediaStreamError:
@@ -144,6 +146,7 @@ async def watch(http: httpx.AsyncClient, stream_id: str, *, audio: bool = True,
         if handle is not None:
             await handle(packet, arrival_time_ms)
 
+    # Replacing aiortc's per-packet method is the point: counting ahead of its decoder.
     receiver._handle_rtp_packet = on_rtp  # type: ignore[method-assign]
     if audio:
         pc.addTransceiver("audio", direction="recvonly")

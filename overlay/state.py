@@ -36,7 +36,7 @@ class Resync(LivecartError):
 def initial(snapshot: dict[str, Any]) -> State:
     keys = ("seq", "stream", "tray", "pinned", "deals", "products", "stock", "deal_sold",
             "viewers", "likes", "sales", "just_bought")
-    state = {k: copy.deepcopy(snapshot.get(k)) for k in keys}
+    state: State = {k: copy.deepcopy(snapshot.get(k)) for k in keys}
     state["deal_sold"] = state["deal_sold"] or {}
     state["stream"] = {"ingest": "none", **state["stream"]}  # snapshots before video had none
     state["just_bought"] = (state["just_bought"] or [])[:TICKER_KEPT]
@@ -126,12 +126,12 @@ def _card(state: State, product: str, now_ms: int, t: Thresholds) -> dict[str, A
     p = state["products"][product]
     left = sum(state["stock"].get(product, {}).values())
     deal = _deal_view(state, product, now_ms)
-    open_deal = deal is not None and deal["phase"] == "open"
+    open_deal = deal if deal is not None and deal["phase"] == "open" else None
     return {
         "id": product, "title": p["title"], "image_url": p["image_url"],
         "currency": p["currency"],
-        "price_minor": deal["price_minor"] if open_deal else p["price_minor"],  # type: ignore[index]
-        "original_price_minor": p["price_minor"] if open_deal else None,
+        "price_minor": open_deal["price_minor"] if open_deal is not None else p["price_minor"],
+        "original_price_minor": p["price_minor"] if open_deal is not None else None,
         "stock_left": left, "badge": _badge(left, t), "deal": deal,
         "variants": p["variants"],
         "can_buy": state["stream"]["state"] == "live" and left > 0 and p["status"] == "active",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the test dependencies (pip, at the pinned versions of scripts/test-constraints.txt,
-# and Debian's chromium for the page tests) and run the whole suite.
+# and Debian's chromium for the page tests), type-check the packages (mypy, configured in
+# pyproject.toml: a type error fails the run) and run the whole suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -10,4 +11,5 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 # The versions the suite last passed with, so a fresh machine tests the same code.
 python -m pip install --quiet -c scripts/test-constraints.txt -e '.[test,loadtest]'
+python -m mypy
 exec python -m pytest "$@"

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as redis
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT
 
 __all__ = ["Script", "SCRIPTS", "GATEWAY_SCRIPTS", "load_all", "call_script"]
 
@@ -51,8 +54,10 @@ async def load_all(client: redis.Redis) -> None:
             raise RuntimeError(f"script {script.name}: server sha {sha} != {script.sha}")
 
 
-async def call_script(client: redis.Redis, script: Script, keys: list[str], args: list[object]) -> object:
-    """EVALSHA, loading the scripts once more if Valkey lost its cache (a restart)."""
+async def call_script(client: redis.Redis, script: Script, keys: list[str],
+                      args: Sequence[EncodableT]) -> Any:
+    """EVALSHA, loading the scripts once more if Valkey lost its cache (a restart); the
+    reply is what the script's header documents."""
     try:
         return await client.evalsha(script.sha, len(keys), *keys, *args)
     except NoScriptError:

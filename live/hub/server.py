@@ -70,8 +70,8 @@ class HubServer:
         self._new_per_ip: dict[str, RateLimiter] = {}
         self._forget_at = _MAX_BUCKETS
         self._server: Server | None = None
-        # What each connection's handshake established, until its handler takes it (weak:
-        # a handshake that fails after the check leaves nothing behind).
+        # What each socket's handshake checks decided, for its session; weak, so a socket
+        # whose opening handshake fails after the checks leaves nothing behind.
         self._routes: weakref.WeakKeyDictionary[ServerConnection, Route] = (
             weakref.WeakKeyDictionary())
 
@@ -142,7 +142,7 @@ class HubServer:
             return _problem(403, "origin-not-allowed", "this Origin may not open sockets here")
         query = parse_qs(url.query)
         principal = None
-        token = (query.get("access_token") or [None])[0]
+        token = query["access_token"][0] if "access_token" in query else None
         if token is not None:
             try:
                 principal = self.services.tokens.verify(token)

@@ -11,6 +11,7 @@ import redis.asyncio as redis
 
 from checkout.store.keys import (agg_key, product_keys, stream_events_key, stream_key, stream_likes_key,
                            stream_seq_key, stream_viewers_key)
+from checkout.store.replies import entries
 from live.hub.protocol import PROTOCOL_VERSION
 
 __all__ = ["read_snapshot", "read_states", "read_events_after", "sum_viewers", "TICKER_SHOWN"]
@@ -132,7 +133,8 @@ async def read_events_after(client: redis.Redis, stream_id: str, seq: int,
         return None  # the log was reset under the client
     if seq == current:
         return []
-    entries = await client.xrange(stream_events_key(stream_id), min=f"{seq + 1}-0", count=limit)
-    if not entries or entries[0][0] != f"{seq + 1}-0".encode() or len(entries) >= limit:
+    logged = entries(await client.xrange(stream_events_key(stream_id), min=f"{seq + 1}-0",
+                                         count=limit))
+    if not logged or logged[0][0] != f"{seq + 1}-0".encode() or len(logged) >= limit:
         return None  # trimmed past the client's seq, or too far behind to replay
-    return [fields[b"e"] for _, fields in entries]
+    return [fields[b"e"] for _, fields in logged]

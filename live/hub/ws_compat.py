@@ -46,4 +46,4 @@ def is_open(connection: Connection) -> bool:
 
 async def drain(connection: Connection) -> None:
     """Wait until websockets' flow control lets more be written to `connection`."""
-    await connection.drain()  # type: ignore[attr-defined]
+    await connection.drain()

@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from live.node.services import Services
     from live.settings import Settings
 
 __all__ = ["main", "PLUGIN_GROUP"]
@@ -19,7 +20,7 @@ __all__ = ["main", "PLUGIN_GROUP"]
 PLUGIN_GROUP = "livecart.commands"
 
 
-def _serve_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="start a livecart node (embedded Valkey by default)")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
@@ -33,7 +34,7 @@ def _serve_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                    help="log every request (off by default: it costs ~15%% at full load)")
 
 
-def _token_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _token_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("token", help="mint a signed token (operator tool)")
     p.add_argument("role", choices=["operator", "brand", "creator", "buyer"])
     p.add_argument("subject", help="the brand, creator or buyer id (operator: a name)")
@@ -69,6 +70,7 @@ def _plugins() -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from live.node.services import Services
     from live.settings import Settings
     overrides = {k: v for k, v in vars(args).items()
                  if k in Settings.__dataclass_fields__ and v is not None}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, VariantIn
 from checkout.store.keys import brand_products_key
+from checkout.store.replies import members
 from checkout.wallets import Address, WalletIn
 from live.accounts.auth import Role
 from live.node.services import Services
@@ -35,7 +36,7 @@ async def seed_demo(services: Services) -> DemoInfo:
         await catalog.create_brand(BrandIn(id="acme", name="Acme Outfitters", currency="USD"))
     except CatalogError:
         pass
-    existing = [p.decode() for p in await services.client.zrange(brand_products_key("acme"), 0, -1)]
+    existing = members(await services.client.zrange(brand_products_key("acme"), 0, -1))
     if not existing:
         for product in (
             ProductIn(title="Trail Runner Sneakers", description="Light, grippy, waterproof.",

@@ -20,7 +20,7 @@ __all__ = ["add_doctor_args", "run_doctor"]
 _TOKEN_TTL_S = 60
 
 
-def add_doctor_args(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_doctor_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="reconcile orders with the gateway, stock and totals")
     p.add_argument("--url", help="the node's HTTP address (default http://HOST:PORT)")
     p.add_argument("--host", help="the node's address (default 127.0.0.1)")

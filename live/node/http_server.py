@@ -65,6 +65,8 @@ class ReadLimitProtocol(HttpToolsProtocol):
 
     # -- asyncio protocol --------------------------------------------------------------
 
+    # uvicorn's own signature, which narrows asyncio.Protocol's BaseTransport (and ignores
+    # the override error the same way).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm("headers")  # a new connection owes us a request, even before its first byte
@@ -170,6 +172,8 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int,
     check_uvicorn()
     limits = HttpLimits(settings.http_header_timeout_s, settings.http_body_timeout_s,
                         settings.http_max_header_bytes)
+    # uvicorn types `http` as a protocol class and the keep-alive as int, but only calls the
+    # former and hands the latter to loop.call_later: a factory and a float work as they are.
     return uvicorn.Config(
         app, host=host, port=port, loop="uvloop",
         http=functools.partial(ReadLimitProtocol, limits=limits),  # type: ignore[arg-type]

@@ -142,7 +142,7 @@ class Services:
             publisher_timeout_s=settings.video_publisher_timeout_s,
             reconnect_grace_s=settings.video_reconnect_grace_s,
             connect_timeout_s=settings.video_connect_timeout_s,
-            encode=settings.video_encode,  # type: ignore[arg-type]
+            encode=settings.video_encode,
             max_peers_per_ip=settings.video_max_peers_per_ip,
             new_sessions_per_ip_s=settings.video_new_sessions_per_ip_s))
         metrics.registry.register(VideoCollector(video))

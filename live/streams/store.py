@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import orjson
 import redis.asyncio as redis
 from pydantic import Field, StringConstraints
+from redis.typing import EncodableT, FieldT
 
 from checkout.errors import Refused
 from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, new_stream_id
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
                            stream_events_key, stream_key, stream_seq_key)
+from checkout.store.replies import text_hash
 from checkout.store.scripts import SCRIPTS, call_script
 from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
 
@@ -70,8 +73,8 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
-    out: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
+    out: dict[str, Any] = text_hash(raw)
     for key in ("lineup", "pinned", "deals"):
         out[key] = orjson.loads(out.get(key, "[]" if key != "deals" else "{}"))
     for key in ("scheduled_ms", "started_ms", "ended_ms", "created_ms"):
@@ -91,7 +94,7 @@ class StreamStore:
             await lineup_ok(product_id)
         stream_id = new_stream_id()
         now = _now_ms()
-        record = {
+        record: dict[FieldT, EncodableT] = {
             "id": stream_id, "creator_id": creator_id, "title": data.title,
             "state": StreamState.SCHEDULED.value, "lineup": orjson.dumps(list(dict.fromkeys(data.lineup))),
             "pinned": b"[]", "deals": b"{}", "purchase_mode": data.purchase_mode,
@@ -182,7 +185,7 @@ class StreamStore:
         reply = orjson.loads(await call_script(
             self._client, SCRIPTS["stream"], keys,
             [op, orjson.dumps(arg), _now_ms(), EVENTS_MAXLEN, events_channel(stream_id),
-             self._max_pinned]))  # type: ignore[arg-type]
+             self._max_pinned]))
         match reply["r"]:
             case "ok":
                 return await self.must_get(stream_id), list(reply["removed"])
@@ -194,7 +197,7 @@ class StreamStore:
         raise StreamError(404, "not-found", f"no stream {stream_id}")
 
     async def _sync_offers(self, stream: dict[str, Any], products: list[str],
-                           removed: list[str] = ()) -> None:  # type: ignore[assignment]
+                           removed: Sequence[str] = ()) -> None:
         """Copy this stream's offer into each product's own hash slot (offer_sync.lua: a
         newer rev is never overwritten by an older one)."""
         rev = int(stream.get("rev") or 0)

@@ -41,7 +41,7 @@ def _release(package: str) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def check(sender_class: type = RTCRtpSender, ice_module: Any = aioice.ice) -> None:
+def check(sender_class: type[RTCRtpSender] = RTCRtpSender, ice_module: Any = aioice.ice) -> None:
     """Fail loudly (CompatError) if an internal below moved; run once at start."""
     for package, (low, high) in (("aiortc", AIORTC_VERSIONS), ("aioice", AIOICE_VERSIONS)):
         if not low <= _release(package) < high:
@@ -64,6 +64,7 @@ def set_sender_encoder(sender: RTCRtpSender, encoder: object) -> None:
 
 def route_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
     """Send `sender`'s keyframe requests (a viewer's PLI/FIR) to `request`."""
+    # Replacing the method is the point; check() verifies aiortc still has it.
     sender._send_keyframe = request  # type: ignore[method-assign]
 
 

@@ -15,6 +15,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -31,6 +32,18 @@ log = logging.getLogger(__name__)
 
 VIDEO_CLOCK_RATE = 90_000  # RTP's video clock; media timestamps are in these ticks
 _VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+
+_Frame = TypeVar("_Frame", av.VideoFrame, av.AudioFrame)
+_Out = TypeVar("_Out", av.Packet, av.VideoFrame)  # what a pipe hands its viewers
+
+
+async def _recv_frame(track: MediaStreamTrack, kind: type[_Frame]) -> _Frame:
+    """The next decoded frame of a publisher's track. aiortc types `recv()` for every track,
+    packets included; a remote track it decodes gives frames of its kind only."""
+    item = await track.recv()
+    if not isinstance(item, kind):
+        raise MediaStreamError(f"the {track.kind} track gave a {type(item).__name__}")
+    return item
 
 
 class MediaClock:
@@ -61,7 +74,7 @@ class _Source:
     """Reads a publisher track into a one-frame slot; a frame not taken in time is dropped."""
 
     def __init__(self) -> None:
-        self.latest: av.VideoFrame | av.AudioFrame | None = None
+        self.latest: av.VideoFrame | None = None
         self.ready = asyncio.Event()
         self.dropped = 0
         self.received = 0
@@ -75,7 +88,7 @@ class _Source:
     async def _read(self, track: MediaStreamTrack) -> None:
         try:
             while True:
-                frame = await track.recv()
+                frame = await _recv_frame(track, av.VideoFrame)
                 self.received += 1
                 self.last_frame_at = time.monotonic()
                 if self.latest is not None:
@@ -85,7 +98,7 @@ class _Source:
         except MediaStreamError:
             pass
 
-    async def take(self) -> av.VideoFrame | av.AudioFrame:
+    async def take(self) -> av.VideoFrame:
         while self.latest is None:
             self.ready.clear()
             await self.ready.wait()
@@ -98,12 +111,12 @@ class _Source:
             self._task = None
 
 
-class _VideoPipe:
+class _VideoPipe(Generic[_Out]):
     """A stream's video: the publisher's track in (replaceable, for reconnects), one task
     turning its frames into what `fanout` hands the viewers."""
 
-    def __init__(self, fanout: Fanout, name: str) -> None:
-        self.fanout = fanout
+    def __init__(self, fanout: Fanout[_Out], name: str) -> None:
+        self.fanout: Fanout[_Out] = fanout
         self._source = _Source()
         self._task: asyncio.Task[None] | None = None
         self._name = name
@@ -142,7 +155,7 @@ class _VideoPipe:
         self.fanout.stop_all()
 
 
-class SharedVideoEncoder(_VideoPipe):
+class SharedVideoEncoder(_VideoPipe[av.Packet]):
     """The stream's only video encoder. Runs while the stream has video; survives a publisher
     reconnecting, so viewers keep their sessions and resume on a keyframe."""
 
@@ -237,7 +250,7 @@ class SharedAudioEncoder:
     """The stream's only Opus encoder: 20 ms packets at 48 kHz, shared like the video."""
 
     def __init__(self) -> None:
-        self.fanout = Fanout(lambda: None)
+        self.fanout: Fanout[av.Packet] = Fanout(lambda: None)
         self.packets_encoded = 0
         self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=48_000,
                                             frame_size=960)
@@ -256,10 +269,10 @@ class SharedAudioEncoder:
     async def _run(self, track: MediaStreamTrack) -> None:
         try:
             while True:
-                frame = await track.recv()
+                frame = await _recv_frame(track, av.AudioFrame)
                 if not self.fanout.subscribers:
                     continue
-                for chunk in self._resampler.resample(frame):  # type: ignore[arg-type]
+                for chunk in self._resampler.resample(frame):
                     chunk.pts = self._pts
                     chunk.time_base = fractions.Fraction(1, 48_000)
                     self._pts += chunk.samples
@@ -287,7 +300,7 @@ class SharedAudioEncoder:
         self.fanout.stop_all()
 
 
-class FrameRelay(_VideoPipe):
+class FrameRelay(_VideoPipe[av.VideoFrame]):
     """The per-viewer-encoding baseline: decoded frames to every viewer, each encoding its own.
 
     Kept only so the load test can measure what the shared encoder saves, in the same run.

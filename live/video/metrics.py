@@ -22,7 +22,7 @@ class VideoCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         peers = GaugeMetricFamily("livecart_video_peers", "WebRTC peers held", labels=["role"])
         for role in ("publisher", "viewer"):
-            peers.add_metric([role], self._video.peers.count(role))  # type: ignore[arg-type]
+            peers.add_metric([role], self._video.peers.count(role))
         yield peers
         sessions = list(self._video.sessions.values())
         yield GaugeMetricFamily("livecart_video_streams", "streams with video on this node",

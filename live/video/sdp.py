@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypedDict
 
 from checkout.errors import LivecartError
 
@@ -34,6 +35,15 @@ class SdpError(LivecartError, ValueError):
     """The offer cannot be used; the message is meant for the client."""
 
 
+class _Section(TypedDict):
+    """One media (m=) section, as far as the checks read it."""
+
+    kind: str
+    direction: str
+    codecs: set[str]
+    port: int
+
+
 @dataclass(frozen=True, slots=True)
 class OfferSummary:
     audio: bool  # an audio section in the direction this role needs
@@ -55,7 +65,7 @@ def check_offer(raw: bytes, role: Role) -> tuple[str, OfferSummary]:
         raise SdpError("an SDP offer starts with v=0")
     if not any(line.startswith("o=") for line in lines):
         raise SdpError("the offer has no origin (o=) line")
-    sections: list[dict[str, object]] = []
+    sections: list[_Section] = []
     for line in lines:
         if "\x00" in line:
             raise SdpError("the offer contains a NUL byte")
@@ -71,7 +81,7 @@ def check_offer(raw: bytes, role: Role) -> tuple[str, OfferSummary]:
                 sections[-1]["direction"] = attr
             rtpmap = _RTPMAP.match(line)
             if rtpmap is not None:
-                sections[-1]["codecs"].add(rtpmap.group(2).upper())  # type: ignore[union-attr]
+                sections[-1]["codecs"].add(rtpmap.group(2).upper())
     if not sections:
         raise SdpError("the offer has no media (m=) section")
     if len(sections) > MAX_MEDIA_SECTIONS:
@@ -90,7 +100,7 @@ def check_offer(raw: bytes, role: Role) -> tuple[str, OfferSummary]:
     video_codecs: set[str] = set()
     for section in usable:
         if section["kind"] == "video":
-            video_codecs |= section["codecs"]  # type: ignore[arg-type]
+            video_codecs |= section["codecs"]
     summary = OfferSummary(
         audio=any(s["kind"] == "audio" for s in usable),
         video=any(s["kind"] == "video" for s in usable),

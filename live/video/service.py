@@ -211,10 +211,11 @@ class VideoService:
                     _send_clock(channel, pts)
 
             track.on_first_packet = on_first_packet
-        else:
-            track = FrameTrack("video", session.video.fanout, queue)  # type: ignore[assignment]
-        session.video.fanout.subscribe(track)
-        return track
+            session.video.fanout.subscribe(track)
+            return track
+        frames = FrameTrack("video", session.video.fanout, queue)
+        session.video.fanout.subscribe(frames)
+        return frames
 
     # -- lifecycle -----------------------------------------------------------------------
     async def _negotiate(self, peer: Peer, offer: str) -> str:
@@ -352,7 +353,9 @@ def _h264_only() -> list[Any]:
 
 def _ingest_video() -> list[Any]:
     """What a publisher may send, H.264 first: it decodes cheaper than VP8."""
-    codecs = RTCRtpReceiver.getCapabilities("video").codecs
+    capabilities = RTCRtpReceiver.getCapabilities("video")
+    assert capabilities is not None  # typed Optional; aiortc raises for a kind it lacks
+    codecs = capabilities.codecs
     order = {"video/h264": 0, "video/vp8": 1, "video/rtx": 2}
     return sorted((c for c in codecs if c.mimeType.lower() in order),
                   key=lambda c: order[c.mimeType.lower()])

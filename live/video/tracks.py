@@ -17,21 +17,25 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 __all__ = ["Fanout", "PacketTrack", "FrameTrack"]
 
-Item = TypeVar("Item", av.Packet, av.VideoFrame, av.AudioFrame)
+Item = TypeVar("Item", av.Packet, av.VideoFrame)
 
 
 class _QueueTrack(MediaStreamTrack, Generic[Item]):
     """A track fed by push: `offer()` from the fan-out, `recv()` from aiortc's sender."""
 
-    def __init__(self, kind: str, fanout: "Fanout", queue_max: int) -> None:
+    def __init__(self, kind: str, fanout: Fanout[Item], queue_max: int) -> None:
         super().__init__()
         self.kind = kind
-        self._fanout = fanout
+        self._fanout: Fanout[Item] = fanout
         self._queue: collections.deque[Item] = collections.deque()
         self._queue_max = queue_max
         self._wakeup: asyncio.Future[None] | None = None
         self.delivered = 0
         self.dropped = 0
+
+    def offer(self, item: Item) -> None:
+        """Take what the fan-out publishes (each kind of track has its own rule)."""
+        raise NotImplementedError
 
     def _push(self, item: Item) -> bool:
         if len(self._queue) >= self._queue_max:
@@ -63,7 +67,7 @@ class _QueueTrack(MediaStreamTrack, Generic[Item]):
 class PacketTrack(_QueueTrack[av.Packet]):
     """Encoded packets for one viewer; video starts (and restarts) on a keyframe."""
 
-    def __init__(self, kind: str, fanout: "Fanout", queue_max: int) -> None:
+    def __init__(self, kind: str, fanout: Fanout[av.Packet], queue_max: int) -> None:
         super().__init__(kind, fanout, queue_max)
         self.waiting_for_keyframe = kind == "video"
         self.first_pts: int | None = None  # the media time of the first packet it sent
@@ -96,27 +100,27 @@ class FrameTrack(_QueueTrack[av.VideoFrame]):
         self._push(frame)
 
 
-class Fanout:
+class Fanout(Generic[Item]):
     """The subscribers of one shared source, and the way back to its keyframe policy."""
 
     def __init__(self, request_keyframe: Callable[[], None]) -> None:
-        self.subscribers: set[_QueueTrack[av.Packet] | _QueueTrack[av.VideoFrame]] = set()
+        self.subscribers: set[_QueueTrack[Item]] = set()
         self._request_keyframe = request_keyframe
 
-    def subscribe(self, track: _QueueTrack) -> None:  # type: ignore[type-arg]
+    def subscribe(self, track: _QueueTrack[Item]) -> None:
         self.subscribers.add(track)
         if track.kind == "video":
             self._request_keyframe()
 
-    def unsubscribe(self, track: _QueueTrack) -> None:  # type: ignore[type-arg]
+    def unsubscribe(self, track: _QueueTrack[Item]) -> None:
         self.subscribers.discard(track)
 
     def request_keyframe(self) -> None:
         self._request_keyframe()
 
-    def publish(self, item: av.Packet | av.VideoFrame) -> None:
+    def publish(self, item: Item) -> None:
         for track in list(self.subscribers):
-            track.offer(item)  # type: ignore[attr-defined]
+            track.offer(item)
 
     def stop_all(self) -> None:
         for track in list(self.subscribers):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -40,7 +41,7 @@ def problem_body(refused: Refused) -> dict[str, Any]:
     }
 
 
-def problem_response(refused: Refused, headers: dict[str, str] | None = None) -> Response:
+def problem_response(refused: Refused, headers: Mapping[str, str] | None = None) -> Response:
     """The problem+json answer to any refusal."""
     if headers is None:
         headers = getattr(refused, "headers", None)
