@@ -24,7 +24,7 @@ from checkout.store.replies import stream_reads, text
 from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
 
-__all__ = ["Aggregator", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
+__all__ = ["Aggregator", "outbox_lag", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,21 @@ def event_kind(state: str, source: str) -> list[str]:
     if state == "refunded":
         kinds.append("refund")
     return kinds
+
+
+async def outbox_lag(client: redis.Redis) -> int:
+    """Outbox entries not folded yet, over every product (entries not read, and read but
+    not acknowledged)."""
+    total = 0
+    for raw in await client.smembers(ACTIVE_PRODUCTS):
+        try:
+            groups = await client.xinfo_groups(product_keys(text(raw)).outbox)
+        except ResponseError:
+            continue
+        for group in groups:
+            if group["name"] == OUTBOX_GROUP.encode():
+                total += int(group.get("lag") or 0) + int(group["pending"])
+    return total
 
 
 class Aggregator:
@@ -71,7 +86,7 @@ class Aggregator:
         """Wait until every outbox entry written so far is applied (tests, reports)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if await self._pending_total() == 0:
+            if await outbox_lag(self._client) == 0:
                 return
             self._idle.clear()
             try:
@@ -79,19 +94,6 @@ class Aggregator:
             except asyncio.TimeoutError:
                 pass
         raise TimeoutError("outbox not drained")
-
-    async def _pending_total(self) -> int:
-        products = [text(p) for p in await self._client.smembers(ACTIVE_PRODUCTS)]
-        total = 0
-        for product in products:
-            try:
-                groups = await self._client.xinfo_groups(product_keys(product).outbox)
-            except ResponseError:
-                continue
-            for group in groups:
-                if group["name"] == OUTBOX_GROUP.encode():
-                    total += int(group.get("lag") or 0) + int(group["pending"])
-        return total
 
     async def _run(self) -> None:
         while True:

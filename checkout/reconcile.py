@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
 
-from checkout.catalog import OUTBOX_GROUP
+from checkout.aggregator import outbox_lag
 from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, product_keys
 from checkout.store.replies import int_hash, members, text
 from checkout.order_states import PENDING, OrderState
@@ -82,7 +81,7 @@ async def reconcile(client: redis.Redis, gateway: PaymentGateway) -> Reconciliat
         orders += product_orders
         await _check_product(client, gateway, product, product_orders, report)
     report.orders = len(orders)
-    lag = await _aggregator_lag(client)
+    lag = await outbox_lag(client)
     if lag:
         report.pending.append(Finding("aggregates", "outbox", f"{lag} entries not folded yet"))
     else:
@@ -162,19 +161,6 @@ def _check_gateway(order: Order, record: PaymentRecord, void_owed: bool, capture
     if seen == "captured" and record.refunded_minor != refunded_expected:
         report.mismatches.append(Finding(
             "gateway", order.id, f"order {state}, gateway refunded {record.refunded_minor}"))
-
-
-async def _aggregator_lag(client: redis.Redis) -> int:
-    lag = 0
-    for raw in await client.smembers(ACTIVE_PRODUCTS):
-        try:
-            groups = await client.xinfo_groups(product_keys(text(raw)).outbox)
-        except ResponseError:
-            continue
-        for group in groups:
-            if group["name"] == OUTBOX_GROUP.encode():
-                lag += int(group.get("lag") or 0) + int(group["pending"])
-    return lag
 
 
 async def _check_totals(client: redis.Redis, orders: list[Order],

@@ -16,6 +16,7 @@ order are harmless.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import logging
 import time
 
@@ -83,17 +84,8 @@ class ReservationSweeper:
         if order is None or order.state is not OrderState.AUTHORIZED:
             await self._client.zrem(key, order_id)  # settled meanwhile; nothing owed
             return False
-        try:
-            await self._gateway.capture(order_id)
-        except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError) as exc:
-            log.warning("order %s: owed capture failed (%s); retrying in %d s", order_id,
-                        type(exc).__name__, self._capture_retry_ms // 1000)
-            await self._client.zadd(key, {order_id: now_ms + self._capture_retry_ms}, xx=True)
-            return False
-        except PaymentError as exc:  # the gateway refuses (the hold was voided or expired)
-            log.error("order %s: owed capture refused (%s: %s); needs an operator", order_id,
-                      type(exc).__name__, exc)
-            await self._client.zadd(key, {order_id: now_ms + 3600_000}, xx=True)
+        # The gateway may refuse: the hold was voided or ran out at the card's end.
+        if not await self._pay(self._gateway.capture, "capture", key, order_id, now_ms):
             return False
         try:
             _, changed = await self._orders.transition(order_id, OrderState.PAID, "captured_later")
@@ -113,19 +105,29 @@ class ReservationSweeper:
         return changed
 
     async def _void(self, key: str, order_id: str, now_ms: int) -> bool:
+        # The gateway refuses only a captured order: a capture raced a void (an operator's).
+        if not await self._pay(self._gateway.void, "void", key, order_id, now_ms):
+            return False
+        await self._client.zrem(key, order_id)
+        return True
+
+    async def _pay(self, call: Callable[[str], Awaitable[object]], what: str, key: str,
+                   order_id: str, now_ms: int) -> bool:
+        """Make one gateway call a debt owes; on failure push the debt back: by the retry
+        interval when the gateway could not answer, by an hour (and an error for an
+        operator) when it refused."""
         try:
-            await self._gateway.void(order_id)
+            await call(order_id)
         except (GatewayTimeout, GatewayUnavailable, asyncio.TimeoutError) as exc:
-            log.warning("order %s: void owed failed (%s); retrying in %d s", order_id,
+            log.warning("order %s: owed %s failed (%s); retrying in %d s", order_id, what,
                         type(exc).__name__, self._capture_retry_ms // 1000)
             await self._client.zadd(key, {order_id: now_ms + self._capture_retry_ms}, xx=True)
             return False
-        except PaymentError as exc:  # captured: the gateway refuses to void
-            log.error("order %s: void owed refused (%s: %s); needs an operator", order_id,
+        except PaymentError as exc:
+            log.error("order %s: owed %s refused (%s: %s); needs an operator", order_id, what,
                       type(exc).__name__, exc)
             await self._client.zadd(key, {order_id: now_ms + 3600_000}, xx=True)
             return False
-        await self._client.zrem(key, order_id)
         return True
 
     async def _run(self) -> None:
