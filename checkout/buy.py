@@ -201,7 +201,8 @@ class BuyService:
             # declined): it recorded a void owed; pay it now rather than at the next sweep.
             # A twin that authorized first is fine too.
             result = await self._current(order.id, replayed)
-            if result.order.state not in (OrderState.AUTHORIZED, OrderState.PAID):
+            if result.order.state not in (OrderState.AUTHORIZED, OrderState.PAID,
+                                          OrderState.REFUNDED):
                 await self._void_owed(order.id)
             return result
         if not self._capture_immediately:
@@ -228,7 +229,7 @@ class BuyService:
     async def _void_owed(self, order_id: str) -> None:
         try:
             await self._gateway_call(self._gateway.void, order_id)
-        except PaymentError as exc:  # the sweeper pays the debt later
+        except (PaymentError, asyncio.TimeoutError) as exc:  # the sweeper pays it later
             log.warning("order %s: void owed left for the sweeper (%s)", order_id,
                         type(exc).__name__)
             return
@@ -245,8 +246,19 @@ class BuyService:
             log.warning("order %s: capture outcome unknown; left authorized for the sweeper",
                         order.id)
             return BuyResult(order, replayed, "capture_pending")
-        paid, _ = await self._orders.transition(order.id, OrderState.PAID)
+        except InvalidPaymentRequest:  # the brand voided it meanwhile: the order says so
+            return await self._as_it_stands(order.id, replayed)
+        try:
+            paid, _ = await self._orders.transition(order.id, OrderState.PAID)
+        except IllegalTransition:  # voided after our capture: its void debt refunds it
+            return await self._as_it_stands(order.id, replayed)
         return BuyResult(paid, replayed, "settled")
+
+    async def _as_it_stands(self, order_id: str, replayed: bool) -> BuyResult:
+        order = await self._orders.get(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        return BuyResult(order, replayed, payment_word(order.state))
 
     async def _gateway_call(self, method: Any, *args: Any) -> Any:
         """Retry transient gateway failures; every gateway call is idempotent by order id."""

@@ -1,7 +1,7 @@
 """The order lifecycle as literal tables: which moves are legal, what each does to stock,
 which leave a card hold to release, and which wait on the order's deadline.
 
-The transition script (scripts/transition.lua) is handed the rules for the target state from
+The transition script (checkout/store/lua/transition.lua) is handed the rules for the target state from
 these tables, so Python and Lua share one definition.
 
 Who may talk to the gateway is decided here too. A payer must first move the order from

@@ -37,7 +37,7 @@ GATEWAY_STATES: dict[OrderState, frozenset[str | None]] = {
     S.DECLINED: frozenset({None, "declined", "voided"}),
     S.EXPIRED: frozenset({None, "declined", "voided"}),
     S.CANCELLED: frozenset({None}),
-    S.VOIDED: frozenset({"voided"}),
+    S.VOIDED: frozenset({"voided", "captured"}),  # captured: a capture beat the void, refunded
 }
 SOLD = frozenset({S.AUTHORIZED, S.PAID, S.REFUNDED})  # units out of stock for good
 CAPTURED = frozenset({S.PAID, S.REFUNDED})
@@ -157,7 +157,7 @@ def _check_gateway(order: Order, record: PaymentRecord, void_owed: bool, capture
     if seen in ("authorized", "captured") and record.amount_minor != amount:
         report.mismatches.append(Finding("gateway", order.id,
                                          f"amount {amount}, gateway {record.amount_minor}"))
-    refunded_expected = record.captured_minor if state is S.REFUNDED else 0
+    refunded_expected = record.captured_minor if state in (S.REFUNDED, S.VOIDED) else 0
     if seen == "captured" and record.refunded_minor != refunded_expected:
         report.mismatches.append(Finding(
             "gateway", order.id, f"order {state}, gateway refunded {record.refunded_minor}"))

@@ -105,11 +105,19 @@ class ReservationSweeper:
         return changed
 
     async def _void(self, key: str, order_id: str, now_ms: int) -> bool:
-        # The gateway refuses only a captured order: a capture raced a void (an operator's).
-        if not await self._pay(self._gateway.void, "void", key, order_id, now_ms):
+        # A capture that raced the brand's void landed first: the order gave its stock back,
+        # so the money goes back too (a full refund instead of the void).
+        release: Callable[[str], Awaitable[object]] = self._gateway.void
+        if (await self._gateway.status(order_id)).state == "captured":
+            log.warning("order %s: voided after a capture landed; refunding it", order_id)
+            release = self._refund_all
+        if not await self._pay(release, "void", key, order_id, now_ms):
             return False
         await self._client.zrem(key, order_id)
         return True
+
+    async def _refund_all(self, order_id: str) -> object:
+        return await self._gateway.refund(order_id)
 
     async def _pay(self, call: Callable[[str], Awaitable[object]], what: str, key: str,
                    order_id: str, now_ms: int) -> bool:

@@ -224,3 +224,34 @@ async def test_a_product_without_a_floor_takes_no_deal(live: Live) -> None:
         "per_buyer_limit": 1, "countdown_s": 10, "duration_s": 600},
         headers=live.auth("creator", "cleo"))
     assert r.status_code == 422 and r.json()["type"].endswith("/deal-below-floor"), r.text
+
+
+async def test_a_deal_never_charges_more_than_the_regular_price(live: Live) -> None:
+    """The brand lowers its price below an open deal's: the buy script sells at the
+    regular price, not the now dearer deal."""
+    product, stream = await setup(live, stock=20)
+    await start_deal(live, stream, product, price=4000, cap=5, per_buyer=2)
+    await open_deal(live, stream, product)
+    r = await live.http.patch(f"/api/v1/products/{product}", json={"price_minor": 3000},
+                              headers=live.auth("brand", "acme"))
+    assert r.status_code == 200, r.text
+    await give_wallet(live, "thrifty")
+    assert priced(await buy(live, "thrifty", product, stream=stream)) == (3000, 3000, False)
+
+
+async def test_a_product_back_in_the_lineup_comes_back_without_its_old_deal(live: Live) -> None:
+    """Dropping a product withdraws its offer (and the deal's unit count): brought back, it
+    must not sell the old deal's cap a second time."""
+    product, stream = await setup(live, stock=20)
+    await start_deal(live, stream, product, cap=1, per_buyer=1)
+    await open_deal(live, stream, product)
+    await give_wallet(live, "first")
+    assert priced(await buy(live, "first", product, stream=stream)) == (DEAL, DEAL, True)
+    host = live.auth("creator", "cleo")
+    for lineup in ([], [product]):
+        r = await live.http.put(f"/api/v1/streams/{stream}/lineup", json={"lineup": lineup},
+                                headers=host)
+        assert r.status_code == 200, r.text
+    assert product not in (await live.services.streams.must_get(stream))["deals"]
+    await give_wallet(live, "second")
+    assert priced(await buy(live, "second", product, stream=stream)) == (REGULAR, REGULAR, False)

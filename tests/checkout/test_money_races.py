@@ -232,3 +232,28 @@ async def test_reconciliation_reports_what_is_out_of_step(live: Live) -> None:
     assert doctor.returncode == 1, doctor.stderr
     printed = orjson.loads(doctor.stdout)
     assert {m["kind"] for m in printed["mismatches"]} >= {"gateway", "stock", "limit"}
+
+
+@pytest.mark.parametrize("node_settings", [{"capture_mode": "on_shipment"}])
+async def test_a_capture_that_beats_the_brands_void_is_refunded(live: Live) -> None:
+    """The brand voids an authorized order while a capture of it is landing: the order gave
+    its stock back, so the sweeper, finding the money captured, refunds it in full."""
+    await make_brand(live)
+    product = await make_product(live, stock=5)
+    stream = await make_stream(live, [product["id"]])
+    await live.http.post(f"/api/v1/streams/{stream['id']}/live",
+                         headers=live.auth("creator", "cleo"))
+    await give_wallet(live, "bob")
+    r = await live.http.post("/api/v1/buy", headers={
+        **live.auth("buyer", "bob"), "Idempotency-Key": idem()},
+        json={"product_id": product["id"], "stream_id": stream["id"]})
+    assert r.status_code == 201 and r.json()["order"]["state"] == "authorized", r.text
+    order_id = r.json()["order"]["id"]
+    await live.services.gateway.capture(order_id)  # a capture that got to the gateway first
+    r = await live.http.post(f"/api/v1/orders/{order_id}/void",
+                             headers=live.auth("brand", "acme"))
+    assert r.status_code == 200 and r.json()["state"] == "voided", r.text
+    report = await reconciled(live)
+    assert report["ok"], report["mismatches"]
+    record = await live.services.gateway.status(order_id)
+    assert (record.state, record.refunded_minor) == ("captured", record.captured_minor)

@@ -25,7 +25,8 @@ ARGV[9] link creator or '' ARGV[10] link code or '' ARGV[11] expected unit price
 ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist
 ARGV[14] outbox max length (approximate trim)
 ARGV[15] 'paying' when the caller pays at once (the one-tap buy): the order starts claimed
-         (see checkout/order_states.py), ARGV[7] its payment window; else 'reserved'
+         (see checkout/order_states.py), its hold (ARGV[7]) the window to pay in;
+         else 'reserved'
 
 Reply: a JSON string.
   {"r":"ok","order":{...}}                a new reservation
@@ -85,7 +86,7 @@ if channel == 'stream' then
   creator, link = offer.creator, ''
   local deal = offer.deal
   if type(deal) == 'table' and now >= deal.opens_ms and now < deal.closes_ms
-      and deal.price_minor >= floor then
+      and deal.price_minor >= floor and deal.price_minor < price then
     local dealsold = tonumber(redis.call('HGET', KEYS[3], 'dealsold:' .. stream) or '0')
     local left = deal.cap - dealsold
     if left > 0 then

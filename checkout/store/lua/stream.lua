@@ -94,12 +94,18 @@ if op == 'lineup' then
   end
   local removed, kept = {}, {}
   for _, p in ipairs(lineup) do
-    if not contains(arg.lineup, p) then removed[#removed + 1] = p end
+    if not contains(arg.lineup, p) then
+      removed[#removed + 1] = p
+      -- Its deal goes with it: back in the lineup, it starts without one (its unit count
+      -- was withdrawn with the offer, so the old deal would sell its cap a second time).
+      deals[p] = nil
+    end
   end
   for _, p in ipairs(pinned) do
     if contains(arg.lineup, p) then kept[#kept + 1] = p end
   end
-  redis.call('HSET', KEYS[1], 'lineup', list(arg.lineup), 'pinned', list(kept))
+  redis.call('HSET', KEYS[1], 'lineup', list(arg.lineup), 'pinned', list(kept),
+    'deals', next(deals) == nil and '{}' or cjson.encode(deals))
   return done(emit('lineup.changed', '"lineup":' .. list(arg.lineup) .. ',"pinned":' .. list(kept)),
     removed)
 end
