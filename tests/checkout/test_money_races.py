@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 import pytest
 from conftest import TEST_SECRET, UNIT, Live
-from shop import eventually, give_wallet, idem, make_brand, make_product, make_stream
+from shop import (buy, eventually, give_wallet, idem, make_brand, make_live_stream,
+                  make_product, make_stream)
 
 from checkout.store.keys import product_keys
 from checkout.order_states import OrderState
@@ -64,6 +65,15 @@ async def reconciled(live: Live) -> dict[str, Any]:
         return None if report["pending"] else dict(report)
     report: dict[str, Any] = await eventually(quiet, "no work owed", timeout_s=20)
     return report
+
+
+async def bob_buys_one(live: Live) -> tuple[dict[str, Any], Any]:
+    """A live shop with one product, and bob's one-tap buy of it (the reply)."""
+    await make_brand(live)
+    product = await make_product(live, stock=5)
+    stream = await make_live_stream(live, [product["id"]])
+    await give_wallet(live, "bob")
+    return product, await buy(live, "bob", product["id"], stream=stream["id"])
 
 
 async def gateway_state(live: Live, order_id: str) -> str | None:
@@ -197,15 +207,7 @@ async def test_removing_a_cart_item_during_its_checkout_never_strands_money(live
 async def test_reconciliation_reports_what_is_out_of_step(live: Live) -> None:
     """The check can fail: a hold released behind the order's back, stock counted twice and
     a wrong limit count are each named; `livecart doctor` prints them and exits 1."""
-    await make_brand(live)
-    product = await make_product(live, stock=5)
-    stream = await make_stream(live, [product["id"]])
-    await live.http.post(f"/api/v1/streams/{stream['id']}/live",
-                         headers=live.auth("creator", "cleo"))
-    await give_wallet(live, "bob")
-    r = await live.http.post("/api/v1/buy", headers={
-        **live.auth("buyer", "bob"), "Idempotency-Key": idem()},
-        json={"product_id": product["id"], "stream_id": stream["id"]})
+    product, r = await bob_buys_one(live)
     assert r.status_code == 201, r.text
     assert (await reconciled(live))["ok"]
 
@@ -238,15 +240,7 @@ async def test_reconciliation_reports_what_is_out_of_step(live: Live) -> None:
 async def test_a_capture_that_beats_the_brands_void_is_refunded(live: Live) -> None:
     """The brand voids an authorized order while a capture of it is landing: the order gave
     its stock back, so the sweeper, finding the money captured, refunds it in full."""
-    await make_brand(live)
-    product = await make_product(live, stock=5)
-    stream = await make_stream(live, [product["id"]])
-    await live.http.post(f"/api/v1/streams/{stream['id']}/live",
-                         headers=live.auth("creator", "cleo"))
-    await give_wallet(live, "bob")
-    r = await live.http.post("/api/v1/buy", headers={
-        **live.auth("buyer", "bob"), "Idempotency-Key": idem()},
-        json={"product_id": product["id"], "stream_id": stream["id"]})
+    product, r = await bob_buys_one(live)
     assert r.status_code == 201 and r.json()["order"]["state"] == "authorized", r.text
     order_id = r.json()["order"]["id"]
     await live.services.gateway.capture(order_id)  # a capture that got to the gateway first
