@@ -181,3 +181,24 @@ async def no_peer_task_outlives_its_test() -> AsyncIterator[None]:
         await asyncio.wait(started, timeout=10 * UNIT)
     left = peer_tasks(set(started))
     assert not left, f"peer tasks still running: {[t.get_coro().__qualname__ for t in left]}"
+
+
+@pytest.fixture(autouse=True)
+async def client_peers_closed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """The tests' own WebRTC clients (loadtest.webrtc_peers) are closed when the test ends,
+    before the leak check above: a client whose node went away notices only once ICE
+    consent fails (about 30 s), so its consent loop would outlive the test."""
+    import loadtest.webrtc_peers as peers
+
+    opened: list[Any] = []
+    original = peers.RTCPeerConnection
+
+    class Tracked(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(peers, "RTCPeerConnection", Tracked)
+    yield
+    for pc in opened:
+        await pc.close()
