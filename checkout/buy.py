@@ -203,7 +203,7 @@ class BuyService:
             result = await self._current(order.id, replayed)
             if result.order.state not in (OrderState.AUTHORIZED, OrderState.PAID,
                                           OrderState.REFUNDED):
-                await self._void_owed(order.id)
+                await self.pay_void_owed(order.id)
             return result
         if not self._capture_immediately:
             return BuyResult(authorized, replayed, "settled")
@@ -226,7 +226,9 @@ class BuyService:
             return await self._capture(order, replayed)
         return BuyResult(order, replayed, payment_word(order.state))
 
-    async def _void_owed(self, order_id: str) -> None:
+    async def pay_void_owed(self, order_id: str) -> None:
+        """Release the order's hold at the gateway now, rather than at the next sweep; if the
+        gateway can't, the recorded debt stays for the sweeper."""
         try:
             await self._gateway_call(self._gateway.void, order_id)
         except (PaymentError, asyncio.TimeoutError) as exc:  # the sweeper pays it later

@@ -3,7 +3,6 @@ brand's order actions (capture on shipment, void, refund)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -25,7 +24,6 @@ from live.web.problems import Problem, problem_response
 __all__ = ["register"]
 
 IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-log = logging.getLogger(__name__)
 IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", Annotated[str, StringConstraints(
     min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]{8,128}$")])
 ORDER = Param("order", "path", Annotated[str, StringConstraints(
@@ -169,12 +167,7 @@ def register(api: Api) -> None:
                                                             "cancelled_by_brand")
         except IllegalTransition as exc:
             raise Problem(409, "order-not-voidable", f"the order is {exc.current}") from None
-        try:
-            await call.services.gateway.void(order.id)
-        except PaymentError as exc:  # the debt stays recorded; the sweeper retries it
-            log.warning("order %s: void left to the sweeper (%s)", order.id, type(exc).__name__)
-        else:
-            await call.services.orders.clear_void_debt(order.id)
+        await call.services.buys.pay_void_owed(order.id)
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/refund", summary="Refund a paid order in full",
