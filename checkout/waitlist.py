@@ -38,10 +38,9 @@ class Waitlist:
 
     async def serve_quietly(self, product: str, variant: str) -> None:
         """The OrderBook hook: serving the line must never fail the move that freed stock."""
-        if not await self._client.llen(product_keys(product).waitlist(variant)):
-            return
         try:
-            await self.serve(product, variant)
+            if await self._client.llen(product_keys(product).waitlist(variant)):
+                await self.serve(product, variant)
         except Exception:
             log.exception("waitlist %s/%s: serving failed; the next return retries", product, variant)
 
@@ -67,6 +66,9 @@ class Waitlist:
                     return holds
                 log.info("waitlist %s/%s: %s skipped (%s)", product, variant, buyer, exc.code)
                 continue
+            except Exception:
+                await self._client.lpush(key, buyer)  # a failure of ours: they keep their place
+                raise
             order = result.order.public()
             holds.append(order)
             event = orjson.dumps({"type": "waitlist.hold", "order": order})

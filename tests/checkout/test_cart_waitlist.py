@@ -11,7 +11,7 @@ from conftest import Live
 from shop import (buy, eventually, give_wallet, idem, make_brand, make_live_stream, make_product,
                   stock_of)
 
-from checkout.store.keys import buyer_events_key
+from checkout.store.keys import buyer_events_key, product_keys
 
 
 async def add_to_cart(live: Live, buyer: str, product: str, stream: str | None = None,
@@ -245,3 +245,28 @@ async def test_stock_given_back_by_the_cart_goes_to_the_waitlist(live: Live, how
         assert [o["result"] for o in await checkout(live, "holder")] == ["declined"]
     # The unit is back: the first in line should now hold it.
     assert [e["type"] for e in await waitlist_events(live, "waiter")] == ["waitlist.hold"]
+
+
+async def test_a_failure_while_serving_the_line_keeps_the_buyers_place(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serving the waitlist fails on our side (not a rule refusal): the buyer popped from
+    the line goes back to the front, and the next return serves them."""
+    await make_brand(live)
+    product = await make_product(live, stock=0)
+    assert await join_waitlist(live, "wes", product["id"]) == 1
+    buys = live.services.buys
+    real_reserve = buys.reserve
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("storage hiccup")
+
+    monkeypatch.setattr(buys, "reserve", broken)
+    with pytest.raises(ConnectionError):
+        await live.services.waitlist.serve(product["id"], "default")
+    monkeypatch.setattr(buys, "reserve", real_reserve)
+    line = product_keys(product["id"]).waitlist("default")
+    assert await live.services.client.lrange(line, 0, -1) == [b"wes"]  # still in line
+    r = await live.http.put(f"/api/v1/products/{product['id']}/variants/default/stock",
+                            json={"set": 1, "reason": "restock"},
+                            headers=live.auth("brand", "acme"))
+    assert r.json()["waitlist_holds"] == 1
