@@ -70,7 +70,6 @@ def _plugins() -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from live.node.services import Services
     from live.settings import Settings
     overrides = {k: v for k, v in vars(args).items()
                  if k in Settings.__dataclass_fields__ and v is not None}
