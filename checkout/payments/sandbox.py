@@ -55,6 +55,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from checkout.store.replies import text, text_hash
 from checkout.store.scripts import GATEWAY_SCRIPTS, Script, call_script
 
 from .gateway import (
@@ -296,7 +297,7 @@ class SandboxGateway:
     async def charges(self, order_id: str) -> dict[str, str]:
         """The raw record of ``order_id`` (empty when the gateway never saw it)."""
         raw = await self._client.hgetall(self.order_key(order_id))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return text_hash(raw)
 
     async def status(self, order_id: str) -> PaymentRecord:
         """What the gateway holds for ``order_id``, for reconciliation."""
@@ -330,8 +331,8 @@ class SandboxGateway:
             # The script may have run before the connection broke: the caller must
             # retry with the same order id, exactly as after a real gateway timeout.
             raise GatewayTimeout(f"sandbox store unreachable: {exc}") from exc
-        outcome = _text(reply[0])
-        flat = [_text(item) for item in reply[1:]]
+        outcome = text(reply[0])
+        flat = [text(item) for item in reply[1:]]
         return outcome, dict(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -381,7 +382,3 @@ def _check_currency(currency: str) -> None:
 
 def _new_ref(kind: str) -> str:
     return f"sbx_{kind}_{secrets.token_hex(8)}"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
