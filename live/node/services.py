@@ -35,7 +35,7 @@ from live.node.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
 from live.hub.ws_compat import check as check_websockets_compat
 from live.video.compat import check as check_video_compat
-from live.video.compat import restrict_ice_hosts
+from live.video.compat import restrict_ice_hosts, stop_consent_after_close
 from live.video.metrics import VideoCollector
 from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
@@ -134,6 +134,7 @@ class Services:
         check_video_compat()  # fail at start, not mid-stream, if aiortc's internals moved
         check_websockets_compat()
         restrict_ice_hosts(settings.video_ice_hosts)
+        stop_consent_after_close()
         video = VideoService(streams, hub, VideoFormat(
             width=settings.video_width, height=settings.video_height, fps=settings.video_fps,
             bitrate=settings.video_bitrate, keyint_s=settings.video_keyint_s,

@@ -8,6 +8,10 @@ they moved, instead of video silently encoding per viewer or ignoring keyframe r
   viewer's PLI/FIR: it is pointed at the shared encoder's coalescing request instead.
 - aioice offers every interface address but loopback and has no setting for it: its
   address lookup, `aioice.ice.get_host_addresses`, is replaced once per process.
+- aioice's `Connection.connect` starts the consent-freshness loop after it resumes from the
+  check list, even when `close()` ran meanwhile (a peer closed as ICE completes): the loop then
+  runs forever with no pair to check. `stop_consent_after_close` makes that loop end at once
+  on a closing connection (read from `Connection._closing`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from checkout.errors import LivecartError
 
 __all__ = ["AIORTC_VERSIONS", "AIOICE_VERSIONS", "CompatError", "check", "set_sender_encoder",
-           "route_keyframe_requests", "restrict_ice_hosts"]
+           "route_keyframe_requests", "restrict_ice_hosts", "stop_consent_after_close"]
 
 # [lowest, highest) release checked; pyproject.toml bounds the install the same way.
 AIORTC_VERSIONS = ((1, 14), (1, 17))
@@ -55,6 +59,10 @@ def check(sender_class: type[RTCRtpSender] = RTCRtpSender, ice_module: Any = aio
         raise CompatError("aiortc's RTCRtpSender has no _send_keyframe")
     if not callable(getattr(ice_module, "get_host_addresses", None)):
         raise CompatError("aioice.ice has no get_host_addresses")
+    connection = getattr(ice_module, "Connection", None)
+    if connection is None or not callable(getattr(connection, "query_consent", None)) \
+            or "_closing" not in connection.close.__code__.co_names:
+        raise CompatError("aioice's Connection no longer marks itself _closing in close()")
 
 
 def set_sender_encoder(sender: RTCRtpSender, encoder: object) -> None:
@@ -81,3 +89,21 @@ def restrict_ice_hosts(addresses: tuple[str, ...]) -> None:
         return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = host_addresses
+
+
+_original_query_consent = aioice.ice.Connection.query_consent
+
+
+async def _query_consent_unless_closing(self: aioice.ice.Connection) -> None:
+    if getattr(self, "_closing", False):
+        return  # close() ran while connect() was resuming: nothing left to keep alive
+    await _original_query_consent(self)
+
+
+def stop_consent_after_close() -> None:
+    """End aioice's consent loop at once on a connection already closing (idempotent).
+
+    close() sets `_closing` before anything else and cancels a loop it finds; a loop that
+    connect() starts after that sees `_closing` on its first step. Without this, each peer
+    closed just as ICE completed kept a task alive for the life of the process."""
+    aioice.ice.Connection.query_consent = _query_consent_unless_closing  # type: ignore[method-assign]
