@@ -4,14 +4,14 @@ only when something changed; each socket is checked for its brand/creator at the
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from checkout.store.keys import agg_key, stream_unique_viewers_key
 from checkout.reports import brand_report, creator_earnings
-from live.hub.protocol import Wire, encode, wire_for_subprotocol
+from live.hub.protocol import Earnings, Sales, ServerMessage, Wire, encode_server, wire_for_subprotocol
 from live.hub.handshake import HubContext, Route
 
 __all__ = ["brand_feed", "creator_feed", "FEED_INTERVAL_S"]
@@ -19,7 +19,7 @@ __all__ = ["brand_feed", "creator_feed", "FEED_INTERVAL_S"]
 FEED_INTERVAL_S = 1.0
 
 
-async def _periodic(conn: ServerConnection, produce: Callable[[], Awaitable[dict[str, Any]]],
+async def _periodic(conn: ServerConnection, produce: Callable[[], Awaitable[ServerMessage]],
                     interval_s: float) -> None:
     wire = wire_for_subprotocol(conn.subprotocol)
     last = None
@@ -27,7 +27,7 @@ async def _periodic(conn: ServerConnection, produce: Callable[[], Awaitable[dict
         while True:
             data = await produce()
             if data != last:
-                await conn.send(encode(data, wire), text=wire is Wire.JSON)
+                await conn.send(encode_server(data, wire), text=wire is Wire.JSON)
                 last = data
             try:
                 await asyncio.wait_for(conn.wait_closed(), interval_s)
@@ -41,7 +41,7 @@ async def _periodic(conn: ServerConnection, produce: Callable[[], Awaitable[dict
 async def brand_feed(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
 
-    async def produce() -> dict[str, Any]:
+    async def produce() -> Sales:
         report = await brand_report(services.client, route.target)
         minutes = report.pop("per_minute")
         for stream in report["streams"]:
@@ -50,8 +50,8 @@ async def brand_feed(server: HubContext, conn: ServerConnection, route: Route) -
             stream["buyers"], stream["viewers"] = buyers, viewers
             # Buyers off the room (links, showcase) also count: cap at 1 rather than show 600%.
             stream["conversion"] = round(min(1.0, buyers / viewers), 4) if viewers else 0.0
-        return {"type": "sales", **report, "orders_last_minute": minutes[-2]["orders"],
-                "per_minute": minutes[-15:]}
+        return Sales({**report, "orders_last_minute": minutes[-2]["orders"],
+                      "per_minute": minutes[-15:]})
 
     await _periodic(conn, produce, FEED_INTERVAL_S)
 
@@ -59,8 +59,7 @@ async def brand_feed(server: HubContext, conn: ServerConnection, route: Route) -
 async def creator_feed(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
 
-    async def produce() -> dict[str, Any]:
-        earnings = await creator_earnings(services.client, route.target, limit=20)
-        return {"type": "earnings", **earnings}
+    async def produce() -> Earnings:
+        return Earnings(await creator_earnings(services.client, route.target, limit=20))
 
     await _periodic(conn, produce, FEED_INTERVAL_S)

@@ -1,14 +1,18 @@
-"""The hub's wire protocol, sans-I/O: bytes in, typed messages out; dicts in, bytes out.
+"""The hub's wire protocol, sans-I/O, both directions as values.
 
 Version 1 (docs/protocol.md). JSON text frames by default; msgpack binary frames when the
-client asks for the `livecart.v1.msgpack` subprotocol. Nothing here touches a socket or a
-clock: callers pass `now` in.
+client asks for the `livecart.v1.msgpack` subprotocol. Client messages (`Like`, `Pin`, ...)
+and server messages (`Snapshot`, `State`, `Event`, `Ack`, `Error`, `Sales`, `Earnings`) are
+frozen dataclasses; `decode_client`/`encode_client` and `encode_server`/`decode_server`
+are the only ways to and from bytes, so the server, the load generators and the tests share
+one statement of the wire. Nothing here touches a socket or a clock: callers pass `now` in.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -20,8 +24,10 @@ from checkout.errors import LivecartError
 __all__ = [
     "PROTOCOL_VERSION", "Wire", "SUBPROTOCOLS", "CloseCode", "ProtocolError", "MAX_FRAME_BYTES",
     "Like", "Pin", "Unpin", "StartDeal", "EndStream", "ClientMessage", "decode_client",
-    "encode", "encode_frame", "ws_frame", "ws_first_fragment", "ws_continuations",
-    "with_server_time", "RateLimiter", "wire_for_subprotocol",
+    "encode_client", "Snapshot", "State", "Event", "EVENT_TYPES", "Ack", "Error", "Sales",
+    "Earnings", "ServerMessage", "encode_server", "decode_server", "server_frame", "event_frame",
+    "ws_frame", "ws_first_fragment", "ws_continuations", "with_server_time", "RateLimiter",
+    "wire_for_subprotocol",
 ]
 
 PROTOCOL_VERSION = 1
@@ -168,11 +174,216 @@ def decode_client(frame: str | bytes, wire: Wire) -> ClientMessage:
                                 ref=ref)
 
 
-def encode(message: dict[str, Any], wire: Wire) -> bytes:
-    """Encode a server message once; the same bytes go to every socket of that wire."""
+def _client_fields(message: ClientMessage) -> dict[str, Any]:
+    match message:
+        case Like(count=count):
+            return {"type": "like", "count": count}
+        case Pin(product_id=product):
+            return {"type": "pin", "product_id": product}
+        case Unpin(product_id=product):
+            return {"type": "unpin", "product_id": product}
+        case StartDeal():
+            return {"type": "deal.start", "product_id": message.product_id,
+                    "price_minor": message.price_minor, "quantity": message.quantity,
+                    "per_buyer_limit": message.per_buyer_limit,
+                    "countdown_s": message.countdown_s, "duration_s": message.duration_s}
+        case EndStream():
+            return {"type": "stream.end"}
+    raise TypeError(f"not a client message: {message!r}")
+
+
+def encode_client(message: ClientMessage, wire: Wire) -> str | bytes:
+    """The frame a client sends for `message` (text for JSON, bytes for msgpack)."""
+    data = _client_fields(message)
+    if message.ref is not None:
+        data["ref"] = message.ref
+    raw = _dump(data, wire)
+    return raw.decode() if wire is Wire.JSON else raw
+
+
+# Server to client. Every message the hub sends is one of these; `fields()` is its wire
+# form (a map with `type` first). Events are written by the stream's Lua script
+# (checkout/store/lua/stream.lua) as JSON in the stream's log; the hub forwards those bytes
+# untouched and clients read them back as `Event`.
+
+EVENT_TYPES = frozenset({"pin", "unpin", "deal.scheduled", "deal.closed", "lineup.changed",
+                         "stream.state", "stream.ingest"})
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole room at `seq`: the first frame of a socket (or after a resume that
+    cannot be served). `server_time_ms` is put in per socket (`with_server_time`)."""
+
+    seq: int
+    stream: Mapping[str, Any]
+    tray: list[str]
+    pinned: list[str]
+    deals: Mapping[str, Any]
+    products: Mapping[str, Any]
+    stock: Mapping[str, Mapping[str, int]]
+    deal_sold: Mapping[str, int]
+    viewers: int
+    likes: int
+    sales: Mapping[str, int]
+    just_bought: list[Mapping[str, Any]]
+    v: int = PROTOCOL_VERSION
+    server_time_ms: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": "snapshot"}
+        if self.server_time_ms is not None:
+            data["server_time_ms"] = self.server_time_ms
+        data.update(v=self.v, seq=self.seq, stream=self.stream, tray=self.tray,
+                    pinned=self.pinned, deals=self.deals, products=self.products,
+                    stock=self.stock, deal_sold=self.deal_sold, viewers=self.viewers,
+                    likes=self.likes, sales=self.sales, just_bought=self.just_bought)
+        return data
+
+
+_STATE_PARTS = ("stock", "deal_sold", "viewers", "likes", "sales", "just_bought")
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What changed since the last tick, absolute values, latest wins; a part left None
+    did not change. `just_bought` holds the sales since the last tick, newest first."""
+
+    stock: Mapping[str, Mapping[str, int]] | None = None
+    deal_sold: Mapping[str, int] | None = None
+    viewers: int | None = None
+    likes: int | None = None
+    sales: Mapping[str, int] | None = None
+    just_bought: list[Mapping[str, Any]] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": "state"}
+        for name in _STATE_PARTS:
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in _STATE_PARTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the stream's log: `seq` has no gaps and no repeats."""
+
+    seq: int
+    type: str  # one of EVENT_TYPES
+    at_ms: int
+    data: Mapping[str, Any] = field(default_factory=dict)  # the event's own fields
+
+    def fields(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, "at_ms": self.at_ms, **self.data}
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    ref: str | None
+
+    def fields(self) -> dict[str, Any]:
+        return {"type": "ack", "ref": self.ref}
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """A refused or malformed message; the socket stays open."""
+
+    code: str
+    message: str
+    ref: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.ref is not None:
+            data["ref"] = self.ref
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Sales:
+    """A brand's live money feed (checkout.reports.brand_report plus the room's counts)."""
+
+    report: Mapping[str, Any]
+
+    def fields(self) -> dict[str, Any]:
+        return {"type": "sales", **self.report}
+
+
+@dataclass(frozen=True, slots=True)
+class Earnings:
+    """A creator's live earnings feed (checkout.reports.creator_earnings)."""
+
+    report: Mapping[str, Any]
+
+    def fields(self) -> dict[str, Any]:
+        return {"type": "earnings", **self.report}
+
+
+ServerMessage = Snapshot | State | Event | Ack | Error | Sales | Earnings
+
+
+def _dump(data: Mapping[str, Any], wire: Wire) -> bytes:
     if wire is Wire.JSON:
-        return orjson.dumps(message)
-    return msgpack.packb(message, use_bin_type=True)
+        return orjson.dumps(data)
+    return msgpack.packb(data, use_bin_type=True)
+
+
+def encode_server(message: ServerMessage, wire: Wire) -> bytes:
+    """Encode a server message once; the same bytes go to every socket of that wire."""
+    return _dump(message.fields(), wire)
+
+
+def server_frame(message: ServerMessage, wire: Wire) -> bytes:
+    """`message` as one complete WebSocket frame (`ws_frame`)."""
+    return ws_frame(encode_server(message, wire), wire)
+
+
+def event_frame(raw_json: bytes, wire: Wire) -> bytes:
+    """A logged event (the JSON its script wrote) as one frame: JSON sockets get the logged
+    bytes as they are, msgpack sockets the same map re-encoded."""
+    return ws_frame(raw_json if wire is Wire.JSON else _dump(orjson.loads(raw_json), wire), wire)
+
+
+def _load(frame: str | bytes, wire: Wire) -> Any:
+    if wire is Wire.JSON:
+        return orjson.loads(frame)
+    return msgpack.unpackb(frame, raw=False, strict_map_key=True)
+
+
+def decode_server(frame: str | bytes, wire: Wire) -> ServerMessage:
+    """What a client makes of a server frame. Raises ProtocolError on anything else."""
+    try:
+        data = _load(frame, wire)
+    except (orjson.JSONDecodeError, ValueError, msgpack.UnpackException, TypeError):
+        raise ProtocolError("malformed", "the frame does not decode") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed", "a message is an object with a type")
+    kind = data.pop("type", None)
+    try:
+        match kind:
+            case "snapshot":
+                return Snapshot(**data)
+            case "state":
+                return State(**data)
+            case "ack":
+                return Ack(**data)
+            case "error":
+                return Error(**data)
+            case "sales":
+                return Sales(data)
+            case "earnings":
+                return Earnings(data)
+            case str() if kind in EVENT_TYPES:
+                seq, at_ms = data.pop("seq"), data.pop("at_ms")
+                return Event(seq, kind, at_ms, data)
+    except (TypeError, KeyError) as exc:
+        raise ProtocolError("bad-field", f"{kind} message: {exc}") from None
+    raise ProtocolError("unknown-type", f"unknown message type {str(kind)[:40]!r}")
 
 
 def _frame_head(first_byte: int, size: int) -> bytes:
@@ -232,10 +443,6 @@ def _msgpack_map_header(payload: bytes) -> tuple[int, int]:
     if first == 0xDF:
         return struct.unpack_from("!I", payload, 1)[0], 5
     raise ValueError("not a msgpack map")
-
-
-def encode_frame(message: dict[str, Any], wire: Wire) -> bytes:
-    return ws_frame(encode(message, wire), wire)
 
 
 class RateLimiter:

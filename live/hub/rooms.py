@@ -9,32 +9,32 @@ The join snapshot, which can be bigger than the cap, is read and encoded once pe
 written to each socket only as fast as that socket reads it (`send_snapshot`).
 Events arrive from Valkey pub/sub (so a pin made on any node reaches every node); state is
 read from Valkey once per tick for all rooms and only what changed is sent.
+
+A room sees its sockets only through `Sink` (live/hub/sockets.py adapts websockets), so
+its rules are tested without sockets (tests/live/test_room.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import orjson
 import redis.asyncio as redis
-from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
 
 from checkout.store.keys import stream_likes_key, stream_seq_key, stream_viewers_key
 from checkout.tasks import stop_task
-from live.hub.protocol import (CloseCode, Wire, encode, encode_frame, with_server_time,
-                               ws_continuations, ws_first_fragment, ws_frame)
+from live.hub.protocol import (CloseCode, ServerMessage, Snapshot, State, Wire, encode_server,
+                               event_frame, server_frame, with_server_time, ws_continuations,
+                               ws_first_fragment)
 from live.hub.state import read_events_after, read_states
-from live.hub.ws_compat import drain
 from live.streams.store import events_channel
 
-__all__ = ["Hub", "Room", "Subscriber", "HubLimits", "EncodedSnapshot", "send_snapshot"]
+__all__ = ["Hub", "Room", "Sink", "Subscriber", "HubLimits", "EncodedSnapshot", "send_snapshot",
+           "write_frame", "close_slow", "tick_pause"]
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,24 @@ class HubLimits:
         return self.outbox_bytes // 4
 
 
+class Sink(Protocol):
+    """One socket as a room needs it: complete frames written in order without awaiting,
+    the bytes it has not taken yet, a wait for it to drain, and a way out."""
+
+    def is_open(self) -> bool: ...
+
+    def buffered(self) -> int: ...
+
+    def write(self, frame: bytes) -> None: ...
+
+    async def drained(self) -> bool: ...  # below the high-water mark; False if it closed
+
+    async def close_or_drop(self, code: CloseCode, reason: str, drop_after_s: float) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class Subscriber:
-    conn: ServerConnection
+    sink: Sink
     wire: Wire
     active: bool = False
     base_seq: int = 0
@@ -86,11 +101,10 @@ def write_frame(sub: Subscriber, frame: bytes, limits: HubLimits, *, droppable: 
                 now: float) -> bool:
     """Write one complete WebSocket frame (`protocol.ws_frame`) without awaiting.
     False if it was not written."""
-    conn = sub.conn
-    if conn.protocol.state is not State.OPEN:
+    sink = sub.sink
+    if not sink.is_open():
         return False
-    transport = conn.transport
-    if transport.get_write_buffer_size() > limits.outbox_bytes:
+    if sink.buffered() > limits.outbox_bytes:
         if sub.over_since is None:
             sub.over_since = now
         if droppable:
@@ -99,7 +113,7 @@ def write_frame(sub: Subscriber, frame: bytes, limits: HubLimits, *, droppable: 
             close_slow(sub, limits)
         return False
     sub.over_since = None
-    transport.write(frame)  # straight to the transport: see live/hub/ws_compat.py
+    sink.write(frame)
     return True
 
 
@@ -112,7 +126,8 @@ def tick_pause(limits: HubLimits, spent_s: float) -> float:
     return max(limits.tick_s - spent_s, floor, 0.0)
 
 
-async def send_snapshot(sub: Subscriber, snapshot: EncodedSnapshot, limits: HubLimits) -> bool:
+async def send_snapshot(sub: Subscriber, snapshot: EncodedSnapshot, limits: HubLimits,
+                        now_ms: int) -> bool:
     """Write the snapshot to a socket that is not active yet, as fragments, each once the
     socket has drained below `limits.write_limit`; True once it has taken the last one.
 
@@ -126,52 +141,34 @@ async def send_snapshot(sub: Subscriber, snapshot: EncodedSnapshot, limits: HubL
     it meanwhile: its events queue (`Room.activate`) and only websockets' control frames
     (pings, the close) go between fragments, which RFC 6455 5.4 allows.
     """
-    head, _ = with_server_time(snapshot.payload, sub.wire, int(time.time() * 1000))
+    head, _ = with_server_time(snapshot.payload, sub.wire, now_ms)
     for frame in (ws_first_fragment(head, sub.wire), *snapshot.continuations):
         if not await _drained(sub, limits):
             return False
-        sub.conn.transport.write(frame)
+        sub.sink.write(frame)
     return await _drained(sub, limits)
 
 
 async def _drained(sub: Subscriber, limits: HubLimits) -> bool:
-    """Wait until the socket's buffer is below its high-water mark (websockets' flow
-    control); False if it closed, or stayed above it for `slow_close_s` (then it is closed)."""
-    conn = sub.conn
-    if conn.protocol.state is not State.OPEN:
-        return False
+    """Wait until the socket's buffer is below its high-water mark; False if it closed, or
+    stayed above it for `slow_close_s` (then it is closed)."""
     try:
         async with asyncio.timeout(limits.slow_close_s):
-            await drain(conn)
+            return await sub.sink.drained()
     except TimeoutError:
         close_slow(sub, limits)
         return False
-    except OSError:  # the connection was lost while we waited
-        return False
-    return conn.protocol.state is State.OPEN
 
 
 def close_slow(sub: Subscriber, limits: HubLimits) -> None:
-    """Close the socket TOO_SLOW, once. Its close frame queues behind the bytes it has not
-    read, and websockets' `close()` waits for the buffer to drain before its own timeout
-    starts, so a peer that reads nothing would hold its buffers until it goes away: after
-    `slow_drop_s` the connection is dropped instead."""
-    if sub.closing is None and sub.conn.protocol.state is State.OPEN:
-        sub.closing = asyncio.get_running_loop().create_task(
-            _close_or_drop(sub.conn, limits.slow_drop_s))
+    """Close the socket TOO_SLOW, once; a peer that reads nothing is dropped after
+    `slow_drop_s` instead of holding its buffers until it goes away."""
+    if sub.closing is None and sub.sink.is_open():
+        sub.closing = asyncio.get_running_loop().create_task(sub.sink.close_or_drop(
+            CloseCode.TOO_SLOW, "too slow: resume from your last seq", limits.slow_drop_s))
 
 
-async def _close_or_drop(conn: ServerConnection, drop_after_s: float) -> None:
-    try:
-        async with asyncio.timeout(drop_after_s):
-            await conn.close(CloseCode.TOO_SLOW, "too slow: resume from your last seq")
-    except TimeoutError:
-        # A reset, not a FIN: closed gracefully, the kernel would keep the unread bytes of
-        # an orphaned socket for minutes, probing a peer that does not read.
-        sock = conn.transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        conn.transport.abort()
+_STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales")
 
 
 class Room:
@@ -192,7 +189,7 @@ class Room:
         self._snapshot_lock = asyncio.Lock()
 
     async def snapshot(self, wire: Wire, now: float,
-                       read: Callable[[], Awaitable[dict[str, Any] | None]]
+                       read: Callable[[], Awaitable[Snapshot | None]]
                        ) -> EncodedSnapshot | None:
         """The room's snapshot for `wire`: one `read()` and one encoding shared by every
         socket that joins within `snapshot_reuse_s` while no event has happened since.
@@ -206,9 +203,9 @@ class Room:
                 snapshot = await read()
                 if snapshot is None:
                     return None
-                payload = encode(snapshot, wire)
+                payload = encode_server(snapshot, wire)
                 _, rest = with_server_time(payload, wire, 0)
-                cached = EncodedSnapshot(snapshot["seq"], now, payload,
+                cached = EncodedSnapshot(snapshot.seq, now, payload,
                                          ws_continuations(rest, self.limits.write_limit))
                 self._snapshots[wire] = cached
             return cached
@@ -223,7 +220,7 @@ class Room:
             self.lineup = list(message.get("lineup", self.lineup))
         for tap in list(self.taps):
             tap(seq, message)
-        frames = self._encoded(message, raw_json)
+        frames = {w: event_frame(raw_json, w) for w in self._wires()}
         for sub in list(self.subscribers):
             if not sub.active:
                 if len(sub.queued) < self.limits.pending_limit:
@@ -235,8 +232,8 @@ class Room:
                 continue  # its snapshot or replay already had this event
             write_frame(sub, frames[sub.wire], self.limits, droppable=False, now=now)
 
-    def broadcast(self, message: dict[str, Any], now: float, *, droppable: bool) -> None:
-        frames = self._encoded(message)
+    def broadcast(self, message: ServerMessage, now: float, *, droppable: bool) -> None:
+        frames = {w: server_frame(message, w) for w in self._wires()}
         for sub in self.subscribers:
             if sub.active:
                 write_frame(sub, frames[sub.wire], self.limits, droppable=droppable, now=now)
@@ -252,22 +249,22 @@ class Room:
         for key in ("viewers", "likes", "sales"):
             if self.state.get(key) != state[key]:
                 change[key] = state[key]
-        self.state = {k: state[k] for k in ("stock", "deal_sold", "viewers", "likes", "sales")}
+        self.state = {k: state[k] for k in _STATE_KEYS}
         fresh = self._ticker(state["ticker"])
         if fresh:
             # New sales ride in the tick's one frame: a frame per sale per viewer was 60%
             # of the send time under a buy storm and pushed pins seconds back (BENCHMARKS.md).
             change["just_bought"] = fresh
         if change:
-            message = {"type": "state", **change}
+            message = State(**change)
             self.broadcast(message, now, droppable=True)
             for tap in list(self.taps):
-                tap(None, message)
+                tap(None, message.fields())
         for sub in list(self.subscribers):
             self._catch_up(sub, now)
 
-    def full_state(self) -> dict[str, Any]:
-        return {"type": "state", **self.state}
+    def full_state(self) -> State:
+        return State(**self.state)
 
     def activate(self, sub: Subscriber, base_seq: int, now: float) -> None:
         """The socket has its snapshot (or replay) up to `base_seq`: release what queued."""
@@ -298,9 +295,9 @@ class Room:
         reads): closed if still over the cap `slow_close_s` on, or the full state once drained."""
         if sub.over_since is None and not sub.needs_state:
             return
-        if sub.conn.protocol.state is not State.OPEN:
+        if not sub.sink.is_open():
             return
-        buffered = sub.conn.transport.get_write_buffer_size()
+        buffered = sub.sink.buffered()
         if buffered <= self.limits.outbox_bytes:
             sub.over_since = None
         elif sub.over_since is None:
@@ -310,14 +307,12 @@ class Room:
             return
         if sub.needs_state and sub.active and buffered <= self.limits.outbox_bytes // 2:
             sub.needs_state = False
-            write_frame(sub, encode_frame(self.full_state(), sub.wire), self.limits,
+            write_frame(sub, server_frame(self.full_state(), sub.wire), self.limits,
                         droppable=True, now=now)
 
-    def _encoded(self, message: dict[str, Any], raw_json: bytes | None = None) -> dict[Wire, bytes]:
-        """The message as one complete frame per wire format in use."""
-        wires = {sub.wire for sub in self.subscribers}
-        return {w: ws_frame(raw_json if (w is Wire.JSON and raw_json is not None)
-                            else encode(message, w), w) for w in wires}
+    def _wires(self) -> set[Wire]:
+        """The wire formats in use: each message is encoded once per format, not per socket."""
+        return {sub.wire for sub in self.subscribers}
 
 
 class Hub:

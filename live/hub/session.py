@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
-
-import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from checkout.errors import Refused
 from checkout.store.keys import stream_unique_viewers_key
 from live.hub.rooms import Hub, Room, Subscriber, send_snapshot, write_frame
-from live.hub.protocol import (CloseCode, EndStream, Like, Pin, ProtocolError, RateLimiter, StartDeal,
-                           Unpin, Wire, decode_client, encode, encode_frame,
-                           wire_for_subprotocol, ws_frame)
+from live.hub.protocol import (Ack, ClientMessage, CloseCode, EndStream, Error, Like, Pin,
+                               ProtocolError, RateLimiter, ServerMessage, StartDeal, Unpin,
+                               decode_client, event_frame, server_frame, wire_for_subprotocol)
+from live.hub.sockets import WebSocketSink
 from live.hub.state import read_events_after, read_snapshot
 from live.streams.lifecycle import StreamAction
 from live.streams.store import DealIn
@@ -29,10 +27,6 @@ log = logging.getLogger(__name__)
 _OVER = ("ended", "cancelled")
 
 
-def _frame(raw_json: bytes, wire: Wire) -> bytes:
-    return ws_frame(raw_json if wire is Wire.JSON else encode(orjson.loads(raw_json), wire), wire)
-
-
 async def room_session(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
     hub: Hub = services.hub
@@ -42,25 +36,26 @@ async def room_session(server: HubContext, conn: ServerConnection, route: Route)
         return
     wire = wire_for_subprotocol(conn.subprotocol)
     room = await hub.room(route.target, stream["lineup"])
-    sub = Subscriber(conn, wire)
+    sub = Subscriber(WebSocketSink(conn), wire)
     room.subscribers.add(sub)
     try:
         who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
         await services.client.pfadd(stream_unique_viewers_key(route.target), who)
-        if not await _start(hub, room, sub, route):
+        if not await _start(hub, room, sub, conn, route):
             await conn.wait_closed()  # returning now would let websockets close it 1000
             return
         if stream["state"] in _OVER:
             await conn.close(CloseCode.STREAM_ENDED, "the stream is over")
             return
-        await _serve_commands(server, room, sub, route, stream["creator_id"])
+        await _serve_commands(server, room, sub, conn, route, stream["creator_id"])
     except ConnectionClosed:
         pass
     finally:
         await hub.leave(room, sub)
 
 
-async def _start(hub: Hub, room: Room, sub: Subscriber, route: Route) -> bool:
+async def _start(hub: Hub, room: Room, sub: Subscriber, conn: ServerConnection,
+                 route: Route) -> bool:
     """Resume from `since` when the log still has it; otherwise a fresh snapshot. False if
     the socket is closing instead."""
     client = hub.client
@@ -72,34 +67,34 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, route: Route) -> bool:
     if events is not None:
         assert route.since is not None
         for raw in events:
-            write_frame(sub, _frame(raw, sub.wire), hub.limits, droppable=False, now=now)
+            write_frame(sub, event_frame(raw, sub.wire), hub.limits, droppable=False, now=now)
         room.activate(sub, route.since + len(events), now)
     else:
         snapshot = await room.snapshot(sub.wire, now,
                                        lambda: read_snapshot(client, room.stream_id))
         if snapshot is None:
-            await sub.conn.close(CloseCode.NOT_FOUND, "no such stream")
+            await conn.close(CloseCode.NOT_FOUND, "no such stream")
             return False
-        if not await send_snapshot(sub, snapshot, hub.limits):
+        if not await send_snapshot(sub, snapshot, hub.limits, int(time.time() * 1000)):
             return False  # closed, or being closed as too slow
         now = time.monotonic()
         room.activate(sub, snapshot.seq, now)
     if room.state:
         # The room's state may be newer than what the snapshot read: never leave it stale.
-        write_frame(sub, encode_frame(room.full_state(), sub.wire), hub.limits, droppable=True,
+        write_frame(sub, server_frame(room.full_state(), sub.wire), hub.limits, droppable=True,
                     now=now)
     return True
 
 
-async def _serve_commands(server: HubContext, room: Room, sub: Subscriber, route: Route,
-                          host: str) -> None:
+async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
+                          conn: ServerConnection, route: Route, host: str) -> None:
     limits = server.limits
     limiter = RateLimiter(limits.message_rate, limits.message_burst, time.monotonic())
     strikes = 0
     closing: asyncio.Task[None] | None = None
     # Keep reading while a close we started completes: a full incoming queue would stop
     # the library from reading the peer's close frame.
-    async for frame in sub.conn:
+    async for frame in conn:
         if closing is not None:
             continue
         now = time.monotonic()
@@ -107,36 +102,34 @@ async def _serve_commands(server: HubContext, room: Room, sub: Subscriber, route
             strikes += 1
             if strikes > limits.strikes_before_close:
                 closing = asyncio.create_task(
-                    sub.conn.close(CloseCode.RATE_LIMITED, "too many messages"))
+                    conn.close(CloseCode.RATE_LIMITED, "too many messages"))
                 continue
-            _reply(sub, {"type": "error", "code": "rate-limited",
-                         "message": f"at most {limits.message_rate:g} messages a second"}, server)
+            _reply(sub, Error("rate-limited", f"at most {limits.message_rate:g} messages a second"),
+                   server)
             continue
         try:
             message = decode_client(frame, sub.wire)
-            reply = await _dispatch(server, room, route, host, message)
+            reply: ServerMessage | None = await _dispatch(server, room, route, host, message)
         except ProtocolError as exc:
             if exc.fatal:
-                closing = asyncio.create_task(sub.conn.close(exc.close_code, exc.message[:120]))
+                closing = asyncio.create_task(conn.close(exc.close_code, exc.message[:120]))
                 continue
-            reply = {"type": "error", "code": exc.code, "message": exc.message}
-            if exc.ref is not None:
-                reply["ref"] = exc.ref
+            reply = Error(exc.code, exc.message, exc.ref)
         if reply is not None:
             _reply(sub, reply, server)
 
 
-def _reply(sub: Subscriber, message: dict[str, Any], server: HubContext) -> None:
-    write_frame(sub, encode_frame(message, sub.wire), server.services.hub.limits,
+def _reply(sub: Subscriber, message: ServerMessage, server: HubContext) -> None:
+    write_frame(sub, server_frame(message, sub.wire), server.services.hub.limits,
                 droppable=False, now=time.monotonic())
 
 
 async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
-                    message: Any) -> dict[str, Any] | None:
+                    message: ClientMessage) -> Ack | None:
     services = server.services
     if isinstance(message, Like):
         services.hub.add_likes(room.stream_id, message.count)
-        return None if message.ref is None else {"type": "ack", "ref": message.ref}
+        return None if message.ref is None else Ack(message.ref)
     principal = route.principal
     if principal is None or not principal.can_act_for_creator(host):
         raise ProtocolError("forbidden", "only the stream's host can do that", ref=message.ref)
@@ -159,4 +152,4 @@ async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
                 await services.streams.act(room.stream_id, StreamAction.END)
     except Refused as exc:  # the stream's rules said no: an error frame, the socket stays
         raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
-    return {"type": "ack", "ref": message.ref}
+    return Ack(message.ref)

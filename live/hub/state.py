@@ -12,7 +12,7 @@ import redis.asyncio as redis
 from checkout.store.keys import (agg_key, product_keys, stream_events_key, stream_key, stream_likes_key,
                            stream_seq_key, stream_viewers_key)
 from checkout.store.replies import entries
-from live.hub.protocol import PROTOCOL_VERSION
+from live.hub.protocol import Snapshot
 
 __all__ = ["read_snapshot", "read_states", "read_events_after", "sum_viewers", "TICKER_SHOWN"]
 
@@ -46,7 +46,7 @@ def _sales(raw: dict[bytes, bytes]) -> dict[str, int]:
             "gmv_minor": d.get("gmv_minor", 0)}
 
 
-async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] | None:
+async def read_snapshot(client: redis.Redis, stream_id: str) -> Snapshot | None:
     """Everything a viewer needs to draw the room, with the seq it is current to; the
     sender adds `server_time_ms` (`protocol.with_server_time`)."""
     async with client.pipeline(transaction=False) as pipe:
@@ -78,18 +78,17 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> dict[str, Any] |
             stock[product] = _stock(levels)
             deal_sold[product] = int(sold or 0)
     viewers, likes, sales, ticker = results[3 * len(lineup):]
-    return {
-        "type": "snapshot", "v": PROTOCOL_VERSION, "seq": int(seq or 0),
-        "stream": {"id": stream_id, "title": stream["title"], "state": stream["state"],
-                   "creator_id": stream["creator_id"], "purchase_mode": stream["purchase_mode"],
-                   "ingest": stream.get("ingest", "none")},
-        "tray": [p for p in lineup if p in products],
-        "pinned": orjson.loads(stream.get("pinned", "[]")),
-        "deals": orjson.loads(stream.get("deals", "{}")),
-        "products": products, "stock": stock, "deal_sold": deal_sold,
-        "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
-        "sales": _sales(sales), "just_bought": [orjson.loads(t) for t in ticker],
-    }
+    return Snapshot(
+        seq=int(seq or 0),
+        stream={"id": stream_id, "title": stream["title"], "state": stream["state"],
+                "creator_id": stream["creator_id"], "purchase_mode": stream["purchase_mode"],
+                "ingest": stream.get("ingest", "none")},
+        tray=[p for p in lineup if p in products],
+        pinned=orjson.loads(stream.get("pinned", "[]")),
+        deals=orjson.loads(stream.get("deals", "{}")),
+        products=products, stock=stock, deal_sold=deal_sold,
+        viewers=sum_viewers(viewers, now_ms), likes=int(likes or 0),
+        sales=_sales(sales), just_bought=[orjson.loads(t) for t in ticker])
 
 
 async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[str, dict[str, Any]]:

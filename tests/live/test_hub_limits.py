@@ -35,7 +35,7 @@ async def test_a_slow_viewer_is_closed_and_its_neighbour_gets_everything(live: L
         room = live.services.hub.rooms[stream["id"]]
         port = slow_sock.getsockname()[1]
         [slow_sub] = await eventually(
-            lambda: [s for s in room.subscribers if s.conn.remote_address[1] == port],
+            lambda: [s for s in room.subscribers if s.sink.conn.remote_address[1] == port],
             "the slow one in the room")
         n = 1500
 
@@ -48,7 +48,7 @@ async def test_a_slow_viewer_is_closed_and_its_neighbour_gets_everything(live: L
 
         pins = asyncio.create_task(pin_and_unpin())
         # Once closed it reads again: it gets its 4008 before the server gives up on it.
-        await eventually(lambda: slow_sub.conn.protocol.state is not State.OPEN,
+        await eventually(lambda: slow_sub.sink.conn.protocol.state is not State.OPEN,
                          "the slow one closed")
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(20 * UNIT):

@@ -16,8 +16,14 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from live.hub.protocol import (RateLimiter, Wire, encode, with_server_time, ws_continuations,
-                           ws_first_fragment, ws_frame)
+from live.hub.protocol import (RateLimiter, Snapshot, Wire, decode_server, encode_server,
+                               with_server_time, ws_continuations, ws_first_fragment, ws_frame)
+
+
+def empty_snapshot(seq: int, **parts: Any) -> Snapshot:
+    fields: dict[str, Any] = dict(stream={}, tray=[], pinned=[], deals={}, products={}, stock={},
+                                  deal_sold={}, viewers=0, likes=0, sales={}, just_bought=[])
+    return Snapshot(seq=seq, **{**fields, **parts})
 
 
 @settings(max_examples=300, deadline=None)
@@ -52,8 +58,8 @@ def _received(data: bytes) -> list[Frame]:
        st.integers(0, 2**53))
 def test_a_snapshot_in_fragments_is_one_message_with_the_server_time(
         text: str, size: int, wire: Wire, now_ms: int) -> None:
-    message = {"type": "snapshot", "seq": 3, "products": {"p": text}, "tray": list(range(20))}
-    payload = encode(message, wire)
+    message = empty_snapshot(3, products={"p": text}, tray=[str(i) for i in range(20)])
+    payload = encode_server(message, wire)
     head, rest = with_server_time(payload, wire, now_ms)
     shared = ws_continuations(with_server_time(payload, wire, 0)[1], size)  # built once
     assert bytes(rest) == payload[len(payload) - len(rest):]  # the shared bytes, not a copy
@@ -64,7 +70,9 @@ def test_a_snapshot_in_fragments_is_one_message_with_the_server_time(
     assert frames[0].data == head and all(len(f.data) <= size for f in frames)
     data = b"".join(f.data for f in frames)
     decoded = orjson.loads(data) if wire is Wire.JSON else msgpack.unpackb(data)
-    assert decoded == {**message, "server_time_ms": now_ms}
+    assert list(decoded)[:2] == ["server_time_ms", "type"]
+    assert decode_server(data if wire is Wire.MSGPACK else data.decode(), wire) == \
+        Snapshot(**{**{f: getattr(message, f) for f in Snapshot.__slots__}, "server_time_ms": now_ms})
 
 
 def test_a_bucket_is_idle_once_refilled() -> None:
@@ -79,14 +87,14 @@ async def test_joins_share_one_snapshot_until_an_event_or_its_age() -> None:
     room = Room("s", [], seq=5, limits=HubLimits(snapshot_reuse_s=1.0))
     reads = []
 
-    async def read() -> dict[str, Any]:
+    async def read() -> Snapshot:
         reads.append(room.seq)
         await asyncio.sleep(0)  # others join while it reads
-        return {"type": "snapshot", "seq": room.seq}
+        return empty_snapshot(room.seq)
 
     joins = await asyncio.gather(*(room.snapshot(Wire.JSON, 0.0, read) for _ in range(50)))
     assert len(reads) == 1 and len({id(j) for j in joins}) == 1
-    assert orjson.loads(joins[0].payload) == {"type": "snapshot", "seq": 5}
+    assert orjson.loads(joins[0].payload)["seq"] == 5
     assert (await room.snapshot(Wire.JSON, 1.0, read)) is joins[0]
     assert len(reads) == 1
     await room.snapshot(Wire.MSGPACK, 1.0, read)  # encoded once per wire
