@@ -11,6 +11,7 @@ from starlette.responses import Response
 from checkout.buy import BuyRequest, BuyResult, Rejected
 from live.web.catalog_api import public_product
 from checkout.store.keys import buyer_orders_key
+from checkout.store.replies import members
 from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, product_of_order
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
@@ -131,9 +132,9 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/me/orders", summary="The buyer's orders, newest first", tag="buy",
                   roles=buyer)
     async def my_orders(call: Call[Any]) -> Response:
-        ids = await call.services.client.zrevrange(
-            buyer_orders_key(call.need_principal().subject), 0, 99)
-        orders = [await call.services.orders.get(i.decode()) for i in ids]
+        ids = members(await call.services.client.zrevrange(
+            buyer_orders_key(call.need_principal().subject), 0, 99))
+        orders = [await call.services.orders.get(i) for i in ids]
         return json_response({"items": [o.public() for o in orders if o]})
 
     @api.endpoint("POST", "/orders/{order}/pay", summary="Pay a held order (cart, waitlist)",

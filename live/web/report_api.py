@@ -12,10 +12,12 @@ from starlette.routing import Route
 from live.web.catalog_api import PAGE, page_params
 from checkout.ids import ID_PATTERN, is_valid_id
 from checkout.store.keys import agg_key
+from checkout.store.replies import members
 from checkout.reconcile import reconcile
 from checkout.reports import brand_report, creator_earnings, stream_stats as read_stream_stats
 from checkout.models import StrictModel
 from live.web.api import Api, Call, json_response
+from live.web.deps import services_of
 from live.accounts.auth import Role
 from live.web.problems import Problem
 from live.web.stream_api import can_promote
@@ -63,11 +65,11 @@ def register(api: Api) -> None:
     async def brand_orders(call: Call[Any]) -> Response:
         brand_id = await _readable_brand(call)
         cursor, limit = page_params(call)
-        ids = await call.services.client.zrevrange(agg_key("brandorders", brand_id),
-                                                   cursor, cursor + limit - 1)
+        ids = members(await call.services.client.zrevrange(agg_key("brandorders", brand_id),
+                                                           cursor, cursor + limit - 1))
         items = []
-        for raw in ids:
-            order = await call.services.orders.get(raw.decode())
+        for order_id in ids:
+            order = await call.services.orders.get(order_id)
             if order is not None:
                 public = order.public()
                 public["buyer"] = public["buyer"][:1] + "***"
@@ -106,7 +108,7 @@ async def _readable_brand(call: Call[Any]) -> str:
 
 async def follow_link(request: Request) -> Response:
     """A click: sign the attribution (last click wins) and send the buyer to the product."""
-    services = request.app.state.services
+    services = services_of(request)
     code = request.path_params["code"]
     link = await services.links.get(code) if is_valid_id(code) else None
     if link is None:
