@@ -31,7 +31,7 @@ from checkout.ids import is_valid_id
 from live.accounts.auth import AuthError, Principal
 from live.hub.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS, CloseCode, RateLimiter
 from live.hub.feeds import brand_feed, creator_feed
-from live.hub.handshake import Route, WsLimits
+from live.hub.handshake import HubServices, Route, WsLimits
 from live.web.problems import PROBLEM_BASE
 from live.hub.session import room_session
 
@@ -61,7 +61,8 @@ def _problem(status: int, kind: str, detail: str, *, retry_after_s: int | None =
 class HubServer:
     """Accepts sockets and hands each to the session for its path."""
 
-    def __init__(self, services: Any, *, allowed_origins: tuple[str, ...], limits: WsLimits) -> None:
+    def __init__(self, services: HubServices, *, allowed_origins: tuple[str, ...],
+                 limits: WsLimits) -> None:
         self.services = services
         self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
         self.limits = limits

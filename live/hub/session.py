@@ -147,14 +147,14 @@ async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
             case Unpin(product_id=product):
                 await services.streams.unpin(room.stream_id, product)
             case StartDeal():
-                product = await services.catalog.product(message.product_id)
-                if product is None:
+                record = await services.catalog.product(message.product_id)
+                if record is None:
                     raise ProtocolError("not-found", "no such product", ref=message.ref)
                 await services.streams.start_deal(room.stream_id, DealIn(
                     product_id=message.product_id, price_minor=message.price_minor,
                     quantity=message.quantity, per_buyer_limit=message.per_buyer_limit,
                     countdown_s=message.countdown_s, duration_s=message.duration_s),
-                    product)
+                    record)
             case EndStream():
                 await services.streams.act(room.stream_id, StreamAction.END)
     except Refused as exc:  # the stream's rules said no: an error frame, the socket stays
