@@ -15,7 +15,7 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from checkout.ids import is_valid_id
+from checkout.ids import StreamId, is_valid_id
 from live.web.api import Api, Call, json_response, read_body
 from live.web.deps import WebServices, services_of
 from live.accounts.auth import Role
@@ -50,7 +50,7 @@ def _no_trickle() -> Problem:
 
 
 async def _stream(request: Request) -> dict[str, Any]:
-    stream_id = request.path_params["stream"]
+    stream_id = StreamId(request.path_params["stream"])
     stream = await services_of(request).streams.get(stream_id) if is_valid_id(stream_id) else None
     if stream is None:
         raise Problem(404, "not-found", "no such stream")
