@@ -11,8 +11,9 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, TypeVarTuple
 
 import orjson
 
@@ -30,6 +31,9 @@ from checkout.store.scripts import SCRIPTS
 __all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused", "REJECTION_STATUS"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +267,7 @@ class BuyService:
             raise KeyError(order_id)
         return BuyResult(order, replayed, payment_word(order.state))
 
-    async def _gateway_call(self, method: Any, *args: Any) -> Any:
+    async def _gateway_call(self, method: Callable[[*Args], Awaitable[T]], *args: *Args) -> T:
         """Retry transient gateway failures; every gateway call is idempotent by order id."""
         for attempt in range(self._payment_attempts):
             try:

@@ -19,13 +19,14 @@ import socket
 import time
 import weakref
 from collections import Counter
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from checkout.ids import is_valid_id
 from live.accounts.auth import AuthError, Principal
@@ -98,7 +99,8 @@ class HubServer:
             self._server = None
 
     @staticmethod
-    def _select_subprotocol(connection: ServerConnection, offered: Any) -> Any:
+    def _select_subprotocol(connection: ServerConnection,
+                            offered: Sequence[Subprotocol]) -> Subprotocol | None:
         for name in offered:
             if name in SUBPROTOCOLS:
                 return name

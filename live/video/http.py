@@ -9,7 +9,7 @@ carries every candidate, and PATCH answers 405, which WHIP clients take as "no t
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, cast
+from typing import Any, Awaitable, Protocol, TypeVar, cast
 
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from live.web.deps import WebServices, services_of
 from live.accounts.auth import Role
 from live.web.problems import Problem
 from live.video.peers import ClientCapReached, PeerCapReached
-from live.video.sdp import MAX_SDP_BYTES, Role as SdpRole, SdpError, check_offer
+from live.video.sdp import MAX_SDP_BYTES, OfferSummary, Role as SdpRole, SdpError, check_offer
 from live.video.service import VideoService
 
 __all__ = ["register", "VideoServices"]
@@ -29,6 +29,7 @@ __all__ = ["register", "VideoServices"]
 log = logging.getLogger(__name__)
 
 _SDP = "application/sdp"
+T = TypeVar("T")
 
 
 class VideoServices(WebServices, Protocol):
@@ -64,7 +65,7 @@ async def _hosted(call: Call[Any]) -> dict[str, Any]:
     return stream
 
 
-async def _offer(request: Request, role: SdpRole) -> tuple[str, Any]:
+async def _offer(request: Request, role: SdpRole) -> tuple[str, OfferSummary]:
     raw = await read_body(request, _SDP, MAX_SDP_BYTES)
     try:
         return check_offer(raw, role)
@@ -72,7 +73,7 @@ async def _offer(request: Request, role: SdpRole) -> tuple[str, Any]:
         raise Problem(400, "bad-sdp", str(exc)) from None
 
 
-async def _negotiate(coro: Any) -> Any:
+async def _negotiate(coro: Awaitable[T]) -> T:
     """Map what negotiation can raise to problems: the peer cap, lifecycle, an offer that
     passed our checks but that aiortc still refuses."""
     try:

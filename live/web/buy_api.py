@@ -3,7 +3,7 @@ brand's order actions (capture on shipment, void, refund)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Awaitable, Literal, TypeVar
 
 from pydantic import Field, StringConstraints
 from starlette.responses import Response
@@ -34,6 +34,7 @@ ORDER = Param("order", "path", Annotated[str, StringConstraints(
     min_length=3, max_length=97, pattern=ORDER_ID_PATTERN)])
 # Per buy, and per cart line (each is bought on its own at checkout).
 Quantity = Annotated[int, Field(ge=1, le=1000), Capped("max_quantity_per_buy")]
+T = TypeVar("T")
 
 
 class BuyIn(StrictModel):
@@ -273,7 +274,7 @@ async def _brand_order(call: Call[Any]) -> Order:
     return order
 
 
-async def _gateway(awaitable: Any) -> Any:
+async def _gateway(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
     except PaymentError as exc:
