@@ -40,7 +40,8 @@ class AttributionSigner:
         self._secret = secret
         self.window_s = window_s
 
-    def sign(self, creator: CreatorId, product: ProductId, code: LinkCode, now: int | None = None) -> str:
+    def sign(self, creator: CreatorId, product: ProductId, code: LinkCode,
+             now: int | None = None) -> str:
         now = int(time.time()) if now is None else now
         claims = {"aud": _AUDIENCE, "cr": creator, "pr": product, "lc": code, "iat": now,
                   "exp": now + self.window_s}

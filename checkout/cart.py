@@ -81,7 +81,8 @@ class Cart:
         self._idem_ttl_s = idempotency_ttl_s
 
     async def add(self, buyer: BuyerId, stream: StreamId | Literal[""], product: ProductId,
-                  variant: VariantId, quantity: int, *, mode: str, idempotency_key: str, payment_token: str) -> CartItem:
+                  variant: VariantId, quantity: int, *, mode: str, idempotency_key: str,
+                  payment_token: str) -> CartItem:
         """Raises KeyReused if the key was used for another request (another item, a buy)."""
         # The key is bound to this request the way a buy's is (bind_key.lua, in the buyer's
         # slot, so buys and adds share one namespace), then the item id follows from it,

@@ -224,7 +224,8 @@ class Catalog:
         entries = await self._client.xrevrange(product_keys(product_id).audit, count=limit)
         return [{"id": eid, **fields} for eid, fields in text_entries(entries)]
 
-    async def showcase(self, brand_id: BrandId, *, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    async def showcase(self, brand_id: BrandId, *, cursor: int,
+                       limit: int) -> tuple[list[dict[str, Any]], int | None]:
         """Active products, newest first; `cursor` is an offset into the brand's index."""
         ids = members(await self._client.zrevrange(brand_products_key(brand_id), cursor,
                                                    cursor + limit - 1))

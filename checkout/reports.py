@@ -49,7 +49,8 @@ async def brand_report(client: redis.Redis, brand_id: BrandId) -> dict[str, Any]
     }
 
 
-async def creator_earnings(client: redis.Redis, creator: CreatorId, limit: int = 100) -> dict[str, Any]:
+async def creator_earnings(client: redis.Redis, creator: CreatorId,
+                           limit: int = 100) -> dict[str, Any]:
     totals = int_hash(await client.hgetall(agg_key("creator", creator)))
     entries = await client.xrevrange(agg_key("ledger", creator), count=limit)
     ledger: list[dict[str, Any]] = [fields for _, fields in text_entries(entries)]

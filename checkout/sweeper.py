@@ -77,8 +77,8 @@ class ReservationSweeper:
         return expired + captured + voided
 
     async def _due(self, key: str, now_ms: int) -> list[OrderId]:
-        return [OrderId(m) for m in members(await self._client.zrangebyscore(key, "-inf", now_ms, start=0,
-                                                        num=self._batch))]
+        due = await self._client.zrangebyscore(key, "-inf", now_ms, start=0, num=self._batch)
+        return [OrderId(m) for m in members(due)]
 
     async def _capture(self, key: str, order_id: OrderId, now_ms: int) -> bool:
         order = await self._orders.get(order_id)

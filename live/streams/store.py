@@ -27,7 +27,7 @@ from checkout.store.scripts import SCRIPTS, call_script
 from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
 
 __all__ = ["StreamStore", "StreamIn", "DealIn", "PinIn", "LineupIn", "StreamError",
-           "EVENTS_MAXLEN", "events_channel"]
+           "LineupCheck", "EVENTS_MAXLEN", "events_channel"]
 
 EVENTS_MAXLEN = 10_000  # per-stream event history kept for resuming viewers (approximate)
 MAX_LINEUP = 50
