@@ -24,6 +24,7 @@ from live.web.problems import Problem, install_problem_handlers
 from live.node.services import Services
 from live.settings import Settings
 from live.video import http as video_http
+from live.video.http import VideoServices
 
 __all__ = ["create_app", "build_api", "API_VERSION", "UnhandledErrors"]
 
@@ -62,13 +63,15 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        owned = services is None
-        app.state.services = services if services is not None else await Services.start(settings)
+        node = services if services is not None else await Services.start(settings)
+        # What the handlers read (services_of): mypy proves here that Services has it all.
+        served: VideoServices = node  # a WebServices, plus the video
+        app.state.services = served
         try:
             yield
         finally:
-            if owned:
-                await app.state.services.close()
+            if services is None:
+                await node.close()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from checkout.ids import ID_PATTERN
 from checkout.models import StrictModel
 from live.accounts.auth import AuthError, Principal, Role, bearer_token
+from live.web.deps import WebServices, services_of
 from live.web.problems import PROBLEM_BASE, Problem
 from live.settings import Settings
 
@@ -53,8 +54,8 @@ class Call(Generic[Body]):
         return self.params[name]
 
     @property
-    def services(self) -> Any:
-        return self.request.app.state.services
+    def services(self) -> WebServices:
+        return services_of(self.request)
 
     def need_principal(self) -> Principal:
         if self.principal is None:
@@ -362,7 +363,7 @@ def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
 def verify_bearer(request: Request) -> Principal:
     """The request's verified principal, or a 401 problem that says what was wrong."""
     try:
-        return request.app.state.services.tokens.verify(bearer_token(request.headers))
+        return services_of(request).tokens.verify(bearer_token(request.headers))
     except AuthError as exc:
         # RFC 6750 section 3: a 401 names the scheme and what was wrong.
         error = "" if exc.reason == "missing_token" else ', error="invalid_token"'
