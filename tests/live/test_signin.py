@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -49,15 +50,23 @@ async def start(client: httpx.AsyncClient, email: str, **extra: Any) -> httpx.Re
     return await client.post("/auth/email/start", json={"email": email, **extra})
 
 
+def session_cookie(r: httpx.Response) -> str:
+    """The session token a response sets."""
+    match = re.match(r"lc_session=([^;]*);", r.headers.get("set-cookie", ""))
+    assert match, r.headers
+    return match.group(1)
+
+
 async def sign_in(client: httpx.AsyncClient, inbox: Inbox, email: str) -> dict[str, Any]:
-    """Sign `client` in by email with the mailed code; returns the verify answer."""
+    """Sign `client` in by email with the mailed code; returns the verify answer, with the
+    session's token under "cookie"."""
     r = await start(client, email)
     assert r.status_code == 202, r.text
     mail = await inbox.next_mail(normalise_email(email))
     r = await client.post("/auth/email/verify",
                           json={"challenge": r.json()["challenge"], "code": mail.code})
     assert r.status_code == 200, r.text
-    return dict(r.json())
+    return {**r.json(), "cookie": session_cookie(r)}
 
 
 # ---------------------------------------------------------------- the flow
