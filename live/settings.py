@@ -83,6 +83,19 @@ class Settings:
     video_connect_timeout_s: float = 10.0  # a peer not connected (ICE + DTLS) by then is dropped
     video_ice_hosts: tuple[str, ...] = ()  # host candidates offered (empty: every interface)
     video_encode: VideoEncode = "shared"  # "per_viewer" exists only as the load test's baseline
+    # accounts: email sign-in, sessions (docs/accounts.md)
+    smtp_url: str | None = None  # smtp://[user:pass@]host:port or smtps://...; None: log the mail
+    mail_from: str = "livecart <no-reply@localhost>"
+    mail_timeout_s: float = 10.0  # one SMTP delivery, connect to the end
+    signin_code_ttl_s: int = 15 * 60  # a code and its link, from the mail's sending
+    signin_max_attempts: int = 5  # wrong codes per challenge, then it is dead
+    signin_limit_window_s: int = 15 * 60  # the window of the three sign-in rates below
+    signin_per_email: int = 5  # sign-in mails per address per window
+    signin_per_ip: int = 30  # sign-in mails asked per client address per window
+    signin_verify_per_challenge: int = 10  # verify calls per challenge per window
+    session_idle_s: int = 7 * 24 * 3600  # a session unused this long ends
+    session_max_s: int = 30 * 24 * 3600  # and any session ends this long after sign-in
+    ticket_ttl_s: int = 60  # the hub ticket a signed-in page gets
     # operational
     log_level: str = "info"
 
@@ -111,7 +124,10 @@ class Settings:
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy",
                      "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
                      "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
-                     "demo_token_ttl_s"):
+                     "demo_token_ttl_s", "mail_timeout_s", "signin_code_ttl_s",
+                     "signin_max_attempts", "signin_limit_window_s", "signin_per_email",
+                     "signin_per_ip", "signin_verify_per_challenge", "session_idle_s",
+                     "session_max_s", "ticket_ttl_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -187,4 +203,8 @@ _FIELD_TYPES: dict[str, str] = {
     "video_viewer_queue": "int", "video_publisher_timeout_s": "float",
     "video_reconnect_grace_s": "float", "video_connect_timeout_s": "float",
     "video_ice_hosts": "tuple", "video_encode": "str",
+    "smtp_url": "str", "mail_from": "str", "mail_timeout_s": "float",
+    "signin_code_ttl_s": "int", "signin_max_attempts": "int", "signin_limit_window_s": "int",
+    "signin_per_email": "int", "signin_per_ip": "int", "signin_verify_per_challenge": "int",
+    "session_idle_s": "int", "session_max_s": "int", "ticket_ttl_s": "int",
 }

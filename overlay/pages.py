@@ -1,4 +1,5 @@
-"""The pages people use: viewer, host console, OBS source, brand dashboard, creator page.
+"""The pages people use: viewer, host console, OBS source, brand dashboard, creator page,
+and the sign-in page.
 Plain ES modules and CSS from overlay/static (no build step); each page learns its hub URL
 and ids from <meta> tags and its token from the URL fragment (never sent to the server,
 so never in a log). This module renders them (no I/O beyond reading its own templates);
@@ -18,6 +19,7 @@ PAGES = {
     "obs": ("stream", "Overlay"),
     "brand": ("brand", "Brand dashboard"),
     "creator": ("creator", "Creator"),
+    "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
 }
 PATHS = {"viewer": "/s/{stream}", "host": "/host/{stream}", "obs": "/obs/{stream}",
          "brand": "/brand/{brand}", "creator": "/creator/{creator}"}

@@ -25,7 +25,13 @@ from checkout.store.scripts import load_all
 from checkout.sweeper import ReservationSweeper
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
+from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority, secret_from_env_or_file
+from live.accounts.mail import Mailer, mailer_for
+from live.accounts.ratelimit import RateLimits
+from live.accounts.scripts import load_account_scripts
+from live.accounts.sessions import SessionStore
+from live.accounts.signin import EmailSignIn, SignInLimits
 from live.hub.rooms import Hub, HubLimits
 from live.node.metrics import Metrics
 from live.settings import Settings
@@ -81,6 +87,10 @@ class Services:
     metrics: Metrics
     hub: Hub
     video: VideoService
+    accounts: AccountStore
+    sessions: SessionStore
+    signin: EmailSignIn
+    mailer: Mailer
     valkey: EmbeddedValkey | None = None
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
@@ -106,6 +116,7 @@ class Services:
                     f"durability=appendfsync needs `appendfsync always` (server has "
                     f"{info.appendfsync}); set it, or run with LIVECART_DURABILITY=waitaof")
             await load_all(client)
+            await load_account_scripts(client)
         except BaseException:
             await client.aclose()
             if valkey is not None:
@@ -160,7 +171,16 @@ class Services:
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
                                        capture_retry_ms=settings.capture_owed_after_s * 1000),
-            metrics=metrics, valkey=valkey, hub=hub, video=video)
+            metrics=metrics, valkey=valkey, hub=hub, video=video,
+            accounts=AccountStore(client),
+            sessions=SessionStore(client, idle_s=settings.session_idle_s,
+                                  max_s=settings.session_max_s),
+            signin=EmailSignIn(client, secret, RateLimits(client), SignInLimits(
+                code_ttl_s=settings.signin_code_ttl_s, max_attempts=settings.signin_max_attempts,
+                window_s=settings.signin_limit_window_s, per_email=settings.signin_per_email,
+                per_ip=settings.signin_per_ip,
+                verify_per_challenge=settings.signin_verify_per_challenge)),
+            mailer=mailer_for(settings))
         if background:
             services.aggregator.start()
             services.sweeper.start()

@@ -12,9 +12,15 @@ export function backoffMs(attempt, capMs) {
 }
 
 export class HubClient {
-  constructor(url, { token = null, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
+  /**
+   * `token`: a bearer token for the socket; or `ticket`, an async function that returns a
+   * short-lived one (a signed-in page's POST /auth/ticket) or null, asked before each
+   * connection, so a reconnect never uses an expired ticket.
+   */
+  constructor(url, { token = null, ticket = null, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
     this.url = url;
     this.token = token;
+    this.ticket = ticket;
     this.onState = onState;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
@@ -32,6 +38,21 @@ export class HubClient {
   }
 
   connect() {
+    if (!this.ticket) {
+      this.open();
+      return;
+    }
+    this.onStatus("connecting");
+    this.ticket().then((ticket) => {
+      this.token = ticket;
+    }, () => {
+      this.token = null; // no ticket: watch anonymously
+    }).then(() => {
+      if (!this.closed) this.open();
+    });
+  }
+
+  open() {
     const params = new URLSearchParams();
     if (this.token) params.set("access_token", this.token);
     if (this.state) params.set("since", String(this.state.seq));
