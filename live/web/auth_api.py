@@ -28,6 +28,7 @@ from live.accounts.mail import MailError
 from live.accounts.sessions import Session
 from live.accounts.signin import signin_mail
 from live.web.api import Api, Call, json_response
+from live.web.deps import services_of
 from live.web.problems import Problem
 from live.web.session_auth import (check_origin, clear_session_cookie, require_session,
                                    session_of, session_principal, set_session_cookie)
@@ -80,7 +81,7 @@ def _link_base(request: Request) -> str:
     to only if it is a loopback one (a developer's machine, the tests), else the node's own
     base URL. Never a Host header from outside: a forged one would mail a victim a link to
     the forger's site, carrying the victim's sign-in token."""
-    settings = request.app.state.services.settings
+    settings = services_of(request).settings
     if settings.public_url:
         return str(settings.base_url)
     if request.url.hostname in _LOOPBACK:

@@ -21,7 +21,11 @@ from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
+from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority
+from live.accounts.mail import Mailer
+from live.accounts.sessions import SessionStore
+from live.accounts.signin import EmailSignIn
 from live.settings import Settings
 from live.streams.store import StreamStore
 
@@ -68,6 +72,14 @@ class WebServices(Protocol):
     def metrics(self) -> WebMetrics: ...
     @property
     def hub_port(self) -> int | None: ...  # the bound WebSocket port, once the hub is open
+    @property
+    def accounts(self) -> AccountStore: ...
+    @property
+    def sessions(self) -> SessionStore: ...
+    @property
+    def signin(self) -> EmailSignIn: ...
+    @property
+    def mailer(self) -> Mailer: ...
 
 
 def services_of(request: Request) -> WebServices:

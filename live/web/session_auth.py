@@ -22,6 +22,7 @@ from live.accounts.auth import Principal, Role
 from live.accounts.accounts import Grant
 from live.accounts.sessions import Session
 from live.settings import Settings
+from live.web.deps import services_of
 from live.web.problems import Problem
 
 __all__ = ["COOKIE", "CSRF_HEADER", "SAFE_METHODS", "session_of", "session_principal",
@@ -37,7 +38,7 @@ _STATE: Final = "livecart_session"  # request.state attribute: the session, look
 def own_origins(request: Request) -> set[str]:
     """This node's origins: its public URL, the configured allowlist, and the origin the
     request itself was addressed to (scheme and Host)."""
-    settings: Settings = request.app.state.services.settings
+    settings: Settings = services_of(request).settings
     host = request.headers.get("host", "")
     return {settings.base_url, *(o.rstrip("/") for o in settings.allowed_origins),
             f"{request.url.scheme}://{host}"}
@@ -57,7 +58,7 @@ async def session_of(request: Request) -> Session | None:
         cached: Session | None = getattr(request.state, _STATE)
         return cached
     token = request.cookies.get(COOKIE)
-    services = request.app.state.services
+    services = services_of(request)
     session = await services.sessions.get(token) if token else None
     setattr(request.state, _STATE, session)
     return session
@@ -87,7 +88,7 @@ async def session_principal(request: Request) -> Principal | None:
     grant = session.grant
     if grant != Grant(Role.BUYER, session.account_id):
         # A grant can be revoked while a session acts with it: check it is still there.
-        if not await request.app.state.services.accounts.has_grant(session.account_id, grant):
+        if not await services_of(request).accounts.has_grant(session.account_id, grant):
             grant = Grant(Role.BUYER, session.account_id)
     return Principal(role=grant.role, subject=grant.subject, token_id="session:" + session.id[:32],
                      expires_at=session.ends_ms // 1000)
@@ -98,7 +99,7 @@ def _ended(request: Request) -> Problem:
     problem = Problem(401, "unauthorized", "the session has ended; sign in again" if has_cookie
                       else "sign in first")
     if has_cookie:  # drop the dead cookie
-        problem.headers = {"Set-Cookie": _cookie_header(request.app.state.services.settings, "", 0)}
+        problem.headers = {"Set-Cookie": _cookie_header(services_of(request).settings, "", 0)}
     return problem
 
 
