@@ -22,11 +22,14 @@ from .gateway import (
     Refund,
     Void,
 )
-from .sandbox import SandboxConfig, SandboxGateway
+from .cards import CardCheck, CardField, check_card
+from .sandbox import SandboxCard, SandboxConfig, SandboxFull, SandboxGateway
 
 __all__ = [
     "Authorization",
     "Capture",
+    "CardCheck",
+    "CardField",
     "DeclineCode",
     "GatewayTimeout",
     "GatewayUnavailable",
@@ -36,9 +39,12 @@ __all__ = [
     "PaymentRecord",
     "PaymentStatus",
     "Refund",
+    "SandboxCard",
     "SandboxConfig",
+    "SandboxFull",
     "SandboxGateway",
     "Void",
+    "check_card",
 ]
 
 logger = logging.getLogger(__name__)

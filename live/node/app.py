@@ -21,6 +21,7 @@ from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
 from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
+from live.web.sandbox_api import sandbox_routes
 from live.node.services import Services
 from live.settings import Settings
 from live.video import http as video_http
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *report_api.redirect_routes(),
         *page_routes(),
         *overlay_routes(),
+        *sandbox_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])

@@ -20,7 +20,7 @@ from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.orders import OrderBook
-from checkout.payments import PaymentGateway, SandboxGateway
+from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
 from checkout.store.scripts import load_all
 from checkout.sweeper import ReservationSweeper
 from checkout.waitlist import Waitlist
@@ -114,7 +114,7 @@ class Services:
         secret = secret_from_env_or_file(data_dir, settings.jwt_secret)
         batcher = CommandBatcher(client, durability=settings.durability)
         orders = OrderBook(client, batcher)
-        gateway = SandboxGateway(client)
+        gateway = SandboxGateway(client, SandboxConfig(max_tokens=settings.sandbox_max_tokens))
         buys = BuyService(batcher, orders, gateway, hold_ms=settings.reservation_ttl_s * 1000,
                           idempotency_ttl_s=settings.idempotency_ttl_s,
                           capture_immediately=settings.capture_mode == "immediate",
