@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from live.web import buy_api, catalog_api, report_api, stream_api
+from live.web import buy_api, catalog_api, report_api, stream_api, stripe_api
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
@@ -35,7 +35,8 @@ API_VERSION = "1.0.0"
 
 def build_api() -> Api:
     api = Api("livecart", API_VERSION)
-    for module in (buy_api, catalog_api, report_api, stream_api, video_http):  # buy first
+    for module in (buy_api, catalog_api, report_api, stream_api, stripe_api,  # buy first
+                   video_http):
         module.register(api)
     return api
 
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *page_routes(),
         *overlay_routes(),
         *sandbox_routes(),
+        *stripe_api.webhook_routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])

@@ -6,6 +6,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -41,6 +42,9 @@ from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
 
+if TYPE_CHECKING:  # the SDK loads only on a node that pays through Stripe
+    from checkout.payments.stripe_gateway import StripeGateway
+
 __all__ = ["Services", "connect"]
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,15 @@ def connect(url: str, *, max_connections: int = 64, pool_timeout_s: float = 5.0)
         socket_connect_timeout=2, retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 25),
         retry_on_error=[RedisConnectionError, RedisTimeoutError], health_check_interval=30)
     return redis.Redis.from_pool(pool)  # closing the client closes its pool
+
+
+def _stripe_gateway(client: redis.Redis, settings: Settings) -> "StripeGateway":
+    from checkout.payments.stripe_gateway import StripeConfig, StripeGateway
+
+    assert settings.stripe_api_key is not None  # Settings.validate requires it
+    return StripeGateway(client, StripeConfig(
+        api_key=settings.stripe_api_key, webhook_secret=settings.stripe_webhook_secret,
+        api_base=settings.stripe_api_base, timeout_s=settings.payment_timeout_s))
 
 
 @dataclass
@@ -82,6 +95,7 @@ class Services:
     hub: Hub
     video: VideoService
     valkey: EmbeddedValkey | None = None
+    stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
     _closed: bool = field(default=False, repr=False)
@@ -114,7 +128,9 @@ class Services:
         secret = secret_from_env_or_file(data_dir, settings.jwt_secret)
         batcher = CommandBatcher(client, durability=settings.durability)
         orders = OrderBook(client, batcher)
-        gateway = SandboxGateway(client, SandboxConfig(max_tokens=settings.sandbox_max_tokens))
+        stripe = _stripe_gateway(client, settings) if settings.payments == "stripe" else None
+        gateway: PaymentGateway = stripe or SandboxGateway(
+            client, SandboxConfig(max_tokens=settings.sandbox_max_tokens))
         buys = BuyService(batcher, orders, gateway, hold_ms=settings.reservation_ttl_s * 1000,
                           idempotency_ttl_s=settings.idempotency_ttl_s,
                           capture_immediately=settings.capture_mode == "immediate",
@@ -160,7 +176,7 @@ class Services:
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
                                        capture_retry_ms=settings.capture_owed_after_s * 1000),
-            metrics=metrics, valkey=valkey, hub=hub, video=video)
+            metrics=metrics, valkey=valkey, stripe=stripe, hub=hub, video=video)
         if background:
             services.aggregator.start()
             services.sweeper.start()
@@ -193,6 +209,8 @@ class Services:
         await self.sweeper.close()
         await self.aggregator.close()
         await self.batcher.close()
+        if self.stripe is not None:
+            await self.stripe.aclose()
         await self.client.aclose()
         if self.valkey is not None:
             await self.valkey.stop()
