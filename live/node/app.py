@@ -23,7 +23,7 @@ from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
 from live.web.sandbox_api import sandbox_routes
 from live.node.services import Services
-from live.settings import Settings
+from live.settings import Payments, Settings
 from live.video import http as video_http
 
 __all__ = ["create_app", "build_api", "API_VERSION", "UnhandledErrors"]
@@ -33,11 +33,13 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
 
 
-def build_api() -> Api:
+def build_api(payments: Payments = "sandbox") -> Api:
+    """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
-    for module in (buy_api, catalog_api, report_api, stream_api, stripe_api,  # buy first
-                   video_http):
+    for module in (buy_api, catalog_api, report_api, stream_api, video_http):  # buy first
         module.register(api)
+    if payments == "stripe":
+        stripe_api.register(api)
     return api
 
 
@@ -56,7 +58,7 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
     """An ASGI app. Without `services` it starts (and on shutdown closes) its own."""
-    api = build_api()
+    api = build_api(settings.payments)
     openapi = api.openapi(settings)
 
     async def openapi_endpoint(request: Request) -> Response:
@@ -82,7 +84,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *page_routes(),
         *overlay_routes(),
         *sandbox_routes(),
-        *stripe_api.webhook_routes(),
+        *(stripe_api.webhook_routes() if settings.payments == "stripe" else ()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])
