@@ -1,7 +1,9 @@
-"""Payments: the gateway contract and a Valkey-backed sandbox gateway.
+"""Payments: the gateway contract, a Valkey-backed sandbox gateway and its card checks.
 
 Checkout depends on ``PaymentGateway`` only; ``SandboxGateway`` stands in for a
-real provider in tests, demos and load tests.
+real provider in tests, demos and load tests. ``stripe_gateway.StripeGateway`` is the
+real one; it is not re-exported here, so that only a node paying through Stripe loads
+the SDK.
 """
 
 from __future__ import annotations

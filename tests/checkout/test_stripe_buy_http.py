@@ -19,6 +19,7 @@ from conftest import Live, make_settings, start_node, stop_node
 from live.accounts.auth import Role
 from live.node.app import build_api
 from live.node.valkey_server import EmbeddedValkey
+from live.settings import Settings
 from shop import (buy, db_state, give_wallet, idem, make_brand, make_live_stream, make_product,
                   stock_of)
 from stripe_fake import StripeFake, serve_fake, sign
@@ -246,3 +247,17 @@ async def test_a_sandbox_node_has_no_stripe_endpoints(valkey: EmbeddedValkey,
             assert r.status_code == 404
     finally:
         await stop_node(services, server, task)
+
+
+def test_payments_settings_from_the_environment() -> None:
+    settings = Settings.from_env({"LIVECART_PAYMENTS": "stripe",
+                                  "LIVECART_STRIPE_API_KEY": "sk_test_secret_value",
+                                  "LIVECART_STRIPE_WEBHOOK_SECRET": "whsec_secret_value",
+                                  "LIVECART_STRIPE_API_BASE": "http://127.0.0.1:1"})
+    assert (settings.payments, settings.stripe_api_base) == ("stripe", "http://127.0.0.1:1")
+    assert "secret_value" not in repr(settings)
+    assert Settings.from_env({}).payments == "sandbox"
+    with pytest.raises(ValueError, match="STRIPE_API_KEY"):
+        Settings.from_env({"LIVECART_PAYMENTS": "stripe"})
+    with pytest.raises(ValueError, match="sandbox or stripe"):
+        Settings.from_env({"LIVECART_PAYMENTS": "paypal"})
