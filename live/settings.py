@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "CaptureMode", "Durability", "VideoEncode"]
+__all__ = ["Settings", "CaptureMode", "Durability", "Payments", "VideoEncode"]
 
 CaptureMode = Literal["immediate", "on_shipment"]
+Payments = Literal["sandbox", "stripe"]
 Durability = Literal["appendfsync", "waitaof"]
 VideoEncode = Literal["shared", "per_viewer"]
 
@@ -51,6 +52,12 @@ class Settings:
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
     sweep_interval_s: float = 1.0
+    # payments: the sandbox gateway (default) or Stripe (docs/checkout.md, Payments)
+    payments: Payments = "sandbox"
+    sandbox_max_tokens: int = 100_000  # tokenized sandbox cards kept: 503 beyond
+    stripe_api_key: str | None = field(default=None, repr=False)  # needed with stripe
+    stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
+    stripe_api_base: str | None = None  # None: Stripe's own; a local server in tests
     # hub (WebSocket) limits
     ws_port: int | None = None  # None: HTTP port + 1
     ws_outbox_bytes: int = 256 * 1024
@@ -134,6 +141,12 @@ class Settings:
                      "ws_new_per_ip_s", "ws_new_burst_per_ip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.payments not in ("sandbox", "stripe"):
+            raise ValueError(f"payments must be sandbox or stripe, not {self.payments!r}")
+        if self.payments == "stripe" and not self.stripe_api_key:
+            raise ValueError("payments=stripe needs LIVECART_STRIPE_API_KEY")
+        if self.sandbox_max_tokens < 0:
+            raise ValueError("sandbox_max_tokens must be >= 0")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
         for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
@@ -191,6 +204,8 @@ _FIELD_TYPES: dict[str, str] = {
     "payment_window_s": "float",
     "max_pinned": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
+    "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
+    "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",

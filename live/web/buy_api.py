@@ -16,7 +16,7 @@ from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, BuyerId
                           LinkCode, OrderId, ProductId, StreamId, VariantId, product_of_order)
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
-from checkout.payments import PaymentError
+from checkout.payments import DeclineCode, PaymentError
 from checkout.wallets import WalletIn, WalletStore
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
@@ -68,14 +68,23 @@ async def require_wallet(call: Call[Any], buyer: BuyerId) -> dict[str, Any]:
     return wallet
 
 
+def decline_detail(reason: str) -> str:
+    """The words for a declined order's reason: a gateway's `DeclineCode`, or
+    `invalid_payment_method` (the gateway refused the saved token itself)."""
+    try:
+        return DeclineCode(reason).message
+    except ValueError:
+        return "Your saved card can't be used. Add another card and try again."
+
+
 def buy_response(call: Call[Any], result: BuyResult) -> Response:
     metrics = call.services.metrics
     order = result.order.public()
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     metrics.buys.labels(result.payment).inc()
     if result.payment == "declined":
-        return Problem(402, "payment-declined", f"payment declined: {order['reason']}",
-                       order=order).as_response(headers)
+        return Problem(402, "payment-declined", decline_detail(order["reason"]),
+                       decline_code=order["reason"], order=order).as_response(headers)
     if result.payment == "expired":
         return Problem(409, "reservation-expired", "the hold ran out before payment",
                        order=order).as_response(headers)
