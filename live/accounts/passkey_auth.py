@@ -41,12 +41,12 @@ from live.accounts.keys import confirmed_purchase_key, passkey_challenge_key
 from live.accounts.passkeys import Passkey, PasskeyRefused, PasskeyStore, b64url
 from live.accounts.ratelimit import RateLimits
 
-__all__ = ["PasskeyAuth", "PasskeyLimits", "RelyingParty", "DIGEST_BYTES"]
+__all__ = ["PasskeyAuth", "PasskeyLimits", "RelyingParty"]
 
 log = logging.getLogger(__name__)
 
 Purpose = Literal["register", "signin", "confirm"]
-DIGEST_BYTES: Final = 32  # a purchase's SHA-256
+_DIGEST_BYTES: Final = 32  # a purchase's SHA-256
 _NONCE_BYTES: Final = 16  # before a purchase's digest in its challenge
 _CHALLENGE_BYTES: Final = 32  # registration and sign-in challenges
 _MAX_NAME: Final = 64
@@ -161,7 +161,7 @@ class PasskeyAuth:
                                    digest: bytes) -> dict[str, Any]:
         """Request options whose challenge carries the purchase's digest, for the account's
         own passkeys."""
-        if len(digest) != DIGEST_BYTES:
+        if len(digest) != _DIGEST_BYTES:
             raise ValueError("a purchase digest is a SHA-256")
         await self._account_rate(account_id)
         passkeys = await self.store.list(account_id)

@@ -8,6 +8,7 @@ caps and rate limits; and a session's buy confirmed with one tap bound to that p
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from conftest import UNIT, Live
 from inbox import Inbox, smtp  # noqa: F401 - the fixture
 from shop import idem, make_brand, make_live_stream, make_product, stock_of
 from test_bad_input import assert_problem
+from webauthn.helpers import encode_cbor
 from test_sessions import WALLET, Person, people  # noqa: F401 - the fixture
 from test_signin import session_cookie
 
@@ -443,3 +445,50 @@ async def test_buy_confirm_none_asks_no_passkey(live: Live, people: Any) -> None
                                                  "stream_id": stream["id"]},
                             headers={**ann.csrf, "Idempotency-Key": idem()})
     assert r.status_code == 201, r.text
+
+
+# ---------------------------------------------------------------- bad input
+
+
+GARBAGE = ["A", "AA", "_-_-", b64(b"\xff\xfe\x00"), b64(b"[]"), b64(b'"x"'), b64(b"null"),
+           b64(b'{"type": 1, "challenge": [], "origin": {}}'),
+           b64(b'{"type": "webauthn.get", "challenge": "!!", "origin": "x"}'),
+           b64(encode_cbor({"fmt": "none"})), b64(encode_cbor([1, 2])), b64(b"\xa1" * 40),
+           b64(b"\x00" * 37), b64(b"\x00" * 36), b64(secrets.token_bytes(300))]
+
+
+@pytest.mark.parametrize("extra_settings", [{"passkey_signin_per_ip": 1000,
+                                             "passkey_options_per_account": 1000}])
+async def test_garbage_answers_are_4xx_problems_never_500(live: Live, people: Any,
+                                                          rclient: redis.Redis) -> None:
+    """Each byte field of a well-shaped answer replaced by something that is not what it
+    should be (not base64, not JSON, not CBOR, truncated): a 4xx problem, nothing stored."""
+    ann: Person = await people("garbage@example.com")
+    device = authenticator(live)
+    await add_passkey(ann, device)
+    failures: list[str] = []
+
+    async def check(label: str, r: httpx.Response) -> None:
+        if not 400 <= r.status_code < 500 or r.headers.get("content-type") != "application/problem+json":
+            failures.append(f"{label}: {r.status_code} {r.text[:120]}")
+
+    for field in ("clientDataJSON", "attestationObject"):
+        for value in GARBAGE:
+            credential = authenticator(live).create(await creation_options(ann))
+            credential["response"][field] = value
+            await check(f"register {field}={value[:12]}", await ann.http.post(
+                "/auth/passkeys", json={"credential": credential}, headers=ann.csrf))
+    for field in ("clientDataJSON", "authenticatorData", "signature", "userHandle"):
+        for value in GARBAGE:
+            credential = device.get(await signin_options(live.http))
+            credential["response"][field] = value
+            await check(f"sign in {field}={value[:12]}", await live.http.post(
+                "/auth/passkey/verify", json={"credential": credential}))
+    for value in ("A" * 1400, "AAAA"):
+        credential = device.get(await signin_options(live.http))
+        credential["id"] = credential["rawId"] = value
+        await check(f"sign in id={value[:12]}", await live.http.post(
+            "/auth/passkey/verify", json={"credential": credential}))
+    assert failures == [], "\n".join(failures)
+    assert [p.id for p in await live.services.passkeys.store.list(ann.id)] == [device.id]
+    assert len(await rclient.keys("lc:{pk:*")) == 1
