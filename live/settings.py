@@ -7,8 +7,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "CaptureMode", "Durability", "Payments", "VideoEncode"]
+__all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode"]
 
+BuyConfirm = Literal["passkey", "none"]
 CaptureMode = Literal["immediate", "on_shipment"]
 Payments = Literal["sandbox", "stripe"]
 Durability = Literal["appendfsync", "waitaof"]
@@ -103,6 +104,12 @@ class Settings:
     session_idle_s: int = 7 * 24 * 3600  # a session unused this long ends
     session_max_s: int = 30 * 24 * 3600  # and any session ends this long after sign-in
     ticket_ttl_s: int = 60  # the hub ticket a signed-in page gets
+    # passkeys (WebAuthn) and the buy's passkey confirmation (docs/accounts.md)
+    passkey_challenge_ttl_s: int = 300  # a ceremony's challenge; a confirmed buy's retries too
+    passkeys_per_account: int = 10
+    passkey_signin_per_ip: int = 30  # passkey sign-in starts per client address per window
+    passkey_options_per_account: int = 60  # registrations and buy confirmations asked, per window
+    buy_confirm: BuyConfirm = "passkey"  # a page session's buys need the account's passkey, if it has one
     # operational
     log_level: str = "info"
 
@@ -134,7 +141,9 @@ class Settings:
                      "demo_token_ttl_s", "mail_timeout_s", "signin_code_ttl_s",
                      "signin_max_attempts", "signin_limit_window_s", "signin_per_email",
                      "signin_per_ip", "signin_verify_per_challenge", "session_idle_s",
-                     "session_max_s", "ticket_ttl_s"):
+                     "session_max_s", "ticket_ttl_s", "passkey_challenge_ttl_s",
+                     "passkeys_per_account", "passkey_signin_per_ip",
+                     "passkey_options_per_account"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -147,6 +156,8 @@ class Settings:
             raise ValueError("payments=stripe needs LIVECART_STRIPE_API_KEY")
         if self.sandbox_max_tokens < 0:
             raise ValueError("sandbox_max_tokens must be >= 0")
+        if self.buy_confirm not in ("passkey", "none"):
+            raise ValueError(f"buy_confirm must be passkey or none, not {self.buy_confirm!r}")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
         for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
@@ -222,4 +233,6 @@ _FIELD_TYPES: dict[str, str] = {
     "signin_code_ttl_s": "int", "signin_max_attempts": "int", "signin_limit_window_s": "int",
     "signin_per_email": "int", "signin_per_ip": "int", "signin_verify_per_challenge": "int",
     "session_idle_s": "int", "session_max_s": "int", "ticket_ttl_s": "int",
+    "passkey_challenge_ttl_s": "int", "passkeys_per_account": "int",
+    "passkey_signin_per_ip": "int", "passkey_options_per_account": "int", "buy_confirm": "str",
 }

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from live.web import auth_api, buy_api, catalog_api, report_api, stream_api, stripe_api
+from live.web import auth_api, buy_api, catalog_api, passkey_api, report_api, stream_api, stripe_api
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
@@ -45,9 +45,11 @@ def build_api(payments: Payments = "sandbox") -> Api:
 
 
 def build_auth_api() -> Api:
-    """The pages' sign-in and session endpoints, under /auth (live/web/auth_api.py)."""
+    """The pages' sign-in and session endpoints, under /auth (live/web/auth_api.py), and
+    their passkeys (live/web/passkey_api.py)."""
     api = Api("livecart", API_VERSION, prefix=auth_api.AUTH_PREFIX)
     auth_api.register(api)
+    passkey_api.register(api)
     return api
 
 

@@ -29,6 +29,8 @@ from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority, secret_from_env_or_file
 from live.accounts.mail import Mailer, mailer_for
+from live.accounts.passkey_auth import PasskeyAuth, PasskeyLimits
+from live.accounts.passkeys import PasskeyStore
 from live.accounts.ratelimit import RateLimits
 from live.accounts.scripts import load_account_scripts
 from live.accounts.sessions import SessionStore
@@ -104,6 +106,7 @@ class Services:
     sessions: SessionStore
     signin: EmailSignIn
     mailer: Mailer
+    passkeys: PasskeyAuth
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -196,7 +199,13 @@ class Services:
                 window_s=settings.signin_limit_window_s, per_email=settings.signin_per_email,
                 per_ip=settings.signin_per_ip,
                 verify_per_challenge=settings.signin_verify_per_challenge)),
-            mailer=mailer_for(settings))
+            mailer=mailer_for(settings),
+            passkeys=PasskeyAuth(client, PasskeyStore(
+                client, max_per_account=settings.passkeys_per_account), RateLimits(client),
+                PasskeyLimits(challenge_ttl_s=settings.passkey_challenge_ttl_s,
+                              window_s=settings.signin_limit_window_s,
+                              signin_per_ip=settings.passkey_signin_per_ip,
+                              options_per_account=settings.passkey_options_per_account)))
         if background:
             services.aggregator.start()
             services.sweeper.start()

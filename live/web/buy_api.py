@@ -21,7 +21,9 @@ from checkout.wallets import WalletIn, WalletStore
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
 from live.accounts.auth import Role
+from live.web.buy_confirm import confirmation_options, require_confirmation
 from live.web.problems import Problem, problem_response
+from live.web.webauthn_json import AssertionIn
 
 __all__ = ["register"]
 
@@ -44,6 +46,8 @@ class BuyIn(StrictModel):
     stream_id: StreamRef | None = None
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
+    # The buyer's passkey confirming this purchase (live/web/buy_confirm.py).
+    passkey: AssertionIn | None = None
 
 
 class CartItemIn(StrictModel):
@@ -129,6 +133,7 @@ def register(api: Api) -> None:
         key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = BuyerId(call.need_principal().subject)
         wallet = await require_wallet(call, buyer_id)
+        await require_confirmation(call, key, call.body.passkey)
         request = _buy_request(call, buyer_id, key, wallet["payment_token"])
         try:
             result = await call.services.buys.buy(request)
@@ -137,6 +142,11 @@ def register(api: Api) -> None:
             call.services.metrics.buys.labels(exc.code).inc()
             return problem_response(exc)
         return buy_response(call, result)
+
+    @api.endpoint("POST", "/buy/confirmation", summary="Passkey options bound to one buy",
+                  tag="buy", body=BuyIn, roles=buyer, params=(IDEMPOTENCY_KEY,))
+    async def buy_confirmation(call: Call[BuyIn]) -> Response:
+        return await confirmation_options(call, call.param(IDEMPOTENCY_KEY.name))
 
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
                   tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))

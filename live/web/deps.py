@@ -24,6 +24,7 @@ from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority
 from live.accounts.mail import Mailer
+from live.accounts.passkey_auth import PasskeyAuth
 from live.accounts.sessions import SessionStore
 from live.accounts.signin import EmailSignIn
 from live.settings import Settings
@@ -85,6 +86,8 @@ class WebServices(Protocol):
     def mailer(self) -> Mailer: ...
     @property
     def stripe(self) -> "StripeGateway | None": ...  # the gateway, when it is Stripe
+    @property
+    def passkeys(self) -> PasskeyAuth: ...
 
 
 def services_of(request: Request) -> WebServices:
