@@ -12,9 +12,11 @@ export function backoffMs(attempt, capMs) {
 }
 
 export class HubClient {
-  constructor(url, { token = null, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
+  // `params`: more query parameters for every connect, e.g. {client: "obs"} (docs/protocol.md).
+  constructor(url, { token = null, params = {}, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
     this.url = url;
     this.token = token;
+    this.params = params;
     this.onState = onState;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
@@ -32,7 +34,7 @@ export class HubClient {
   }
 
   connect() {
-    const params = new URLSearchParams();
+    const params = new URLSearchParams(this.params);
     if (this.token) params.set("access_token", this.token);
     if (this.state) params.set("since", String(this.state.seq));
     const query = params.toString();
