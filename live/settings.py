@@ -47,6 +47,7 @@ class Settings:
     waitlist_hold_s: int = 300
     max_quantity_per_buy: int = 10
     max_pinned: int = 3
+    show_late_grace_s: int = 3600  # a scheduled show not live by its time + this leaves Upcoming
     payment_timeout_s: float = 5.0
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
@@ -111,7 +112,7 @@ class Settings:
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy",
                      "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
                      "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
-                     "demo_token_ttl_s"):
+                     "demo_token_ttl_s", "show_late_grace_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -173,7 +174,7 @@ _FIELD_TYPES: dict[str, str] = {
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "payment_window_s": "float",
-    "max_pinned": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
+    "max_pinned": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",

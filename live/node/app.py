@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from live.web import buy_api, catalog_api, report_api, stream_api
+from live.web import buy_api, catalog_api, report_api, show_api, stream_api
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
@@ -34,7 +34,8 @@ API_VERSION = "1.0.0"
 
 def build_api() -> Api:
     api = Api("livecart", API_VERSION)
-    for module in (buy_api, catalog_api, report_api, stream_api, video_http):  # buy first
+    for module in (buy_api, catalog_api, report_api, stream_api, show_api,
+                   video_http):  # buy first
         module.register(api)
     return api
 
