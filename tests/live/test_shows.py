@@ -186,3 +186,17 @@ async def test_the_page_size_is_the_nodes_setting(live: Live, node_settings: Any
     doc = (await live.http.get("/api/v1/openapi.json")).json()
     [limit] = [p for p in doc["paths"]["/api/v1/shows"]["get"]["parameters"] if p["name"] == "limit"]
     assert limit["schema"]["maximum"] == 3
+
+
+async def test_the_demo_storefront_has_one_live_show_a_show_tomorrow_and_a_shop(live: Live) -> None:
+    from live.node.demo import seed_demo
+
+    first = await seed_demo(live.services)
+    second = await seed_demo(live.services)  # `serve --demo` again on the same data
+    assert ids(await shows(live, "live")) == [second.stream_id]  # the last run's show ended
+    assert [s["title"] for s in (await shows(live, "upcoming"))["items"]] == ["Rain gear night"]
+    r = await live.http.get("/api/v1/creators/cleo")
+    assert r.json()["shows"] == {"live": 1, "upcoming": 1, "past": 1}
+    assert first.stream_id != second.stream_id
+    r = await live.http.get("/api/v1/creators/cleo/storefront")
+    assert sorted(i["product"]["id"] for i in r.json()["items"]) == sorted(second.product_ids)
