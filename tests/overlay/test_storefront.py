@@ -15,7 +15,7 @@ from playwright.async_api import Page, expect
 from websockets.asyncio.client import connect
 
 from conftest import Live
-from shop import give_wallet, make_brand, make_live_stream, make_product, make_stream
+from shop import eventually, give_wallet, make_brand, make_live_stream, make_product, make_stream
 from test_pages import DESKTOP, MS, shot
 
 
@@ -226,3 +226,27 @@ async def test_home_on_a_desktop(live: Live, new_page: Any) -> None:
     await expect(cards).to_have_count(4, timeout=5 * MS)
     tops = {round((await cards.nth(i).bounding_box() or {"y": -1})["y"]) for i in range(4)}
     assert len(tops) == 1, tops
+
+
+async def test_the_host_console_and_obs_source_are_not_counted_as_viewers(
+        live: Live, new_page: Any) -> None:
+    """The real pages, as a host runs a show: the console and the OBS source are open next
+    to one viewer's page; the home page says one is watching."""
+    await make_brand(live)
+    stream = await make_live_stream(live, [(await make_product(live))["id"]], title="Counted")
+    host = await new_page()
+    await host.goto(f"{live.url}/host/{stream['id']}#token={live.token('creator', 'cleo')}")
+    obs = await new_page()
+    await obs.goto(f"{live.url}/obs/{stream['id']}")
+    viewer = await new_page()
+    await viewer.goto(f"{live.url}/s/{stream['id']}")
+    for page in (host, viewer):
+        await expect(page.locator("#conn")).to_have_attribute("data-status", "live", timeout=5 * MS)
+    await expect(obs.locator("body")).to_have_attribute("data-status", "live", timeout=5 * MS)
+    room = live.services.hub.rooms[stream["id"]]
+    await eventually(lambda: len(room.subscribers) == 3, "the three pages in the room")
+    await live.services.hub.heartbeat()
+    home = await new_page()
+    await home.goto(f"{live.url}/")
+    await expect(show_card(home, "live-list", "Counted").locator(".show-viewers")
+                 ).to_have_text("1 watching", timeout=5 * MS)
