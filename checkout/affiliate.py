@@ -15,7 +15,7 @@ import jwt
 import orjson
 import redis.asyncio as redis
 
-from checkout.ids import new_link_code
+from checkout.ids import CreatorId, LinkCode, ProductId, new_link_code
 from checkout.store.keys import creator_links_key, link_key
 from checkout.store.replies import members
 
@@ -27,9 +27,9 @@ _ALGORITHM = "HS256"
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    creator: str
-    product: str
-    code: str
+    creator: CreatorId
+    product: ProductId
+    code: LinkCode
     clicked_at: int
 
 
@@ -40,7 +40,8 @@ class AttributionSigner:
         self._secret = secret
         self.window_s = window_s
 
-    def sign(self, creator: str, product: str, code: str, now: int | None = None) -> str:
+    def sign(self, creator: CreatorId, product: ProductId, code: LinkCode,
+             now: int | None = None) -> str:
         now = int(time.time()) if now is None else now
         claims = {"aud": _AUDIENCE, "cr": creator, "pr": product, "lc": code, "iat": now,
                   "exp": now + self.window_s}
@@ -53,8 +54,8 @@ class AttributionSigner:
         try:
             claims = jwt.decode(token, self._secret, algorithms=[_ALGORITHM], audience=_AUDIENCE,
                                 options={"require": ["exp", "iat", "aud"]})
-            return Attribution(str(claims["cr"]), str(claims["pr"]), str(claims["lc"]),
-                               int(claims["iat"]))
+            return Attribution(CreatorId(str(claims["cr"])), ProductId(str(claims["pr"])),
+                               LinkCode(str(claims["lc"])), int(claims["iat"]))
         except (jwt.PyJWTError, KeyError, TypeError, ValueError):
             return None
 
@@ -63,7 +64,7 @@ class LinkStore:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
 
-    async def create(self, creator: str, product: str) -> dict[str, Any]:
+    async def create(self, creator: CreatorId, product: ProductId) -> dict[str, Any]:
         for _ in range(5):
             code = new_link_code()
             record: dict[str, Any] = {"code": code, "creator_id": creator, "product_id": product,
@@ -73,11 +74,11 @@ class LinkStore:
                 return record
         raise RuntimeError("could not find a free link code")
 
-    async def get(self, code: str) -> dict[str, Any] | None:
+    async def get(self, code: LinkCode) -> dict[str, Any] | None:
         raw = await self._client.get(link_key(code))
         return orjson.loads(raw) if raw else None
 
-    async def for_creator(self, creator: str, *, cursor: int = 0,
+    async def for_creator(self, creator: CreatorId, *, cursor: int = 0,
                           limit: int = 500) -> list[dict[str, Any]]:
         """The creator's links, newest first: `limit` of them from offset `cursor`."""
         codes = members(await self._client.zrevrange(creator_links_key(creator), cursor,

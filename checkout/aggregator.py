@@ -177,7 +177,8 @@ class Aggregator:
             raise failed[0]
 
     @staticmethod
-    def _queue_apply(pipe: Any, kind: str, order: dict[str, str], at: int) -> None:
+    def _queue_apply(pipe: redis.client.Pipeline, kind: str, order: dict[str, str],
+                     at: int) -> None:
         script = SCRIPTS["apply"]
         brand, stream = order["brand"], order["stream"]
         keys = [agg_key("applied", order["id"], kind), agg_key("brand", brand),

@@ -11,14 +11,16 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar, TypeVarTuple
 
 import orjson
 
 from checkout.store.batcher import CommandBatcher
 from checkout.errors import Refused
-from checkout.ids import ProductId, new_order_id
+from checkout.ids import (BuyerId, CreatorId, LinkCode, OrderId, ProductId, StreamId, VariantId,
+                          new_order_id)
 from checkout.store.keys import idem_binding_key, product_keys
 from checkout.order_states import IllegalTransition, OrderState, OutOfTime, payment_word
 from checkout.orders import OUTBOX_MAXLEN, Order, OrderBook, order_from_fields
@@ -30,18 +32,21 @@ __all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused", "RE
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
+
 
 @dataclass(frozen=True, slots=True)
 class BuyRequest:
-    buyer: str
-    product: str
-    variant: str
+    buyer: BuyerId
+    product: ProductId
+    variant: VariantId
     quantity: int
     idempotency_key: str
     channel: str  # stream | link | showcase | waitlist
-    stream: str = ""
-    link_creator: str = ""
-    link_code: str = ""
+    stream: StreamId | Literal[""] = ""
+    link_creator: CreatorId | Literal[""] = ""
+    link_code: LinkCode | Literal[""] = ""
     expected_unit_price: int | None = None
     payment_token: str = ""
 
@@ -129,7 +134,7 @@ class BuyService:
         if bound.decode() != fingerprint:
             raise KeyReused(req.idempotency_key)
         k = product_keys(req.product)
-        order_id = new_order_id(ProductId(req.product))
+        order_id = new_order_id(req.product)
         keys = [k.product, k.stock, k.offers, k.bought, k.idem(req.buyer, req.idempotency_key),
                 k.order(order_id), k.outbox, k.expiry, k.invited]
         args = [req.buyer, fingerprint, req.stream, req.variant, req.quantity, order_id,
@@ -209,7 +214,7 @@ class BuyService:
             return BuyResult(authorized, replayed, "settled")
         return await self._capture(authorized, replayed)
 
-    async def _decide(self, order_id: str, target: OrderState, reason: str,
+    async def _decide(self, order_id: OrderId, target: OrderState, reason: str,
                       replayed: bool) -> BuyResult:
         """Move the order to `target`, or answer what it became if another move won."""
         try:
@@ -218,7 +223,7 @@ class BuyService:
             return await self._current(order_id, replayed)
         return BuyResult(order, replayed, payment_word(order.state))
 
-    async def _current(self, order_id: str, replayed: bool) -> BuyResult:
+    async def _current(self, order_id: OrderId, replayed: bool) -> BuyResult:
         order = await self._orders.get(order_id)
         if order is None:
             raise KeyError(order_id)
@@ -226,7 +231,7 @@ class BuyService:
             return await self._capture(order, replayed)
         return BuyResult(order, replayed, payment_word(order.state))
 
-    async def pay_void_owed(self, order_id: str) -> None:
+    async def pay_void_owed(self, order_id: OrderId) -> None:
         """Release the order's hold at the gateway now, rather than at the next sweep; if the
         gateway can't, the recorded debt stays for the sweeper."""
         try:
@@ -256,13 +261,13 @@ class BuyService:
             return await self._as_it_stands(order.id, replayed)
         return BuyResult(paid, replayed, "settled")
 
-    async def _as_it_stands(self, order_id: str, replayed: bool) -> BuyResult:
+    async def _as_it_stands(self, order_id: OrderId, replayed: bool) -> BuyResult:
         order = await self._orders.get(order_id)
         if order is None:
             raise KeyError(order_id)
         return BuyResult(order, replayed, payment_word(order.state))
 
-    async def _gateway_call(self, method: Any, *args: Any) -> Any:
+    async def _gateway_call(self, method: Callable[[*Args], Awaitable[T]], *args: *Args) -> T:
         """Retry transient gateway failures; every gateway call is idempotent by order id."""
         for attempt in range(self._payment_attempts):
             try:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyResult, BuyService, KeyReused, Rejected
 from checkout.errors import Refused
+from checkout.ids import BuyerId, OrderId, ProductId, StreamId, VariantId
 from checkout.store.keys import cart_key, idem_binding_key
 from checkout.order_states import PENDING, IllegalTransition, OrderState, payment_word
 from checkout.orders import OrderBook
@@ -42,11 +43,11 @@ class CheckoutInProgress(Refused):
 @dataclass(frozen=True, slots=True)
 class CartItem:
     id: str
-    stream: str
-    product: str
-    variant: str
+    stream: StreamId | Literal[""]  # '' when added outside a stream
+    product: ProductId
+    variant: VariantId
     quantity: int
-    order_id: str  # '' until reserved
+    order_id: OrderId | Literal[""]  # '' until reserved
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "stream_id": self.stream, "product_id": self.product,
@@ -79,8 +80,9 @@ class Cart:
         self._hold_ms = hold_ms
         self._idem_ttl_s = idempotency_ttl_s
 
-    async def add(self, buyer: str, stream: str, product: str, variant: str, quantity: int,
-                  *, mode: str, idempotency_key: str, payment_token: str) -> CartItem:
+    async def add(self, buyer: BuyerId, stream: StreamId | Literal[""], product: ProductId,
+                  variant: VariantId, quantity: int, *, mode: str, idempotency_key: str,
+                  payment_token: str) -> CartItem:
         """Raises KeyReused if the key was used for another request (another item, a buy)."""
         # The key is bound to this request the way a buy's is (bind_key.lua, in the buyer's
         # slot, so buys and adds share one namespace), then the item id follows from it,
@@ -97,7 +99,7 @@ class Cart:
             return _item(orjson.loads(existing))
         if await self._client.hlen(cart_key(buyer)) >= MAX_CART_ITEMS:
             raise CartFull()
-        order_id = ""
+        order_id: OrderId | Literal[""] = ""
         if mode == "cart_hold":
             result = await self._buys.reserve(BuyRequest(
                 buyer=buyer, product=product, variant=variant, quantity=quantity,
@@ -108,11 +110,11 @@ class Cart:
         await self._client.hsetnx(cart_key(buyer), item.id, orjson.dumps(item.public()))
         return item
 
-    async def items(self, buyer: str) -> list[CartItem]:
+    async def items(self, buyer: BuyerId) -> list[CartItem]:
         raw = await self._client.hgetall(cart_key(buyer))
         return sorted((_item(orjson.loads(v)) for v in raw.values()), key=lambda i: i.id)
 
-    async def remove(self, buyer: str, item_id: str) -> bool:
+    async def remove(self, buyer: BuyerId, item_id: str) -> bool:
         raw = await self._client.hget(cart_key(buyer), item_id)
         if raw is None:
             return False
@@ -129,7 +131,7 @@ class Cart:
         await self._client.hdel(cart_key(buyer), item_id)
         return True
 
-    async def checkout(self, buyer: str, payment_token: str) -> list[dict[str, Any]]:
+    async def checkout(self, buyer: BuyerId, payment_token: str) -> list[dict[str, Any]]:
         """Pay every item; each result says settled, declined, sold_out, expired, ..."""
         outcomes = []
         for item in await self.items(buyer):
@@ -145,7 +147,7 @@ class Cart:
             outcomes.append(outcome)
         return outcomes
 
-    async def _checkout_item(self, buyer: str, item: CartItem, token: str) -> BuyResult:
+    async def _checkout_item(self, buyer: BuyerId, item: CartItem, token: str) -> BuyResult:
         if item.order_id:
             order = await self._orders.get(item.order_id)
             if order is None:

@@ -14,7 +14,8 @@ from pydantic import Field, HttpUrl, StringConstraints
 from checkout.errors import Refused
 from checkout.models import StrictModel
 from checkout.store.batcher import CommandBatcher
-from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, new_product_id
+from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, BrandId, CreatorId, ProductId, VariantId,
+                          new_product_id)
 from checkout.store.keys import ACTIVE_PRODUCTS, BRANDS, brand_products_key, product_keys
 from checkout.store.replies import int_hash, members, text_entries
 from checkout.money import Currency
@@ -27,7 +28,6 @@ AUDIT_MAXLEN = 10_000  # stock audit entries kept per product (approximate)
 OUTBOX_GROUP = "aggregator"
 STOCK_OP_TTL_S = 24 * 3600
 
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 # `\S`: the document's way of saying what stripping then min_length=1 refuses (all blanks).
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True,
                                         pattern=r"\S")]
@@ -38,13 +38,13 @@ WebUrl = Annotated[HttpUrl, Field(json_schema_extra={
 
 
 class BrandIn(StrictModel):
-    id: Id
+    id: Annotated[BrandId, StringConstraints(pattern=ID_PATTERN)]
     name: Text
     currency: Currency
 
 
 class VariantIn(StrictModel):
-    id: Id
+    id: Annotated[VariantId, StringConstraints(pattern=ID_PATTERN)]
     name: Text
     stock: Annotated[int, Field(ge=0, le=10_000_000)] = 0
 
@@ -123,12 +123,12 @@ class Catalog:
             raise CatalogError(409, "brand-exists", f"brand {brand.id} already exists")
         return record
 
-    async def brand(self, brand_id: str) -> dict[str, Any] | None:
+    async def brand(self, brand_id: BrandId) -> dict[str, Any] | None:
         raw = await self._client.hget(BRANDS, brand_id)
         return orjson.loads(raw) if raw else None
 
     # products
-    async def create_product(self, brand_id: str, data: ProductIn) -> dict[str, Any]:
+    async def create_product(self, brand_id: BrandId, data: ProductIn) -> dict[str, Any]:
         brand = await self.brand(brand_id)
         if brand is None:
             raise CatalogError(404, "not-found", f"no brand {brand_id}")
@@ -170,11 +170,11 @@ class Catalog:
             await pipe.execute()
         return await self.product(product_id) or {}
 
-    async def product(self, product_id: str) -> dict[str, Any] | None:
+    async def product(self, product_id: ProductId) -> dict[str, Any] | None:
         raw = await self._client.hgetall(product_keys(product_id).product)
         return _decode(raw) if raw else None
 
-    async def update_product(self, product_id: str, patch: ProductPatch) -> dict[str, Any]:
+    async def update_product(self, product_id: ProductId, patch: ProductPatch) -> dict[str, Any]:
         changes: dict[FieldT, EncodableT] = {k: (str(v) if k == "image_url" else v)
                    for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
         if not changes:
@@ -183,19 +183,19 @@ class Catalog:
         await self._client.hset(product_keys(product_id).product, mapping=changes)
         return await self.product(product_id) or {}
 
-    async def set_status(self, product_id: str, status: str) -> dict[str, Any]:
+    async def set_status(self, product_id: ProductId, status: str) -> dict[str, Any]:
         await self._client.hset(product_keys(product_id).product,
                                 mapping={"status": status, "updated_ms": int(time.time() * 1000)})
         return await self.product(product_id) or {}
 
-    async def invite(self, product_id: str, creator_id: str) -> None:
+    async def invite(self, product_id: ProductId, creator_id: CreatorId) -> None:
         await self._client.sadd(product_keys(product_id).invited, creator_id)
 
-    async def is_invited(self, product_id: str, creator_id: str) -> bool:
+    async def is_invited(self, product_id: ProductId, creator_id: CreatorId) -> bool:
         return bool(await self._client.sismember(product_keys(product_id).invited, creator_id))
 
     # stock
-    async def change_stock(self, product_id: str, variant: str, change: StockChange, *,
+    async def change_stock(self, product_id: ProductId, variant: VariantId, change: StockChange, *,
                            who: str) -> dict[str, Any]:
         if (change.set is None) == (change.adjust is None):
             raise CatalogError(422, "validation-error", "give exactly one of set or adjust")
@@ -214,23 +214,24 @@ class Catalog:
                                f"stock change refused: {reply['code']}")
         return reply
 
-    async def stock(self, product_id: str) -> list[StockLevel]:
+    async def stock(self, product_id: ProductId) -> list[StockLevel]:
         raw = int_hash(await self._client.hgetall(product_keys(product_id).stock))
         variants = sorted({k.split(":", 1)[1] for k in raw})
         return [StockLevel(v, raw.get(f"avail:{v}", 0), raw.get(f"held:{v}", 0),
                            raw.get(f"sold:{v}", 0), raw.get(f"total:{v}", 0)) for v in variants]
 
-    async def audit(self, product_id: str, limit: int) -> list[dict[str, Any]]:
+    async def audit(self, product_id: ProductId, limit: int) -> list[dict[str, Any]]:
         entries = await self._client.xrevrange(product_keys(product_id).audit, count=limit)
         return [{"id": eid, **fields} for eid, fields in text_entries(entries)]
 
-    async def showcase(self, brand_id: str, *, cursor: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    async def showcase(self, brand_id: BrandId, *, cursor: int,
+                       limit: int) -> tuple[list[dict[str, Any]], int | None]:
         """Active products, newest first; `cursor` is an offset into the brand's index."""
         ids = members(await self._client.zrevrange(brand_products_key(brand_id), cursor,
                                                    cursor + limit - 1))
         products = []
         for pid in ids:
-            product = await self.product(pid)
+            product = await self.product(ProductId(pid))
             if product and product["status"] == "active":
                 products.append(product)
         next_cursor = cursor + limit if len(ids) == limit else None

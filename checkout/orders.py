@@ -9,7 +9,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.store.batcher import CommandBatcher
-from checkout.ids import OrderId, product_of_order
+from checkout.ids import OrderId, ProductId, VariantId, product_of_order
 from checkout.store.keys import product_keys
 from checkout.order_states import (DEADLINES, TRANSITIONS, IllegalTransition, OrderState,
                                    OutOfTime, StockEffect, rules_for)
@@ -57,7 +57,7 @@ def order_from_fields(raw: dict[Any, Any]) -> Order:
     return Order(fields)
 
 
-StockReturned = Callable[[str, str], Awaitable[None]]
+StockReturned = Callable[[ProductId, VariantId], Awaitable[None]]
 
 
 class OrderBook:
@@ -68,14 +68,14 @@ class OrderBook:
         # cancel, void), also when a retried move finds it done: the waitlist hangs here.
         self.on_stock_returned: StockReturned | None = None
 
-    async def get(self, order_id: str) -> Order | None:
+    async def get(self, order_id: OrderId) -> Order | None:
         product = product_of_order(order_id)
         if product is None:
             return None
         raw = await self._client.hgetall(product_keys(product).order(order_id))
         return order_from_fields(raw) if raw else None
 
-    async def transition(self, order_id: str, target: OrderState, reason: str = "",
+    async def transition(self, order_id: OrderId, target: OrderState, reason: str = "",
                          extra: dict[str, str] | None = None, *,
                          capture_owed_at_ms: int = 0, now_ms: int | None = None,
                          payment_window_ms: int = 0) -> tuple[Order, bool]:
@@ -114,14 +114,14 @@ class OrderBook:
             case _:
                 raise KeyError(order_id)
 
-    async def claim(self, order_id: str, payment_window_ms: int) -> Order:
+    async def claim(self, order_id: OrderId, payment_window_ms: int) -> Order:
         """Take the right to ask the gateway for this order's money (reserved -> paying),
         before its hold runs out. A payer retrying its own claim gets the order back."""
         order, _ = await self.transition(order_id, OrderState.PAYING,
                                          payment_window_ms=payment_window_ms)
         return order
 
-    async def clear_void_debt(self, order_id: str) -> None:
+    async def clear_void_debt(self, order_id: OrderId) -> None:
         """The gateway released the hold (or had none): nothing is owed any more."""
         product = product_of_order(order_id)
         if product is not None:

@@ -10,13 +10,14 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
+from checkout.ids import BrandId, CreatorId, StreamId
 from checkout.store.keys import agg_key
 from checkout.store.replies import int_hash, text_entries
 
 __all__ = ["brand_report", "creator_earnings", "stream_stats"]
 
 
-async def brand_report(client: redis.Redis, brand_id: str) -> dict[str, Any]:
+async def brand_report(client: redis.Redis, brand_id: BrandId) -> dict[str, Any]:
     """Totals that add up to the cent: payout = captured - refunded - net commission."""
     totals = int_hash(await client.hgetall(agg_key("brand", brand_id)))
     per_product: dict[str, dict[str, int]] = {}
@@ -48,7 +49,8 @@ async def brand_report(client: redis.Redis, brand_id: str) -> dict[str, Any]:
     }
 
 
-async def creator_earnings(client: redis.Redis, creator: str, limit: int = 100) -> dict[str, Any]:
+async def creator_earnings(client: redis.Redis, creator: CreatorId,
+                           limit: int = 100) -> dict[str, Any]:
     totals = int_hash(await client.hgetall(agg_key("creator", creator)))
     entries = await client.xrevrange(agg_key("ledger", creator), count=limit)
     ledger: list[dict[str, Any]] = [fields for _, fields in text_entries(entries)]
@@ -60,7 +62,7 @@ async def creator_earnings(client: redis.Redis, creator: str, limit: int = 100) 
             "ledger": ledger}
 
 
-async def stream_stats(client: redis.Redis, stream_id: str) -> dict[str, Any]:
+async def stream_stats(client: redis.Redis, stream_id: StreamId) -> dict[str, Any]:
     """A stream's sales and the head of its 'just bought' ticker."""
     totals = int_hash(await client.hgetall(agg_key("stream", stream_id)))
     ticker = [orjson.loads(x) for x in await client.lrange(agg_key("ticker", stream_id), 0, 19)]

@@ -22,6 +22,7 @@ import time
 
 import redis.asyncio as redis
 
+from checkout.ids import OrderId
 from checkout.store.keys import ACTIVE_PRODUCTS, product_keys
 from checkout.store.replies import members, text
 from checkout.order_states import IllegalTransition, OrderState
@@ -75,11 +76,11 @@ class ReservationSweeper:
         self.voided += voided
         return expired + captured + voided
 
-    async def _due(self, key: str, now_ms: int) -> list[str]:
-        return members(await self._client.zrangebyscore(key, "-inf", now_ms, start=0,
-                                                        num=self._batch))
+    async def _due(self, key: str, now_ms: int) -> list[OrderId]:
+        due = await self._client.zrangebyscore(key, "-inf", now_ms, start=0, num=self._batch)
+        return [OrderId(m) for m in members(due)]
 
-    async def _capture(self, key: str, order_id: str, now_ms: int) -> bool:
+    async def _capture(self, key: str, order_id: OrderId, now_ms: int) -> bool:
         order = await self._orders.get(order_id)
         if order is None or order.state is not OrderState.AUTHORIZED:
             await self._client.zrem(key, order_id)  # settled meanwhile; nothing owed
@@ -95,7 +96,7 @@ class ReservationSweeper:
             log.info("order %s: owed capture made by the sweeper", order_id)
         return changed
 
-    async def _expire(self, order_id: str, now_ms: int) -> bool:
+    async def _expire(self, order_id: OrderId, now_ms: int) -> bool:
         """Expire the order if its deadline passed; a payer that claimed it in time wins."""
         try:
             _, changed = await self._orders.transition(order_id, OrderState.EXPIRED,
@@ -104,7 +105,7 @@ class ReservationSweeper:
             return False
         return changed
 
-    async def _void(self, key: str, order_id: str, now_ms: int) -> bool:
+    async def _void(self, key: str, order_id: OrderId, now_ms: int) -> bool:
         # A capture that raced the brand's void landed first: the order gave its stock back,
         # so the money goes back too (a full refund instead of the void).
         release: Callable[[str], Awaitable[object]] = self._gateway.void

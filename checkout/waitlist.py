@@ -10,6 +10,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyService, Rejected
+from checkout.ids import BuyerId, ProductId, VariantId
 from checkout.store.keys import buyer_events_key, key_part, product_keys
 
 __all__ = ["Waitlist", "MAX_WAITLIST"]
@@ -26,7 +27,7 @@ class Waitlist:
         self._buys = buys
         self._hold_ms = hold_ms
 
-    async def join(self, product: str, variant: str, buyer: str) -> int:
+    async def join(self, product: ProductId, variant: VariantId, buyer: BuyerId) -> int:
         """Queue the buyer once; returns their place (1 = next)."""
         key = product_keys(product).waitlist(variant)
         position = await self._client.lpos(key, buyer)  # without COUNT: an index or None
@@ -36,7 +37,7 @@ class Waitlist:
             raise OverflowError("waitlist full")
         return int(await self._client.rpush(key, buyer))
 
-    async def serve_quietly(self, product: str, variant: str) -> None:
+    async def serve_quietly(self, product: ProductId, variant: VariantId) -> None:
         """The OrderBook hook: serving the line must never fail the move that freed stock."""
         try:
             if await self._client.llen(product_keys(product).waitlist(variant)):
@@ -44,7 +45,7 @@ class Waitlist:
         except Exception:
             log.exception("waitlist %s/%s: serving failed; the next return retries", product, variant)
 
-    async def serve(self, product: str, variant: str) -> list[dict[str, Any]]:
+    async def serve(self, product: ProductId, variant: VariantId) -> list[dict[str, Any]]:
         """Hand returned stock to the queue, first come first served; returns the holds."""
         key = product_keys(product).waitlist(variant)
         holds: list[dict[str, Any]] = []
@@ -52,7 +53,7 @@ class Waitlist:
             raw = await self._client.lpop(key)  # without a count: one element or None
             if not isinstance(raw, bytes):
                 return holds
-            buyer = raw.decode()
+            buyer = BuyerId(raw.decode())
             request = BuyRequest(buyer=buyer, product=product, variant=variant, quantity=1,
                                  # '/' is outside the Idempotency-Key alphabet: no buyer
                                  # can pre-bind this key and break a restock.

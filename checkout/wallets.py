@@ -10,6 +10,7 @@ from pydantic import StringConstraints
 
 from checkout.models import StrictModel
 from checkout.store.batcher import CommandBatcher
+from checkout.ids import BuyerId
 from checkout.store.keys import wallet_key
 
 __all__ = ["WalletIn", "Address", "WalletStore", "mask_token"]
@@ -31,8 +32,9 @@ class Address(StrictModel):
 
 class WalletIn(StrictModel):
     shipping: Address
-    # A gateway token, never a card number: the gateway holds the card.
-    payment_token: Annotated[str, StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,60}$")]
+    # A gateway token, never a card number: the gateway holds the card. `tok_...`: the
+    # sandbox's; `pm_...`: a Stripe payment method (POST /api/v1/me/cards).
+    payment_token: Annotated[str, StringConstraints(pattern=r"^(tok|pm)_[A-Za-z0-9_]{1,60}$")]
 
 
 def mask_token(token: str) -> str:
@@ -44,11 +46,11 @@ class WalletStore:
         self._client = client
         self._batcher = batcher  # reads on the buy path ride the batched pipeline
 
-    async def put(self, buyer: str, wallet: WalletIn) -> dict[str, Any]:
+    async def put(self, buyer: BuyerId, wallet: WalletIn) -> dict[str, Any]:
         await self._client.set(wallet_key(buyer), orjson.dumps(wallet.model_dump()))
         return self.public(wallet.model_dump())
 
-    async def get(self, buyer: str) -> dict[str, Any] | None:
+    async def get(self, buyer: BuyerId) -> dict[str, Any] | None:
         raw = await self._batcher.execute("GET", wallet_key(buyer))
         return orjson.loads(raw) if raw else None
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "CaptureMode", "Durability", "VideoEncode"]
+__all__ = ["Settings", "CaptureMode", "Durability", "Payments", "VideoEncode"]
 
 CaptureMode = Literal["immediate", "on_shipment"]
+Payments = Literal["sandbox", "stripe"]
 Durability = Literal["appendfsync", "waitaof"]
 VideoEncode = Literal["shared", "per_viewer"]
 
@@ -52,6 +53,12 @@ class Settings:
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
     sweep_interval_s: float = 1.0
+    # payments: the sandbox gateway (default) or Stripe (docs/checkout.md, Payments)
+    payments: Payments = "sandbox"
+    sandbox_max_tokens: int = 100_000  # tokenized sandbox cards kept: 503 beyond
+    stripe_api_key: str | None = field(default=None, repr=False)  # needed with stripe
+    stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
+    stripe_api_base: str | None = None  # None: Stripe's own; a local server in tests
     # hub (WebSocket) limits
     ws_port: int | None = None  # None: HTTP port + 1
     ws_outbox_bytes: int = 256 * 1024
@@ -84,6 +91,19 @@ class Settings:
     video_connect_timeout_s: float = 10.0  # a peer not connected (ICE + DTLS) by then is dropped
     video_ice_hosts: tuple[str, ...] = ()  # host candidates offered (empty: every interface)
     video_encode: VideoEncode = "shared"  # "per_viewer" exists only as the load test's baseline
+    # accounts: email sign-in, sessions (docs/accounts.md)
+    smtp_url: str | None = None  # smtp://[user:pass@]host:port or smtps://...; None: log the mail
+    mail_from: str = "livecart <no-reply@localhost>"
+    mail_timeout_s: float = 10.0  # one SMTP delivery, connect to the end
+    signin_code_ttl_s: int = 15 * 60  # a code and its link, from the mail's sending
+    signin_max_attempts: int = 5  # wrong codes per challenge, then it is dead
+    signin_limit_window_s: int = 15 * 60  # the window of the three sign-in rates below
+    signin_per_email: int = 5  # sign-in mails per address per window
+    signin_per_ip: int = 30  # sign-in mails asked per client address per window
+    signin_verify_per_challenge: int = 10  # verify calls per challenge per window
+    session_idle_s: int = 7 * 24 * 3600  # a session unused this long ends
+    session_max_s: int = 30 * 24 * 3600  # and any session ends this long after sign-in
+    ticket_ttl_s: int = 60  # the hub ticket a signed-in page gets
     # operational
     log_level: str = "info"
 
@@ -112,13 +132,22 @@ class Settings:
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy",
                      "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
                      "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
-                     "demo_token_ttl_s", "show_late_grace_s"):
+                     "demo_token_ttl_s", "mail_timeout_s", "signin_code_ttl_s",
+                     "signin_max_attempts", "signin_limit_window_s", "signin_per_email",
+                     "signin_per_ip", "signin_verify_per_challenge", "session_idle_s",
+                     "session_max_s", "ticket_ttl_s", "show_late_grace_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
                      "ws_new_per_ip_s", "ws_new_burst_per_ip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.payments not in ("sandbox", "stripe"):
+            raise ValueError(f"payments must be sandbox or stripe, not {self.payments!r}")
+        if self.payments == "stripe" and not self.stripe_api_key:
+            raise ValueError("payments=stripe needs LIVECART_STRIPE_API_KEY")
+        if self.sandbox_max_tokens < 0:
+            raise ValueError("sandbox_max_tokens must be >= 0")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
         for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
@@ -176,6 +205,8 @@ _FIELD_TYPES: dict[str, str] = {
     "payment_window_s": "float",
     "max_pinned": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
+    "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
+    "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",
@@ -188,4 +219,8 @@ _FIELD_TYPES: dict[str, str] = {
     "video_viewer_queue": "int", "video_publisher_timeout_s": "float",
     "video_reconnect_grace_s": "float", "video_connect_timeout_s": "float",
     "video_ice_hosts": "tuple", "video_encode": "str",
+    "smtp_url": "str", "mail_from": "str", "mail_timeout_s": "float",
+    "signin_code_ttl_s": "int", "signin_max_attempts": "int", "signin_limit_window_s": "int",
+    "signin_per_email": "int", "signin_per_ip": "int", "signin_verify_per_challenge": "int",
+    "session_idle_s": "int", "session_max_s": "int", "ticket_ttl_s": "int",
 }

@@ -177,6 +177,10 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "PinIn": {"product_id": shop.product},
         "DealIn": {"product_id": shop.product, "price_minor": 1000, "quantity": 5,
                    "per_buyer_limit": 1, "countdown_s": 10, "duration_s": 60},
+        # The pages' /auth endpoints (tests/live/test_signin.py has their own sweep).
+        "EmailStartIn": {"email": "bob@example.com", "next": "/"},
+        "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
+        "ActIn": {"grant": "buyer:bob"},
     }[schema]
 
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from test_bad_input import body_schema_name, fill, headers_for, make_shop, valid_body
 
 from checkout.money import CURRENCIES
-from live.node.app import build_api, create_app
+from live.node.app import build_api, build_auth_api, create_app, openapi_document
 from live.web.problems import PROBLEM_BASE
 from live.settings import Settings
 
@@ -37,12 +37,12 @@ def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
             for method, op in ops.items()]
 
 
-def app_routes(tmp_path: Path) -> set[tuple[str, str]]:
-    """(method, path) of every /api/v1 route the app serves; building it does no I/O."""
+def app_routes(tmp_path: Path, prefix: str = "/api/v1/") -> set[tuple[str, str]]:
+    """(method, path) of every route under `prefix` the app serves; building it does no I/O."""
     app = create_app(Settings(jwt_secret=TEST_SECRET, data_dir=tmp_path))
     found = set()
     for route in app.routes:
-        if isinstance(route, Route) and route.path.startswith("/api/v1/"):
+        if isinstance(route, Route) and route.path.startswith(prefix):
             for method in route.methods or ():
                 if method != "HEAD":  # starlette adds HEAD to every GET
                     found.add((method, route.path))
@@ -57,7 +57,7 @@ async def test_served_document_is_valid_openapi_3_1(live: Live) -> None:
     doc = r.json()
     assert doc["openapi"].startswith("3.1.")
     validator.validate(doc, cls=validator.OpenAPIV31SpecValidator)
-    assert doc == build_api().openapi(live.services.settings)
+    assert doc == openapi_document(live.services.settings)  # /api/v1 and /auth
 
 
 def test_every_api_route_is_documented_and_nothing_else(tmp_path: Path) -> None:
@@ -67,6 +67,10 @@ def test_every_api_route_is_documented_and_nothing_else(tmp_path: Path) -> None:
     # The document does not describe itself.
     assert served - documented == {("GET", OPENAPI_URL)}
     assert documented - served == set()
+    # The pages' /auth endpoints are in the served document too (the sign-in page is not).
+    auth = {(m, p) for m, p, _ in operations(build_auth_api().openapi())}
+    served_auth = app_routes(tmp_path, "/auth/") - {("GET", "/auth/email/verify")}
+    assert auth == served_auth and len(auth) == 6
 
 
 def test_operations_are_uniquely_named_and_fully_parameterised() -> None:
@@ -330,7 +334,7 @@ async def test_every_documented_bound_is_the_servers(live: Live,
     problem naming it); what it allows, the server does not refuse for that reason (other
     refusals, such as sold out, are fine)."""
     doc = (await live.http.get(OPENAPI_URL)).json()
-    defaults = build_api().openapi()
+    defaults = openapi_document(Settings())
     shop = await make_shop(live, order=True)
     failures: list[str] = []
     sent = 0

@@ -64,6 +64,7 @@ class Role(StrEnum):
     BRAND = "brand"
     CREATOR = "creator"
     BUYER = "buyer"
+    MODERATOR = "moderator"  # a creator's chat moderator: granted to accounts, not minted
 
 
 class AuthError(LivecartError):

@@ -9,6 +9,7 @@ from typing import Awaitable, Callable
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from checkout.ids import BrandId, CreatorId
 from checkout.store.keys import agg_key, stream_unique_viewers_key
 from checkout.reports import brand_report, creator_earnings
 from live.hub.protocol import Earnings, Sales, ServerMessage, Wire, encode_server, wire_for_subprotocol
@@ -42,7 +43,7 @@ async def brand_feed(server: HubContext, conn: ServerConnection, route: Route) -
     services = server.services
 
     async def produce() -> Sales:
-        report = await brand_report(services.client, route.target)
+        report = await brand_report(services.client, BrandId(route.target))
         minutes = report.pop("per_minute")
         for stream in report["streams"]:
             buyers = await services.client.pfcount(agg_key("buyers", stream["stream_id"]))
@@ -60,6 +61,6 @@ async def creator_feed(server: HubContext, conn: ServerConnection, route: Route)
     services = server.services
 
     async def produce() -> Earnings:
-        return Earnings(await creator_earnings(services.client, route.target, limit=20))
+        return Earnings(await creator_earnings(services.client, CreatorId(route.target), limit=20))
 
     await _periodic(conn, produce, FEED_INTERVAL_S)

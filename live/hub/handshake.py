@@ -5,11 +5,16 @@ depend on this, not on the server that calls them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from live.accounts.auth import Principal
+import redis.asyncio as redis
 
-__all__ = ["Route", "WsLimits", "HubContext"]
+from checkout.catalog import Catalog
+from live.accounts.auth import Principal, TokenAuthority
+from live.hub.rooms import Hub
+from live.streams.store import StreamStore
+
+__all__ = ["Route", "WsLimits", "HubContext", "HubServices"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +44,24 @@ class WsLimits:
     open_timeout_s: float = 10.0  # TCP accept to the end of the handshake (half-sent ones)
 
 
+class HubServices(Protocol):
+    """The node's services that the hub uses; the node's `Services` is checked against it
+    where it opens the hub (live/node/services.py passes itself to `HubServer`)."""
+
+    @property
+    def client(self) -> redis.Redis: ...
+    @property
+    def tokens(self) -> TokenAuthority: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def streams(self) -> StreamStore: ...
+    @property
+    def hub(self) -> Hub: ...
+
+
 class HubContext(Protocol):
     """The server as a socket handler sees it."""
 
-    services: Any
+    services: HubServices
     limits: WsLimits

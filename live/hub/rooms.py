@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 import redis.asyncio as redis
 
+from checkout.ids import StreamId
 from checkout.store.keys import stream_likes_key, stream_seq_key, stream_viewers_key
 from checkout.tasks import stop_task
 from live.hub.protocol import (CloseCode, ServerMessage, Snapshot, State, Wire, encode_server,
@@ -176,7 +177,7 @@ _STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales")
 class Room:
     """The sockets watching one stream and the last state they were sent."""
 
-    def __init__(self, stream_id: str, lineup: list[str], seq: int, limits: HubLimits) -> None:
+    def __init__(self, stream_id: StreamId, lineup: list[str], seq: int, limits: HubLimits) -> None:
         self.stream_id = stream_id
         self.lineup = lineup
         self.seq = seq
@@ -359,7 +360,7 @@ class Hub:
                 log.debug("could not clear viewer shares", exc_info=True)
         await self._pubsub.aclose()
 
-    async def room(self, stream_id: str, lineup: list[str]) -> Room:
+    async def room(self, stream_id: StreamId, lineup: list[str]) -> Room:
         room = self.rooms.get(stream_id)
         if room is not None:
             return room
@@ -374,7 +375,7 @@ class Hub:
                 self.rooms[stream_id] = room
         return room
 
-    async def tap(self, stream_id: str, lineup: list[str],
+    async def tap(self, stream_id: StreamId, lineup: list[str],
                   listener: Callable[[int | None, dict[str, Any]], None]) -> Room:
         """Hear a room's events and state changes in-process (kept open while tapped)."""
         room = await self.room(stream_id, lineup)

@@ -19,19 +19,20 @@ import socket
 import time
 import weakref
 from collections import Counter
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from checkout.ids import is_valid_id
 from live.accounts.auth import AuthError, Principal
 from live.hub.protocol import MAX_FRAME_BYTES, SUBPROTOCOLS, CloseCode, RateLimiter
 from live.hub.feeds import brand_feed, creator_feed
-from live.hub.handshake import Route, WsLimits
+from live.hub.handshake import HubServices, Route, WsLimits
 from live.web.problems import PROBLEM_BASE
 from live.hub.session import room_session
 
@@ -61,7 +62,8 @@ def _problem(status: int, kind: str, detail: str, *, retry_after_s: int | None =
 class HubServer:
     """Accepts sockets and hands each to the session for its path."""
 
-    def __init__(self, services: Any, *, allowed_origins: tuple[str, ...], limits: WsLimits) -> None:
+    def __init__(self, services: HubServices, *, allowed_origins: tuple[str, ...],
+                 limits: WsLimits) -> None:
         self.services = services
         self.allowed_origins = frozenset(o.rstrip("/") for o in allowed_origins)
         self.limits = limits
@@ -97,7 +99,8 @@ class HubServer:
             self._server = None
 
     @staticmethod
-    def _select_subprotocol(connection: ServerConnection, offered: Any) -> Any:
+    def _select_subprotocol(connection: ServerConnection,
+                            offered: Sequence[Subprotocol]) -> Subprotocol | None:
         for name in offered:
             if name in SUBPROTOCOLS:
                 return name

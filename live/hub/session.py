@@ -9,6 +9,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from checkout.errors import Refused
+from checkout.ids import ProductId, StreamId
 from checkout.store.keys import stream_unique_viewers_key
 from live.hub.rooms import Hub, Room, Subscriber, send_snapshot, write_frame
 from live.hub.protocol import (Ack, ClientMessage, CloseCode, EndStream, Error, Like, Pin,
@@ -30,12 +31,12 @@ _OVER = ("ended", "cancelled")
 async def room_session(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
     hub: Hub = services.hub
-    stream = await services.streams.get(route.target)
+    stream = await services.streams.get(StreamId(route.target))
     if stream is None:
         await conn.close(CloseCode.NOT_FOUND, "no such stream")
         return
     wire = wire_for_subprotocol(conn.subprotocol)
-    room = await hub.room(route.target, stream["lineup"])
+    room = await hub.room(StreamId(route.target), stream["lineup"])
     sub = Subscriber(WebSocketSink(conn), wire, counted=_is_viewer(route, stream["creator_id"]))
     room.subscribers.add(sub)
     try:
@@ -145,18 +146,18 @@ async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
     try:
         match message:
             case Pin(product_id=product):
-                await services.streams.pin(room.stream_id, product)
+                await services.streams.pin(room.stream_id, ProductId(product))
             case Unpin(product_id=product):
-                await services.streams.unpin(room.stream_id, product)
+                await services.streams.unpin(room.stream_id, ProductId(product))
             case StartDeal():
-                product = await services.catalog.product(message.product_id)
-                if product is None:
+                record = await services.catalog.product(ProductId(message.product_id))
+                if record is None:
                     raise ProtocolError("not-found", "no such product", ref=message.ref)
                 await services.streams.start_deal(room.stream_id, DealIn(
-                    product_id=message.product_id, price_minor=message.price_minor,
+                    product_id=ProductId(message.product_id), price_minor=message.price_minor,
                     quantity=message.quantity, per_buyer_limit=message.per_buyer_limit,
                     countdown_s=message.countdown_s, duration_s=message.duration_s),
-                    product)
+                    record)
             case EndStream():
                 await services.streams.act(room.stream_id, StreamAction.END)
     except Refused as exc:  # the stream's rules said no: an error frame, the socket stays

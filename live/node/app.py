@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -15,29 +15,51 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from live.web import buy_api, catalog_api, report_api, show_api, stream_api
+from live.web import (auth_api, buy_api, catalog_api, report_api, show_api, stream_api,
+                      stripe_api)
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
 from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
+from live.web.sandbox_api import sandbox_routes
 from live.node.services import Services
-from live.settings import Settings
+from live.settings import Payments, Settings
 from live.video import http as video_http
+from live.video.http import VideoServices
 
-__all__ = ["create_app", "build_api", "API_VERSION", "UnhandledErrors"]
+__all__ = ["create_app", "build_api", "build_auth_api", "openapi_document", "API_VERSION", "UnhandledErrors"]
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
 
 
-def build_api() -> Api:
+def build_api(payments: Payments = "sandbox") -> Api:
+    """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
     for module in (buy_api, catalog_api, report_api, stream_api, show_api,
                    video_http):  # buy first
         module.register(api)
+    if payments == "stripe":
+        stripe_api.register(api)
     return api
+
+
+def build_auth_api() -> Api:
+    """The pages' sign-in and session endpoints, under /auth (live/web/auth_api.py)."""
+    api = Api("livecart", API_VERSION, prefix=auth_api.AUTH_PREFIX)
+    auth_api.register(api)
+    return api
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """One document for /api/v1 and /auth."""
+    document = build_api(settings.payments).openapi(settings)
+    auth = build_auth_api().openapi(settings)
+    document["paths"].update(auth["paths"])
+    document["components"]["schemas"].update(auth["components"]["schemas"])
+    return document
 
 
 async def healthz(request: Request) -> Response:
@@ -55,21 +77,23 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
     """An ASGI app. Without `services` it starts (and on shutdown closes) its own."""
-    api = build_api()
-    openapi = api.openapi(settings)
+    api, auth = build_api(settings.payments), build_auth_api()
+    openapi = openapi_document(settings)
 
     async def openapi_endpoint(request: Request) -> Response:
         return json_response(openapi)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        owned = services is None
-        app.state.services = services if services is not None else await Services.start(settings)
+        node = services if services is not None else await Services.start(settings)
+        # What the handlers read (services_of): mypy proves here that Services has it all.
+        served: VideoServices = node  # a WebServices, plus the video
+        app.state.services = served
         try:
             yield
         finally:
-            if owned:
-                await app.state.services.close()
+            if services is None:
+                await node.close()
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -77,9 +101,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
         *api.routes(settings),
+        *auth.routes(settings),
+        *auth_api.auth_page_routes(),
         *report_api.redirect_routes(),
         *page_routes(),
         *overlay_routes(),
+        *sandbox_routes(),
+        *(stripe_api.webhook_routes() if settings.payments == "stripe" else ()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])

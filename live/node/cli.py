@@ -129,6 +129,7 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
 
     from live.node.app import create_app
     from live.accounts.auth import install_token_redaction
+    from live.accounts.mail import SmtpMailer
     from live.node.http_server import server_config
     from live.node.services import Services
 
@@ -162,6 +163,11 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                           f"  bearer token: the creator cleo token below", soft_wrap=True)
             console.print(f"  brand        {base}/brand/acme#token={t['brand acme']}", soft_wrap=True)
             console.print(f"  creator      {base}/creator/cleo#token={t['creator cleo']}", soft_wrap=True)
+            mail = (f"the code is mailed through {services.mailer.where}"
+                    if isinstance(services.mailer, SmtpMailer) else
+                    "no LIVECART_SMTP_URL, so the mail with its code and link is logged here")
+            console.print(f"  sign in      {base}/signin with any email address ({mail}); "
+                          f"or tap Buy on the viewer page without the token", soft_wrap=True)
             console.print(f"  demo stream  {base}/api/v1/streams/{demo.stream_id}")
             for pid in demo.product_ids:
                 console.print(f"  demo product {base}/p/{pid}")

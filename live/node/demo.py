@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, VariantIn
+from checkout.ids import BrandId, BuyerId, CreatorId, ProductId, StreamId, VariantId
 from checkout.store.keys import brand_products_key
 from checkout.store.replies import members
 from checkout.wallets import Address, WalletIn
@@ -16,50 +17,53 @@ from live.streams.store import StreamIn
 
 __all__ = ["seed_demo", "DemoInfo"]
 
+_BRAND, _CREATOR, _BUYER = BrandId("acme"), CreatorId("cleo"), BuyerId("bob")
+
 
 @dataclass(frozen=True, slots=True)
 class DemoInfo:
-    stream_id: str
-    product_ids: list[str]
+    stream_id: StreamId
+    product_ids: list[ProductId]
     tokens: dict[str, str]
     tokens_expire_at: int  # unix time; `settings.demo_token_ttl_s` after the seeding
 
 
-async def _lineup_ok(product_id: str) -> None:
+async def _lineup_ok(product_id: ProductId) -> None:
     return None
 
 
-async def _storefront(services: Services, products: list[str]) -> None:
+async def _storefront(services: Services, products: list[ProductId]) -> None:
     """What the storefront shows besides the new live stream: the last run's stream ended
     (one live demo show, not one per run), a show tomorrow, and cleo's shop (her links)."""
     now = int(time.time() * 1000)
     shows = services.streams.shows
-    last = await shows.page("live", creator="cleo", cursor=0, limit=100, now_ms=now)
+    last = await shows.page("live", creator=_CREATOR, cursor=0, limit=100, now_ms=now)
     for stream in last.items:
-        await services.streams.act(stream["id"], StreamAction.END)
-    if not (await shows.page("upcoming", creator="cleo", cursor=0, limit=1, now_ms=now)).items:
-        await services.streams.create("cleo", StreamIn(
+        await services.streams.act(StreamId(stream["id"]), StreamAction.END)
+    if not (await shows.page("upcoming", creator=_CREATOR, cursor=0, limit=1, now_ms=now)).items:
+        await services.streams.create(_CREATOR, StreamIn(
             title="Rain gear night", lineup=products[2:], scheduled_at_ms=now + 86_400_000),
             _lineup_ok)
-    if not await services.links.for_creator("cleo", limit=1):
+    if not await services.links.for_creator(_CREATOR, limit=1):
         for product in products:
-            await services.links.create("cleo", product)
+            await services.links.create(_CREATOR, product)
 
 
 async def seed_demo(services: Services) -> DemoInfo:
     """Idempotent: a second run reuses the brand and its products and opens a new stream."""
     catalog = services.catalog
     try:
-        await catalog.create_brand(BrandIn(id="acme", name="Acme Outfitters", currency="USD"))
+        await catalog.create_brand(BrandIn(id=_BRAND, name="Acme Outfitters", currency="USD"))
     except CatalogError:
         pass
-    existing = members(await services.client.zrange(brand_products_key("acme"), 0, -1))
+    existing = [ProductId(p) for p in
+                members(await services.client.zrange(brand_products_key(_BRAND), 0, -1))]
     if not existing:
         for product in (
             ProductIn(title="Trail Runner Sneakers", description="Light, grippy, waterproof.",
                       price_minor=8900, currency="USD", sku="ACME-TRAIL",
-                      variants=[VariantIn(id="size-40", name="EU 40", stock=30),
-                                VariantIn(id="size-42", name="EU 42", stock=30)],
+                      variants=[VariantIn(id=VariantId("size-40"), name="EU 40", stock=30),
+                                VariantIn(id=VariantId("size-42"), name="EU 42", stock=30)],
                       commission_bps=1200, max_per_buyer=2, deal_floor_minor=5900),
             ProductIn(title="Insulated Bottle 750 ml", description="Cold for 24 hours.",
                       price_minor=2900, currency="USD", sku="ACME-BOTTLE", stock=200,
@@ -68,14 +72,14 @@ async def seed_demo(services: Services) -> DemoInfo:
                       price_minor=12900, currency="USD", sku="ACME-JACKET", stock=50,
                       commission_bps=1000, deal_floor_minor=8900),
         ):
-            created = await catalog.create_product("acme", product)
+            created = await catalog.create_product(_BRAND, product)
             existing.append(created["id"])
     await _storefront(services, existing)
-    stream = await services.streams.create("cleo", StreamIn(
+    stream = await services.streams.create(_CREATOR, StreamIn(
         title="Cleo's trail gear drop", lineup=existing, purchase_mode="instant"), _lineup_ok)
     await services.streams.act(stream["id"], StreamAction.GO_LIVE)
     await services.streams.pin(stream["id"], existing[0])
-    await services.wallets.put("bob", WalletIn(
+    await services.wallets.put(_BUYER, WalletIn(
         shipping=Address(name="Bob Buyer", line1="1 Market St", city="Springfield",
                          postal_code="12345", country="US"), payment_token="tok_visa"))
     # Printed to a terminal, they outlive the session in scrollback and logs: short-lived.

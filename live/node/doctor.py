@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from live.settings import Settings
 
 __all__ = ["add_doctor_args", "run_doctor"]
 
@@ -29,7 +32,7 @@ def add_doctor_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def run_doctor(args: argparse.Namespace, settings: Any) -> int:
+def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from live.accounts.auth import Role, TokenAuthority, secret_from_env_or_file
     authority = TokenAuthority(secret_from_env_or_file(settings.data_dir, settings.jwt_secret))
     token = authority.mint(Role.OPERATOR, "doctor", ttl_s=_TOKEN_TTL_S)

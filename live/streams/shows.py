@@ -18,6 +18,7 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as redis
 
+from checkout.ids import CreatorId, ProductId, StreamId
 from checkout.store.keys import ShowKeys, product_keys, show_keys, stream_key, stream_viewers_key
 from checkout.store.replies import members, text
 from checkout.store.scripts import SCRIPTS, call_script
@@ -50,12 +51,12 @@ def _stream(values: list[bytes | None]) -> dict[str, Any] | None:
     return out
 
 
-def _cover_product(stream: Mapping[str, Any]) -> str | None:
+def _cover_product(stream: Mapping[str, Any]) -> ProductId | None:
     """The product whose image stands in for a missing cover: the first pinned, else the
     first of the lineup."""
     for products in (stream["pinned"], stream["lineup"]):
         if products:
-            return str(products[0])
+            return ProductId(str(products[0]))
     return None
 
 
@@ -81,26 +82,27 @@ class ShowIndex:
             stream.get("scheduled_ms") or 0, stream.get("started_ms") or 0,
             stream.get("ended_ms") or 0, stream["creator_id"], now_ms])
 
-    async def page(self, listing: Listing, *, creator: str | None, cursor: int, limit: int,
-                   now_ms: int) -> ShowPage:
+    async def page(self, listing: Listing, *, creator: CreatorId | None, cursor: int,
+                   limit: int, now_ms: int) -> ShowPage:
         """Live shows newest first, or upcoming ones soonest first (late ones for
         `late_grace_ms`), of everyone or of one creator."""
         k = show_keys(creator or "")
         if listing == "live":
             key = k.creator_live if creator else k.live
-            ids = members(await self._client.zrevrange(key, cursor, cursor + limit - 1))
+            ids = [StreamId(s) for s in members(
+                await self._client.zrevrange(key, cursor, cursor + limit - 1))]
         else:
             key = k.creator_upcoming if creator else k.upcoming
-            ids = members(await self._client.zrangebyscore(
-                key, now_ms - self.late_grace_ms, "+inf", start=cursor, num=limit))
+            ids = [StreamId(s) for s in members(await self._client.zrangebyscore(
+                key, now_ms - self.late_grace_ms, "+inf", start=cursor, num=limit))]
         items = await self._read(ids, _STATE_OF[listing], now_ms)
         return ShowPage(items, cursor + limit if len(ids) == limit else None)
 
     async def creators(self, *, cursor: int, limit: int, now_ms: int) -> ShowPage:
         """Creators who have scheduled a show, most recently active first, each with the
         stream they are live in (if any) and when their next show is."""
-        ids = members(await self._client.zrevrange(show_keys("").creators, cursor,
-                                                   cursor + limit - 1))
+        ids = [CreatorId(c) for c in members(await self._client.zrevrange(
+            show_keys("").creators, cursor, cursor + limit - 1))]
         async with self._client.pipeline(transaction=False) as pipe:
             for creator in ids:
                 k = show_keys(creator)
@@ -115,7 +117,7 @@ class ShowIndex:
                           "next_show_ms": int(upcoming[0][1]) if upcoming else None})
         return ShowPage(items, cursor + limit if len(ids) == limit else None)
 
-    async def counts(self, creator: str, now_ms: int) -> dict[str, int]:
+    async def counts(self, creator: CreatorId, now_ms: int) -> dict[str, int]:
         """How many shows the creator has live, coming up and done."""
         k = show_keys(creator)
         async with self._client.pipeline(transaction=False) as pipe:
@@ -125,7 +127,7 @@ class ShowIndex:
             live, upcoming, past = await pipe.execute()
         return {"live": int(live), "upcoming": int(upcoming), "past": int(past)}
 
-    async def _read(self, ids: list[str], state: str, now_ms: int) -> list[dict[str, Any]]:
+    async def _read(self, ids: list[StreamId], state: str, now_ms: int) -> list[dict[str, Any]]:
         """The listed streams still in `state`, with their viewer count and cover; the
         others are filed again by what their hash says."""
         async with self._client.pipeline(transaction=False) as pipe:

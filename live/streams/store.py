@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -20,7 +20,7 @@ from redis.typing import EncodableT, FieldT
 from checkout.catalog import WebUrl
 from checkout.errors import Refused
 from checkout.models import StrictModel
-from checkout.ids import ID_PATTERN, new_stream_id
+from checkout.ids import ID_PATTERN, CreatorId, ProductId, StreamId, new_stream_id
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
                            stream_events_key, stream_key, stream_seq_key)
 from checkout.store.replies import text_hash
@@ -29,12 +29,14 @@ from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction,
 from live.streams.shows import ShowIndex
 
 __all__ = ["StreamStore", "StreamIn", "DealIn", "PinIn", "LineupIn", "StreamError",
-           "EVENTS_MAXLEN", "events_channel"]
+           "LineupCheck", "EVENTS_MAXLEN", "events_channel"]
 
 EVENTS_MAXLEN = 10_000  # per-stream event history kept for resuming viewers (approximate)
 MAX_LINEUP = 50
 
-ProductRef = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+ProductRef = Annotated[ProductId, StringConstraints(pattern=ID_PATTERN)]
+# Raises StreamError when the creator may not sell the product.
+LineupCheck = Callable[[ProductId], Awaitable[object]]
 
 
 
@@ -92,7 +94,8 @@ class StreamStore:
         self._max_pinned = max_pinned
         self.shows = shows  # where discovery finds the streams, filed after each change
 
-    async def create(self, creator_id: str, data: StreamIn, lineup_ok: Any) -> dict[str, Any]:
+    async def create(self, creator_id: CreatorId, data: StreamIn,
+                     lineup_ok: LineupCheck) -> dict[str, Any]:
         """`lineup_ok(product_id)` raises StreamError when the creator may not sell a product."""
         for product_id in data.lineup:
             await lineup_ok(product_id)
@@ -114,17 +117,17 @@ class StreamStore:
         await self.shows.record(stream, now)
         return stream
 
-    async def get(self, stream_id: str) -> dict[str, Any] | None:
+    async def get(self, stream_id: StreamId) -> dict[str, Any] | None:
         raw = await self._client.hgetall(stream_key(stream_id))
         return _decode(raw) if raw else None
 
-    async def must_get(self, stream_id: str) -> dict[str, Any]:
+    async def must_get(self, stream_id: StreamId) -> dict[str, Any]:
         stream = await self.get(stream_id)
         if stream is None:
             raise StreamError(404, "not-found", f"no stream {stream_id}")
         return stream
 
-    async def act(self, stream_id: str, action: StreamAction) -> dict[str, Any]:
+    async def act(self, stream_id: StreamId, action: StreamAction) -> dict[str, Any]:
         """Apply a lifecycle action (go live, end, cancel) by the table in stream_lifecycle."""
         rules = ";".join(f"{src}={dst}" for (src, act), dst in TRANSITIONS.items()
                          if act is action)
@@ -134,7 +137,8 @@ class StreamStore:
         await self.shows.record(stream, _now_ms())
         return stream
 
-    async def set_lineup(self, stream_id: str, lineup: list[str], lineup_ok: Any) -> dict[str, Any]:
+    async def set_lineup(self, stream_id: StreamId, lineup: list[ProductId],
+                         lineup_ok: LineupCheck) -> dict[str, Any]:
         await self.must_get(stream_id)
         for product_id in lineup:
             await lineup_ok(product_id)
@@ -143,15 +147,15 @@ class StreamStore:
         await self._sync_offers(stream, stream["lineup"], removed=removed)
         return stream
 
-    async def pin(self, stream_id: str, product_id: str) -> dict[str, Any]:
+    async def pin(self, stream_id: StreamId, product_id: ProductId) -> dict[str, Any]:
         stream, _ = await self._change(stream_id, "pin", {"product_id": product_id})
         return stream
 
-    async def unpin(self, stream_id: str, product_id: str) -> dict[str, Any]:
+    async def unpin(self, stream_id: StreamId, product_id: ProductId) -> dict[str, Any]:
         stream, _ = await self._change(stream_id, "unpin", {"product_id": product_id})
         return stream
 
-    async def start_deal(self, stream_id: str, deal: DealIn,
+    async def start_deal(self, stream_id: StreamId, deal: DealIn,
                          product: dict[str, Any]) -> dict[str, Any]:
         """Schedule a flash deal within the brand's rules for the product: below its price,
         not below its deal floor (no floor: no deal), a per-buyer limit not above its own.
@@ -177,16 +181,16 @@ class StreamStore:
         await self._sync_offers(stream, [deal.product_id])
         return record
 
-    async def end_deal(self, stream_id: str, product_id: str) -> None:
+    async def end_deal(self, stream_id: StreamId, product_id: ProductId) -> None:
         stream, _ = await self._change(stream_id, "end_deal", {"product_id": product_id})
         await self._sync_offers(stream, [product_id])
 
-    async def set_ingest(self, stream_id: str, ingest: str) -> None:
+    async def set_ingest(self, stream_id: StreamId, ingest: str) -> None:
         """Record and announce what the video ingest is doing: live, reconnecting or none."""
         await self._change(stream_id, "ingest", {"ingest": ingest})
 
-    async def _change(self, stream_id: str, op: str, arg: dict[str, Any], *,
-                      action: StreamAction | None = None) -> tuple[dict[str, Any], list[str]]:
+    async def _change(self, stream_id: StreamId, op: str, arg: dict[str, Any], *,
+                      action: StreamAction | None = None) -> tuple[dict[str, Any], list[ProductId]]:
         """Run one change through stream.lua (checked, written and announced atomically);
         returns the stream as it now stands and the products it dropped from the lineup."""
         keys = [stream_key(stream_id), stream_seq_key(stream_id), stream_events_key(stream_id)]
@@ -204,8 +208,8 @@ class StreamStore:
                 raise IllegalStreamMove(StreamState(reply["state"]), action)
         raise StreamError(404, "not-found", f"no stream {stream_id}")
 
-    async def _sync_offers(self, stream: dict[str, Any], products: list[str],
-                           removed: Sequence[str] = ()) -> None:
+    async def _sync_offers(self, stream: dict[str, Any], products: list[ProductId],
+                           removed: Sequence[ProductId] = ()) -> None:
         """Copy this stream's offer into each product's own hash slot (offer_sync.lua: a
         newer rev is never overwritten by an older one)."""
         rev = int(stream.get("rev") or 0)

@@ -9,24 +9,41 @@ carries every candidate, and PATCH answers 405, which WHIP clients take as "no t
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Awaitable, Protocol, TypeVar, cast
 
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from checkout.ids import is_valid_id
+from checkout.ids import StreamId, is_valid_id
 from live.web.api import Api, Call, json_response, read_body
+from live.web.deps import WebServices, services_of
 from live.accounts.auth import Role
 from live.web.problems import Problem
 from live.video.peers import ClientCapReached, PeerCapReached
-from live.video.sdp import MAX_SDP_BYTES, Role as SdpRole, SdpError, check_offer
+from live.video.sdp import MAX_SDP_BYTES, OfferSummary, Role as SdpRole, SdpError, check_offer
+from live.video.service import VideoService
 
-__all__ = ["register"]
+__all__ = ["register", "VideoServices"]
 
 log = logging.getLogger(__name__)
 
 _SDP = "application/sdp"
+T = TypeVar("T")
+
+
+class VideoServices(WebServices, Protocol):
+    """What these endpoints need of the node: the web layer's services and the video."""
+
+    @property
+    def video(self) -> VideoService: ...
+
+
+def _video(call: Call[Any]) -> VideoService:
+    # The node's Services, checked against VideoServices where the node assembles the app.
+    return cast(VideoServices, call.services).video
+
+
 def _no_trickle() -> Problem:
     return Problem(405, "trickle-not-supported",
                    "this server does not take trickled candidates; the answer has them all",
@@ -34,8 +51,8 @@ def _no_trickle() -> Problem:
 
 
 async def _stream(request: Request) -> dict[str, Any]:
-    stream_id = request.path_params["stream"]
-    stream = await request.app.state.services.streams.get(stream_id) if is_valid_id(stream_id) else None
+    stream_id = StreamId(request.path_params["stream"])
+    stream = await services_of(request).streams.get(stream_id) if is_valid_id(stream_id) else None
     if stream is None:
         raise Problem(404, "not-found", "no such stream")
     return stream
@@ -48,7 +65,7 @@ async def _hosted(call: Call[Any]) -> dict[str, Any]:
     return stream
 
 
-async def _offer(request: Request, role: SdpRole) -> tuple[str, Any]:
+async def _offer(request: Request, role: SdpRole) -> tuple[str, OfferSummary]:
     raw = await read_body(request, _SDP, MAX_SDP_BYTES)
     try:
         return check_offer(raw, role)
@@ -56,7 +73,7 @@ async def _offer(request: Request, role: SdpRole) -> tuple[str, Any]:
         raise Problem(400, "bad-sdp", str(exc)) from None
 
 
-async def _negotiate(coro: Any) -> Any:
+async def _negotiate(coro: Awaitable[T]) -> T:
     """Map what negotiation can raise to problems: the peer cap, lifecycle, an offer that
     passed our checks but that aiortc still refuses."""
     try:
@@ -92,14 +109,14 @@ def register(api: Api) -> None:
         stream = await _hosted(call)
         offer, summary = await _offer(call.request, SdpRole.PUBLISHER)
         peer, answer = await _negotiate(
-            call.services.video.publish(stream, offer, summary, _client(call)))
+            _video(call).publish(stream, offer, summary, _client(call)))
         return _created(call.request, peer.session_id, answer)
 
     @api.endpoint("DELETE", session_path % "whip", tag="video", roles=host,
                   summary="WHIP: stop publishing (ends the stream)")
     async def whip_stop(call: Call[Any]) -> Response:
         stream = await _hosted(call)
-        if not await call.services.video.stop_publishing(stream["id"], call.param("session")):
+        if not await _video(call).stop_publishing(stream["id"], call.param("session")):
             raise Problem(404, "not-found", "no such publishing session")
         return Response(status_code=200)
 
@@ -110,13 +127,13 @@ def register(api: Api) -> None:
         stream = await _stream(call.request)
         offer, summary = await _offer(call.request, SdpRole.VIEWER)
         peer, answer = await _negotiate(
-            call.services.video.play(stream["id"], offer, summary, _client(call)))
+            _video(call).play(stream["id"], offer, summary, _client(call)))
         return _created(call.request, peer.session_id, answer)
 
     @api.endpoint("DELETE", session_path % "whep", tag="video",
                   summary="WHEP: stop watching (the session URL is the capability)")
     async def whep_stop(call: Call[Any]) -> Response:
-        if not await call.services.video.stop_playing(call.param("stream"), call.param("session")):
+        if not await _video(call).stop_playing(call.param("stream"), call.param("session")):
             raise Problem(404, "not-found", "no such playback session")
         return Response(status_code=200)
 
@@ -134,7 +151,7 @@ def register(api: Api) -> None:
                   tag="video", roles=host)
     async def stream_video(call: Call[Any]) -> Response:
         stream = await _hosted(call)
-        session = call.services.video.sessions.get(stream["id"])
+        session = _video(call).sessions.get(stream["id"])
         if session is None:
             return json_response({"stream_id": stream["id"], "ingest": stream.get("ingest", "none"),
                                   "publisher": False, "viewers": 0, "encoders": 0})

@@ -9,6 +9,7 @@ from typing import Any, Callable, Literal
 import orjson
 from aiortc import RTCDataChannel
 
+from checkout.ids import StreamId
 from live.hub.rooms import Room
 from live.video.encoder import (VIDEO_CLOCK_RATE, FrameRelay, MediaClock, SharedAudioEncoder,
                                 SharedVideoEncoder, VideoFormat)
@@ -22,7 +23,7 @@ EncodeMode = Literal["shared", "per_viewer"]
 class StreamVideo:
     """One stream's video on this node: publisher, shared encoders, viewers, overlay channel."""
 
-    def __init__(self, stream_id: str, fmt: VideoFormat, mode: EncodeMode, channel_limit: int,
+    def __init__(self, stream_id: StreamId, fmt: VideoFormat, mode: EncodeMode, channel_limit: int,
                  on_room_message: Callable[["StreamVideo", dict[str, Any]], None]) -> None:
         self.stream_id = stream_id
         self._channel_limit = channel_limit

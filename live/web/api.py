@@ -24,7 +24,9 @@ from starlette.routing import Route
 from checkout.ids import ID_PATTERN
 from checkout.models import StrictModel
 from live.accounts.auth import AuthError, Principal, Role, bearer_token
+from live.web.deps import WebServices, services_of
 from live.web.problems import PROBLEM_BASE, Problem
+from live.web.session_auth import session_principal
 from live.settings import Settings
 
 __all__ = ["Api", "Call", "Capped", "IdStr", "Param", "json_response", "read_body", "read_json"]
@@ -53,8 +55,8 @@ class Call(Generic[Body]):
         return self.params[name]
 
     @property
-    def services(self) -> Any:
-        return self.request.app.state.services
+    def services(self) -> WebServices:
+        return services_of(self.request)
 
     def need_principal(self) -> Principal:
         if self.principal is None:
@@ -277,7 +279,8 @@ class Api:
             if spec.params:
                 op["parameters"] = [_parameter(p, settings) for p in spec.params]
             if spec.roles is not None:
-                op["security"] = [{"bearer": []}]
+                # A bearer token, or a page session's cookie (with X-CSRF-Token on changes).
+                op["security"] = [{"bearer": []}, {"session": []}]
                 op["description"] = "roles: " + ", ".join(r.value for r in spec.roles)
             if spec.body is not None:
                 schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}",
@@ -297,7 +300,8 @@ class Api:
             "info": {"title": self.title, "version": self.version},
             "paths": paths,
             "components": {"schemas": schemas, "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "lc_session"}}},
         }
 
 
@@ -320,7 +324,7 @@ def _wrap(spec: _Endpoint, handler: Handler,
     caps = _body_caps(spec.body, settings) if spec.body is not None else {}
 
     async def endpoint(request: Request) -> Response:
-        principal = _authenticate(request, spec)
+        principal = await _authenticate(request, spec)
         params = {p.name: p.read(request, settings) for p in spec.params}
         body: pydantic.BaseModel = (await read_json(request, spec.body, settings.max_body_bytes)
                                     if spec.body is not None else _NO_BODY)
@@ -348,12 +352,18 @@ def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]
     return endpoint
 
 
-def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
+async def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
+    """The Authorization header first; without one, the page session's cookie (with its
+    CSRF and Origin checks on unsafe methods: live/web/session_auth.py)."""
     if spec.roles is None and not spec.optional_auth:
         return None
-    if spec.optional_auth and "authorization" not in request.headers:
-        return None
-    principal = verify_bearer(request)
+    if "authorization" in request.headers:
+        principal = verify_bearer(request)
+    else:
+        session = await session_principal(request)
+        if session is None and spec.optional_auth:
+            return None
+        principal = session if session is not None else verify_bearer(request)
     if spec.roles is not None and principal.role not in spec.roles:
         raise Problem(403, "forbidden", f"this needs the role {' or '.join(r.value for r in spec.roles)}")
     return principal
@@ -362,7 +372,7 @@ def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
 def verify_bearer(request: Request) -> Principal:
     """The request's verified principal, or a 401 problem that says what was wrong."""
     try:
-        return request.app.state.services.tokens.verify(bearer_token(request.headers))
+        return services_of(request).tokens.verify(bearer_token(request.headers))
     except AuthError as exc:
         # RFC 6750 section 3: a 401 names the scheme and what was wrong.
         error = "" if exc.reason == "missing_token" else ', error="invalid_token"'

@@ -3,7 +3,7 @@ brand's order actions (capture on shipment, void, refund)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Awaitable, Literal, TypeVar
 
 from pydantic import Field, StringConstraints
 from starlette.responses import Response
@@ -11,10 +11,12 @@ from starlette.responses import Response
 from checkout.buy import BuyRequest, BuyResult, Rejected
 from live.web.catalog_api import public_product
 from checkout.store.keys import buyer_orders_key
-from checkout.ids import DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, product_of_order
+from checkout.store.replies import members
+from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, BuyerId, CreatorId,
+                          LinkCode, OrderId, ProductId, StreamId, VariantId, product_of_order)
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
-from checkout.payments import PaymentError
+from checkout.payments import DeclineCode, PaymentError
 from checkout.wallets import WalletIn, WalletStore
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
@@ -23,44 +25,56 @@ from live.web.problems import Problem, problem_response
 
 __all__ = ["register"]
 
-IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+ProductRef = Annotated[ProductId, StringConstraints(pattern=ID_PATTERN)]
+VariantRef = Annotated[VariantId, StringConstraints(pattern=ID_PATTERN)]
+StreamRef = Annotated[StreamId, StringConstraints(pattern=ID_PATTERN)]
 IDEMPOTENCY_KEY = Param("Idempotency-Key", "header", Annotated[str, StringConstraints(
     min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]{8,128}$")])
 ORDER = Param("order", "path", Annotated[str, StringConstraints(
     min_length=3, max_length=97, pattern=ORDER_ID_PATTERN)])
 # Per buy, and per cart line (each is bought on its own at checkout).
 Quantity = Annotated[int, Field(ge=1, le=1000), Capped("max_quantity_per_buy")]
+T = TypeVar("T")
 
 
 class BuyIn(StrictModel):
-    product_id: IdStr
-    variant: IdStr = DEFAULT_VARIANT
+    product_id: ProductRef
+    variant: VariantRef = DEFAULT_VARIANT
     quantity: Quantity = 1
-    stream_id: IdStr | None = None
+    stream_id: StreamRef | None = None
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
 
 
 class CartItemIn(StrictModel):
-    product_id: IdStr
-    variant: IdStr = DEFAULT_VARIANT
+    product_id: ProductRef
+    variant: VariantRef = DEFAULT_VARIANT
     quantity: Quantity = 1
-    stream_id: IdStr | None = None
+    stream_id: StreamRef | None = None
 
 
 class WaitlistIn(StrictModel):
-    variant: IdStr = DEFAULT_VARIANT
+    variant: VariantRef = DEFAULT_VARIANT
 
 
 class RefundIn(StrictModel):
     amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
 
 
-async def require_wallet(call: Call[Any], buyer: str) -> dict[str, Any]:
+async def require_wallet(call: Call[Any], buyer: BuyerId) -> dict[str, Any]:
     wallet = await call.services.wallets.get(buyer)
     if wallet is None:
         raise Problem(409, "wallet-missing", "save a shipping address and payment method first")
     return wallet
+
+
+def decline_detail(reason: str) -> str:
+    """The words for a declined order's reason: a gateway's `DeclineCode`, or
+    `invalid_payment_method` (the gateway refused the saved token itself)."""
+    try:
+        return DeclineCode(reason).message
+    except ValueError:
+        return "Your saved card can't be used. Add another card and try again."
 
 
 def buy_response(call: Call[Any], result: BuyResult) -> Response:
@@ -69,8 +83,8 @@ def buy_response(call: Call[Any], result: BuyResult) -> Response:
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     metrics.buys.labels(result.payment).inc()
     if result.payment == "declined":
-        return Problem(402, "payment-declined", f"payment declined: {order['reason']}",
-                       order=order).as_response(headers)
+        return Problem(402, "payment-declined", decline_detail(order["reason"]),
+                       decline_code=order["reason"], order=order).as_response(headers)
     if result.payment == "expired":
         return Problem(409, "reservation-expired", "the hold ran out before payment",
                        order=order).as_response(headers)
@@ -82,7 +96,7 @@ def buy_response(call: Call[Any], result: BuyResult) -> Response:
     return json_response({"order": order, "payment": result.payment}, 201, headers)
 
 
-async def _order_for(call: Call[Any], order_id: str, *, buyer_only: bool = False) -> Order:
+async def _order_for(call: Call[Any], order_id: OrderId, *, buyer_only: bool = False) -> Order:
     order = await call.services.orders.get(order_id) if product_of_order(order_id) else None
     if order is None:
         raise Problem(404, "not-found", "no such order")
@@ -100,19 +114,20 @@ def register(api: Api) -> None:
     @api.endpoint("PUT", "/me/wallet", summary="Save shipping address and payment method",
                   tag="buy", body=WalletIn, roles=buyer)
     async def put_wallet(call: Call[WalletIn]) -> Response:
-        return json_response(await call.services.wallets.put(call.need_principal().subject, call.body))
+        buyer_id = BuyerId(call.need_principal().subject)
+        return json_response(await call.services.wallets.put(buyer_id, call.body))
 
     @api.endpoint("GET", "/me/wallet", summary="The saved wallet (payment method masked)",
                   tag="buy", roles=buyer)
     async def get_wallet(call: Call[Any]) -> Response:
-        wallet = await require_wallet(call, call.need_principal().subject)
+        wallet = await require_wallet(call, BuyerId(call.need_principal().subject))
         return json_response(WalletStore.public(wallet))
 
     @api.endpoint("POST", "/buy", summary="One-tap buy: reserve, pay, confirm", tag="buy",
                   body=BuyIn, roles=buyer, status=201, params=(IDEMPOTENCY_KEY,))
     async def buy(call: Call[BuyIn]) -> Response:
         key = call.param(IDEMPOTENCY_KEY.name)
-        buyer_id = call.need_principal().subject
+        buyer_id = BuyerId(call.need_principal().subject)
         wallet = await require_wallet(call, buyer_id)
         request = _buy_request(call, buyer_id, key, wallet["payment_token"])
         try:
@@ -126,20 +141,20 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
                   tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def get_order(call: Call[Any]) -> Response:
-        return json_response((await _order_for(call, call.param("order"))).public())
+        return json_response((await _order_for(call, OrderId(call.param("order")))).public())
 
     @api.endpoint("GET", "/me/orders", summary="The buyer's orders, newest first", tag="buy",
                   roles=buyer)
     async def my_orders(call: Call[Any]) -> Response:
-        ids = await call.services.client.zrevrange(
-            buyer_orders_key(call.need_principal().subject), 0, 99)
-        orders = [await call.services.orders.get(i.decode()) for i in ids]
+        ids = members(await call.services.client.zrevrange(
+            buyer_orders_key(call.need_principal().subject), 0, 99))
+        orders = [await call.services.orders.get(OrderId(i)) for i in ids]
         return json_response({"items": [o.public() for o in orders if o]})
 
     @api.endpoint("POST", "/orders/{order}/pay", summary="Pay a held order (cart, waitlist)",
                   tag="buy", roles=buyer, params=(ORDER,))
     async def pay_order(call: Call[Any]) -> Response:
-        order = await _order_for(call, call.param("order"), buyer_only=True)
+        order = await _order_for(call, OrderId(call.param("order")), buyer_only=True)
         if order.state not in PENDING:
             raise Problem(409, "order-not-payable", f"the order is {order.state}")
         wallet = await require_wallet(call, order.fields["buyer"])
@@ -185,7 +200,7 @@ def register(api: Api) -> None:
                   tag="cart", body=CartItemIn, roles=buyer, status=201, params=(IDEMPOTENCY_KEY,))
     async def add_to_cart(call: Call[CartItemIn]) -> Response:
         key = call.param(IDEMPOTENCY_KEY.name)
-        buyer_id = call.need_principal().subject
+        buyer_id = BuyerId(call.need_principal().subject)
         body = call.body
         await _product_with_variant(call, body.product_id, body.variant)
         mode = "first_paid"
@@ -201,13 +216,13 @@ def register(api: Api) -> None:
 
     @api.endpoint("GET", "/cart", summary="The buyer's cart", tag="cart", roles=buyer)
     async def get_cart(call: Call[Any]) -> Response:
-        items = await call.services.cart.items(call.need_principal().subject)
+        items = await call.services.cart.items(BuyerId(call.need_principal().subject))
         return json_response({"items": [i.public() for i in items]})
 
     @api.endpoint("DELETE", "/cart/items/{item}", summary="Remove a cart item (releases a hold)",
                   tag="cart", roles=buyer, status=204)
     async def remove_cart_item(call: Call[Any]) -> Response:
-        removed = await call.services.cart.remove(call.need_principal().subject,
+        removed = await call.services.cart.remove(BuyerId(call.need_principal().subject),
                                                   call.param("item"))
         if not removed:
             raise Problem(404, "not-found", "no such cart item")
@@ -216,7 +231,7 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/cart/checkout", summary="Pay for everything in the cart", tag="cart",
                   roles=buyer)
     async def checkout_cart(call: Call[Any]) -> Response:
-        buyer_id = call.need_principal().subject
+        buyer_id = BuyerId(call.need_principal().subject)
         wallet = await require_wallet(call, buyer_id)
         outcomes = await call.services.cart.checkout(buyer_id, wallet["payment_token"])
         return json_response({"items": outcomes})
@@ -224,20 +239,22 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/products/{product}/waitlist", summary="Join a sold-out item's waitlist",
                   tag="cart", body=WaitlistIn, roles=buyer, status=201)
     async def join_waitlist(call: Call[WaitlistIn]) -> Response:
-        product_id = call.param("product")
+        product_id = ProductId(call.param("product"))
         await _product_with_variant(call, product_id, call.body.variant, include_archived=True)
         try:
             position = await call.services.waitlist.join(product_id, call.body.variant,
-                                                         call.need_principal().subject)
+                                                         BuyerId(call.need_principal().subject))
         except OverflowError:
             raise Problem(409, "waitlist-full", "this waitlist is full") from None
         return json_response({"product_id": product_id, "variant": call.body.variant,
                               "position": position}, 201)
 
 
-def _buy_request(call: Call[BuyIn], buyer_id: str, key: str, token: str) -> BuyRequest:
+def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str, token: str) -> BuyRequest:
     body = call.body
-    channel, creator, code = "showcase", "", ""
+    channel = "showcase"
+    creator: CreatorId | Literal[""] = ""
+    code: LinkCode | Literal[""] = ""
     if body.stream_id:
         channel = "stream"
     else:
@@ -251,7 +268,7 @@ def _buy_request(call: Call[BuyIn], buyer_id: str, key: str, token: str) -> BuyR
                       expected_unit_price=body.expected_unit_price_minor, payment_token=token)
 
 
-async def _product_with_variant(call: Call[Any], product_id: str, variant: str, *,
+async def _product_with_variant(call: Call[Any], product_id: ProductId, variant: VariantId, *,
                                 include_archived: bool = False) -> dict[str, Any]:
     product = await public_product(call, product_id, include_archived=include_archived)
     if variant not in {v["id"] for v in product["variants"]}:
@@ -260,13 +277,13 @@ async def _product_with_variant(call: Call[Any], product_id: str, variant: str, 
 
 
 async def _brand_order(call: Call[Any]) -> Order:
-    order = await _order_for(call, call.param("order"))
+    order = await _order_for(call, OrderId(call.param("order")))
     if not call.need_principal().can_act_for_brand(order.fields["brand"]):
         raise Problem(404, "not-found", "no such order")
     return order
 
 
-async def _gateway(awaitable: Any) -> Any:
+async def _gateway(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
     except PaymentError as exc:

@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
 from checkout.catalog import BrandIn, ProductIn, ProductPatch, StockChange
-from checkout.ids import ID_PATTERN, is_valid_id
+from checkout.ids import ID_PATTERN, BrandId, CreatorId, ProductId, VariantId, is_valid_id
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
 from live.accounts.auth import Role
@@ -24,10 +24,10 @@ PAGE = (CURSOR, LIMIT)
 
 
 class InviteIn(StrictModel):
-    creator_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+    creator_id: Annotated[CreatorId, StringConstraints(pattern=ID_PATTERN)]
 
 
-async def owned_product(call: Call[Any], product_id: str) -> dict[str, Any]:
+async def owned_product(call: Call[Any], product_id: ProductId) -> dict[str, Any]:
     """The product, if the caller is its brand (or an operator); 404/403 otherwise."""
     product = await public_product(call, product_id, include_archived=True)
     principal = call.need_principal()
@@ -36,7 +36,7 @@ async def owned_product(call: Call[Any], product_id: str) -> dict[str, Any]:
     return product
 
 
-async def public_product(call: Call[Any], product_id: str, *,
+async def public_product(call: Call[Any], product_id: ProductId, *,
                          include_archived: bool = False) -> dict[str, Any]:
     product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
     if product is None or (product["status"] != "active" and not include_archived):
@@ -49,7 +49,7 @@ def page_params(call: Call[Any]) -> tuple[int, int]:
     return call.param(CURSOR.name), call.param(LIMIT.name)
 
 
-def _check_brand(call: Call[Any], brand_id: str) -> None:
+def _check_brand(call: Call[Any], brand_id: BrandId) -> None:
     if not call.need_principal().can_act_for_brand(brand_id):
         raise Problem(403, "forbidden", "a brand token may act only for its own brand")
 
@@ -64,7 +64,7 @@ def register(api: Api) -> None:
 
     @api.endpoint("GET", "/brands/{brand}", summary="A brand's public profile", tag="catalog")
     async def get_brand(call: Call[Any]) -> Response:
-        brand = await call.services.catalog.brand(call.param("brand"))
+        brand = await call.services.catalog.brand(BrandId(call.param("brand")))
         if brand is None:
             raise Problem(404, "not-found", "no such brand")
         return json_response(brand)
@@ -72,7 +72,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/brands/{brand}/showcase", summary="A brand's active products, paginated",
                   tag="catalog", params=PAGE)
     async def showcase(call: Call[Any]) -> Response:
-        brand_id = call.param("brand")
+        brand_id = BrandId(call.param("brand"))
         if not is_valid_id(brand_id) or await call.services.catalog.brand(brand_id) is None:
             raise Problem(404, "not-found", "no such brand")
         cursor, limit = page_params(call)
@@ -82,14 +82,14 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/brands/{brand}/products", summary="Create a product", tag="catalog",
                   body=ProductIn, roles=brand_roles, status=201)
     async def create_product(call: Call[ProductIn]) -> Response:
-        brand_id = call.param("brand")
+        brand_id = BrandId(call.param("brand"))
         _check_brand(call, brand_id)
         product = await call.services.catalog.create_product(brand_id, call.body)
         return json_response(product, 201)
 
     @api.endpoint("GET", "/products/{product}", summary="A product with live stock", tag="catalog")
     async def get_product(call: Call[Any]) -> Response:
-        product = await public_product(call, call.param("product"))
+        product = await public_product(call, ProductId(call.param("product")))
         stock = await call.services.catalog.stock(product["id"])
         product["stock"] = {s.variant: s.available for s in stock}
         return json_response(product)
@@ -97,21 +97,21 @@ def register(api: Api) -> None:
     @api.endpoint("PATCH", "/products/{product}", summary="Update a product", tag="catalog",
                   body=ProductPatch, roles=brand_roles)
     async def update_product(call: Call[ProductPatch]) -> Response:
-        product = await owned_product(call, call.param("product"))
+        product = await owned_product(call, ProductId(call.param("product")))
         return json_response(await call.services.catalog.update_product(product["id"], call.body))
 
     @api.endpoint("POST", "/products/{product}/archive", summary="Archive a product (no more sales)",
                   tag="catalog", roles=brand_roles)
     async def archive_product(call: Call[Any]) -> Response:
-        product = await owned_product(call, call.param("product"))
+        product = await owned_product(call, ProductId(call.param("product")))
         return json_response(await call.services.catalog.set_status(product["id"], "archived"))
 
     @api.endpoint("PUT", "/products/{product}/variants/{variant}/stock",
                   summary="Set or adjust a variant's stock (audited)", tag="catalog",
                   body=StockChange, roles=brand_roles)
     async def change_stock(call: Call[StockChange]) -> Response:
-        product = await owned_product(call, call.param("product"))
-        variant = call.param("variant")
+        product = await owned_product(call, ProductId(call.param("product")))
+        variant = VariantId(call.param("variant"))
         principal = call.need_principal()
         result = await call.services.catalog.change_stock(
             product["id"], variant, call.body, who=f"{principal.role}:{principal.subject}")
@@ -124,7 +124,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/products/{product}/stock", summary="Stock per variant", tag="catalog",
                   roles=brand_roles)
     async def get_stock(call: Call[Any]) -> Response:
-        product = await owned_product(call, call.param("product"))
+        product = await owned_product(call, ProductId(call.param("product")))
         levels = await call.services.catalog.stock(product["id"])
         return json_response({"items": [
             {"variant": s.variant, "available": s.available, "held": s.held, "sold": s.sold,
@@ -133,14 +133,14 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/products/{product}/stock/audit", summary="Stock changes, newest first",
                   tag="catalog", roles=brand_roles, params=(LIMIT,))
     async def stock_audit(call: Call[Any]) -> Response:
-        product = await owned_product(call, call.param("product"))
+        product = await owned_product(call, ProductId(call.param("product")))
         limit = call.param(LIMIT.name)
         return json_response({"items": await call.services.catalog.audit(product["id"], limit)})
 
     @api.endpoint("POST", "/products/{product}/invites", summary="Invite a creator to promote",
                   tag="catalog", body=InviteIn, roles=brand_roles, status=201)
     async def invite_creator(call: Call[InviteIn]) -> Response:
-        product = await owned_product(call, call.param("product"))
+        product = await owned_product(call, ProductId(call.param("product")))
         await call.services.catalog.invite(product["id"], call.body.creator_id)
         return json_response({"product_id": product["id"], "creator_id": call.body.creator_id}, 201)
 
@@ -148,7 +148,7 @@ def register(api: Api) -> None:
                   summary="The products a creator promotes (their affiliate links), newest "
                           "link first, paginated", tag="catalog", params=PAGE)
     async def storefront(call: Call[Any]) -> Response:
-        creator = call.param("creator")
+        creator = CreatorId(call.param("creator"))
         if not is_valid_id(creator):
             raise Problem(404, "not-found", "no such creator")
         cursor, limit = page_params(call)

@@ -10,6 +10,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from checkout.ids import is_valid_id
+from live.web.deps import services_of
 from live.web.problems import Problem
 from overlay.pages import PAGES, PATHS, content_security_policy, render, static_dir
 
@@ -17,7 +18,7 @@ __all__ = ["overlay_routes", "page_response"]
 
 
 def _ws_base(request: Request) -> str:
-    services = request.app.state.services
+    services = services_of(request)
     port = services.hub_port or services.settings.hub_port
     scheme = "wss" if request.url.scheme == "https" else "ws"
     return f"{scheme}://{request.url.hostname}:{port}"

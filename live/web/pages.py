@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from checkout.ids import is_valid_id
+from checkout.ids import ProductId, is_valid_id
+from live.web.deps import services_of
 from live.web.overlay_pages import page_response
 from live.web.problems import Problem
 from overlay.product_page import product_parts
@@ -17,8 +18,8 @@ __all__ = ["page_routes"]
 
 
 async def product_page(request: Request) -> Response:
-    services = request.app.state.services
-    product_id = request.path_params["product"]
+    services = services_of(request)
+    product_id = ProductId(request.path_params["product"])
     product = await services.catalog.product(product_id) if is_valid_id(product_id) else None
     if product is None or product["status"] != "active":
         raise Problem(404, "not-found", "no such product")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 from checkout.errors import Refused
@@ -67,6 +68,6 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(Problem(exc.status_code, kind, str(exc.detail)), headers=exc.headers)
 
 
-def install_problem_handlers(app: Any) -> None:
+def install_problem_handlers(app: Starlette) -> None:
     app.add_exception_handler(Refused, _on_refused)
     app.add_exception_handler(HTTPException, _on_http_exception)

@@ -10,12 +10,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from live.web.catalog_api import PAGE, page_params
-from checkout.ids import ID_PATTERN, is_valid_id
+from checkout.ids import (ID_PATTERN, BrandId, CreatorId, LinkCode, OrderId, ProductId,
+                          StreamId, is_valid_id)
 from checkout.store.keys import agg_key
+from checkout.store.replies import members
 from checkout.reconcile import reconcile
 from checkout.reports import brand_report, creator_earnings, stream_stats as read_stream_stats
 from checkout.models import StrictModel
 from live.web.api import Api, Call, json_response
+from live.web.deps import services_of
 from live.accounts.auth import Role
 from live.web.problems import Problem
 from live.web.stream_api import can_promote
@@ -24,7 +27,7 @@ __all__ = ["register", "redirect_routes"]
 
 
 class LinkIn(StrictModel):
-    product_id: Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+    product_id: Annotated[ProductId, StringConstraints(pattern=ID_PATTERN)]
 
 
 def register(api: Api) -> None:
@@ -38,7 +41,7 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/links", summary="Make an affiliate link for a product", tag="affiliate",
                   body=LinkIn, roles=(Role.CREATOR,), status=201)
     async def create_link(call: Call[LinkIn]) -> Response:
-        creator = call.need_principal().subject
+        creator = CreatorId(call.need_principal().subject)
         product = await can_promote(call, creator, call.body.product_id)
         link = await call.services.links.create(creator, product["id"])
         link["url"] = f"{call.services.settings.base_url}/l/{link['code']}"
@@ -47,7 +50,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/me/links", summary="The creator's affiliate links", tag="affiliate",
                   roles=(Role.CREATOR,))
     async def my_links(call: Call[Any]) -> Response:
-        links = await call.services.links.for_creator(call.need_principal().subject)
+        links = await call.services.links.for_creator(CreatorId(call.need_principal().subject))
         base = call.services.settings.base_url
         return json_response({"items": [{**l, "url": f"{base}/l/{l['code']}"} for l in links]})
 
@@ -63,11 +66,11 @@ def register(api: Api) -> None:
     async def brand_orders(call: Call[Any]) -> Response:
         brand_id = await _readable_brand(call)
         cursor, limit = page_params(call)
-        ids = await call.services.client.zrevrange(agg_key("brandorders", brand_id),
-                                                   cursor, cursor + limit - 1)
+        ids = members(await call.services.client.zrevrange(agg_key("brandorders", brand_id),
+                                                           cursor, cursor + limit - 1))
         items = []
-        for raw in ids:
-            order = await call.services.orders.get(raw.decode())
+        for order_id in ids:
+            order = await call.services.orders.get(OrderId(order_id))
             if order is not None:
                 public = order.public()
                 public["buyer"] = public["buyer"][:1] + "***"
@@ -78,7 +81,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/creators/{creator}/earnings", summary="Commission earned, with its ledger",
                   tag="reports", roles=(Role.CREATOR, Role.OPERATOR))
     async def get_earnings(call: Call[Any]) -> Response:
-        creator = call.param("creator")
+        creator = CreatorId(call.param("creator"))
         if not call.need_principal().can_act_for_creator(creator):
             raise Problem(403, "forbidden", "a creator can read only their own earnings")
         if not is_valid_id(creator):
@@ -88,15 +91,15 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/streams/{stream}/stats", summary="A stream's sales and 'just bought' ticker",
                   tag="reports")
     async def stream_stats(call: Call[Any]) -> Response:
-        stream_id = call.param("stream")
+        stream_id = StreamId(call.param("stream"))
         if not is_valid_id(stream_id):
             raise Problem(404, "not-found", "no such stream")
         return json_response(await read_stream_stats(call.services.client, stream_id))
 
 
-async def _readable_brand(call: Call[Any]) -> str:
+async def _readable_brand(call: Call[Any]) -> BrandId:
     """The brand in the path, if it exists and the caller may read its money."""
-    brand_id = call.param("brand")
+    brand_id = BrandId(call.param("brand"))
     if not call.need_principal().can_act_for_brand(brand_id):
         raise Problem(403, "forbidden", "a brand can read only its own sales")
     if not is_valid_id(brand_id) or await call.services.catalog.brand(brand_id) is None:
@@ -106,8 +109,8 @@ async def _readable_brand(call: Call[Any]) -> str:
 
 async def follow_link(request: Request) -> Response:
     """A click: sign the attribution (last click wins) and send the buyer to the product."""
-    services = request.app.state.services
-    code = request.path_params["code"]
+    services = services_of(request)
+    code = LinkCode(request.path_params["code"])
     link = await services.links.get(code) if is_valid_id(code) else None
     if link is None:
         raise Problem(404, "not-found", "no such link")

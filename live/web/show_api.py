@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from starlette.responses import Response
 
-from checkout.ids import is_valid_id
+from checkout.ids import CreatorId, is_valid_id
 from live.streams.shows import Listing, ShowPage
 from live.web.api import Api, Call, Param, json_response
 from live.web.catalog_api import PAGE, page_params
@@ -29,14 +29,14 @@ def _page(page: ShowPage, now_ms: int) -> Response:
                           "server_time_ms": now_ms})
 
 
-def _creator(call: Call[Any]) -> str:
-    creator: str = call.param("creator")
+def _creator(call: Call[Any]) -> CreatorId:
+    creator = CreatorId(call.param("creator"))
     if not is_valid_id(creator):
         raise Problem(404, "not-found", "no such creator")
     return creator
 
 
-async def _shows(call: Call[Any], creator: str | None) -> Response:
+async def _shows(call: Call[Any], creator: CreatorId | None) -> Response:
     cursor, limit = page_params(call)
     listing: Listing = call.param(STATE.name)
     now = _now_ms()

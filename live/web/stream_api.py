@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from starlette.responses import Response
 
-from checkout.ids import is_valid_id
+from checkout.ids import CreatorId, ProductId, StreamId, is_valid_id
 from live.web.api import Api, Call, json_response
 from live.accounts.auth import Role
 from live.web.problems import Problem
 from live.streams.lifecycle import StreamAction
-from live.streams.store import DealIn, LineupIn, PinIn, StreamIn
+from live.streams.store import DealIn, LineupCheck, LineupIn, PinIn, StreamIn
 
 __all__ = ["register", "can_promote"]
 
 
-async def can_promote(call: Call[Any], creator: str, product_id: str) -> dict[str, Any]:
+async def can_promote(call: Call[Any], creator: CreatorId,
+                      product_id: ProductId) -> dict[str, Any]:
     """A creator may sell an active product whose commission is open, or that invited them."""
     product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
     if product is None or product["status"] != "active":
@@ -27,15 +28,15 @@ async def can_promote(call: Call[Any], creator: str, product_id: str) -> dict[st
     return product
 
 
-def _lineup_check(call: Call[Any], creator: str) -> Callable[[str], Awaitable[Any]]:
-    async def check(product_id: str) -> Any:
+def _lineup_check(call: Call[Any], creator: CreatorId) -> LineupCheck:
+    async def check(product_id: ProductId) -> dict[str, Any]:
         return await can_promote(call, creator, product_id)
     return check
 
 
 async def _hosted(call: Call[Any]) -> dict[str, Any]:
     """The stream, if the caller hosts it (or is an operator)."""
-    stream_id = call.param("stream")
+    stream_id = StreamId(call.param("stream"))
     stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
     if stream is None:
         raise Problem(404, "not-found", "no such stream")
@@ -50,13 +51,13 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/streams", summary="Schedule a stream with a product lineup",
                   tag="streams", body=StreamIn, roles=(Role.CREATOR,), status=201)
     async def create_stream(call: Call[StreamIn]) -> Response:
-        creator = call.need_principal().subject
+        creator = CreatorId(call.need_principal().subject)
         stream = await call.services.streams.create(creator, call.body, _lineup_check(call, creator))
         return json_response(stream, 201)
 
     @api.endpoint("GET", "/streams/{stream}", summary="A stream's public state", tag="streams")
     async def get_stream(call: Call[Any]) -> Response:
-        stream_id = call.param("stream")
+        stream_id = StreamId(call.param("stream"))
         stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
         if stream is None:
             raise Problem(404, "not-found", "no such stream")
@@ -84,9 +85,10 @@ def register(api: Api) -> None:
                   tag="streams", roles=host)
     async def unpin(call: Call[Any]) -> Response:
         stream = await _hosted(call)
-        if not is_valid_id(call.param("product")):
+        product_id = ProductId(call.param("product"))
+        if not is_valid_id(product_id):
             raise Problem(404, "not-found", "no such product")
-        return json_response(await call.services.streams.unpin(stream["id"], call.param("product")))
+        return json_response(await call.services.streams.unpin(stream["id"], product_id))
 
     @api.endpoint("POST", "/streams/{stream}/deals",
                   summary="Start a flash deal: price, quantity cap, per-buyer limit, countdown",
@@ -104,7 +106,7 @@ def register(api: Api) -> None:
                   tag="streams", roles=host, status=204)
     async def end_deal(call: Call[Any]) -> Response:
         stream = await _hosted(call)
-        await call.services.streams.end_deal(stream["id"], call.param("product"))
+        await call.services.streams.end_deal(stream["id"], ProductId(call.param("product")))
         return Response(status_code=204)
 
 

@@ -12,10 +12,16 @@ export function backoffMs(attempt, capMs) {
 }
 
 export class HubClient {
-  // `params`: more query parameters for every connect, e.g. {client: "obs"} (docs/protocol.md).
-  constructor(url, { token = null, params = {}, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
+  /**
+   * `token`: a bearer token for the socket; or `ticket`, an async function that returns a
+   * short-lived one (a signed-in page's POST /auth/ticket) or null, asked before each
+   * connection, so a reconnect never uses an expired ticket. `params`: more query
+   * parameters for every connection, e.g. {client: "obs"} (docs/protocol.md).
+   */
+  constructor(url, { token = null, ticket = null, params = {}, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
     this.url = url;
     this.token = token;
+    this.ticket = ticket;
     this.params = params;
     this.onState = onState;
     this.onMessage = onMessage;
@@ -34,6 +40,21 @@ export class HubClient {
   }
 
   connect() {
+    if (!this.ticket) {
+      this.open();
+      return;
+    }
+    this.onStatus("connecting");
+    this.ticket().then((ticket) => {
+      this.token = ticket;
+    }, () => {
+      this.token = null; // no ticket: watch anonymously
+    }).then(() => {
+      if (!this.closed) this.open();
+    });
+  }
+
+  open() {
     const params = new URLSearchParams(this.params);
     if (this.token) params.set("access_token", this.token);
     if (this.state) params.set("since", String(this.state.seq));

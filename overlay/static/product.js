@@ -1,14 +1,17 @@
 // The product page (/p/{product}), rendered by the server: this script shows the price in
-// the reader's format and, for a signed-in buyer, turns the sign-in link into a Buy button
-// that buys through POST /api/v1/buy (the attribution of the link that led here rides along).
+// the reader's format and, for a signed-in buyer (the page's session, or a token in the URL
+// fragment as the live pages take it), turns the sign-in link into a Buy button that buys
+// through POST /api/v1/buy (the attribution of the link that led here rides along).
 
-import { api, newKey, problemText } from "./api.js";
+import { api, newKey, pageSession, problemText } from "./api.js";
 import { hueOf, money, setText } from "./cards.js";
 import { meta, pageToken } from "./hub_client.js";
 
 const $ = (id) => document.getElementById(id);
 const productId = meta("livecart-target");
 const token = pageToken("livecart.token.buyer");
+const session = token ? null : await pageSession();
+const auth = token ? { token } : { csrf: session ? session.csrf : null };
 const attribution = new URLSearchParams(location.search).get("attr");
 const price = $("price");
 const priceMinor = Number(price.value);
@@ -21,11 +24,13 @@ const form = $("buy-form");
 const button = $("buy");
 let attempt = null; // {key, body}: a retry of the same request reuses its key
 
-if (token && button) {
-  $("signin-buy").hidden = true;
-  $("signin-hint").hidden = true;
-  button.hidden = false;
+function signedIn(yes) {
+  if (!button) return; // sold out: nothing to buy, nobody to sign in
+  $("signin-buy").hidden = yes;
+  $("signin-hint").hidden = yes;
+  button.hidden = !yes;
 }
+signedIn(Boolean(token || session));
 
 function say(kind, title, detail = "") {
   const box = $("buy-result");
@@ -51,7 +56,7 @@ const OUTCOME = {
 
 async function buy(event) {
   event.preventDefault();
-  if (!token || button.hidden) return;
+  if (!button || button.hidden) return;
   const variant = new FormData(form).get("variant");
   const body = { product_id: productId, variant, quantity: 1, expected_unit_price_minor: priceMinor };
   if (attribution) body.attribution = attribution;
@@ -60,7 +65,7 @@ async function buy(event) {
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
   say("", "", "Paying…");
-  const r = await api("POST", "/api/v1/buy", { token, body, headers: { "Idempotency-Key": attempt.key } });
+  const r = await api("POST", "/api/v1/buy", { ...auth, body, headers: { "Idempotency-Key": attempt.key } });
   button.disabled = false;
   button.removeAttribute("aria-busy");
   if (r.status === 201 || (r.status === 202 && r.data.payment === "capture_pending")) {
@@ -74,6 +79,7 @@ async function buy(event) {
     attempt = null;
     const [title, detail] = OUTCOME[r.kind] || ["Couldn't buy", problemText(r)];
     say("error", title, detail);
+    if (r.status === 401) signedIn(false); // the sign-in ended: Buy signs in again
   }
 }
 

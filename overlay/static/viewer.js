@@ -5,13 +5,30 @@ import { backoffMs, HubClient, meta, pageToken } from "./hub_client.js";
 import {
   compact, createCard, dealText, money, setText, syncList, syncTicker, throttledText, updateCard,
 } from "./cards.js";
-import { api, newKey, problemText } from "./api.js";
+import { api, newKey, pageSession, problemText, signinHref } from "./api.js";
 import { showStatus } from "./feed.js";
 import { playWhep, SignalError, SyncGate } from "./video.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = meta("livecart-target");
 const token = pageToken("livecart.token.buyer");
+// Without a token in the URL, the page's session (signed in at /signin), if there is one:
+// its cookie authenticates the API calls, with its CSRF token on changes.
+const sessionReady = token ? Promise.resolve(null) : pageSession();
+let session = null;
+sessionReady.then((s) => {
+  session = s;
+});
+const auth = () => (token ? { token } : { csrf: session ? session.csrf : null });
+const signedIn = () => Boolean(token || session);
+
+// The hub socket of a signed-in page: a fresh short-lived ticket before each connection.
+async function hubTicket() {
+  const current = await sessionReady;
+  if (!current || !session) return null;
+  const r = await api("POST", "/auth/ticket", { csrf: session.csrf });
+  return r.ok ? r.data.ticket : null;
+}
 const base = `/api/v1/streams/${encodeURIComponent(streamId)}`;
 
 const COUNTER_MS = 2000; // live counters change at most this often (they are aria-live)
@@ -42,6 +59,7 @@ window.__livecartVideo = gate.stats; // for the tests and the skew benchmark
 
 const client = new SyncedHubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(streamId)}`, {
   token,
+  ticket: token ? null : hubTicket,
   onState: (next) => {
     state = next;
     render();
@@ -284,19 +302,27 @@ async function openSheet(productId) {
   $("pay").hidden = true;
   $("pay").removeAttribute("aria-busy");
   $("wallet").hidden = true;
+  $("signin-link").hidden = true;
   $("variants").hidden = true;
   $("variant-list").replaceChildren();
   $("sheet-actions").hidden = true;
   result("", "");
   renderSheet();
   if (!sheet.open) sheet.showModal();
-  if (!token) {
-    result("error", "Sign in to buy", "Open this stream from your livecart link to buy with one tap.");
+  await sessionReady;
+  if (sheetProduct !== productId || !sheet.open) return;
+  showAccount();
+  if (!signedIn()) {
+    result("error", "Sign in to buy", "Sign in with your email: it takes a minute, and you come right back here.");
+    const link = $("signin-link");
+    link.href = signinHref();
+    link.hidden = false;
+    link.focus();
     return;
   }
   if (wallet === undefined) {
     result("", "", "Loading your wallet…");
-    const r = await api("GET", "/api/v1/me/wallet", { token });
+    const r = await api("GET", "/api/v1/me/wallet", auth());
     if (sheetProduct !== productId || !sheet.open) return;
     if (r.ok) wallet = r.data;
     else if (r.kind === "wallet-missing") wallet = null;
@@ -334,7 +360,7 @@ const OUTCOME = {
   "reservation-expired": ["Payment timed out",
     "The hold ran out before the payment went through. You were not charged."],
   "wallet-missing": ["No saved wallet", "Save a shipping address and a payment method first."],
-  "unauthorized": ["Sign in again", "Your sign-in has expired. Reopen the stream from your livecart link."],
+  "unauthorized": ["Sign in again", "Your sign-in has expired. Sign in again to buy."],
 };
 
 function confirmed(order, card, note) {
@@ -350,14 +376,14 @@ function confirmed(order, card, note) {
 
 function captureLater(key, body, tries) {
   setTimeout(async () => {
-    const r = await api("POST", "/api/v1/buy", { token, body, headers: { "Idempotency-Key": key } });
+    const r = await api("POST", "/api/v1/buy", { ...auth(), body, headers: { "Idempotency-Key": key } });
     if (r.status === 202 && tries > 1) captureLater(key, body, tries - 1);
   }, 2000);
 }
 
 async function pay() {
   const card = cardOf(sheetProduct);
-  if (!card || !token) return;
+  if (!card || !signedIn()) return;
   clearTimeout(retryTimer);
   const body = {
     product_id: card.id, variant: selectedVariant(card), quantity: 1, stream_id: streamId,
@@ -373,7 +399,7 @@ async function pay() {
   button.setAttribute("aria-busy", "true");
   setText(button, "Paying…");
   result("", "", "Paying…");
-  const r = await api("POST", "/api/v1/buy", { token, body, headers: { "Idempotency-Key": attempt.key } });
+  const r = await api("POST", "/api/v1/buy", { ...auth(), body, headers: { "Idempotency-Key": attempt.key } });
   button.removeAttribute("aria-busy");
   if (r.status === 201) {
     attempt = null;
@@ -410,8 +436,28 @@ async function pay() {
     attempt = null;
     const [title, detail] = OUTCOME[r.kind] || ["Couldn't buy", problemText(r)];
     result("error", title, detail);
+    if (r.kind === "unauthorized" && !token) {
+      session = null;
+      $("signin-link").href = signinHref();
+      $("signin-link").hidden = false;
+    }
   }
 }
+
+// Who is buying, with a way out, when the page is signed in with a session.
+function showAccount() {
+  $("account").hidden = !session;
+  if (session) setText($("account-email"), session.account.email);
+}
+
+$("signout").addEventListener("click", async () => {
+  const r = await api("POST", "/auth/signout", { csrf: session ? session.csrf : null });
+  if (!r.ok) {
+    result("error", "Couldn't sign out", problemText(r));
+    return;
+  }
+  location.reload(); // the hub socket and the page start over, signed out
+});
 
 $("pay").addEventListener("click", pay);
 $("sheet-close").addEventListener("click", () => sheet.close());

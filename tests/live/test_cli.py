@@ -61,6 +61,17 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
                          "Idempotency-Key": "readme-first-buy"})
             assert r.status_code == 201, r.text
             assert r.json()["order"]["state"] == "paid"
+        # The banner says how to sign in; without SMTP the mail, code and all, is in the log.
+        assert re.search(rf"sign in +http://127.0.0.1:{port}/signin .*logged here", out), out
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            r = await http.post("/auth/email/start", json={"email": "newbie@example.com"})
+            assert r.status_code == 202, r.text
+            async with asyncio.timeout(10 * UNIT):
+                while not (code := re.search(r"sign-in code is (\d{6})", "".join(lines))):
+                    lines.append((await proc.stdout.readline()).decode())
+            r = await http.post("/auth/email/verify", json={"challenge": r.json()["challenge"],
+                                                            "code": code.group(1)})
+            assert r.status_code == 200 and r.json()["account"]["email"] == "newbie@example.com"
         # A fresh `livecart token` against the same data dir verifies on the server.
         minted = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "live.node.cli", "token", "brand", "acme", "--data-dir",
