@@ -1,5 +1,5 @@
 """The pages people use: viewer, host console, OBS source, brand dashboard, creator page,
-and the sign-in page.
+the sign-in page, and a buyer's own wallet, orders and receipt pages.
 Plain ES modules and CSS from overlay/static (no build step); each page learns its hub URL
 and ids from <meta> tags and its token from the URL fragment (never sent to the server,
 so never in a log). This module renders them (no I/O beyond reading its own templates);
@@ -20,6 +20,10 @@ PAGES = {
     "brand": ("brand", "Brand dashboard"),
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
+    # A signed-in buyer's own pages (live/web/account_pages.py serves them).
+    "wallet": ("", "Your wallet"),
+    "orders": ("", "Your orders"),
+    "receipt": ("order", "Receipt"),
 }
 PATHS = {"viewer": "/s/{stream}", "host": "/host/{stream}", "obs": "/obs/{stream}",
          "brand": "/brand/{brand}", "creator": "/creator/{creator}"}

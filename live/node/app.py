@@ -19,6 +19,7 @@ from live.web import (auth_api, buy_api, catalog_api, report_api, stream_api, st
                       wallet_api)
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
+from live.web.account_pages import account_page_routes
 from live.web.pages import page_routes
 from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
@@ -103,6 +104,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *api.routes(settings),
         *auth.routes(settings),
         *auth_api.auth_page_routes(),
+        *account_page_routes(),
         *report_api.redirect_routes(),
         *page_routes(),
         *overlay_routes(),
