@@ -167,6 +167,8 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                     "no LIVECART_SMTP_URL, so the mail with its code and link is logged here")
             console.print(f"  sign in      {base}/signin with any email address ({mail}); "
                           f"or tap Buy on the viewer page without the token", soft_wrap=True)
+            console.print(f"  signed in    {base}/me/wallet (addresses, cards), {base}/me/orders",
+                          soft_wrap=True)
             console.print(f"  demo stream  {base}/api/v1/streams/{demo.stream_id}")
             for pid in demo.product_ids:
                 console.print(f"  demo product {base}/p/{pid}")
