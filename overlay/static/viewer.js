@@ -500,7 +500,12 @@ function captureLater(request, tries) {
 async function pay() {
   const card = cardOf(sheetProduct);
   if (!card || !signedIn() || !shown || shown.product !== card.id) return;
-  clearTimeout(retryTimer);
+  if (attempt && attempt.unsettled) {
+    // The last try's outcome is unknown: ask again exactly as it was sent (same key and
+    // body, so never a second charge), whatever the sheet shows meanwhile.
+    await submit(attempt.unsettled, card);
+    return;
+  }
   const body = {
     product_id: card.id, variant: selectedVariant(card), quantity: 1, stream_id: streamId,
     expected_unit_price_minor: shown.price_minor,
@@ -511,7 +516,12 @@ async function pay() {
     attempt = { key: newKey(), body: encoded };
     pendingTries = 0;
   }
-  const request = { body, key: attempt.key };
+  await submit({ body, key: attempt.key }, card);
+}
+
+// Sends a buy and shows how it went; a payment still pending is asked again as it was sent.
+async function submit(request, card) {
+  clearTimeout(retryTimer);
   const button = $("pay");
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
@@ -535,7 +545,7 @@ async function pay() {
     // Payment outcome unknown: ask again with the same key; it can never buy twice.
     pendingTries += 1;
     result("", "Confirming your payment…", "This can take a few seconds.");
-    retryTimer = setTimeout(pay, 1500);
+    retryTimer = setTimeout(() => submit(request, card), 1500);
     return;
   }
   if (r.kind === "price-changed" && r.data && Number.isInteger(r.data.unit_price_minor)) {
@@ -550,6 +560,7 @@ async function pay() {
   }
   renderSheet();
   if (r.status === 202) {
+    if (attempt) attempt.unsettled = request;
     result("error", "Still confirming",
       "Your payment hasn't settled yet. Tap Pay to check again: you won't be charged twice.");
   } else if (r.status === 402) {
@@ -564,7 +575,8 @@ async function pay() {
       showSetup(false, true);
     }
   } else if (r.status === 0 || r.status >= 500) {
-    // The same key stays: a retry replays the first answer, never a second charge.
+    // The same request stays: a retry replays the first answer, never a second charge.
+    if (attempt) attempt.unsettled = request;
     result("error", "Something went wrong", `${problemText(r)} Tap Pay to try again: you won't be charged twice.`);
   } else {
     attempt = null;
