@@ -107,7 +107,8 @@ async def make_world(live: Live) -> World:
 def fill(path: str, world: World) -> str:
     values = {"brand": "acme", "product": world.a_open, "variant": "default",
               "stream": world.cleo_stream, "order": world.bob_order, "creator": "cleo",
-              "item": "ci_000000000000", "session": "no-such-session"}
+              "item": "ci_000000000000", "session": "no-such-session",
+              "address": "ad_000000000000", "card": "cd_000000000000"}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
