@@ -590,7 +590,7 @@ async function submit(request, card) {
       $("add-card").hidden = true;
       showSetup(false, true);
     }
-  } else if (r.status === 0 || r.status >= 500) {
+  } else if (r.kind === "network" || r.status >= 500) {
     // The same request stays: a retry replays the first answer, never a second charge.
     if (attempt) attempt.unsettled = request;
     result("error", "Something went wrong", `${problemText(r)} Tap Pay to try again: you won't be charged twice.`);
