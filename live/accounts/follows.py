@@ -21,6 +21,7 @@ moment of a crash; and the alert checks every recipient against the account's re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as redis
 
@@ -60,7 +61,8 @@ class FollowStore:
 
     async def follows(self, account: str) -> list[tuple[str, int]]:
         """The creators the account follows, newest first, with when (at most the cap)."""
-        rows = await self._client.zrevrange(follows_key(account), 0, -1, withscores=True)
+        rows = cast(list[tuple[bytes, float]], await self._client.zrevrange(
+            follows_key(account), 0, -1, withscores=True))
         return [(text(c), int(t)) for c, t in rows]
 
     async def followers(self, creator: str) -> int:

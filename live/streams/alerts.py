@@ -109,8 +109,11 @@ class ShowAlerts:
         return len(self._tasks)
 
     async def close(self) -> None:
-        """Cancel alerts in flight (idempotent)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Cancel alerts in flight (idempotent). A cancellation that lands early can be
+        swallowed inside a client library (seen in tests: the alert carried on to its
+        mail), so each one is cancelled again until it has ended."""
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=0.05)
