@@ -96,6 +96,13 @@ class Settings:
     session_idle_s: int = 7 * 24 * 3600  # a session unused this long ends
     session_max_s: int = 30 * 24 * 3600  # and any session ends this long after sign-in
     ticket_ttl_s: int = 60  # the hub ticket a signed-in page gets
+    # invitations and teams (docs/accounts.md)
+    invite_ttl_s: int = 7 * 24 * 3600  # an invitation link works this long after it is sent
+    invite_keep_s: int = 30 * 24 * 3600  # and its record stays listed this long after that
+    invite_limit_window_s: int = 3600  # the window of the two invitation rates below
+    invite_per_scope: int = 50  # invitations one sender (the operators, a brand, a creator) sends
+    invite_per_email: int = 5  # invitations one address receives
+    team_max_members: int = 100  # accounts holding one grant (a brand's team, a creator's moderators)
     # operational
     log_level: str = "info"
 
@@ -127,7 +134,9 @@ class Settings:
                      "demo_token_ttl_s", "mail_timeout_s", "signin_code_ttl_s",
                      "signin_max_attempts", "signin_limit_window_s", "signin_per_email",
                      "signin_per_ip", "signin_verify_per_challenge", "session_idle_s",
-                     "session_max_s", "ticket_ttl_s"):
+                     "session_max_s", "ticket_ttl_s", "invite_ttl_s", "invite_keep_s",
+                     "invite_limit_window_s", "invite_per_scope", "invite_per_email",
+                     "team_max_members"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -207,4 +216,6 @@ _FIELD_TYPES: dict[str, str] = {
     "signin_code_ttl_s": "int", "signin_max_attempts": "int", "signin_limit_window_s": "int",
     "signin_per_email": "int", "signin_per_ip": "int", "signin_verify_per_challenge": "int",
     "session_idle_s": "int", "session_max_s": "int", "ticket_ttl_s": "int",
+    "invite_ttl_s": "int", "invite_keep_s": "int", "invite_limit_window_s": "int",
+    "invite_per_scope": "int", "invite_per_email": "int", "team_max_members": "int",
 }

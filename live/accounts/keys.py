@@ -12,7 +12,7 @@ from __future__ import annotations
 from checkout.store.keys import key_part
 
 __all__ = ["account_key", "account_grants_key", "email_index_key", "challenge_key",
-           "session_key", "rate_key"]
+           "session_key", "rate_key", "invitation_key", "invitations_sent_key", "team_key"]
 
 
 def account_key(account: str) -> str:
@@ -43,3 +43,20 @@ def session_key(token_hash: str) -> str:
 def rate_key(scope: str, subject_hash: str) -> str:
     """Counter of one fixed window: `scope` is a fixed word, `subject_hash` says whose."""
     return f"lc:{{rl:{key_part(scope)}:{key_part(subject_hash)}}}:count"
+
+
+def invitation_key(invitation: str) -> str:
+    """Hash: one invitation (email, grant, the token's hash, state, who sent and took it)."""
+    return f"lc:{{iv:{key_part(invitation)}}}:invitation"
+
+
+def invitations_sent_key(scope: str) -> str:
+    """Sorted set: the invitation ids one sender scope (`operator`, `brand:<id>`,
+    `creator:<id>`) sent, by creation time (ms)."""
+    return f"lc:{{is:{key_part(scope)}}}:sent"
+
+
+def team_key(grant: str) -> str:
+    """Hash: account id -> JSON {brand_role, since_ms, invitation} of the accounts that took
+    `grant` by invitation (a brand's team, a creator's moderators)."""
+    return f"lc:{{tm:{key_part(grant)}}}:members"

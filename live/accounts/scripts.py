@@ -23,7 +23,8 @@ def _read(name: str) -> Script:
     return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
 
 
-ACCOUNT_SCRIPTS: dict[str, Script] = {name: _read(name) for name in ("verify", "touch")}
+ACCOUNT_SCRIPTS: dict[str, Script] = {name: _read(name) for name in (
+    "verify", "touch", "invite_claim", "invite_revoke")}
 
 
 async def load_account_scripts(client: redis.Redis) -> None:

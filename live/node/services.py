@@ -27,11 +27,13 @@ from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority, secret_from_env_or_file
+from live.accounts.invitations import InvitationLimits, InvitationStore
 from live.accounts.mail import Mailer, mailer_for
 from live.accounts.ratelimit import RateLimits
 from live.accounts.scripts import load_account_scripts
 from live.accounts.sessions import SessionStore
 from live.accounts.signin import EmailSignIn, SignInLimits
+from live.accounts.teams import TeamStore
 from live.hub.rooms import Hub, HubLimits
 from live.node.metrics import Metrics
 from live.settings import Settings
@@ -91,6 +93,8 @@ class Services:
     sessions: SessionStore
     signin: EmailSignIn
     mailer: Mailer
+    invitations: InvitationStore
+    teams: TeamStore
     valkey: EmbeddedValkey | None = None
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
@@ -180,7 +184,12 @@ class Services:
                 window_s=settings.signin_limit_window_s, per_email=settings.signin_per_email,
                 per_ip=settings.signin_per_ip,
                 verify_per_challenge=settings.signin_verify_per_challenge)),
-            mailer=mailer_for(settings))
+            mailer=mailer_for(settings),
+            invitations=InvitationStore(client, RateLimits(client), InvitationLimits(
+                ttl_s=settings.invite_ttl_s, keep_s=settings.invite_keep_s,
+                window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
+                per_email=settings.invite_per_email)),
+            teams=TeamStore(client))
         if background:
             services.aggregator.start()
             services.sweeper.start()

@@ -23,9 +23,11 @@ from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority
+from live.accounts.invitations import InvitationStore
 from live.accounts.mail import Mailer
 from live.accounts.sessions import SessionStore
 from live.accounts.signin import EmailSignIn
+from live.accounts.teams import TeamStore
 from live.settings import Settings
 from live.streams.store import StreamStore
 
@@ -80,6 +82,10 @@ class WebServices(Protocol):
     def signin(self) -> EmailSignIn: ...
     @property
     def mailer(self) -> Mailer: ...
+    @property
+    def invitations(self) -> InvitationStore: ...
+    @property
+    def teams(self) -> TeamStore: ...
 
 
 def services_of(request: Request) -> WebServices:
