@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from live.web import auth_api, buy_api, catalog_api, report_api, stream_api
+from live.web import auth_api, buy_api, catalog_api, invite_api, report_api, stream_api
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
@@ -35,7 +35,8 @@ API_VERSION = "1.0.0"
 
 def build_api() -> Api:
     api = Api("livecart", API_VERSION)
-    for module in (buy_api, catalog_api, report_api, stream_api, video_http):  # buy first
+    for module in (buy_api, catalog_api, report_api, stream_api, video_http,  # buy first
+                   invite_api):
         module.register(api)
     return api
 
@@ -44,6 +45,7 @@ def build_auth_api() -> Api:
     """The pages' sign-in and session endpoints, under /auth (live/web/auth_api.py)."""
     api = Api("livecart", API_VERSION, prefix=auth_api.AUTH_PREFIX)
     auth_api.register(api)
+    invite_api.register_auth(api)
     return api
 
 
@@ -97,6 +99,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *api.routes(settings),
         *auth.routes(settings),
         *auth_api.auth_page_routes(),
+        *invite_api.invite_page_routes(),
         *report_api.redirect_routes(),
         *page_routes(),
         *overlay_routes(),

@@ -34,7 +34,7 @@ from live.web.session_auth import (check_origin, clear_session_cookie, require_s
                                    session_of, session_principal, set_session_cookie)
 from overlay.pages import content_security_policy, render
 
-__all__ = ["register", "auth_page_routes", "safe_next", "AUTH_PREFIX"]
+__all__ = ["register", "auth_page_routes", "safe_next", "link_base", "AUTH_PREFIX"]
 
 AUTH_PREFIX: Final = "/auth"
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -76,7 +76,7 @@ def safe_next(value: str | None) -> str:
     return value if not parts.scheme and not parts.netloc else "/"
 
 
-def _link_base(request: Request) -> str:
+def link_base(request: Request) -> str:
     """Where mailed links point: the public URL; without one, the address the request came
     to only if it is a loopback one (a developer's machine, the tests), else the node's own
     base URL. Never a Host header from outside: a forged one would mail a victim a link to
@@ -117,7 +117,7 @@ def register(api: Api) -> None:
         query = {"challenge": challenge.id, "token": challenge.link_token}
         if call.body.next and safe_next(call.body.next) != "/":
             query["next"] = safe_next(call.body.next)
-        link = f"{_link_base(call.request)}{AUTH_PREFIX}/email/verify?{urlencode(query)}"
+        link = f"{link_base(call.request)}{AUTH_PREFIX}/email/verify?{urlencode(query)}"
         try:
             await services.mailer.send(signin_mail(challenge, link, settings.signin_code_ttl_s))
         except MailError:
