@@ -20,6 +20,7 @@ PAGES = {
     "brand": ("brand", "Brand dashboard"),
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
+    "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
 }
 PATHS = {"viewer": "/s/{stream}", "host": "/host/{stream}", "obs": "/obs/{stream}",
          "brand": "/brand/{brand}", "creator": "/creator/{creator}"}
