@@ -134,7 +134,8 @@ async def make_shop(live: Live, *, order: bool = False) -> Shop:
 def fill(path: str, shop: Shop, **override: str) -> str:
     values = {"brand": "acme", "product": shop.product, "variant": "default",
               "stream": shop.stream, "order": shop.order, "creator": "cleo",
-              "item": "ci_000000000000", "session": "no-such-session", **override}
+              "item": "ci_000000000000", "session": "no-such-session",
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -181,6 +182,9 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "EmailStartIn": {"email": "bob@example.com", "next": "/"},
         "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
         "ActIn": {"grant": "buyer:bob"},
+        "InvitationIn": {"email": "new@example.com", "grant": "brand:fresh", "brand_role": "admin",
+                         "brand": {"name": "Fresh", "currency": "EUR"}},
+        "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43},
     }[schema]
 
 
@@ -389,6 +393,8 @@ BAD_IDS = [("unknown", "nope-0"), ("dot-dot-slash", "..%2Fx"), ("65 chars", "a" 
 _UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
                     ("GET", "/api/v1/creators/{creator}/earnings", "creator"),
                     ("GET", "/api/v1/streams/{stream}/stats", "stream"),
+                    ("GET", "/api/v1/creators/{creator}/streams", "creator"),
+                    ("GET", "/api/v1/creators/{creator}/moderators", "creator"),
                     ("DELETE", "/api/v1/streams/{stream}/pins/{product}", "product")}
 PATH_CASES = [(m, p, name) for m, p in OPERATIONS for name in re.findall(r"{(\w+)}", p)]
 

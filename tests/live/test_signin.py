@@ -265,7 +265,8 @@ async def test_bad_bodies_on_every_auth_endpoint(live: Live, rclient: redis.Redi
     """The sweep of tests/test_bad_input.py over the /auth bodies: 4xx problems, no change."""
     valid = {"EmailStartIn": {"email": "bob@example.com", "next": "/"},
              "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
-             "ActIn": {"grant": "buyer:bob"}}
+             "ActIn": {"grant": "buyer:bob"},
+             "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43}}
     schemas = AUTH_DOC["components"]["schemas"]
     failures = []
     before = await db_state(rclient)
