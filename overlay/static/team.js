@@ -1,5 +1,5 @@
 // A team panel: who holds a grant (a brand's admins and members, a creator's moderators),
-// the invitations sent for it, and, for whoever may manage it, a form to invite by email and
+// the invitations to it still open, and, for whoever may manage it, a form to invite by email and
 // buttons to remove a member or revoke an invitation. The brand dashboard and the creator
 // page each mount one; the server decides who may do what (docs/accounts.md).
 
@@ -57,9 +57,9 @@ export function mountTeam(root, { grant, members, auth, roleLabel = null }) {
   function updateInvitation(li, i) {
     setText(li.querySelector(".team-who"), i.email);
     const role = roleLabel && i.brand_role ? `${roleLabel(i.brand_role)}, ` : "";
-    setText(li.querySelector(".team-what"), `${role}${i.state}`);
+    const until = new Date(i.expires_ms).toLocaleDateString([], { dateStyle: "medium" });
+    setText(li.querySelector(".team-what"), `${role}invited, open until ${until}`);
     actionOf(li, "Revoke", `Revoke the invitation of ${i.email}`, (button) => revoke(i, button));
-    li.querySelector("button").hidden = !canManage || i.state !== "pending";
   }
 
   function renderMembers(items) {
@@ -90,7 +90,9 @@ export function mountTeam(root, { grant, members, auth, roleLabel = null }) {
     setText(part(root, "note"), canManage ? "" : "Only an admin invites or removes people here.");
     renderMembers(r.data.items);
     const sent = canManage ? await api("GET", "/api/v1/invitations?limit=100", auth) : null;
-    const mine = sent && sent.ok ? sent.data.items.filter((i) => i.grant === grant) : [];
+    // Those still open; accepted ones are members now, revoked and expired ones are done.
+    const mine = sent && sent.ok
+      ? sent.data.items.filter((i) => i.grant === grant && i.state === "pending") : [];
     part(root, "invitations-block").hidden = mine.length === 0;
     renderInvitations(mine);
   }
