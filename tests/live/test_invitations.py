@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from test_sessions import Person, people  # noqa: F401 - the fixture
 
 from live.accounts.accounts import Grant
 from live.accounts.auth import Role
+from live.accounts.invitations import InvitationGone
 from live.accounts.keys import invitation_key
 
 
@@ -435,3 +437,33 @@ async def test_invitation_links_point_at_the_public_url(live: Live, smtp: Inbox,
     link = link_of(await smtp.next_mail("a@example.com"))
     assert link.startswith(live.services.settings.base_url + "/invite/"), link
     assert "evil" not in link
+
+
+async def test_the_claim_has_one_winner_and_never_reopens(live: Live) -> None:
+    """The store's steps as an accept and a revoke interleave them (live/accounts/lua):
+    a claim is its account's until finished, an accepted or revoked invitation never
+    becomes claimable again (a late second accept after a removal gets nothing back), and
+    time is the expiry's."""
+    store = live.services.invitations
+    grant = Grant(Role.MODERATOR, "cleo")
+    now = int(time.time() * 1000)  # the records expire on the server's clock: stay near it
+    token, invitation = await store.create("a@example.com", grant, None, scope="creator:cleo",
+                                           invited_by="creator:cleo", now_ms=now)
+    assert not await store.claim(invitation.id + "." + "A" * 43, "u_a", now_ms=now + 1)
+    assert await store.claim(token, "u_a", now_ms=now + 1)
+    assert await store.claim(token, "u_a", now_ms=now + 1)  # its own, unfinished: again
+    with pytest.raises(InvitationGone, match="accepted already"):
+        await store.claim(token, "u_b", now_ms=now + 1)
+    assert await store.revoke(invitation.id) == "accepted"
+    await store.finish(invitation.id, now_ms=now + 2)
+    for account in ("u_a", "u_b"):
+        with pytest.raises(InvitationGone, match="accepted already"):
+            await store.claim(token, account, now_ms=now + 2)
+    late, invitation = await store.create("a@example.com", grant, None, scope="creator:cleo",
+                                          invited_by="creator:cleo", now_ms=now)
+    with pytest.raises(InvitationGone, match="expired"):
+        await store.claim(late, "u_a", now_ms=invitation.expires_ms)
+    assert await store.revoke(invitation.id) == "revoked"
+    assert await store.revoke(invitation.id) == "already-revoked"
+    with pytest.raises(InvitationGone, match="revoked"):
+        await store.claim(late, "u_a", now_ms=now + 1)
