@@ -32,8 +32,9 @@ class Address(StrictModel):
 
 class WalletIn(StrictModel):
     shipping: Address
-    # A gateway token, never a card number: the gateway holds the card.
-    payment_token: Annotated[str, StringConstraints(pattern=r"^tok_[A-Za-z0-9_]{1,60}$")]
+    # A gateway token, never a card number: the gateway holds the card. `tok_...`: the
+    # sandbox's; `pm_...`: a Stripe payment method (POST /api/v1/me/cards).
+    payment_token: Annotated[str, StringConstraints(pattern=r"^(tok|pm)_[A-Za-z0-9_]{1,60}$")]
 
 
 def mask_token(token: str) -> str:

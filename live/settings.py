@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-__all__ = ["Settings", "CaptureMode", "Durability", "VideoEncode"]
+__all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode"]
 
+BuyConfirm = Literal["passkey", "none"]
 CaptureMode = Literal["immediate", "on_shipment"]
+Payments = Literal["sandbox", "stripe"]
 Durability = Literal["appendfsync", "waitaof"]
 VideoEncode = Literal["shared", "per_viewer"]
 
@@ -51,6 +53,12 @@ class Settings:
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
     sweep_interval_s: float = 1.0
+    # payments: the sandbox gateway (default) or Stripe (docs/checkout.md, Payments)
+    payments: Payments = "sandbox"
+    sandbox_max_tokens: int = 100_000  # tokenized sandbox cards kept: 503 beyond
+    stripe_api_key: str | None = field(default=None, repr=False)  # needed with stripe
+    stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
+    stripe_api_base: str | None = None  # None: Stripe's own; a local server in tests
     # hub (WebSocket) limits
     ws_port: int | None = None  # None: HTTP port + 1
     ws_outbox_bytes: int = 256 * 1024
@@ -96,6 +104,12 @@ class Settings:
     session_idle_s: int = 7 * 24 * 3600  # a session unused this long ends
     session_max_s: int = 30 * 24 * 3600  # and any session ends this long after sign-in
     ticket_ttl_s: int = 60  # the hub ticket a signed-in page gets
+    # passkeys (WebAuthn) and the buy's passkey confirmation (docs/accounts.md)
+    passkey_challenge_ttl_s: int = 300  # a ceremony's challenge; a confirmed buy's retries too
+    passkeys_per_account: int = 10
+    passkey_signin_per_ip: int = 30  # passkey sign-in starts per client address per window
+    passkey_options_per_account: int = 60  # registrations and buy confirmations asked, per window
+    buy_confirm: BuyConfirm = "passkey"  # a page session's buys need the account's passkey, if it has one
     # invitations and teams (docs/accounts.md)
     invite_ttl_s: int = 7 * 24 * 3600  # an invitation link works this long after it is sent
     invite_keep_s: int = 30 * 24 * 3600  # and its record stays listed this long after that
@@ -134,7 +148,9 @@ class Settings:
                      "demo_token_ttl_s", "mail_timeout_s", "signin_code_ttl_s",
                      "signin_max_attempts", "signin_limit_window_s", "signin_per_email",
                      "signin_per_ip", "signin_verify_per_challenge", "session_idle_s",
-                     "session_max_s", "ticket_ttl_s", "invite_ttl_s", "invite_keep_s",
+                     "session_max_s", "ticket_ttl_s", "passkey_challenge_ttl_s",
+                     "passkeys_per_account", "passkey_signin_per_ip",
+                     "passkey_options_per_account", "invite_ttl_s", "invite_keep_s",
                      "invite_limit_window_s", "invite_per_scope", "invite_per_email",
                      "team_max_members"):
             if getattr(self, name) <= 0:
@@ -143,6 +159,14 @@ class Settings:
                      "ws_new_per_ip_s", "ws_new_burst_per_ip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.payments not in ("sandbox", "stripe"):
+            raise ValueError(f"payments must be sandbox or stripe, not {self.payments!r}")
+        if self.payments == "stripe" and not self.stripe_api_key:
+            raise ValueError("payments=stripe needs LIVECART_STRIPE_API_KEY")
+        if self.sandbox_max_tokens < 0:
+            raise ValueError("sandbox_max_tokens must be >= 0")
+        if self.buy_confirm not in ("passkey", "none"):
+            raise ValueError(f"buy_confirm must be passkey or none, not {self.buy_confirm!r}")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
         for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
@@ -200,6 +224,8 @@ _FIELD_TYPES: dict[str, str] = {
     "payment_window_s": "float",
     "max_pinned": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
+    "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
+    "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",
@@ -216,6 +242,8 @@ _FIELD_TYPES: dict[str, str] = {
     "signin_code_ttl_s": "int", "signin_max_attempts": "int", "signin_limit_window_s": "int",
     "signin_per_email": "int", "signin_per_ip": "int", "signin_verify_per_challenge": "int",
     "session_idle_s": "int", "session_max_s": "int", "ticket_ttl_s": "int",
+    "passkey_challenge_ttl_s": "int", "passkeys_per_account": "int",
+    "passkey_signin_per_ip": "int", "passkey_options_per_account": "int", "buy_confirm": "str",
     "invite_ttl_s": "int", "invite_keep_s": "int", "invite_limit_window_s": "int",
     "invite_per_scope": "int", "invite_per_email": "int", "team_max_members": "int",
 }

@@ -78,7 +78,9 @@ async def start_node(settings: Settings, *, background: bool = True
 
 
 async def start_hub(services: Services, http_url: str) -> str:
-    port = await services.start_hub_server("127.0.0.1", 0, origins=(http_url,))
+    # Pages may be opened at localhost too (WebAuthn refuses an IP address as its RP ID).
+    localhost = http_url.replace("://127.0.0.1:", "://localhost:")
+    port = await services.start_hub_server("127.0.0.1", 0, origins=(http_url, localhost))
     return f"ws://127.0.0.1:{port}"
 
 

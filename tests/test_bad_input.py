@@ -31,11 +31,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
-from live.node.app import build_api
+from live.node.app import build_api, openapi_document
+from live.settings import Settings
 from live.web.problems import PROBLEM_BASE
 
 DOC = build_api().openapi()
-SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
+# Every body schema, the /auth ones too (tests/live/test_signin.py sweeps those).
+SCHEMAS: dict[str, Any] = openapi_document(Settings())["components"]["schemas"]
 OPERATIONS = sorted((method.upper(), path) for path, ops in DOC["paths"].items() for method in ops)
 # JSON bodies; the SDP bodies of WHIP/WHEP have their own sweep (tests/live/test_video_bad_offers.py).
 BODY_OPERATIONS = [(m, p) for m, p in OPERATIONS
@@ -182,10 +184,21 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "EmailStartIn": {"email": "bob@example.com", "next": "/"},
         "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
         "ActIn": {"grant": "buyer:bob"},
+        "PasskeyIn": {"credential": ATTESTATION_SHAPE, "name": "Phone"},
+        "PasskeySignInIn": {"credential": ASSERTION_SHAPE},
         "InvitationIn": {"email": "new@example.com", "grant": "brand:fresh", "brand_role": "admin",
                          "brand": {"name": "Fresh", "currency": "EUR"}},
         "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43},
     }[schema]
+
+
+# WebAuthn answers of the right shape (that no authenticator made: they never verify).
+ATTESTATION_SHAPE = {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+                     "response": {"clientDataJSON": "e30", "attestationObject": "oA",
+                                  "transports": ["internal"]}}
+ASSERTION_SHAPE = {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+                   "response": {"clientDataJSON": "e30", "authenticatorData": "AA",
+                                "signature": "AA"}}
 
 
 def shape(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -884,7 +897,8 @@ async def test_generated_json_never_breaks_buy_or_product_create(live: Live) -> 
         "quantity": st.integers(1, 3) | st.integers(min_value=-2, max_value=1002),
         "stream_id": st.sampled_from([shop.stream, shop.scheduled, "nope"]),
         "expected_unit_price_minor": st.sampled_from([5000, 4999, 0, -1]),
-        "attribution": st.text(max_size=20)}))
+        "attribution": st.text(max_size=20),
+        "passkey": st.sampled_from([None, ASSERTION_SHAPE])}))
     product_body = st.one_of(JSON_VALUES, near_schema("ProductIn", {
         "title": st.text(max_size=210), "description": st.text(max_size=20),
         "max_per_buyer": st.integers(-1, 1001), "price_minor": st.integers(-1, 10**10 + 1),

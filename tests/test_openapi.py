@@ -70,7 +70,7 @@ def test_every_api_route_is_documented_and_nothing_else(tmp_path: Path) -> None:
     # The pages' /auth endpoints are in the served document too (the sign-in page is not).
     auth = {(m, p) for m, p, _ in operations(build_auth_api().openapi())}
     served_auth = app_routes(tmp_path, "/auth/") - {("GET", "/auth/email/verify")}
-    assert auth == served_auth and len(auth) == 8
+    assert auth == served_auth and len(auth) == 14
 
 
 def test_operations_are_uniquely_named_and_fully_parameterised() -> None:
@@ -315,6 +315,13 @@ async def send(live: Live, in_flight: asyncio.Semaphore, method: str, url: str,
                                        content=None if body is None else json.dumps(body))
 
 
+async def page_session(live: Live) -> dict[str, str]:
+    """The cookie and CSRF header of a signed-in page (for the session's own endpoints)."""
+    account, _ = await live.services.accounts.sign_in("walker@example.com")
+    token, session = await live.services.sessions.create(account.id, account.buyer_grant)
+    return {"Cookie": f"lc_session={token}", "X-CSRF-Token": session.csrf}
+
+
 def documented_alike(a: dict[str, Any], b: dict[str, Any], method: str, path: str) -> bool:
     """Whether two documents say the same about one operation, its body schema included."""
     op_a, op_b = a["paths"][path][method.lower()], b["paths"][path][method.lower()]
@@ -336,6 +343,7 @@ async def test_every_documented_bound_is_the_servers(live: Live,
     doc = (await live.http.get(OPENAPI_URL)).json()
     defaults = openapi_document(Settings())
     shop = await make_shop(live, order=True)
+    page = await page_session(live)
     failures: list[str] = []
     sent = 0
     in_flight = asyncio.Semaphore(8)  # a thousand requests, a few at a time
@@ -351,8 +359,9 @@ async def test_every_documented_bound_is_the_servers(live: Live,
             schema = op["requestBody"]["content"]["application/json"]["schema"]
             probes += [(probe, fill(path, shop), {}, body)
                        for probe, body in body_probes(doc, schema, valid)]
+        own = page if op.get("security") == [{"session": []}] else {}  # the page's own
         replies = await asyncio.gather(*[send(live, in_flight, method, url,
-                                              {**headers_for(live, op), **extra}, body)
+                                              {**headers_for(live, op), **own, **extra}, body)
                                          for _, url, extra, body in probes])
         sent += len(replies)
         for (probe, *_), r in zip(probes, replies):

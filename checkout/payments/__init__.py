@@ -1,7 +1,9 @@
-"""Payments: the gateway contract and a Valkey-backed sandbox gateway.
+"""Payments: the gateway contract, a Valkey-backed sandbox gateway and its card checks.
 
 Checkout depends on ``PaymentGateway`` only; ``SandboxGateway`` stands in for a
-real provider in tests, demos and load tests.
+real provider in tests, demos and load tests. ``stripe_gateway.StripeGateway`` is the
+real one; it is not re-exported here, so that only a node paying through Stripe loads
+the SDK.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from .gateway import (
     Refund,
     Void,
 )
-from .sandbox import SandboxConfig, SandboxGateway
+from .cards import CardCheck, CardField, check_card
+from .sandbox import SandboxCard, SandboxConfig, SandboxFull, SandboxGateway
 
 __all__ = [
     "Authorization",
     "Capture",
+    "CardCheck",
+    "CardField",
     "DeclineCode",
     "GatewayTimeout",
     "GatewayUnavailable",
@@ -36,9 +41,12 @@ __all__ = [
     "PaymentRecord",
     "PaymentStatus",
     "Refund",
+    "SandboxCard",
     "SandboxConfig",
+    "SandboxFull",
     "SandboxGateway",
     "Void",
+    "check_card",
 ]
 
 logger = logging.getLogger(__name__)

@@ -48,11 +48,28 @@ class PaymentStatus(StrEnum):
 
 
 class DeclineCode(StrEnum):
-    """Why an authorization was declined (stable strings, safe to show to ops)."""
+    """Why an authorization was declined (stable strings, safe to show to ops).
+
+    Few on purpose: a gateway folds its finer codes into these, and those it does not
+    name (lost or stolen card, suspected fraud) into ``CARD_DECLINED``, which is what a
+    buyer should be told about them.
+    """
 
     CARD_DECLINED = "card_declined"
     INSUFFICIENT_FUNDS = "insufficient_funds"
     EXPIRED_CARD = "expired_card"
+
+    @property
+    def message(self) -> str:
+        """The words a buyer sees for this decline."""
+        return _DECLINE_MESSAGES[self]
+
+
+_DECLINE_MESSAGES = {
+    DeclineCode.CARD_DECLINED: "Your card was declined.",
+    DeclineCode.INSUFFICIENT_FUNDS: "Your card has insufficient funds.",
+    DeclineCode.EXPIRED_CARD: "Your card has expired.",
+}
 
 
 @dataclass(frozen=True, slots=True)

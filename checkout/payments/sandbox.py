@@ -19,6 +19,10 @@ token                           behaviour
                                 ``GatewayUnavailable`` (no charge); next approves
 ``tok_capture_outage``          approved; its first 3 captures raise
                                 ``GatewayUnavailable`` (a capture outage)
+``tok_sandbox_*``               a card tokenized by ``tokenize`` (the sandbox's
+                                stand-in for Stripe.js): its test number's
+                                behaviour (``checkout/payments/cards.py``); a
+                                token never issued: ``InvalidPaymentRequest``
 any other ``tok_*``             declined ``card_declined``
 not starting with ``tok_``      ``InvalidPaymentRequest`` (Valkey untouched)
 ==============================  =============================================
@@ -27,9 +31,13 @@ Key layout (``prefix`` defaults to ``gw:``):
 
 - ``gw:order:<order_id>``: hash, the order's whole record (fields below).
 - ``gw:authorizations``: integer, approved authorizations actually performed.
+- ``gw:token:<token>``: hash, a tokenized card: ``behaviour``, ``decline_code``,
+  ``brand``, ``last4``, ``exp_month``, ``exp_year``; never the number or the CVC.
+  Kept for good (a wallet refers to it), at most ``max_tokens`` of them.
+- ``gw:tokens``: integer, how many tokens are kept.
 
-Both keys are touched by the authorize script, so on a Valkey Cluster give the
-prefix a hash tag (``{gw}:``) to keep them in one slot.
+The authorize and tokenize scripts touch several of these keys, so on a Valkey Cluster
+give the prefix a hash tag (``{gw}:``) to keep them in one slot.
 
 Hash fields: ``order_id``, ``attempts`` (authorize calls that reached the record
 step), ``amount_minor``, ``currency``, ``token``, ``auth_status``
@@ -58,6 +66,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from checkout.store.replies import text, text_hash
 from checkout.store.scripts import GATEWAY_SCRIPTS, Script, call_script
 
+from .cards import CardCheck
 from .gateway import (
     Authorization,
     Capture,
@@ -65,13 +74,14 @@ from .gateway import (
     GatewayTimeout,
     GatewayUnavailable,
     InvalidPaymentRequest,
+    PaymentError,
     PaymentRecord,
     PaymentStatus,
     Refund,
     Void,
 )
 
-__all__ = ["MAX_AMOUNT_MINOR", "SandboxConfig", "SandboxGateway"]
+__all__ = ["MAX_AMOUNT_MINOR", "SandboxCard", "SandboxConfig", "SandboxGateway", "SandboxFull"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +91,7 @@ MAX_AMOUNT_MINOR: Final[int] = 2**53 - 1
 _MAX_ORDER_ID_LEN: Final[int] = 255
 _CURRENCY_RE: Final[re.Pattern[str]] = re.compile(r"[A-Z]{3}")
 _TOKEN_PREFIX: Final[str] = "tok_"
+_VAULT_PREFIX: Final[str] = "tok_sandbox_"
 
 
 class _Behaviour(StrEnum):
@@ -90,6 +101,7 @@ class _Behaviour(StrEnum):
     DECLINE = "decline"
     TIMEOUT_AFTER_CHARGE = "timeout_after_charge"
     UNAVAILABLE_ONCE = "unavailable_once"
+    VAULT = "vault"  # a tokenized card: the script reads its behaviour from the token
 
 
 _TOKENS: Final[Mapping[str, tuple[_Behaviour, DeclineCode | None]]] = MappingProxyType(
@@ -104,22 +116,42 @@ _TOKENS: Final[Mapping[str, tuple[_Behaviour, DeclineCode | None]]] = MappingPro
     }
 )
 
+class SandboxFull(PaymentError):
+    """The sandbox keeps ``max_tokens`` tokens already: no card can be tokenized."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxCard:
+    """A tokenized card as anyone may see it: the token and what identifies the card."""
+
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
 @dataclass(frozen=True, slots=True)
 class SandboxConfig:
     """Sandbox knobs.
 
     ``prefix``: every key starts with it (use a hash tag such as ``{gw}:`` on a
     cluster). ``latency_s``: simulated round trip, slept before each operation.
+    ``max_tokens``: tokenized cards kept, at most (each one is kept for good, and
+    tokenizing needs no account, so this bounds the memory strangers can take).
     """
 
     prefix: str = "gw:"
     latency_s: float = 0.0
+    max_tokens: int = 100_000
 
     def __post_init__(self) -> None:
         if not self.prefix:
             raise ValueError("prefix must not be empty")
         if self.latency_s < 0:
             raise ValueError(f"latency_s must be >= 0, got {self.latency_s}")
+        if self.max_tokens < 0:
+            raise ValueError(f"max_tokens must be >= 0, got {self.max_tokens}")
 
 
 class SandboxGateway:
@@ -143,6 +175,42 @@ class SandboxGateway:
     def _counter_key(self) -> str:
         return f"{self._config.prefix}authorizations"
 
+    def token_key(self, token: str) -> str:
+        """The Valkey hash holding a tokenized card (never its number or CVC)."""
+        return f"{self._config.prefix}token:{token}"
+
+    # -- tokenization (what Stripe.js does for Stripe) ------------------------
+
+    async def tokenize(self, card: CardCheck) -> SandboxCard:
+        """Keep a checked card's behaviour and summary under a new opaque token.
+
+        Raises ``SandboxFull`` once ``max_tokens`` are kept.
+        """
+        behaviour = _Behaviour.DECLINE if card.decline is not None else _Behaviour.APPROVE
+        for _ in range(3):  # 96 random bits: a collision is a bug in the RNG, not bad luck
+            token = _VAULT_PREFIX + secrets.token_hex(12)
+            outcome, _ = await self._run(
+                GATEWAY_SCRIPTS["tokenize"],
+                [self.token_key(token), f"{self._config.prefix}tokens"],
+                [str(self._config.max_tokens), behaviour.value,
+                 card.decline.value if card.decline is not None else "", card.brand,
+                 card.last4, str(card.exp_month), str(card.exp_year)])
+            if outcome == "new":
+                return SandboxCard(token, card.brand, card.last4, card.exp_month, card.exp_year)
+            if outcome == "full":
+                raise SandboxFull(f"the sandbox keeps {self._config.max_tokens} tokens already")
+        raise AssertionError("three random tokens taken in a row")
+
+    async def card(self, token: str) -> SandboxCard | None:
+        """What a token stands for (brand, last four, expiry); None if never issued."""
+        if not token.startswith(_VAULT_PREFIX):
+            return None
+        record = text_hash(await self._client.hgetall(self.token_key(token)))
+        if not record:
+            return None
+        return SandboxCard(token, record["brand"], record["last4"], int(record["exp_month"]),
+                           int(record["exp_year"]))
+
     # -- PaymentGateway -------------------------------------------------------
 
     async def authorize(
@@ -160,7 +228,7 @@ class SandboxGateway:
         await self._simulate_latency()
         outcome, record = await self._run(
             GATEWAY_SCRIPTS["authorize"],
-            [self.order_key(order_id), self._counter_key()],
+            [self.order_key(order_id), self._counter_key(), self.token_key(payment_token)],
             [
                 order_id,
                 str(amount_minor),
@@ -187,6 +255,8 @@ class SandboxGateway:
                 raise GatewayUnavailable(f"authorize {order_id!r}: gateway unavailable")
             case "voided":
                 raise InvalidPaymentRequest(f"authorize {order_id!r}: the order was voided")
+            case "unknown_token":
+                raise InvalidPaymentRequest(f"authorize {order_id!r}: no such payment token")
             case "mismatch":
                 raise InvalidPaymentRequest(
                     f"order id {order_id!r} already authorized with other parameters "
@@ -343,6 +413,8 @@ def _token_behaviour(token: str) -> tuple[_Behaviour, DeclineCode | None]:
     known = _TOKENS.get(token)
     if known is not None:
         return known
+    if token.startswith(_VAULT_PREFIX):
+        return _Behaviour.VAULT, None
     if token.startswith("tok_approve"):
         return _Behaviour.APPROVE, None
     return _Behaviour.DECLINE, DeclineCode.CARD_DECLINED

@@ -2,8 +2,9 @@
 is loaded once per server and called by SHA, and loaded again after a NOSCRIPT (a Valkey
 restart empties its script cache).
 
-Two sets: the checkout's own (`checkout/store/lua/*.lua`) and the sandbox gateway's
-(`checkout/payments/lua/*.lua`, each after the set's `prelude.lua`).
+Two sets: the checkout's own (`checkout/store/lua/*.lua`) and the payment gateways'
+(`checkout/payments/lua/*.lua`, each after the set's `prelude.lua`: the sandbox's, and the
+Stripe gateway's record of an order, `compare_and_set.lua`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
 SCRIPTS: dict[str, Script] = _read_set(
     "store/lua", ("bind_key", "reserve", "transition", "stock", "apply", "stream", "offer_sync"))
 GATEWAY_SCRIPTS: dict[str, Script] = _read_set(
-    "payments/lua", ("authorize", "capture", "void", "refund"), prelude="prelude")
+    "payments/lua", ("authorize", "capture", "void", "refund", "tokenize",
+                    "compare_and_set"), prelude="prelude")
 
 
 async def load_all(client: redis.Redis) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from checkout.store.keys import key_part
 
 __all__ = ["account_key", "account_grants_key", "email_index_key", "challenge_key",
-           "session_key", "rate_key", "invitation_key", "invitations_sent_key", "team_key"]
+           "session_key", "rate_key", "passkey_key", "passkeys_key", "passkey_owner_key",
+           "passkey_challenge_key", "confirmed_purchase_key", "invitation_key",
+           "invitations_sent_key", "team_key"]
 
 
 def account_key(account: str) -> str:
@@ -43,6 +45,33 @@ def session_key(token_hash: str) -> str:
 def rate_key(scope: str, subject_hash: str) -> str:
     """Counter of one fixed window: `scope` is a fixed word, `subject_hash` says whose."""
     return f"lc:{{rl:{key_part(scope)}:{key_part(subject_hash)}}}:count"
+
+
+def passkey_key(account: str, credential_hash: str) -> str:
+    """Hash: one passkey of the account (credential id, public key, sign count, ...), under
+    the SHA-256 (hex) of its raw credential id."""
+    return f"lc:{{a:{key_part(account)}}}:passkey:{key_part(credential_hash)}"
+
+
+def passkeys_key(account: str) -> str:
+    """Sorted set: the account's passkeys (credential hashes) by the time they were added."""
+    return f"lc:{{a:{key_part(account)}}}:passkeys"
+
+
+def passkey_owner_key(credential_hash: str) -> str:
+    """String: the account a credential is registered to (SET NX: one account per credential)."""
+    return f"lc:{{pk:{key_part(credential_hash)}}}:account"
+
+
+def passkey_challenge_key(challenge_hash: str) -> str:
+    """Hash: a WebAuthn challenge in progress (purpose, account), under its SHA-256 (hex)."""
+    return f"lc:{{pc:{key_part(challenge_hash)}}}:challenge"
+
+
+def confirmed_purchase_key(account: str, name_hash: str) -> str:
+    """String: the digest of a purchase the account confirmed with a passkey, under the
+    SHA-256 (hex) of the buy's Idempotency-Key, so a retry of that same buy needs no new tap."""
+    return f"lc:{{a:{key_part(account)}}}:confirmed:{key_part(name_hash)}"
 
 
 def invitation_key(invitation: str) -> str:

@@ -15,14 +15,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from live.web import auth_api, buy_api, catalog_api, invite_api, report_api, stream_api
+from live.web import (auth_api, buy_api, catalog_api, invite_api, passkey_api, report_api,
+                      stream_api, stripe_api)
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
 from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
+from live.web.sandbox_api import sandbox_routes
 from live.node.services import Services
-from live.settings import Settings
+from live.settings import Payments, Settings
 from live.video import http as video_http
 from live.video.http import VideoServices
 
@@ -33,25 +35,30 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
 
 
-def build_api() -> Api:
+def build_api(payments: Payments = "sandbox") -> Api:
+    """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
     for module in (buy_api, catalog_api, report_api, stream_api, video_http,  # buy first
                    invite_api):
         module.register(api)
+    if payments == "stripe":
+        stripe_api.register(api)
     return api
 
 
 def build_auth_api() -> Api:
-    """The pages' sign-in and session endpoints, under /auth (live/web/auth_api.py)."""
+    """The pages' sign-in and session endpoints, under /auth (live/web/auth_api.py), and
+    their passkeys (live/web/passkey_api.py) and invitation links (live/web/invite_api.py)."""
     api = Api("livecart", API_VERSION, prefix=auth_api.AUTH_PREFIX)
     auth_api.register(api)
+    passkey_api.register(api)
     invite_api.register_auth(api)
     return api
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """One document for /api/v1 and /auth."""
-    document = build_api().openapi(settings)
+    document = build_api(settings.payments).openapi(settings)
     auth = build_auth_api().openapi(settings)
     document["paths"].update(auth["paths"])
     document["components"]["schemas"].update(auth["components"]["schemas"])
@@ -73,7 +80,7 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
     """An ASGI app. Without `services` it starts (and on shutdown closes) its own."""
-    api, auth = build_api(), build_auth_api()
+    api, auth = build_api(settings.payments), build_auth_api()
     openapi = openapi_document(settings)
 
     async def openapi_endpoint(request: Request) -> Response:
@@ -103,6 +110,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *report_api.redirect_routes(),
         *page_routes(),
         *overlay_routes(),
+        *sandbox_routes(),
+        *(stripe_api.webhook_routes() if settings.payments == "stripe" else ()),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])

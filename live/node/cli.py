@@ -171,6 +171,10 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                     "no LIVECART_SMTP_URL, so the mail with its code and link is logged here")
             console.print(f"  sign in      {base}/signin with any email address ({mail}); "
                           f"or tap Buy on the viewer page without the token", soft_wrap=True)
+            # A passkey's site is a host name, never an IP address (WebAuthn's RP ID).
+            named = base.replace("://127.0.0.1:", "://localhost:")
+            console.print(f"  passkeys     signed in, add one at {named}/signin: it signs in "
+                          "and confirms each buy with one tap", soft_wrap=True)
             for grant, (email, link) in demo.invitations.items():
                 console.print(f"  invitation   {grant} for {email}: {link} (sign in as "
                               f"{email} to accept)", soft_wrap=True)

@@ -6,6 +6,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -20,7 +21,7 @@ from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.orders import OrderBook
-from checkout.payments import PaymentGateway, SandboxGateway
+from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
 from checkout.store.scripts import load_all
 from checkout.sweeper import ReservationSweeper
 from checkout.waitlist import Waitlist
@@ -29,6 +30,8 @@ from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority, secret_from_env_or_file
 from live.accounts.invitations import InvitationLimits, InvitationStore
 from live.accounts.mail import Mailer, mailer_for
+from live.accounts.passkey_auth import PasskeyAuth, PasskeyLimits
+from live.accounts.passkeys import PasskeyStore
 from live.accounts.ratelimit import RateLimits
 from live.accounts.scripts import load_account_scripts
 from live.accounts.sessions import SessionStore
@@ -49,6 +52,9 @@ from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
 
+if TYPE_CHECKING:  # the SDK loads only on a node that pays through Stripe
+    from checkout.payments.stripe_gateway import StripeGateway
+
 __all__ = ["Services", "connect"]
 
 log = logging.getLogger(__name__)
@@ -66,6 +72,15 @@ def connect(url: str, *, max_connections: int = 64, pool_timeout_s: float = 5.0)
         socket_connect_timeout=2, retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 25),
         retry_on_error=[RedisConnectionError, RedisTimeoutError], health_check_interval=30)
     return redis.Redis.from_pool(pool)  # closing the client closes its pool
+
+
+def _stripe_gateway(client: redis.Redis, settings: Settings) -> "StripeGateway":
+    from checkout.payments.stripe_gateway import StripeConfig, StripeGateway
+
+    assert settings.stripe_api_key is not None  # Settings.validate requires it
+    return StripeGateway(client, StripeConfig(
+        api_key=settings.stripe_api_key, webhook_secret=settings.stripe_webhook_secret,
+        api_base=settings.stripe_api_base, timeout_s=settings.payment_timeout_s))
 
 
 @dataclass
@@ -93,9 +108,11 @@ class Services:
     sessions: SessionStore
     signin: EmailSignIn
     mailer: Mailer
+    passkeys: PasskeyAuth
     invitations: InvitationStore
     teams: TeamStore
     valkey: EmbeddedValkey | None = None
+    stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
     _closed: bool = field(default=False, repr=False)
@@ -129,7 +146,9 @@ class Services:
         secret = secret_from_env_or_file(data_dir, settings.jwt_secret)
         batcher = CommandBatcher(client, durability=settings.durability)
         orders = OrderBook(client, batcher)
-        gateway = SandboxGateway(client)
+        stripe = _stripe_gateway(client, settings) if settings.payments == "stripe" else None
+        gateway: PaymentGateway = stripe or SandboxGateway(
+            client, SandboxConfig(max_tokens=settings.sandbox_max_tokens))
         buys = BuyService(batcher, orders, gateway, hold_ms=settings.reservation_ttl_s * 1000,
                           idempotency_ttl_s=settings.idempotency_ttl_s,
                           capture_immediately=settings.capture_mode == "immediate",
@@ -175,7 +194,7 @@ class Services:
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
                                        capture_retry_ms=settings.capture_owed_after_s * 1000),
-            metrics=metrics, valkey=valkey, hub=hub, video=video,
+            metrics=metrics, valkey=valkey, stripe=stripe, hub=hub, video=video,
             accounts=AccountStore(client),
             sessions=SessionStore(client, idle_s=settings.session_idle_s,
                                   max_s=settings.session_max_s),
@@ -185,6 +204,12 @@ class Services:
                 per_ip=settings.signin_per_ip,
                 verify_per_challenge=settings.signin_verify_per_challenge)),
             mailer=mailer_for(settings),
+            passkeys=PasskeyAuth(client, PasskeyStore(
+                client, max_per_account=settings.passkeys_per_account), RateLimits(client),
+                PasskeyLimits(challenge_ttl_s=settings.passkey_challenge_ttl_s,
+                              window_s=settings.signin_limit_window_s,
+                              signin_per_ip=settings.passkey_signin_per_ip,
+                              options_per_account=settings.passkey_options_per_account)),
             invitations=InvitationStore(client, RateLimits(client), InvitationLimits(
                 ttl_s=settings.invite_ttl_s, keep_s=settings.invite_keep_s,
                 window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
@@ -222,6 +247,8 @@ class Services:
         await self.sweeper.close()
         await self.aggregator.close()
         await self.batcher.close()
+        if self.stripe is not None:
+            await self.stripe.aclose()
         await self.client.aclose()
         if self.valkey is not None:
             await self.valkey.stop()

@@ -26,7 +26,7 @@ from checkout.models import StrictModel
 from live.accounts.auth import AuthError, Principal, Role, bearer_token
 from live.web.deps import WebServices, services_of
 from live.web.problems import PROBLEM_BASE, Problem
-from live.web.session_auth import session_principal
+from live.web.session_auth import require_session, session_principal
 from live.settings import Settings
 
 __all__ = ["Api", "Call", "Capped", "IdStr", "Param", "json_response", "read_body", "read_json"]
@@ -213,6 +213,7 @@ class _Endpoint:
     body: type[pydantic.BaseModel] | None
     roles: tuple[Role, ...] | None  # None: public
     optional_auth: bool
+    session: bool  # the page session's own: its cookie (and CSRF token on changes) first
     tag: str
     status: int
     params: tuple[Param, ...]  # every path parameter, then the declared query and headers
@@ -232,17 +233,19 @@ class Api:
     def endpoint(self, method: str, path: str, *, summary: str, tag: str,
                  body: type[pydantic.BaseModel] | None = None,
                  roles: tuple[Role, ...] | None = None, optional_auth: bool = False,
-                 status: int = 200, params: tuple[Param, ...] = (), raw_body: str | None = None,
+                 session: bool = False, status: int = 200, params: tuple[Param, ...] = (),
+                 raw_body: str | None = None,
                  response_media: str = "application/json") -> Callable[[Handler], Handler]:
         """`params` declares the query and header parameters, and any path parameter that
-        is not an id (`IdStr`)."""
+        is not an id (`IdStr`). `session`: only a signed-in page's session may call it, and
+        its cookie, CSRF token and Origin are checked before anything else is read."""
         declared = {p.name: p for p in params}
         in_path = [declared.pop(name, Param(name, "path"))
                    for name in re.findall(r"{(\w+)}", path)]
         if {p.where for p in in_path} - {"path"} or "path" in {p.where for p in declared.values()}:
             raise ValueError(f"{method} {path}: path parameters and the path disagree")
-        spec = _Endpoint(method.upper(), path, summary, body, roles, optional_auth, tag, status,
-                         (*in_path, *declared.values()), raw_body, response_media)
+        spec = _Endpoint(method.upper(), path, summary, body, roles, optional_auth, session, tag,
+                         status, (*in_path, *declared.values()), raw_body, response_media)
 
         def register(handler: Handler) -> Handler:
             self._endpoints.append((spec, handler))
@@ -282,6 +285,8 @@ class Api:
                 # A bearer token, or a page session's cookie (with X-CSRF-Token on changes).
                 op["security"] = [{"bearer": []}, {"session": []}]
                 op["description"] = "roles: " + ", ".join(r.value for r in spec.roles)
+            if spec.session:  # a page session's cookie, with X-CSRF-Token on changes
+                op["security"] = [{"session": []}]
             if spec.body is not None:
                 schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}",
                                                      schema_generator=_Schema)
@@ -324,6 +329,8 @@ def _wrap(spec: _Endpoint, handler: Handler,
     caps = _body_caps(spec.body, settings) if spec.body is not None else {}
 
     async def endpoint(request: Request) -> Response:
+        if spec.session:
+            await require_session(request)  # 401, or 403 (CSRF, Origin), before the body
         principal = await _authenticate(request, spec)
         params = {p.name: p.read(request, settings) for p in spec.params}
         body: pydantic.BaseModel = (await read_json(request, spec.body, settings.max_body_bytes)

@@ -28,16 +28,16 @@ from live.accounts.mail import MailError
 from live.accounts.sessions import Session
 from live.accounts.signin import signin_mail
 from live.web.api import Api, Call, json_response
-from live.web.deps import services_of
+from live.web.buy_confirm import buy_confirm_mode
 from live.web.problems import Problem
+from live.web.relying_party import public_base
 from live.web.session_auth import (check_origin, clear_session_cookie, require_session,
                                    session_of, session_principal, set_session_cookie)
 from overlay.pages import content_security_policy, render
 
-__all__ = ["register", "auth_page_routes", "safe_next", "link_base", "AUTH_PREFIX"]
+__all__ = ["register", "auth_page_routes", "safe_next", "start_session", "AUTH_PREFIX"]
 
 AUTH_PREFIX: Final = "/auth"
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class EmailStartIn(StrictModel):
@@ -76,24 +76,27 @@ def safe_next(value: str | None) -> str:
     return value if not parts.scheme and not parts.netloc else "/"
 
 
-def link_base(request: Request) -> str:
-    """Where mailed links point: the public URL; without one, the address the request came
-    to only if it is a loopback one (a developer's machine, the tests), else the node's own
-    base URL. Never a Host header from outside: a forged one would mail a victim a link to
-    the forger's site, carrying the victim's sign-in token."""
-    settings = services_of(request).settings
-    if settings.public_url:
-        return str(settings.base_url)
-    if request.url.hostname in _LOOPBACK:
-        return f"{request.url.scheme}://{request.url.netloc}"
-    return str(settings.base_url)
-
-
 async def _session_body(call: Call[Any], account: Account, session: Session) -> dict[str, Any]:
     principal = await session_principal(call.request)  # the grant, if it still holds
     active = f"{principal.role.value}:{principal.subject}" if principal else str(session.grant)
     return {"signed_in": True, "account": account.public(), "active": active,
-            "csrf": session.csrf}
+            "csrf": session.csrf,
+            "buy_confirm": await buy_confirm_mode(call.services, account.id)}
+
+
+async def start_session(call: Call[Any], account: Account, *, new_account: bool) -> Response:
+    """Sign the browser in as `account`: a new session and its cookie, and the end of any
+    session the browser had (never carry a session id across a sign-in: fixation)."""
+    services = call.services
+    before = await session_of(call.request)
+    if before is not None:
+        await services.sessions.end(before.id)
+    token, session = await services.sessions.create(account.id, account.buyer_grant)
+    response = json_response({"signed_in": True, "account": account.public(),
+                              "active": str(session.grant), "csrf": session.csrf,
+                              "new_account": new_account})
+    set_session_cookie(response, services.settings, token)
+    return response
 
 
 async def _account_of(call: Call[Any], session: Session) -> Account:
@@ -117,7 +120,7 @@ def register(api: Api) -> None:
         query = {"challenge": challenge.id, "token": challenge.link_token}
         if call.body.next and safe_next(call.body.next) != "/":
             query["next"] = safe_next(call.body.next)
-        link = f"{link_base(call.request)}{AUTH_PREFIX}/email/verify?{urlencode(query)}"
+        link = f"{public_base(call.request)}{AUTH_PREFIX}/email/verify?{urlencode(query)}"
         try:
             await services.mailer.send(signin_mail(challenge, link, settings.signin_code_ttl_s))
         except MailError:
@@ -136,15 +139,7 @@ def register(api: Api) -> None:
         else:
             email = await services.signin.verify(body.challenge, "link", body.token or "")
         account, made = await services.accounts.sign_in(email)
-        before = await session_of(call.request)
-        if before is not None:  # never carry a session across a sign-in (fixation)
-            await services.sessions.end(before.id)
-        token, session = await services.sessions.create(account.id, account.buyer_grant)
-        response = json_response({"signed_in": True, "account": account.public(),
-                                  "active": str(session.grant), "csrf": session.csrf,
-                                  "new_account": made})
-        set_session_cookie(response, services.settings, token)
-        return response
+        return await start_session(call, account, new_account=made)
 
     @api.endpoint("GET", "/session", summary="The page's session: account, grant, CSRF token",
                   tag="auth")

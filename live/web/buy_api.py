@@ -16,12 +16,14 @@ from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, BuyerId
                           LinkCode, OrderId, ProductId, StreamId, VariantId, product_of_order)
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
-from checkout.payments import PaymentError
+from checkout.payments import DeclineCode, PaymentError
 from checkout.wallets import WalletIn, WalletStore
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
 from live.accounts.auth import Role
+from live.web.buy_confirm import confirmation_options, require_confirmation
 from live.web.problems import Problem, problem_response
+from live.web.webauthn_json import AssertionIn
 
 __all__ = ["register"]
 
@@ -44,6 +46,8 @@ class BuyIn(StrictModel):
     stream_id: StreamRef | None = None
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
+    # The buyer's passkey confirming this purchase (live/web/buy_confirm.py).
+    passkey: AssertionIn | None = None
 
 
 class CartItemIn(StrictModel):
@@ -68,14 +72,23 @@ async def require_wallet(call: Call[Any], buyer: BuyerId) -> dict[str, Any]:
     return wallet
 
 
+def decline_detail(reason: str) -> str:
+    """The words for a declined order's reason: a gateway's `DeclineCode`, or
+    `invalid_payment_method` (the gateway refused the saved token itself)."""
+    try:
+        return DeclineCode(reason).message
+    except ValueError:
+        return "Your saved card can't be used. Add another card and try again."
+
+
 def buy_response(call: Call[Any], result: BuyResult) -> Response:
     metrics = call.services.metrics
     order = result.order.public()
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     metrics.buys.labels(result.payment).inc()
     if result.payment == "declined":
-        return Problem(402, "payment-declined", f"payment declined: {order['reason']}",
-                       order=order).as_response(headers)
+        return Problem(402, "payment-declined", decline_detail(order["reason"]),
+                       decline_code=order["reason"], order=order).as_response(headers)
     if result.payment == "expired":
         return Problem(409, "reservation-expired", "the hold ran out before payment",
                        order=order).as_response(headers)
@@ -120,6 +133,7 @@ def register(api: Api) -> None:
         key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = BuyerId(call.need_principal().subject)
         wallet = await require_wallet(call, buyer_id)
+        await require_confirmation(call, key, call.body.passkey)
         request = _buy_request(call, buyer_id, key, wallet["payment_token"])
         try:
             result = await call.services.buys.buy(request)
@@ -128,6 +142,11 @@ def register(api: Api) -> None:
             call.services.metrics.buys.labels(exc.code).inc()
             return problem_response(exc)
         return buy_response(call, result)
+
+    @api.endpoint("POST", "/buy/confirmation", summary="Passkey options bound to one buy",
+                  tag="buy", body=BuyIn, roles=buyer, params=(IDEMPOTENCY_KEY,))
+    async def buy_confirmation(call: Call[BuyIn]) -> Response:
+        return await confirmation_options(call, call.param(IDEMPOTENCY_KEY.name))
 
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
                   tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))

@@ -7,7 +7,7 @@ handlers read it through `services_of`, typed by `WebServices`. The node assigns
 
 from __future__ import annotations
 
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import redis.asyncio as redis
 from prometheus_client import Counter
@@ -25,11 +25,15 @@ from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority
 from live.accounts.invitations import InvitationStore
 from live.accounts.mail import Mailer
+from live.accounts.passkey_auth import PasskeyAuth
 from live.accounts.sessions import SessionStore
 from live.accounts.signin import EmailSignIn
 from live.accounts.teams import TeamStore
 from live.settings import Settings
 from live.streams.store import StreamStore
+
+if TYPE_CHECKING:  # the Stripe SDK loads only on a node that pays through Stripe
+    from checkout.payments.stripe_gateway import StripeGateway
 
 __all__ = ["WebMetrics", "WebServices", "services_of"]
 
@@ -82,6 +86,10 @@ class WebServices(Protocol):
     def signin(self) -> EmailSignIn: ...
     @property
     def mailer(self) -> Mailer: ...
+    @property
+    def stripe(self) -> "StripeGateway | None": ...  # the gateway, when it is Stripe
+    @property
+    def passkeys(self) -> PasskeyAuth: ...
     @property
     def invitations(self) -> InvitationStore: ...
     @property

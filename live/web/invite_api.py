@@ -35,7 +35,7 @@ from live.accounts.invite_rules import BrandRole, Inviter, invite_refusal, sende
 from live.accounts.mail import MailError
 from live.accounts.teams import Member
 from live.web.api import Api, Call, Param, json_response
-from live.web.auth_api import link_base
+from live.web.relying_party import public_base
 from live.web.catalog_api import PAGE, page_params
 from live.web.problems import Problem
 from live.web.session_auth import require_session, session_of
@@ -231,7 +231,7 @@ def register(api: Api) -> None:
         token, invitation = await services.invitations.create(
             email, grant, body.brand_role, scope=scope, invited_by=f"{inviter.role.value}:"
             f"{inviter.subject}", inviter_account=account)
-        link = f"{link_base(call.request)}{INVITE_PAGE}/{token}"
+        link = f"{public_base(call.request)}{INVITE_PAGE}/{token}"
         what = describe_grant(grant, body.brand_role, name)
         try:
             await services.mailer.send(invitation_mail(invitation, link, what))

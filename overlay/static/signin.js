@@ -1,8 +1,10 @@
 // The sign-in page (/signin?next=<path>): email, then the mailed 6-digit code, then back to
-// `next`. A mailed link lands on /auth/email/verify?challenge=..&token=.. (this page too):
-// the script posts the link's token, so a mail scanner that only fetches links spends nothing.
+// `next`; or a passkey, in one tap. A mailed link lands on /auth/email/verify?challenge=..&token=..
+// (this page too): the script posts the link's token, so a mail scanner that only fetches
+// links spends nothing. Signed in, the page lists the account's passkeys: add, remove.
 
 import { api, pageSession, problemText, safeNext } from "./api.js";
+import { addPasskey, passkeysAvailable, signInWithPasskey } from "./passkey.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -12,6 +14,7 @@ let csrf = null;
 
 function show(step) {
   for (const id of ["step-email", "step-code", "step-done"]) $(id).hidden = id !== step;
+  $("passkeys").hidden = step !== "step-done";
 }
 
 function say(kind, text) {
@@ -36,6 +39,8 @@ function refusal(r) {
   if (r.kind === "too-many-attempts") return "Too many wrong codes. Ask for a new one.";
   if (r.kind === "wrong-code") return r.data.detail.replace(/^that/, "That");
   if (r.kind === "invalid-email") return "That doesn't look like an email address.";
+  if (r.kind === "passkey-rejected") return "That passkey couldn't be verified here. Sign in with your email instead.";
+  if (r.kind === "passkey-challenge-expired") return "That took too long. Try again.";
   return problemText(r);
 }
 
@@ -46,11 +51,14 @@ function signedIn(data) {
   show("step-done");
   say("", "");
   $("continue").focus();
+  $("passkey-form").hidden = !passkeysAvailable();
+  loadPasskeys();
 }
 
 function askEmail(message = "") {
   challenge = null;
   show("step-email");
+  $("passkey-way").hidden = !passkeysAvailable();
   say(message ? "error" : "", message);
   $("email").focus();
 }
@@ -103,6 +111,81 @@ $("code-form").addEventListener("submit", async (event) => {
 });
 
 $("restart").addEventListener("click", () => askEmail());
+
+$("passkey-signin").addEventListener("click", async () => {
+  const button = $("passkey-signin");
+  busy(button, true, "Waiting for your passkey…");
+  const r = await signInWithPasskey();
+  if (r.ok) {
+    location.replace(next);
+    return;
+  }
+  busy(button, false, "Sign in with a passkey");
+  say("error", refusal(r));
+});
+
+// ---- the signed-in account's passkeys
+
+const day = (ms) => new Date(ms).toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" });
+
+function passkeyRow(passkey) {
+  const row = document.createElement("li");
+  row.className = "passkey";
+  const text = document.createElement("div");
+  text.className = "passkey-text";
+  const name = document.createElement("span");
+  name.className = "passkey-name";
+  name.textContent = passkey.name;
+  const meta = document.createElement("span");
+  meta.className = "passkey-meta";
+  meta.textContent = `Added ${day(passkey.created_ms)} · `
+    + (passkey.last_used_ms ? `last used ${day(passkey.last_used_ms)}` : "not used yet");
+  text.append(name, meta);
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "btn btn-secondary btn-small";
+  remove.textContent = "Remove";
+  remove.setAttribute("aria-label", `Remove ${passkey.name}`);
+  remove.addEventListener("click", () => removePasskey(passkey, remove));
+  row.append(text, remove);
+  return row;
+}
+
+async function loadPasskeys() {
+  const r = await api("GET", "/auth/passkeys");
+  if (!r.ok) {
+    say("error", problemText(r));
+    return;
+  }
+  $("passkey-list").replaceChildren(...r.data.items.map(passkeyRow));
+}
+
+async function removePasskey(passkey, button) {
+  busy(button, true, "Removing…");
+  const r = await api("DELETE", `/auth/passkeys/${encodeURIComponent(passkey.id)}`, { csrf });
+  if (!r.ok && r.status !== 404) {
+    busy(button, false, "Remove");
+    say("error", problemText(r));
+    return;
+  }
+  say("ok", `Removed the passkey “${passkey.name}”.`);
+  await loadPasskeys();
+}
+
+$("passkey-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = $("passkey-add");
+  busy(button, true, "Waiting for your passkey…");
+  const r = await addPasskey({ csrf, name: $("passkey-name").value.trim() });
+  busy(button, false, "Add a passkey");
+  if (!r.ok) {
+    say("error", refusal(r));
+    return;
+  }
+  $("passkey-name").value = "";
+  say("ok", `Passkey “${r.data.name}” added: sign in with it next time, no code needed.`);
+  await loadPasskeys();
+});
 
 $("signout").addEventListener("click", async () => {
   const r = await api("POST", "/auth/signout", { csrf });

