@@ -78,8 +78,11 @@ class LinkStore:
         raw = await self._client.get(link_key(code))
         return orjson.loads(raw) if raw else None
 
-    async def for_creator(self, creator: CreatorId) -> list[dict[str, Any]]:
-        codes = members(await self._client.zrevrange(creator_links_key(creator), 0, 499))
+    async def for_creator(self, creator: CreatorId, *, cursor: int = 0,
+                          limit: int = 500) -> list[dict[str, Any]]:
+        """The creator's links, newest first: `limit` of them from offset `cursor`."""
+        codes = members(await self._client.zrevrange(creator_links_key(creator), cursor,
+                                                     cursor + limit - 1))
         if not codes:
             return []
         raws = await self._client.mget([link_key(c) for c in codes])

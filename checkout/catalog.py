@@ -22,7 +22,7 @@ from checkout.money import Currency
 from checkout.store.scripts import SCRIPTS
 
 __all__ = ["Catalog", "BrandIn", "ProductIn", "ProductPatch", "VariantIn", "StockChange",
-           "CatalogError", "AUDIT_MAXLEN", "OUTBOX_GROUP"]
+           "CatalogError", "WebUrl", "AUDIT_MAXLEN", "OUTBOX_GROUP"]
 
 AUDIT_MAXLEN = 10_000  # stock audit entries kept per product (approximate)
 OUTBOX_GROUP = "aggregator"

@@ -49,6 +49,7 @@ class Settings:
     waitlist_hold_s: int = 300
     max_quantity_per_buy: int = 10
     max_pinned: int = 3
+    show_late_grace_s: int = 3600  # a scheduled show not live by its time + this leaves Upcoming
     payment_timeout_s: float = 5.0
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
@@ -150,9 +151,9 @@ class Settings:
                      "signin_per_ip", "signin_verify_per_challenge", "session_idle_s",
                      "session_max_s", "ticket_ttl_s", "passkey_challenge_ttl_s",
                      "passkeys_per_account", "passkey_signin_per_ip",
-                     "passkey_options_per_account", "invite_ttl_s", "invite_keep_s",
-                     "invite_limit_window_s", "invite_per_scope", "invite_per_email",
-                     "team_max_members"):
+                     "passkey_options_per_account", "show_late_grace_s", "invite_ttl_s",
+                     "invite_keep_s", "invite_limit_window_s", "invite_per_scope",
+                     "invite_per_email", "team_max_members"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -222,7 +223,7 @@ _FIELD_TYPES: dict[str, str] = {
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "payment_window_s": "float",
-    "max_pinned": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
+    "max_pinned": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "log_level": "str",
     "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
     "stripe_webhook_secret": "str", "stripe_api_base": "str",

@@ -1,19 +1,25 @@
-"""The pages people use: viewer, host console, OBS source, brand dashboard, creator page,
-and the sign-in page.
+"""The pages people use: the storefront (home, creator profile, product page), the live
+pages (viewer, host console, OBS source, brand dashboard, creator dashboard) and the
+sign-in page.
 Plain ES modules and CSS from overlay/static (no build step); each page learns its hub URL
 and ids from <meta> tags and its token from the URL fragment (never sent to the server,
 so never in a log). This module renders them (no I/O beyond reading its own templates);
-live/web/overlay_pages.py serves them."""
+live/web/overlay_pages.py and live/web/pages.py serve them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+import re
 from html import escape
 from importlib import resources
 
 __all__ = ["PAGES", "PATHS", "render", "content_security_policy", "static_dir"]
 
-# page name -> (path parameter, title)
-PAGES = {
+# page name -> (path parameter or None, title)
+PAGES: dict[str, tuple[str | None, str]] = {
+    "home": (None, "Live shopping"),
+    "profile": ("creator", "Creator"),
+    "product": ("product", "Product"),
     "viewer": ("stream", "Live"),
     "host": ("stream", "Host console"),
     "obs": ("stream", "Overlay"),
@@ -22,8 +28,11 @@ PAGES = {
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
     "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
 }
-PATHS = {"viewer": "/s/{stream}", "host": "/host/{stream}", "obs": "/obs/{stream}",
-         "brand": "/brand/{brand}", "creator": "/creator/{creator}"}
+# Served by live/web/overlay_pages.py from the path alone; the product page needs the
+# product first (live/web/pages.py).
+PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}",
+         "host": "/host/{stream}", "obs": "/obs/{stream}", "brand": "/brand/{brand}",
+         "creator": "/creator/{creator}"}
 
 
 # What every page's <head> holds, after its viewport: filled in before title, ws and target.
@@ -34,18 +43,23 @@ _HEAD = """<meta name="livecart-ws" content="{{ws}}">
   <link rel="stylesheet" href="/static/base.css">"""
 
 
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
 def _template(name: str) -> str:
     return resources.files("overlay").joinpath(f"templates/{name}.html").read_text("utf-8")
 
 
-def render(name: str, target: str, ws: str) -> str:
-    """Page `name` for `target` (a stream, brand or creator id), talking to hub `ws`."""
-    _, title = PAGES[name]
-    return (_template(name)
-            .replace("{{head}}", _HEAD)
-            .replace("{{title}}", escape(title))
-            .replace("{{ws}}", escape(ws, quote=True))
-            .replace("{{target}}", escape(target, quote=True)))
+def render(name: str, target: str, ws: str, *, title: str | None = None,
+           parts: Mapping[str, str] | None = None) -> str:
+    """Page `name` for `target` (a stream, brand, creator or product id; "" for home),
+    talking to hub `ws`. `parts` fills the template's other `{{slots}}` with HTML that
+    the caller built and escaped (overlay/product_page.py)."""
+    _, default_title = PAGES[name]
+    slots = {**(parts or {}), "title": escape(title or default_title),
+             "ws": escape(ws, quote=True), "target": escape(target, quote=True)}
+    # One pass: text filled in is never read again as a slot (a title saying "{{ws}}").
+    return _SLOT.sub(lambda m: slots[m.group(1)], _template(name).replace("{{head}}", _HEAD))
 
 
 def content_security_policy(ws: str) -> str:

@@ -92,8 +92,11 @@ async def stop_node(services: Services, server: uvicorn.Server, task: asyncio.Ta
 
 def make_settings(valkey: EmbeddedValkey | str, data_dir: Path, **overrides: Any) -> Settings:
     url = valkey if isinstance(valkey, str) else valkey.url
+    # The tests' httpx clients drop a connection idle for 5 s (their pool's keepalive_expiry);
+    # a node that closed it after the same 5 s would race them, and a request sent just as
+    # the node closes its connection fails with ReadError: the node keeps it longer.
     base: dict[str, Any] = dict(redis_url=url, data_dir=data_dir, jwt_secret=TEST_SECRET,
-                                sweep_interval_s=0.1)
+                                sweep_interval_s=0.1, http_keep_alive_s=30.0)
     base.update(overrides)
     return Settings(**base)
 

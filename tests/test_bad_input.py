@@ -404,6 +404,8 @@ BAD_IDS = [("unknown", "nope-0"), ("dot-dot-slash", "..%2Fx"), ("65 chars", "a" 
 # Unknown but well-formed ids that may answer 2xx: creators are not registered, a stream's
 # sales counters are public zeros until it sells, and unpinning what is not pinned is a no-op.
 _UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
+                    ("GET", "/api/v1/creators/{creator}", "creator"),
+                    ("GET", "/api/v1/creators/{creator}/shows", "creator"),
                     ("GET", "/api/v1/creators/{creator}/earnings", "creator"),
                     ("GET", "/api/v1/streams/{stream}/stats", "stream"),
                     ("GET", "/api/v1/creators/{creator}/streams", "creator"),

@@ -386,7 +386,8 @@ async def test_well_formed_ids_at_the_documented_length_are_served(live: Live) -
     await make_product(live, brand)
     for path in ("/brands/{brand}", "/brands/{brand}/showcase", "/brands/{brand}/report",
                  "/brands/{brand}/orders", "/creators/{creator}/storefront",
-                 "/creators/{creator}/earnings"):
+                 "/creators/{creator}/earnings", "/creators/{creator}",
+                 "/creators/{creator}/shows"):
         url = "/api/v1" + path.format(brand=brand, creator=creator)
         role, subject = ("creator", creator) if "{creator}" in path else ("brand", brand)
         r = await live.http.get(url, headers=live.auth(role, subject))

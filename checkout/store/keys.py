@@ -21,11 +21,13 @@ from checkout.ids import BrandId, BuyerId, CreatorId, OrderId, ProductId, Stream
 __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_events_key", "brand_products_key",
            "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
            "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "buyer_orders_key",
-           "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX"]
+           "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
+           "ShowKeys", "show_keys"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
 STREAMS_INDEX = "lc:streams"  # sorted set of stream ids by scheduled time
+_SHOWS = "lc:{shows}"  # the discovery indexes (live/streams/shows.py), all in one slot
 
 
 def key_part(value: str) -> str:
@@ -133,6 +135,28 @@ def buyer_orders_key(buyer: BuyerId | str) -> str:
 def idem_binding_key(buyer: BuyerId | str, key: str) -> str:
     """Binds an Idempotency-Key to one request fingerprint, whatever product it names."""
     return f"lc:{{u:{key_part(buyer)}}}:idem:{key_part(key)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShowKeys:
+    """The discovery indexes: what is live and what is coming, across every creator and
+    per creator, kept by show_index.lua in the one `{shows}` slot (like `{agg}`)."""
+
+    live: str  # sorted set: stream id -> started_ms
+    upcoming: str  # sorted set: stream id -> scheduled_ms
+    creators: str  # sorted set: creator id -> when they last scheduled or went live (ms)
+    revs: str  # hash: stream id -> the stream's rev the indexes were last written for
+    creator_live: str  # sorted set: the creator's live stream ids -> started_ms
+    creator_upcoming: str  # sorted set: the creator's scheduled stream ids -> scheduled_ms
+    creator_past: str  # sorted set: the creator's ended stream ids -> ended_ms
+
+
+def show_keys(creator: CreatorId | str) -> ShowKeys:
+    mine = f"{_SHOWS}:creator:{key_part(creator)}"
+    return ShowKeys(live=f"{_SHOWS}:live", upcoming=f"{_SHOWS}:upcoming",
+                    creators=f"{_SHOWS}:creators", revs=f"{_SHOWS}:revs",
+                    creator_live=f"{mine}:live", creator_upcoming=f"{mine}:upcoming",
+                    creator_past=f"{mine}:past")
 
 
 def agg_key(kind: str, *ids: str) -> str:

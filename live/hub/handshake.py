@@ -26,6 +26,7 @@ class Route:
     principal: Principal | None
     since: int | None
     ip: str
+    obs: bool = False  # `client=obs`: an OBS browser source, shown on air, not a viewer
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from live.hub.protocol import (CloseCode, ServerMessage, Snapshot, State, Wire, 
                                ws_first_fragment)
 from live.hub.state import read_events_after, read_states
 from live.streams.store import events_channel
+from live.streams.viewers import viewer_share
 
 __all__ = ["Hub", "Room", "Sink", "Subscriber", "HubLimits", "EncodedSnapshot", "send_snapshot",
            "write_frame", "close_slow", "tick_pause"]
@@ -78,6 +79,7 @@ class Sink(Protocol):
 class Subscriber:
     sink: Sink
     wire: Wire
+    counted: bool = True  # a viewer; False for the host's console and the OBS source
     active: bool = False
     base_seq: int = 0
     queued: list[tuple[int, bytes]] = field(default_factory=list)
@@ -263,6 +265,10 @@ class Room:
                 tap(None, message.fields())
         for sub in list(self.subscribers):
             self._catch_up(sub, now)
+
+    def viewer_count(self) -> int:
+        """The sockets that are viewers: the host's own sockets are not an audience."""
+        return sum(1 for sub in self.subscribers if sub.counted)
 
     def full_state(self) -> State:
         return State(**self.state)
@@ -485,5 +491,5 @@ class Hub:
         async with self.client.pipeline(transaction=False) as pipe:
             for stream_id, room in self.rooms.items():
                 pipe.hset(stream_viewers_key(stream_id), self.node_id,
-                          f"{len(room.subscribers)}:{expires}")
+                          viewer_share(room.viewer_count(), expires))
             await pipe.execute()

@@ -157,6 +157,9 @@ class HubServer:
             if not raw.isdigit() or len(raw) > 18:
                 return _problem(400, "bad-query", "since must be a sequence number")
             since = int(raw)
+        client = query.get("client", ["viewer"])[0]
+        if client not in ("viewer", "obs"):
+            return _problem(400, "bad-query", "client must be viewer or obs")
         refusal = self._authorize(route_kind, target, principal)
         if refusal is not None:
             return refusal
@@ -164,7 +167,8 @@ class HubServer:
             return _problem(429, "too-many-connections", "connection cap for this address")
         if principal is not None and self.per_token[principal.token_id] >= self.limits.max_per_token:
             return _problem(429, "too-many-connections", "connection cap for this token")
-        self._routes[connection] = Route(route_kind, target, principal, since, ip)
+        self._routes[connection] = Route(route_kind, target, principal, since, ip,
+                                         obs=client == "obs")
         return None
 
     @staticmethod

@@ -37,11 +37,12 @@ async def room_session(server: HubContext, conn: ServerConnection, route: Route)
         return
     wire = wire_for_subprotocol(conn.subprotocol)
     room = await hub.room(StreamId(route.target), stream["lineup"])
-    sub = Subscriber(WebSocketSink(conn), wire)
+    sub = Subscriber(WebSocketSink(conn), wire, counted=_is_viewer(route, stream["creator_id"]))
     room.subscribers.add(sub)
     try:
-        who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
-        await services.client.pfadd(stream_unique_viewers_key(route.target), who)
+        if sub.counted:
+            who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
+            await services.client.pfadd(stream_unique_viewers_key(route.target), who)
         if not await _start(hub, room, sub, conn, route):
             await conn.wait_closed()  # returning now would let websockets close it 1000
             return
@@ -53,6 +54,14 @@ async def room_session(server: HubContext, conn: ServerConnection, route: Route)
         pass
     finally:
         await hub.leave(room, sub)
+
+
+def _is_viewer(route: Route, host: str) -> bool:
+    """Whether the socket is in the audience: not an OBS source (`client=obs`), and not
+    the stream's host or an operator (the host console, a preview)."""
+    if route.obs:
+        return False
+    return route.principal is None or not route.principal.can_act_for_creator(host)
 
 
 async def _start(hub: Hub, room: Room, sub: Subscriber, conn: ServerConnection,

@@ -13,20 +13,11 @@ from checkout.store.keys import (agg_key, product_keys, stream_events_key, strea
                            stream_seq_key, stream_viewers_key)
 from checkout.store.replies import entries
 from live.hub.protocol import Snapshot
+from live.streams.viewers import sum_viewers
 
-__all__ = ["read_snapshot", "read_states", "read_events_after", "sum_viewers", "TICKER_SHOWN"]
+__all__ = ["read_snapshot", "read_states", "read_events_after", "TICKER_SHOWN"]
 
 TICKER_SHOWN = 10
-
-
-def sum_viewers(raw: dict[bytes, bytes], now_ms: int) -> int:
-    """Counts of nodes whose heartbeat has not expired: a dead node drops out in one beat."""
-    total = 0
-    for value in raw.values():
-        count, _, expires = value.decode().partition(":")
-        if int(expires or 0) > now_ms:
-            total += int(count)
-    return total
 
 
 def _stock(raw: dict[bytes, bytes]) -> dict[str, int]:

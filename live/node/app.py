@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from live.web import (auth_api, buy_api, catalog_api, invite_api, passkey_api, report_api,
-                      stream_api, stripe_api)
+                      show_api, stream_api, stripe_api)
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.pages import page_routes
@@ -38,8 +38,8 @@ API_VERSION = "1.0.0"
 def build_api(payments: Payments = "sandbox") -> Api:
     """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
-    for module in (buy_api, catalog_api, report_api, stream_api, video_http,  # buy first
-                   invite_api):
+    for module in (buy_api, catalog_api, report_api, stream_api, show_api,  # buy first
+                   video_http, invite_api):
         module.register(api)
     if payments == "stripe":
         stripe_api.register(api)

@@ -158,6 +158,7 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
             from live.node.demo import seed_demo
             demo = await seed_demo(services)
             t = demo.tokens
+            console.print(f"  storefront   {base}/   creator page {base}/c/cleo")
             console.print("[bold]Open[/] (the token rides in the URL fragment, never sent to the server):")
             console.print(f"  viewer       {base}/s/{demo.stream_id}#token={t['buyer bob']}", soft_wrap=True)
             console.print(f"  host console {base}/host/{demo.stream_id}#token={t['creator cleo']}", soft_wrap=True)

@@ -39,6 +39,23 @@ async def _lineup_ok(product_id: ProductId) -> None:
     return None
 
 
+async def _storefront(services: Services, products: list[ProductId]) -> None:
+    """What the storefront shows besides the new live stream: the last run's stream ended
+    (one live demo show, not one per run), a show tomorrow, and cleo's shop (her links)."""
+    now = int(time.time() * 1000)
+    shows = services.streams.shows
+    last = await shows.page("live", creator=_CREATOR, cursor=0, limit=100, now_ms=now)
+    for stream in last.items:
+        await services.streams.act(StreamId(stream["id"]), StreamAction.END)
+    if not (await shows.page("upcoming", creator=_CREATOR, cursor=0, limit=1, now_ms=now)).items:
+        await services.streams.create(_CREATOR, StreamIn(
+            title="Rain gear night", lineup=products[2:], scheduled_at_ms=now + 86_400_000),
+            _lineup_ok)
+    if not await services.links.for_creator(_CREATOR, limit=1):
+        for product in products:
+            await services.links.create(_CREATOR, product)
+
+
 async def seed_demo(services: Services) -> DemoInfo:
     """Idempotent: a second run reuses the brand and its products and opens a new stream."""
     catalog = services.catalog
@@ -64,6 +81,7 @@ async def seed_demo(services: Services) -> DemoInfo:
         ):
             created = await catalog.create_product(_BRAND, product)
             existing.append(created["id"])
+    await _storefront(services, existing)
     stream = await services.streams.create(_CREATOR, StreamIn(
         title="Cleo's trail gear drop", lineup=existing, purchase_mode="instant"), _lineup_ok)
     await services.streams.act(stream["id"], StreamAction.GO_LIVE)

@@ -40,6 +40,7 @@ from live.accounts.teams import TeamStore
 from live.hub.rooms import Hub, HubLimits
 from live.node.metrics import Metrics
 from live.settings import Settings
+from live.streams.shows import ShowIndex
 from live.streams.store import StreamStore
 from live.node.valkey_check import check_server
 from live.node.valkey_server import EmbeddedValkey
@@ -160,7 +161,8 @@ class Services:
         metrics = Metrics()
 
         orders.on_stock_returned = waitlist.serve_quietly
-        streams = StreamStore(client, max_pinned=settings.max_pinned)
+        streams = StreamStore(client, max_pinned=settings.max_pinned, shows=ShowIndex(
+            client, late_grace_ms=settings.show_late_grace_s * 1000))
         hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
             slow_drop_s=settings.ws_slow_drop_s,

@@ -17,6 +17,7 @@ import redis.asyncio as redis
 from pydantic import Field, StringConstraints
 from redis.typing import EncodableT, FieldT
 
+from checkout.catalog import WebUrl
 from checkout.errors import Refused
 from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, CreatorId, ProductId, StreamId, new_stream_id
@@ -25,6 +26,7 @@ from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, p
 from checkout.store.replies import text_hash
 from checkout.store.scripts import SCRIPTS, call_script
 from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
+from live.streams.shows import ShowIndex
 
 __all__ = ["StreamStore", "StreamIn", "DealIn", "PinIn", "LineupIn", "StreamError",
            "LineupCheck", "EVENTS_MAXLEN", "events_channel"]
@@ -44,6 +46,7 @@ class StreamIn(StrictModel):
     lineup: Annotated[list[ProductRef], Field(max_length=MAX_LINEUP)] = []
     scheduled_at_ms: Annotated[int, Field(ge=0)] | None = None
     purchase_mode: Literal["instant", "cart_hold", "first_paid"] = "instant"
+    cover_url: WebUrl | None = None  # the show's picture in listings (else a product's)
 
 
 class LineupIn(StrictModel):
@@ -86,9 +89,10 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
 
 
 class StreamStore:
-    def __init__(self, client: redis.Redis, *, max_pinned: int) -> None:
+    def __init__(self, client: redis.Redis, *, max_pinned: int, shows: ShowIndex) -> None:
         self._client = client
         self._max_pinned = max_pinned
+        self.shows = shows  # where discovery finds the streams, filed after each change
 
     async def create(self, creator_id: CreatorId, data: StreamIn,
                      lineup_ok: LineupCheck) -> dict[str, Any]:
@@ -102,13 +106,16 @@ class StreamStore:
             "state": StreamState.SCHEDULED.value, "lineup": orjson.dumps(list(dict.fromkeys(data.lineup))),
             "pinned": b"[]", "deals": b"{}", "purchase_mode": data.purchase_mode,
             "scheduled_ms": data.scheduled_at_ms or now, "created_ms": now,
+            **({"cover_url": str(data.cover_url)} if data.cover_url else {}),
         }
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.hset(stream_key(stream_id), mapping=record)
             pipe.zadd(STREAMS_INDEX, {stream_id: record["scheduled_ms"]})
             pipe.zadd(creator_streams_key(creator_id), {stream_id: now})
             await pipe.execute()
-        return await self.get(stream_id) or {}
+        stream = await self.must_get(stream_id)
+        await self.shows.record(stream, now)
+        return stream
 
     async def get(self, stream_id: StreamId) -> dict[str, Any] | None:
         raw = await self._client.hgetall(stream_key(stream_id))
@@ -127,6 +134,7 @@ class StreamStore:
         stream, _ = await self._change(stream_id, "state", {"action": action.value,
                                                              "rules": rules}, action=action)
         await self._sync_offers(stream, stream["lineup"])
+        await self.shows.record(stream, _now_ms())
         return stream
 
     async def set_lineup(self, stream_id: StreamId, lineup: list[ProductId],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
@@ -144,16 +145,19 @@ def register(api: Api) -> None:
         return json_response({"product_id": product["id"], "creator_id": call.body.creator_id}, 201)
 
     @api.endpoint("GET", "/creators/{creator}/storefront",
-                  summary="The products a creator promotes", tag="catalog")
+                  summary="The products a creator promotes (their affiliate links), newest "
+                          "link first, paginated", tag="catalog", params=PAGE)
     async def storefront(call: Call[Any]) -> Response:
         creator = CreatorId(call.param("creator"))
         if not is_valid_id(creator):
             raise Problem(404, "not-found", "no such creator")
-        links = await call.services.links.for_creator(creator)
-        items = []
-        for link in links:
-            product = await call.services.catalog.product(link["product_id"])
-            if product and product["status"] == "active":
-                items.append({"product": product,
-                              "link": f"{call.services.settings.base_url}/l/{link['code']}"})
-        return json_response({"creator_id": creator, "items": items})
+        cursor, limit = page_params(call)
+        links = await call.services.links.for_creator(creator, cursor=cursor, limit=limit)
+        products = await asyncio.gather(*(call.services.catalog.product(link["product_id"])
+                                          for link in links))
+        base = call.services.settings.base_url
+        items = [{"product": product, "code": link["code"], "link": f"{base}/l/{link['code']}"}
+                 for link, product in zip(links, products)
+                 if product and product["status"] == "active"]
+        return json_response({"creator_id": creator, "items": items,
+                              "next_cursor": cursor + limit if len(links) == limit else None})

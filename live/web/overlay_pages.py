@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -14,7 +14,7 @@ from live.web.deps import services_of
 from live.web.problems import Problem
 from overlay.pages import PAGES, PATHS, content_security_policy, render, static_dir
 
-__all__ = ["overlay_routes"]
+__all__ = ["overlay_routes", "page_response"]
 
 
 def _ws_base(request: Request) -> str:
@@ -24,17 +24,23 @@ def _ws_base(request: Request) -> str:
     return f"{scheme}://{request.url.hostname}:{port}"
 
 
+def page_response(request: Request, name: str, target: str, *, title: str | None = None,
+                  parts: Mapping[str, str] | None = None) -> Response:
+    """Page `name` with the headers every page has (CSP, no referrer, not cached)."""
+    ws = _ws_base(request)
+    return HTMLResponse(render(name, target, ws, title=title, parts=parts), headers={
+        "Content-Security-Policy": content_security_policy(ws),
+        "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+
+
 def _page_endpoint(name: str) -> Callable[[Request], Awaitable[Response]]:
     param, _ = PAGES[name]
 
     async def endpoint(request: Request) -> Response:
-        target = request.path_params[param]
-        if not is_valid_id(target):
+        target = request.path_params[param] if param else ""
+        if param and not is_valid_id(target):
             raise Problem(404, "not-found", f"no such {param}")
-        ws = _ws_base(request)
-        return HTMLResponse(render(name, target, ws), headers={
-            "Content-Security-Policy": content_security_policy(ws),
-            "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
+        return page_response(request, name, target)
 
     endpoint.__name__ = f"{name}_page"
     return endpoint

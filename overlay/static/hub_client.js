@@ -15,12 +15,14 @@ export class HubClient {
   /**
    * `token`: a bearer token for the socket; or `ticket`, an async function that returns a
    * short-lived one (a signed-in page's POST /auth/ticket) or null, asked before each
-   * connection, so a reconnect never uses an expired ticket.
+   * connection, so a reconnect never uses an expired ticket. `params`: more query
+   * parameters for every connection, e.g. {client: "obs"} (docs/protocol.md).
    */
-  constructor(url, { token = null, ticket = null, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
+  constructor(url, { token = null, ticket = null, params = {}, onState = () => {}, onMessage = () => {}, onStatus = () => {} } = {}) {
     this.url = url;
     this.token = token;
     this.ticket = ticket;
+    this.params = params;
     this.onState = onState;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
@@ -53,7 +55,7 @@ export class HubClient {
   }
 
   open() {
-    const params = new URLSearchParams();
+    const params = new URLSearchParams(this.params);
     if (this.token) params.set("access_token", this.token);
     if (this.state) params.set("since", String(this.state.seq));
     const query = params.toString();

@@ -7,7 +7,9 @@ import { createCard, syncList, syncTicker, updateCard } from "./cards.js";
 
 let state = null;
 
+// `client=obs`: the source is on air, not in the audience, so the hub does not count it.
 const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(meta("livecart-target"))}`, {
+  params: { client: "obs" },
   onState: (next) => {
     state = next;
     render();
