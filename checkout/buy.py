@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, TypeVarTuple
 
@@ -49,6 +49,8 @@ class BuyRequest:
     link_code: LinkCode | Literal[""] = ""
     expected_unit_price: int | None = None
     payment_token: str = ""
+    # What the order records when its payment is authorized (see `BuyService.settle`).
+    snapshot: Mapping[str, str] | None = None
 
     def fingerprint(self) -> str:
         body = orjson.dumps([self.product, self.variant, self.quantity, self.stream,
@@ -119,7 +121,7 @@ class BuyService:
         if state not in (OrderState.RESERVED, OrderState.PAYING):
             return reserved
         return await self.settle(reserved.order, replayed=reserved.replayed,
-                                 payment_token=req.payment_token)
+                                 payment_token=req.payment_token, snapshot=req.snapshot)
 
     async def reserve(self, req: BuyRequest, hold_ms: int | None = None, *,
                       claimed: bool = False) -> BuyResult:
@@ -161,8 +163,8 @@ class BuyService:
                 return BuyResult(order, True, payment_word(order.state))
         raise RuntimeError(f"unexpected reserve reply {reply!r}")
 
-    async def settle(self, order: Order, *, replayed: bool = False,
-                     payment_token: str = "") -> BuyResult:
+    async def settle(self, order: Order, *, replayed: bool = False, payment_token: str = "",
+                     snapshot: Mapping[str, str] | None = None) -> BuyResult:
         """Claim a reserved order, authorize (and capture) it; a decline gives stock back.
 
         The claim (reserved -> paying, only before the hold's deadline) comes first, so an
@@ -170,6 +172,10 @@ class BuyService:
         mid-payment owes a void recorded in the same step: whatever the race, the order
         decides and the gateway follows. `payment_token` is used when the order was
         reserved without one (cart, waitlist).
+
+        `snapshot`: fields the order keeps from the moment it is bought (the shipping address
+        and the card's summary, checkout/wallets.py), written in the same step as the
+        authorization: the one place an order gets them, whoever pays it.
         """
         f = order.fields
         try:
@@ -198,9 +204,9 @@ class BuyService:
         owed = (int(time.time() * 1000) + self._capture_owed_after_ms
                 if self._capture_immediately else 0)
         try:
-            authorized, _ = await self._orders.transition(f["id"], OrderState.AUTHORIZED, "",
-                                                          {"gateway_ref": auth.gateway_ref},
-                                                          capture_owed_at_ms=owed)
+            authorized, _ = await self._orders.transition(
+                f["id"], OrderState.AUTHORIZED, "",
+                {**(snapshot or {}), "gateway_ref": auth.gateway_ref}, capture_owed_at_ms=owed)
         except IllegalTransition:
             # Another move won the race (the window ran out, a twin with another card was
             # declined): it recorded a void owed; pay it now rather than at the next sweep.
@@ -230,6 +236,23 @@ class BuyService:
         if order.state is OrderState.AUTHORIZED and self._capture_immediately:
             return await self._capture(order, replayed)
         return BuyResult(order, replayed, payment_word(order.state))
+
+    async def cancel(self, order_id: OrderId, reason: str) -> Order:
+        """Cancel an order before it ships: a held one (`reserved`) gives its stock back; an
+        authorized one is voided, which records the void it owes in the same step, and the
+        void is paid at once (or by the sweeper). Raises IllegalTransition from any other
+        state (`paying`: its payer decides first; paid: refund instead)."""
+        order = await self._orders.get(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        if order.state in (OrderState.CANCELLED, OrderState.VOIDED):
+            return order  # cancelled already: asking twice changes nothing
+        target = (OrderState.CANCELLED if order.state is OrderState.RESERVED
+                  else OrderState.VOIDED)
+        done, _ = await self._orders.transition(order_id, target, reason)
+        if target is OrderState.VOIDED:
+            await self.pay_void_owed(order_id)
+        return done
 
     async def pay_void_owed(self, order_id: OrderId) -> None:
         """Release the order's hold at the gateway now, rather than at the next sweep; if the

@@ -8,6 +8,7 @@ taken at checkout, first paid first served.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -131,13 +132,15 @@ class Cart:
         await self._client.hdel(cart_key(buyer), item_id)
         return True
 
-    async def checkout(self, buyer: BuyerId, payment_token: str) -> list[dict[str, Any]]:
-        """Pay every item; each result says settled, declined, sold_out, expired, ..."""
+    async def checkout(self, buyer: BuyerId, payment_token: str,
+                       snapshot: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Pay every item; each result says settled, declined, sold_out, expired, ...
+        `snapshot`: what each order records when authorized (BuyService.settle)."""
         outcomes = []
         for item in await self.items(buyer):
             outcome: dict[str, Any] = {"item": item.public()}
             try:
-                result = await self._checkout_item(buyer, item, payment_token)
+                result = await self._checkout_item(buyer, item, payment_token, snapshot)
                 outcome.update(result=result.payment, order=result.order.public())
                 if result.payment != "pending":  # decided: bought, refused or gone
                     await self._client.hdel(cart_key(buyer), item.id)
@@ -147,15 +150,16 @@ class Cart:
             outcomes.append(outcome)
         return outcomes
 
-    async def _checkout_item(self, buyer: BuyerId, item: CartItem, token: str) -> BuyResult:
+    async def _checkout_item(self, buyer: BuyerId, item: CartItem, token: str,
+                             snapshot: Mapping[str, str] | None) -> BuyResult:
         if item.order_id:
             order = await self._orders.get(item.order_id)
             if order is None:
                 raise Rejected("order_missing", {})
             if order.state not in PENDING:
                 return BuyResult(order, True, payment_word(order.state))
-            return await self._buys.settle(order, payment_token=token)
+            return await self._buys.settle(order, payment_token=token, snapshot=snapshot)
         return await self._buys.buy(BuyRequest(
             buyer=buyer, product=item.product, variant=item.variant, quantity=item.quantity,
             idempotency_key=f"cart/{item.id}/pay", channel="stream" if item.stream else "showcase",
-            stream=item.stream, payment_token=token))
+            stream=item.stream, payment_token=token, snapshot=snapshot))

@@ -22,6 +22,8 @@ OUTBOX_MAXLEN = 1_000_000
 
 _RETURNS_STOCK = frozenset(dst for (_, dst), effect in TRANSITIONS.items()
                            if effect in (StockEffect.RELEASE, StockEffect.RESTORE))
+# Snapshots kept as JSON in the order's hash (written with the authorization, checkout/buy.py).
+_JSON_FIELDS = ("ship_to", "card")
 _INT_FIELDS = ("qty", "unit_price_minor", "amount_minor", "commission_bps", "commission_minor",
                "created_ms", "updated_ms", "expires_ms")
 
@@ -43,6 +45,8 @@ class Order:
     def public(self) -> dict[str, Any]:
         data = {k: v for k, v in self.fields.items() if k != "payment_token"}
         data["deal"] = bool(data.get("deal"))
+        for name in _JSON_FIELDS:
+            data[name] = orjson.loads(data[name]) if data.get(name) else None
         return data
 
 
@@ -74,6 +78,15 @@ class OrderBook:
             return None
         raw = await self._client.hgetall(product_keys(product).order(order_id))
         return order_from_fields(raw) if raw else None
+
+    async def get_many(self, order_ids: list[OrderId]) -> list[Order | None]:
+        """The orders, in one round trip (None for an id with no order)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for order_id in order_ids:
+                product = product_of_order(order_id)
+                pipe.hgetall(product_keys(product or "").order(order_id))
+            raws = await pipe.execute()
+        return [order_from_fields(raw) if raw else None for raw in raws]
 
     async def transition(self, order_id: OrderId, target: OrderState, reason: str = "",
                          extra: dict[str, str] | None = None, *,

@@ -57,6 +57,9 @@ class Settings:
     # payments: the sandbox gateway (default) or Stripe (docs/checkout.md, Payments)
     payments: Payments = "sandbox"
     sandbox_max_tokens: int = 100_000  # tokenized sandbox cards kept: 503 beyond
+    # wallets: per buyer (checkout/wallets.py), 409 too-many-addresses / too-many-cards beyond
+    wallet_max_addresses: int = 10
+    wallet_max_cards: int = 10
     stripe_api_key: str | None = field(default=None, repr=False)  # needed with stripe
     stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
     stripe_api_base: str | None = None  # None: Stripe's own; a local server in tests
@@ -151,9 +154,9 @@ class Settings:
                      "signin_per_ip", "signin_verify_per_challenge", "session_idle_s",
                      "session_max_s", "ticket_ttl_s", "passkey_challenge_ttl_s",
                      "passkeys_per_account", "passkey_signin_per_ip",
-                     "passkey_options_per_account", "show_late_grace_s", "invite_ttl_s",
-                     "invite_keep_s", "invite_limit_window_s", "invite_per_scope",
-                     "invite_per_email", "team_max_members"):
+                     "passkey_options_per_account", "show_late_grace_s", "wallet_max_addresses",
+                     "wallet_max_cards", "invite_ttl_s", "invite_keep_s", "invite_limit_window_s",
+                     "invite_per_scope", "invite_per_email", "team_max_members"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -227,6 +230,7 @@ _FIELD_TYPES: dict[str, str] = {
     "sweep_interval_s": "float", "log_level": "str",
     "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
     "stripe_webhook_secret": "str", "stripe_api_base": "str",
+    "wallet_max_addresses": "int", "wallet_max_cards": "int",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",

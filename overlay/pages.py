@@ -1,6 +1,6 @@
 """The pages people use: the storefront (home, creator profile, product page), the live
-pages (viewer, host console, OBS source, brand dashboard, creator dashboard) and the
-sign-in page.
+pages (viewer, host console, OBS source, brand dashboard, creator dashboard), the sign-in
+page, and a buyer's own wallet, orders and receipt pages.
 Plain ES modules and CSS from overlay/static (no build step); each page learns its hub URL
 and ids from <meta> tags and its token from the URL fragment (never sent to the server,
 so never in a log). This module renders them (no I/O beyond reading its own templates);
@@ -27,6 +27,10 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
     "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
+    # A signed-in buyer's own pages (live/web/account_pages.py serves them).
+    "wallet": ("", "Your wallet"),
+    "orders": ("", "Your orders"),
+    "receipt": ("order", "Receipt"),
 }
 # Served by live/web/overlay_pages.py from the path alone; the product page needs the
 # product first (live/web/pages.py).

@@ -51,6 +51,10 @@ TEST_METHODS: dict[str, tuple[str, str] | None] = {
     "pm_card_chargeDeclinedInsufficientFunds": ("card_declined", "insufficient_funds"),
     "pm_card_chargeDeclinedExpiredCard": ("expired_card", "expired_card"),
 }
+# what each test method's card looks like (PaymentMethod.card)
+TEST_CARDS: dict[str, str] = {"pm_card_visa": "4242", "pm_card_chargeDeclined": "0002",
+                              "pm_card_chargeDeclinedInsufficientFunds": "9995",
+                              "pm_card_chargeDeclinedExpiredCard": "0069"}
 DECLINE_MESSAGES = {"generic_decline": "Your card was declined.",
                     "insufficient_funds": "Your card has insufficient funds.",
                     "expired_card": "Your card has expired."}
@@ -167,6 +171,8 @@ class StripeFake:
                 return self.setup(seti)
             case "POST", ["setup_intents", seti, "confirm"]:
                 return self.confirm_setup(self.setup(seti), p)
+            case "GET", ["payment_methods", pm]:
+                return self.payment_method(pm)
         raise Fail(404, kept=False, type="invalid_request_error",
                    message=f"Unrecognized request URL ({method}: /v1/{path})")
 
@@ -296,6 +302,15 @@ class StripeFake:
         self.methods[method["id"]] = method
         intent.update(status="succeeded", payment_method=method["id"])
         return intent
+
+    def payment_method(self, pm: str) -> dict[str, Any]:
+        saved = self.methods.get(pm)
+        if saved is None:
+            raise missing("payment_method", pm, "payment_method")
+        return {"id": pm, "object": "payment_method", "type": "card",
+                "customer": saved["customer"],
+                "card": {"brand": "visa", "last4": TEST_CARDS[saved["like"]],
+                         "exp_month": 12, "exp_year": 2034}}
 
     # -- webhooks -----------------------------------------------------------------
 

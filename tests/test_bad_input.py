@@ -105,6 +105,8 @@ class Shop:
     stream: str  # cleo's live stream
     scheduled: str  # cleo's scheduled stream
     order: str  # bob's paid order of one `product` (with `order=True`)
+    address: str = ""  # bob's saved address and card
+    card: str = ""
 
 
 async def make_shop(live: Live, *, order: bool = False) -> Shop:
@@ -124,19 +126,22 @@ async def make_shop(live: Live, *, order: bool = False) -> Shop:
     assert r.status_code == 201, r.text
     scheduled = r.json()["id"]
     await give_wallet(live, "bob")
+    wallet = (await live.http.get("/api/v1/me/wallet", headers=live.auth("buyer", "bob"))).json()
+    saved = {"address": wallet["default_address_id"], "card": wallet["default_card_id"]}
     if not order:
-        return Shop(product["id"], spares, stream, scheduled, "p_none.00")
+        return Shop(product["id"], spares, stream, scheduled, "p_none.00", **saved)
     r = await live.http.post("/api/v1/buy", json={"product_id": product["id"], "stream_id": stream},
                              headers={**live.auth("buyer", "bob"), "Idempotency-Key": idem()})
     assert r.status_code == 201, r.text
     await live.services.aggregator.drain()
-    return Shop(product["id"], spares, stream, scheduled, r.json()["order"]["id"])
+    return Shop(product["id"], spares, stream, scheduled, r.json()["order"]["id"], **saved)
 
 
 def fill(path: str, shop: Shop, **override: str) -> str:
     values = {"brand": "acme", "product": shop.product, "variant": "default",
               "stream": shop.stream, "order": shop.order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
+              "address": shop.address, "card": shop.card,
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
@@ -169,6 +174,11 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "WalletIn": {"shipping": {"name": "Bob", "line1": "1 St", "line2": "", "city": "X",
                                   "postal_code": "1", "country": "US"},
                      "payment_token": "tok_visa"},
+        "Address": {"name": "Bob", "line1": "1 St", "line2": "", "city": "X",
+                    "postal_code": "1", "country": "US"},
+        "AddressIn": {"name": "Bob", "line1": "1 St", "line2": "", "city": "X",
+                      "postal_code": "1", "country": "US", "default": False},
+        "CardIn": {"token": "tok_visa", "default": True},
         "BuyIn": {"product_id": shop.product, "variant": "default", "quantity": 1,
                   "stream_id": shop.stream},
         "CartItemIn": {"product_id": shop.product, "variant": "default", "quantity": 1},
@@ -261,6 +271,9 @@ def bad_values(name: str, schema: dict[str, Any], valid: Any) -> Iterator[tuple[
     elif kind == "object":
         yield "list", []
         yield "string", "x"
+    elif kind == "boolean":  # strict: no 1 for true, no "true"
+        yield "number", 1
+        yield "string", "true"
     else:
         raise AssertionError(f"teach this test about {name}: {schema}")
 
@@ -900,7 +913,9 @@ async def test_generated_json_never_breaks_buy_or_product_create(live: Live) -> 
         "stream_id": st.sampled_from([shop.stream, shop.scheduled, "nope"]),
         "expected_unit_price_minor": st.sampled_from([5000, 4999, 0, -1]),
         "attribution": st.text(max_size=20),
-        "passkey": st.sampled_from([None, ASSERTION_SHAPE])}))
+        "passkey": st.sampled_from([None, ASSERTION_SHAPE]),
+        "address_id": st.sampled_from([shop.address, "ad_000000000000", "ad_x"]),
+        "card_id": st.sampled_from([shop.card, "cd_000000000000", "cd_x"])}))
     product_body = st.one_of(JSON_VALUES, near_schema("ProductIn", {
         "title": st.text(max_size=210), "description": st.text(max_size=20),
         "max_per_buyer": st.integers(-1, 1001), "price_minor": st.integers(-1, 10**10 + 1),

@@ -111,6 +111,7 @@ def fill(path: str, world: World) -> str:
     values = {"brand": "acme", "product": world.a_open, "variant": "default",
               "stream": world.cleo_stream, "order": world.bob_order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
+              "address": "ad_000000000000", "card": "cd_000000000000",
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 

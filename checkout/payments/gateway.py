@@ -25,6 +25,7 @@ from checkout.errors import LivecartError
 __all__ = [
     "Authorization",
     "Capture",
+    "CardSummary",
     "DeclineCode",
     "GatewayTimeout",
     "GatewayUnavailable",
@@ -70,6 +71,21 @@ _DECLINE_MESSAGES = {
     DeclineCode.INSUFFICIENT_FUNDS: "Your card has insufficient funds.",
     DeclineCode.EXPIRED_CARD: "Your card has expired.",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class CardSummary:
+    """What a payment token stands for, as its buyer may see it: never the number.
+
+    ``shared``: one of the gateway's public test tokens (``tok_visa``, ``pm_card_visa``),
+    which any buyer may save; any other token is the first saver's (checkout/wallets.py).
+    """
+
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +245,12 @@ class PaymentGateway(Protocol):
 
     async def status(self, order_id: str) -> PaymentRecord:
         """What the gateway holds for this order (reconciliation reads it)."""
+        ...
+
+    async def describe_card(self, buyer: str, token: str) -> CardSummary | None:
+        """The card ``token`` stands for, if ``buyer`` may save it in a wallet: a token
+        this gateway issued (for this buyer, where the gateway knows whose it is) or a
+        public test token. None for a token it never issued."""
         ...
 
     async def refund(self, order_id: str, amount_minor: int | None = None) -> Refund:

@@ -70,6 +70,7 @@ from .cards import CardCheck
 from .gateway import (
     Authorization,
     Capture,
+    CardSummary,
     DeclineCode,
     GatewayTimeout,
     GatewayUnavailable,
@@ -115,6 +116,14 @@ _TOKENS: Final[Mapping[str, tuple[_Behaviour, DeclineCode | None]]] = MappingPro
         "tok_capture_outage": (_Behaviour.APPROVE, None),
     }
 )
+
+# What the fixed test tokens stand for in a wallet: the test number of their behaviour
+# (checkout/payments/cards.py), with an expiry that never comes.
+_TEST_EXPIRY: Final[tuple[int, int]] = (12, 2099)
+_TEST_LAST4: Final[Mapping[DeclineCode | None, str]] = MappingProxyType({
+    None: "4242", DeclineCode.CARD_DECLINED: "0002", DeclineCode.INSUFFICIENT_FUNDS: "9995",
+    DeclineCode.EXPIRED_CARD: "0069"})
+
 
 class SandboxFull(PaymentError):
     """The sandbox keeps ``max_tokens`` tokens already: no card can be tokenized."""
@@ -210,6 +219,19 @@ class SandboxGateway:
             return None
         return SandboxCard(token, record["brand"], record["last4"], int(record["exp_month"]),
                            int(record["exp_year"]))
+
+    async def describe_card(self, buyer: str, token: str) -> CardSummary | None:
+        """A tokenized card's summary, or a fixed test token's (shared: anyone may save
+        ``tok_visa``); None for a token never issued. The sandbox does not know buyers:
+        the wallet keeps who saved a token first."""
+        known = _TOKENS.get(token)
+        if known is not None:
+            return CardSummary("visa", _TEST_LAST4.get(known[1], "4242"), *_TEST_EXPIRY,
+                               shared=True)
+        card = await self.card(token)
+        if card is None:
+            return None
+        return CardSummary(card.brand, card.last4, card.exp_month, card.exp_year)
 
     # -- PaymentGateway -------------------------------------------------------
 

@@ -53,6 +53,7 @@ from checkout.store.scripts import GATEWAY_SCRIPTS, call_script
 from .gateway import (
     Authorization,
     Capture,
+    CardSummary,
     DeclineCode,
     GatewayTimeout,
     GatewayUnavailable,
@@ -75,6 +76,17 @@ _STATES: Final[Mapping[str, str]] = {
     "requires_capture": "authorized", "succeeded": "captured", "canceled": "voided",
     "requires_payment_method": "declined",
 }
+
+
+# Stripe's documented test PaymentMethods (test mode only), as a wallet shows them: anyone
+# may save one, as anyone may pay with one.
+_TEST_METHODS: Final[Mapping[str, tuple[str, str]]] = {
+    "pm_card_visa": ("visa", "4242"), "pm_card_mastercard": ("mastercard", "4444"),
+    "pm_card_chargeDeclined": ("visa", "0002"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995"),
+    "pm_card_chargeDeclinedExpiredCard": ("visa", "0069"),
+}
+_TEST_EXPIRY: Final[tuple[int, int]] = (12, 2099)
 
 
 class WebhookRejected(PaymentError):
@@ -301,6 +313,21 @@ class StripeGateway:
             raise InvalidPaymentRequest(f"setup intent {setup_intent!r} is {intent.status}")
         await self._client.set(self._method_key(method), customer)
         return method
+
+    async def describe_card(self, buyer: str, token: str) -> CardSummary | None:
+        """A saved card's summary (retrieved from Stripe) when ``token`` is a payment
+        method of ``buyer``'s customer, saved through ``saved_card``; a test method's."""
+        if token in _TEST_METHODS:
+            return CardSummary(*_TEST_METHODS[token], *_TEST_EXPIRY, shared=True)
+        customer = text(await self._client.get(self._customer_key(buyer)) or b"")
+        owner = text(await self._client.get(self._method_key(token)) or b"")
+        if not customer or owner != customer:
+            return None
+        method = await self._call(self._stripe.v1.payment_methods.retrieve_async(token))
+        card = method.card
+        if card is None:
+            return None
+        return CardSummary(card.brand, card.last4, card.exp_month, card.exp_year)
 
     # -- webhooks ---------------------------------------------------------------
 

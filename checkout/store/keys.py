@@ -20,7 +20,7 @@ from checkout.ids import BrandId, BuyerId, CreatorId, OrderId, ProductId, Stream
 
 __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_events_key", "brand_products_key",
            "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
-           "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "buyer_orders_key",
+           "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys"]
 
@@ -125,7 +125,14 @@ def link_key(code: str) -> str:
 
 
 def wallet_key(buyer: BuyerId | str) -> str:
+    """Hash: the buyer's addresses and cards and their defaults (checkout/wallets.py)."""
     return f"lc:{{u:{key_part(buyer)}}}:wallet"
+
+
+def token_owner_key(token_digest: str) -> str:
+    """String: the buyer who first saved a payment token, by the token's SHA-256 (hex), so
+    no token appears in a key name (checkout/wallets.py)."""
+    return f"lc:{{tk:{key_part(token_digest)}}}:owner"
 
 
 def buyer_orders_key(buyer: BuyerId | str) -> str:

@@ -172,6 +172,8 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                     "no LIVECART_SMTP_URL, so the mail with its code and link is logged here")
             console.print(f"  sign in      {base}/signin with any email address ({mail}); "
                           f"or tap Buy on the viewer page without the token", soft_wrap=True)
+            console.print(f"  signed in    {base}/me/wallet (addresses, cards), {base}/me/orders",
+                          soft_wrap=True)
             # A passkey's site is a host name, never an IP address (WebAuthn's RP ID).
             named = base.replace("://127.0.0.1:", "://localhost:")
             console.print(f"  passkeys     signed in, add one at {named}/signin: it signs in "

@@ -1,5 +1,6 @@
-"""HTTP endpoints for the buyer: wallet, one-tap buy, orders, cart, waitlist; and the
-brand's order actions (capture on shipment, void, refund)."""
+"""HTTP endpoints for the buyer: one-tap buy, orders (and cancelling one before it ships),
+cart, waitlist; and the brand's order actions (capture on shipment, void, refund). The
+wallet's endpoints are in live/web/wallet_api.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
 from checkout.buy import BuyRequest, BuyResult, Rejected
-from live.web.catalog_api import public_product
+from live.web.catalog_api import PAGE, page_params, public_product
 from checkout.store.keys import buyer_orders_key
 from checkout.store.replies import members
 from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, BuyerId, CreatorId,
@@ -17,7 +18,7 @@ from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, BuyerId
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
 from checkout.payments import DeclineCode, PaymentError
-from checkout.wallets import WalletIn, WalletStore
+from checkout.wallets import EntryId, Payment
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
 from live.accounts.auth import Role
@@ -37,6 +38,11 @@ ORDER = Param("order", "path", Annotated[str, StringConstraints(
 # Per buy, and per cart line (each is bought on its own at checkout).
 Quantity = Annotated[int, Field(ge=1, le=1000), Capped("max_quantity_per_buy")]
 T = TypeVar("T")
+# Why an order cannot be cancelled, by its state, in the buyer's words.
+_NOT_CANCELLABLE = {
+    "paying": "the payment is going through right now; try again in a moment",
+    "paid": "the order is paid; the shop can refund it",
+}
 
 
 class BuyIn(StrictModel):
@@ -45,9 +51,14 @@ class BuyIn(StrictModel):
     quantity: Quantity = 1
     stream_id: StreamRef | None = None
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    # The unit price the buyer was shown: refused (409 price-changed) if it is not the one
+    # that applies when the buy is made.
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
     # The buyer's passkey confirming this purchase (live/web/buy_confirm.py).
     passkey: AssertionIn | None = None
+    # From the buyer's wallet; the defaults when absent.
+    address_id: EntryId | None = None
+    card_id: EntryId | None = None
 
 
 class CartItemIn(StrictModel):
@@ -65,11 +76,11 @@ class RefundIn(StrictModel):
     amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
 
 
-async def require_wallet(call: Call[Any], buyer: BuyerId) -> dict[str, Any]:
-    wallet = await call.services.wallets.get(buyer)
-    if wallet is None:
-        raise Problem(409, "wallet-missing", "save a shipping address and payment method first")
-    return wallet
+async def payment_of(call: Call[Any], buyer: BuyerId, address_id: str | None = None,
+                     card_id: str | None = None) -> Payment:
+    """The card and address a purchase uses (the wallet's defaults unless named): 409
+    `wallet-missing` without one, 404 for an id not in the buyer's wallet."""
+    return (await call.services.wallets.get(buyer)).pay_with(address_id, card_id)
 
 
 def decline_detail(reason: str) -> str:
@@ -115,26 +126,14 @@ async def _order_for(call: Call[Any], order_id: OrderId, *, buyer_only: bool = F
 def register(api: Api) -> None:
     buyer = (Role.BUYER,)
 
-    @api.endpoint("PUT", "/me/wallet", summary="Save shipping address and payment method",
-                  tag="buy", body=WalletIn, roles=buyer)
-    async def put_wallet(call: Call[WalletIn]) -> Response:
-        buyer_id = BuyerId(call.need_principal().subject)
-        return json_response(await call.services.wallets.put(buyer_id, call.body))
-
-    @api.endpoint("GET", "/me/wallet", summary="The saved wallet (payment method masked)",
-                  tag="buy", roles=buyer)
-    async def get_wallet(call: Call[Any]) -> Response:
-        wallet = await require_wallet(call, BuyerId(call.need_principal().subject))
-        return json_response(WalletStore.public(wallet))
-
     @api.endpoint("POST", "/buy", summary="One-tap buy: reserve, pay, confirm", tag="buy",
                   body=BuyIn, roles=buyer, status=201, params=(IDEMPOTENCY_KEY,))
     async def buy(call: Call[BuyIn]) -> Response:
         key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = BuyerId(call.need_principal().subject)
-        wallet = await require_wallet(call, buyer_id)
+        payment = await payment_of(call, buyer_id, call.body.address_id, call.body.card_id)
         await require_confirmation(call, key, call.body.passkey)
-        request = _buy_request(call, buyer_id, key, wallet["payment_token"])
+        request = _buy_request(call, buyer_id, key, payment)
         try:
             result = await call.services.buys.buy(request)
         except Rejected as exc:
@@ -153,13 +152,27 @@ def register(api: Api) -> None:
     async def get_order(call: Call[Any]) -> Response:
         return json_response((await _order_for(call, OrderId(call.param("order")))).public())
 
-    @api.endpoint("GET", "/me/orders", summary="The buyer's orders, newest first", tag="buy",
-                  roles=buyer)
+    @api.endpoint("GET", "/me/orders", summary="The buyer's orders, newest first, paginated",
+                  tag="buy", roles=buyer, params=PAGE)
     async def my_orders(call: Call[Any]) -> Response:
+        cursor, limit = page_params(call)
         ids = members(await call.services.client.zrevrange(
-            buyer_orders_key(call.need_principal().subject), 0, 99))
-        orders = [await call.services.orders.get(OrderId(i)) for i in ids]
-        return json_response({"items": [o.public() for o in orders if o]})
+            buyer_orders_key(call.need_principal().subject), cursor, cursor + limit - 1))
+        orders = await call.services.orders.get_many([OrderId(i) for i in ids])
+        return json_response({"items": [o.public() for o in orders if o],
+                              "next_cursor": cursor + limit if len(ids) == limit else None})
+
+    @api.endpoint("POST", "/me/orders/{order}/cancel",
+                  summary="Cancel an order before it ships (held or authorized)", tag="buy",
+                  roles=buyer, params=(ORDER,))
+    async def cancel_my_order(call: Call[Any]) -> Response:
+        order = await _order_for(call, OrderId(call.param("order")), buyer_only=True)
+        try:
+            done = await call.services.buys.cancel(order.id, "cancelled_by_buyer")
+        except IllegalTransition as exc:
+            raise Problem(409, "order-not-cancellable", _NOT_CANCELLABLE.get(
+                exc.current, f"the order is {exc.current}"), state=exc.current) from None
+        return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/pay", summary="Pay a held order (cart, waitlist)",
                   tag="buy", roles=buyer, params=(ORDER,))
@@ -167,8 +180,9 @@ def register(api: Api) -> None:
         order = await _order_for(call, OrderId(call.param("order")), buyer_only=True)
         if order.state not in PENDING:
             raise Problem(409, "order-not-payable", f"the order is {order.state}")
-        wallet = await require_wallet(call, order.fields["buyer"])
-        result = await call.services.buys.settle(order, payment_token=wallet["payment_token"])
+        payment = await payment_of(call, order.fields["buyer"])
+        result = await call.services.buys.settle(order, payment_token=payment.token,
+                                                 snapshot=payment.snapshot)
         return buy_response(call, result)
 
     @api.endpoint("POST", "/orders/{order}/capture", summary="Capture an authorized order (shipped)",
@@ -242,8 +256,8 @@ def register(api: Api) -> None:
                   roles=buyer)
     async def checkout_cart(call: Call[Any]) -> Response:
         buyer_id = BuyerId(call.need_principal().subject)
-        wallet = await require_wallet(call, buyer_id)
-        outcomes = await call.services.cart.checkout(buyer_id, wallet["payment_token"])
+        payment = await payment_of(call, buyer_id)
+        outcomes = await call.services.cart.checkout(buyer_id, payment.token, payment.snapshot)
         return json_response({"items": outcomes})
 
     @api.endpoint("POST", "/products/{product}/waitlist", summary="Join a sold-out item's waitlist",
@@ -260,7 +274,7 @@ def register(api: Api) -> None:
                               "position": position}, 201)
 
 
-def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str, token: str) -> BuyRequest:
+def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str, payment: Payment) -> BuyRequest:
     body = call.body
     channel = "showcase"
     creator: CreatorId | Literal[""] = ""
@@ -275,7 +289,8 @@ def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str, token: str) -> 
     return BuyRequest(buyer=buyer_id, product=body.product_id, variant=body.variant,
                       quantity=body.quantity, idempotency_key=key, channel=channel,
                       stream=body.stream_id or "", link_creator=creator, link_code=code,
-                      expected_unit_price=body.expected_unit_price_minor, payment_token=token)
+                      expected_unit_price=body.expected_unit_price_minor,
+                      payment_token=payment.token, snapshot=payment.snapshot)
 
 
 async def _product_with_variant(call: Call[Any], product_id: ProductId, variant: VariantId, *,

@@ -33,11 +33,13 @@ export function groupDigits(text) {
 
 /**
  * Renders the form into `container`. `onToken({token, brand, last4, exp_month, exp_year})`
- * runs once the sandbox answers; `endpoint` is the tokenizer's path.
+ * runs once the sandbox answers; `endpoint` is the tokenizer's path. `beforeSubmit`, if
+ * given, runs first on each submit (an async function; false stops the submit: the buy
+ * sheet saves the address it shows beside the card this way, with one button for both).
  * Returns the form element.
  */
 export function mountCardForm(container, { onToken, endpoint = "/sandbox/tokens",
-                                           submitLabel = "Save card" } = {}) {
+                                           submitLabel = "Save card", beforeSubmit = null } = {}) {
   const inputs = {};
   const hints = {};
   const rows = FIELDS.map(([name, label, autocomplete, placeholder, maxLength]) => {
@@ -78,6 +80,10 @@ export function mountCardForm(container, { onToken, endpoint = "/sandbox/tokens"
       return;
     }
     submit.disabled = true;
+    if (beforeSubmit && !(await beforeSubmit())) {
+      submit.disabled = false;
+      return;
+    }
     status.textContent = "Checking your card…";
     const r = await api("POST", endpoint, { body: {
       number: inputs.number.value, exp_month: month, exp_year: year, cvc: inputs.cvc.value,

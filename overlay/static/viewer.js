@@ -3,10 +3,13 @@
 import { view } from "./overlay.js";
 import { backoffMs, HubClient, meta, pageToken } from "./hub_client.js";
 import {
-  compact, createCard, dealText, money, setText, syncList, syncTicker, throttledText, updateCard,
+  clock, compact, createCard, dealText, money, setText, syncList, syncTicker, throttledText,
+  updateCard,
 } from "./cards.js";
 import { api, newKey, pageSession, problemText, signinHref } from "./api.js";
 import { confirmWithPasskey } from "./passkey.js";
+import { mountCardForm } from "./card_form.js";
+import { addressLine, cardLine, loadWallet, mountAddressForm, saveCard } from "./wallet_forms.js";
 import { showStatus } from "./feed.js";
 import { playWhep, SignalError, SyncGate } from "./video.js";
 
@@ -96,6 +99,18 @@ function render() {
   syncTicker($("ticker"), v.ticker, state.products);
   if (sheet.open) renderSheet();
   syncVideo(v);
+  resumeBuy();
+}
+
+// Back from signing in (`?buy=<product>`): the sheet opens again for that product, once.
+let resumed = false;
+function resumeBuy() {
+  if (resumed || !pendingBuy || !cardOf(pendingBuy)) return;
+  resumed = true;
+  history.replaceState(null, "", location.pathname + location.hash);
+  sessionReady.then(() => {
+    if (signedIn()) openSheet(pendingBuy);
+  });
 }
 
 // Countdowns move on server time: redraw on each server-clock second.
@@ -203,13 +218,20 @@ $("like").addEventListener("click", () => {
 });
 
 // ---- the buy sheet ----------------------------------------------------------------------
+// Signed out, Buy leads to the sign-in page and back here with `?buy=<product>`, which
+// opens the sheet again. A wallet without an address or a card gets them added right in
+// the sheet; then Pay. The price on the Pay button is the one the request carries
+// (`expected_unit_price_minor`): the server refuses any other (409 price-changed).
 
 const sheet = $("sheet");
 let sheetProduct = null;
 let attempt = null; // {key, body}: the same key is reused when the same request is retried
-let wallet; // undefined: not asked yet; null: the buyer has none
+let wallet; // undefined: not asked yet; else loadWallet()'s answer
 let retryTimer = null;
 let pendingTries = 0;
+let shown = null; // {product, price_minor}: the price the Pay button shows now
+let repriced = null; // {product, seen, price_minor}: the server's price after price-changed
+const pendingBuy = new URLSearchParams(location.search).get("buy");
 
 function result(kind, title, detail = "", orderId = "") {
   const box = $("sheet-result");
@@ -276,38 +298,67 @@ function renderVariants(card) {
   if ((!chosen || chosen.disabled) && firstOpen) firstOpen.checked = true;
 }
 
+// The unit price that applies now: the room's, unless the server told us another since.
+function priceNow(card) {
+  if (repriced && repriced.product === card.id && repriced.seen === card.price_minor) {
+    return repriced.price_minor;
+  }
+  return card.price_minor;
+}
+
+function dealNote(card, price) {
+  const deal = card.deal;
+  if (!deal) return "";
+  if (deal.phase === "upcoming") {
+    // The deal price is not the price yet: say which one a tap now pays, and when that changes.
+    return `${money(price, card.currency)} now · the deal price ${money(deal.price_minor, card.currency)}`
+      + ` applies when the deal opens, in ${clock(deal.seconds_left)}`;
+  }
+  return dealText(deal, card.currency);
+}
+
 function renderSheet() {
   const card = cardOf(sheetProduct);
   if (!card) return;
+  const price = priceNow(card);
   setText($("sheet-title"), card.title);
-  const price = $("sheet-price");
   const was = card.original_price_minor != null ? ` (was ${money(card.original_price_minor, card.currency)})` : "";
-  setText(price, money(card.price_minor, card.currency) + was);
-  $("sheet-deal").hidden = !card.deal;
-  setText($("sheet-deal"), dealText(card.deal, card.currency));
+  setText($("sheet-price"), money(price, card.currency) + was);
+  const note = dealNote(card, price);
+  $("sheet-deal").hidden = !note;
+  setText($("sheet-deal"), note);
   const pay = $("pay");
   if (!pay.hidden) {
     renderVariants(card);
     if (pay.getAttribute("aria-busy") !== "true") {
+      shown = { product: card.id, price_minor: price };
       pay.disabled = !card.can_buy;
-      setText(pay, card.can_buy ? `Pay ${money(card.price_minor, card.currency)}`
+      setText(pay, card.can_buy ? `Pay ${money(price, card.currency)}`
         : card.stock_left <= 0 ? "Sold out" : "Not available now");
     }
   }
 }
 
-async function openSheet(productId) {
+function resetSheet() {
   clearTimeout(retryTimer);
-  sheetProduct = productId;
   attempt = null;
   $("pay").hidden = true;
   $("pay").removeAttribute("aria-busy");
   $("wallet").hidden = true;
+  $("setup").hidden = true;
+  $("address-slot").replaceChildren();
+  $("card-slot").replaceChildren();
   $("signin-link").hidden = true;
   $("variants").hidden = true;
   $("variant-list").replaceChildren();
   $("sheet-actions").hidden = true;
   result("", "");
+}
+
+async function openSheet(productId) {
+  sheetProduct = productId;
+  repriced = null;
+  resetSheet();
   renderSheet();
   if (!sheet.open) sheet.showModal();
   await sessionReady;
@@ -316,92 +367,183 @@ async function openSheet(productId) {
   if (!signedIn()) {
     result("error", "Sign in to buy", "Sign in with your email: it takes a minute, and you come right back here.");
     const link = $("signin-link");
-    link.href = signinHref();
+    // Back to this stream with the sheet open again for this product.
+    link.href = `/signin?next=${encodeURIComponent(`${location.pathname}?buy=${encodeURIComponent(productId)}`)}`;
     link.hidden = false;
     link.focus();
     return;
   }
-  if (wallet === undefined) {
-    result("", "", "Loading your wallet…");
-    const r = await api("GET", "/api/v1/me/wallet", auth());
-    if (sheetProduct !== productId || !sheet.open) return;
-    if (r.ok) wallet = r.data;
-    else if (r.kind === "wallet-missing") wallet = null;
-    else {
-      result("error", "Couldn't load your wallet", problemText(r));
-      return;
-    }
+  if (wallet === undefined && !(await refreshWallet(productId))) return;
+  showWallet();
+}
+
+// Reads the wallet again; false (having said why) when it could not.
+async function refreshWallet(productId = sheetProduct) {
+  result("", "", "Loading your wallet…");
+  const loaded = await loadWallet(auth);
+  if (sheetProduct !== productId || !sheet.open) return false;
+  if (loaded.error) {
+    result("error", "Couldn't load your wallet", problemText(loaded.error));
+    return false;
   }
-  if (!wallet) {
-    result("error", "No saved wallet",
-      "Save a shipping address and a payment method in your livecart wallet, then come back: "
-      + "buying takes one tap after that.");
+  wallet = loaded;
+  result("", "");
+  return true;
+}
+
+function fillSelect(select, items, chosen, line) {
+  const keep = items.some((item) => item.id === select.value) ? select.value : chosen;
+  select.replaceChildren(...items.map((item) => {
+    const option = document.createElement("option");
+    option.value = item.id;
+    option.textContent = line(item);
+    return option;
+  }));
+  select.value = keep;
+}
+
+// Pay with the wallet, or first add what it lacks, right here in the sheet.
+function showWallet(cardId = null) {
+  $("setup").hidden = true;
+  $("address-slot").replaceChildren();
+  $("card-slot").replaceChildren();
+  if (!wallet.addresses.length || !wallet.cards.length) {
+    showSetup(!wallet.addresses.length, !wallet.cards.length);
     return;
   }
-  result("", "");
-  const ship = wallet.shipping || {};
-  setText($("wallet-name"), ship.name || "");
-  setText($("wallet-address"), [ship.city, ship.country].filter(Boolean).join(", "));
-  setText($("wallet-pm"), wallet.payment_method || "");
+  fillSelect($("ship-to"), wallet.addresses, wallet.defaultAddress, addressLine);
+  fillSelect($("pay-with"), wallet.cards, wallet.defaultCard, cardLine);
+  if (cardId) $("pay-with").value = cardId;
   $("wallet").hidden = false;
+  $("add-card").hidden = false;
   $("pay").hidden = false;
   renderSheet();
   $("pay").focus();
 }
+
+function showSetup(needAddress, needCard) {
+  $("pay").hidden = true;
+  $("wallet").hidden = true;
+  $("setup").hidden = false;
+  setText($("setup-title"), needAddress && needCard ? "Where to, and how to pay"
+    : needAddress ? "Where should we ship it?" : "Add a card");
+  const address = needAddress ? mountAddressForm($("address-slot"), {
+    auth, submitLabel: needCard ? null : "Save address", makeDefault: true,
+    onSaved: () => afterSetup(),
+  }) : null;
+  if (needCard) {
+    mountCardForm($("card-slot"), {
+      submitLabel: needAddress ? "Save and continue" : "Save card",
+      beforeSubmit: address ? async () => Boolean(await address.save()) : null,
+      onToken: async (card) => {
+        const r = await saveCard(auth, card.token);
+        if (!r.ok) {
+          result("error", "Couldn't save the card", problemText(r));
+          return;
+        }
+        await afterSetup(r.data.id);
+      },
+    });
+  }
+  const first = $("setup").querySelector("input");
+  if (first) first.focus();
+}
+
+async function afterSetup(cardId = null) {
+  const productId = sheetProduct;
+  if (await refreshWallet(productId)) showWallet(cardId);
+}
+
+$("add-card").addEventListener("click", () => {
+  $("add-card").hidden = true;
+  showSetup(false, true);
+});
 
 const OUTCOME = {
   "sold-out": ["Sold out", "Sorry, it just sold out. You were not charged."],
   "insufficient-stock": ["Sold out", "Sorry, there isn't enough left. You were not charged."],
   "limit-reached": ["Limit reached", "You've already bought as many of these as one buyer can."],
   "deal-quantity-exceeded": ["The deal just ran out", "The regular price applies now. Check it and tap Pay again."],
-  "price-changed": ["The price just changed", "Check the new price and tap Pay again."],
   "stream-not-live": ["Not live", "This stream isn't live right now, so its products can't be bought here."],
   "not-offered": ["Not offered", "This item isn't offered in this stream any more."],
   "product-unavailable": ["Not available", "This item can't be bought right now."],
   "reservation-expired": ["Payment timed out",
     "The hold ran out before the payment went through. You were not charged."],
-  "wallet-missing": ["No saved wallet", "Save a shipping address and a payment method first."],
+  "wallet-missing": ["Add an address and a card", "Your wallet is missing one of them."],
+  "not-found": ["Not in your wallet", "That address or card was removed. Pick another one."],
   "unauthorized": ["Sign in again", "Your sign-in has expired. Sign in again to buy."],
   "passkey-cancelled": ["Not confirmed", "This purchase needs your passkey. Tap Pay to try again: nothing was charged."],
 };
 
 function confirmed(order, card, note) {
-  const button = $("pay");
-  button.hidden = true;
+  $("pay").hidden = true;
   $("variants").hidden = true;
+  $("wallet").hidden = true;
   $("sheet-actions").hidden = false;
+  $("receipt-link").href = `/me/orders/${encodeURIComponent(order.id)}`;
   const paid = money(order.amount_minor ?? card.price_minor, order.currency || card.currency);
-  const detail = `${paid} · ships to ${wallet.shipping.name}${note ? `. ${note}` : ""}`;
-  result("ok", "Order confirmed", detail, order.id);
+  const to = order.ship_to ? ` · ships to ${order.ship_to.name}` : "";
+  result("ok", "Order confirmed", `${paid}${to}${note ? `. ${note}` : ""}`, order.id);
   $("sheet-done").focus();
 }
 
-function captureLater(key, body, tries) {
+// The one place this page sends a buy: `request` is {body, key} (the Idempotency-Key). A
+// signed-in buyer whose account has a passkey confirms each new purchase with one tap
+// (passkey.js); a retry of the same request needs none. The server says so too (403
+// passkey-required) when the page did not know.
+async function sendBuy(request) {
+  const send = (extra) => api("POST", "/api/v1/buy", { ...auth(),
+    body: { ...request.body, ...extra }, headers: { "Idempotency-Key": request.key } });
+  const asked = session && session.buy_confirm === "passkey" && !request.confirmed;
+  const first = asked ? null : await send({});
+  if (first && first.kind !== "passkey-required") return first;
+  setText($("pay"), "Confirm with your passkey…");
+  const confirmation = await confirmWithPasskey({
+    body: request.body, key: request.key, csrf: session ? session.csrf : null });
+  if (!confirmation.ok) return confirmation;
+  request.confirmed = true;
+  setText($("pay"), "Paying…");
+  return send({ passkey: confirmation.passkey });
+}
+
+function captureLater(request, tries) {
   setTimeout(async () => {
-    const r = await api("POST", "/api/v1/buy", { ...auth(), body, headers: { "Idempotency-Key": key } });
-    if (r.status === 202 && tries > 1) captureLater(key, body, tries - 1);
+    const r = await sendBuy(request);
+    if (r.status === 202 && tries > 1) captureLater(request, tries - 1);
   }, 2000);
 }
 
 async function pay() {
   const card = cardOf(sheetProduct);
-  if (!card || !signedIn()) return;
-  clearTimeout(retryTimer);
+  if (!card || !signedIn() || !shown || shown.product !== card.id) return;
+  if (attempt && attempt.unsettled) {
+    // The last try's outcome is unknown: ask again exactly as it was sent (same key and
+    // body, so never a second charge), whatever the sheet shows meanwhile.
+    await submit(attempt.unsettled, card);
+    return;
+  }
   const body = {
     product_id: card.id, variant: selectedVariant(card), quantity: 1, stream_id: streamId,
-    expected_unit_price_minor: card.price_minor,
+    expected_unit_price_minor: shown.price_minor,
+    address_id: $("ship-to").value, card_id: $("pay-with").value,
   };
   const encoded = JSON.stringify(body);
   if (!attempt || attempt.body !== encoded) {
     attempt = { key: newKey(), body: encoded };
     pendingTries = 0;
   }
+  await submit({ body, key: attempt.key }, card);
+}
+
+// Sends a buy and shows how it went; a payment still pending is asked again as it was sent.
+async function submit(request, card) {
+  clearTimeout(retryTimer);
   const button = $("pay");
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
   setText(button, "Paying…");
   result("", "", "Paying…");
-  const r = await sendBuy(body);
+  const r = await sendBuy(request);
   button.removeAttribute("aria-busy");
   if (r.status === 201) {
     attempt = null;
@@ -410,7 +552,7 @@ async function pay() {
   }
   if (r.status === 202 && r.data && r.data.payment === "capture_pending") {
     // Authorized, the capture's outcome unknown: the sale stands; the same key retries it.
-    captureLater(attempt.key, body, 3);
+    captureLater(request, 3);
     attempt = null;
     confirmed(r.data.order, card, "Payment authorized; the charge completes in a moment.");
     return;
@@ -419,48 +561,53 @@ async function pay() {
     // Payment outcome unknown: ask again with the same key; it can never buy twice.
     pendingTries += 1;
     result("", "Confirming your payment…", "This can take a few seconds.");
-    retryTimer = setTimeout(pay, 1500);
+    retryTimer = setTimeout(() => submit(request, card), 1500);
+    return;
+  }
+  if (r.kind === "price-changed" && r.data && Number.isInteger(r.data.unit_price_minor)) {
+    // Nothing was charged: show the price that applies now, for the buyer to confirm.
+    attempt = null;
+    repriced = { product: card.id, seen: card.price_minor, price_minor: r.data.unit_price_minor };
+    renderSheet();
+    result("error", "The price just changed",
+      `It's ${money(r.data.unit_price_minor, card.currency)} now. You were not charged: check it and tap Pay again.`);
+    $("pay").focus();
     return;
   }
   renderSheet();
   if (r.status === 202) {
+    if (attempt) attempt.unsettled = request;
     result("error", "Still confirming",
       "Your payment hasn't settled yet. Tap Pay to check again: you won't be charged twice.");
   } else if (r.status === 402) {
     attempt = null;
-    const why = r.data && r.data.order && r.data.order.reason;
-    const reason = why ? ` (${why.replaceAll("_", " ")})` : "";
-    result("error", "Payment declined", `Your card was declined${reason}. Try another payment method in your wallet.`);
+    const why = (r.data && r.data.detail) || "Your card was declined.";
+    const others = wallet.cards.length > 1;
+    result("error", "Payment declined", `${why} ${others ? "Pick another card, or add one, and tap Pay again."
+      : "Add another card and tap Pay again."}`);
+    if (others) $("pay-with").focus();
+    else {
+      $("add-card").hidden = true;
+      showSetup(false, true);
+    }
   } else if (r.kind === "network" || r.status >= 500) {
-    // The same key stays: a retry replays the first answer, never a second charge.
+    // The same request stays: a retry replays the first answer, never a second charge.
+    if (attempt) attempt.unsettled = request;
     result("error", "Something went wrong", `${problemText(r)} Tap Pay to try again: you won't be charged twice.`);
   } else {
     attempt = null;
     const [title, detail] = OUTCOME[r.kind] || ["Couldn't buy", problemText(r)];
     result("error", title, detail);
+    if (r.kind === "not-found" || r.kind === "wallet-missing") {
+      wallet = undefined;
+      if (await refreshWallet()) showWallet();
+    }
     if (r.kind === "unauthorized" && !token) {
       session = null;
       $("signin-link").href = signinHref();
       $("signin-link").hidden = false;
     }
   }
-}
-
-// The one place the buy is sent. A signed-in buyer whose account has a passkey confirms
-// each new purchase with one tap (passkey.js); a retry of the same purchase needs none. The
-// server says so too (403 passkey-required) when the page did not know.
-async function sendBuy(body) {
-  const send = (extra) => api("POST", "/api/v1/buy",
-    { ...auth(), body: { ...body, ...extra }, headers: { "Idempotency-Key": attempt.key } });
-  const asked = session && session.buy_confirm === "passkey" && !attempt.confirmed;
-  const first = asked ? null : await send({});
-  if (first && first.kind !== "passkey-required") return first;
-  setText($("pay"), "Confirm with your passkey…");
-  const confirmation = await confirmWithPasskey({ body, key: attempt.key, csrf: session ? session.csrf : null });
-  if (!confirmation.ok) return confirmation;
-  attempt.confirmed = true;
-  setText($("pay"), "Paying…");
-  return send({ passkey: confirmation.passkey });
 }
 
 // Who is buying, with a way out, when the page is signed in with a session.

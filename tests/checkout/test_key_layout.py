@@ -38,6 +38,7 @@ BUILDERS: list[Builder] = [
     ("viewers", keys.stream_viewers_key, 1, lambda s: "s:" + keys.key_part(s)),
     ("cart", keys.cart_key, 1, lambda u: "u:" + keys.key_part(u)),
     ("wallet", keys.wallet_key, 1, lambda u: "u:" + keys.key_part(u)),
+    ("token_owner", keys.token_owner_key, 1, lambda t: "tk:" + keys.key_part(t)),
     ("buyer_orders", keys.buyer_orders_key, 1, lambda u: "u:" + keys.key_part(u)),
     ("idem_binding", keys.idem_binding_key, 2, lambda u, _: "u:" + keys.key_part(u)),
     ("brand_products", keys.brand_products_key, 1, lambda b: "b:" + keys.key_part(b)),

@@ -62,9 +62,19 @@ async def test_a_declining_number_answers_its_reason(live: Live, number: str, co
     assert problem["order"]["state"] == "declined" and problem["order"]["reason"] == code
 
 
-async def test_a_token_the_sandbox_never_issued_declines_as_an_invalid_payment_method(
-        live: Live) -> None:
-    await give_wallet(live, "eve", token="tok_sandbox_" + "0" * 24)
+async def test_a_token_the_sandbox_never_issued_is_refused_and_a_lost_one_declines(
+        live: Live, rclient: redis.Redis) -> None:
+    # Saving one the sandbox never issued is refused, and writes nothing.
+    before = await db_state(rclient)
+    r = await live.http.put("/api/v1/me/wallet", headers=live.auth("buyer", "eve"), json={
+        "shipping": {"name": "E", "line1": "1 St", "city": "X", "postal_code": "1",
+                     "country": "US"}, "payment_token": "tok_sandbox_" + "0" * 24})
+    assert r.status_code == 422 and r.json()["type"].endswith("/unknown-payment-token"), r.text
+    assert await db_state(rclient) == before
+    # One the sandbox forgot after it was saved: the buy declines with the reason.
+    token = (await tokenize(live, "4242424242424242")).json()["token"]
+    await give_wallet(live, "eve", token=token)
+    await rclient.delete(live.services.gateway.token_key(token))  # type: ignore[attr-defined]
     await make_brand(live)
     product = await make_product(live)
     stream = await make_live_stream(live, [product["id"]])

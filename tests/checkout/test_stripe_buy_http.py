@@ -186,10 +186,22 @@ async def test_a_card_saved_through_a_setup_intent_buys(live: Live,
     r = await live.http.post("/api/v1/me/cards", json={"setup_intent": setup["setup_intent"]},
                              headers=live.auth("buyer", "bob"))
     assert r.status_code == 200, r.text
-    product, stream = await shop(live, "bob", r.json()["payment_token"])
+    token = r.json()["payment_token"]
+    # In the wallet it is bob's alone, shown as Stripe describes the card.
+    r = await live.http.post("/api/v1/me/wallet/cards", json={"token": token},
+                             headers=live.auth("buyer", "eve"))
+    assert r.status_code == 422 and r.json()["type"].endswith("/unknown-payment-token")
+    r = await live.http.post("/api/v1/me/wallet/cards", json={"token": token},
+                             headers=live.auth("buyer", "bob"))
+    assert r.status_code == 201, r.text
+    card = r.json()
+    assert (card["brand"], card["last4"], card["exp_month"], card["exp_year"]) == \
+        ("visa", "4242", 12, 2034)
+    product, stream = await shop(live, "bob", token)
     r = await buy(live, "bob", product["id"], stream=stream["id"])
     assert r.status_code == 201, r.text
     assert only_intent(stripe)["customer"] == setup["customer"]
+    assert r.json()["order"]["card"] == {"brand": "visa", "last4": "4242"}
 
 
 @pytest.mark.parametrize("extra", [{"capture_mode": "on_shipment"}])

@@ -65,6 +65,7 @@ async def test_serve_demo_prints_urls_and_tokens_that_work(tmp_path: Path) -> No
             assert r.json()["order"]["state"] == "paid"
         # The banner says how to sign in; without SMTP the mail, code and all, is in the log.
         assert re.search(rf"sign in +http://127.0.0.1:{port}/signin .*logged here", out), out
+        assert re.search(rf"signed in +http://127.0.0.1:{port}/me/wallet .*/me/orders", out), out
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             r = await http.post("/auth/email/start", json={"email": "newbie@example.com"})
             assert r.status_code == 202, r.text

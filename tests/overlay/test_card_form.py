@@ -1,8 +1,9 @@
 """overlay/static/card_form.js in real Chromium against a real node: the form tokenizes in
 the page, the number goes to /sandbox/tokens only, the token buys, errors show by field.
 
-The wallet page that will hold the form is not here yet, so the test serves a bare page
-(intercepted by Playwright, on the node's origin) that mounts the module.
+The test serves a bare page (intercepted by Playwright, on the node's origin) that mounts
+the module alone; the wallet page and the buy sheet that hold it are tested in
+test_account_pages.py and test_buyer_journey.py.
 """
 
 from __future__ import annotations

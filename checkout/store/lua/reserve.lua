@@ -8,7 +8,8 @@ the stock.
 Limits: the brand's `max_per_buyer` counts every unit a buyer holds or bought of the product,
 whatever the channel (every stream, link, showcase, cart, waitlist); a deal's own per-buyer
 limit counts its deal units and is never above the brand's. Then it moves `qty` from avail to
-held, writes the order, the outbox event, the expiry entry and the idempotency record.
+held, writes the order (with the product's title of the moment: a receipt shows what was
+bought), the outbox event, the expiry entry and the idempotency record.
 
 Safe to run twice: the idempotency record is written in the same atomic step as the
 decrement, so a re-run (redis-py retrying after a lost reply) only replays the stored answer.
@@ -63,7 +64,7 @@ local function reject(code, extra)
 end
 
 local p = redis.call('HMGET', KEYS[1], 'status', 'price_minor', 'currency', 'brand_id',
-  'commission_bps', 'commission_mode', 'max_per_buyer', 'deal_floor_minor')
+  'commission_bps', 'commission_mode', 'max_per_buyer', 'deal_floor_minor', 'title')
 if not p[1] then return reject('product_not_found') end
 if p[1] ~= 'active' then return reject('product_unavailable') end
 local price, currency, brand = tonumber(p[2]), p[3], p[4]
@@ -143,7 +144,8 @@ local commission = math.floor(amount / 10000) * commission_bps
 local expires = now + tonumber(ARGV[7])
 local state = ARGV[15] == 'paying' and 'paying' or 'reserved'
 local order = {
-  id = order_id, product = string.match(KEYS[1], '{p:(.-)}'), variant = variant, qty = qty,
+  id = order_id, product = string.match(KEYS[1], '{p:(.-)}'), title = p[9] or '',
+  variant = variant, qty = qty,
   buyer = buyer, stream = stream, channel = channel, unit_price_minor = price,
   amount_minor = amount, currency = currency, brand = brand, creator = creator, link = link,
   commission_bps = commission_bps, commission_minor = commission,

@@ -1,0 +1,67 @@
+// An order's receipt (/me/orders/{order}): the line, the price, where it ships (as it was
+// at purchase), the card's brand and last four, the times; Cancel while it has not shipped.
+
+import { money } from "./cards.js";
+import { api, pageSession, problemText, signinHref } from "./api.js";
+import { cardName } from "./wallet_forms.js";
+import { cancellable, cancelOrder, stateWords, when } from "./order_words.js";
+
+const $ = (id) => document.getElementById(id);
+const orderId = document.querySelector('meta[name="livecart-target"]').content;
+let session = null;
+
+function say(kind, text) {
+  const box = $("banner");
+  box.dataset.kind = kind;
+  box.textContent = text;
+}
+
+function show(order) {
+  $("receipt-title").textContent = order.title || order.product;
+  $("receipt-state").textContent = stateWords(order);
+  $("receipt-state").dataset.state = order.state;
+  $("r-line").textContent = `${order.qty} × ${money(order.unit_price_minor, order.currency)}`
+    + (order.variant && order.variant !== "default" ? ` (${order.variant})` : "");
+  $("r-total").textContent = money(order.amount_minor, order.currency);
+  const to = order.ship_to;
+  $("r-ship").textContent = to ? [to.name, to.line1, to.line2, `${to.postal_code} ${to.city}`,
+    to.country].filter(Boolean).join(", ") : "—";
+  $("r-card").textContent = order.card ? cardName(order.card) : "—";
+  $("r-created").textContent = when(order.created_ms);
+  $("r-updated").textContent = when(order.updated_ms);
+  $("r-id").textContent = order.id;
+  $("cancel").hidden = !cancellable(order);
+  $("receipt").hidden = false;
+}
+
+$("cancel").addEventListener("click", async () => {
+  $("cancel").disabled = true;
+  const r = await cancelOrder(api, orderId, session.csrf);
+  $("cancel").disabled = false;
+  if (!r.ok) {
+    say("error", problemText(r));
+    return;
+  }
+  say("ok", "Order cancelled. You won't be charged.");
+  show(r.data);
+});
+
+async function init() {
+  session = await pageSession();
+  if (!session) {
+    location.replace(signinHref());
+    return;
+  }
+  const r = await api("GET", `/api/v1/orders/${encodeURIComponent(orderId)}`);
+  if (r.status === 404) {
+    say("error", "No such order among yours.");
+    return;
+  }
+  if (!r.ok) {
+    say("error", `Couldn't load the order: ${problemText(r)}`);
+    return;
+  }
+  show(r.data);
+}
+
+init();
