@@ -111,6 +111,12 @@ class Settings:
     # passkeys (WebAuthn) and the buy's passkey confirmation (docs/accounts.md)
     passkey_challenge_ttl_s: int = 300  # a ceremony's challenge; a confirmed buy's retries too
     passkeys_per_account: int = 10
+    # follows and show alerts (docs/limits.md, "Follows and show alerts")
+    follows_per_account: int = 1000  # creators one account may follow
+    reminders_per_account: int = 200  # upcoming shows one account may RSVP to at once
+    alert_batch: int = 100  # recipients read and mailed per step of a show's alert
+    alert_mails_per_s: float = 20.0  # one node's pace of show-alert mails
+    alert_max_recipients: int = 100_000  # recipients of one show's alert, beyond: not mailed
     passkey_signin_per_ip: int = 30  # passkey sign-in starts per client address per window
     passkey_options_per_account: int = 60  # registrations and buy confirmations asked, per window
     buy_confirm: BuyConfirm = "passkey"  # a page session's buys need the account's passkey, if it has one
@@ -155,8 +161,10 @@ class Settings:
                      "session_max_s", "ticket_ttl_s", "passkey_challenge_ttl_s",
                      "passkeys_per_account", "passkey_signin_per_ip",
                      "passkey_options_per_account", "show_late_grace_s", "wallet_max_addresses",
-                     "wallet_max_cards", "invite_ttl_s", "invite_keep_s", "invite_limit_window_s",
-                     "invite_per_scope", "invite_per_email", "team_max_members"):
+                     "wallet_max_cards", "follows_per_account", "reminders_per_account",
+                     "alert_batch", "alert_mails_per_s", "alert_max_recipients", "invite_ttl_s",
+                     "invite_keep_s", "invite_limit_window_s", "invite_per_scope",
+                     "invite_per_email", "team_max_members"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -249,6 +257,8 @@ _FIELD_TYPES: dict[str, str] = {
     "session_idle_s": "int", "session_max_s": "int", "ticket_ttl_s": "int",
     "passkey_challenge_ttl_s": "int", "passkeys_per_account": "int",
     "passkey_signin_per_ip": "int", "passkey_options_per_account": "int", "buy_confirm": "str",
+    "follows_per_account": "int", "reminders_per_account": "int", "alert_batch": "int",
+    "alert_mails_per_s": "float", "alert_max_recipients": "int",
     "invite_ttl_s": "int", "invite_keep_s": "int", "invite_limit_window_s": "int",
     "invite_per_scope": "int", "invite_per_email": "int", "team_max_members": "int",
 }

@@ -415,7 +415,8 @@ BAD_IDS = [("unknown", "nope-0"), ("dot-dot-slash", "..%2Fx"), ("65 chars", "a" 
            ("unicode", "%C3%A9t%C3%A9"), ("NUL", "%00"), ("braces", "%7Bp%3Ax%7D"),
            ("percent", "%25")]
 # Unknown but well-formed ids that may answer 2xx: creators are not registered, a stream's
-# sales counters are public zeros until it sells, and unpinning what is not pinned is a no-op.
+# sales counters are public zeros until it sells, and unpinning (unfollowing, dropping an
+# RSVP) what is not pinned (followed, RSVP'd) is a no-op.
 _UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
                     ("GET", "/api/v1/creators/{creator}", "creator"),
                     ("GET", "/api/v1/creators/{creator}/shows", "creator"),
@@ -423,7 +424,9 @@ _UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
                     ("GET", "/api/v1/streams/{stream}/stats", "stream"),
                     ("GET", "/api/v1/creators/{creator}/streams", "creator"),
                     ("GET", "/api/v1/creators/{creator}/moderators", "creator"),
-                    ("DELETE", "/api/v1/streams/{stream}/pins/{product}", "product")}
+                    ("DELETE", "/api/v1/streams/{stream}/pins/{product}", "product"),
+                    ("DELETE", "/api/v1/me/follows/{creator}", "creator"),
+                    ("DELETE", "/api/v1/me/reminders/{stream}", "stream")}
 PATH_CASES = [(m, p, name) for m, p in OPERATIONS for name in re.findall(r"{(\w+)}", p)]
 
 

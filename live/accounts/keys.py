@@ -13,8 +13,9 @@ from checkout.store.keys import key_part
 
 __all__ = ["account_key", "account_grants_key", "email_index_key", "challenge_key",
            "session_key", "rate_key", "passkey_key", "passkeys_key", "passkey_owner_key",
-           "passkey_challenge_key", "confirmed_purchase_key", "invitation_key",
-           "invitations_sent_key", "team_key"]
+           "passkey_challenge_key", "confirmed_purchase_key", "follows_key", "reminders_key",
+           "followers_key", "rsvps_key", "alerted_key", "invitation_key", "invitations_sent_key",
+           "team_key"]
 
 
 def account_key(account: str) -> str:
@@ -72,6 +73,33 @@ def confirmed_purchase_key(account: str, name_hash: str) -> str:
     """String: the digest of a purchase the account confirmed with a passkey, under the
     SHA-256 (hex) of the buy's Idempotency-Key, so a retry of that same buy needs no new tap."""
     return f"lc:{{a:{key_part(account)}}}:confirmed:{key_part(name_hash)}"
+
+
+def follows_key(account: str) -> str:
+    """Sorted set: the creators the account follows, by when (the authoritative record)."""
+    return f"lc:{{a:{key_part(account)}}}:follows"
+
+
+def reminders_key(account: str) -> str:
+    """Sorted set: the shows the account RSVP'd to, by their scheduled time (authoritative)."""
+    return f"lc:{{a:{key_part(account)}}}:reminders"
+
+
+def followers_key(creator: str) -> str:
+    """Set: the accounts following the creator, derived from their `follows` (in the
+    creator's own slot, so counting and alerting read one key)."""
+    return f"lc:{{fo:{key_part(creator)}}}:followers"
+
+
+def rsvps_key(stream: str) -> str:
+    """Set: the accounts that RSVP'd to the show, derived from their `reminders` (in the
+    stream's slot, next to its hash)."""
+    return f"lc:{{s:{key_part(stream)}}}:rsvps"
+
+
+def alerted_key(stream: str) -> str:
+    """String: the node that claimed the show's go-live alert (SET NX: one sender, ever)."""
+    return f"lc:{{s:{key_part(stream)}}}:alerted"
 
 
 def invitation_key(invitation: str) -> str:

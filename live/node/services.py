@@ -28,6 +28,7 @@ from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority, secret_from_env_or_file
+from live.accounts.follows import FollowLimits, FollowStore
 from live.accounts.invitations import InvitationLimits, InvitationStore
 from live.accounts.mail import Mailer, mailer_for
 from live.accounts.passkey_auth import PasskeyAuth, PasskeyLimits
@@ -40,6 +41,7 @@ from live.accounts.teams import TeamStore
 from live.hub.rooms import Hub, HubLimits
 from live.node.metrics import Metrics
 from live.settings import Settings
+from live.streams.alerts import AlertLimits, ShowAlerts
 from live.streams.shows import ShowIndex
 from live.streams.store import StreamStore
 from live.node.valkey_check import check_server
@@ -110,6 +112,8 @@ class Services:
     signin: EmailSignIn
     mailer: Mailer
     passkeys: PasskeyAuth
+    follows: FollowStore
+    alerts: ShowAlerts
     invitations: InvitationStore
     teams: TeamStore
     valkey: EmbeddedValkey | None = None
@@ -183,6 +187,19 @@ class Services:
             max_peers_per_ip=settings.video_max_peers_per_ip,
             new_sessions_per_ip_s=settings.video_new_sessions_per_ip_s))
         metrics.registry.register(VideoCollector(video))
+        accounts = AccountStore(client)
+        mailer = mailer_for(settings)
+        follows = FollowStore(client, FollowLimits(
+            follows_per_account=settings.follows_per_account,
+            reminders_per_account=settings.reminders_per_account,
+            reminder_keep_ms=settings.show_late_grace_s * 1000))
+        alerts = ShowAlerts(client, follows, accounts, mailer,
+                            node=f"{socket.gethostname()}:{settings.port}:{id(metrics):x}",
+                            base_url=settings.base_url, limits=AlertLimits(
+                                batch=settings.alert_batch,
+                                mails_per_s=settings.alert_mails_per_s,
+                                max_recipients=settings.alert_max_recipients))
+        streams.on_live = alerts.stream_live
 
         services = cls(
             settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),
@@ -200,7 +217,7 @@ class Services:
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
                                        capture_retry_ms=settings.capture_owed_after_s * 1000),
             metrics=metrics, valkey=valkey, stripe=stripe, hub=hub, video=video,
-            accounts=AccountStore(client),
+            accounts=accounts, follows=follows, alerts=alerts,
             sessions=SessionStore(client, idle_s=settings.session_idle_s,
                                   max_s=settings.session_max_s),
             signin=EmailSignIn(client, secret, RateLimits(client), SignInLimits(
@@ -208,7 +225,7 @@ class Services:
                 window_s=settings.signin_limit_window_s, per_email=settings.signin_per_email,
                 per_ip=settings.signin_per_ip,
                 verify_per_challenge=settings.signin_verify_per_challenge)),
-            mailer=mailer_for(settings),
+            mailer=mailer,
             passkeys=PasskeyAuth(client, PasskeyStore(
                 client, max_per_account=settings.passkeys_per_account), RateLimits(client),
                 PasskeyLimits(challenge_ttl_s=settings.passkey_challenge_ttl_s,
@@ -248,6 +265,7 @@ class Services:
         if self.hub_server is not None:
             await self.hub_server.close()
         await self.video.close()
+        await self.alerts.close()
         await self.hub.close()
         await self.sweeper.close()
         await self.aggregator.close()

@@ -117,6 +117,23 @@ class ShowIndex:
                           "next_show_ms": int(upcoming[0][1]) if upcoming else None})
         return ShowPage(items, cursor + limit if len(ids) == limit else None)
 
+    async def live_for(self, creators: list[CreatorId], streams: list[StreamId], *,
+                       limit: int, now_ms: int) -> list[dict[str, Any]]:
+        """"For you": the live shows of `creators` and those of `streams` that are live,
+        newest first, at most `limit` (one pipeline for the creators, one for the reads)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for creator in creators:
+                pipe.zrevrange(show_keys(creator).creator_live, 0, 0)
+            replies = await pipe.execute()
+        ids = dict.fromkeys([StreamId(s) for r in replies for s in members(r)] + streams)
+        items = await self._read(list(ids), "live", now_ms)
+        items.sort(key=lambda s: s["started_ms"] or 0, reverse=True)
+        return items[:limit]
+
+    async def is_creator(self, creator: CreatorId) -> bool:
+        """Whether `creator` has ever scheduled a show (the ones people can follow)."""
+        return await self._client.zscore(show_keys("").creators, creator) is not None
+
     async def counts(self, creator: CreatorId, now_ms: int) -> dict[str, int]:
         """How many shows the creator has live, coming up and done."""
         k = show_keys(creator)

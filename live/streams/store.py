@@ -93,6 +93,9 @@ class StreamStore:
         self._client = client
         self._max_pinned = max_pinned
         self.shows = shows  # where discovery finds the streams, filed after each change
+        # Called with the stream each time one goes live (the node starts its show alert);
+        # it must return at once: going live never waits on it.
+        self.on_live: Callable[[Mapping[str, Any]], object] | None = None
 
     async def create(self, creator_id: CreatorId, data: StreamIn,
                      lineup_ok: LineupCheck) -> dict[str, Any]:
@@ -135,6 +138,8 @@ class StreamStore:
                                                              "rules": rules}, action=action)
         await self._sync_offers(stream, stream["lineup"])
         await self.shows.record(stream, _now_ms())
+        if action is StreamAction.GO_LIVE and self.on_live is not None:
+            self.on_live(stream)
         return stream
 
     async def set_lineup(self, stream_id: StreamId, lineup: list[ProductId],

@@ -23,6 +23,7 @@ from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority
+from live.accounts.follows import FollowStore
 from live.accounts.invitations import InvitationStore
 from live.accounts.mail import Mailer
 from live.accounts.passkey_auth import PasskeyAuth
@@ -90,6 +91,8 @@ class WebServices(Protocol):
     def stripe(self) -> "StripeGateway | None": ...  # the gateway, when it is Stripe
     @property
     def passkeys(self) -> PasskeyAuth: ...
+    @property
+    def follows(self) -> FollowStore: ...
     @property
     def invitations(self) -> InvitationStore: ...
     @property

@@ -61,11 +61,13 @@ def register(api: Api) -> None:
             cursor=cursor, limit=limit, now_ms=now), now)
 
     @api.endpoint("GET", "/creators/{creator}", tag="discovery",
-                  summary="A creator's public profile: how many shows are live, coming up, done")
+                  summary="A creator's public profile: how many shows are live, coming up, done; "
+                          "how many followers")
     async def get_creator(call: Call[Any]) -> Response:
         creator = _creator(call)
         counts = await call.services.streams.shows.counts(creator, _now_ms())
-        return json_response({"id": creator, "shows": counts})
+        followers = await call.services.follows.followers(creator)
+        return json_response({"id": creator, "shows": counts, "followers": followers})
 
     @api.endpoint("GET", "/creators/{creator}/shows", tag="discovery", params=(STATE, *PAGE),
                   summary="A creator's shows live now or coming up")

@@ -4,6 +4,7 @@
 
 import { api } from "./api.js";
 import { hueOf, money, setText } from "./cards.js";
+import { Following } from "./follow.js";
 import { meta } from "./hub_client.js";
 import { cover, createShowCard, ServerClock, Shelf, updateShowCard } from "./shows.js";
 
@@ -63,22 +64,40 @@ function createProduct(item) {
 
 // ---- shows ------------------------------------------------------------------------------
 
+const following = await new Following().load();
+
 function showShelf(state, name) {
   return new Shelf(`${base}/shows?state=${state}`, {
     list: $(`${name}-list`), empty: $(`${name}-empty`), more: $(`${name}-more`),
-    create: (show) => createShowCard(show, serverClock, { withCreator: false }),
+    create: (show) => createShowCard(show, serverClock, { withCreator: false, following }),
     update: (node, show) => updateShowCard(node, show, serverClock),
     serverClock,
   });
 }
 
+let followers = 0;
+let shows = null;
+
+function showStats() {
+  if (!shows) return;
+  const { past, upcoming } = shows;
+  setText($("stats"), [`${followers} ${followers === 1 ? "follower" : "followers"}`,
+    `${past} past ${past === 1 ? "show" : "shows"}`, `${upcoming} coming up`].join(" · "));
+}
+
 async function loadStats() {
   const r = await api("GET", base);
   if (!r.ok) return;
-  const { past, upcoming } = r.data.shows;
-  setText($("stats"), [`${past} past ${past === 1 ? "show" : "shows"}`,
-    `${upcoming} coming up`].join(" · "));
+  ({ followers, shows } = r.data);
+  showStats();
 }
+
+// Follow: the count follows the button (the answer's count, else reloaded).
+following.onFollowers = (creator, count) => {
+  if (creator !== creatorId) return;
+  if (count === null) loadStats(); else { followers = count; showStats(); }
+};
+$("follow").append(following.followButton(creatorId));
 
 const shelves = [showShelf("live", "live"), showShelf("upcoming", "upcoming")];
 const shop = new Shelf(`${base}/storefront`, {

@@ -77,8 +77,9 @@ export function cover(className, id, title, imageUrl) {
   return box;
 }
 
-/** A show in a list: links to its viewer page; `clock` runs its countdown. */
-export function createShowCard(show, serverClock, { withCreator = true } = {}) {
+/** A show in a list: links to its viewer page; `clock` runs its countdown; `following`
+ * (follow.js) adds "Remind me" to an upcoming show. */
+export function createShowCard(show, serverClock, { withCreator = true, following = null } = {}) {
   const li = el("li", "show-card");
   li.dataset.state = show.state;
   const link = el("a", "show-link");
@@ -104,8 +105,7 @@ export function createShowCard(show, serverClock, { withCreator = true } = {}) {
     li.append(by);
   }
   if (show.state !== "live") li.append(when(show.scheduled_ms));
-  // The "Remind me" button (an RSVP, issue 10 "Discovery") joins upcoming cards here once
-  // accounts merge.
+  if (following && show.state === "scheduled") li.append(following.remindButton(show));
   updateShowCard(li, show, serverClock);
   return li;
 }
@@ -117,8 +117,9 @@ export function updateShowCard(li, show, serverClock) {
   if (countdown) setText(countdown, startsText(show.scheduled_ms, serverClock.now()));
 }
 
-/** A creator with shows: links to their page, says whether they are live or when next. */
-export function createCreatorItem(creator, serverClock) {
+/** A creator with shows: links to their page, says whether they are live or when next;
+ * `following` (follow.js) adds their Follow button. */
+export function createCreatorItem(creator, serverClock, following = null) {
   const li = el("li", "creator-item");
   const link = el("a", "creator-link");
   link.href = `/c/${encodeURIComponent(creator.id)}`;
@@ -127,7 +128,7 @@ export function createCreatorItem(creator, serverClock) {
   avatar.setAttribute("aria-hidden", "true");
   link.append(avatar, el("span", "creator-name", creator.id), el("span", "creator-status"));
   li.append(link);
-  // The "Follow" button (issue 10 "Discovery") joins each creator here once accounts merge.
+  if (following) li.append(following.followButton(creator.id));
   updateCreatorItem(li, creator, serverClock);
   return li;
 }

@@ -66,7 +66,8 @@ async def test_live_and_upcoming_shows_with_viewers_covers_and_countdown_time(li
     assert page["items"][0]["started_ms"] is None
 
     r = await live.http.get("/api/v1/creators/cleo")
-    assert r.json() == {"id": "cleo", "shows": {"live": 1, "upcoming": 1, "past": 1}}
+    assert r.json() == {"id": "cleo", "shows": {"live": 1, "upcoming": 1, "past": 1},
+                        "followers": 0}
     assert ids(await shows(live, "live", "cleo")) == [on_air["id"]]
     assert ids(await shows(live, "upcoming", "cleo")) == [coming["id"]]
     assert ids(await shows(live, "live", "dana")) == []

@@ -118,7 +118,7 @@ async def test_creator_page_shows_and_shop_with_attribution(live: Live, new_page
         "href", f"/s/{on_air['id']}")
     await expect(show_card(page, "upcoming-list", "Next week").get_by_role("timer")
                  ).to_have_text(re.compile(r"^Starts in [67]d \d+h$"))
-    await expect(page.locator("#stats")).to_have_text("1 past show · 1 coming up")
+    await expect(page.locator("#stats")).to_have_text("0 followers · 1 past show · 1 coming up")
     await expect(shows).to_be_visible()
 
     # The Shop tab, by keyboard: the arrow moves to it.
@@ -150,7 +150,7 @@ async def test_a_creator_without_shows_or_products_says_so(live: Live, new_page:
     await page.get_by_role("tab", name="Shows").click()
     await expect(page.locator("#live-empty")).to_be_visible()
     await expect(page.locator("#upcoming-empty")).to_be_visible()
-    await expect(page.locator("#stats")).to_have_text("0 past shows · 0 coming up")
+    await expect(page.locator("#stats")).to_have_text("0 followers · 0 past shows · 0 coming up")
 
 
 async def test_product_page_signed_out_then_a_buy_with_the_creators_attribution(
