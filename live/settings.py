@@ -120,6 +120,13 @@ class Settings:
     passkey_signin_per_ip: int = 30  # passkey sign-in starts per client address per window
     passkey_options_per_account: int = 60  # registrations and buy confirmations asked, per window
     buy_confirm: BuyConfirm = "passkey"  # a page session's buys need the account's passkey, if it has one
+    # invitations and teams (docs/accounts.md)
+    invite_ttl_s: int = 7 * 24 * 3600  # an invitation link works this long after it is sent
+    invite_keep_s: int = 30 * 24 * 3600  # and its record stays listed this long after that
+    invite_limit_window_s: int = 3600  # the window of the two invitation rates below
+    invite_per_scope: int = 50  # invitations one sender (the operators, a brand, a creator) sends
+    invite_per_email: int = 5  # invitations one address receives
+    team_max_members: int = 100  # accounts holding one grant (a brand's team, a creator's moderators)
     # operational
     log_level: str = "info"
 
@@ -155,7 +162,9 @@ class Settings:
                      "passkeys_per_account", "passkey_signin_per_ip",
                      "passkey_options_per_account", "show_late_grace_s", "wallet_max_addresses",
                      "wallet_max_cards", "follows_per_account", "reminders_per_account",
-                     "alert_batch", "alert_mails_per_s", "alert_max_recipients"):
+                     "alert_batch", "alert_mails_per_s", "alert_max_recipients", "invite_ttl_s",
+                     "invite_keep_s", "invite_limit_window_s", "invite_per_scope",
+                     "invite_per_email", "team_max_members"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -250,4 +259,6 @@ _FIELD_TYPES: dict[str, str] = {
     "passkey_signin_per_ip": "int", "passkey_options_per_account": "int", "buy_confirm": "str",
     "follows_per_account": "int", "reminders_per_account": "int", "alert_batch": "int",
     "alert_mails_per_s": "float", "alert_max_recipients": "int",
+    "invite_ttl_s": "int", "invite_keep_s": "int", "invite_limit_window_s": "int",
+    "invite_per_scope": "int", "invite_per_email": "int", "team_max_members": "int",
 }

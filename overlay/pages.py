@@ -26,6 +26,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "brand": ("brand", "Brand dashboard"),
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
+    "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
     # A signed-in buyer's own pages (live/web/account_pages.py serves them).
     "wallet": ("", "Your wallet"),
     "orders": ("", "Your orders"),

@@ -141,7 +141,8 @@ def fill(path: str, shop: Shop, **override: str) -> str:
     values = {"brand": "acme", "product": shop.product, "variant": "default",
               "stream": shop.stream, "order": shop.order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
-              "address": shop.address, "card": shop.card, **override}
+              "address": shop.address, "card": shop.card,
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -195,6 +196,9 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "ActIn": {"grant": "buyer:bob"},
         "PasskeyIn": {"credential": ATTESTATION_SHAPE, "name": "Phone"},
         "PasskeySignInIn": {"credential": ASSERTION_SHAPE},
+        "InvitationIn": {"email": "new@example.com", "grant": "brand:fresh", "brand_role": "admin",
+                         "brand": {"name": "Fresh", "currency": "EUR"}},
+        "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43},
     }[schema]
 
 
@@ -418,6 +422,8 @@ _UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
                     ("GET", "/api/v1/creators/{creator}/shows", "creator"),
                     ("GET", "/api/v1/creators/{creator}/earnings", "creator"),
                     ("GET", "/api/v1/streams/{stream}/stats", "stream"),
+                    ("GET", "/api/v1/creators/{creator}/streams", "creator"),
+                    ("GET", "/api/v1/creators/{creator}/moderators", "creator"),
                     ("DELETE", "/api/v1/streams/{stream}/pins/{product}", "product"),
                     ("DELETE", "/api/v1/me/follows/{creator}", "creator"),
                     ("DELETE", "/api/v1/me/reminders/{stream}", "stream")}

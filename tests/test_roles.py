@@ -10,6 +10,7 @@ Every refusal is checked against the whole Valkey keyspace, before and after.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -21,8 +22,9 @@ from typing import Any, Self
 import httpx
 import jwt
 import redis.asyncio as redis
-from conftest import TEST_SECRET, Live
+from conftest import TEST_SECRET, UNIT, Live
 from jwt.warnings import InsecureKeyLengthWarning
+from websockets.asyncio.client import connect
 from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
 from live.node.app import build_api
@@ -33,7 +35,8 @@ DOC = build_api().openapi()
 PROTECTED = sorted(
     (method.upper(), path, re.fullmatch(r"roles: (.+)", op["description"]).group(1).split(", "))
     for path, ops in DOC["paths"].items() for method, op in ops.items() if "security" in op)
-SUBJECT = {"operator": "ops", "brand": "acme", "creator": "cleo", "buyer": "bob"}
+SUBJECT = {"operator": "ops", "brand": "acme", "creator": "cleo", "buyer": "bob",
+           "moderator": "cleo"}  # a moderator of cleo's streams
 
 
 # ---------------------------------------------------------------- helpers
@@ -108,7 +111,8 @@ def fill(path: str, world: World) -> str:
     values = {"brand": "acme", "product": world.a_open, "variant": "default",
               "stream": world.cleo_stream, "order": world.bob_order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
-              "address": "ad_000000000000", "card": "cd_000000000000"}
+              "address": "ad_000000000000", "card": "cd_000000000000",
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -373,3 +377,43 @@ async def test_an_idempotency_key_never_replays_another_buyers_order(live: Live)
     assert "idempotent-replayed" not in eve.headers
     assert eve.json()["order"]["buyer"] == "eve"
     assert eve.json()["order"]["id"] != bob.json()["order"]["id"]
+
+
+async def test_a_moderator_reads_its_creators_streams_and_changes_nothing(
+        live: Live, rclient: redis.Redis) -> None:
+    """docs/api.md: a moderator of a creator reads what the host console reads (the room, the
+    video stats, the creator's streams and moderators); every change stays the host's, over
+    HTTP and over the room's socket."""
+    world = await make_world(live)
+    mod = live.auth("moderator", "cleo")
+    for path in (f"/api/v1/streams/{world.cleo_stream}/video", "/api/v1/creators/cleo/streams",
+                 "/api/v1/creators/cleo/moderators"):
+        r = await live.http.get(path, headers=mod)
+        assert r.status_code == 200, (path, r.text)
+    items = (await live.http.get("/api/v1/creators/cleo/streams", headers=mod)).json()["items"]
+    assert [s["id"] for s in items] == [world.cleo_stream]
+    s = f"/api/v1/streams/{world.cleo_stream}"
+    async with Unchanged(rclient):
+        for path in (f"/api/v1/streams/{world.dana_stream}/video", "/api/v1/creators/dana/streams",
+                     "/api/v1/creators/dana/moderators"):
+            assert_problem(await live.http.get(path, headers=mod), 403, "forbidden")
+        for method, url, body in [
+                ("POST", f"{s}/pins", {"product_id": world.a_open}),
+                ("POST", f"{s}/end", None),
+                ("DELETE", f"/api/v1/creators/cleo/moderators/u_{'0' * 32}", None),
+                ("POST", "/api/v1/invitations", {"email": "x@example.com",
+                                                 "grant": "moderator:cleo"})]:
+            r = await live.http.request(method, url, headers=mod, json=body)
+            assert_problem(r, 403, "forbidden")
+    async with connect(f"{live.ws_url}/ws/streams/{world.cleo_stream}?access_token="
+                       f"{live.token('moderator', 'cleo')}") as ws:  # joining counts a viewer
+        assert json.loads(await ws.recv())["type"] == "snapshot"
+        for message in ({"type": "pin", "product_id": world.a_open, "ref": "m1"},
+                        {"type": "stream.end", "ref": "m2"}):
+            await ws.send(json.dumps(message))
+            async with asyncio.timeout(5 * UNIT):
+                while (refused := json.loads(await ws.recv()))["type"] != "error":
+                    pass  # state ticks (the viewer count) may come first
+            assert (refused["code"], refused["ref"]) == ("forbidden", message["ref"])
+    stream = (await live.http.get(s)).json()
+    assert stream["state"] == "live" and stream["pinned"] == []

@@ -115,6 +115,13 @@ class Principal:
             self.role is Role.CREATOR and self.subject == creator_id
         )
 
+    def can_moderate(self, creator_id: str) -> bool:
+        """Whoever acts for the creator, and the creator's moderators: they read its
+        streams as the host console does (docs/api.md has what each may change)."""
+        return self.can_act_for_creator(creator_id) or (
+            self.role is Role.MODERATOR and self.subject == creator_id
+        )
+
 
 def require_role(principal: Principal, *roles: Role) -> None:
     """Raise ``Forbidden("role_not_allowed")`` unless the principal has one of ``roles``."""

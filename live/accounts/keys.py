@@ -14,7 +14,8 @@ from checkout.store.keys import key_part
 __all__ = ["account_key", "account_grants_key", "email_index_key", "challenge_key",
            "session_key", "rate_key", "passkey_key", "passkeys_key", "passkey_owner_key",
            "passkey_challenge_key", "confirmed_purchase_key", "follows_key", "reminders_key",
-           "followers_key", "rsvps_key", "alerted_key"]
+           "followers_key", "rsvps_key", "alerted_key", "invitation_key", "invitations_sent_key",
+           "team_key"]
 
 
 def account_key(account: str) -> str:
@@ -99,3 +100,20 @@ def rsvps_key(stream: str) -> str:
 def alerted_key(stream: str) -> str:
     """String: the node that claimed the show's go-live alert (SET NX: one sender, ever)."""
     return f"lc:{{s:{key_part(stream)}}}:alerted"
+
+
+def invitation_key(invitation: str) -> str:
+    """Hash: one invitation (email, grant, the token's hash, state, who sent and took it)."""
+    return f"lc:{{iv:{key_part(invitation)}}}:invitation"
+
+
+def invitations_sent_key(scope: str) -> str:
+    """Sorted set: the invitation ids one sender scope (`operator`, `brand:<id>`,
+    `creator:<id>`) sent, by creation time (ms)."""
+    return f"lc:{{is:{key_part(scope)}}}:sent"
+
+
+def team_key(grant: str) -> str:
+    """Hash: account id -> JSON {brand_role, since_ms, invitation} of the accounts that took
+    `grant` by invitation (a brand's team, a creator's moderators)."""
+    return f"lc:{{tm:{key_part(grant)}}}:members"

@@ -24,7 +24,8 @@ def _read(name: str) -> Script:
 
 
 ACCOUNT_SCRIPTS: dict[str, Script] = {name: _read(name) for name in (
-    "verify", "touch", "passkey_add", "passkey_use", "bounded_add")}
+    "verify", "touch", "passkey_add", "passkey_use", "bounded_add", "invite_claim",
+    "invite_revoke")}
 
 
 async def load_account_scripts(client: redis.Redis) -> None:

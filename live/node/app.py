@@ -15,8 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from live.web import (auth_api, buy_api, catalog_api, follow_api, passkey_api, report_api,
-                      show_api, stream_api, stripe_api, wallet_api)
+from live.web import (auth_api, buy_api, catalog_api, follow_api, invite_api, passkey_api,
+                      report_api, show_api, stream_api, stripe_api, wallet_api)
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.account_pages import account_page_routes
@@ -40,7 +40,7 @@ def build_api(payments: Payments = "sandbox") -> Api:
     """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
     for module in (buy_api, wallet_api, catalog_api, report_api, stream_api, show_api, follow_api,
-                   video_http):  # buy first
+                   video_http, invite_api):  # buy first
         module.register(api)
     if payments == "stripe":
         stripe_api.register(api)
@@ -49,10 +49,11 @@ def build_api(payments: Payments = "sandbox") -> Api:
 
 def build_auth_api() -> Api:
     """The pages' sign-in and session endpoints, under /auth (live/web/auth_api.py), and
-    their passkeys (live/web/passkey_api.py)."""
+    their passkeys (live/web/passkey_api.py) and invitation links (live/web/invite_api.py)."""
     api = Api("livecart", API_VERSION, prefix=auth_api.AUTH_PREFIX)
     auth_api.register(api)
     passkey_api.register(api)
+    invite_api.register_auth(api)
     return api
 
 
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *auth.routes(settings),
         *auth_api.auth_page_routes(),
         *account_page_routes(),
+        *invite_api.invite_page_routes(),
         *report_api.redirect_routes(),
         *page_routes(),
         *overlay_routes(),

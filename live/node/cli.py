@@ -1,4 +1,4 @@
-"""The `livecart` command: serve, mint tokens, reconcile, run load tests."""
+"""The `livecart` command: serve, mint tokens, invite, reconcile, run load tests."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     _serve_args(sub)
     _token_args(sub)
     from live.node.doctor import add_doctor_args, run_doctor
+    from live.node.invite_cli import add_invite_args, run_invite
     add_doctor_args(sub)
+    add_invite_args(sub)
     plugins = _plugins()
     for plugin in plugins.values():
         plugin.add_args(sub)
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args)
     if args.command == "doctor":
         return run_doctor(args, _settings(args))
+    if args.command == "invite":
+        return run_invite(args, _settings(args))
     return int(plugins[args.command].run(args))
 
 
@@ -174,6 +178,9 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
             named = base.replace("://127.0.0.1:", "://localhost:")
             console.print(f"  passkeys     signed in, add one at {named}/signin: it signs in "
                           "and confirms each buy with one tap", soft_wrap=True)
+            for grant, (email, link) in demo.invitations.items():
+                console.print(f"  invitation   {grant} for {email}: {link} (sign in as "
+                              f"{email} to accept)", soft_wrap=True)
             console.print(f"  demo stream  {base}/api/v1/streams/{demo.stream_id}")
             for pid in demo.product_ids:
                 console.print(f"  demo product {base}/p/{pid}")

@@ -1,4 +1,5 @@
-"""Demo data for `livecart serve --demo`: a brand, products, a creator live now, a buyer."""
+"""Demo data for `livecart serve --demo`: a brand, products, a creator live now, a buyer, and
+invitations that give demo addresses the operator, brand and creator grants."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from checkout.ids import BrandId, BuyerId, CreatorId, ProductId, StreamId, Varia
 from checkout.store.keys import brand_products_key
 from checkout.store.replies import members
 from checkout.wallets import Address, WalletIn
+from live.accounts.accounts import Grant
 from live.accounts.auth import Role
+from live.accounts.invitations import describe_grant, invitation_mail
+from live.accounts.invite_rules import BrandRole
+from live.accounts.mail import MailError
 from live.node.services import Services
+from live.web.invite_api import INVITE_PAGE
 from live.streams.lifecycle import StreamAction
 from live.streams.store import StreamIn
 
@@ -26,6 +32,7 @@ class DemoInfo:
     product_ids: list[ProductId]
     tokens: dict[str, str]
     tokens_expire_at: int  # unix time; `settings.demo_token_ttl_s` after the seeding
+    invitations: dict[str, tuple[str, str]]  # grant -> (email, link), for grants not yet taken
 
 
 async def _lineup_ok(product_id: ProductId) -> None:
@@ -89,4 +96,31 @@ async def seed_demo(services: Services) -> DemoInfo:
                                          ("brand acme", Role.BRAND, "acme"),
                                          ("creator cleo", Role.CREATOR, "cleo"),
                                          ("buyer bob", Role.BUYER, "bob"))}
-    return DemoInfo(stream["id"], existing, tokens, now + ttl_s)
+    return DemoInfo(stream["id"], existing, tokens, now + ttl_s, await _invite(services))
+
+
+# Who the demo invites: sign in as one of these (the code is in the log) and open its link.
+_INVITEES: tuple[tuple[str, Grant, BrandRole | None, str], ...] = (
+    ("ops@example.com", Grant(Role.OPERATOR, "ops"), None, "ops"),
+    ("acme@example.com", Grant(Role.BRAND, _BRAND), "admin", "Acme Outfitters"),
+    ("cleo@example.com", Grant(Role.CREATOR, _CREATOR), None, _CREATOR))
+
+
+async def _invite(services: Services) -> dict[str, tuple[str, str]]:
+    """An invitation per demo grant whose address does not hold it yet, mailed (or logged)
+    like any other; the links are printed too, so a failed mail costs nothing here."""
+    links = {}
+    for email, grant, brand_role, name in _INVITEES:
+        account = await services.accounts.find(email)
+        if account is not None and grant in account.grants:
+            continue
+        token, invitation = await services.invitations.create(
+            email, grant, brand_role, scope="operator", invited_by="operator:demo")
+        link = f"{services.settings.base_url}{INVITE_PAGE}/{token}"
+        try:
+            await services.mailer.send(invitation_mail(
+                invitation, link, describe_grant(grant, brand_role, name)))
+        except MailError:
+            pass  # the banner prints the link
+        links[str(grant)] = (email, link)
+    return links

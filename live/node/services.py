@@ -29,6 +29,7 @@ from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority, secret_from_env_or_file
 from live.accounts.follows import FollowLimits, FollowStore
+from live.accounts.invitations import InvitationLimits, InvitationStore
 from live.accounts.mail import Mailer, mailer_for
 from live.accounts.passkey_auth import PasskeyAuth, PasskeyLimits
 from live.accounts.passkeys import PasskeyStore
@@ -36,6 +37,7 @@ from live.accounts.ratelimit import RateLimits
 from live.accounts.scripts import load_account_scripts
 from live.accounts.sessions import SessionStore
 from live.accounts.signin import EmailSignIn, SignInLimits
+from live.accounts.teams import TeamStore
 from live.hub.rooms import Hub, HubLimits
 from live.node.metrics import Metrics
 from live.settings import Settings
@@ -112,6 +114,8 @@ class Services:
     passkeys: PasskeyAuth
     follows: FollowStore
     alerts: ShowAlerts
+    invitations: InvitationStore
+    teams: TeamStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -227,7 +231,12 @@ class Services:
                 PasskeyLimits(challenge_ttl_s=settings.passkey_challenge_ttl_s,
                               window_s=settings.signin_limit_window_s,
                               signin_per_ip=settings.passkey_signin_per_ip,
-                              options_per_account=settings.passkey_options_per_account)))
+                              options_per_account=settings.passkey_options_per_account)),
+            invitations=InvitationStore(client, RateLimits(client), InvitationLimits(
+                ttl_s=settings.invite_ttl_s, keep_s=settings.invite_keep_s,
+                window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
+                per_email=settings.invite_per_email)),
+            teams=TeamStore(client))
         if background:
             services.aggregator.start()
             services.sweeper.start()

@@ -65,6 +65,14 @@ async def _hosted(call: Call[Any]) -> dict[str, Any]:
     return stream
 
 
+async def _watched(call: Call[Any]) -> dict[str, Any]:
+    """The stream, if the caller hosts it or moderates its creator's streams."""
+    stream = await _stream(call.request)
+    if not call.need_principal().can_moderate(stream["creator_id"]):
+        raise Problem(403, "forbidden", "only the stream's host and its moderators read this")
+    return stream
+
+
 async def _offer(request: Request, role: SdpRole) -> tuple[str, OfferSummary]:
     raw = await read_body(request, _SDP, MAX_SDP_BYTES)
     try:
@@ -148,9 +156,9 @@ def register(api: Api) -> None:
 
     @api.endpoint("GET", "/streams/{stream}/video",
                   summary="The stream's video on this node: ingest, viewers, encoders, frames",
-                  tag="video", roles=host)
+                  tag="video", roles=(*host, Role.MODERATOR))
     async def stream_video(call: Call[Any]) -> Response:
-        stream = await _hosted(call)
+        stream = await _watched(call)
         session = _video(call).sessions.get(stream["id"])
         if session is None:
             return json_response({"stream_id": stream["id"], "ingest": stream.get("ingest", "none"),

@@ -24,10 +24,12 @@ from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import TokenAuthority
 from live.accounts.follows import FollowStore
+from live.accounts.invitations import InvitationStore
 from live.accounts.mail import Mailer
 from live.accounts.passkey_auth import PasskeyAuth
 from live.accounts.sessions import SessionStore
 from live.accounts.signin import EmailSignIn
+from live.accounts.teams import TeamStore
 from live.settings import Settings
 from live.streams.store import StreamStore
 
@@ -91,6 +93,10 @@ class WebServices(Protocol):
     def passkeys(self) -> PasskeyAuth: ...
     @property
     def follows(self) -> FollowStore: ...
+    @property
+    def invitations(self) -> InvitationStore: ...
+    @property
+    def teams(self) -> TeamStore: ...
 
 
 def services_of(request: Request) -> WebServices:

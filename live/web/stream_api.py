@@ -7,13 +7,16 @@ from typing import Any
 from starlette.responses import Response
 
 from checkout.ids import CreatorId, ProductId, StreamId, is_valid_id
+from checkout.store.keys import creator_streams_key
+from checkout.store.replies import members
 from live.web.api import Api, Call, json_response
+from live.web.catalog_api import PAGE, page_params
 from live.accounts.auth import Role
 from live.web.problems import Problem
 from live.streams.lifecycle import StreamAction
 from live.streams.store import DealIn, LineupCheck, LineupIn, PinIn, StreamIn
 
-__all__ = ["register", "can_promote"]
+__all__ = ["register", "can_promote", "streams_of"]
 
 
 async def can_promote(call: Call[Any], creator: CreatorId,
@@ -45,8 +48,28 @@ async def _hosted(call: Call[Any]) -> dict[str, Any]:
     return stream
 
 
+async def streams_of(call: Call[Any], creator: CreatorId, cursor: int,
+                     limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of the creator's streams, newest first (every state), and the next cursor."""
+    ids = members(await call.services.client.zrevrange(creator_streams_key(creator), cursor,
+                                                       cursor + limit - 1))
+    found = [await call.services.streams.get(StreamId(i)) for i in ids]
+    return [s for s in found if s is not None], cursor + limit if len(ids) == limit else None
+
+
 def register(api: Api) -> None:
     host = (Role.CREATOR, Role.OPERATOR)
+
+    @api.endpoint("GET", "/creators/{creator}/streams",
+                  summary="A creator's streams, newest first, for its host console and moderators",
+                  tag="streams", roles=(*host, Role.MODERATOR), params=PAGE)
+    async def creator_streams(call: Call[Any]) -> Response:
+        creator = CreatorId(call.param("creator"))
+        if not call.need_principal().can_moderate(creator):
+            raise Problem(403, "forbidden", "only the creator and its moderators list its streams")
+        cursor, limit = page_params(call)
+        items, next_cursor = await streams_of(call, creator, cursor, limit)
+        return json_response({"items": items, "next_cursor": next_cursor})
 
     @api.endpoint("POST", "/streams", summary="Schedule a stream with a product lineup",
                   tag="streams", body=StreamIn, roles=(Role.CREATOR,), status=201)

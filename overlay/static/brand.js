@@ -1,15 +1,19 @@
 // The brand dashboard (/brand/{brand}): live totals, a per-minute chart, per-product and
 // per-stream tables from the brand's sales feed, and CSV exports built in the browser.
 
-import { meta, pageToken } from "./hub_client.js";
+import { meta } from "./hub_client.js";
 import { FeedClient, showStatus } from "./feed.js";
 import { money, setText, syncList } from "./cards.js";
 import { api, problemText } from "./api.js";
+import { consoleAuth, explainNoAccess } from "./console_auth.js";
+import { mountTeam } from "./team.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const brandId = meta("livecart-target");
-const token = pageToken("livecart.token.brand");
+// The token of a brand link, or the signed-in account acting as this brand (or an operator).
+const access = await consoleAuth("livecart.token.brand", [`brand:${brandId}`]);
+const auth = access.auth || {};
 
 let currency = "USD";
 let report = null;
@@ -282,7 +286,7 @@ async function orderRows() {
   let cursor = 0;
   while (cursor !== null && rows.length < 10000) {
     const r = await api("GET", `/api/v1/brands/${encodeURIComponent(brandId)}/orders?limit=100&cursor=${cursor}`,
-      { token });
+      auth);
     if (!r.ok) throw new Error(problemText(r));
     for (const o of r.data.items) rows.push(ORDER_FIELDS.map((f) => o[f]));
     cursor = r.data.next_cursor;
@@ -327,13 +331,18 @@ for (const button of document.querySelectorAll("[data-export]")) {
 
 drawChart([]);
 loadBrand();
-if (!token) {
-  banner("error", "Open this dashboard from your brand link (it carries your sign-in token).");
+if (access.mode === "none") {
+  explainNoAccess($("banner"), access, "this brand's dashboard");
   showStatus($("conn"), "closed 0");
 } else {
   loadProductTitles();
+  mountTeam($("team-panel"), {
+    grant: `brand:${brandId}`, members: `/api/v1/brands/${encodeURIComponent(brandId)}/team`, auth,
+    roleLabel: (role) => (role === "admin" ? "Admin" : "Member"),
+  });
   const feed = new FeedClient(`${meta("livecart-ws")}/ws/brands/${encodeURIComponent(brandId)}/sales`, {
-    token,
+    token: access.token,
+    ticket: access.ticket,
     onMessage: (message) => {
       if (message.type !== "sales") return;
       report = message;
@@ -344,7 +353,7 @@ if (!token) {
   });
   window.addEventListener("pagehide", () => feed.close());
   // A fuller report (60 minutes) is one request away; the feed then keeps it current.
-  api("GET", `/api/v1/brands/${encodeURIComponent(brandId)}/report`, { token }).then((r) => {
+  api("GET", `/api/v1/brands/${encodeURIComponent(brandId)}/report`, auth).then((r) => {
     if (r.ok && !report) {
       const minutes = r.data.per_minute;
       report = { ...r.data, per_minute: minutes.slice(-15), orders_last_minute: minutes.at(-2).orders };

@@ -1,14 +1,18 @@
 // The creator page (/creator/{creator}): affiliate links with copy buttons, a form to make
 // one, and the live earnings ticker from the creator's feed.
 
-import { meta, pageToken } from "./hub_client.js";
+import { meta } from "./hub_client.js";
 import { FeedClient, showStatus } from "./feed.js";
 import { money, setText, syncList } from "./cards.js";
 import { api, problemText } from "./api.js";
+import { consoleAuth, explainNoAccess } from "./console_auth.js";
+import { mountTeam } from "./team.js";
 
 const $ = (id) => document.getElementById(id);
 const creatorId = meta("livecart-target");
-const token = pageToken("livecart.token.creator");
+// The token of a creator link, or the signed-in account acting as this creator.
+const access = await consoleAuth("livecart.token.creator", [`creator:${creatorId}`]);
+const auth = access.auth || {};
 
 const titles = new Map(); // product id -> title
 let links = [];
@@ -45,7 +49,7 @@ function titleFor(productId) {
 
 async function loadLinks() {
   const [mine, front] = await Promise.all([
-    api("GET", "/api/v1/me/links", { token }),
+    api("GET", "/api/v1/me/links", auth),
     api("GET", `/api/v1/creators/${encodeURIComponent(creatorId)}/storefront`),
   ]);
   if (front.ok) for (const item of front.data.items) titles.set(item.product.id, item.product.title);
@@ -134,7 +138,7 @@ $("link-form").addEventListener("submit", async (event) => {
   const submit = $("link-submit");
   submit.disabled = true;
   submit.setAttribute("aria-busy", "true");
-  const r = await api("POST", "/api/v1/links", { token, body: { product_id: productId } });
+  const r = await api("POST", "/api/v1/links", { ...auth, body: { product_id: productId } });
   submit.disabled = false;
   submit.removeAttribute("aria-busy");
   if (!r.ok) {
@@ -203,14 +207,19 @@ function renderEarnings() {
 
 // ---- start ------------------------------------------------------------------------------
 
-if (!token) {
-  say($("banner"), "error", "Open this page from your creator link (it carries your sign-in token).");
+if (access.mode === "none") {
+  explainNoAccess($("banner"), access, "this creator's page");
   showStatus($("conn"), "closed 0");
   $("link-submit").disabled = true;
 } else {
   loadLinks();
+  mountTeam($("moderators-panel"), {
+    grant: `moderator:${creatorId}`, members: `/api/v1/creators/${encodeURIComponent(creatorId)}/moderators`,
+    auth,
+  });
   const feed = new FeedClient(`${meta("livecart-ws")}/ws/creators/${encodeURIComponent(creatorId)}/earnings`, {
-    token,
+    token: access.token,
+    ticket: access.ticket,
     onMessage: (message) => {
       if (message.type !== "earnings") return;
       earnings = message;

@@ -5,9 +5,14 @@
 import { backoffMs, RECONNECT } from "./hub_client.js";
 
 export class FeedClient {
-  constructor(url, { token = null, onMessage = () => {}, onStatus = () => {} } = {}) {
+  /**
+   * `token`: a bearer token for the socket; or `ticket`, an async function that returns a
+   * short-lived one (a signed-in page's POST /auth/ticket), asked before each connection.
+   */
+  constructor(url, { token = null, ticket = null, onMessage = () => {}, onStatus = () => {} } = {}) {
     this.url = url;
     this.token = token;
+    this.ticket = ticket;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
     this.attempt = 0;
@@ -18,6 +23,21 @@ export class FeedClient {
   }
 
   connect() {
+    if (!this.ticket) {
+      this.open();
+      return;
+    }
+    this.onStatus("connecting");
+    this.ticket().then((ticket) => {
+      this.token = ticket;
+    }, () => {
+      this.token = null;
+    }).then(() => {
+      if (!this.closed) this.open();
+    });
+  }
+
+  open() {
     const query = this.token ? `?${new URLSearchParams({ access_token: this.token })}` : "";
     const socket = new WebSocket(this.url + query);
     this.socket = socket;

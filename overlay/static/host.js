@@ -3,11 +3,12 @@
 // acked by `ref`); everything else, and a pin while the socket is down, goes over HTTP.
 
 import { view } from "./overlay.js";
-import { HubClient, meta, pageToken } from "./hub_client.js";
+import { HubClient, meta } from "./hub_client.js";
 import {
   clock, createCard, money, setText, syncList, syncTicker, throttledText, updateCard,
 } from "./cards.js";
 import { api, problemText } from "./api.js";
+import { consoleAuth, explainNoAccess } from "./console_auth.js";
 import { showStatus } from "./feed.js";
 import { publishWhip, SignalError } from "./video.js";
 
@@ -16,8 +17,15 @@ const MAX_PINNED = 3; // the server's default (LIVECART_MAX_PINNED); it has the 
 
 const $ = (id) => document.getElementById(id);
 const streamId = meta("livecart-target");
-const token = pageToken("livecart.token.creator");
 const base = `/api/v1/streams/${encodeURIComponent(streamId)}`;
+// Who this console speaks for: the token of a host link, or the signed-in account acting as
+// the stream's creator, as one of its moderators (who see everything and change nothing), or
+// as an operator. Without either it still shows the room, read-only.
+const stream = await api("GET", base);
+const creator = stream.ok ? stream.data.creator_id : "";
+const access = await consoleAuth("livecart.token.creator", [`creator:${creator}`, `moderator:${creator}`]);
+const auth = access.auth || {};
+const readOnly = access.mode === "none" || (access.grant || "").startsWith("moderator:");
 
 let state = null;
 let refs = 0;
@@ -30,7 +38,8 @@ function banner(kind, text) {
 }
 
 const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(streamId)}`, {
-  token,
+  token: access.token || null,
+  ticket: access.ticket,
   onState: (next) => {
     state = next;
     render();
@@ -51,7 +60,11 @@ const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURICompo
   },
 });
 
-if (!token) banner("error", "Open this console from your host link (it carries your sign-in token).");
+if (access.mode === "none") explainNoAccess($("banner"), access, "this stream's host console");
+else if (readOnly) {
+  banner("", `You moderate ${creator}'s streams: you see what the host sees; only the host pins, `
+    + "starts deals, goes live or ends the stream.");
+}
 
 function currencyOf(v) {
   return v.tray.length ? v.tray[0].currency : "USD";
@@ -117,8 +130,8 @@ function updateRow(row, card) {
   const live = state.stream.state === "live";
   button.setAttribute("aria-pressed", String(pinned));
   button.classList.toggle("btn-secondary", pinned);
-  button.disabled = !live || (!pinned && state.pinned.length >= MAX_PINNED);
-  button.title = !live ? "Go live to pin products"
+  button.disabled = readOnly || !live || (!pinned && state.pinned.length >= MAX_PINNED);
+  button.title = readOnly ? "Only the host pins products" : !live ? "Go live to pin products"
     : button.disabled ? `At most ${MAX_PINNED} pinned: unpin one first` : "";
   setText(button.querySelector(".pin-label"), pinned ? "Unpin" : "Pin");
   setText(button.querySelector(".pin-title"), ` ${card.title}`);
@@ -160,10 +173,10 @@ function render() {
   pill.dataset.state = streamState;
   setText(pill, streamState === "live" ? "Live" : streamState.charAt(0).toUpperCase() + streamState.slice(1));
   const goLive = $("go-live");
-  goLive.hidden = streamState !== "scheduled";
+  goLive.hidden = readOnly || streamState !== "scheduled";
   if (goLive.getAttribute("aria-busy") !== "true") goLive.disabled = streamState !== "scheduled";
   const end = $("end");
-  end.hidden = streamState !== "live";
+  end.hidden = readOnly || streamState !== "live";
   if (end.getAttribute("aria-busy") !== "true") end.disabled = streamState !== "live";
 
   const currency = currencyOf(v);
@@ -176,7 +189,7 @@ function render() {
   syncList($("lineup"), v.tray, (c) => c.id, createRow, updateRow);
   $("lineup-empty").hidden = v.tray.length > 0;
   renderDealOptions(v);
-  $("deal-submit").disabled = streamState !== "live" || v.tray.length === 0;
+  $("deal-submit").disabled = readOnly || streamState !== "live" || v.tray.length === 0;
 
   syncList($("preview-cards"), v.cards, (c) => c.id,
     (c) => createCard(c, { onBuy: () => {}, variant: "pinned" }), updateCard);
@@ -205,8 +218,8 @@ async function togglePin(productId, button) {
     return;
   }
   const r = pin
-    ? await api("POST", `${base}/pins`, { token, body: { product_id: productId } })
-    : await api("DELETE", `${base}/pins/${encodeURIComponent(productId)}`, { token });
+    ? await api("POST", `${base}/pins`, { ...auth, body: { product_id: productId } })
+    : await api("DELETE", `${base}/pins/${encodeURIComponent(productId)}`, auth);
   button.removeAttribute("aria-busy");
   if (!r.ok) banner("error", problemText(r));
 }
@@ -214,7 +227,7 @@ async function togglePin(productId, button) {
 async function streamAction(button, path, done) {
   button.setAttribute("aria-busy", "true");
   button.disabled = true;
-  const r = await api("POST", `${base}/${path}`, { token });
+  const r = await api("POST", `${base}/${path}`, auth);
   button.removeAttribute("aria-busy");
   if (r.ok) banner("ok", done);
   else banner("error", problemText(r));
@@ -268,7 +281,7 @@ function renderCamera(v) {
   setText(pill, text);
   const start = $("camera-start");
   start.hidden = Boolean(camera);
-  start.disabled = cameraStarting || over || !token;
+  start.disabled = cameraStarting || over || readOnly;
   $("camera-stop").hidden = !camera;
 }
 
@@ -297,7 +310,7 @@ async function startCamera() {
       video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } }, audio: true,
     });
     $("camera-preview").srcObject = media;
-    const session = await publishWhip(`${base}/whip`, token, media);
+    const session = await publishWhip(`${base}/whip`, auth, media);
     camera = { media, session };
     session.onFailed(() => {
       cameraOff();
@@ -361,7 +374,7 @@ $("deal-form").addEventListener("submit", async (event) => {
   const submit = $("deal-submit");
   submit.disabled = true;
   submit.setAttribute("aria-busy", "true");
-  const r = await api("POST", `${base}/deals`, { token, body });
+  const r = await api("POST", `${base}/deals`, { ...auth, body });
   submit.removeAttribute("aria-busy");
   submit.disabled = false;
   if (r.ok) {

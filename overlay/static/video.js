@@ -97,13 +97,17 @@ async function exchange(pc, url, headers) {
   }
 }
 
-/** Publish `mediaStream` (the host's camera and microphone) to the WHIP endpoint `url`. */
-export async function publishWhip(url, token, mediaStream) {
+/**
+ * Publish `mediaStream` (the host's camera and microphone) to the WHIP endpoint `url`, as
+ * `auth` says: `{token}` (a bearer token) or `{csrf}` (the page's session cookie, whose
+ * changes carry its CSRF token).
+ */
+export async function publishWhip(url, auth, mediaStream) {
   const pc = new RTCPeerConnection();
   for (const track of mediaStream.getTracks()) {
     pc.addTransceiver(track, { direction: "sendonly", streams: [mediaStream] });
   }
-  const headers = { Authorization: `Bearer ${token}` };
+  const headers = auth.token ? { Authorization: `Bearer ${auth.token}` } : { "X-CSRF-Token": auth.csrf };
   const location = await exchange(pc, url, headers);
   return new Session(pc, location, headers, () => {});
 }

@@ -31,10 +31,13 @@ def with_cookie(token: str) -> dict[str, str]:
 
 DOC = openapi_document(Settings())
 # Every change a cookie could authenticate: the protected /api/v1 ones and the session's own.
+# Those of the session check the session after the body, so they get a well-formed one.
+SESSION_BODIES = {"/auth/signout": b"{}", "/auth/act": b'{"grant": "buyer:x"}',
+                  "/auth/ticket": b"{}",
+                  "/auth/invitations/accept": b'{"token": "inv_%s.%s"}' % (b"0" * 24, b"a" * 43)}
 CHANGES = sorted((method.upper(), path) for path, ops in DOC["paths"].items()
                  for method, op in ops.items()
-                 if method != "get" and ("security" in op or path in (
-                     "/auth/signout", "/auth/act", "/auth/ticket")))
+                 if method != "get" and ("security" in op or path in SESSION_BODIES))
 WALLET = {"shipping": {"name": "Ann", "line1": "1 St", "city": "X", "postal_code": "1",
                        "country": "US"}, "payment_token": "tok_visa"}
 
@@ -147,6 +150,10 @@ async def test_every_change_by_cookie_needs_the_csrf_token_and_our_origin(
     ann = await people("csrf@example.com")
     assert len(CHANGES) > 25
     assert ("PUT", "/api/v1/me/wallet") in CHANGES and ("POST", "/api/v1/buy") in CHANGES
+    assert {("POST", "/api/v1/invitations"), ("DELETE", "/api/v1/invitations/{invitation}"),
+            ("DELETE", "/api/v1/brands/{brand}/team/{account}"),
+            ("DELETE", "/api/v1/creators/{creator}/moderators/{account}"),
+            ("POST", "/auth/invitations/accept")} <= set(CHANGES)
     failures = []
     before = await db_state(rclient)
     for method, path in CHANGES:
@@ -159,7 +166,7 @@ async def test_every_change_by_cookie_needs_the_csrf_token_and_our_origin(
                 ("null Origin", {**ann.csrf, "Origin": "null"}, "origin-not-allowed")):
             # A well-formed body where the check comes after the body's (the session's own
             # endpoints): either way nothing changes before the check.
-            body = b'{"grant": "buyer:x"}' if path == "/auth/act" else b"{}"
+            body = SESSION_BODIES.get(path, b"{}")
             r = await ann.http.request(method, fill(path), headers={
                 **headers, "Content-Type": "application/json"}, content=body)
             if r.status_code != 403 or not r.json()["type"].endswith("/" + kind):

@@ -269,7 +269,8 @@ async def test_bad_bodies_on_every_auth_endpoint(live: Live, rclient: redis.Redi
              "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
              "ActIn": {"grant": "buyer:bob"},
              "PasskeyIn": {"credential": ATTESTATION_SHAPE, "name": "Phone"},
-             "PasskeySignInIn": {"credential": ASSERTION_SHAPE}}
+             "PasskeySignInIn": {"credential": ASSERTION_SHAPE},
+             "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43}}
     schemas = AUTH_DOC["components"]["schemas"]
     failures = []
     account, _ = await live.services.accounts.sign_in("sweep@example.com")
