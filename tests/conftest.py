@@ -6,10 +6,11 @@ Every wait is a multiple of UNIT (env LIVECART_TEST_TIME_UNIT) so a slow CI can 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -99,6 +100,18 @@ def make_settings(valkey: EmbeddedValkey | str, data_dir: Path, **overrides: Any
                                 sweep_interval_s=0.1, http_keep_alive_s=30.0)
     base.update(overrides)
     return Settings(**base)
+
+
+@pytest.fixture
+def every_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every record at DEBUG, uvicorn's own (which do not propagate) included."""
+    caplog.set_level(logging.DEBUG)
+    own = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    for logger in own:
+        logger.addHandler(caplog.handler)
+    yield caplog
+    for logger in own:
+        logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture

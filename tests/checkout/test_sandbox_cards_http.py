@@ -4,8 +4,6 @@ buy; the decline's reason in the problem; the number and CVC nowhere but the req
 from __future__ import annotations
 
 import datetime
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -122,18 +120,6 @@ async def test_past_the_token_cap_tokenizing_is_503(live: Live) -> None:
     assert (await tokenize(live, "4242424242424242")).status_code == 201
     r = await tokenize(live, "4242424242424242")
     assert r.status_code == 503 and r.json()["type"].endswith("/sandbox-full")
-
-
-@pytest.fixture
-def every_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record at DEBUG, uvicorn's own (which do not propagate) included."""
-    caplog.set_level(logging.DEBUG)
-    own = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")]
-    for logger in own:
-        logger.addHandler(caplog.handler)
-    yield caplog
-    for logger in own:
-        logger.removeHandler(caplog.handler)
 
 
 SECRET_NUMBER = "4000000000009995"

@@ -6,8 +6,6 @@ out each sends the browser to sign in, and no buyer sees another's."""
 from __future__ import annotations
 
 import datetime
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -33,18 +31,6 @@ def extra() -> dict[str, Any]:
 @pytest.fixture
 def node_settings(smtp: Inbox, extra: dict[str, Any]) -> dict[str, Any]:  # noqa: F811
     return {"smtp_url": smtp.url, **extra}
-
-
-@pytest.fixture
-def every_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record at DEBUG, uvicorn's own (which do not propagate) included."""
-    caplog.set_level(logging.DEBUG)
-    own = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")]
-    for logger in own:
-        logger.addHandler(caplog.handler)
-    yield caplog
-    for logger in own:
-        logger.removeHandler(caplog.handler)
 
 
 async def test_signed_out_the_pages_send_you_to_sign_in_and_back(live: Live,
