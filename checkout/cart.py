@@ -8,7 +8,7 @@ taken at checkout, first paid first served.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -133,11 +133,13 @@ class Cart:
         return True
 
     async def checkout(self, buyer: BuyerId, payment_token: str,
-                       snapshot: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """Pay every item; each result says settled, declined, sold_out, expired, ...
-        `snapshot`: what each order records when authorized (BuyService.settle)."""
+                       snapshot: Mapping[str, str] | None = None, *,
+                       lines: Sequence[CartItem] | None = None) -> list[dict[str, Any]]:
+        """Pay every item (or just `lines`, the items as the buyer confirmed them); each
+        result says settled, declined, sold_out, expired, ... `snapshot`: what each order
+        records when authorized (BuyService.settle)."""
         outcomes = []
-        for item in await self.items(buyer):
+        for item in await self.items(buyer) if lines is None else lines:
             outcome: dict[str, Any] = {"item": item.public()}
             try:
                 result = await self._checkout_item(buyer, item, payment_token, snapshot)

@@ -174,7 +174,7 @@ class PasskeyAuth:
     async def confirm(self, account_id: str, rp: RelyingParty, credential: dict[str, Any],
                       digest: bytes, name: str, *, now_ms: int | None = None) -> None:
         """Verify that an assertion by one of the account's passkeys confirms the purchase
-        `digest`; remember the confirmation under `name` (the buy's Idempotency-Key) for
+        `digest`; remember the confirmation under `name` (live/web/buy_confirm.py's Purchase) for
         `challenge_ttl_s`, so the same purchase may be retried without a new tap."""
         challenge = await self._take_challenge(credential, "confirm", account_id)
         if not hmac.compare_digest(challenge[_NONCE_BYTES:], digest):

@@ -219,6 +219,7 @@ class _Endpoint:
     params: tuple[Param, ...]  # every path parameter, then the declared query and headers
     raw_body: str | None  # a non-JSON body's media type; the handler reads the body itself
     response_media: str
+    optional_body: bool  # a request without a body gets the body model's defaults
 
 
 class Api:
@@ -234,18 +235,23 @@ class Api:
                  body: type[pydantic.BaseModel] | None = None,
                  roles: tuple[Role, ...] | None = None, optional_auth: bool = False,
                  session: bool = False, status: int = 200, params: tuple[Param, ...] = (),
-                 raw_body: str | None = None,
+                 raw_body: str | None = None, optional_body: bool = False,
                  response_media: str = "application/json") -> Callable[[Handler], Handler]:
         """`params` declares the query and header parameters, and any path parameter that
         is not an id (`IdStr`). `session`: only a signed-in page's session may call it, and
-        its cookie, CSRF token and Origin are checked before anything else is read."""
+        its cookie, CSRF token and Origin are checked before anything else is read.
+        `optional_body`: the body may be left out (every field of `body` has a default)."""
         declared = {p.name: p for p in params}
         in_path = [declared.pop(name, Param(name, "path"))
                    for name in re.findall(r"{(\w+)}", path)]
         if {p.where for p in in_path} - {"path"} or "path" in {p.where for p in declared.values()}:
             raise ValueError(f"{method} {path}: path parameters and the path disagree")
         spec = _Endpoint(method.upper(), path, summary, body, roles, optional_auth, session, tag,
-                         status, (*in_path, *declared.values()), raw_body, response_media)
+                         status, (*in_path, *declared.values()), raw_body, response_media,
+                         optional_body)
+        if optional_body and (body is None or body.model_fields and any(
+                f.is_required() for f in body.model_fields.values())):
+            raise ValueError(f"{method} {path}: an optional body needs a model of defaults")
 
         def register(handler: Handler) -> Handler:
             self._endpoints.append((spec, handler))
@@ -294,7 +300,7 @@ class Api:
                 for name, cap in _body_caps(spec.body, settings).items():
                     schema["properties"][name] = _capped(schema["properties"][name], cap)
                 schemas[spec.body.__name__] = schema
-                op["requestBody"] = {"required": True, "content": {"application/json": {
+                op["requestBody"] = {"required": not spec.optional_body, "content": {"application/json": {
                     "schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
             elif spec.raw_body is not None:
                 op["requestBody"] = {"required": True, "content": {spec.raw_body: {
@@ -324,6 +330,12 @@ def _parameter(param: Param, settings: Settings) -> dict[str, Any]:
             "schema": param.schema(settings)}
 
 
+def _bodiless(request: Request) -> bool:
+    """A request that says it has no body (Content-Length 0, or neither length nor chunks)."""
+    length = request.headers.get("content-length")
+    return length == "0" or (length is None and "transfer-encoding" not in request.headers)
+
+
 def _wrap(spec: _Endpoint, handler: Handler,
           settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     caps = _body_caps(spec.body, settings) if spec.body is not None else {}
@@ -333,8 +345,13 @@ def _wrap(spec: _Endpoint, handler: Handler,
             await require_session(request)  # 401, or 403 (CSRF, Origin), before the body
         principal = await _authenticate(request, spec)
         params = {p.name: p.read(request, settings) for p in spec.params}
-        body: pydantic.BaseModel = (await read_json(request, spec.body, settings.max_body_bytes)
-                                    if spec.body is not None else _NO_BODY)
+        body: pydantic.BaseModel
+        if spec.body is None:
+            body = _NO_BODY
+        elif spec.optional_body and _bodiless(request):
+            body = spec.body()
+        else:
+            body = await read_json(request, spec.body, settings.max_body_bytes)
         for name, cap in caps.items():
             if (getattr(body, name) or 0) > cap:
                 raise Problem(422, f"{name.replace('_', '-')}-too-large",

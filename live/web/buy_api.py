@@ -18,11 +18,13 @@ from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, ORDER_ID_PATTERN, BuyerId
 from checkout.order_states import PENDING, IllegalTransition, OrderState
 from checkout.orders import Order
 from checkout.payments import DeclineCode, PaymentError
+from checkout.cart import CartItem
 from checkout.wallets import EntryId, Payment
 from checkout.models import StrictModel
 from live.web.api import Api, Call, Capped, Param, json_response
 from live.accounts.auth import Role
-from live.web.buy_confirm import confirmation_options, require_confirmation
+from live.web.buy_confirm import (Purchase, buy_purchase, confirmation_options,
+                                  require_confirmation)
 from live.web.problems import Problem, problem_response
 from live.web.webauthn_json import AssertionIn
 
@@ -57,6 +59,14 @@ class BuyIn(StrictModel):
     # The buyer's passkey confirming this purchase (live/web/buy_confirm.py).
     passkey: AssertionIn | None = None
     # From the buyer's wallet; the defaults when absent.
+    address_id: EntryId | None = None
+    card_id: EntryId | None = None
+
+
+class PayIn(StrictModel):
+    """Paying a cart or a held order: the wallet's defaults unless named, and the buyer's
+    passkey confirming it (live/web/buy_confirm.py). The body may be left out."""
+    passkey: AssertionIn | None = None
     address_id: EntryId | None = None
     card_id: EntryId | None = None
 
@@ -132,7 +142,7 @@ def register(api: Api) -> None:
         key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = BuyerId(call.need_principal().subject)
         payment = await payment_of(call, buyer_id, call.body.address_id, call.body.card_id)
-        await require_confirmation(call, key, call.body.passkey)
+        await require_confirmation(call, buy_purchase(call.body, key), call.body.passkey)
         request = _buy_request(call, buyer_id, key, payment)
         try:
             result = await call.services.buys.buy(request)
@@ -145,7 +155,8 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/buy/confirmation", summary="Passkey options bound to one buy",
                   tag="buy", body=BuyIn, roles=buyer, params=(IDEMPOTENCY_KEY,))
     async def buy_confirmation(call: Call[BuyIn]) -> Response:
-        return await confirmation_options(call, call.param(IDEMPOTENCY_KEY.name))
+        return await confirmation_options(call, buy_purchase(call.body,
+                                                             call.param(IDEMPOTENCY_KEY.name)))
 
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
                   tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))
@@ -175,15 +186,20 @@ def register(api: Api) -> None:
         return json_response(done.public())
 
     @api.endpoint("POST", "/orders/{order}/pay", summary="Pay a held order (cart, waitlist)",
-                  tag="buy", roles=buyer, params=(ORDER,))
-    async def pay_order(call: Call[Any]) -> Response:
-        order = await _order_for(call, OrderId(call.param("order")), buyer_only=True)
-        if order.state not in PENDING:
-            raise Problem(409, "order-not-payable", f"the order is {order.state}")
-        payment = await payment_of(call, order.fields["buyer"])
+                  tag="buy", body=PayIn, optional_body=True, roles=buyer, params=(ORDER,))
+    async def pay_order(call: Call[PayIn]) -> Response:
+        order, payment, purchase = await _order_payment(call)
+        await require_confirmation(call, purchase, call.body.passkey)
         result = await call.services.buys.settle(order, payment_token=payment.token,
                                                  snapshot=payment.snapshot)
         return buy_response(call, result)
+
+    @api.endpoint("POST", "/orders/{order}/pay/confirmation",
+                  summary="Passkey options bound to paying one held order", tag="buy",
+                  body=PayIn, optional_body=True, roles=buyer, params=(ORDER,))
+    async def pay_confirmation(call: Call[PayIn]) -> Response:
+        _, _, purchase = await _order_payment(call)
+        return await confirmation_options(call, purchase)
 
     @api.endpoint("POST", "/orders/{order}/capture", summary="Capture an authorized order (shipped)",
                   tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
@@ -253,12 +269,26 @@ def register(api: Api) -> None:
         return Response(status_code=204)
 
     @api.endpoint("POST", "/cart/checkout", summary="Pay for everything in the cart", tag="cart",
-                  roles=buyer)
-    async def checkout_cart(call: Call[Any]) -> Response:
+                  body=PayIn, optional_body=True, roles=buyer)
+    async def checkout_cart(call: Call[PayIn]) -> Response:
         buyer_id = BuyerId(call.need_principal().subject)
-        payment = await payment_of(call, buyer_id)
-        outcomes = await call.services.cart.checkout(buyer_id, payment.token, payment.snapshot)
+        lines, payment, purchase = await _cart_payment(call, buyer_id)
+        if not lines:
+            return json_response({"items": []})  # nothing to pay, nothing to confirm
+        await require_confirmation(call, purchase, call.body.passkey)
+        # Exactly the lines confirmed: one added meanwhile waits for the next checkout.
+        outcomes = await call.services.cart.checkout(buyer_id, payment.token, payment.snapshot,
+                                                     lines=lines)
         return json_response({"items": outcomes})
+
+    @api.endpoint("POST", "/cart/checkout/confirmation",
+                  summary="Passkey options bound to checking out the cart as it is", tag="cart",
+                  body=PayIn, optional_body=True, roles=buyer)
+    async def checkout_confirmation(call: Call[PayIn]) -> Response:
+        lines, _, purchase = await _cart_payment(call, BuyerId(call.need_principal().subject))
+        if not lines:
+            raise Problem(409, "cart-empty", "the cart is empty: nothing to confirm")
+        return await confirmation_options(call, purchase)
 
     @api.endpoint("POST", "/products/{product}/waitlist", summary="Join a sold-out item's waitlist",
                   tag="cart", body=WaitlistIn, roles=buyer, status=201)
@@ -272,6 +302,29 @@ def register(api: Api) -> None:
             raise Problem(409, "waitlist-full", "this waitlist is full") from None
         return json_response({"product_id": product_id, "variant": call.body.variant,
                               "position": position}, 201)
+
+
+async def _order_payment(call: Call[PayIn]) -> tuple[Order, Payment, Purchase]:
+    """A held order of the buyer's, what pays it, and the purchase a passkey confirms."""
+    order = await _order_for(call, OrderId(call.param("order")), buyer_only=True)
+    if order.state not in PENDING:
+        raise Problem(409, "order-not-payable", f"the order is {order.state}")
+    payment = await payment_of(call, order.fields["buyer"], call.body.address_id,
+                               call.body.card_id)
+    what = {"amount_minor": order.fields.get("amount_minor"),
+            "currency": order.fields.get("currency"), "payment": payment.snapshot}
+    return order, payment, Purchase.of("pay", order.id, what,
+                                       f"/api/v1/orders/{order.id}/pay/confirmation")
+
+
+async def _cart_payment(call: Call[PayIn],
+                        buyer_id: BuyerId) -> tuple[list[CartItem], Payment, Purchase]:
+    """The cart's lines as they are, what pays them, and the purchase a passkey confirms."""
+    payment = await payment_of(call, buyer_id, call.body.address_id, call.body.card_id)
+    lines = await call.services.cart.items(buyer_id)
+    what = {"lines": [line.public() for line in lines], "payment": payment.snapshot}
+    return lines, payment, Purchase.of("cart", "+".join(line.id for line in lines), what,
+                                       "/api/v1/cart/checkout/confirmation")
 
 
 def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str, payment: Payment) -> BuyRequest:

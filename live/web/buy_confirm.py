@@ -1,15 +1,19 @@
-"""A purchase confirmed with a passkey: the buy API's step-up (docs/accounts.md, "Buy
-confirmation"), all of it here.
+"""A purchase confirmed with a passkey: the step-up of every way a page session pays
+(docs/accounts.md, "Buy confirmation"), all of it here.
 
-With the node's `buy_confirm` at "passkey" (the default), a buy made with a page session
-whose account has a passkey runs only with a fresh assertion bound to that very purchase:
-1. `POST /api/v1/buy/confirmation` with the buy's body and Idempotency-Key: request options
-   whose challenge carries the purchase's digest (`purchase_digest`).
-2. `POST /api/v1/buy` with the same body plus `passkey` (the assertion): verified before
-   the buy runs; the digest is computed again from what is bought, so an answer for one
-   purchase never pays for another (another product, quantity, price or key).
-A retry of a confirmed buy (same body, same key) within `passkey_challenge_ttl_s` needs no
-new tap: it can only replay that purchase. Without a confirmation: 403 `passkey-required`.
+With the node's `buy_confirm` at "passkey" (the default), a payment made with a page session
+whose account has a passkey runs only with a fresh assertion bound to that very purchase.
+Three ways pay, each with its confirmation endpoint beside it:
+- `POST /api/v1/buy` (what: the buy's body and its Idempotency-Key);
+- `POST /api/v1/cart/checkout` (what: the cart's lines, card and address);
+- `POST /api/v1/orders/{id}/pay` (what: the held order, its amount, card and address).
+1. `POST <path>/confirmation` with the same request: request options whose challenge
+   carries the purchase's digest (`Purchase`).
+2. The request itself with `passkey` (the assertion) in its body: verified before anything
+   is paid; the digest is computed again from what would be paid, so an answer for one
+   purchase never pays for another (another product, quantity, price, key, cart or card).
+A retry of a confirmed purchase (the same one) within `passkey_challenge_ttl_s` needs no new
+tap: it can only replay that purchase. Without a confirmation: 403 `passkey-required`.
 Bearer tokens (API clients, the seeded demo) are never asked; an assertion sent with one is
 checked all the same. `buy_confirm=none` turns the step-up off.
 """
@@ -17,6 +21,7 @@ checked all the same. `buy_confirm=none` turns the step-up off.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -29,19 +34,32 @@ from live.web.problems import Problem
 from live.web.relying_party import relying_party
 from live.web.webauthn_json import AssertionIn
 
-__all__ = ["purchase_digest", "buy_confirm_mode", "confirmation_options",
-           "require_confirmation", "CONFIRMATION_PATH"]
-
-CONFIRMATION_PATH = "/api/v1/buy/confirmation"
+__all__ = ["Purchase", "buy_purchase", "buy_confirm_mode", "confirmation_options",
+           "require_confirmation"]
 
 
-def purchase_digest(body: pydantic.BaseModel, idempotency_key: str) -> bytes:
-    """SHA-256 of the buy as the buyer saw it: every field of the body but the assertion
-    (product, variant, quantity, the price shown, stream, attribution) and the
-    Idempotency-Key, as one canonical JSON document (sorted keys, defaults filled in)."""
-    document = {"buy": body.model_dump(mode="json", exclude={"passkey"}),
-                "idempotency_key": idempotency_key}
-    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).digest()
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """What one passkey tap pays for. `digest` (SHA-256 of the purchase as one canonical JSON
+    document) goes into the challenge; `name` is what a confirmation is remembered under,
+    so a retry of the very same purchase needs no new tap."""
+
+    digest: bytes
+    name: str
+    path: str  # where its confirmation options are asked for
+
+    @classmethod
+    def of(cls, kind: str, name: str, what: Any, path: str) -> "Purchase":
+        document = {"kind": kind, "name": name, "what": what}
+        digest = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).digest()
+        return cls(digest, f"{kind}:{name}", path)
+
+
+def buy_purchase(body: pydantic.BaseModel, idempotency_key: str) -> Purchase:
+    """A one-tap buy as the buyer saw it: every field of the body but the assertion (product,
+    variant, quantity, the price shown, stream, attribution, card, address) and its key."""
+    return Purchase.of("buy", idempotency_key, body.model_dump(mode="json", exclude={"passkey"}),
+                       "/api/v1/buy/confirmation")
 
 
 async def buy_confirm_mode(services: WebServices, account_id: str) -> Literal["passkey", "none"]:
@@ -51,32 +69,31 @@ async def buy_confirm_mode(services: WebServices, account_id: str) -> Literal["p
     return "none"
 
 
-async def confirmation_options(call: Call[Any], idempotency_key: str) -> Response:
+async def confirmation_options(call: Call[Any], purchase: Purchase) -> Response:
     """Request options for the buyer's passkeys, bound to this purchase."""
     buyer = call.need_principal().subject
     options = await call.services.passkeys.confirmation_options(
-        buyer, relying_party(call.request), purchase_digest(call.body, idempotency_key))
+        buyer, relying_party(call.request), purchase.digest)
     return json_response(options)
 
 
-async def require_confirmation(call: Call[Any], idempotency_key: str,
+async def require_confirmation(call: Call[Any], purchase: Purchase,
                                assertion: AssertionIn | None) -> None:
-    """Before a buy runs: verify its assertion if it has one; else refuse it (403
+    """Before a purchase is paid: verify its assertion if it has one; else refuse it (403
     `passkey-required`) when the buyer must confirm and has not confirmed this purchase."""
     buyer = call.need_principal().subject
     passkeys = call.services.passkeys
-    digest = purchase_digest(call.body, idempotency_key)
     if assertion is not None:
         await passkeys.confirm(buyer, relying_party(call.request),
-                               assertion.model_dump(mode="json", exclude_none=True), digest,
-                               idempotency_key)
+                               assertion.model_dump(mode="json", exclude_none=True),
+                               purchase.digest, purchase.name)
         return
     if "authorization" in call.request.headers:  # a bearer token: an API client
         return
     if await buy_confirm_mode(call.services, buyer) == "none":
         return
-    if await passkeys.confirmed(buyer, idempotency_key, digest):
+    if await passkeys.confirmed(buyer, purchase.name, purchase.digest):
         return
     raise Problem(403, "passkey-required", "confirm this purchase with your passkey: ask "
-                  f"{CONFIRMATION_PATH} with this body and key, then send the answer as "
-                  "`passkey`", options=CONFIRMATION_PATH)
+                  f"{purchase.path} with this request, then send the answer as `passkey`",
+                  options=purchase.path)

@@ -15,21 +15,45 @@ export function passkeysAvailable() {
 }
 
 /**
- * Confirm one buy with a passkey: options bound to this very purchase (its body and
- * Idempotency-Key), one tap, and the answer to send with the buy as `passkey`.
- * buyRequest: {body, key, csrf} (the body without `passkey`). Returns {ok: true, passkey}
- * or a refusal shaped like api()'s.
+ * Confirm one purchase with a passkey: options bound to this very purchase, one tap, and
+ * the answer to send with the purchase as `passkey`. purchase: {path, body, key, csrf}:
+ * the paying endpoint's path (a buy, a cart checkout, a held order's pay; its options are
+ * at path + "/confirmation"), the body without `passkey`, the Idempotency-Key if it takes
+ * one. Returns {ok: true, passkey} or a refusal shaped like api()'s.
  */
-export async function confirmWithPasskey(buyRequest) {
-  const { body, key, csrf } = buyRequest;
+export async function confirmWithPasskey(purchase) {
+  const { path, body, key, csrf } = purchase;
   if (!passkeysAvailable()) {
     return refusal("passkey-unavailable", "Your account confirms purchases with a passkey, "
       + "which this browser can't use. Open this page in a browser that has your passkey.");
   }
-  const r = await api("POST", "/api/v1/buy/confirmation", { csrf, body, headers: { "Idempotency-Key": key } });
+  const headers = key ? { "Idempotency-Key": key } : {};
+  const r = await api("POST", `${path}/confirmation`, { csrf, body, headers });
   if (!r.ok) return r;
   const credential = await prompt(() => navigator.credentials.get({ publicKey: requestOptions(r.data) }));
   return credential.ok === false ? credential : { ok: true, passkey: assertionJSON(credential) };
+}
+
+/**
+ * Sends a purchase ({path, body, key}) as a page does, with one passkey tap first when the
+ * account confirms purchases (`tap`: the session says so; the server says so too, 403
+ * passkey-required, when the page did not know). `auth`: api()'s {token} or {csrf}.
+ * `onTap` runs before the prompt, `onConfirmed` after it (for the page's words).
+ * Answers the api() result of the purchase, or the refusal of the tap. A purchase once
+ * confirmed is marked so: its retry (the same purchase) needs no new tap.
+ */
+export async function payConfirmed(purchase, { auth, tap, onTap = () => {}, onConfirmed = () => {} }) {
+  const send = (extra) => api("POST", purchase.path, {
+    ...auth, body: { ...purchase.body, ...extra },
+    headers: purchase.key ? { "Idempotency-Key": purchase.key } : {} });
+  const first = tap && !purchase.confirmed ? null : await send({});
+  if (first && first.kind !== "passkey-required") return first;
+  onTap();
+  const confirmation = await confirmWithPasskey({ ...purchase, csrf: auth.csrf || null });
+  if (!confirmation.ok) return confirmation;
+  purchase.confirmed = true;
+  onConfirmed();
+  return send({ passkey: confirmation.passkey });
 }
 
 // Sign in with a passkey of this site (no email asked: the browser offers the ones it has).

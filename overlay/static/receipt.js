@@ -1,10 +1,13 @@
 // An order's receipt (/me/orders/{order}): the line, the price, where it ships (as it was
-// at purchase), the card's brand and last four, the times; Cancel while it has not shipped.
+// at purchase), the card's brand and last four, the times; Cancel while it has not shipped,
+// Pay now while it is held (a cart or waitlist hold), with the wallet's default card and
+// address and, when the account confirms purchases, one passkey tap.
 
 import { money } from "./cards.js";
 import { api, pageSession, problemText, signinHref } from "./api.js";
 import { cardName } from "./wallet_forms.js";
 import { cancellable, cancelOrder, stateWords, when } from "./order_words.js";
+import { payConfirmed } from "./passkey.js";
 
 const $ = (id) => document.getElementById(id);
 const orderId = document.querySelector('meta[name="livecart-target"]').content;
@@ -31,8 +34,29 @@ function show(order) {
   $("r-updated").textContent = when(order.updated_ms);
   $("r-id").textContent = order.id;
   $("cancel").hidden = !cancellable(order);
+  $("pay").hidden = order.state !== "reserved";
+  if (order.state === "reserved" && order.expires_ms) {
+    $("receipt-state").textContent = `${stateWords(order)}: pay by ${when(order.expires_ms)}`;
+  }
   $("receipt").hidden = false;
 }
+
+// One purchase per page view: a retry after an unknown outcome is the same purchase.
+const held = { path: `/api/v1/orders/${encodeURIComponent(orderId)}/pay`, body: {} };
+
+$("pay").addEventListener("click", async () => {
+  $("pay").disabled = true;
+  say("", "Paying…");
+  const r = await payConfirmed(held, {
+    auth: { csrf: session.csrf }, tap: session.buy_confirm === "passkey",
+    onTap: () => say("", "Confirm with your passkey…"), onConfirmed: () => say("", "Paying…") });
+  $("pay").disabled = false;
+  const order = r.data && r.data.order;
+  if (order) show(order);  // paid, declined, expired: the order as it stands
+  if (r.status === 201) say("ok", "Paid. Thank you!");
+  else if (r.status === 202) say("ok", "Payment authorized; the charge completes in a moment.");
+  else say("error", problemText(r));
+});
 
 $("cancel").addEventListener("click", async () => {
   $("cancel").disabled = true;

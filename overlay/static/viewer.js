@@ -7,7 +7,7 @@ import {
   updateCard,
 } from "./cards.js";
 import { api, newKey, pageSession, problemText, signinHref } from "./api.js";
-import { confirmWithPasskey } from "./passkey.js";
+import { payConfirmed } from "./passkey.js";
 import { mountCardForm } from "./card_form.js";
 import { addressLine, cardLine, loadWallet, mountAddressForm, saveCard } from "./wallet_forms.js";
 import { showStatus } from "./feed.js";
@@ -433,6 +433,7 @@ function showSetup(needAddress, needCard) {
   }) : null;
   if (needCard) {
     mountCardForm($("card-slot"), {
+      auth,
       submitLabel: needAddress ? "Save and continue" : "Save card",
       beforeSubmit: address ? async () => Boolean(await address.save()) : null,
       onToken: async (card) => {
@@ -489,21 +490,13 @@ function confirmed(order, card, note) {
 
 // The one place this page sends a buy: `request` is {body, key} (the Idempotency-Key). A
 // signed-in buyer whose account has a passkey confirms each new purchase with one tap
-// (passkey.js); a retry of the same request needs none. The server says so too (403
-// passkey-required) when the page did not know.
+// (passkey.js); a retry of the same request needs none.
 async function sendBuy(request) {
-  const send = (extra) => api("POST", "/api/v1/buy", { ...auth(),
-    body: { ...request.body, ...extra }, headers: { "Idempotency-Key": request.key } });
-  const asked = session && session.buy_confirm === "passkey" && !request.confirmed;
-  const first = asked ? null : await send({});
-  if (first && first.kind !== "passkey-required") return first;
-  setText($("pay"), "Confirm with your passkey…");
-  const confirmation = await confirmWithPasskey({
-    body: request.body, key: request.key, csrf: session ? session.csrf : null });
-  if (!confirmation.ok) return confirmation;
-  request.confirmed = true;
-  setText($("pay"), "Paying…");
-  return send({ passkey: confirmation.passkey });
+  request.path = "/api/v1/buy";
+  return payConfirmed(request, {
+    auth: auth(), tap: Boolean(session && session.buy_confirm === "passkey"),
+    onTap: () => setText($("pay"), "Confirm with your passkey…"),
+    onConfirmed: () => setText($("pay"), "Paying…") });
 }
 
 function captureLater(request, tries) {

@@ -434,6 +434,83 @@ async def test_a_session_buy_needs_a_passkey_tap_bound_to_it(live: Live, people:
     assert r.status_code == 201, r.text
 
 
+async def cart_item(person: Person, stream: dict[str, Any], product: dict[str, Any]) -> dict[str, Any]:
+    r = await person.http.post("/api/v1/cart/items", json={
+        "product_id": product["id"], "stream_id": stream["id"]},
+        headers={**person.csrf, "Idempotency-Key": idem()})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def asked(person: Person, device: SoftAuthenticator, path: str,
+                body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The answer to the options `path` gives for paying this way."""
+    r = await person.http.post(path, json=body or {}, headers=person.csrf)
+    assert r.status_code == 200, r.text
+    return device.get(r.json())
+
+
+async def test_cart_checkout_needs_a_tap_bound_to_the_cart_as_it_is(live: Live, people: Any) -> None:
+    """The cart pays only with the tap too (a stolen session cookie buys nothing), and a
+    tap pays for the cart it was asked for: after a line is added it pays nothing."""
+    await make_brand(live)
+    product = await make_product(live, stock=5, max_per_buyer=0)
+    stream = await make_live_stream(live, [product["id"]], purchase_mode="cart_hold")
+    ann, phone = await buyer_with_passkey(live, people, "cart@example.com")
+    first = await cart_item(ann, stream, product)
+    checkout = "/api/v1/cart/checkout"
+
+    r = await ann.http.post(checkout, headers=ann.csrf)  # no body at all: the defaults
+    assert_problem(r, 403, "passkey-required")
+    assert r.json()["options"] == "/api/v1/cart/checkout/confirmation"
+    answer = await asked(ann, phone, "/api/v1/cart/checkout/confirmation")
+    second = await cart_item(ann, stream, product)  # the cart changed after the tap
+    assert_problem(await ann.http.post(checkout, json={"passkey": answer}, headers=ann.csrf),
+                   400, "passkey-wrong-purchase")
+    levels = (await stock_of(live, product["id"]))["default"]
+    assert (levels["sold"], levels["held"]) == (0, 2)
+
+    answer = await asked(ann, phone, "/api/v1/cart/checkout/confirmation")
+    r = await ann.http.post(checkout, json={"passkey": answer}, headers=ann.csrf)
+    assert r.status_code == 200, r.text
+    outcomes = r.json()["items"]
+    assert sorted(o["item"]["id"] for o in outcomes) == sorted([first["id"], second["id"]])
+    assert {o["result"] for o in outcomes} == {"settled"}
+    levels = (await stock_of(live, product["id"]))["default"]
+    assert (levels["sold"], levels["held"]) == (2, 0)
+    # An empty cart has nothing to pay or confirm.
+    assert (await ann.http.post(checkout, headers=ann.csrf)).json() == {"items": []}
+    assert_problem(await ann.http.post("/api/v1/cart/checkout/confirmation", headers=ann.csrf),
+                   409, "cart-empty")
+
+
+async def test_paying_a_held_order_needs_a_tap_bound_to_that_order(live: Live, people: Any) -> None:
+    await make_brand(live)
+    product = await make_product(live, stock=5, max_per_buyer=0)
+    stream = await make_live_stream(live, [product["id"]], purchase_mode="cart_hold")
+    ann, phone = await buyer_with_passkey(live, people, "held@example.com")
+    one, two = await cart_item(ann, stream, product), await cart_item(ann, stream, product)
+    pay_one, pay_two = (f"/api/v1/orders/{item['order_id']}/pay" for item in (one, two))
+
+    r = await ann.http.post(pay_one, headers=ann.csrf)
+    assert_problem(r, 403, "passkey-required")
+    assert r.json()["options"] == f"{pay_one}/confirmation"
+    # The answer for order two does not pay order one, and is spent trying.
+    answer = await asked(ann, phone, f"{pay_two}/confirmation")
+    assert_problem(await ann.http.post(pay_one, json={"passkey": answer}, headers=ann.csrf),
+                   400, "passkey-wrong-purchase")
+    assert_problem(await ann.http.post(pay_two, json={"passkey": answer}, headers=ann.csrf),
+                   410, "passkey-challenge-expired")
+    answer = await asked(ann, phone, f"{pay_one}/confirmation")
+    r = await ann.http.post(pay_one, json={"passkey": answer}, headers=ann.csrf)
+    assert r.status_code == 201, r.text
+    assert r.json()["order"]["state"] in ("paid", "authorized")
+    # Order two is still held and still asks; a bearer token (an API client) is not asked.
+    assert_problem(await ann.http.post(pay_two, headers=ann.csrf), 403, "passkey-required")
+    r = await live.http.post(pay_two, headers=live.auth("buyer", ann.id))
+    assert r.status_code == 201, r.text
+
+
 @pytest.mark.parametrize("extra_settings", [{"buy_confirm": "none"}])
 async def test_buy_confirm_none_asks_no_passkey(live: Live, people: Any) -> None:
     await make_brand(live)

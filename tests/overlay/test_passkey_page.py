@@ -17,7 +17,7 @@ from inbox import Inbox, smtp  # noqa: F401 - the fixture
 from playwright.async_api import Page, expect
 
 from test_pages import MS, card, pin, shop, shot
-from shop import give_wallet, stock_of
+from shop import give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
 
 
 @pytest.fixture
@@ -51,13 +51,7 @@ async def test_sign_up_add_a_passkey_sign_in_with_it_and_buy_with_one_tap(
     cdp, authenticator = await virtual_authenticator(page)
 
     # Sign up by email, coming back to the sign-in page's account panel.
-    await page.goto(f"{base}/signin")
-    await page.get_by_role("textbox", name="Email", exact=True).fill("tap@example.com")
-    await page.get_by_role("button", name="Email me a code").click()
-    mail = await smtp.next_mail("tap@example.com")
-    await page.get_by_label("6-digit code").fill(mail.code)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(f"{base}/", timeout=5 * MS)
+    await sign_up(live, page, smtp, "tap@example.com")
     await page.goto(f"{base}/signin?next=%2Fs%2F{stream['id']}")
     await expect(page.get_by_role("heading", name="You're signed in")).to_be_visible(timeout=5 * MS)
     passkeys = page.get_by_role("region", name="Passkeys")
@@ -111,6 +105,63 @@ async def test_sign_up_add_a_passkey_sign_in_with_it_and_buy_with_one_tap(
         cdp, authenticator))[0]["signCount"]
 
 
+async def sign_up(live: Live, page: Page, smtp: Inbox, email: str) -> None:  # noqa: F811
+    """Sign up on the sign-in page (at http://localhost) by email with the mailed code."""
+    base = live.url.replace("://127.0.0.1:", "://localhost:")
+    await page.goto(f"{base}/signin")
+    await page.get_by_role("textbox", name="Email", exact=True).fill(email)
+    await page.get_by_role("button", name="Email me a code").click()
+    await page.get_by_label("6-digit code").fill((await smtp.next_mail(email)).code)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).to_have_url(f"{base}/", timeout=5 * MS)
+
+
+async def signed_up_with_a_passkey(live: Live, page: Page, smtp: Inbox,  # noqa: F811
+                                   email: str) -> str:
+    """Sign up on the page by email, then add a passkey on the account panel: the id."""
+    base = live.url.replace("://127.0.0.1:", "://localhost:")
+    await sign_up(live, page, smtp, email)
+    await page.goto(f"{base}/signin")
+    await page.get_by_role("button", name="Add a passkey").click()
+    await expect(page.get_by_role("listitem")).to_have_count(1, timeout=5 * MS)
+    account = await live.services.accounts.find(email)
+    assert account is not None
+    return account.id
+
+
+async def test_a_held_order_is_paid_from_its_receipt_with_one_tap(
+        live: Live, new_page: Any, smtp: Inbox, page_errors: PageErrors) -> None:  # noqa: F811
+    """A cart hold (made through the API) is paid on its receipt page: Pay now, one passkey
+    tap, and the receipt shows it paid with the wallet's card."""
+    await make_brand(live)
+    product = await make_product(live, title="Trail Runner", stock=3)
+    stream = await make_live_stream(live, [product["id"]], purchase_mode="cart_hold")
+    base = live.url.replace("://127.0.0.1:", "://localhost:")
+    page: Page = await new_page()
+    cdp, authenticator = await virtual_authenticator(page)
+    account_id = await signed_up_with_a_passkey(live, page, smtp, "held@example.com")
+    await give_wallet(live, account_id)
+    r = await live.http.post("/api/v1/cart/items", headers={
+        **live.auth("buyer", account_id), "Idempotency-Key": idem()},
+        json={"product_id": product["id"], "stream_id": stream["id"]})
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_id"]
+
+    await page.goto(f"{base}/me/orders/{order_id}")
+    await expect(page.locator("#receipt-state")).to_contain_text("Held, not paid yet: pay by",
+                                                                 timeout=5 * MS)
+    count_before = (await credentials(cdp, authenticator))[0]["signCount"]
+    await page.get_by_role("button", name="Pay now").click()
+    await expect(page.get_by_role("status")).to_have_text("Paid. Thank you!", timeout=5 * MS)
+    await expect(page.locator("#receipt-state")).to_have_text("Paid")
+    await expect(page.get_by_role("button", name="Pay now")).to_be_hidden()
+    await expect(page.locator("#r-card")).to_contain_text("4242")
+    assert (await credentials(cdp, authenticator))[0]["signCount"] > count_before
+    order = await live.services.orders.get(order_id)
+    assert order is not None and order.state.value == "paid"
+    assert (await stock_of(live, product["id"]))["default"]["sold"] == 1
+
+
 async def test_a_cancelled_passkey_prompt_buys_nothing(
         live: Live, new_page: Any, smtp: Inbox, page_errors: PageErrors) -> None:  # noqa: F811
     """A buyer who closes the passkey prompt is told so; nothing is bought; Pay again works."""
@@ -119,18 +170,8 @@ async def test_a_cancelled_passkey_prompt_buys_nothing(
     base = live.url.replace("://127.0.0.1:", "://localhost:")
     page: Page = await new_page()
     cdp, authenticator = await virtual_authenticator(page)
-    await page.goto(f"{base}/signin")
-    await page.get_by_role("textbox", name="Email", exact=True).fill("nope@example.com")
-    await page.get_by_role("button", name="Email me a code").click()
-    await page.get_by_label("6-digit code").fill((await smtp.next_mail("nope@example.com")).code)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page).to_have_url(f"{base}/", timeout=5 * MS)
-    await page.goto(f"{base}/signin")
-    await page.get_by_role("button", name="Add a passkey").click()
-    await expect(page.get_by_role("listitem")).to_have_count(1, timeout=5 * MS)
-    account = await live.services.accounts.find("nope@example.com")
-    assert account is not None
-    await give_wallet(live, account.id)
+    account_id = await signed_up_with_a_passkey(live, page, smtp, "nope@example.com")
+    await give_wallet(live, account_id)
 
     await page.goto(f"{base}/s/{stream['id']}")
     await expect(page.locator("#live-pill")).to_have_text("Live", timeout=5 * MS)
