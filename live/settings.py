@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 
 __all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode"]
 
@@ -63,6 +64,10 @@ class Settings:
     stripe_api_key: str | None = field(default=None, repr=False)  # needed with stripe
     stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
     stripe_api_base: str | None = None  # None: Stripe's own; a local server in tests
+    # The pages' card form with Stripe: Stripe.js, loaded from Stripe (PCI DSS SAQ A asks
+    # that it is never self-hosted), with the account's publishable key (pk_...).
+    stripe_publishable_key: str | None = None  # needed with stripe
+    stripe_js_url: str = "https://js.stripe.com/v3/"
     # hub (WebSocket) limits
     ws_port: int | None = None  # None: HTTP port + 1
     ws_outbox_bytes: int = 256 * 1024
@@ -175,6 +180,11 @@ class Settings:
             raise ValueError(f"payments must be sandbox or stripe, not {self.payments!r}")
         if self.payments == "stripe" and not self.stripe_api_key:
             raise ValueError("payments=stripe needs LIVECART_STRIPE_API_KEY")
+        if self.payments == "stripe" and not (self.stripe_publishable_key or "").startswith("pk_"):
+            raise ValueError("payments=stripe needs LIVECART_STRIPE_PUBLISHABLE_KEY (pk_...), "
+                             "for the pages' card form")
+        if urlsplit(self.stripe_js_url).scheme not in ("https", "http"):
+            raise ValueError("stripe_js_url must be an http(s) URL")
         if self.sandbox_max_tokens < 0:
             raise ValueError("sandbox_max_tokens must be >= 0")
         if self.buy_confirm not in ("passkey", "none"):
@@ -238,6 +248,7 @@ _FIELD_TYPES: dict[str, str] = {
     "sweep_interval_s": "float", "log_level": "str",
     "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
     "stripe_webhook_secret": "str", "stripe_api_base": "str",
+    "stripe_publishable_key": "str", "stripe_js_url": "str",
     "wallet_max_addresses": "int", "wallet_max_cards": "int",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",

@@ -8,7 +8,7 @@ live/web/overlay_pages.py and live/web/pages.py serve them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 import re
 from html import escape
 from importlib import resources
@@ -66,10 +66,14 @@ def render(name: str, target: str, ws: str, *, title: str | None = None,
     return _SLOT.sub(lambda m: slots[m.group(1)], _template(name).replace("{{head}}", _HEAD))
 
 
-def content_security_policy(ws: str) -> str:
-    """Scripts and styles only from the node; the socket only to its hub."""
+def content_security_policy(ws: str, third_party: Sequence[str] = ()) -> str:
+    """Scripts and styles only from the node; the socket only to its hub. `third_party`:
+    origins a page must admit for scripts, frames and connections (a payment gateway's
+    card form), none by default."""
+    extra = "".join(f" {origin}" for origin in third_party)
     return ("default-src 'self'; img-src * data:; style-src 'self'; "
-            f"connect-src 'self' {ws}; media-src 'self' blob:; base-uri 'none'; "
+            f"script-src 'self'{extra}; frame-src 'self'{extra}; "
+            f"connect-src 'self' {ws}{extra}; media-src 'self' blob:; base-uri 'none'; "
             "frame-ancestors *")
 
 

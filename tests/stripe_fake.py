@@ -16,6 +16,13 @@ Test payment methods, as Stripe's docs name them: `pm_card_visa` (approves),
 one saves a new payment method, attached to the SetupIntent's customer, that behaves
 the same.
 
+Stripe.js too, as far as a page uses it (tests/stripe_fake.js, served at `/v3/`): its card
+Element, and `confirmCardSetup`, which confirms a SetupIntent from the page with the
+publishable key and the intent's client secret, sending the raw card: test numbers as
+Stripe's docs name them (4242 4242 4242 4242 saves a card that approves, ...0000 9995 one
+that is declined for insufficient funds when charged; ...0000 0002 and ...0000 0069 are
+refused at once, `card_declined` and `expired_card`), with CORS headers as Stripe's API has.
+
 `down` makes every request a 503 `api_error` and `rate_limited` a 429, both without
 doing anything, as an outage would. `stall`, when set to an event, holds every answer
 until the event is set, after the request ran (a response lost on the way back).
@@ -31,18 +38,20 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import orjson
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-__all__ = ["StripeFake", "serve_fake", "sign"]
+__all__ = ["StripeFake", "serve_fake", "sign", "fake"]
 
 # payment method -> (error code, decline code); None: approves
 TEST_METHODS: dict[str, tuple[str, str] | None] = {
@@ -55,6 +64,13 @@ TEST_METHODS: dict[str, tuple[str, str] | None] = {
 TEST_CARDS: dict[str, str] = {"pm_card_visa": "4242", "pm_card_chargeDeclined": "0002",
                               "pm_card_chargeDeclinedInsufficientFunds": "9995",
                               "pm_card_chargeDeclinedExpiredCard": "0069"}
+# a card number typed into Stripe.js -> the test method it saves, or the error at setup
+TEST_NUMBERS: dict[str, str | tuple[str, str]] = {
+    "4242424242424242": "pm_card_visa",
+    "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
+    "4000000000000002": ("card_declined", "generic_decline"),
+    "4000000000000069": ("expired_card", "expired_card"),
+}
 DECLINE_MESSAGES = {"generic_decline": "Your card was declined.",
                     "insufficient_funds": "Your card has insufficient funds.",
                     "expired_card": "Your card has expired."}
@@ -88,6 +104,7 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
 @dataclass
 class StripeFake:
     api_key: str = "sk_test_livecart"
+    publishable_key: str = "pk_test_livecart"
     down: bool = False
     rate_limited: bool = False
     stall: asyncio.Event | None = None
@@ -106,11 +123,17 @@ class StripeFake:
 
     def app(self) -> Starlette:
         return Starlette(routes=[
-            Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST"])])
+            Route("/v1/{path:path}", self._endpoint, methods=["GET", "POST"]),
+            Route("/v3/", _stripe_js, methods=["GET"])])
 
     # -- the HTTP edge ------------------------------------------------------------
 
     async def _endpoint(self, request: Request) -> Response:
+        if request.method == "POST" and request.path_params["path"].endswith("/confirm") \
+                and request.path_params["path"].startswith("setup_intents/"):
+            params = _unflatten(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+            if params.get("key") == self.publishable_key:
+                return self._from_the_page(request.path_params["path"].split("/")[1], params)
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return _error(401, {"type": "invalid_request_error",
                                 "message": "Invalid API Key provided"})
@@ -175,6 +198,25 @@ class StripeFake:
                 return self.payment_method(pm)
         raise Fail(404, kept=False, type="invalid_request_error",
                    message=f"Unrecognized request URL ({method}: /v1/{path})")
+
+    def _from_the_page(self, seti: str, p: dict[str, Any]) -> Response:
+        """Stripe.js confirming a SetupIntent with the raw card: allowed with the intent's
+        client secret only; answered to any origin (CORS), as Stripe's API is."""
+        cors = {"Access-Control-Allow-Origin": "*"}
+        self.requests.append(("POST", f"setup_intents/{seti}/confirm", p, None))
+        intent = self.setup_intents.get(seti)
+        if intent is None or p.get("client_secret") != intent["client_secret"]:
+            return _error(404, {"type": "invalid_request_error", "code": "resource_missing",
+                                "message": f"No such setupintent: '{seti}'"}, cors)
+        number = p.get("payment_method_data", {}).get("card", {}).get("number", "")
+        outcome = TEST_NUMBERS.get(number, ("incorrect_number", ""))
+        if isinstance(outcome, tuple):
+            code, decline = outcome
+            message = DECLINE_MESSAGES.get(decline, "Your card number is incorrect.")
+            return _error(402, {"type": "card_error", "code": code, "decline_code": decline,
+                                "message": message, "setup_intent": intent}, cors)
+        view = self.confirm_setup(intent, {"payment_method": outcome})
+        return Response(orjson.dumps(view), 200, media_type="application/json", headers=cors)
 
     # -- PaymentIntents -----------------------------------------------------------
 
@@ -337,23 +379,30 @@ def _unexpected(intent: dict[str, Any], verb: str, allowed: str) -> Fail:
                 payment_intent=intent)
 
 
-def _error(status: int, error: dict[str, Any]) -> Response:
-    return Response(orjson.dumps({"error": error}), status, media_type="application/json")
+def _error(status: int, error: dict[str, Any],
+           headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps({"error": error}), status, media_type="application/json",
+                    headers=headers)
+
+
+async def _stripe_js(request: Request) -> Response:
+    script = Path(__file__).with_name("stripe_fake.js").read_bytes()
+    return Response(script, media_type="text/javascript")
 
 
 def _unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """`metadata[order_id]=x&expand[0]=y` -> {"metadata": {"order_id": "x"}, "expand": ["y"]}."""
+    """`metadata[order_id]=x&expand[0]=y&a[b][c]=z` -> {"metadata": {"order_id": "x"},
+    "expand": ["y"], "a": {"b": {"c": "z"}}}."""
     out: dict[str, Any] = {}
     for name, value in pairs:
-        if "[" not in name:
-            out[name] = value
-            continue
-        head, rest = name.split("[", 1)
-        inner = rest.rstrip("]")
-        if inner.isdigit():
-            out.setdefault(head, []).append(value)
+        keys = name.replace("]", "").split("[")
+        node: Any = out
+        for key, after in zip(keys, keys[1:]):
+            node = node.setdefault(key, [] if after.isdigit() else {})
+        if isinstance(node, list):
+            node.append(value)
         else:
-            out.setdefault(head, {})[inner] = value
+            node[keys[-1]] = value
     return out
 
 
@@ -376,3 +425,11 @@ async def serve_fake(fake: StripeFake) -> AsyncIterator[str]:
             fake.stall.set()  # let a held answer go, or the server would wait for it
         server.should_exit = True
         await task
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[StripeFake, str]]:
+    """The fake on real uvicorn, and its base URL (import it into a test module to use it)."""
+    stripe = StripeFake()
+    async with serve_fake(stripe) as url:
+        yield stripe, url

@@ -11,6 +11,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from checkout.ids import product_of_order
+from live.web.card_form import CARD_FORM_PAGES, card_form_origins
+from live.web.deps import services_of
 from live.web.problems import Problem
 from live.web.session_auth import session_of
 from overlay.pages import content_security_policy, render
@@ -22,8 +24,9 @@ async def _page(request: Request, name: str, target: str = "") -> Response:
     if await session_of(request) is None:
         return RedirectResponse(f"/signin?next={quote(request.url.path, safe='')}", 303,
                                 headers={"Cache-Control": "no-store"})
+    origins = card_form_origins(services_of(request).settings) if name in CARD_FORM_PAGES else ()
     return HTMLResponse(render(name, target, ""), headers={
-        "Content-Security-Policy": content_security_policy(""),
+        "Content-Security-Policy": content_security_policy("", origins),
         "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
 

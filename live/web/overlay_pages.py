@@ -10,6 +10,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from checkout.ids import is_valid_id
+from live.web.card_form import CARD_FORM_PAGES, card_form_origins
 from live.web.deps import services_of
 from live.web.problems import Problem
 from overlay.pages import PAGES, PATHS, content_security_policy, render, static_dir
@@ -28,8 +29,9 @@ def page_response(request: Request, name: str, target: str, *, title: str | None
                   parts: Mapping[str, str] | None = None) -> Response:
     """Page `name` with the headers every page has (CSP, no referrer, not cached)."""
     ws = _ws_base(request)
+    origins = card_form_origins(services_of(request).settings) if name in CARD_FORM_PAGES else ()
     return HTMLResponse(render(name, target, ws, title=title, parts=parts), headers={
-        "Content-Security-Policy": content_security_policy(ws),
+        "Content-Security-Policy": content_security_policy(ws, origins),
         "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"})
 
 

@@ -134,7 +134,7 @@ $("add-card").addEventListener("click", () => {
   slot.replaceChildren();
   slot.hidden = false;
   $("add-card").hidden = true;
-  mountCardForm(slot, { onToken: async (card) => {
+  mountCardForm(slot, { auth, onToken: async (card) => {
     const r = await saveCard(auth, card.token);
     if (!r.ok) {
       say("error", `Couldn't save the card: ${problemText(r)}`);

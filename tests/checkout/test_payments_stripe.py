@@ -25,16 +25,9 @@ from checkout.payments import (
 from checkout.payments.stripe_gateway import StripeConfig, StripeGateway, WebhookRejected
 from conftest import UNIT
 from shop import eventually
-from stripe_fake import StripeFake, serve_fake, sign
+from stripe_fake import StripeFake, fake, sign  # noqa: F401 - the fixture
 
 SECRET = "whsec_livecart_test"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[tuple[StripeFake, str]]:
-    stripe = StripeFake()
-    async with serve_fake(stripe) as url:
-        yield stripe, url
 
 
 def make_gateway(rclient: redis.Redis, url: str, **config: Any) -> StripeGateway:

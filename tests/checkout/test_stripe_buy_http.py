@@ -6,7 +6,6 @@ cards through SetupIntents, signed webhooks."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,9 @@ from live.node.valkey_server import EmbeddedValkey
 from live.settings import Settings
 from shop import (buy, db_state, eventually, give_wallet, idem, make_brand, make_live_stream, make_product,
                   stock_of)
-from stripe_fake import StripeFake, serve_fake, sign
+from stripe_fake import StripeFake, fake, sign  # noqa: F401 - the fixture
 
 SECRET = "whsec_livecart_node"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[tuple[StripeFake, str]]:
-    stripe = StripeFake()
-    async with serve_fake(stripe) as url:
-        yield stripe, url
 
 
 @pytest.fixture
@@ -48,7 +40,8 @@ def extra() -> dict[str, Any]:
 @pytest.fixture
 def node_settings(fake: tuple[StripeFake, str], extra: dict[str, Any]) -> dict[str, Any]:
     return {"payments": "stripe", "stripe_api_key": fake[0].api_key,
-            "stripe_webhook_secret": SECRET, "stripe_api_base": fake[1], **extra}
+            "stripe_publishable_key": fake[0].publishable_key, "stripe_webhook_secret": SECRET,
+            "stripe_api_base": fake[1], **extra}
 
 
 async def shop(live: Live, buyer: str, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -268,6 +261,7 @@ async def test_a_sandbox_node_has_no_stripe_endpoints(valkey: EmbeddedValkey,
 def test_payments_settings_from_the_environment() -> None:
     settings = Settings.from_env({"LIVECART_PAYMENTS": "stripe",
                                   "LIVECART_STRIPE_API_KEY": "sk_test_secret_value",
+                                  "LIVECART_STRIPE_PUBLISHABLE_KEY": "pk_test_value",
                                   "LIVECART_STRIPE_WEBHOOK_SECRET": "whsec_secret_value",
                                   "LIVECART_STRIPE_API_BASE": "http://127.0.0.1:1"})
     assert (settings.payments, settings.stripe_api_base) == ("stripe", "http://127.0.0.1:1")
@@ -275,5 +269,7 @@ def test_payments_settings_from_the_environment() -> None:
     assert Settings.from_env({}).payments == "sandbox"
     with pytest.raises(ValueError, match="STRIPE_API_KEY"):
         Settings.from_env({"LIVECART_PAYMENTS": "stripe"})
+    with pytest.raises(ValueError, match="STRIPE_PUBLISHABLE_KEY"):
+        Settings.from_env({"LIVECART_PAYMENTS": "stripe", "LIVECART_STRIPE_API_KEY": "sk_test_x"})
     with pytest.raises(ValueError, match="sandbox or stripe"):
         Settings.from_env({"LIVECART_PAYMENTS": "paypal"})
