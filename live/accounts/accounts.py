@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +28,9 @@ __all__ = ["ACCOUNT_ID_RE", "Account", "AccountStore", "Grant", "new_account_id"
 ACCOUNT_ID_RE: Final = re.compile(r"u_[0-9a-f]{32}")
 _SUBJECT_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # what a token's subject may be
 MAX_DISPLAY_NAME: Final = 80
+# Unicode categories a name never holds: controls, invisible formatting (bidi overrides
+# that flip how a name reads), line and paragraph separators.
+_NOT_IN_NAMES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def new_account_id() -> str:
@@ -133,8 +137,13 @@ class AccountStore:
             raise ValueError("an account's own buyer grant cannot be revoked")
         return bool(await self._client.srem(account_grants_key(account_id), str(grant)))
 
-    async def set_display_name(self, account_id: str, name: str) -> None:
-        name = name.strip()
+    async def set_display_name(self, account_id: str, name: str) -> str:
+        """Set the name others see (shops, teams); "" for none. Returns it as kept: NFC,
+        trimmed; refused (ValueError) when too long or holding control characters."""
+        name = unicodedata.normalize("NFC", name).strip()
         if len(name) > MAX_DISPLAY_NAME:
             raise ValueError(f"a display name is at most {MAX_DISPLAY_NAME} characters")
+        if any(unicodedata.category(c) in _NOT_IN_NAMES for c in name):
+            raise ValueError("a display name has no control or invisible formatting characters")
         await self._client.hset(account_key(account_id), "display_name", name)
+        return name

@@ -12,7 +12,7 @@ from __future__ import annotations
 from checkout.store.keys import key_part
 
 __all__ = ["account_key", "account_grants_key", "email_index_key", "challenge_key",
-           "session_key", "rate_key", "passkey_key", "passkeys_key", "passkey_owner_key",
+           "session_key", "account_sessions_key", "rate_key", "passkey_key", "passkeys_key", "passkey_owner_key",
            "passkey_challenge_key", "confirmed_purchase_key", "follows_key", "reminders_key",
            "followers_key", "rsvps_key", "alerted_key", "invitation_key", "invitations_sent_key",
            "team_key"]
@@ -31,6 +31,12 @@ def account_grants_key(account: str) -> str:
 def email_index_key(email_hash: str) -> str:
     """String: the account id of the email whose SHA-256 (hex) is `email_hash`."""
     return f"lc:{{e:{key_part(email_hash)}}}:account"
+
+
+def account_sessions_key(account: str) -> str:
+    """Sorted set: the account's page sessions (their ids) by when each ends at the latest,
+    so "sign out everywhere" finds them all."""
+    return f"lc:{{a:{key_part(account)}}}:sessions"
 
 
 def challenge_key(challenge: str) -> str:
@@ -71,7 +77,8 @@ def passkey_challenge_key(challenge_hash: str) -> str:
 
 def confirmed_purchase_key(account: str, name_hash: str) -> str:
     """String: the digest of a purchase the account confirmed with a passkey, under the
-    SHA-256 (hex) of the buy's Idempotency-Key, so a retry of that same buy needs no new tap."""
+    SHA-256 (hex) of the purchase's name (live/web/buy_confirm.py), so a retry of that same
+    purchase needs no new tap."""
     return f"lc:{{a:{key_part(account)}}}:confirmed:{key_part(name_hash)}"
 
 

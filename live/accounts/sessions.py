@@ -5,7 +5,8 @@ A session names its account, when it began and was last seen, its CSRF secret an
 it acts as. It ends after `idle_s` unused (its key's expiry, pushed on at most once a
 `touch_every_ms` so reads stay reads) and `max_s` after sign-in in any case, and at
 sign-out. A new sign-in always makes a new session (fixation-safe: the caller ends any
-session the browser had before). The cookie and CSRF checks live in the web layer
+session the browser had before). Each account keeps the ids of its sessions, so signing out
+everywhere (a lost phone, a shared computer) ends them all. The cookie and CSRF checks live in the web layer
 (live/web/session_auth.py).
 """
 
@@ -20,9 +21,9 @@ from typing import Final
 
 import redis.asyncio as redis
 
-from checkout.store.replies import text_hash
+from checkout.store.replies import text, text_hash
 from live.accounts.accounts import Grant
-from live.accounts.keys import session_key
+from live.accounts.keys import account_sessions_key, session_key
 from live.accounts.scripts import call_account_script
 
 __all__ = ["SESSION_TOKEN_RE", "Session", "SessionStore", "token_hash"]
@@ -66,6 +67,12 @@ class SessionStore:
                                     "csrf": session.csrf, "grant": str(grant)})
             pipe.pexpire(key, self._expiry_ms(session, now))
             await pipe.execute()
+        index = account_sessions_key(account_id)  # another slot: its own step
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(index, "-inf", now)  # the ones that ended at their latest
+            pipe.zadd(index, {session.id: session.ends_ms})
+            pipe.pexpire(index, self.max_ms)
+            await pipe.execute()
         return token, session
 
     async def get(self, token: str, *, now_ms: int | None = None) -> Session | None:
@@ -98,8 +105,20 @@ class SessionStore:
             return None
         return replace(session, grant=grant, seen_ms=now)
 
-    async def end(self, session_id: str) -> None:
-        await self._client.delete(session_key(session_id))
+    async def end(self, session: Session) -> None:
+        await self._client.delete(session_key(session.id))
+        await self._client.zrem(account_sessions_key(session.account_id), session.id)
+
+    async def end_all(self, account_id: str) -> int:
+        """End every session of the account (this one too); how many were still live."""
+        index = account_sessions_key(account_id)
+        ids = [text(i) for i in await self._client.zrange(index, 0, -1)]
+        ended = 0
+        for session_id in ids:  # one key per slot: one by one
+            ended += await self._client.delete(session_key(session_id))
+        if ids:
+            await self._client.zrem(index, *ids)
+        return ended
 
     async def _update(self, session: Session, now: int, **fields: str | int) -> bool:
         args: list[str | int] = [self._expiry_ms(session, now)]

@@ -6,12 +6,13 @@ Endpoints (docs/accounts.md has the flow):
   well-formed address alike; mails a 6-digit code and a one-time link.
 - POST /auth/email/verify {challenge, code | token}: signs in (a new session, its cookie).
 - GET /auth/session: {signed_in, account, active, csrf} for the page's scripts.
-- POST /auth/signout, POST /auth/act {grant}, POST /auth/ticket: with the session's
-  X-CSRF-Token.
+- POST /auth/signout, POST /auth/signout-everywhere, PATCH /auth/account {display_name},
+  POST /auth/act {grant}, POST /auth/ticket: with the session's X-CSRF-Token.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Final, Self
 from urllib.parse import urlencode, urlsplit
 
@@ -37,6 +38,8 @@ from overlay.pages import content_security_policy, render
 
 __all__ = ["register", "auth_page_routes", "safe_next", "start_session", "AUTH_PREFIX"]
 
+log = logging.getLogger(__name__)
+
 AUTH_PREFIX: Final = "/auth"
 
 
@@ -56,6 +59,10 @@ class EmailVerifyIn(StrictModel):
         if (self.code is None) == (self.token is None):
             raise ValueError("send the code or the link's token, one of them")
         return self
+
+
+class AccountIn(StrictModel):
+    display_name: Annotated[str, StringConstraints(max_length=400)]  # checked again as kept
 
 
 class ActIn(StrictModel):
@@ -90,7 +97,7 @@ async def start_session(call: Call[Any], account: Account, *, new_account: bool)
     services = call.services
     before = await session_of(call.request)
     if before is not None:
-        await services.sessions.end(before.id)
+        await services.sessions.end(before)
     token, session = await services.sessions.create(account.id, account.buyer_grant)
     response = json_response({"signed_in": True, "account": account.public(),
                               "active": str(session.grant), "csrf": session.csrf,
@@ -157,10 +164,31 @@ def register(api: Api) -> None:
     async def signout(call: Call[Any]) -> Response:
         if await session_of(call.request) is not None:
             session = await require_session(call.request)
-            await call.services.sessions.end(session.id)
+            await call.services.sessions.end(session)
         response = Response(status_code=204)
         clear_session_cookie(response, call.services.settings)
         return response
+
+    @api.endpoint("POST", "/signout-everywhere", summary="End every session of the account",
+                  tag="auth", session=True)
+    async def signout_everywhere(call: Call[Any]) -> Response:
+        session = await require_session(call.request)
+        ended = await call.services.sessions.end_all(session.account_id)
+        log.info("account %s signed out everywhere: %d sessions ended", session.account_id, ended)
+        response = json_response({"ended": ended})
+        clear_session_cookie(response, call.services.settings)
+        return response
+
+    @api.endpoint("PATCH", "/account", summary="Change the account's display name", tag="auth",
+                  body=AccountIn, session=True)
+    async def change_account(call: Call[AccountIn]) -> Response:
+        session = await require_session(call.request)
+        try:
+            await call.services.accounts.set_display_name(session.account_id,
+                                                          call.body.display_name)
+        except ValueError as exc:
+            raise Problem(422, "invalid-display-name", str(exc)) from None
+        return json_response((await _account_of(call, session)).public())
 
     @api.endpoint("POST", "/act", summary="Act as another of the account's grants", tag="auth",
                   body=ActIn)

@@ -1,7 +1,8 @@
 // The sign-in page (/signin?next=<path>): email, then the mailed 6-digit code, then back to
 // `next`; or a passkey, in one tap. A mailed link lands on /auth/email/verify?challenge=..&token=..
 // (this page too): the script posts the link's token, so a mail scanner that only fetches
-// links spends nothing. Signed in, the page lists the account's passkeys: add, remove.
+// links spends nothing. Signed in, the page holds the account: its name, its passkeys (add,
+// remove), sign out of this browser or of every one.
 
 import { api, pageSession, problemText, safeNext } from "./api.js";
 import { addPasskey, passkeysAvailable, signInWithPasskey } from "./passkey.js";
@@ -47,6 +48,7 @@ function refusal(r) {
 function signedIn(data) {
   csrf = data.csrf;
   $("signed-in-as").textContent = data.account.email;
+  $("display-name").value = data.account.display_name || "";
   $("continue").href = next;
   show("step-done");
   say("", "");
@@ -191,6 +193,28 @@ $("signout").addEventListener("click", async () => {
   const r = await api("POST", "/auth/signout", { csrf });
   if (r.ok) askEmail();
   else say("error", problemText(r));
+});
+
+$("name-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const r = await api("PATCH", "/auth/account", { csrf, body: { display_name: $("display-name").value } });
+  if (!r.ok) {
+    say("error", problemText(r));
+    return;
+  }
+  $("display-name").value = r.data.display_name;
+  say("ok", r.data.display_name ? `Saved: you're ${r.data.display_name}.` : "Name removed.");
+});
+
+$("signout-everywhere").addEventListener("click", async () => {
+  const r = await api("POST", "/auth/signout-everywhere", { csrf });
+  if (!r.ok) {
+    say("error", problemText(r));
+    return;
+  }
+  askEmail();
+  const n = r.data.ended;
+  say("ok", `Signed out everywhere (${n} ${n === 1 ? "session" : "sessions"} ended).`);
 });
 
 async function fromLink() {

@@ -92,7 +92,7 @@ async def test_a_session_ends_when_idle_and_at_its_absolute_end(rclient: redis.R
     assert not await rclient.exists(key)
     # An ended session is not brought back by a late touch.
     token2, session2 = await sessions.create(grant.subject, grant, now_ms=t0)
-    await sessions.end(session2.id)
+    await sessions.end(session2)
     assert await sessions.act_as(session2, grant, now_ms=t0 + 1) is None
     assert not await rclient.exists(session_key(session2.id))
     for bad in ("", "x", token2 + "A", token2[:-1] + "*"):

@@ -19,6 +19,7 @@ from test_bad_input import assert_problem, state_diff
 from websockets.asyncio.client import connect
 
 from live.accounts.accounts import Grant
+from live.accounts.keys import account_sessions_key
 from live.accounts.auth import Role
 from live.node.app import openapi_document
 from live.settings import Settings
@@ -132,6 +133,50 @@ async def test_sign_out_revokes_the_session(live: Live, people: Any) -> None:
     # Signing out without a session is harmless.
     r = await live.http.post("/auth/signout")
     assert r.status_code == 204
+
+
+async def test_sign_out_everywhere_ends_every_session_of_the_account_only(
+        live: Live, people: Any, rclient: redis.Redis) -> None:
+    """A lost phone: from one browser the buyer ends the sessions of all of them; another
+    account's session lives on, and the call needs the session's CSRF token."""
+    laptop, phone = await people("lost@example.com"), await people("lost@example.com")
+    other = await people("other@example.com")
+    assert laptop.id == phone.id != other.id
+    r = await laptop.http.post("/auth/signout-everywhere")  # no CSRF token
+    assert_problem(r, 403, "csrf-failed")
+    assert_problem(await live.http.post("/auth/signout-everywhere"), 401, "unauthorized")
+    r = await laptop.http.post("/auth/signout-everywhere", headers=laptop.csrf)
+    assert r.status_code == 200 and r.json() == {"ended": 2}, r.text
+    assert "lc_session=;" in r.headers["set-cookie"]
+    for person in (laptop, phone):
+        r = await live.http.get("/auth/session", headers=with_cookie(person.cookie))
+        assert r.json() == {"signed_in": False}
+        r = await live.http.get("/api/v1/me/orders", headers=with_cookie(person.cookie))
+        assert_problem(r, 401, "unauthorized")
+    assert (await other.http.get("/auth/session")).json()["signed_in"] is True
+    assert await rclient.zcard(account_sessions_key(laptop.id)) == 0
+    # Signing in again works as ever.
+    again = await people("lost@example.com")
+    assert (await again.http.get("/auth/session")).json()["signed_in"] is True
+
+
+async def test_the_account_names_itself(live: Live, people: Any) -> None:
+    ann = await people("named@example.com")
+    r = await ann.http.patch("/auth/account", json={"display_name": "  Rene\u0301e Lee "},
+                             headers=ann.csrf)
+    assert r.status_code == 200, r.text
+    assert r.json()["display_name"] == "Ren\u00e9e Lee"  # NFC, trimmed
+    r = await ann.http.get("/auth/session")
+    assert r.json()["account"]["display_name"] == "Ren\u00e9e Lee"
+    for bad in ("x" * 81, "Ann\u202eeL", "Ann\nLee", "\u200bAnn"):
+        r = await ann.http.patch("/auth/account", json={"display_name": bad}, headers=ann.csrf)
+        assert_problem(r, 422, "invalid-display-name")
+    assert_problem(await ann.http.patch("/auth/account", json={"display_name": "Evil"}),
+                   403, "csrf-failed")
+    assert_problem(await live.http.patch("/auth/account", json={"display_name": "Evil"}),
+                   401, "unauthorized")
+    r = await ann.http.patch("/auth/account", json={"display_name": ""}, headers=ann.csrf)
+    assert r.status_code == 200 and r.json()["display_name"] == ""
 
 
 # ---------------------------------------------------------------- CSRF and Origin

@@ -8,12 +8,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
-from conftest import Live, PageErrors
+from conftest import UNIT, Live, PageErrors
 from inbox import Inbox, smtp  # noqa: F401 - the fixture
 from playwright.async_api import Page, expect
 
+from test_buyer_journey import signed_in_page
 from test_pages import MS, card, pin, shop, shot
+from test_signin import sign_in
 
 
 @pytest.fixture
@@ -137,3 +140,30 @@ async def test_no_next_leaves_the_node(live: Live, new_page: Any, smtp: Inbox) -
     await expect(page.get_by_role("textbox", name="Email", exact=True)).to_be_visible()
     session = await page.evaluate("fetch('/auth/session').then((r) => r.json())")
     assert session == {"signed_in": False}
+
+
+async def test_the_account_panel_names_you_and_signs_out_everywhere(
+        live: Live, new_page: Any, smtp: Inbox, page_errors: PageErrors) -> None:  # noqa: F811
+    """Signed in here and on another device: the name is saved from the panel, and "Sign
+    out everywhere" ends both sessions."""
+    page, _ = await signed_in_page(live, new_page, smtp, "two@example.com")
+    async with httpx.AsyncClient(base_url=live.url, timeout=10 * UNIT) as phone:
+        await sign_in(phone, smtp, "two@example.com")
+        assert (await phone.get("/auth/session")).json()["signed_in"] is True
+        await page.goto(f"{live.url}/signin")
+        await expect(page.get_by_role("heading", name="You're signed in")).to_be_visible(
+            timeout=5 * MS)
+        await page.get_by_label("Your name").fill("Sam Two")
+        await page.get_by_role("button", name="Save name").click()
+        await expect(page.locator("#message")).to_have_text("Saved: you're Sam Two.",
+                                                            timeout=5 * MS)
+        account = await live.services.accounts.find("two@example.com")
+        assert account is not None and account.display_name == "Sam Two"
+
+        await page.get_by_role("button", name="Sign out everywhere").click()
+        await expect(page.locator("#message")).to_have_text(
+            "Signed out everywhere (2 sessions ended).", timeout=5 * MS)
+        await expect(page.get_by_role("textbox", name="Email", exact=True)).to_be_visible()
+        assert (await phone.get("/auth/session")).json() == {"signed_in": False}
+        session = await page.evaluate("fetch('/auth/session').then((r) => r.json())")
+        assert session == {"signed_in": False}
