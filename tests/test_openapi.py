@@ -70,7 +70,7 @@ def test_every_api_route_is_documented_and_nothing_else(tmp_path: Path) -> None:
     # The pages' /auth endpoints are in the served document too (the sign-in page is not).
     auth = {(m, p) for m, p, _ in operations(build_auth_api().openapi())}
     served_auth = app_routes(tmp_path, "/auth/") - {("GET", "/auth/email/verify")}
-    assert auth == served_auth and len(auth) == 14
+    assert auth == served_auth and len(auth) == 16
 
 
 def test_operations_are_uniquely_named_and_fully_parameterised() -> None:

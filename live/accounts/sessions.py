@@ -21,7 +21,7 @@ from typing import Final
 
 import redis.asyncio as redis
 
-from checkout.store.replies import text, text_hash
+from checkout.store.replies import members, text_hash
 from live.accounts.accounts import Grant
 from live.accounts.keys import account_sessions_key, session_key
 from live.accounts.scripts import call_account_script
@@ -112,7 +112,7 @@ class SessionStore:
     async def end_all(self, account_id: str) -> int:
         """End every session of the account (this one too); how many were still live."""
         index = account_sessions_key(account_id)
-        ids = [text(i) for i in await self._client.zrange(index, 0, -1)]
+        ids = members(await self._client.zrange(index, 0, -1))
         ended = 0
         for session_id in ids:  # one key per slot: one by one
             ended += await self._client.delete(session_key(session_id))

@@ -323,8 +323,11 @@ function save(kind, header, rows) {
   banner("ok", `Downloaded ${link.download}.`);
 }
 
+// The page's controls start disabled (the template), so that no click lands before its
+// handler: this module awaits the console's access before it wires them.
 for (const button of document.querySelectorAll("[data-export]")) {
   button.addEventListener("click", () => download(button.dataset.export));
+  button.disabled = false;
 }
 
 // ---- start ------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ export function groupDigits(text) {
  * gateway has the card; `auth()` gives api()'s {csrf} or {token} (Stripe's setup is the
  * buyer's). `beforeSubmit`, if given, runs first on each submit (an async function; false
  * stops the submit: the buy sheet saves the address it shows beside the card this way,
- * with one button for both). Returns the form element at once; its fields follow.
+ * with one button for both). Returns the form element at once; its fields follow (`ready`).
  */
 export function mountCardForm(container, { onToken, auth = () => ({}), submitLabel = "Save card",
                                            beforeSubmit = null } = {}) {
@@ -51,7 +51,8 @@ export function mountCardForm(container, { onToken, auth = () => ({}), submitLab
   container.append(form);
   let gateway = null;
 
-  paymentsConfig().then(async (config) => {
+  // `form.ready`: resolves once the fields are in (the caller may focus the first one).
+  form.ready = paymentsConfig().then(async (config) => {
     gateway = config.gateway === "stripe" ? await stripeFields(fields, config, auth)
       : sandboxFields(fields, config.tokenizer || "/sandbox/tokens");
     submit.disabled = false;

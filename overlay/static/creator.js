@@ -212,6 +212,7 @@ if (access.mode === "none") {
   showStatus($("conn"), "closed 0");
   $("link-submit").disabled = true;
 } else {
+  $("link-submit").disabled = false;  // disabled in the template until its handler is wired
   loadLinks();
   mountTeam($("moderators-panel"), {
     grant: `moderator:${creatorId}`, members: `/api/v1/creators/${encodeURIComponent(creatorId)}/moderators`,

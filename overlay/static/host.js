@@ -331,6 +331,8 @@ async function startCamera() {
   }
 }
 
+// Disabled in the template: enabled by the first render, once the room's state is in and
+// this handler is wired (the module awaits the console's access first).
 $("camera-start").addEventListener("click", startCamera);
 
 // The server ends the stream when the host stops publishing.

@@ -421,7 +421,7 @@ function showWallet(cardId = null) {
   $("pay").focus();
 }
 
-function showSetup(needAddress, needCard) {
+async function showSetup(needAddress, needCard) {
   $("pay").hidden = true;
   $("wallet").hidden = true;
   $("setup").hidden = false;
@@ -431,8 +431,9 @@ function showSetup(needAddress, needCard) {
     auth, submitLabel: needCard ? null : "Save address", makeDefault: true,
     onSaved: () => afterSetup(),
   }) : null;
+  let cardForm = null;
   if (needCard) {
-    mountCardForm($("card-slot"), {
+    cardForm = mountCardForm($("card-slot"), {
       auth,
       submitLabel: needAddress ? "Save and continue" : "Save card",
       beforeSubmit: address ? async () => Boolean(await address.save()) : null,
@@ -446,6 +447,7 @@ function showSetup(needAddress, needCard) {
       },
     });
   }
+  if (!needAddress && cardForm) await cardForm.ready;  // the card's fields come after
   const first = $("setup").querySelector("input");
   if (first) first.focus();
 }

@@ -129,12 +129,12 @@ $("add-address").addEventListener("click", () => {
   form.focus();
 });
 
-$("add-card").addEventListener("click", () => {
+$("add-card").addEventListener("click", async () => {
   const slot = $("card-slot");
   slot.replaceChildren();
   slot.hidden = false;
   $("add-card").hidden = true;
-  mountCardForm(slot, { auth, onToken: async (card) => {
+  const form = mountCardForm(slot, { auth, onToken: async (card) => {
     const r = await saveCard(auth, card.token);
     if (!r.ok) {
       say("error", `Couldn't save the card: ${problemText(r)}`);
@@ -146,7 +146,9 @@ $("add-card").addEventListener("click", () => {
     say("ok", `${cardLine(r.data)} added.`);
     await reload();
   } });
-  slot.querySelector("input").focus();
+  await form.ready;
+  const first = slot.querySelector("input");
+  if (first) first.focus();
 });
 
 async function init() {

@@ -77,7 +77,7 @@ async def test_sign_up_add_a_passkey_sign_in_with_it_and_buy_with_one_tap(
     assert stored[0].id == made[0]["credentialId"].replace("+", "-").replace("/", "_").rstrip("=")
 
     # Sign out, then sign in with the passkey alone: no email, no code, back to the stream.
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await expect(passkeys).to_be_hidden()
     passkey_button = page.get_by_role("button", name="Sign in with a passkey")
     await expect(passkey_button).to_be_visible()

@@ -6,6 +6,7 @@ is a multiple of conftest.UNIT; nothing asserts how fast anything is.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -188,6 +189,23 @@ async def test_a_pin_waits_for_the_picture(live: Live, new_page: Any) -> None:
         await host.set_viewport_size(DESKTOP)
         await host.evaluate("window.scrollTo(0, 0)")
         await shot(host, "host-console-camera")
+
+
+async def test_a_click_before_the_console_is_ready_is_not_lost(live: Live, new_page: Any) -> None:
+    """The console asks the API who it speaks for before it wires its buttons; on a slow
+    network a tap on "Go live with camera" came before that and did nothing (the camera
+    stayed off). The button is disabled until its handler is there, so the tap waits."""
+    stream = await scheduled_stream(live)
+    host = await new_page()
+
+    async def slow(route: Any) -> None:
+        await asyncio.sleep(1.5)  # the network is slow here: the injected fault
+        await route.continue_()
+
+    await host.route(f"{live.url}/api/v1/streams/{stream['id']}", slow)
+    await host.goto(f"{live.url}/host/{stream['id']}#token={live.token('creator', 'cleo')}")
+    await host.get_by_role("button", name="Go live with camera").click()
+    await expect(host.locator("#camera-state")).to_have_text("On air", timeout=15 * MS)
 
 
 async def test_the_host_stopping_ends_the_viewer_page(live: Live, new_page: Any) -> None:
