@@ -219,6 +219,7 @@ class _Endpoint:
     params: tuple[Param, ...]  # every path parameter, then the declared query and headers
     raw_body: str | None  # a non-JSON body's media type; the handler reads the body itself
     response_media: str
+    optional_body: bool = False  # no body at all stands for the model's defaults
 
 
 class Api:
@@ -234,8 +235,8 @@ class Api:
                  body: type[pydantic.BaseModel] | None = None,
                  roles: tuple[Role, ...] | None = None, optional_auth: bool = False,
                  session: bool = False, status: int = 200, params: tuple[Param, ...] = (),
-                 raw_body: str | None = None,
-                 response_media: str = "application/json") -> Callable[[Handler], Handler]:
+                 raw_body: str | None = None, response_media: str = "application/json",
+                 optional_body: bool = False) -> Callable[[Handler], Handler]:
         """`params` declares the query and header parameters, and any path parameter that
         is not an id (`IdStr`). `session`: only a signed-in page's session may call it, and
         its cookie, CSRF token and Origin are checked before anything else is read."""
@@ -245,7 +246,8 @@ class Api:
         if {p.where for p in in_path} - {"path"} or "path" in {p.where for p in declared.values()}:
             raise ValueError(f"{method} {path}: path parameters and the path disagree")
         spec = _Endpoint(method.upper(), path, summary, body, roles, optional_auth, session, tag,
-                         status, (*in_path, *declared.values()), raw_body, response_media)
+                         status, (*in_path, *declared.values()), raw_body, response_media,
+                         optional_body)
 
         def register(handler: Handler) -> Handler:
             self._endpoints.append((spec, handler))
@@ -294,7 +296,7 @@ class Api:
                 for name, cap in _body_caps(spec.body, settings).items():
                     schema["properties"][name] = _capped(schema["properties"][name], cap)
                 schemas[spec.body.__name__] = schema
-                op["requestBody"] = {"required": True, "content": {"application/json": {
+                op["requestBody"] = {"required": not spec.optional_body, "content": {"application/json": {
                     "schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
             elif spec.raw_body is not None:
                 op["requestBody"] = {"required": True, "content": {spec.raw_body: {
@@ -333,8 +335,11 @@ def _wrap(spec: _Endpoint, handler: Handler,
             await require_session(request)  # 401, or 403 (CSRF, Origin), before the body
         principal = await _authenticate(request, spec)
         params = {p.name: p.read(request, settings) for p in spec.params}
-        body: pydantic.BaseModel = (await read_json(request, spec.body, settings.max_body_bytes)
-                                    if spec.body is not None else _NO_BODY)
+        body: pydantic.BaseModel = _NO_BODY
+        if spec.body is not None and spec.optional_body and _no_body(request):
+            body = spec.body()
+        elif spec.body is not None:
+            body = await read_json(request, spec.body, settings.max_body_bytes)
         for name, cap in caps.items():
             if (getattr(body, name) or 0) > cap:
                 raise Problem(422, f"{name.replace('_', '-')}-too-large",
@@ -346,6 +351,13 @@ def _wrap(spec: _Endpoint, handler: Handler,
 
 
 _NO_BODY = _NoBody()
+
+
+def _no_body(request: Request) -> bool:
+    """Nothing sent: no Content-Type and no (or a zero) Content-Length."""
+    return ("content-type" not in request.headers
+            and request.headers.get("content-length", "0") == "0"
+            and "transfer-encoding" not in request.headers)
 
 
 def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]
