@@ -1,10 +1,14 @@
 // An order's receipt (/me/orders/{order}): the line, the price, where it ships (as it was
-// at purchase), the card's brand and last four, the times; Cancel while it has not shipped.
+// at purchase), the card's brand and last four, the times, its carrier and tracking number,
+// its refunds and its return; Cancel while it has not shipped, Return once it is paid.
 
 import { money } from "./cards.js";
 import { api, pageSession, problemText, signinHref } from "./api.js";
 import { cardName } from "./wallet_forms.js";
-import { cancellable, cancelOrder, stateWords, when } from "./order_words.js";
+import {
+  cancellable, cancelOrder, refundWords, requestReturn, returnable, returnWords, stateWords,
+  trackingWords, when,
+} from "./order_words.js";
 
 const $ = (id) => document.getElementById(id);
 const orderId = document.querySelector('meta[name="livecart-target"]').content;
@@ -31,8 +35,34 @@ function show(order) {
   $("r-updated").textContent = when(order.updated_ms);
   $("r-id").textContent = order.id;
   $("cancel").hidden = !cancellable(order);
+  line("r-tracking", trackingWords(order));
+  line("r-refunded", refundWords(order, money));
+  line("r-return", returnWords(order));
+  $("return-form").hidden = !returnable(order);
   $("receipt").hidden = false;
 }
+
+/** Fills a receipt line, hiding it (its <dt> too) when there is nothing to say. */
+function line(id, text) {
+  const dd = $(id);
+  dd.textContent = text;
+  dd.hidden = !text;
+  dd.previousElementSibling.hidden = !text;
+}
+
+$("return-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = $("return-send");
+  button.disabled = true;
+  const r = await requestReturn(api, orderId, $("return-reason").value.trim(), session.csrf);
+  button.disabled = false;
+  if (!r.ok) {
+    say("error", problemText(r));
+    return;
+  }
+  say("ok", "Return requested. The shop will answer here.");
+  show(r.data);
+});
 
 $("cancel").addEventListener("click", async () => {
   $("cancel").disabled = true;
@@ -62,6 +92,7 @@ async function init() {
     return;
   }
   show(r.data);
+  if (location.hash === "#return" && !$("return-form").hidden) $("return-reason").focus();
 }
 
 init();
