@@ -34,21 +34,23 @@ MAX_REASON = 500
 # `next_cursor` goes on from where the scan stopped.
 ORDERS_SCAN = 500
 
+# The buy's Idempotency-Key (8-128 of [A-Za-z0-9_.:-]), optional here: "" is a full refund's.
 REFUND_KEY = Param("Idempotency-Key", "header", Annotated[str, StringConstraints(
-    min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]{8,128}$")], default="")
+    max_length=128, pattern=r"^([A-Za-z0-9_.:-]{8,128})?$")], default="")
 STATE = Param("state", "query", Annotated[str, StringConstraints(
     pattern="^(" + "|".join(s.value for s in OrderState) + ")?$")], default="")
 STREAM = Param("stream", "query", Annotated[str, StringConstraints(
     pattern=r"^([A-Za-z0-9_-]{1,64})?$")], default="")
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_REASON)]
+Text = Annotated[str, StringConstraints(max_length=MAX_REASON)]
+# Says something: at least one character that is not a space.
+Said = Annotated[str, StringConstraints(min_length=1, max_length=MAX_REASON, pattern=r"\S")]
 
 
 class ShipIn(StrictModel):
-    carrier: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                              max_length=MAX_CARRIER)]
+    carrier: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CARRIER,
+                                              pattern=r"\S")]
     tracking_number: Annotated[str, StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=MAX_TRACKING,
-        pattern=r"^[A-Za-z0-9 ._/-]+$")]
+        min_length=1, max_length=MAX_TRACKING, pattern=r"^[A-Za-z0-9._/-][A-Za-z0-9 ._/-]*$")]
 
 
 class RefundIn(StrictModel):
@@ -59,8 +61,7 @@ class RefundIn(StrictModel):
 
 
 class ReturnIn(StrictModel):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                             max_length=MAX_REASON)]
+    reason: Said
 
 
 class ReturnDecisionIn(StrictModel):
