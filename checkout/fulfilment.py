@@ -170,6 +170,9 @@ class Fulfilment:
                         - commission_reversed(commission, total, before))
             reply = await self._script(order_id, "settle", n, gateway_ref, before, reversal,
                                        accept=("stale", "same"))
+            if reply["r"] == "ok" and reply["order"].get("restocked") == "1" and (
+                    self._orders.on_stock_returned is not None):  # the waitlist's turn
+                await self._orders.on_stock_returned(f["product"], f["variant"])
             if reply["r"] != "stale":
                 return
 

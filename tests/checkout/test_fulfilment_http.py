@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from conftest import Live
 from hypothesis import given
@@ -15,7 +16,7 @@ from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_prod
 
 from checkout.money import commission_reversed
 from checkout.reconcile import reconcile
-from checkout.store.keys import product_keys
+from checkout.store.keys import buyer_events_key, product_keys
 from live.web.problems import PROBLEM_BASE
 
 LATER = 2**50  # a clock past every deadline
@@ -375,3 +376,21 @@ async def test_refund_body_problems(live: Live) -> None:
                                  headers={**live.auth("brand", "acme"), "Idempotency-Key": idem()})
         problem(r, 422, "validation-error")
     assert (await live.services.gateway.charges(order["id"])).get("refunded_minor") == "0"
+
+
+async def test_a_refund_with_restock_serves_the_waitlist(live: Live) -> None:
+    await make_brand(live)
+    product = (await make_product(live, stock=1))["id"]
+    await give_wallet(live, "bob")
+    r = await buy(live, "bob", product)
+    assert r.status_code == 201, r.text
+    order = r.json()["order"]
+    r = await live.http.post(f"/api/v1/products/{product}/waitlist", json={},
+                             headers=live.auth("buyer", "wes"))
+    assert r.status_code == 201 and r.json()["position"] == 1, r.text
+    r = await refund(live, order["id"], idem(), amount_minor=5000, restock=True)
+    assert r.status_code == 200 and r.json()["restocked"] is True, r.text
+    events = await live.services.client.xrange(buyer_events_key("wes"))
+    assert [orjson.loads(fields[b"event"])["type"] for _, fields in events] == ["waitlist.hold"]
+    assert (await stock_of(live, product))["default"]["held"] == 1
+    assert (await doctor(live))["ok"] is True
