@@ -126,10 +126,18 @@ class Fulfilment:
 
     async def refund(self, order_id: OrderId, key: str, amount_minor: int | None, *,
                      restock: bool = False, reason: str = "refunded") -> RefundOutcome:
-        """Refund `amount_minor` (FULL: all that remains) once per `key`."""
-        reply = await self._script(order_id, "refund", key,
-                                   "" if amount_minor is None else amount_minor,
-                                   "1" if restock else "", reason, self._owed_at())
+        """Refund `amount_minor` (FULL: all that remains) once per `key`. All that remains
+        of an order refunded in full is nothing: that answers the order and its last refund."""
+        try:
+            reply = await self._script(order_id, "refund", key,
+                                       "" if amount_minor is None else amount_minor,
+                                       "1" if restock else "", reason, self._owed_at())
+        except Refused:
+            order = await self._get(order_id)
+            refunds = refunds_of(order.fields)
+            if amount_minor is not FULL or order.state is not S.REFUNDED or not refunds:
+                raise
+            return RefundOutcome(order, refunds[-1], False)
         return await self._pay(order_id, reply["refund"])
 
     async def finish_refunds(self, order_id: OrderId) -> int:

@@ -5,6 +5,7 @@ the brand report and `livecart doctor`'s reconciliation follow every change to t
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -125,6 +126,20 @@ async def test_each_partial_refund_is_idempotent_and_never_past_the_capture(live
     ledger = (await earned(live))["ledger"]
     assert sum(e["commission_minor"] for e in ledger) == 0
     assert sorted(e["commission_minor"] for e in ledger) == [-400, -100, 500]
+    assert (await doctor(live))["ok"] is True
+
+
+async def test_concurrent_refunds_never_pass_the_capture(live: Live) -> None:
+    product, stream = await shop(live)
+    order = await bought(live, product, stream)
+    replies = await asyncio.gather(*(refund(live, order["id"], idem(), amount_minor=1000)
+                                     for _ in range(8)))
+    assert sorted(r.status_code for r in replies) == [200] * 5 + [409] * 3
+    assert (await live.services.gateway.charges(order["id"]))["refunded_minor"] == "5000"
+    got = (await live.http.get(f"/api/v1/orders/{order['id']}",
+                               headers=live.auth("brand", "acme"))).json()
+    assert (got["state"], got["refunded_minor"], got["commission_reversed_minor"]) == (
+        "refunded", 5000, 500)
     assert (await doctor(live))["ok"] is True
 
 
@@ -390,6 +405,9 @@ async def test_a_refund_with_restock_serves_the_waitlist(live: Live) -> None:
     assert r.status_code == 201 and r.json()["position"] == 1, r.text
     r = await refund(live, order["id"], idem(), amount_minor=5000, restock=True)
     assert r.status_code == 200 and r.json()["restocked"] is True, r.text
+    # Refunded in full by amount: "the rest" is nothing, answered with the order as it is.
+    r = await refund(live, order["id"])
+    assert r.status_code == 200 and r.json()["refund"]["amount_minor"] == 5000, r.text
     events = await live.services.client.xrange(buyer_events_key("wes"))
     assert [orjson.loads(fields[b"event"])["type"] for _, fields in events] == ["waitlist.hold"]
     assert (await stock_of(live, product))["default"]["held"] == 1
