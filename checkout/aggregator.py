@@ -33,8 +33,15 @@ LEDGER_MAXLEN = 1_000_000
 DEDUPE_TTL_S = 30 * 24 * 3600
 
 
-def event_kind(state: str, source: str) -> list[str]:
-    """Which aggregate moves an order's state change makes."""
+def event_kind(fields: dict[str, str]) -> list[str]:
+    """Which aggregate moves an outbox entry makes: a state change (`order.<state>`,
+    transition.lua) or a refund settled (`order.refund`, after_sale.lua, which says its
+    own amount); the move to refunded itself folds nothing (its refund did)."""
+    state, source = fields["state"], fields.get("from", "")
+    if fields["type"] == "order.refund":
+        return ["refund"]
+    if fields["type"] != f"order.{state}":
+        return []
     kinds = []
     if source == "paying" and state == "authorized":
         kinds.append("sale")
@@ -42,8 +49,6 @@ def event_kind(state: str, source: str) -> list[str]:
         kinds.append("commission")
     if state == "voided":
         kinds.append("sale_reversed")
-    if state == "refunded":
-        kinds.append("refund")
     return kinds
 
 
@@ -163,8 +168,8 @@ class Aggregator:
                 order.pop("payment_token", None)
                 if order and fields["type"] == "order.reserved":
                     pipe.zadd(buyer_orders_key(order["buyer"]), {order["id"]: int(order["created_ms"])})
-                for kind in event_kind(fields["state"], fields.get("from", "")) if order else []:
-                    self._queue_apply(pipe, kind, order, int(fields["at"]))
+                for kind in event_kind(fields) if order else []:
+                    self._queue_apply(pipe, kind, order, fields)
             results = await pipe.execute(raise_on_error=False)
         if any(isinstance(r, NoScriptError) for r in results):
             # Valkey restarted and lost its scripts: load them and fold the batch again
@@ -178,13 +183,19 @@ class Aggregator:
 
     @staticmethod
     def _queue_apply(pipe: redis.client.Pipeline, kind: str, order: dict[str, str],
-                     at: int) -> None:
+                     event: dict[str, str]) -> None:
         script = SCRIPTS["apply"]
         brand, stream = order["brand"], order["stream"]
-        keys = [agg_key("applied", order["id"], kind), agg_key("brand", brand),
+        # A refund folds its own amounts (an order may have several), once per refund.
+        applied = agg_key("applied", order["id"], kind)
+        refund = ["", "", ""]
+        if kind == "refund":
+            applied = agg_key("applied", order["id"], kind, event["refund"])
+            refund = [event["amount_minor"], event["commission_minor"], event.get("full", "")]
+        keys = [applied, agg_key("brand", brand),
                 agg_key("creator", order["creator"]), agg_key("stream", stream),
                 agg_key("ledger", order["creator"]), agg_key("brandmin", brand), agg_key("brandproducts", brand),
                 agg_key("ticker", stream), agg_key("brandorders", brand),
                 agg_key("buyers", stream)]
-        pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(), at,
-                     DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN)
+        pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(),
+                     int(event["at"]), DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN, *refund)

@@ -22,7 +22,8 @@ from checkout.errors import Refused
 from checkout.ids import (BuyerId, CreatorId, LinkCode, OrderId, ProductId, StreamId, VariantId,
                           new_order_id)
 from checkout.store.keys import idem_binding_key, product_keys
-from checkout.order_states import IllegalTransition, OrderState, OutOfTime, payment_word
+from checkout.order_states import (CAPTURED, IllegalTransition, OrderState, OutOfTime,
+                                   payment_word)
 from checkout.orders import OUTBOX_MAXLEN, Order, OrderBook, order_from_fields
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, InvalidPaymentRequest,
                                PaymentError, PaymentGateway)
@@ -212,8 +213,8 @@ class BuyService:
             # declined): it recorded a void owed; pay it now rather than at the next sweep.
             # A twin that authorized first is fine too.
             result = await self._current(order.id, replayed)
-            if result.order.state not in (OrderState.AUTHORIZED, OrderState.PAID,
-                                          OrderState.REFUNDED):
+            if result.order.state is not OrderState.AUTHORIZED and (
+                    result.order.state not in CAPTURED):
                 await self.pay_void_owed(order.id)
             return result
         if not self._capture_immediately:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-__all__ = ["CURRENCIES", "Currency", "MinorUnits", "split_commission", "minor_digits",
+__all__ = ["CURRENCIES", "Currency", "MinorUnits", "split_commission", "commission_reversed",
+           "minor_digits",
            "format_money"]
 
 # ISO 4217 active codes (2024 list).
@@ -58,3 +59,16 @@ def split_commission(amount_minor: int, bps: int) -> tuple[int, int]:
     """(commission, brand share): rounded down for the creator, so the parts sum exactly."""
     commission = amount_minor * bps // 10_000
     return commission, amount_minor - commission
+
+
+def commission_reversed(commission_minor: int, amount_minor: int, refunded_minor: int) -> int:
+    """How much of an order's commission refunds totalling `refunded_minor` take back:
+    floor(commission * refunded / amount), on the running total. Each refund reverses the
+    difference of this before and after it, so the reversals sum to the whole commission
+    exactly when the whole amount is refunded, and no refund ever takes back more than
+    its share (the creator keeps the rounding until the last refund)."""
+    if not 0 <= refunded_minor <= amount_minor:
+        raise ValueError(f"refunded {refunded_minor} outside 0..{amount_minor}")
+    if amount_minor == 0:
+        return 0
+    return commission_minor * refunded_minor // amount_minor

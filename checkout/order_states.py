@@ -20,7 +20,7 @@ from checkout.errors import Refused
 
 __all__ = ["OrderState", "StockEffect", "Deadline", "TRANSITIONS", "VOID_OWED", "DEADLINES",
            "PENDING", "rules_for", "IllegalTransition", "OutOfTime", "next_state", "TERMINAL",
-           "payment_word"]
+           "payment_word", "REFUNDABLE", "SHIPPABLE", "CAPTURED"]
 
 
 class OrderState(StrEnum):
@@ -28,11 +28,13 @@ class OrderState(StrEnum):
     PAYING = "paying"  # a payer claimed it and is talking to the gateway
     AUTHORIZED = "authorized"  # card authorized, capture on shipment
     PAID = "paid"  # captured
+    SHIPPED = "shipped"  # captured and on its way (carrier, tracking number)
+    DELIVERED = "delivered"  # the brand says it arrived (optional)
     DECLINED = "declined"  # payment refused, stock back
     EXPIRED = "expired"  # hold ran out unpaid, stock back
     CANCELLED = "cancelled"  # buyer dropped a held cart item, stock back
     VOIDED = "voided"  # authorization released before capture, stock back
-    REFUNDED = "refunded"  # money returned after capture, commission reversed
+    REFUNDED = "refunded"  # all the money returned after capture, commission reversed
 
 
 class StockEffect(StrEnum):
@@ -60,6 +62,10 @@ TRANSITIONS: dict[tuple[OrderState, OrderState], StockEffect] = {
     (S.AUTHORIZED, S.PAID): E.NONE,
     (S.AUTHORIZED, S.VOIDED): E.RESTORE,
     (S.PAID, S.REFUNDED): E.NONE,
+    (S.PAID, S.SHIPPED): E.NONE,
+    (S.SHIPPED, S.DELIVERED): E.NONE,
+    (S.SHIPPED, S.REFUNDED): E.NONE,
+    (S.DELIVERED, S.REFUNDED): E.NONE,
 }
 # Moves after which the gateway may still hold money for an order that no longer sells:
 # every way out of paying but authorized (a payer's authorization may land after the move:
@@ -71,6 +77,12 @@ VOID_OWED = frozenset({(S.PAYING, S.EXPIRED), (S.PAYING, S.DECLINED), (S.AUTHORI
 DEADLINES: dict[OrderState, Deadline] = {S.PAYING: Deadline.BEFORE, S.EXPIRED: Deadline.AFTER}
 # States whose stock is held and whose payment is not settled: they sit in the expiry index.
 PENDING = frozenset({S.RESERVED, S.PAYING})
+# Captured states whose money may still go back, in part or in full (after_sale.lua moves
+# one to refunded when the refunds add up to the amount captured).
+REFUNDABLE = frozenset({S.PAID, S.SHIPPED, S.DELIVERED})
+CAPTURED = REFUNDABLE | {S.REFUNDED}
+# What marking shipped starts from: authorized (captured first, on-shipment mode) or paid.
+SHIPPABLE = frozenset({S.AUTHORIZED, S.PAID})
 TERMINAL = frozenset(s for s in OrderState if not any(src == s for src, _ in TRANSITIONS))
 
 # What a buy or checkout answers about an order's payment, by its state.

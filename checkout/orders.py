@@ -15,7 +15,7 @@ from checkout.order_states import (DEADLINES, TRANSITIONS, IllegalTransition, Or
                                    OutOfTime, StockEffect, rules_for)
 from checkout.store.scripts import SCRIPTS
 
-__all__ = ["Order", "OrderBook", "OUTBOX_MAXLEN", "order_from_fields"]
+__all__ = ["Order", "OrderBook", "OUTBOX_MAXLEN", "order_from_fields", "refunds_of"]
 
 # Approximate cap of each product's outbox; the aggregator keeps up far below it.
 OUTBOX_MAXLEN = 1_000_000
@@ -25,7 +25,14 @@ _RETURNS_STOCK = frozenset(dst for (_, dst), effect in TRANSITIONS.items()
 # Snapshots kept as JSON in the order's hash (written with the authorization, checkout/buy.py).
 _JSON_FIELDS = ("ship_to", "card")
 _INT_FIELDS = ("qty", "unit_price_minor", "amount_minor", "commission_bps", "commission_minor",
-               "created_ms", "updated_ms", "expires_ms")
+               "created_ms", "updated_ms", "expires_ms", "refunded_minor", "refund_pending_minor",
+               "commission_reversed_minor", "refund_count", "shipped_ms", "delivered_ms",
+               "return_requested_ms", "return_decided_ms")
+# Kept in the order's hash by after_sale.lua, shown as the `refunds` list instead.
+_REFUND_PREFIXES = ("refund:", "refund_key:")
+# What a refund shows (its Idempotency-Key and fingerprint stay on the server).
+_REFUND_PUBLIC = ("n", "amount_minor", "restock", "reason", "state", "at_ms", "done_ms",
+                  "commission_reversed_minor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +50,23 @@ class Order:
         return OrderState(self.fields["state"])
 
     def public(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.fields.items() if k != "payment_token"}
+        data = {k: v for k, v in self.fields.items()
+                if k != "payment_token" and not k.startswith(_REFUND_PREFIXES)}
         data["deal"] = bool(data.get("deal"))
+        data["refunds"] = [{k: r[k] for k in _REFUND_PUBLIC if k in r}
+                           for r in refunds_of(self.fields)]
+        data["refunded_minor"] = data.get("refunded_minor") or 0
+        data["restocked"] = data.get("restocked") == "1"
         for name in _JSON_FIELDS:
             data[name] = orjson.loads(data[name]) if data.get(name) else None
         return data
+
+
+def refunds_of(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's refunds, oldest first (after_sale.lua keeps them as `refund:<n>`)."""
+    count = int(fields.get("refund_count") or 0)
+    return [orjson.loads(fields[f"refund:{n}"]) for n in range(1, count + 1)
+            if f"refund:{n}" in fields]
 
 
 def order_from_fields(raw: dict[Any, Any]) -> Order:

@@ -20,7 +20,7 @@ import redis.asyncio as redis
 from checkout.aggregator import outbox_lag
 from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, product_keys
 from checkout.store.replies import int_hash, members, text
-from checkout.order_states import PENDING, OrderState
+from checkout.order_states import CAPTURED, PENDING, OrderState
 from checkout.orders import Order, order_from_fields
 from checkout.payments import PaymentGateway, PaymentRecord
 
@@ -33,14 +33,15 @@ GATEWAY_STATES: dict[OrderState, frozenset[str | None]] = {
     S.RESERVED: frozenset({None}),
     S.AUTHORIZED: frozenset({"authorized"}),
     S.PAID: frozenset({"captured"}),
+    S.SHIPPED: frozenset({"captured"}),
+    S.DELIVERED: frozenset({"captured"}),
     S.REFUNDED: frozenset({"captured"}),
     S.DECLINED: frozenset({None, "declined", "voided"}),
     S.EXPIRED: frozenset({None, "declined", "voided"}),
     S.CANCELLED: frozenset({None}),
     S.VOIDED: frozenset({"voided", "captured"}),  # captured: a capture beat the void, refunded
 }
-SOLD = frozenset({S.AUTHORIZED, S.PAID, S.REFUNDED})  # units out of stock for good
-CAPTURED = frozenset({S.PAID, S.REFUNDED})
+SOLD = CAPTURED | {S.AUTHORIZED}  # units out of stock for good, unless restocked
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,7 @@ async def _check_product(client: redis.Redis, gateway: PaymentGateway, product: 
         mine = [o for o in orders if o.fields["variant"] == variant]
         levels = {b: stock.get(f"{b}:{variant}", 0) for b in ("avail", "held", "sold", "total")}
         expected_held = _units(o for o in mine if o.state in PENDING)
-        expected_sold = _units(o for o in mine if o.state in SOLD)
+        expected_sold = _units(o for o in mine if _sold(o))
         subject = f"{product}/{variant}"
         if levels["held"] != expected_held:
             report.mismatches.append(Finding(
@@ -127,7 +128,7 @@ async def _check_product(client: redis.Redis, gateway: PaymentGateway, product: 
     bought = int_hash(await client.hgetall(k.bought))
     per_buyer: dict[str, int] = defaultdict(int)
     for order in orders:
-        if order.state in PENDING or order.state in SOLD:
+        if order.state in PENDING or _sold(order):
             per_buyer[order.fields["buyer"]] += order.fields["qty"]
     for buyer in sorted(set(per_buyer) | {f[2:] for f in bought if f.startswith("b:")}):
         counted = bought.get(f"b:{buyer}", 0)
@@ -149,6 +150,9 @@ def _check_gateway(order: Order, record: PaymentRecord, void_owed: bool, capture
     if capture_owed and state is S.AUTHORIZED and seen == "captured":
         report.pending.append(Finding("gateway", order.id, "captured; the move to paid is owed"))
         return
+    if order.fields.get("refund_pending_minor"):
+        report.pending.append(Finding("gateway", order.id, f"{state}; a refund is owed"))
+        return
     if seen not in GATEWAY_STATES[state]:
         report.mismatches.append(Finding("gateway", order.id,
                                          f"order {state}, gateway {seen or 'never saw it'}"))
@@ -157,7 +161,8 @@ def _check_gateway(order: Order, record: PaymentRecord, void_owed: bool, capture
     if seen in ("authorized", "captured") and record.amount_minor != amount:
         report.mismatches.append(Finding("gateway", order.id,
                                          f"amount {amount}, gateway {record.amount_minor}"))
-    refunded_expected = record.captured_minor if state in (S.REFUNDED, S.VOIDED) else 0
+    refunded_expected = (record.captured_minor if state is S.VOIDED
+                         else order.fields.get("refunded_minor") or 0)
     if seen == "captured" and record.refunded_minor != refunded_expected:
         report.mismatches.append(Finding(
             "gateway", order.id, f"order {state}, gateway refunded {record.refunded_minor}"))
@@ -171,17 +176,17 @@ async def _check_totals(client: redis.Redis, orders: list[Order],
     for order in orders:
         f = order.fields
         totals = brands[f["brand"]]
-        if order.state in SOLD:
+        if order.state in SOLD:  # sales, restocked or not (a refund leaves gmv as it was)
             totals["units"] += f["qty"]
             totals["orders"] += 1
             totals["gmv_minor"] += f["amount_minor"]
         if order.state in CAPTURED:
             totals["captured_minor"] += f["amount_minor"]
-        if order.state is S.REFUNDED:
-            totals["refunded_minor"] += f["amount_minor"]
-        if order.state is S.PAID and f["creator"]:
-            totals["commission_minor"] += f["commission_minor"]
-            creators[(f["creator"], f["currency"])] += f["commission_minor"]
+            totals["refunded_minor"] += f.get("refunded_minor") or 0
+        if order.state in CAPTURED and f["creator"]:
+            net = f["commission_minor"] - (f.get("commission_reversed_minor") or 0)
+            totals["commission_minor"] += net
+            creators[(f["creator"], f["currency"])] += net
     for brand, expected in sorted(brands.items()):
         folded = int_hash(await client.hgetall(agg_key("brand", brand)))
         for name, value in sorted(expected.items()):
@@ -195,6 +200,11 @@ async def _check_totals(client: redis.Redis, orders: list[Order],
             report.mismatches.append(Finding(
                 "creator", creator,
                 f"earned {folded_earned} {currency}, paid orders say {earned}"))
+
+
+def _sold(order: Order) -> bool:
+    """Its units are out of stock: sold, and not given back by a refund with restock."""
+    return order.state in SOLD and order.fields.get("restocked") != "1"
 
 
 def _units(orders: Iterable[Order]) -> int:

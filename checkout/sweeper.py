@@ -5,7 +5,9 @@ the move itself (transition.lua, deadline rule `after`) decides against a payer 
 and records a void owed when the order was mid-payment. Voids owed release such holds at
 the gateway, and whatever the brand voided. Captures owed settle orders authorized in
 immediate-capture mode whose capture the buy could not make (a capture outage, or the node
-died between authorizing and capturing). Each debt was recorded in the same atomic step as
+died between authorizing and capturing), and orders whose capture on shipment the node
+could not finish. Refunds owed pay the refunds opened on an order that the gateway has not
+answered yet (checkout/fulfilment.py), each under its own number, so once. Each debt was recorded in the same atomic step as
 the move that created it, so nothing the gateway holds is ever forgotten.
 
 Exactly once: the transition script moves an order out of a state only one time, and the
@@ -22,6 +24,7 @@ import time
 
 import redis.asyncio as redis
 
+from checkout.errors import Refused
 from checkout.ids import OrderId
 from checkout.store.keys import ACTIVE_PRODUCTS, product_keys
 from checkout.store.replies import members, text
@@ -31,24 +34,30 @@ from checkout.payments import (GatewayTimeout, GatewayUnavailable, PaymentError,
                                PaymentGateway)
 from checkout.tasks import stop_task
 
-__all__ = ["ReservationSweeper"]
+__all__ = ["ReservationSweeper", "FinishRefunds"]
 
 log = logging.getLogger(__name__)
+
+# Pays the refunds of an order still owed; returns how many it settled (Fulfilment).
+FinishRefunds = Callable[[OrderId], Awaitable[int]]
 
 
 class ReservationSweeper:
     def __init__(self, client: redis.Redis, orders: OrderBook, gateway: PaymentGateway, *,
-                 interval_s: float, batch: int = 200, capture_retry_ms: int = 30_000) -> None:
+                 interval_s: float, batch: int = 200, capture_retry_ms: int = 30_000,
+                 finish_refunds: FinishRefunds | None = None) -> None:
         self._client = client
         self._orders = orders
         self._gateway = gateway
         self._interval_s = interval_s
         self._batch = batch
         self._capture_retry_ms = capture_retry_ms
+        self._finish_refunds = finish_refunds
         self._task: asyncio.Task[None] | None = None
         self.expired = 0
         self.captured = 0
         self.voided = 0
+        self.refunded = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -62,7 +71,7 @@ class ReservationSweeper:
         """Expire every due reservation, pay every void and capture owed; returns how
         many orders this call moved or released."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        expired = captured = voided = 0
+        expired = captured = voided = refunded = 0
         for raw in await self._client.smembers(ACTIVE_PRODUCTS):
             k = product_keys(text(raw))
             for order_id in await self._due(k.expiry, now_ms):
@@ -71,10 +80,13 @@ class ReservationSweeper:
                 voided += await self._void(k.voids, order_id, now_ms)
             for order_id in await self._due(k.captures, now_ms):
                 captured += await self._capture(k.captures, order_id, now_ms)
+            for order_id in await self._due(k.refunds, now_ms):
+                refunded += await self._refund(k.refunds, order_id, now_ms)
         self.expired += expired
         self.captured += captured
         self.voided += voided
-        return expired + captured + voided
+        self.refunded += refunded
+        return expired + captured + voided + refunded
 
     async def _due(self, key: str, now_ms: int) -> list[OrderId]:
         due = await self._client.zrangebyscore(key, "-inf", now_ms, start=0, num=self._batch)
@@ -95,6 +107,22 @@ class ReservationSweeper:
         if changed:
             log.info("order %s: owed capture made by the sweeper", order_id)
         return changed
+
+    async def _refund(self, key: str, order_id: OrderId, now_ms: int) -> int:
+        """Pay what the order's refunds still owe; what the gateway could not answer is
+        tried again after the retry interval (settling takes the order off the list)."""
+        if self._finish_refunds is None:
+            return 0
+        try:
+            settled = await self._finish_refunds(order_id)
+        except KeyError:
+            await self._client.zrem(key, order_id)
+            return 0
+        except Refused as exc:  # the gateway refused: the refund is marked failed
+            log.error("order %s: owed refund refused (%s); needs an operator", order_id, exc)
+            return 0
+        await self._client.zadd(key, {order_id: now_ms + self._capture_retry_ms}, xx=True)
+        return settled
 
     async def _expire(self, order_id: OrderId, now_ms: int) -> bool:
         """Expire the order if its deadline passed; a payer that claimed it in time wins."""

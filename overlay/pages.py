@@ -1,6 +1,6 @@
 """The pages people use: the storefront (home, creator profile, product page), the live
-pages (viewer, host console, OBS source, brand dashboard, creator dashboard), the sign-in
-page, and a buyer's own wallet, orders and receipt pages.
+pages (viewer, host console, OBS source, brand dashboard and its orders, creator dashboard),
+the sign-in page, and a buyer's own wallet, orders and receipt pages.
 Plain ES modules and CSS from overlay/static (no build step); each page learns its hub URL
 and ids from <meta> tags and its token from the URL fragment (never sent to the server,
 so never in a log). This module renders them (no I/O beyond reading its own templates);
@@ -24,6 +24,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "host": ("stream", "Host console"),
     "obs": ("stream", "Overlay"),
     "brand": ("brand", "Brand dashboard"),
+    "brand_orders": ("brand", "Orders"),
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
     "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
@@ -36,7 +37,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
 # product first (live/web/pages.py).
 PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}",
          "host": "/host/{stream}", "obs": "/obs/{stream}", "brand": "/brand/{brand}",
-         "creator": "/creator/{creator}"}
+         "brand_orders": "/brand/{brand}/orders", "creator": "/creator/{creator}"}
 
 
 # What every page's <head> holds, after its viewport: filled in before title, ws and target.

@@ -201,6 +201,12 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "InvitationIn": {"email": "new@example.com", "grant": "brand:fresh", "brand_role": "admin",
                          "brand": {"name": "Fresh", "currency": "EUR"}},
         "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43},
+        # bob's paid order: he asks to return it, acme refunds part, approves, ships it.
+        "ReturnIn": {"reason": "too small"},
+        "RefundIn": {"amount_minor": 100, "restock": False, "reason": "scuffed"},
+        "ReturnDecisionIn": {"approve": True, "note": "ok", "amount_minor": 100,
+                             "restock": False},
+        "ShipIn": {"carrier": "UPS", "tracking_number": "1Z 999"},
     }[schema]
 
 
@@ -373,7 +379,7 @@ def test_the_sweep_covers_every_documented_operation() -> None:
 
 async def test_every_body_endpoint_refuses_bad_bodies(live: Live, rclient: redis.Redis) -> None:
     """One test for all body endpoints (a node per endpoint would cost ~1 s each)."""
-    shop = await make_shop(live)
+    shop = await make_shop(live, order=True)  # the order's endpoints take bodies too
     failures: list[str] = []
     sent = 0
     for method, path in BODY_OPERATIONS:
@@ -404,15 +410,22 @@ async def test_every_body_endpoint_refuses_bad_bodies(live: Live, rclient: redis
         await check("oversized, chunked", chunks(MAX_BODY + 1), 413)
         if diff := state_diff(before, await db_state(rclient)):
             failures.append(f"{where} changed {diff}")
-        # The base body itself is fine: every refusal above was for the mutation.
+        # The base body itself is fine: every refusal above was for the mutation (paying
+        # needs a held order or a cart line, which bob has not: the handler says so, past
+        # the body; tests/live/test_passkeys.py pays them).
         r = await send(live, method, url, headers_for(live, op), good)
-        if r.status_code not in (200, 201):
+        if (method, path) in _PAST_THE_BODY and r.status_code == 409:
+            pass
+        elif r.status_code not in (200, 201):
             failures.append(f"{where} refused the valid body: {r.status_code} {r.text[:200]}")
         await live.services.aggregator.drain()
     assert failures == [], "\n".join(failures)
     assert sent > 40 * len(BODY_OPERATIONS)
 
 
+_PAST_THE_BODY = {("POST", "/api/v1/orders/{order}/pay"),
+                  ("POST", "/api/v1/orders/{order}/pay/confirmation"),
+                  ("POST", "/api/v1/cart/checkout/confirmation")}
 BAD_IDS = [("unknown", "nope-0"), ("dot-dot-slash", "..%2Fx"), ("65 chars", "a" * 65),
            ("unicode", "%C3%A9t%C3%A9"), ("NUL", "%00"), ("braces", "%7Bp%3Ax%7D"),
            ("percent", "%25")]

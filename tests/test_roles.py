@@ -28,7 +28,9 @@ from websockets.asyncio.client import connect
 from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
 from live.node.app import build_api
+from live.accounts.accounts import Grant
 from live.accounts.auth import Role, TokenAuthority
+from live.accounts.teams import Member
 from live.web.problems import PROBLEM_BASE
 
 DOC = build_api().openapi()
@@ -69,6 +71,11 @@ class Unchanged:
             changed = sorted(k for k in self.before.keys() | after.keys()
                              if self.before.get(k) != after.get(k))
             assert changed == [], f"a refused call changed {changed}"
+
+
+# The after-sale moves with a body (live/web/fulfil_api.py), each valid on bob's paid order.
+AFTER_SALE_BODIES = [("/ship", {"carrier": "UPS", "tracking_number": "1Z1"}),
+                     ("/refund", {"amount_minor": 100}), ("/return", {"approve": False})]
 
 
 @dataclass
@@ -262,12 +269,21 @@ async def test_a_brand_acts_only_for_itself(live: Live, rclient: redis.Redis) ->
         # Another brand's orders are hidden, exactly like orders that do not exist.
         unknown = await live.http.get("/api/v1/orders/p_000000000000.00", headers=bravo)
         assert_problem(unknown, 404, "not-found")
-        for action in ("", "/capture", "/void", "/refund"):
+        for action in ("", "/capture", "/void", "/refund", "/deliver", "/cancel"):
             method = "GET" if not action else "POST"
             r = await live.http.request(method, f"/api/v1/orders/{world.bob_order}{action}",
                                         headers=bravo)
             assert_problem(r, 404, "not-found")
             assert r.json() == unknown.json()
+        # The order's moves that take a body: valid bodies, refused for the owner alone.
+        for action, body in AFTER_SALE_BODIES:
+            r = await live.http.post(f"/api/v1/orders/{world.bob_order}{action}", json=body,
+                                     headers={**bravo, "Idempotency-Key": idem()})
+            assert_problem(r, 404, "not-found")
+            assert r.json() == unknown.json()
+        for query in ("", "?state=paid", f"?stream={world.cleo_stream}"):
+            r = await live.http.get(f"/api/v1/brands/acme/orders{query}", headers=bravo)
+            assert_problem(r, 403, "forbidden")
     # The owner and an operator may (the refusals above were about ownership).
     assert (await live.http.get("/api/v1/brands/acme/report",
                                 headers=live.auth("brand", "acme"))).status_code == 200
@@ -354,6 +370,14 @@ async def test_a_buyer_sees_only_its_own_orders(live: Live, rclient: redis.Redis
                                         headers=eve)
             assert_problem(r, 404, "not-found")
             assert r.json() == unknown.json()
+        for action, body in (("cancel", None), ("return", {"reason": "mine now"})):
+            r = await live.http.post(f"/api/v1/me/orders/{world.bob_order}/{action}",
+                                     headers=eve, json=body)
+            assert_problem(r, 404, "not-found")
+            assert r.json() == unknown.json()
+        # A creator selling the order in its stream sees neither it nor its buyer.
+        r = await live.http.get("/api/v1/brands/acme/orders", headers=live.auth("creator", "cleo"))
+        assert_problem(r, 403, "forbidden")
         r = await live.http.get("/api/v1/me/orders", headers=eve)
         assert r.status_code == 200 and r.json()["items"] == []
         r = await live.http.get(f"/api/v1/orders/{world.bob_order}",
@@ -417,3 +441,48 @@ async def test_a_moderator_reads_its_creators_streams_and_changes_nothing(
             assert (refused["code"], refused["ref"]) == ("forbidden", message["ref"])
     stream = (await live.http.get(s)).json()
     assert stream["state"] == "live" and stream["pinned"] == []
+
+
+async def brand_session(live: Live, email: str, brand_role: str) -> dict[str, str]:
+    """Headers of a page session acting as a member of acme's team (`admin` or `member`),
+    as an accepted invitation leaves it."""
+    account, _ = await live.services.accounts.sign_in(email)
+    grant = Grant(Role.BRAND, "acme")
+    await live.services.accounts.grant(account.id, grant)
+    await live.services.teams.add(grant, Member(account.id, brand_role, 0, "inv_test"))
+    token, session = await live.services.sessions.create(account.id, grant)
+    return {"Cookie": f"lc_session={token}", "X-CSRF-Token": session.csrf}
+
+
+async def test_brand_members_ship_and_only_admins_give_money_back(
+        live: Live, rclient: redis.Redis) -> None:
+    """The role matrix of the after-sale endpoints, by hand: operator and brand admin do
+    all of it; a member lists and ships but refunds, cancels and decides returns never;
+    another brand, a creator, a buyer and nobody are refused (tests above, by the document)."""
+    world = await make_world(live)
+    member = await brand_session(live, "mem@example.com", "member")
+    admin = await brand_session(live, "adm@example.com", "admin")
+    order = f"/api/v1/orders/{world.bob_order}"
+    r = await live.http.get("/api/v1/brands/acme/orders", headers=member)
+    assert r.status_code == 200 and [o["id"] for o in r.json()["items"]] == [world.bob_order]
+    async with Unchanged(rclient):
+        for action, body in (("/refund", {"amount_minor": 100}), ("/cancel", None),
+                             ("/return", {"approve": True})):
+            r = await live.http.post(f"{order}{action}", json=body,
+                                     headers={**member, "Idempotency-Key": idem()})
+            assert_problem(r, 403, "brand-admin-required")
+    r = await live.http.post(f"{order}/ship", headers=member,
+                             json={"carrier": "UPS", "tracking_number": "1Z1"})
+    assert r.status_code == 200 and r.json()["state"] == "shipped", r.text
+    r = await live.http.post(f"{order}/refund", json={"amount_minor": 100},
+                             headers={**admin, "Idempotency-Key": idem()})
+    assert r.status_code == 200 and r.json()["refunded_minor"] == 100, r.text
+    r = await live.http.post(f"{order}/refund", json={"amount_minor": 100},
+                             headers={**live.auth("operator", "ops"), "Idempotency-Key": idem()})
+    assert r.status_code == 200 and r.json()["refunded_minor"] == 200, r.text
+    r = await live.http.get("/api/v1/brands/acme/orders?state=shipped",
+                            headers=live.auth("operator", "ops"))
+    assert [o["id"] for o in r.json()["items"]] == [world.bob_order]
+    # Without the session's CSRF token a member's change is refused before anything.
+    r = await live.http.post(f"{order}/deliver", headers={"Cookie": member["Cookie"]})
+    assert_problem(r, 403, "csrf-failed")

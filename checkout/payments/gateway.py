@@ -253,12 +253,15 @@ class PaymentGateway(Protocol):
         public test token. None for a token it never issued."""
         ...
 
-    async def refund(self, order_id: str, amount_minor: int | None = None) -> Refund:
+    async def refund(self, order_id: str, amount_minor: int | None = None,
+                     seq: int | None = None) -> Refund:
         """Refund part (``amount_minor``) or all the rest (``None``) of a capture.
 
         Cumulative refunds never exceed the captured amount: asking for more than
         remains raises ``InvalidPaymentRequest``. A full refund (``None``) is
         idempotent: once nothing remains it returns the last Refund unchanged.
-        An explicit partial amount is a new refund each call.
+        An explicit partial amount is a new refund each call, unless ``seq`` names it:
+        the caller's number for this refund of the order (checkout/fulfilment.py), with
+        which a repeat (after a timeout) returns that refund instead of making another.
         """
         ...

@@ -44,7 +44,7 @@ step), ``amount_minor``, ``currency``, ``token``, ``auth_status``
 (approved|declined), ``auth_ref``, ``decline_code``, ``state``
 (authorized|declined|captured|voided), ``capture_ref``, ``captured_minor``,
 ``void_ref``, ``refunded_minor``, ``refund_count``, ``last_refund_ref``,
-``last_refund_minor``.
+``last_refund_minor``, ``refund_seq:<n>`` (``<ref>:<amount>`` of the caller's refund n).
 """
 
 from __future__ import annotations
@@ -344,7 +344,8 @@ class SandboxGateway:
                 )
         raise AssertionError(f"void script replied {outcome!r}")
 
-    async def refund(self, order_id: str, amount_minor: int | None = None) -> Refund:
+    async def refund(self, order_id: str, amount_minor: int | None = None,
+                     seq: int | None = None) -> Refund:
         """Refund ``amount_minor`` (or all that remains) of the capture.
 
         Never lets cumulative refunds exceed the captured amount; see
@@ -357,16 +358,20 @@ class SandboxGateway:
         outcome, record = await self._run(
             GATEWAY_SCRIPTS["refund"],
             [self.order_key(order_id)],
-            ["" if amount_minor is None else str(amount_minor), _new_ref("re")],
+            ["" if amount_minor is None else str(amount_minor), _new_ref("re"),
+             "" if seq is None else str(seq)],
         )
         match outcome:
-            case "new" | "replay":
+            case "new" | "replay" | "seq_replay":
                 logger.debug("refund %s (%s)", order_id, outcome)
+                ref, amount = record["last_refund_ref"], record["last_refund_minor"]
+                if seq is not None:
+                    ref, _, amount = record[f"refund_seq:{seq}"].rpartition(":")
                 return Refund(
                     order_id=order_id,
                     status=PaymentStatus.APPROVED,
-                    gateway_ref=record["last_refund_ref"],
-                    amount_minor=int(record["last_refund_minor"]),
+                    gateway_ref=ref,
+                    amount_minor=int(amount),
                     refunded_total_minor=int(record["refunded_minor"]),
                     captured_minor=int(record["captured_minor"]),
                     currency=record["currency"],

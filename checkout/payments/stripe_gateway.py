@@ -243,9 +243,10 @@ class StripeGateway:
         _, record = await self._set(order_id, "voided", unresolved="", pi=pi)
         return _void(order_id, record)
 
-    async def refund(self, order_id: str, amount_minor: int | None = None) -> Refund:
-        """Refund ``amount_minor`` (a new refund each call) or all that remains (once);
-        Stripe refuses more than remains."""
+    async def refund(self, order_id: str, amount_minor: int | None = None,
+                     seq: int | None = None) -> Refund:
+        """Refund ``amount_minor`` (a new refund each call, or refund ``seq`` once) or all
+        that remains (once); Stripe refuses more than remains."""
         _check_order_id(order_id)
         if amount_minor is not None and (type(amount_minor) is not int or amount_minor <= 0):
             raise InvalidPaymentRequest(f"amount must be a positive int: {amount_minor!r}")
@@ -257,7 +258,8 @@ class StripeGateway:
         if amount_minor is None:
             key = _key(order_id, "refund:full")
         else:
-            n = await self._client.hincrby(self.order_key(order_id), "refunds", 1)
+            n = seq if seq is not None else await self._client.hincrby(
+                self.order_key(order_id), "refunds", 1)
             key = _key(order_id, f"refund:{n}")
             params["amount"] = amount_minor
         try:

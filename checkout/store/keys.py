@@ -48,6 +48,7 @@ class ProductKeys:
     bought: str  # hash: 'b:<buyer>', 'deal:<id>:<buyer>' -> units held or bought (limits)
     captures: str  # sorted set: authorized order id -> when its capture is owed (ms)
     voids: str  # sorted set: order id -> since when the gateway owes it a void (ms)
+    refunds: str  # sorted set: order id with a refund opened, not settled -> when it is owed (ms)
     tag: str
 
     def order(self, order: OrderId | str) -> str:
@@ -69,7 +70,7 @@ def product_keys(product: ProductId | str) -> ProductKeys:
         product=f"lc:{tag}:product", stock=f"lc:{tag}:stock", offers=f"lc:{tag}:offers",
         invited=f"lc:{tag}:invited", audit=f"lc:{tag}:audit", outbox=f"lc:{tag}:outbox",
         expiry=f"lc:{tag}:expiry", bought=f"lc:{tag}:bought", captures=f"lc:{tag}:captures",
-        voids=f"lc:{tag}:voids",
+        voids=f"lc:{tag}:voids", refunds=f"lc:{tag}:refunds",
         tag=tag,
     )
 

@@ -18,6 +18,7 @@ from checkout.affiliate import AttributionSigner, LinkStore
 from checkout.aggregator import Aggregator
 from checkout.store.batcher import CommandBatcher
 from checkout.buy import BuyService
+from checkout.fulfilment import Fulfilment
 from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.orders import OrderBook
@@ -97,6 +98,7 @@ class Services:
     streams: StreamStore
     orders: OrderBook
     buys: BuyService
+    fulfilment: Fulfilment
     cart: Cart
     waitlist: Waitlist
     wallets: WalletStore
@@ -162,6 +164,10 @@ class Services:
                           payment_window_ms=int(settings.payment_window_s * 1000),
                           max_quantity=settings.max_quantity_per_buy)
         waitlist = Waitlist(client, buys, hold_ms=settings.waitlist_hold_s * 1000)
+        fulfilment = Fulfilment(batcher, orders, buys, gateway,
+                                payment_timeout_s=settings.payment_timeout_s,
+                                capture_owed_after_ms=settings.capture_owed_after_s * 1000,
+                                refund_owed_after_ms=settings.capture_owed_after_s * 1000)
         metrics = Metrics()
 
         orders.on_stock_returned = waitlist.serve_quietly
@@ -206,7 +212,7 @@ class Services:
             signer=AttributionSigner(secret, settings.attribution_window_s),
             catalog=Catalog(client, batcher),
             streams=streams, orders=orders,
-            buys=buys, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000,
+            buys=buys, fulfilment=fulfilment, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000,
                                  idempotency_ttl_s=settings.idempotency_ttl_s),
             waitlist=waitlist, links=LinkStore(client),
             wallets=WalletStore(client, batcher, gateway,
@@ -215,7 +221,8 @@ class Services:
             gateway=gateway,
             aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
-                                       capture_retry_ms=settings.capture_owed_after_s * 1000),
+                                       capture_retry_ms=settings.capture_owed_after_s * 1000,
+                                       finish_refunds=fulfilment.finish_refunds),
             metrics=metrics, valkey=valkey, stripe=stripe, hub=hub, video=video,
             accounts=accounts, follows=follows, alerts=alerts,
             sessions=SessionStore(client, idle_s=settings.session_idle_s,

@@ -330,12 +330,6 @@ def _parameter(param: Param, settings: Settings) -> dict[str, Any]:
             "schema": param.schema(settings)}
 
 
-def _bodiless(request: Request) -> bool:
-    """A request that says it has no body (Content-Length 0, or neither length nor chunks)."""
-    length = request.headers.get("content-length")
-    return length == "0" or (length is None and "transfer-encoding" not in request.headers)
-
-
 def _wrap(spec: _Endpoint, handler: Handler,
           settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     caps = _body_caps(spec.body, settings) if spec.body is not None else {}
@@ -348,7 +342,7 @@ def _wrap(spec: _Endpoint, handler: Handler,
         body: pydantic.BaseModel
         if spec.body is None:
             body = _NO_BODY
-        elif spec.optional_body and _bodiless(request):
+        elif spec.optional_body and _no_body(request):
             body = spec.body()
         else:
             body = await read_json(request, spec.body, settings.max_body_bytes)
@@ -363,6 +357,13 @@ def _wrap(spec: _Endpoint, handler: Handler,
 
 
 _NO_BODY = _NoBody()
+
+
+def _no_body(request: Request) -> bool:
+    """Nothing sent: no Content-Type and no (or a zero) Content-Length."""
+    return ("content-type" not in request.headers
+            and request.headers.get("content-length", "0") == "0"
+            and "transfer-encoding" not in request.headers)
 
 
 def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]

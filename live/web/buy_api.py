@@ -1,6 +1,6 @@
 """HTTP endpoints for the buyer: one-tap buy, orders (and cancelling one before it ships),
-cart, waitlist; and the brand's order actions (capture on shipment, void, refund). The
-wallet's endpoints are in live/web/wallet_api.py."""
+cart, waitlist; and the brand's capture and void. Shipping, refunds and returns are in
+live/web/fulfil_api.py, the wallet's endpoints in live/web/wallet_api.py."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from live.web.buy_confirm import (Purchase, buy_purchase, confirmation_options,
 from live.web.problems import Problem, problem_response
 from live.web.webauthn_json import AssertionIn
 
-__all__ = ["register"]
+__all__ = ["register", "order_for", "ORDER"]
 
 ProductRef = Annotated[ProductId, StringConstraints(pattern=ID_PATTERN)]
 VariantRef = Annotated[VariantId, StringConstraints(pattern=ID_PATTERN)]
@@ -82,10 +82,6 @@ class WaitlistIn(StrictModel):
     variant: VariantRef = DEFAULT_VARIANT
 
 
-class RefundIn(StrictModel):
-    amount_minor: Annotated[int, Field(ge=1, le=10**12)] | None = None
-
-
 async def payment_of(call: Call[Any], buyer: BuyerId, address_id: str | None = None,
                      card_id: str | None = None) -> Payment:
     """The card and address a purchase uses (the wallet's defaults unless named): 409
@@ -121,7 +117,9 @@ def buy_response(call: Call[Any], result: BuyResult) -> Response:
     return json_response({"order": order, "payment": result.payment}, 201, headers)
 
 
-async def _order_for(call: Call[Any], order_id: OrderId, *, buyer_only: bool = False) -> Order:
+async def order_for(call: Call[Any], order_id: OrderId, *, buyer_only: bool = False) -> Order:
+    """The order, if the caller is its buyer, acts for its brand (unless `buyer_only`) or is
+    an operator; 404 otherwise, exactly as for an order that does not exist."""
     order = await call.services.orders.get(order_id) if product_of_order(order_id) else None
     if order is None:
         raise Problem(404, "not-found", "no such order")
@@ -161,7 +159,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
                   tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))
     async def get_order(call: Call[Any]) -> Response:
-        return json_response((await _order_for(call, OrderId(call.param("order")))).public())
+        return json_response((await order_for(call, OrderId(call.param("order")))).public())
 
     @api.endpoint("GET", "/me/orders", summary="The buyer's orders, newest first, paginated",
                   tag="buy", roles=buyer, params=PAGE)
@@ -177,7 +175,7 @@ def register(api: Api) -> None:
                   summary="Cancel an order before it ships (held or authorized)", tag="buy",
                   roles=buyer, params=(ORDER,))
     async def cancel_my_order(call: Call[Any]) -> Response:
-        order = await _order_for(call, OrderId(call.param("order")), buyer_only=True)
+        order = await order_for(call, OrderId(call.param("order")), buyer_only=True)
         try:
             done = await call.services.buys.cancel(order.id, "cancelled_by_buyer")
         except IllegalTransition as exc:
@@ -223,17 +221,6 @@ def register(api: Api) -> None:
         except IllegalTransition as exc:
             raise Problem(409, "order-not-voidable", f"the order is {exc.current}") from None
         await call.services.buys.pay_void_owed(order.id)
-        return json_response(done.public())
-
-    @api.endpoint("POST", "/orders/{order}/refund", summary="Refund a paid order in full",
-                  tag="orders", roles=(Role.BRAND, Role.OPERATOR), params=(ORDER,))
-    async def refund_order(call: Call[Any]) -> Response:
-        order = await _brand_order(call)
-        if order.state not in (OrderState.PAID, OrderState.REFUNDED):
-            raise Problem(409, "order-not-refundable", f"the order is {order.state}")
-        if order.state is OrderState.PAID:
-            await _gateway(call.services.gateway.refund(order.id))
-        done, _ = await call.services.orders.transition(order.id, OrderState.REFUNDED, "refunded")
         return json_response(done.public())
 
     @api.endpoint("POST", "/cart/items", summary="Add to cart (holds stock on cart_hold streams)",
@@ -306,7 +293,7 @@ def register(api: Api) -> None:
 
 async def _order_payment(call: Call[PayIn]) -> tuple[Order, Payment, Purchase]:
     """A held order of the buyer's, what pays it, and the purchase a passkey confirms."""
-    order = await _order_for(call, OrderId(call.param("order")), buyer_only=True)
+    order = await order_for(call, OrderId(call.param("order")), buyer_only=True)
     if order.state not in PENDING:
         raise Problem(409, "order-not-payable", f"the order is {order.state}")
     payment = await payment_of(call, order.fields["buyer"], call.body.address_id,
@@ -355,7 +342,7 @@ async def _product_with_variant(call: Call[Any], product_id: ProductId, variant:
 
 
 async def _brand_order(call: Call[Any]) -> Order:
-    order = await _order_for(call, OrderId(call.param("order")))
+    order = await order_for(call, OrderId(call.param("order")))
     if not call.need_principal().can_act_for_brand(order.fields["brand"]):
         raise Problem(404, "not-found", "no such order")
     return order

@@ -17,6 +17,7 @@ from checkout.affiliate import AttributionSigner, LinkStore
 from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
+from checkout.fulfilment import Fulfilment
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway
 from checkout.waitlist import Waitlist
@@ -65,6 +66,8 @@ class WebServices(Protocol):
     def orders(self) -> OrderBook: ...
     @property
     def buys(self) -> BuyService: ...
+    @property
+    def fulfilment(self) -> Fulfilment: ...
     @property
     def cart(self) -> Cart: ...
     @property

@@ -9,11 +9,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from live.web.catalog_api import PAGE, page_params
-from checkout.ids import (ID_PATTERN, BrandId, CreatorId, LinkCode, OrderId, ProductId,
+from checkout.ids import (ID_PATTERN, BrandId, CreatorId, LinkCode, ProductId,
                           StreamId, is_valid_id)
-from checkout.store.keys import agg_key
-from checkout.store.replies import members
 from checkout.reconcile import reconcile
 from checkout.reports import brand_report, creator_earnings, stream_stats as read_stream_stats
 from checkout.models import StrictModel
@@ -59,24 +56,6 @@ def register(api: Api) -> None:
     async def get_brand_report(call: Call[Any]) -> Response:
         brand_id = await _readable_brand(call)
         return json_response(await brand_report(call.services.client, brand_id))
-
-    @api.endpoint("GET", "/brands/{brand}/orders",
-                  summary="The brand's sold orders, newest first (buyer masked), for export",
-                  tag="reports", roles=(Role.BRAND, Role.OPERATOR), params=PAGE)
-    async def brand_orders(call: Call[Any]) -> Response:
-        brand_id = await _readable_brand(call)
-        cursor, limit = page_params(call)
-        ids = members(await call.services.client.zrevrange(agg_key("brandorders", brand_id),
-                                                           cursor, cursor + limit - 1))
-        items = []
-        for order_id in ids:
-            order = await call.services.orders.get(OrderId(order_id))
-            if order is not None:
-                public = order.public()
-                public["buyer"] = public["buyer"][:1] + "***"
-                items.append(public)
-        return json_response({"items": items,
-                              "next_cursor": cursor + limit if len(ids) == limit else None})
 
     @api.endpoint("GET", "/creators/{creator}/earnings", summary="Commission earned, with its ledger",
                   tag="reports", roles=(Role.CREATOR, Role.OPERATOR))

@@ -1,9 +1,12 @@
 // The orders page (/me/orders): every order of the signed-in buyer, newest first, a page
-// at a time; each opens its receipt, and one that has not shipped can be cancelled here.
+// at a time, with its tracking, refunds and return; each opens its receipt (where a return
+// is asked for), and one that has not shipped can be cancelled here.
 
 import { money } from "./cards.js";
 import { api, pageSession, problemText, signinHref } from "./api.js";
-import { cancellable, cancelOrder, stateWords, when } from "./order_words.js";
+import {
+  cancellable, cancelOrder, refundWords, returnable, returnWords, stateWords, trackingWords, when,
+} from "./order_words.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 20;
@@ -38,6 +41,19 @@ function row(order) {
   const state = el("p", "state", stateWords(order));
   state.dataset.state = order.state;
   li.append(link, state);
+  for (const [kind, text] of [["tracking", trackingWords(order)],
+    ["refund", refundWords(order, money)], ["return", returnWords(order)]]) {
+    if (!text) continue;
+    const note = el("p", "order-note", text);
+    note.dataset.note = kind;
+    li.append(note);
+  }
+  if (returnable(order)) {
+    const back = el("a", "btn btn-secondary btn-small", "Return");
+    back.href = `/me/orders/${encodeURIComponent(order.id)}#return`;
+    back.setAttribute("aria-label", `Return ${title}`);
+    li.append(back);
+  }
   if (cancellable(order)) {
     const cancel = el("button", "btn btn-secondary btn-small", "Cancel");
     cancel.type = "button";

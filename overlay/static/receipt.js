@@ -1,12 +1,16 @@
 // An order's receipt (/me/orders/{order}): the line, the price, where it ships (as it was
-// at purchase), the card's brand and last four, the times; Cancel while it has not shipped,
-// Pay now while it is held (a cart or waitlist hold), with the wallet's default card and
-// address and, when the account confirms purchases, one passkey tap.
+// at purchase), the card's brand and last four, the times, its carrier and tracking number,
+// its refunds and its return; Cancel while it has not shipped, Return once it is paid, Pay
+// now while it is held (a cart or waitlist hold), with the wallet's default card and address
+// and, when the account confirms purchases, one passkey tap.
 
 import { money } from "./cards.js";
 import { api, pageSession, problemText, signinHref } from "./api.js";
 import { cardName } from "./wallet_forms.js";
-import { cancellable, cancelOrder, stateWords, when } from "./order_words.js";
+import {
+  cancellable, cancelOrder, refundWords, requestReturn, returnable, returnWords, stateWords,
+  trackingWords, when,
+} from "./order_words.js";
 import { payConfirmed } from "./passkey.js";
 
 const $ = (id) => document.getElementById(id);
@@ -38,8 +42,34 @@ function show(order) {
   if (order.state === "reserved" && order.expires_ms) {
     $("receipt-state").textContent = `${stateWords(order)}: pay by ${when(order.expires_ms)}`;
   }
+  line("r-tracking", trackingWords(order));
+  line("r-refunded", refundWords(order, money));
+  line("r-return", returnWords(order));
+  $("return-form").hidden = !returnable(order);
   $("receipt").hidden = false;
 }
+
+/** Fills a receipt line, hiding it (its <dt> too) when there is nothing to say. */
+function line(id, text) {
+  const dd = $(id);
+  dd.textContent = text;
+  dd.hidden = !text;
+  dd.previousElementSibling.hidden = !text;
+}
+
+$("return-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = $("return-send");
+  button.disabled = true;
+  const r = await requestReturn(api, orderId, $("return-reason").value.trim(), session.csrf);
+  button.disabled = false;
+  if (!r.ok) {
+    say("error", problemText(r));
+    return;
+  }
+  say("ok", "Return requested. The shop will answer here.");
+  show(r.data);
+});
 
 // One purchase per page view: a retry after an unknown outcome is the same purchase.
 const held = { path: `/api/v1/orders/${encodeURIComponent(orderId)}/pay`, body: {} };
@@ -86,6 +116,7 @@ async function init() {
     return;
   }
   show(r.data);
+  if (location.hash === "#return" && !$("return-form").hidden) $("return-reason").focus();
 }
 
 init();

@@ -274,6 +274,19 @@ async def test_concurrent_refunds_never_exceed_captured(gateway: SandboxGateway)
     assert (await gateway.charges("o1"))["refunded_minor"] == "900"
 
 
+async def test_a_numbered_refund_is_made_once(gateway: SandboxGateway) -> None:
+    """`seq` names the caller's refund: asked again (a retry after a timeout), it answers
+    that refund, even concurrently, and the next number is a new refund."""
+    await gateway.authorize("o1", 1000, "USD", "tok_visa")
+    await gateway.capture("o1")
+    results = await asyncio.gather(*(gateway.refund("o1", 300, seq=1) for _ in range(5)))
+    assert {(r.gateway_ref, r.amount_minor) for r in results} == {(results[0].gateway_ref, 300)}
+    second = await gateway.refund("o1", 200, seq=2)
+    assert (second.amount_minor, second.refunded_total_minor) == (200, 500)
+    assert (await gateway.refund("o1", 300, seq=1)).gateway_ref == results[0].gateway_ref
+    assert (await gateway.charges("o1"))["refunded_minor"] == "500"
+
+
 async def test_refund_unknown_order_is_invalid(gateway: SandboxGateway) -> None:
     with pytest.raises(InvalidPaymentRequest):
         await gateway.refund("nope")

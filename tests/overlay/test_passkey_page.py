@@ -153,7 +153,7 @@ async def test_a_held_order_is_paid_from_its_receipt_with_one_tap(
     count_before = (await credentials(cdp, authenticator))[0]["signCount"]
     await page.get_by_role("button", name="Pay now").click()
     await expect(page.get_by_role("status")).to_have_text("Paid. Thank you!", timeout=5 * MS)
-    await expect(page.locator("#receipt-state")).to_have_text("Paid")
+    await expect(page.locator("#receipt-state")).to_have_text("Paid, awaiting shipment")
     await expect(page.get_by_role("button", name="Pay now")).to_be_hidden()
     await expect(page.locator("#r-card")).to_contain_text("4242")
     assert (await credentials(cdp, authenticator))[0]["signCount"] > count_before

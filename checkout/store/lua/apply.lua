@@ -10,6 +10,8 @@ KEYS[8] stream ticker list   KEYS[9] brand orders zset   KEYS[10] stream buyers 
 ARGV[1] event kind: sale | sale_reversed | commission | refund
 ARGV[2] order JSON   ARGV[3] event time (ms)   ARGV[4] dedupe TTL (s)   ARGV[5] ticker length
 ARGV[6] ledger max length
+ARGV[7..9] refund: its amount, the commission it reverses (after_sale.lua), '1' when it
+        refunds the rest of the order (the creator's order count goes down then)
 
 Reply: 1 applied, 0 already applied.
 ]]
@@ -55,12 +57,15 @@ elseif kind == 'commission' or kind == 'refund' then
   if kind == 'commission' then
     redis.call('HINCRBY', KEYS[2], 'captured_minor', amount)
   else
+    amount, commission = tonumber(ARGV[7]), tonumber(ARGV[8])
     redis.call('HINCRBY', KEYS[2], 'refunded_minor', amount)
   end
   if o.creator ~= '' then
     redis.call('HINCRBY', KEYS[2], 'commission_minor', sign * commission)
     redis.call('HINCRBY', KEYS[3], 'earned_minor:' .. o.currency, sign * commission)
-    redis.call('HINCRBY', KEYS[3], 'orders', sign)
+    if kind == 'commission' or ARGV[9] == '1' then
+      redis.call('HINCRBY', KEYS[3], 'orders', sign)
+    end
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'order', o.id, 'creator', o.creator,
       'brand', o.brand, 'kind', kind == 'commission' and 'credit' or 'reversal',
       'commission_minor', sign * commission, 'amount_minor', sign * amount,
