@@ -61,6 +61,7 @@ class Settings:
     # wallets: per buyer (checkout/wallets.py), 409 too-many-addresses / too-many-cards beyond
     wallet_max_addresses: int = 10
     wallet_max_cards: int = 10
+    api_keys_per_brand: int = 20  # 409 too-many-api-keys beyond (live/accounts/api_keys.py)
     stripe_api_key: str | None = field(default=None, repr=False)  # needed with stripe
     stripe_webhook_secret: str | None = field(default=None, repr=False)  # whsec_...
     stripe_api_base: str | None = None  # None: Stripe's own; a local server in tests
@@ -249,7 +250,7 @@ _FIELD_TYPES: dict[str, str] = {
     "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
     "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "stripe_publishable_key": "str", "stripe_js_url": "str",
-    "wallet_max_addresses": "int", "wallet_max_cards": "int",
+    "wallet_max_addresses": "int", "wallet_max_cards": "int", "api_keys_per_brand": "int",
     "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",

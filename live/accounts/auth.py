@@ -100,6 +100,9 @@ class Principal:
     subject: str
     token_id: str
     expires_at: int
+    # An API key's scopes (`tag:read`, `tag:write`: live/accounts/api_keys.py); None: a
+    # token or a session, which the role alone bounds.
+    scopes: frozenset[str] | None = None
 
     @property
     def is_operator(self) -> bool:

@@ -15,7 +15,7 @@ __all__ = ["account_key", "account_grants_key", "email_index_key", "challenge_ke
            "session_key", "account_sessions_key", "rate_key", "passkey_key", "passkeys_key", "passkey_owner_key",
            "passkey_challenge_key", "confirmed_purchase_key", "follows_key", "reminders_key",
            "followers_key", "rsvps_key", "alerted_key", "invitation_key", "invitations_sent_key",
-           "team_key"]
+           "team_key", "api_key_key", "brand_api_keys_key"]
 
 
 def account_key(account: str) -> str:
@@ -124,3 +124,13 @@ def team_key(grant: str) -> str:
     """Hash: account id -> JSON {brand_role, since_ms, invitation} of the accounts that took
     `grant` by invitation (a brand's team, a creator's moderators)."""
     return f"lc:{{tm:{key_part(grant)}}}:members"
+
+
+def api_key_key(key_id: str) -> str:
+    """Hash: a brand's API key (brand, name, scopes, the secret's SHA-256, times)."""
+    return f"lc:{{ak:{key_part(key_id)}}}:apikey"
+
+
+def brand_api_keys_key(brand: str) -> str:
+    """Sorted set: a brand's API key ids by when each was made (its cap in one script)."""
+    return f"lc:{{bk:{key_part(brand)}}}:apikeys"

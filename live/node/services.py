@@ -39,6 +39,7 @@ from live.accounts.scripts import load_account_scripts
 from live.accounts.sessions import SessionStore
 from live.accounts.signin import EmailSignIn, SignInLimits
 from live.accounts.teams import TeamStore
+from live.accounts.api_keys import ApiKeyStore
 from live.hub.rooms import Hub, HubLimits
 from live.node.metrics import Metrics
 from live.settings import Settings
@@ -118,6 +119,7 @@ class Services:
     alerts: ShowAlerts
     invitations: InvitationStore
     teams: TeamStore
+    api_keys: ApiKeyStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -243,7 +245,8 @@ class Services:
                 ttl_s=settings.invite_ttl_s, keep_s=settings.invite_keep_s,
                 window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
                 per_email=settings.invite_per_email)),
-            teams=TeamStore(client))
+            teams=TeamStore(client),
+            api_keys=ApiKeyStore(client, max_per_brand=settings.api_keys_per_brand))
         if background:
             services.aggregator.start()
             services.sweeper.start()

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from checkout.ids import ID_PATTERN
 from checkout.models import StrictModel
+from live.accounts.api_keys import is_api_key
 from live.accounts.auth import AuthError, Principal, Role, bearer_token
 from live.web.deps import WebServices, services_of
 from live.web.problems import PROBLEM_BASE, Problem
@@ -220,6 +221,7 @@ class _Endpoint:
     raw_body: str | None  # a non-JSON body's media type; the handler reads the body itself
     response_media: str
     optional_body: bool  # a request without a body gets the body model's defaults
+    scope: str  # what an API key needs to call it: `tag:read` (GET) or `tag:write`
 
 
 class Api:
@@ -236,11 +238,13 @@ class Api:
                  roles: tuple[Role, ...] | None = None, optional_auth: bool = False,
                  session: bool = False, status: int = 200, params: tuple[Param, ...] = (),
                  raw_body: str | None = None, optional_body: bool = False,
+                 scope: str | None = None,
                  response_media: str = "application/json") -> Callable[[Handler], Handler]:
         """`params` declares the query and header parameters, and any path parameter that
         is not an id (`IdStr`). `session`: only a signed-in page's session may call it, and
         its cookie, CSRF token and Origin are checked before anything else is read.
-        `optional_body`: the body may be left out (every field of `body` has a default)."""
+        `optional_body`: the body may be left out (every field of `body` has a default).
+        `scope`: what an API key needs, when not `tag:read` (GET) or `tag:write` (the rest)."""
         declared = {p.name: p for p in params}
         in_path = [declared.pop(name, Param(name, "path"))
                    for name in re.findall(r"{(\w+)}", path)]
@@ -248,7 +252,7 @@ class Api:
             raise ValueError(f"{method} {path}: path parameters and the path disagree")
         spec = _Endpoint(method.upper(), path, summary, body, roles, optional_auth, session, tag,
                          status, (*in_path, *declared.values()), raw_body, response_media,
-                         optional_body)
+                         optional_body, scope or _scope_of(tag, method))
         if optional_body and (body is None or body.model_fields and any(
                 f.is_required() for f in body.model_fields.values())):
             raise ValueError(f"{method} {path}: an optional body needs a model of defaults")
@@ -330,6 +334,10 @@ def _parameter(param: Param, settings: Settings) -> dict[str, Any]:
             "schema": param.schema(settings)}
 
 
+def _scope_of(tag: str, method: str) -> str:
+    return f"{tag}:{'read' if method.upper() in ('GET', 'HEAD') else 'write'}"
+
+
 def _wrap(spec: _Endpoint, handler: Handler,
           settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     caps = _body_caps(spec.body, settings) if spec.body is not None else {}
@@ -379,25 +387,34 @@ def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]
 
 async def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
     """The Authorization header first; without one, the page session's cookie (with its
-    CSRF and Origin checks on unsafe methods: live/web/session_auth.py)."""
+    CSRF and Origin checks on unsafe methods: live/web/session_auth.py). A brand's API key
+    reaches only the endpoints its scopes name."""
     if spec.roles is None and not spec.optional_auth:
         return None
     if "authorization" in request.headers:
-        principal = verify_bearer(request)
+        principal = await verify_bearer(request)
     else:
         session = await session_principal(request)
         if session is None and spec.optional_auth:
             return None
-        principal = session if session is not None else verify_bearer(request)
+        principal = session if session is not None else await verify_bearer(request)
     if spec.roles is not None and principal.role not in spec.roles:
         raise Problem(403, "forbidden", f"this needs the role {' or '.join(r.value for r in spec.roles)}")
+    if principal.scopes is not None and spec.scope not in principal.scopes:
+        raise Problem(403, "scope-missing", f"this API key lacks the scope {spec.scope}",
+                      scope=spec.scope)
     return principal
 
 
-def verify_bearer(request: Request) -> Principal:
-    """The request's verified principal, or a 401 problem that says what was wrong."""
+async def verify_bearer(request: Request) -> Principal:
+    """The request's verified principal (a token, or a brand's API key), or a 401 problem
+    that says what was wrong."""
+    services = services_of(request)
     try:
-        return services_of(request).tokens.verify(bearer_token(request.headers))
+        token = bearer_token(request.headers)
+        if is_api_key(token):
+            return await services.api_keys.verify(token)
+        return services.tokens.verify(token)
     except AuthError as exc:
         # RFC 6750 section 3: a 401 names the scheme and what was wrong.
         error = "" if exc.reason == "missing_token" else ', error="invalid_token"'

@@ -157,7 +157,8 @@ def register(api: Api) -> None:
                                                              call.param(IDEMPOTENCY_KEY.name)))
 
     @api.endpoint("GET", "/orders/{order}", summary="An order (its buyer, brand or an operator)",
-                  tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,))
+                  tag="buy", roles=(Role.BUYER, Role.BRAND, Role.OPERATOR), params=(ORDER,),
+                  scope="orders:read")
     async def get_order(call: Call[Any]) -> Response:
         return json_response((await order_for(call, OrderId(call.param("order")))).public())
 

@@ -23,6 +23,7 @@ from checkout.payments import PaymentGateway
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
+from live.accounts.api_keys import ApiKeyStore
 from live.accounts.auth import TokenAuthority
 from live.accounts.follows import FollowStore
 from live.accounts.invitations import InvitationStore
@@ -100,6 +101,8 @@ class WebServices(Protocol):
     def invitations(self) -> InvitationStore: ...
     @property
     def teams(self) -> TeamStore: ...
+    @property
+    def api_keys(self) -> ApiKeyStore: ...
 
 
 def services_of(request: Request) -> WebServices:

@@ -42,7 +42,7 @@ from live.web.session_auth import require_session, session_of
 from live.web.stream_api import streams_of
 from overlay.pages import content_security_policy, render
 
-__all__ = ["register", "register_auth", "invite_page_routes", "INVITE_PAGE"]
+__all__ = ["register", "register_auth", "invite_page_routes", "inviter_of", "INVITE_PAGE"]
 
 INVITE_PAGE: Final = "/invite"
 _SENDERS: Final = (Role.OPERATOR, Role.BRAND, Role.CREATOR)
@@ -81,7 +81,7 @@ async def _session_account(call: Call[Any]) -> str | None:
     return session.account_id if session is not None else None
 
 
-async def _inviter(call: Call[Any]) -> tuple[Inviter, str]:
+async def inviter_of(call: Call[Any]) -> tuple[Inviter, str]:
     """The request's principal as an inviter, and its account ("" for a bearer token). A
     brand acting through a session is its team's admin only if it joined as one; a brand
     token (minted by the operator) is the brand's own key, so it counts as an admin."""
@@ -168,7 +168,7 @@ def _member_view(member: Member, account: Account | None) -> dict[str, Any]:
 
 
 async def _team(call: Call[Any], grant: Grant) -> Response:
-    inviter, _ = await _inviter(call)
+    inviter, _ = await inviter_of(call)
     members = await call.services.teams.members(grant)
     items = [_member_view(m, await call.services.accounts.get(m.account_id)) for m in members]
     return json_response({"items": items,
@@ -178,7 +178,7 @@ async def _team(call: Call[Any], grant: Grant) -> Response:
 async def _remove(call: Call[Any], grant: Grant) -> Response:
     """Take the grant back: sessions acting with it fall back to their buyer grant on their
     next request (live/web/session_auth.py checks the grant every time)."""
-    inviter, _ = await _inviter(call)
+    inviter, _ = await inviter_of(call)
     refusal = invite_refusal(inviter, grant)  # who may invite to a grant may take it back
     if refusal is not None:
         raise Problem(403, "may-not-remove", refusal)
@@ -212,7 +212,7 @@ def register(api: Api) -> None:
                   tag="invitations", body=InvitationIn, roles=_SENDERS, status=201)
     async def create_invitation(call: Call[InvitationIn]) -> Response:
         services, body = call.services, call.body
-        inviter, account = await _inviter(call)
+        inviter, account = await inviter_of(call)
         grant = _grant(body.grant)
         _check_brand_role(grant, body.brand_role)
         _may(inviter, grant)
@@ -251,7 +251,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/invitations", summary="The invitations the caller's side sent",
                   tag="invitations", roles=_SENDERS, params=PAGE)
     async def list_invitations(call: Call[Any]) -> Response:
-        inviter, _ = await _inviter(call)
+        inviter, _ = await inviter_of(call)
         cursor, limit = page_params(call)
         items, next_cursor = await call.services.invitations.sent(
             sender_scope(inviter), cursor=cursor, limit=limit)
@@ -263,7 +263,7 @@ def register(api: Api) -> None:
                   summary="Revoke an invitation nobody has accepted", tag="invitations",
                   roles=_SENDERS, status=204)
     async def revoke_invitation(call: Call[Any]) -> Response:
-        inviter, _ = await _inviter(call)
+        inviter, _ = await inviter_of(call)
         invitation = await call.services.invitations.get(str(call.param("invitation")))
         if invitation is None or (inviter.role is not Role.OPERATOR
                                   and invitation.scope != sender_scope(inviter)):

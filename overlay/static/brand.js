@@ -7,6 +7,7 @@ import { money, setText, syncList } from "./cards.js";
 import { api, problemText } from "./api.js";
 import { consoleAuth, explainNoAccess } from "./console_auth.js";
 import { mountTeam } from "./team.js";
+import { mountApiKeys } from "./api_keys.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -343,6 +344,7 @@ if (access.mode === "none") {
     grant: `brand:${brandId}`, members: `/api/v1/brands/${encodeURIComponent(brandId)}/team`, auth,
     roleLabel: (role) => (role === "admin" ? "Admin" : "Member"),
   });
+  mountApiKeys($("keys-panel"), { brand: brandId, auth });
   const feed = new FeedClient(`${meta("livecart-ws")}/ws/brands/${encodeURIComponent(brandId)}/sales`, {
     token: access.token,
     ticket: access.ticket,
