@@ -142,7 +142,7 @@ def fill(path: str, shop: Shop, **override: str) -> str:
               "stream": shop.stream, "order": shop.order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
               "address": shop.address, "card": shop.card,
-              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, **override}
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16, **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -195,6 +195,7 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "EmailStartIn": {"email": "bob@example.com", "next": "/"},
         "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
         "ActIn": {"grant": "buyer:bob"},
+        "KeyIn": {"name": "ERP", "scopes": ["catalog:read"]},
         "AccountIn": {"display_name": "Bob"},
         "PasskeyIn": {"credential": ATTESTATION_SHAPE, "name": "Phone"},
         "PasskeySignInIn": {"credential": ASSERTION_SHAPE},

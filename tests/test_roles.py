@@ -119,7 +119,7 @@ def fill(path: str, world: World) -> str:
               "stream": world.cleo_stream, "order": world.bob_order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
               "address": "ad_000000000000", "card": "cd_000000000000",
-              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32}
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Final
 import orjson
 import redis.asyncio as redis
 
-from checkout.store.replies import text, text_hash
+from checkout.store.replies import members, text, text_hash
 from live.accounts.auth import AuthError, Principal, Role
 from live.accounts.keys import api_key_key, brand_api_keys_key
 from live.accounts.scripts import call_account_script
@@ -83,7 +83,7 @@ class ApiKeyStore:
         return f"{KEY_PREFIX}{key.id}_{secret}", key
 
     async def list(self, brand: str) -> list[ApiKey]:
-        ids = [text(i) for i in await self._client.zrange(brand_api_keys_key(brand), 0, -1)]
+        ids = members(await self._client.zrange(brand_api_keys_key(brand), 0, -1))
         keys = [await self._get(i) for i in ids]
         return [k for k in keys if k is not None and k.brand == brand]
 

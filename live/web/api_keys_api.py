@@ -27,7 +27,8 @@ Scope = Annotated[str, StringConstraints(max_length=40)]
 
 
 class KeyIn(StrictModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=60, strip_whitespace=True)]
+    # No surrounding spaces (a name is what a person reads back in the list).
+    name: Annotated[str, StringConstraints(min_length=1, max_length=60, pattern=r"^\S(.*\S)?$")]
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(BRAND_KEY_SCOPES))]
 
 

@@ -70,7 +70,11 @@ export function mountApiKeys(root, { brand, auth }) {
     }
     root.hidden = false;
     if (!r.ok) return say("error", `Couldn't load the API keys: ${problemText(r)}`);
-    syncList(part(root, "keys"), r.data.items, (k) => k.id, row, update);
+    syncList(part(root, "keys"), r.data.items, (k) => k.id, (k) => {
+      const li = row();
+      update(li, k);
+      return li;
+    }, update);
     part(root, "keys-empty").hidden = r.data.items.length > 0;
     return undefined;
   }
