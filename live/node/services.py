@@ -22,6 +22,7 @@ from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
+from checkout.programs import ProgramStore
 from checkout.store.scripts import load_all
 from checkout.sweeper import ReservationSweeper
 from checkout.waitlist import Waitlist
@@ -116,6 +117,7 @@ class Services:
     alerts: ShowAlerts
     invitations: InvitationStore
     teams: TeamStore
+    programs: ProgramStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -236,7 +238,9 @@ class Services:
                 ttl_s=settings.invite_ttl_s, keep_s=settings.invite_keep_s,
                 window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
                 per_email=settings.invite_per_email)),
-            teams=TeamStore(client))
+            teams=TeamStore(client),
+            programs=ProgramStore(client,
+                                  max_applications=settings.program_max_applications))
         if background:
             services.aggregator.start()
             services.sweeper.start()

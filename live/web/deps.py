@@ -19,6 +19,7 @@ from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway
+from checkout.programs import ProgramStore
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
@@ -97,6 +98,8 @@ class WebServices(Protocol):
     def invitations(self) -> InvitationStore: ...
     @property
     def teams(self) -> TeamStore: ...
+    @property
+    def programs(self) -> ProgramStore: ...
 
 
 def services_of(request: Request) -> WebServices:
