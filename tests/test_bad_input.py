@@ -199,6 +199,10 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "InvitationIn": {"email": "new@example.com", "grant": "brand:fresh", "brand_role": "admin",
                          "brand": {"name": "Fresh", "currency": "EUR"}},
         "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43},
+        # Affiliate programs (their endpoints come last: an open program changes no lineup).
+        "ProgramIn": {"default_commission_bps": 1500, "mode": "open"},
+        "ProductTermsIn": {"commission_bps": 2000, "deal_floor_minor": 1000},
+        "ApplicationIn": {"message": "I sell sneakers"},
     }[schema]
 
 
@@ -421,6 +425,7 @@ _UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
                     ("GET", "/api/v1/creators/{creator}", "creator"),
                     ("GET", "/api/v1/creators/{creator}/shows", "creator"),
                     ("GET", "/api/v1/creators/{creator}/earnings", "creator"),
+                    ("GET", "/api/v1/creators/{creator}/earnings/breakdown", "creator"),
                     ("GET", "/api/v1/streams/{stream}/stats", "stream"),
                     ("GET", "/api/v1/creators/{creator}/streams", "creator"),
                     ("GET", "/api/v1/creators/{creator}/moderators", "creator"),
