@@ -44,13 +44,13 @@ async def earnings_breakdown(client: redis.Redis, creator: CreatorId) -> dict[st
         dim, id_, currency, metric = parts
         row = groups[dim].setdefault((id_, currency), {})
         row[metric + ("_minor" if metric != "orders" else "")] = value
-    key = {"show": "stream_id", "brand": "brand_id", "product": "product_id"}
     out: dict[str, Any] = {"creator_id": creator}
     for dim, rows in groups.items():
-        out[dim + "s"] = sorted(
-            ({key[dim]: id_, "currency": currency, "commission_minor": 0, "sales_minor": 0,
-              "orders": 0, **metrics} for (id_, currency), metrics in rows.items()),
-            key=lambda r: (-r["commission_minor"], r[key[dim]]))
+        name = {"show": "stream_id", "brand": "brand_id", "product": "product_id"}[dim]
+        listed: list[dict[str, Any]] = [
+            {name: id_, "currency": currency, "commission_minor": 0, "sales_minor": 0,
+             "orders": 0, **metrics} for (id_, currency), metrics in rows.items()]
+        out[dim + "s"] = sorted(listed, key=lambda r: (-r["commission_minor"], r[name]))
     return out
 
 

@@ -157,7 +157,7 @@ def _register_applications(api: Api) -> None:
     @api.endpoint("POST", "/brands/{brand}/program/applications",
                   summary="Apply to a brand's program (approved at once in an open one)",
                   tag="affiliate", body=ApplicationIn, roles=(Role.CREATOR,), status=201)
-    async def apply(call: Call[ApplicationIn]) -> Response:
+    async def apply_to_program(call: Call[ApplicationIn]) -> Response:
         brand = await _brand(call)
         creator = CreatorId(call.need_principal().subject)
         return json_response(await call.services.programs.act(
