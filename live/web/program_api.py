@@ -96,7 +96,13 @@ def _register_programs(api: Api) -> None:
     @api.endpoint("GET", "/brands/{brand}/program", summary="A brand's affiliate program",
                   tag="affiliate", roles=_BRAND_READERS)
     async def get_program(call: Call[Any]) -> Response:
-        return json_response(await _program(call, await _brand(call)))
+        brand = await _brand(call)
+        program = await call.services.programs.get(brand)
+        # No program is an answer, not an error: the program page starts one from here.
+        return json_response({**(program or {"brand_id": brand, "default_commission_bps": None,
+                                             "mode": None, "created_ms": None,
+                                             "updated_ms": None, "rates": {}}),
+                              "running": program is not None})
 
     @api.endpoint("PUT", "/brands/{brand}/program",
                   summary="Start or change the program: default commission (100-8000 bps) "
@@ -104,7 +110,8 @@ def _register_programs(api: Api) -> None:
                   body=ProgramIn, roles=_BRAND_SIDE)
     async def put_program(call: Call[ProgramIn]) -> Response:
         brand = await _admin_of(call)
-        return json_response(await call.services.programs.save(brand, call.body))
+        return json_response({**await call.services.programs.save(brand, call.body),
+                              "running": True})
 
     @api.endpoint("GET", "/brands/{brand}/program/products",
                   summary="The brand's active products with their commission and deal floor",

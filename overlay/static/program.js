@@ -49,8 +49,8 @@ function showProgram() {
 
 async function loadProgram() {
   const r = await api("GET", `${base}/program`, auth);
-  if (r.ok) program = r.data;
-  else if (r.kind !== "no-program") say($("banner"), "error", problemText(r));
+  if (r.ok) program = r.data.running ? r.data : null;
+  else say($("banner"), "error", problemText(r));
   showProgram();
   if (program) await loadProducts();
 }
