@@ -184,8 +184,8 @@ def _register_applications(api: Api) -> None:
         for item in items:
             program = await call.services.programs.get(item["brand_id"])
             item["mode"] = program["mode"] if program else None
-            item["may_sell"] = bool(program) and (program["mode"] == "open"
-                                                  or item["state"] == AppState.APPROVED)
+            item["may_sell"] = item["mode"] == "open" or (
+                program is not None and item["state"] == AppState.APPROVED)
         return json_response({"items": items, "next_cursor": next_cursor})
 
 
