@@ -133,6 +133,10 @@ class Settings:
     invite_per_scope: int = 50  # invitations one sender (the operators, a brand, a creator) sends
     invite_per_email: int = 5  # invitations one address receives
     team_max_members: int = 100  # accounts holding one grant (a brand's team, a creator's moderators)
+    # affiliate programs and the creator studio (docs/affiliates.md)
+    program_max_applications: int = 10_000  # creators one brand's program keeps on record
+    statement_max_rows: int = 100_000  # ledger entries in one earnings statement (a month)
+    publish_token_ttl_s: int = 6 * 3600  # the creator token the studio gives OBS
     # operational
     log_level: str = "info"
 
@@ -175,6 +179,9 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
                      "ws_new_per_ip_s", "ws_new_burst_per_ip"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        for name in ("program_max_applications", "statement_max_rows", "publish_token_ttl_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.payments not in ("sandbox", "stripe"):

@@ -208,6 +208,10 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "ReturnDecisionIn": {"approve": True, "note": "ok", "amount_minor": 100,
                              "restock": False},
         "ShipIn": {"carrier": "UPS", "tracking_number": "1Z 999"},
+        # Affiliate programs (their endpoints come last: an open program changes no lineup).
+        "ProgramIn": {"default_commission_bps": 1500, "mode": "open"},
+        "ProductTermsIn": {"commission_bps": 2000, "deal_floor_minor": 1000},
+        "ApplicationIn": {"message": "I sell sneakers"},
     }[schema]
 
 
@@ -388,6 +392,11 @@ async def test_every_body_endpoint_refuses_bad_bodies(live: Live, rclient: redis
         schema = body_schema_name(op)
         url = fill(path, shop)
         good = json.dumps(valid_body(schema, shop)).encode()
+        if path.endswith("/program/applications"):  # a POST, swept before the PUT of one
+            r = await live.http.put(fill("/api/v1/brands/{brand}/program", shop),
+                                    headers=live.auth("brand", "acme"),
+                                    json=valid_body("ProgramIn", shop))
+            assert r.status_code == 200, r.text
         where = f"{method} {path}"
 
         async def check(label: str, content: Any, status: int | None,
@@ -437,6 +446,7 @@ _UNKNOWN_IS_FINE = {("GET", "/api/v1/creators/{creator}/storefront", "creator"),
                     ("GET", "/api/v1/creators/{creator}", "creator"),
                     ("GET", "/api/v1/creators/{creator}/shows", "creator"),
                     ("GET", "/api/v1/creators/{creator}/earnings", "creator"),
+                    ("GET", "/api/v1/creators/{creator}/earnings/breakdown", "creator"),
                     ("GET", "/api/v1/streams/{stream}/stats", "stream"),
                     ("GET", "/api/v1/creators/{creator}/streams", "creator"),
                     ("GET", "/api/v1/creators/{creator}/moderators", "creator"),

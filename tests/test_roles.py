@@ -17,7 +17,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import httpx
 import jwt
@@ -443,13 +443,17 @@ async def test_a_moderator_reads_its_creators_streams_and_changes_nothing(
     assert stream["state"] == "live" and stream["pinned"] == []
 
 
-async def brand_session(live: Live, email: str, brand_role: str) -> dict[str, str]:
-    """Headers of a page session acting as a member of acme's team (`admin` or `member`),
-    as an accepted invitation leaves it."""
+# ---------------------------------------------------------------- affiliate programs, the studio
+
+
+async def brand_session(live: Live, email: str, brand: str,
+                        brand_role: Literal["admin", "member"]) -> dict[str, str]:
+    """Cookie and CSRF header of a page signed in as a member of `brand`'s team."""
     account, _ = await live.services.accounts.sign_in(email)
-    grant = Grant(Role.BRAND, "acme")
+    grant = Grant(Role.BRAND, brand)
     await live.services.accounts.grant(account.id, grant)
-    await live.services.teams.add(grant, Member(account.id, brand_role, 0, "inv_test"))
+    await live.services.teams.add(grant, Member(account.id, brand_role, int(time.time() * 1000),
+                                                "inv_test"))
     token, session = await live.services.sessions.create(account.id, grant)
     return {"Cookie": f"lc_session={token}", "X-CSRF-Token": session.csrf}
 
@@ -460,8 +464,8 @@ async def test_brand_members_ship_and_only_admins_give_money_back(
     all of it; a member lists and ships but refunds, cancels and decides returns never;
     another brand, a creator, a buyer and nobody are refused (tests above, by the document)."""
     world = await make_world(live)
-    member = await brand_session(live, "mem@example.com", "member")
-    admin = await brand_session(live, "adm@example.com", "admin")
+    member = await brand_session(live, "mem@example.com", "acme", "member")
+    admin = await brand_session(live, "adm@example.com", "acme", "admin")
     order = f"/api/v1/orders/{world.bob_order}"
     r = await live.http.get("/api/v1/brands/acme/orders", headers=member)
     assert r.status_code == 200 and [o["id"] for o in r.json()["items"]] == [world.bob_order]
@@ -486,3 +490,58 @@ async def test_brand_members_ship_and_only_admins_give_money_back(
     # Without the session's CSRF token a member's change is refused before anything.
     r = await live.http.post(f"{order}/deliver", headers={"Cookie": member["Cookie"]})
     assert_problem(r, 403, "csrf-failed")
+
+
+async def test_programs_and_earnings_belong_to_their_owners(live: Live,
+                                                            rclient: redis.Redis) -> None:
+    """A brand reads and runs only its own program (its members read, its admins change);
+    a creator reads only its own applications, earnings, statements and publish token."""
+    world = await make_world(live)
+    acme, cleo = live.auth("brand", "acme"), live.auth("creator", "cleo")
+    program = "/api/v1/brands/acme/program"
+    r = await live.http.put(program, headers=acme, json={"default_commission_bps": 1500,
+                                                         "mode": "approval"})
+    assert r.status_code == 200, r.text
+    r = await live.http.post(f"{program}/applications", headers=cleo, json={"message": "hi"})
+    assert r.status_code == 201, r.text
+    member = await brand_session(live, "mem@example.com", "acme", "member")
+    admin = await brand_session(live, "boss@example.com", "acme", "admin")
+    settings = {"default_commission_bps": 100, "mode": "open"}
+    terms = {"commission_bps": 8000, "deal_floor_minor": 1}
+    changes = [("PUT", program, settings), ("PUT", f"{program}/products/{world.a_open}", terms),
+               *[("POST", f"{program}/applications/cleo/{action}", None)
+                 for action in ("approve", "reject")]]
+    async with Unchanged(rclient):
+        for method, url, body in [*changes, ("GET", program, None),
+                                  ("GET", f"{program}/products", None),
+                                  ("GET", f"{program}/applications", None)]:
+            r = await live.http.request(method, url, headers=live.auth("brand", "bravo"), json=body)
+            assert_problem(r, 403, "forbidden")
+        for method, url, body in changes:  # a member reads, and changes nothing
+            assert_problem(await live.http.request(method, url, headers=member, json=body), 403,
+                           "forbidden")
+        for path in ("/api/v1/creators/cleo/earnings/breakdown",
+                     "/api/v1/creators/cleo/statement?month=2026-01"):
+            assert_problem(await live.http.get(path, headers=live.auth("creator", "dana")), 403,
+                           "forbidden")
+        r = await live.http.post("/api/v1/creators/cleo/publish-token",
+                                 headers=live.auth("creator", "dana"))
+        assert_problem(r, 403, "forbidden")
+        # Nobody but the brand's side lists its applications; a creator sees only its own.
+        assert_problem(await live.http.get(f"{program}/applications", headers=cleo), 403,
+                       "forbidden")
+        dana = await live.http.get("/api/v1/me/programs", headers=live.auth("creator", "dana"))
+        assert dana.status_code == 200 and dana.json()["items"] == []
+    r = await live.http.get(f"{program}/applications", headers=member)
+    assert [a["creator_id"] for a in r.json()["items"]] == ["cleo"]
+    assert (await live.http.get(program, headers=member)).json()["default_commission_bps"] == 1500
+    r = await live.http.post(f"{program}/applications/cleo/approve", headers=admin)
+    assert r.status_code == 200 and r.json()["decided_by"] == "brand:acme", r.text
+    r = await live.http.put(program, headers=admin, json=settings)
+    assert r.status_code == 200 and r.json()["mode"] == "open", r.text
+    mine = (await live.http.get("/api/v1/me/programs", headers=cleo)).json()["items"]
+    assert [(a["brand_id"], a["state"]) for a in mine] == [("acme", "approved")]
+    # The publish token is the creator's own, for OBS.
+    r = await live.http.post("/api/v1/creators/cleo/publish-token", headers=cleo)
+    assert r.status_code == 201, r.text
+    assert live.services.tokens.verify(r.json()["token"]).subject == "cleo"

@@ -22,11 +22,13 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
            "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
-           "ShowKeys", "show_keys"]
+           "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
+           "PROGRAMS"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
 STREAMS_INDEX = "lc:streams"  # sorted set of stream ids by scheduled time
+PROGRAMS = "lc:programs"  # sorted set: brand id -> when its affiliate program started (ms)
 _SHOWS = "lc:{shows}"  # the discovery indexes (live/streams/shows.py), all in one slot
 
 
@@ -170,3 +172,33 @@ def show_keys(creator: CreatorId | str) -> ShowKeys:
 def agg_key(kind: str, *ids: str) -> str:
     """An aggregate: `kind` is a fixed word (brand, ledger, ...), `ids` say whose."""
     return ":".join([f"lc:{{agg}}:{kind}", *map(key_part, ids)])
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramKeys:
+    """A brand's affiliate program (checkout/programs.py), in the brand's slot: program.lua
+    moves an application and its per-state lists together."""
+
+    settings: str  # hash: default_bps, mode, created_ms, updated_ms
+    rates: str  # hash: product id -> its own commission (bps), else the default applies
+    applications: str  # hash: creator id -> the application (JSON)
+    pending: str  # sorted sets: creator id -> when it entered that state (ms)
+    approved: str
+    rejected: str
+    removed: str
+
+    def state(self, state: str) -> str:
+        return {"pending": self.pending, "approved": self.approved, "rejected": self.rejected,
+                "removed": self.removed}[state]
+
+
+def program_keys(brand: BrandId | str) -> ProgramKeys:
+    base = f"lc:{{b:{key_part(brand)}}}:program"
+    return ProgramKeys(settings=base, rates=f"{base}:rates", applications=f"{base}:apps",
+                       pending=f"{base}:pending", approved=f"{base}:approved",
+                       rejected=f"{base}:rejected", removed=f"{base}:removed")
+
+
+def creator_programs_key(creator: CreatorId | str) -> str:
+    """Sorted set: the brands a creator applied to -> when (ms); the state is the brand's."""
+    return f"lc:{{c:{key_part(creator)}}}:programs"

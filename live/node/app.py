@@ -16,8 +16,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from live.web import (api_keys_api, auth_api, buy_api, card_form, catalog_api, follow_api,
-                      fulfil_api, invite_api, passkey_api, report_api, show_api, stream_api,
-                      stripe_api, wallet_api)
+                      fulfil_api, invite_api, passkey_api, program_api, report_api, show_api,
+                      stream_api, stripe_api, studio_api, wallet_api)
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.account_pages import account_page_routes
@@ -41,8 +41,8 @@ def build_api(payments: Payments = "sandbox") -> Api:
     """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
     for module in (buy_api, wallet_api, card_form, catalog_api, report_api, stream_api, show_api,
-                   follow_api, video_http, invite_api, fulfil_api,
-                   api_keys_api):  # buy first
+                   follow_api, video_http, invite_api, fulfil_api, api_keys_api, program_api,
+                   studio_api):  # buy first
         module.register(api)
     if payments == "stripe":
         stripe_api.register(api)

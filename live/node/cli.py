@@ -167,6 +167,8 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                           f"  bearer token: the creator cleo token below", soft_wrap=True)
             console.print(f"  brand        {base}/brand/acme#token={t['brand acme']}", soft_wrap=True)
             console.print(f"  creator      {base}/creator/cleo#token={t['creator cleo']}", soft_wrap=True)
+            console.print(f"  studio       {base}/studio/cleo#token={t['creator cleo']}", soft_wrap=True)
+            console.print(f"  program      {base}/brand/acme/program#token={t['brand acme']}", soft_wrap=True)
             mail = (f"the code is mailed through {services.mailer.where}"
                     if isinstance(services.mailer, SmtpMailer) else
                     "no LIVECART_SMTP_URL, so the mail with its code and link is logged here")

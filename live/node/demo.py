@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from checkout.catalog import BrandIn, CatalogError, ProductIn, VariantIn
 from checkout.ids import BrandId, BuyerId, CreatorId, ProductId, StreamId, VariantId
+from checkout.programs import AppAction, ProductTermsIn, ProgramIn
 from checkout.store.keys import brand_products_key
 from checkout.store.replies import members
 from checkout.wallets import Address, WalletIn
@@ -82,6 +83,7 @@ async def seed_demo(services: Services) -> DemoInfo:
             created = await catalog.create_product(_BRAND, product)
             existing.append(created["id"])
     await _storefront(services, existing)
+    await _program(services, existing)
     stream = await services.streams.create(_CREATOR, StreamIn(
         title="Cleo's trail gear drop", lineup=existing, purchase_mode="instant"), _lineup_ok)
     await services.streams.act(stream["id"], StreamAction.GO_LIVE)
@@ -97,6 +99,22 @@ async def seed_demo(services: Services) -> DemoInfo:
                                          ("creator cleo", Role.CREATOR, "cleo"),
                                          ("buyer bob", Role.BUYER, "bob"))}
     return DemoInfo(stream["id"], existing, tokens, now + ttl_s, await _invite(services))
+
+
+async def _program(services: Services, products: list[ProductId]) -> None:
+    """Acme's affiliate program, by approval at 12% (its products keep their own rates and
+    floors), with cleo approved: the program and studio pages have something to show."""
+    if await services.programs.get(_BRAND) is not None:
+        return
+    await services.programs.save(_BRAND, ProgramIn(default_commission_bps=1200, mode="approval"))
+    for product_id in products:
+        product = await services.catalog.product(product_id) or {}
+        await services.programs.set_terms(_BRAND, product_id, ProductTermsIn(
+            commission_bps=max(product.get("commission_bps") or 1200, 100),
+            deal_floor_minor=product.get("deal_floor_minor")))
+    for action in (AppAction.APPLY, AppAction.APPROVE):
+        await services.programs.act(_BRAND, _CREATOR, action, who="operator:demo",
+                                    message="Trail running and gear reviews.")
 
 
 # Who the demo invites: sign in as one of these (the code is in the log) and open its link.

@@ -23,6 +23,7 @@ from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
+from checkout.programs import ProgramStore
 from checkout.store.scripts import load_all
 from checkout.sweeper import ReservationSweeper
 from checkout.waitlist import Waitlist
@@ -120,6 +121,7 @@ class Services:
     invitations: InvitationStore
     teams: TeamStore
     api_keys: ApiKeyStore
+    programs: ProgramStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -246,7 +248,9 @@ class Services:
                 window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
                 per_email=settings.invite_per_email)),
             teams=TeamStore(client),
-            api_keys=ApiKeyStore(client, max_per_brand=settings.api_keys_per_brand))
+            api_keys=ApiKeyStore(client, max_per_brand=settings.api_keys_per_brand),
+            programs=ProgramStore(client,
+                                  max_applications=settings.program_max_applications))
         if background:
             services.aggregator.start()
             services.sweeper.start()

@@ -85,6 +85,9 @@ def register(api: Api) -> None:
         brand_id = BrandId(call.param("brand"))
         _check_brand(call, brand_id)
         product = await call.services.catalog.create_product(brand_id, call.body)
+        if await call.services.programs.get(brand_id) is not None:  # the program's terms
+            await call.services.programs.sync_product(brand_id, product["id"])
+            product = await call.services.catalog.product(product["id"]) or product
         return json_response(product, 201)
 
     @api.endpoint("GET", "/products/{product}", summary="A product with live stock", tag="catalog")
@@ -98,6 +101,11 @@ def register(api: Api) -> None:
                   body=ProductPatch, roles=brand_roles)
     async def update_product(call: Call[ProductPatch]) -> Response:
         product = await owned_product(call, ProductId(call.param("product")))
+        if (call.body.model_fields_set & {"commission_bps", "commission_mode", "deal_floor_minor"}
+                and await call.services.programs.get(product["brand_id"]) is not None):
+            raise Problem(409, "program-sets-terms", "the brand's affiliate program sets this "
+                          f"product's commission and deal floor: PUT /brands/{product['brand_id']}"
+                          f"/program/products/{product['id']}")
         return json_response(await call.services.catalog.update_product(product["id"], call.body))
 
     @api.endpoint("POST", "/products/{product}/archive", summary="Archive a product (no more sales)",

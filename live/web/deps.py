@@ -20,6 +20,7 @@ from checkout.catalog import Catalog
 from checkout.fulfilment import Fulfilment
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway
+from checkout.programs import ProgramStore
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
@@ -103,6 +104,8 @@ class WebServices(Protocol):
     def teams(self) -> TeamStore: ...
     @property
     def api_keys(self) -> ApiKeyStore: ...
+    @property
+    def programs(self) -> ProgramStore: ...
 
 
 def services_of(request: Request) -> WebServices:

@@ -21,14 +21,21 @@ __all__ = ["register", "can_promote", "streams_of"]
 
 async def can_promote(call: Call[Any], creator: CreatorId,
                       product_id: ProductId) -> dict[str, Any]:
-    """A creator may sell an active product whose commission is open, or that invited them."""
+    """A creator may sell an active product whose commission is open, or that invited them;
+    a brand with an affiliate program decides by it (open, or the creator approved; a
+    product's own invitation still counts)."""
     product = await call.services.catalog.product(product_id) if is_valid_id(product_id) else None
     if product is None or product["status"] != "active":
         raise Problem(404, "not-found", f"no product {product_id}")
-    if product["commission_mode"] == "invited" and not await call.services.catalog.is_invited(
-            product_id, creator):
-        raise Problem(403, "not-invited", f"{product_id} is open to invited creators only")
-    return product
+    may = await call.services.programs.may_sell(product["brand_id"], creator)
+    if may or (product["commission_mode"] != "invited" and may is None):
+        return product
+    if await call.services.catalog.is_invited(product_id, creator):
+        return product
+    if may is False:
+        raise Problem(403, "not-approved", f"{product['brand_id']}'s affiliate program has not "
+                      f"approved {creator}: apply to it from the studio's Programs")
+    raise Problem(403, "not-invited", f"{product_id} is open to invited creators only")
 
 
 def _lineup_check(call: Call[Any], creator: CreatorId) -> LineupCheck:

@@ -178,6 +178,10 @@ function render() {
   const end = $("end");
   end.hidden = readOnly || streamState !== "live";
   if (end.getAttribute("aria-busy") !== "true") end.disabled = streamState !== "live";
+  // Once the show is over, the next one is scheduled in the studio.
+  const next = $("schedule-another");
+  next.hidden = readOnly || (streamState !== "ended" && streamState !== "cancelled");
+  next.href = `/studio/${encodeURIComponent(creator)}?again=${encodeURIComponent(streamId)}`;
 
   const currency = currencyOf(v);
   throttledText($("c-viewers"), v.viewers.toLocaleString(), COUNTER_MS);

@@ -3,7 +3,7 @@
 Fed by the aggregator from the product outboxes; every key is in the {agg} slot. The
 dedupe record (one per order and state) makes a re-delivered event a no-op.
 
-KEYS[1] dedupe record  KEYS[2] brand totals hash   KEYS[3] creator totals hash
+KEYS[1] dedupe record  KEYS[2] brand totals hash   KEYS[3] creator totals hash (and breakdowns)
 KEYS[4] stream totals hash   KEYS[5] creator ledger stream   KEYS[6] brand per-minute hash
 KEYS[7] brand breakdown hash ('<product>:units', 'stream:<id>:gmv_minor', ...)
 KEYS[8] stream ticker list   KEYS[9] brand orders zset   KEYS[10] stream buyers HyperLogLog
@@ -69,7 +69,20 @@ elseif kind == 'commission' or kind == 'refund' then
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'order', o.id, 'creator', o.creator,
       'brand', o.brand, 'kind', kind == 'commission' and 'credit' or 'reversal',
       'commission_minor', sign * commission, 'amount_minor', sign * amount,
-      'currency', o.currency, 'at', at)
+      'currency', o.currency, 'at', at,
+      'product', o.product, 'stream', o.stream)
+    -- The studio's breakdowns: '<show|brand|product>:<id>:<currency>:<commission|sales|orders>'
+    -- ('show:-:...' for sales through links), beside the totals they add up to.
+    local by = {'show:' .. (o.stream ~= '' and o.stream or '-'), 'brand:' .. o.brand,
+      'product:' .. o.product}
+    for _, what in ipairs(by) do
+      local field = what .. ':' .. o.currency .. ':'
+      redis.call('HINCRBY', KEYS[3], field .. 'commission', sign * commission)
+      redis.call('HINCRBY', KEYS[3], field .. 'sales', sign * amount)
+      if kind == 'commission' or ARGV[9] == '1' then  -- a partial refund keeps the order
+        redis.call('HINCRBY', KEYS[3], field .. 'orders', sign)
+      end
+    end
   end
 end
 return 1
