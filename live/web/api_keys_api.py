@@ -1,6 +1,7 @@
 """A brand's API keys over HTTP (live/accounts/api_keys.py has the rules):
 - `POST /api/v1/brands/{brand}/keys {name, scopes}`: 201 with the key itself, shown once.
-- `GET /api/v1/brands/{brand}/keys`: the keys, never their secrets, with their last use.
+- `GET /api/v1/brands/{brand}/keys`: the keys, never their secrets, with their last use, and
+  `can_manage` (a team member who is not an admin gets no keys and `false`).
 - `DELETE /api/v1/brands/{brand}/keys/{key}`: revoked at once (204).
 The brand's team admins (a session), the brand's token and the operators manage them; a
 key never manages keys, and a team member who is not an admin cannot.
@@ -32,20 +33,28 @@ class KeyIn(StrictModel):
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(BRAND_KEY_SCOPES))]
 
 
-async def _manager(call: Call[Any]) -> str:
-    """Who makes the change, once allowed: the brand's admin, its token, or an operator."""
+async def _access(call: Call[Any]) -> tuple[str, bool]:
+    """Who asks (an account, or the token's role:subject), and whether they manage the
+    brand's keys: its team's admins, its token, operators; a member only learns they don't."""
     brand = call.param("brand")
     principal = call.need_principal()
     if principal.scopes is not None:
         raise Problem(403, "forbidden", "an API key cannot manage API keys")
     if not principal.can_act_for_brand(brand):
         raise Problem(404, "not-found", "no such brand")
-    inviter, account = await inviter_of(call)
-    if principal.role is Role.BRAND and not inviter.brand_admin:
-        raise Problem(403, "forbidden", "only an admin of the brand's team manages its API keys")
     if await call.services.catalog.brand(BrandId(brand)) is None:
         raise Problem(404, "not-found", "no such brand")
-    return account or f"{principal.role.value}:{principal.subject}"
+    inviter, account = await inviter_of(call)
+    manages = principal.role is not Role.BRAND or inviter.brand_admin
+    return account or f"{principal.role.value}:{principal.subject}", manages
+
+
+async def _manager(call: Call[Any]) -> str:
+    """Who makes the change, once allowed (403 for a team member who is not an admin)."""
+    by, manages = await _access(call)
+    if not manages:
+        raise Problem(403, "forbidden", "only an admin of the brand's team manages its API keys")
+    return by
 
 
 def register(api: Api) -> None:
@@ -70,9 +79,9 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/brands/{brand}/keys", summary="The brand's API keys (no secrets)",
                   tag="keys", roles=managers)
     async def list_keys(call: Call[Any]) -> Response:
-        await _manager(call)
-        keys = await call.services.api_keys.list(call.param("brand"))
-        return json_response({"items": [k.public() for k in keys]})
+        _, manages = await _access(call)
+        keys = await call.services.api_keys.list(call.param("brand")) if manages else []
+        return json_response({"items": [k.public() for k in keys], "can_manage": manages})
 
     @api.endpoint("DELETE", "/brands/{brand}/keys/{key}", summary="Revoke an API key",
                   tag="keys", roles=managers, status=204)

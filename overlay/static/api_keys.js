@@ -64,8 +64,9 @@ export function mountApiKeys(root, { brand, auth }) {
 
   async function load() {
     const r = await api("GET", base, auth);
-    if (r.status === 403 || r.status === 404) {  // not an admin of this brand: no panel
+    if (!r.ok || !r.data.can_manage) {  // not an admin of this brand: no panel
       root.hidden = true;
+      if (!r.ok && r.status !== 403 && r.status !== 404) say("error", problemText(r));
       return;
     }
     root.hidden = false;

@@ -267,7 +267,7 @@ async def test_bad_bodies_on_every_auth_endpoint(live: Live, rclient: redis.Redi
     The page session's own endpoints are called signed in (else they answer 401 first)."""
     valid = {"EmailStartIn": {"email": "bob@example.com", "next": "/"},
              "EmailVerifyIn": {"challenge": "c_" + "0" * 32, "code": "123456"},
-             "ActIn": {"grant": "buyer:bob"},
+             "ActIn": {"grant": "buyer:bob"}, "AccountIn": {"display_name": "Bob"},
              "PasskeyIn": {"credential": ATTESTATION_SHAPE, "name": "Phone"},
              "PasskeySignInIn": {"credential": ASSERTION_SHAPE},
              "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43}}

@@ -142,7 +142,7 @@ async def test_a_stranger_signs_up_and_buys_in_the_sheet_then_buys_again_in_two_
     await expect(orders.get_by_role("listitem")).to_have_count(1, timeout=5 * MS)
     await expect(orders.get_by_role("listitem")).to_contain_text("Trail Runner")
     await expect(orders.get_by_role("listitem")).to_contain_text("1 × $50.00 · $50.00")
-    await expect(orders.get_by_role("listitem").locator(".state")).to_have_text("Paid")
+    await expect(orders.get_by_role("listitem").locator(".state")).to_have_text("Paid, awaiting shipment")
 
     # A returning buyer: Buy, Pay.
     again = Taps()
