@@ -31,12 +31,14 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "wallet": ("", "Your wallet"),
     "orders": ("", "Your orders"),
     "receipt": ("order", "Receipt"),
+    "api_docs": ("", "API reference"),  # not a PATHS page: live/web/docs_page.py serves it
+    "webhooks": ("brand", "Webhooks"),
 }
 # Served by live/web/overlay_pages.py from the path alone; the product page needs the
 # product first (live/web/pages.py).
 PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}",
          "host": "/host/{stream}", "obs": "/obs/{stream}", "brand": "/brand/{brand}",
-         "creator": "/creator/{creator}"}
+         "creator": "/creator/{creator}", "webhooks": "/brand/{brand}/webhooks"}
 
 
 # What every page's <head> holds, after its viewport: filled in before title, ws and target.
