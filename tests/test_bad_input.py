@@ -107,6 +107,17 @@ class Shop:
     order: str  # bob's paid order of one `product` (with `order=True`)
     address: str = ""  # bob's saved address and card
     card: str = ""
+    endpoint: str = ""  # acme's webhook endpoint (stream.ended only: the sweep sends nothing)
+
+
+# The shop's webhook endpoints point at a closed port on loopback, which a node allows only
+# with webhook_allow_private; they want only stream.ended, which no body endpoint makes.
+HOOK = {"url": "http://127.0.0.1:9/hooks", "events": ["stream.ended"], "description": "sweep"}
+
+
+@pytest.fixture
+def node_settings() -> dict[str, Any]:
+    return {"webhook_allow_private": True}
 
 
 async def make_shop(live: Live, *, order: bool = False) -> Shop:
@@ -127,7 +138,11 @@ async def make_shop(live: Live, *, order: bool = False) -> Shop:
     scheduled = r.json()["id"]
     await give_wallet(live, "bob")
     wallet = (await live.http.get("/api/v1/me/wallet", headers=live.auth("buyer", "bob"))).json()
-    saved = {"address": wallet["default_address_id"], "card": wallet["default_card_id"]}
+    r = await live.http.post("/api/v1/brands/acme/webhooks", headers=live.auth("brand", "acme"),
+                             json=HOOK)
+    assert r.status_code == 201, r.text
+    saved = {"address": wallet["default_address_id"], "card": wallet["default_card_id"],
+             "endpoint": r.json()["id"]}
     if not order:
         return Shop(product["id"], spares, stream, scheduled, "p_none.00", **saved)
     r = await live.http.post("/api/v1/buy", json={"product_id": product["id"], "stream_id": stream},
@@ -142,7 +157,8 @@ def fill(path: str, shop: Shop, **override: str) -> str:
               "stream": shop.stream, "order": shop.order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
               "address": shop.address, "card": shop.card,
-              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, **override}
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32,
+              "endpoint": shop.endpoint, "delivery": "dl_0", **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -199,6 +215,8 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "InvitationIn": {"email": "new@example.com", "grant": "brand:fresh", "brand_role": "admin",
                          "brand": {"name": "Fresh", "currency": "EUR"}},
         "AcceptIn": {"token": "inv_" + "0" * 24 + "." + "a" * 43},
+        "EndpointIn": HOOK,
+        "EndpointPatch": {**HOOK, "description": "renamed"},
     }[schema]
 
 

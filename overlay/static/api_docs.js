@@ -7,4 +7,5 @@ window.ui = SwaggerUIBundle({
   dom_id: "#swagger-ui",
   layout: "BaseLayout",
   deepLinking: true,
+  validatorUrl: null, // no badge from an outside validator: the page talks to this node only
 });

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from conftest import Live
 from hook_receiver import Hit, Receiver, receiver  # noqa: F401 - the fixture
@@ -82,7 +82,7 @@ async def test_a_paid_order_is_delivered_signed_and_logged(live: Live, receiver:
     assert payload["data"]["id"] == order and payload["data"]["brand"] == "acme"
     assert payload["data"]["amount_minor"] == 5000 and "buyer" not in payload["data"]
     assert hit.headers["webhook-signature"].startswith("v1,")
-    with pytest.raises(Exception):
+    with pytest.raises(WebhookVerificationError):
         verified(hit, "whsec_" + "QUJD" * 11)  # another secret does not verify it
 
     [log] = await eventually(lambda: _delivered(live, endpoint), "the delivery logged")
@@ -268,7 +268,7 @@ async def test_private_targets_are_refused(live: Live, rclient: redis.Redis, url
                              json={"url": url, "events": ["order.paid"]})
     assert r.status_code == 422, r.text
     assert r.json()["type"].endswith("/webhook-target-refused")
-    assert await rclient.keys(HOOKS.prefix + "*") == []
+    assert set(await rclient.keys(HOOKS.prefix + "*")) <= {HOOKS.outbox.encode()}  # made at start
 
 
 @pytest.mark.parametrize("node_settings", [{**FAST, "webhook_allow_private": False}])
