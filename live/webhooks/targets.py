@@ -70,6 +70,8 @@ def _embedded(ip: IPAddress) -> IPAddress | None:
 
 def is_public(ip: IPAddress) -> bool:
     """A globally routable unicast address (and so is any IPv4 address it embeds)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return is_public(ip.ipv4_mapped)  # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket
     inner = _embedded(ip)
     if inner is not None and not is_public(inner):
         return False
