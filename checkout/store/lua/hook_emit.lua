@@ -73,6 +73,7 @@ for _, endpoint_id in ipairs(targets) do
   local log = prefix .. 'log:' .. endpoint_id
   redis.call('ZADD', log, now, delivery)
   redis.call('ZREMRANGEBYRANK', log, 0, -(log_keep + 1))
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', now - keep_ms)
   made[#made + 1] = delivery
 end
 return cjson.encode({r = 'ok', deliveries = made})
