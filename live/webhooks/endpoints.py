@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis
+from redis.typing import EncodableT, FieldT
 
 from checkout.errors import Refused
 from checkout.store.keys import HOOKS
@@ -78,15 +79,16 @@ class EndpointStore:
                           f"at most {self._limits.max_per_owner} webhook endpoints per owner")
         endpoint_id = "we_" + secrets.token_hex(8)
         secret, now = new_secret(), _now_ms()
-        record = {"id": endpoint_id, "owner": owner, "url": url, "description": description,
-                  "events": " ".join(sorted({e.value for e in events})), "secret": secret,
-                  "enabled": "1", "created_ms": now, "updated_ms": now, "failures": 0,
-                  "failing_since_ms": 0}
+        record: dict[FieldT, EncodableT] = {
+            "id": endpoint_id, "owner": owner, "url": url, "description": description,
+            "events": " ".join(sorted({e.value for e in events})), "secret": secret,
+            "enabled": "1", "created_ms": now, "updated_ms": now, "failures": 0,
+            "failing_since_ms": 0}
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(HOOKS.endpoint(endpoint_id), mapping=record)
             pipe.sadd(HOOKS.owner(owner), endpoint_id)
             await pipe.execute()
-        return public_endpoint({k: str(v) for k, v in record.items()}), secret
+        return public_endpoint({str(k): str(v) for k, v in record.items()}), secret
 
     async def get(self, endpoint_id: str) -> dict[str, str] | None:
         """The whole record (secret included: for the dispatcher and ownership checks)."""
