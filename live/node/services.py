@@ -55,7 +55,7 @@ from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
 from checkout.webhook_events import HookRecords
-from live.webhooks.dispatcher import DispatchConfig, Dispatcher
+from live.webhooks.dispatcher import DispatchConfig, Dispatcher, prepare_outbox
 from live.webhooks.endpoints import EndpointLimits, EndpointStore
 from live.webhooks.notices import DisabledNotice
 
@@ -162,6 +162,7 @@ class Services:
                     f"{info.appendfsync}); set it, or run with LIVECART_DURABILITY=waitaof")
             await load_all(client)
             await load_account_scripts(client)
+            await prepare_outbox(client)
         except BaseException:
             await client.aclose()
             if valkey is not None:

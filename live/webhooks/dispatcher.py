@@ -33,7 +33,8 @@ from checkout.store.scripts import SCRIPTS, call_script
 from checkout.tasks import stop_task
 from live.webhooks.targets import TargetRefused, resolve
 
-__all__ = ["Dispatcher", "DispatchConfig", "signature_headers", "GROUP", "backoff_s"]
+__all__ = ["Dispatcher", "DispatchConfig", "signature_headers", "GROUP", "backoff_s",
+           "prepare_outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,16 @@ def signature_headers(record: dict[str, str], msg_id: str, body: bytes,
             "webhook-signature": signatures}
 
 
+async def prepare_outbox(client: redis.Redis) -> None:
+    """The outbox stream and its group, made once (at start: not by a loop that runs
+    whenever it gets to it)."""
+    try:
+        await client.xgroup_create(HOOKS.outbox, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 class Dispatcher:
     def __init__(self, client: redis.Redis, consumer: str, config: DispatchConfig, *,
                  on_disabled: OnDisabled | None = None) -> None:
@@ -115,7 +126,7 @@ class Dispatcher:
         while True:
             try:
                 if own_pending:
-                    await self._ensure_group()
+                    await prepare_outbox(self._client)
                 await call_script(self._client, SCRIPTS["hook_pump"], [HOOKS.retry, HOOKS.outbox],
                                   [int(time.time() * 1000), 1000])
                 free = self._config.concurrency - len(self._inflight)
@@ -138,13 +149,6 @@ class Dispatcher:
                 log.exception("webhook dispatch pass failed; retrying")
                 own_pending = True
                 await asyncio.sleep(0.5)
-
-    async def _ensure_group(self) -> None:
-        try:
-            await self._client.xgroup_create(HOOKS.outbox, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
     async def _read(self, start: str, count: int) -> list[tuple[str, str]]:
         block = None if start == "0" else self._config.block_ms
