@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from live.settings import Settings
 from live.webhooks.dispatcher import backoff_s
 from live.webhooks.targets import TargetRefused, is_public, resolve
 
@@ -66,3 +67,13 @@ def test_backoff_follows_the_schedule_within_its_jitter_then_gives_up() -> None:
             assert wait is not None and base * 0.8 <= wait <= base * 1.2
     assert backoff_s(schedule, len(schedule) + 1, 0.2, rng) is None
     assert backoff_s(schedule, 2, 0.0, rng) == 300.0
+
+
+def test_webhook_settings_from_the_environment() -> None:
+    s = Settings.from_env({"LIVECART_WEBHOOK_RETRY_SCHEDULE_S": "1, 2.5,600",
+                           "LIVECART_WEBHOOK_ALLOW_PRIVATE": "1"})
+    assert s.webhook_retry_schedule_s == (1.0, 2.5, 600.0) and s.webhook_allow_private
+    assert sum(Settings().webhook_retry_schedule_s) >= 24 * 3600  # docs/limits.md: over a day
+    for bad in ("", "-1", "x"):
+        with pytest.raises(ValueError):
+            Settings.from_env({"LIVECART_WEBHOOK_RETRY_SCHEDULE_S": bad or ","})
