@@ -13,18 +13,27 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from conftest import Live
 from hook_receiver import Hit, Receiver, receiver  # noqa: F401 - the fixture
+from inbox import Inbox, smtp  # noqa: F401 - the fixture
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product, make_stream
 
 from checkout.store.keys import HOOKS
 from checkout.webhook_events import EventType
+from live.accounts.accounts import Grant
+from live.accounts.auth import Role
+from live.accounts.teams import Member
 
 FAST = dict(webhook_allow_private=True, webhook_retry_schedule_s=(0.05, 0.05, 0.05),
             webhook_retry_jitter=0.0, webhook_timeout_s=1.0, webhook_claim_idle_s=1.0)
 
 
 @pytest.fixture
-def node_settings() -> dict[str, Any]:
-    return dict(FAST)
+def extra() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+def node_settings(smtp: Inbox, extra: dict[str, Any]) -> dict[str, Any]:  # noqa: F811
+    return {**FAST, "smtp_url": smtp.url, **extra}
 
 
 async def register(live: Live, url: str, events: list[str], brand: str = "acme",
@@ -109,10 +118,19 @@ async def test_retries_after_500s_and_timeouts_with_the_same_id(live: Live,
     assert log["attempts"] == 4 and log["last_status"] == 200
 
 
-@pytest.mark.parametrize("node_settings", [{**FAST, "webhook_disable_failures": 4}])
+async def brand_admin(live: Live, email: str, brand: str = "acme") -> None:
+    """An account on the brand's team as an admin (as an accepted invitation leaves it)."""
+    account, _ = await live.services.accounts.sign_in(email)
+    grant = Grant(Role.BRAND, brand)
+    await live.services.teams.add(grant, Member(account.id, "admin", 0, "inv_test"))
+    await live.services.accounts.grant(account.id, grant)
+
+
+@pytest.mark.parametrize("extra", [{"webhook_disable_failures": 4}])
 async def test_a_spent_schedule_gives_up_disables_and_resend_delivers(
-        live: Live, receiver: Receiver, rclient: redis.Redis) -> None:
+        live: Live, receiver: Receiver, smtp: Inbox) -> None:  # noqa: F811
     product, stream = await shop(live)
+    await brand_admin(live, "boss@acme.example")
     endpoint = await register(live, f"{receiver.url}/down", ["order.paid"])
     receiver.plan["/down"] = [500, 500, 500, 500]
     await sold_order(live, product, stream)
@@ -126,6 +144,9 @@ async def test_a_spent_schedule_gives_up_disables_and_resend_delivers(
     assert log["attempts"] == 4 and log["last_status"] == 500
     r = await live.http.get(f"/api/v1/webhooks/{endpoint['id']}", headers=live.auth("brand", "acme"))
     assert r.json()["enabled"] is False and "4 failed attempts" in r.json()["disabled_reason"]
+    notice = await smtp.next_mail("boss@acme.example")
+    assert f"{receiver.url}/down" in notice.text and "/brand/acme/webhooks" in notice.text
+    assert endpoint["secret"] not in notice.text
 
     # Disabled: a new event is not even queued for it.
     await sold_order(live, product, stream, buyer="eve")
@@ -149,7 +170,7 @@ async def test_a_spent_schedule_gives_up_disables_and_resend_delivers(
     await eventually(resent_delivered, "the resent delivery delivered")
 
 
-@pytest.mark.parametrize("node_settings", [{**FAST, "webhook_timeout_s": 30.0}])
+@pytest.mark.parametrize("extra", [{"webhook_timeout_s": 30.0}])
 async def test_events_about_one_order_arrive_in_order(live: Live, receiver: Receiver) -> None:
     """order.refunded is queued while order.paid of the same order is still being tried,
     and is sent only once order.paid went through."""
@@ -213,7 +234,7 @@ async def test_each_brand_gets_its_own_events_and_the_operator_all(
     assert [e["id"] for e in r.json()["items"]] == [ops["id"]]
 
 
-@pytest.mark.parametrize("node_settings", [{**FAST, "webhook_stock_low": 1}])
+@pytest.mark.parametrize("extra", [{"webhook_stock_low": 1}])
 async def test_stream_and_stock_events_reach_the_lineups_brands(live: Live,
                                                                 receiver: Receiver) -> None:
     await make_brand(live, "acme")
@@ -261,7 +282,7 @@ async def test_secret_rotation_signs_with_both_for_the_grace(live: Live, receive
     "http://localhost:8080/hook", "http://192.168.0.1/", "http://0.0.0.0/",
     "http://[fe80::1]/", "http://224.0.0.1/", "http://[64:ff9b::a00:1]/",
     "ftp://example.com/hook", "http://user:pw@example.com/", "not a url"])
-@pytest.mark.parametrize("node_settings", [{}])
+@pytest.mark.parametrize("extra", [{"webhook_allow_private": False}])
 async def test_private_targets_are_refused(live: Live, rclient: redis.Redis, url: str) -> None:
     await make_brand(live)
     r = await live.http.post("/api/v1/brands/acme/webhooks", headers=live.auth("brand", "acme"),
@@ -271,7 +292,7 @@ async def test_private_targets_are_refused(live: Live, rclient: redis.Redis, url
     assert set(await rclient.keys(HOOKS.prefix + "*")) <= {HOOKS.outbox.encode()}  # made at start
 
 
-@pytest.mark.parametrize("node_settings", [{**FAST, "webhook_allow_private": False}])
+@pytest.mark.parametrize("extra", [{"webhook_allow_private": False}])
 async def test_a_target_that_turned_private_is_refused_at_delivery(
         live: Live, receiver: Receiver, rclient: redis.Redis) -> None:
     """An endpoint whose URL points at a loopback address by the time it is sent to (here
