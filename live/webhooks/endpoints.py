@@ -105,7 +105,7 @@ class EndpointStore:
 
     async def update(self, endpoint_id: str, *, url: str | None, events: Sequence[EventType] | None,
                      description: str | None) -> dict[str, Any]:
-        changes: dict[str, Any] = {"updated_ms": _now_ms()}
+        changes: dict[FieldT, EncodableT] = {"updated_ms": _now_ms()}
         if url is not None:
             changes["url"] = url
         if events is not None:
