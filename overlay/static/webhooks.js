@@ -67,7 +67,11 @@ async function loadEndpoints() {
     say($("banner"), "error", problemText(r));
     return;
   }
-  syncList($("endpoints"), r.data.items, (e) => e.id, endpointRow, updateEndpoint);
+  syncList($("endpoints"), r.data.items, (e) => e.id, (e) => {
+    const li = endpointRow();
+    updateEndpoint(li, e);
+    return li;
+  }, updateEndpoint);
   $("endpoints-empty").hidden = r.data.items.length > 0;
 }
 
@@ -158,7 +162,11 @@ async function loadDeliveries() {
     say($("deliveries-status"), "error", problemText(r));
     return;
   }
-  syncList($("deliveries"), r.data.items, (d) => d.id, deliveryRow, updateDelivery);
+  syncList($("deliveries"), r.data.items, (d) => d.id, (d) => {
+    const tr = deliveryRow();
+    updateDelivery(tr, d);
+    return tr;
+  }, updateDelivery);
   if (r.data.items.length === 0) say($("deliveries-status"), "", "Nothing delivered yet.");
 }
 
