@@ -31,6 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
 
+from checkout.store.keys import HOOKS
+from checkout.webhook_events import EventType
 from live.node.app import build_api, openapi_document
 from live.settings import Settings
 from live.web.problems import PROBLEM_BASE
@@ -107,6 +109,18 @@ class Shop:
     order: str  # bob's paid order of one `product` (with `order=True`)
     address: str = ""  # bob's saved address and card
     card: str = ""
+    endpoint: str = ""  # acme's webhook endpoint, disabled
+
+
+# The sweep's webhook endpoints point at a closed port on loopback, which a node allows only
+# with webhook_allow_private; they want only stream.ended, which no body endpoint makes.
+HOOK: dict[str, Any] = {"url": "http://127.0.0.1:9/hooks", "events": ["stream.ended"],
+                        "description": "sweep"}
+
+
+@pytest.fixture
+def node_settings() -> dict[str, Any]:
+    return {"webhook_allow_private": True}
 
 
 async def make_shop(live: Live, *, order: bool = False) -> Shop:
@@ -127,7 +141,12 @@ async def make_shop(live: Live, *, order: bool = False) -> Shop:
     scheduled = r.json()["id"]
     await give_wallet(live, "bob")
     wallet = (await live.http.get("/api/v1/me/wallet", headers=live.auth("buyer", "bob"))).json()
-    saved = {"address": wallet["default_address_id"], "card": wallet["default_card_id"]}
+    endpoint, _ = await live.services.webhooks.create(  # as the API would, with private allowed
+        "brand:acme", HOOK["url"], [EventType.STREAM_ENDED], HOOK["description"])
+    # Disabled (as after days of failures): tests that end streams queue nothing for it.
+    await live.services.client.hset(HOOKS.endpoint(endpoint["id"]), "enabled", "0")
+    saved = {"address": wallet["default_address_id"], "card": wallet["default_card_id"],
+             "endpoint": endpoint["id"]}
     if not order:
         return Shop(product["id"], spares, stream, scheduled, "p_none.00", **saved)
     r = await live.http.post("/api/v1/buy", json={"product_id": product["id"], "stream_id": stream},
@@ -142,7 +161,8 @@ def fill(path: str, shop: Shop, **override: str) -> str:
               "stream": shop.stream, "order": shop.order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
               "address": shop.address, "card": shop.card,
-              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16, **override}
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
+              "endpoint": shop.endpoint, "delivery": "dl_0", **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -212,6 +232,8 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "ProgramIn": {"default_commission_bps": 1500, "mode": "open"},
         "ProductTermsIn": {"commission_bps": 2000, "deal_floor_minor": 1000},
         "ApplicationIn": {"message": "I sell sneakers"},
+        "EndpointIn": HOOK,
+        "EndpointPatch": {**HOOK, "description": "renamed"},
     }[schema]
 
 

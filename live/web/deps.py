@@ -35,6 +35,7 @@ from live.accounts.signin import EmailSignIn
 from live.accounts.teams import TeamStore
 from live.settings import Settings
 from live.streams.store import StreamStore
+from live.webhooks.endpoints import EndpointStore
 
 if TYPE_CHECKING:  # the Stripe SDK loads only on a node that pays through Stripe
     from checkout.payments.stripe_gateway import StripeGateway
@@ -106,6 +107,8 @@ class WebServices(Protocol):
     def api_keys(self) -> ApiKeyStore: ...
     @property
     def programs(self) -> ProgramStore: ...
+    @property
+    def webhooks(self) -> EndpointStore: ...
 
 
 def services_of(request: Request) -> WebServices:
