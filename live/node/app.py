@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from live.web import (auth_api, buy_api, catalog_api, follow_api, invite_api, passkey_api,
                       report_api, show_api, stream_api, stripe_api, wallet_api)
+from live.web import image_api
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.account_pages import account_page_routes
@@ -40,7 +41,7 @@ def build_api(payments: Payments = "sandbox") -> Api:
     """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
     for module in (buy_api, wallet_api, catalog_api, report_api, stream_api, show_api, follow_api,
-                   video_http, invite_api):  # buy first
+                   video_http, invite_api, image_api):  # buy first
         module.register(api)
     if payments == "stripe":
         stripe_api.register(api)
@@ -111,6 +112,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *invite_api.invite_page_routes(),
         *report_api.redirect_routes(),
         *page_routes(),
+        *image_api.media_routes(),
         *overlay_routes(),
         *sandbox_routes(),
         *(stripe_api.webhook_routes() if settings.payments == "stripe" else ()),

@@ -20,6 +20,7 @@ from checkout.store.batcher import CommandBatcher
 from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
+from checkout.images import DiskImageStore, ImageStore
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
 from checkout.store.scripts import load_all
@@ -86,6 +87,17 @@ def _stripe_gateway(client: redis.Redis, settings: Settings) -> "StripeGateway":
         api_base=settings.stripe_api_base, timeout_s=settings.payment_timeout_s))
 
 
+def _image_store(settings: Settings) -> ImageStore:
+    """The disk under the data dir, or an S3-compatible bucket (boto3 loads only then)."""
+    if settings.image_store == "s3":
+        from checkout.images_s3 import S3ImageStore
+
+        assert settings.image_s3_bucket is not None  # Settings.validate requires it
+        return S3ImageStore(settings.image_s3_bucket, endpoint_url=settings.image_s3_endpoint_url,
+                            region=settings.image_s3_region, prefix=settings.image_s3_prefix)
+    return DiskImageStore(settings.images_path)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -116,6 +128,7 @@ class Services:
     alerts: ShowAlerts
     invitations: InvitationStore
     teams: TeamStore
+    images: ImageStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -236,7 +249,8 @@ class Services:
                 ttl_s=settings.invite_ttl_s, keep_s=settings.invite_keep_s,
                 window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
                 per_email=settings.invite_per_email)),
-            teams=TeamStore(client))
+            teams=TeamStore(client),
+            images=_image_store(settings))
         if background:
             services.aggregator.start()
             services.sweeper.start()

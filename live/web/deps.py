@@ -17,6 +17,7 @@ from checkout.affiliate import AttributionSigner, LinkStore
 from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
+from checkout.images import ImageStore
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway
 from checkout.waitlist import Waitlist
@@ -97,6 +98,8 @@ class WebServices(Protocol):
     def invitations(self) -> InvitationStore: ...
     @property
     def teams(self) -> TeamStore: ...
+    @property
+    def images(self) -> ImageStore: ...
 
 
 def services_of(request: Request) -> WebServices:
