@@ -115,6 +115,8 @@ def register(api: Api) -> None:
     async def brand_products(call: Call[Any]) -> Response:
         brand_id = BrandId(call.param("brand"))
         _check_brand(call, brand_id)
+        if await call.services.catalog.brand(brand_id) is None:
+            raise Problem(404, "not-found", "no such brand")
         cursor, limit = page_params(call)
         items, next_cursor = await call.services.catalog.brand_products(
             brand_id, call.param(STATUS.name), cursor=cursor, limit=limit)
