@@ -24,6 +24,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "host": ("stream", "Host console"),
     "obs": ("stream", "Overlay"),
     "brand": ("brand", "Brand dashboard"),
+    "catalog": ("brand", "Catalog"),
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
     "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
@@ -36,7 +37,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
 # product first (live/web/pages.py).
 PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}",
          "host": "/host/{stream}", "obs": "/obs/{stream}", "brand": "/brand/{brand}",
-         "creator": "/creator/{creator}"}
+         "creator": "/creator/{creator}", "catalog": "/brand/{brand}/catalog"}
 
 
 # What every page's <head> holds, after its viewport: filled in before title, ws and target.
