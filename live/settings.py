@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode"]
+__all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode",
+           "ImageStoreKind"]
 
 BuyConfirm = Literal["passkey", "none"]
 CaptureMode = Literal["immediate", "on_shipment"]
 Payments = Literal["sandbox", "stripe"]
 Durability = Literal["appendfsync", "waitaof"]
 VideoEncode = Literal["shared", "per_viewer"]
+ImageStoreKind = Literal["disk", "s3"]
 
 _ENV_PREFIX = "LIVECART_"
 
@@ -155,6 +157,16 @@ class Settings:
     webhook_claim_idle_s: float = 60.0  # a crashed node's delivery is taken over after this
     webhook_rotation_grace_s: int = 24 * 3600  # a rotated secret still signs this long
     webhook_stock_low: int = 5  # stock.low: a buy leaves a variant at or below this
+    # product images (docs/catalog.md): checked by content, re-encoded, named by their hash
+    image_max_bytes: int = 8 * 1024 * 1024  # one upload: 413 image-too-large beyond
+    image_max_pixels: int = 16_777_216  # width x height (4096 x 4096): 422 beyond
+    images_per_product: int = 10  # 409 too-many-images beyond (at most 50)
+    image_dir: Path | None = None  # None: data_dir/images
+    image_store: ImageStoreKind = "disk"  # s3: an S3-compatible bucket (extra `s3`, boto3)
+    image_s3_bucket: str | None = None  # needed with s3
+    image_s3_endpoint_url: str | None = None  # None: AWS; else e.g. a MinIO or R2 endpoint
+    image_s3_region: str | None = None
+    image_s3_prefix: str = "images/"
     # operational
     log_level: str = "info"
 
@@ -232,6 +244,15 @@ class Settings:
             raise ValueError("webhook_retry_jitter must be in [0, 1)")
         if self.webhook_stock_low < 0 or self.webhook_rotation_grace_s < 0:
             raise ValueError("webhook_stock_low and webhook_rotation_grace_s must be >= 0")
+        for name in ("image_max_bytes", "image_max_pixels", "images_per_product"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.images_per_product > 50:
+            raise ValueError("images_per_product is at most 50")
+        if self.image_store not in ("disk", "s3"):
+            raise ValueError(f"image_store must be disk or s3, not {self.image_store!r}")
+        if self.image_store == "s3" and not self.image_s3_bucket:
+            raise ValueError("image_store=s3 needs LIVECART_IMAGE_S3_BUCKET")
         if self.video_width % 2 or self.video_height % 2:
             raise ValueError("video_width and video_height must be even (4:2:0 chroma)")
 
@@ -244,6 +265,10 @@ class Settings:
         if self.allowed_origins:
             return self.allowed_origins
         return (self.base_url, f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}")
+
+    @property
+    def images_path(self) -> Path:
+        return self.image_dir if self.image_dir is not None else Path(self.data_dir) / "images"
 
     @property
     def base_url(self) -> str:
@@ -317,4 +342,7 @@ _FIELD_TYPES: dict[str, str] = {
     "webhook_max_endpoints": "int", "webhook_keep_s": "int", "webhook_log_keep": "int",
     "webhook_concurrency": "int", "webhook_claim_idle_s": "float",
     "webhook_rotation_grace_s": "int", "webhook_stock_low": "int",
+    "image_max_bytes": "int", "image_max_pixels": "int", "images_per_product": "int",
+    "image_dir": "path", "image_store": "str", "image_s3_bucket": "str",
+    "image_s3_endpoint_url": "str", "image_s3_region": "str", "image_s3_prefix": "str",
 }

@@ -25,6 +25,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "obs": ("stream", "Overlay"),
     "brand": ("brand", "Brand dashboard"),
     "brand_orders": ("brand", "Orders"),
+    "catalog": ("brand", "Catalog"),
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
     "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
@@ -44,7 +45,7 @@ PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}",
          "host": "/host/{stream}", "obs": "/obs/{stream}", "brand": "/brand/{brand}",
          "brand_orders": "/brand/{brand}/orders", "creator": "/creator/{creator}",
          "studio": "/studio/{creator}", "program": "/brand/{brand}/program",
-         "webhooks": "/brand/{brand}/webhooks"}
+         "webhooks": "/brand/{brand}/webhooks", "catalog": "/brand/{brand}/catalog"}
 
 
 # What every page's <head> holds, after its viewport: filled in before title, ws and target.

@@ -162,7 +162,7 @@ def fill(path: str, shop: Shop, **override: str) -> str:
               "item": "ci_000000000000", "session": "no-such-session",
               "address": shop.address, "card": shop.card,
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
-              "endpoint": shop.endpoint, "delivery": "dl_0", **override}
+              "endpoint": shop.endpoint, "delivery": "dl_0", "image": "0" * 64, **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -190,6 +190,9 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
                          "image_url": "https://img.test/r.png", "commission_bps": 100,
                          "commission_mode": "open", "max_per_buyer": 3},
         "StockChange": {"set": 5, "reason": "recount", "operation_id": "op-1"},
+        "VariantIn": {"id": "large", "name": "Large", "stock": 2, "sku": "L-1"},
+        "VariantPatch": {"name": "Tiny", "sku": "T-1"},
+        "ImageOrder": {"order": []},
         "InviteIn": {"creator_id": "zed"},
         "WalletIn": {"shipping": {"name": "Bob", "line1": "1 St", "line2": "", "city": "X",
                                   "postal_code": "1", "country": "US"},
@@ -976,9 +979,15 @@ async def test_generated_json_never_breaks_buy_or_product_create(live: Live) -> 
         "stock": st.integers(-1, 10_000_001), "commission_bps": st.integers(-1, 8001),
         "commission_mode": st.sampled_from(["open", "invited", "closed"]),
         "image_url": st.sampled_from(["https://img.test/a.png", "ftp://x", "nope"]),
+        "options": st.lists(st.fixed_dictionaries(
+            {"name": st.sampled_from(["Size", "size", "", " "]),
+             "values": st.lists(st.sampled_from(["S", "M", ""]), max_size=3)}), max_size=4),
         "variants": st.lists(st.fixed_dictionaries(
             {"id": st.sampled_from(["a", "b", "../x"]), "name": st.text(max_size=5)},
-            optional={"stock": st.integers(-1, 3)}), max_size=3)}))
+            optional={"stock": st.integers(-1, 3), "sku": st.sampled_from(["X", "X", "../"]),
+                      "options": st.dictionaries(st.sampled_from(["Size", "Fit", ""]),
+                                                 st.sampled_from(["S", "M", "XL"]),
+                                                 max_size=2)}), max_size=3)}))
 
     def check(r: httpx.Response, ok: set[int]) -> None:
         tried["2xx"] += r.status_code < 300

@@ -120,7 +120,7 @@ def fill(path: str, world: World) -> str:
               "item": "ci_000000000000", "session": "no-such-session",
               "address": "ad_000000000000", "card": "cd_000000000000",
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
-              "endpoint": "we_" + "0" * 16, "delivery": "dl_0"}
+              "endpoint": "we_" + "0" * 16, "delivery": "dl_0", "image": "0" * 64}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -241,6 +241,9 @@ async def test_a_buyer_cannot_run_a_shop_or_a_stream(live: Live, rclient: redis.
             ("POST", f"/api/v1/streams/{world.cleo_stream}/end", None),
             ("POST", f"/api/v1/orders/{world.bob_order}/refund", None),
             ("GET", "/api/v1/brands/acme/report", None),
+            ("GET", "/api/v1/brands/acme/products?status=archived", None),
+            ("POST", f"/api/v1/products/{world.a_open}/variants", {"id": "free", "name": "F"}),
+            ("POST", f"/api/v1/products/{world.a_open}/images", None),
         ]:
             r = await live.http.request(method, url, headers=bob, json=body)
             assert_problem(r, 403, "forbidden")
@@ -264,9 +267,24 @@ async def test_a_brand_acts_only_for_itself(live: Live, rclient: redis.Redis) ->
             ("POST", f"/api/v1/products/{world.a_open}/invites", {"creator_id": "dana"}),
             ("GET", "/api/v1/brands/acme/report", None),
             ("GET", "/api/v1/brands/acme/orders", None),
+            # the catalog console's (docs/catalog.md)
+            ("GET", "/api/v1/brands/acme/products?status=all", None),
+            ("GET", "/api/v1/brands/acme/products?status=archived", None),
+            ("GET", f"/api/v1/brands/acme/products/{world.a_open}", None),
+            ("POST", f"/api/v1/products/{world.a_open}/unarchive", None),
+            ("POST", f"/api/v1/products/{world.a_open}/variants", {"id": "x", "name": "X"}),
+            ("PATCH", f"/api/v1/products/{world.a_open}/variants/default", {"name": "Mine"}),
+            ("POST", f"/api/v1/products/{world.a_open}/images", None),
+            ("PUT", f"/api/v1/products/{world.a_open}/images", {"order": []}),
+            ("DELETE", f"/api/v1/products/{world.a_open}/images/{'0' * 64}", None),
         ]:
             assert_problem(await live.http.request(method, url, headers=bravo, json=body), 403,
                            "forbidden")
+        # bravo's own list and product path never show acme's product.
+        r = await live.http.get(f"/api/v1/brands/bravo/products/{world.a_open}", headers=bravo)
+        assert_problem(r, 404, "not-found")
+        r = await live.http.get("/api/v1/brands/bravo/products?status=all", headers=bravo)
+        assert [p["id"] for p in r.json()["items"]] == [world.b_open]
         # Another brand's orders are hidden, exactly like orders that do not exist.
         unknown = await live.http.get("/api/v1/orders/p_000000000000.00", headers=bravo)
         assert_problem(unknown, 404, "not-found")

@@ -21,6 +21,7 @@ from checkout.buy import BuyService
 from checkout.fulfilment import Fulfilment
 from checkout.cart import Cart
 from checkout.catalog import Catalog
+from checkout.images import DiskImageStore, ImageStore
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
 from checkout.programs import ProgramStore
@@ -106,6 +107,17 @@ def _stripe_gateway(client: redis.Redis, settings: Settings) -> "StripeGateway":
         api_base=settings.stripe_api_base, timeout_s=settings.payment_timeout_s))
 
 
+def _image_store(settings: Settings) -> ImageStore:
+    """The disk under the data dir, or an S3-compatible bucket (boto3 loads only then)."""
+    if settings.image_store == "s3":
+        from checkout.images_s3 import S3ImageStore
+
+        assert settings.image_s3_bucket is not None  # Settings.validate requires it
+        return S3ImageStore(settings.image_s3_bucket, endpoint_url=settings.image_s3_endpoint_url,
+                            region=settings.image_s3_region, prefix=settings.image_s3_prefix)
+    return DiskImageStore(settings.images_path)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -141,6 +153,7 @@ class Services:
     programs: ProgramStore
     webhooks: EndpointStore
     dispatcher: Dispatcher
+    images: ImageStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -280,7 +293,8 @@ class Services:
                                   max_applications=settings.program_max_applications),
             webhooks=EndpointStore(client, hooks, EndpointLimits(
                 max_per_owner=settings.webhook_max_endpoints,
-                rotation_grace_ms=settings.webhook_rotation_grace_s * 1000)))
+                rotation_grace_ms=settings.webhook_rotation_grace_s * 1000)),
+            images=_image_store(settings))
         if background:
             services.aggregator.start()
             services.sweeper.start()

@@ -18,6 +18,7 @@ from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.fulfilment import Fulfilment
+from checkout.images import ImageStore
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway
 from checkout.programs import ProgramStore
@@ -109,6 +110,7 @@ class WebServices(Protocol):
     def programs(self) -> ProgramStore: ...
     @property
     def webhooks(self) -> EndpointStore: ...
+    def images(self) -> ImageStore: ...
 
 
 def services_of(request: Request) -> WebServices:
