@@ -23,6 +23,7 @@ from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, prod
 from checkout.store.replies import stream_reads, text
 from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
+from checkout.webhook_events import HookRecords, order_event, stock_events
 
 __all__ = ["Aggregator", "outbox_lag", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
 
@@ -69,8 +70,12 @@ async def outbox_lag(client: redis.Redis) -> int:
 
 class Aggregator:
     def __init__(self, client: redis.Redis, consumer: str, *, block_ms: int = 500,
-                 batch: int = 500, claim_idle_ms: int = 30_000) -> None:
+                 batch: int = 500, claim_idle_ms: int = 30_000,
+                 hooks: HookRecords | None = None, stock_low: int = 0) -> None:
         self._client = client
+        # Webhook events are recorded in the same pipeline as the fold (hook_emit.lua).
+        self._hooks = hooks
+        self._stock_low = stock_low
         self._consumer = consumer
         self._block_ms = block_ms
         self._batch = batch
@@ -163,13 +168,14 @@ class Aggregator:
 
     async def _fold(self, entries: list[tuple[str, str, dict[str, str]]], orders: list[Any]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
-            for (_, _, fields), raw in zip(entries, orders):
+            for (stream, entry_id, fields), raw in zip(entries, orders):
                 order = {k.decode(): v.decode() for k, v in raw.items()}
                 order.pop("payment_token", None)
                 if order and fields["type"] == "order.reserved":
                     pipe.zadd(buyer_orders_key(order["buyer"]), {order["id"]: int(order["created_ms"])})
                 for kind in event_kind(fields) if order else []:
                     self._queue_apply(pipe, kind, order, fields)
+                self._queue_hooks(pipe, f"{stream}:{entry_id}", fields, order)
             results = await pipe.execute(raise_on_error=False)
         if any(isinstance(r, NoScriptError) for r in results):
             # Valkey restarted and lost its scripts: load them and fold the batch again
@@ -180,6 +186,28 @@ class Aggregator:
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             raise failed[0]
+
+    def _queue_hooks(self, pipe: redis.client.Pipeline, source: str, fields: dict[str, str],
+                     order: dict[str, str]) -> None:
+        """The webhook events of one outbox entry (checkout/webhook_events.py)."""
+        if self._hooks is None or not order:
+            return
+        at = int(fields["at"])
+        # A refund settled (after_sale.lua's `order.refund`, in part or in full) is the
+        # order.refunded event; a state change is its state's event; other entries (a
+        # return asked or decided) make none. The move to refunded itself: its refund did.
+        if fields["type"] == "order.refund":
+            state = "refunded"
+        elif fields["type"] == f"order.{fields['state']}" and fields["state"] != "refunded":
+            state = fields["state"]
+        else:
+            state = ""
+        events = [order_event(order, state, fields.get("from", ""), at, source)]
+        if fields["type"] == "order.reserved" and fields.get("left", "") != "":
+            events += stock_events(order, int(fields["left"]), self._stock_low, at, source)
+        for event in events:
+            if event is not None:
+                self._hooks.queue(pipe, event)
 
     @staticmethod
     def _queue_apply(pipe: redis.client.Pipeline, kind: str, order: dict[str, str],

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode"]
+__all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode",
+           "ImageStoreKind"]
 
 BuyConfirm = Literal["passkey", "none"]
 CaptureMode = Literal["immediate", "on_shipment"]
 Payments = Literal["sandbox", "stripe"]
 Durability = Literal["appendfsync", "waitaof"]
 VideoEncode = Literal["shared", "per_viewer"]
+ImageStoreKind = Literal["disk", "s3"]
 
 _ENV_PREFIX = "LIVECART_"
 
@@ -137,6 +139,34 @@ class Settings:
     program_max_applications: int = 10_000  # creators one brand's program keeps on record
     statement_max_rows: int = 100_000  # ledger entries in one earnings statement (a month)
     publish_token_ttl_s: int = 6 * 3600  # the creator token the studio gives OBS
+    # outbound webhooks (docs/webhooks.md, docs/limits.md "Webhooks")
+    webhook_allow_private: bool = False  # 1: targets on private/loopback addresses are allowed
+    webhook_timeout_s: float = 10.0  # one delivery attempt, connect to the last byte read
+    webhook_connect_timeout_s: float = 5.0
+    webhook_response_max_bytes: int = 64 * 1024  # of a receiver's answer, the rest unread
+    # The waits before each retry (s): 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (27.6 h in all)
+    webhook_retry_schedule_s: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0,
+                                                   36000.0, 36000.0)
+    webhook_retry_jitter: float = 0.2  # each wait is stretched or shrunk by up to 20%
+    webhook_disable_after_s: int = 5 * 24 * 3600  # failing this long without a success: disabled
+    webhook_disable_failures: int = 1000  # or this many failed attempts in a row
+    webhook_max_endpoints: int = 20  # per brand, and for the operator
+    webhook_keep_s: int = 30 * 24 * 3600  # events and finished deliveries (the log, resends)
+    webhook_log_keep: int = 1000  # deliveries listed per endpoint
+    webhook_concurrency: int = 16  # deliveries in flight per node
+    webhook_claim_idle_s: float = 60.0  # a crashed node's delivery is taken over after this
+    webhook_rotation_grace_s: int = 24 * 3600  # a rotated secret still signs this long
+    webhook_stock_low: int = 5  # stock.low: a buy leaves a variant at or below this
+    # product images (docs/catalog.md): checked by content, re-encoded, named by their hash
+    image_max_bytes: int = 8 * 1024 * 1024  # one upload: 413 image-too-large beyond
+    image_max_pixels: int = 16_777_216  # width x height (4096 x 4096): 422 beyond
+    images_per_product: int = 10  # 409 too-many-images beyond (at most 50)
+    image_dir: Path | None = None  # None: data_dir/images
+    image_store: ImageStoreKind = "disk"  # s3: an S3-compatible bucket (extra `s3`, boto3)
+    image_s3_bucket: str | None = None  # needed with s3
+    image_s3_endpoint_url: str | None = None  # None: AWS; else e.g. a MinIO or R2 endpoint
+    image_s3_region: str | None = None
+    image_s3_prefix: str = "images/"
     # operational
     log_level: str = "info"
 
@@ -174,7 +204,11 @@ class Settings:
                      "wallet_max_cards", "follows_per_account", "reminders_per_account",
                      "alert_batch", "alert_mails_per_s", "alert_max_recipients", "invite_ttl_s",
                      "invite_keep_s", "invite_limit_window_s", "invite_per_scope",
-                     "invite_per_email", "team_max_members"):
+                     "invite_per_email", "team_max_members", "webhook_timeout_s",
+                     "webhook_connect_timeout_s", "webhook_response_max_bytes",
+                     "webhook_disable_after_s", "webhook_disable_failures",
+                     "webhook_max_endpoints", "webhook_keep_s", "webhook_log_keep",
+                     "webhook_concurrency", "webhook_claim_idle_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -204,6 +238,21 @@ class Settings:
                      "video_bitrate", "video_viewer_queue"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if not self.webhook_retry_schedule_s or min(self.webhook_retry_schedule_s) < 0:
+            raise ValueError("webhook_retry_schedule_s must be one or more waits >= 0")
+        if not 0 <= self.webhook_retry_jitter < 1:
+            raise ValueError("webhook_retry_jitter must be in [0, 1)")
+        if self.webhook_stock_low < 0 or self.webhook_rotation_grace_s < 0:
+            raise ValueError("webhook_stock_low and webhook_rotation_grace_s must be >= 0")
+        for name in ("image_max_bytes", "image_max_pixels", "images_per_product"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.images_per_product > 50:
+            raise ValueError("images_per_product is at most 50")
+        if self.image_store not in ("disk", "s3"):
+            raise ValueError(f"image_store must be disk or s3, not {self.image_store!r}")
+        if self.image_store == "s3" and not self.image_s3_bucket:
+            raise ValueError("image_store=s3 needs LIVECART_IMAGE_S3_BUCKET")
         if self.video_width % 2 or self.video_height % 2:
             raise ValueError("video_width and video_height must be even (4:2:0 chroma)")
 
@@ -216,6 +265,10 @@ class Settings:
         if self.allowed_origins:
             return self.allowed_origins
         return (self.base_url, f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}")
+
+    @property
+    def images_path(self) -> Path:
+        return self.image_dir if self.image_dir is not None else Path(self.data_dir) / "images"
 
     @property
     def base_url(self) -> str:
@@ -237,6 +290,8 @@ def _parse(kind: str, raw: str, name: str) -> object:
             return Path(raw)
         if kind == "tuple":
             return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "floats":
+            return tuple(float(part) for part in raw.split(",") if part.strip())
     except ValueError as exc:
         raise ValueError(f"{_ENV_PREFIX}{name.upper()}: {exc}") from None
     return raw
@@ -280,4 +335,14 @@ _FIELD_TYPES: dict[str, str] = {
     "alert_mails_per_s": "float", "alert_max_recipients": "int",
     "invite_ttl_s": "int", "invite_keep_s": "int", "invite_limit_window_s": "int",
     "invite_per_scope": "int", "invite_per_email": "int", "team_max_members": "int",
+    "webhook_allow_private": "bool", "webhook_timeout_s": "float",
+    "webhook_connect_timeout_s": "float", "webhook_response_max_bytes": "int",
+    "webhook_retry_schedule_s": "floats", "webhook_retry_jitter": "float",
+    "webhook_disable_after_s": "int", "webhook_disable_failures": "int",
+    "webhook_max_endpoints": "int", "webhook_keep_s": "int", "webhook_log_keep": "int",
+    "webhook_concurrency": "int", "webhook_claim_idle_s": "float",
+    "webhook_rotation_grace_s": "int", "webhook_stock_low": "int",
+    "image_max_bytes": "int", "image_max_pixels": "int", "images_per_product": "int",
+    "image_dir": "path", "image_store": "str", "image_s3_bucket": "str",
+    "image_s3_endpoint_url": "str", "image_s3_region": "str", "image_s3_prefix": "str",
 }

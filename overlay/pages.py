@@ -25,6 +25,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "obs": ("stream", "Overlay"),
     "brand": ("brand", "Brand dashboard"),
     "brand_orders": ("brand", "Orders"),
+    "catalog": ("brand", "Catalog"),
     "creator": ("creator", "Creator"),
     "signin": ("", "Sign in"),  # not a PATHS page: live/web/auth_api.py serves it
     "invite": ("", "Invitation"),  # not a PATHS page: live/web/invite_api.py serves it
@@ -35,13 +36,16 @@ PAGES: dict[str, tuple[str | None, str]] = {
     # The creator studio and a brand's affiliate program (docs/affiliates.md).
     "studio": ("creator", "Creator studio"),
     "program": ("brand", "Affiliate program"),
+    "api_docs": ("", "API reference"),  # not a PATHS page: live/web/docs_page.py serves it
+    "webhooks": ("brand", "Webhooks"),
 }
 # Served by live/web/overlay_pages.py from the path alone; the product page needs the
 # product first (live/web/pages.py).
 PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}",
          "host": "/host/{stream}", "obs": "/obs/{stream}", "brand": "/brand/{brand}",
          "brand_orders": "/brand/{brand}/orders", "creator": "/creator/{creator}",
-         "studio": "/studio/{creator}", "program": "/brand/{brand}/program"}
+         "studio": "/studio/{creator}", "program": "/brand/{brand}/program",
+         "webhooks": "/brand/{brand}/webhooks", "catalog": "/brand/{brand}/catalog"}
 
 
 # What every page's <head> holds, after its viewport: filled in before title, ws and target.

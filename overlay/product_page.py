@@ -24,10 +24,19 @@ def stock_note(left: int) -> str:
 
 
 def _image(product: Mapping[str, Any]) -> str:
+    """The picture (the first uploaded image, else `image_url`), and the other uploaded
+    images as a row of thumbnails under it."""
     title = escape(product["title"], quote=True)
     if product.get("image_url"):
-        return (f'<img class="product-img" src="{escape(product["image_url"], quote=True)}" '
+        main = (f'<img class="product-img" src="{escape(product["image_url"], quote=True)}" '
                 f'alt="{title}">')
+        more = [i for i in product.get("images") or [] if i["url"] != product["image_url"]]
+        if not more:
+            return main
+        thumbs = "".join(f'<li><img class="product-more" src="{escape(i["url"], quote=True)}" '
+                         f'alt="{title}, picture {n}" loading="lazy"></li>'
+                         for n, i in enumerate(more, start=2))
+        return f'{main}<ul class="product-thumbs">{thumbs}</ul>'
     initial = escape(product["title"].strip()[:1].upper() or "?")
     return f'<div class="product-img product-placeholder" aria-hidden="true">{initial}</div>'
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import itertools
 from typing import Any, Callable
 
 import redis.asyncio as redis
+from PIL import Image
 
 from conftest import UNIT, Live
 
@@ -117,3 +119,17 @@ async def video_stats(live: Live, stream_id: str, creator: str = "cleo") -> dict
                             headers=live.auth("creator", creator))
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def png(color: str = "#e11d48", size: tuple[int, int] = (64, 48)) -> bytes:
+    """A real PNG picture (for image uploads)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def upload_image(live: Live, product: str, data: bytes, *, brand: str = "acme",
+                       content_type: str = "image/png") -> Any:
+    return await live.http.post(f"/api/v1/products/{product}/images", content=data,
+                                headers={**live.auth("brand", brand),
+                                         "Content-Type": content_type})

@@ -119,7 +119,8 @@ def fill(path: str, world: World) -> str:
               "stream": world.cleo_stream, "order": world.bob_order, "creator": "cleo",
               "item": "ci_000000000000", "session": "no-such-session",
               "address": "ad_000000000000", "card": "cd_000000000000",
-              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16}
+              "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
+              "endpoint": "we_" + "0" * 16, "delivery": "dl_0", "image": "0" * 64}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -240,6 +241,9 @@ async def test_a_buyer_cannot_run_a_shop_or_a_stream(live: Live, rclient: redis.
             ("POST", f"/api/v1/streams/{world.cleo_stream}/end", None),
             ("POST", f"/api/v1/orders/{world.bob_order}/refund", None),
             ("GET", "/api/v1/brands/acme/report", None),
+            ("GET", "/api/v1/brands/acme/products?status=archived", None),
+            ("POST", f"/api/v1/products/{world.a_open}/variants", {"id": "free", "name": "F"}),
+            ("POST", f"/api/v1/products/{world.a_open}/images", None),
         ]:
             r = await live.http.request(method, url, headers=bob, json=body)
             assert_problem(r, 403, "forbidden")
@@ -263,9 +267,24 @@ async def test_a_brand_acts_only_for_itself(live: Live, rclient: redis.Redis) ->
             ("POST", f"/api/v1/products/{world.a_open}/invites", {"creator_id": "dana"}),
             ("GET", "/api/v1/brands/acme/report", None),
             ("GET", "/api/v1/brands/acme/orders", None),
+            # the catalog console's (docs/catalog.md)
+            ("GET", "/api/v1/brands/acme/products?status=all", None),
+            ("GET", "/api/v1/brands/acme/products?status=archived", None),
+            ("GET", f"/api/v1/brands/acme/products/{world.a_open}", None),
+            ("POST", f"/api/v1/products/{world.a_open}/unarchive", None),
+            ("POST", f"/api/v1/products/{world.a_open}/variants", {"id": "x", "name": "X"}),
+            ("PATCH", f"/api/v1/products/{world.a_open}/variants/default", {"name": "Mine"}),
+            ("POST", f"/api/v1/products/{world.a_open}/images", None),
+            ("PUT", f"/api/v1/products/{world.a_open}/images", {"order": []}),
+            ("DELETE", f"/api/v1/products/{world.a_open}/images/{'0' * 64}", None),
         ]:
             assert_problem(await live.http.request(method, url, headers=bravo, json=body), 403,
                            "forbidden")
+        # bravo's own list and product path never show acme's product.
+        r = await live.http.get(f"/api/v1/brands/bravo/products/{world.a_open}", headers=bravo)
+        assert_problem(r, 404, "not-found")
+        r = await live.http.get("/api/v1/brands/bravo/products?status=all", headers=bravo)
+        assert [p["id"] for p in r.json()["items"]] == [world.b_open]
         # Another brand's orders are hidden, exactly like orders that do not exist.
         unknown = await live.http.get("/api/v1/orders/p_000000000000.00", headers=bravo)
         assert_problem(unknown, 404, "not-found")
@@ -294,6 +313,42 @@ async def test_a_brand_acts_only_for_itself(live: Live, rclient: redis.Redis) ->
     r = await live.http.get(f"/api/v1/orders/{world.bob_order}", headers=live.auth("brand", "acme"))
     assert r.status_code == 200 and r.json()["state"] == "paid"
     assert (await stock_of(live, world.a_open))["default"]["available"] == 9
+
+
+async def test_a_brand_manages_only_its_own_webhooks(live: Live, rclient: redis.Redis) -> None:
+    """Another brand's webhook endpoint is 404 to every call, like one that does not exist;
+    another brand's list and registration are 403; the operator's own are operator-only."""
+    await make_world(live)
+    acme, bravo = live.auth("brand", "acme"), live.auth("brand", "bravo")
+    hook = {"url": "https://93.184.215.14/hooks", "events": ["order.paid"]}
+    r = await live.http.post("/api/v1/brands/acme/webhooks", headers=acme, json=hook)
+    assert r.status_code == 201, r.text
+    mine = r.json()["id"]
+    r = await live.http.post("/api/v1/webhooks", headers=live.auth("operator", "ops"), json=hook)
+    assert r.status_code == 201, r.text
+    ops = r.json()["id"]
+    async with Unchanged(rclient):
+        unknown = await live.http.get("/api/v1/webhooks/we_0000000000000000", headers=bravo)
+        assert_problem(unknown, 404, "not-found")
+        for endpoint in (mine, ops):
+            for method, action, body in [
+                    ("GET", "", None), ("PATCH", "", {"description": "mine now"}),
+                    ("DELETE", "", None), ("POST", "/secret", None), ("POST", "/enable", None),
+                    ("GET", "/deliveries", None), ("POST", "/deliveries/dl_1/resend", None)]:
+                r = await live.http.request(method, f"/api/v1/webhooks/{endpoint}{action}",
+                                            headers=bravo, json=body)
+                assert_problem(r, 404, "not-found")
+                assert r.json() == unknown.json()
+        for method, url, body in [("GET", "/api/v1/brands/acme/webhooks", None),
+                                  ("POST", "/api/v1/brands/acme/webhooks", hook),
+                                  ("GET", "/api/v1/webhooks", None),
+                                  ("POST", "/api/v1/webhooks", hook)]:
+            r = await live.http.request(method, url, headers=bravo, json=body)
+            assert_problem(r, 403, "forbidden")
+    r = await live.http.get("/api/v1/brands/bravo/webhooks", headers=bravo)
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = await live.http.get(f"/api/v1/webhooks/{mine}", headers=live.auth("operator", "ops"))
+    assert r.status_code == 200 and r.json()["owner"] == "brand:acme"
 
 
 async def test_a_creator_runs_only_its_own_streams(live: Live, rclient: redis.Redis) -> None:

@@ -23,7 +23,7 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
-           "PROGRAMS"]
+           "PROGRAMS", "HookKeys", "HOOKS"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
@@ -202,3 +202,42 @@ def program_keys(brand: BrandId | str) -> ProgramKeys:
 def creator_programs_key(creator: CreatorId | str) -> str:
     """Sorted set: the brands a creator applied to -> when (ms); the state is the brand's."""
     return f"lc:{{c:{key_part(creator)}}}:programs"
+
+
+@dataclass(frozen=True, slots=True)
+class HookKeys:
+    """Outbound webhooks (docs/webhooks.md), all in the one `{wh}` slot, so that one script
+    registers an event, fans it out to every subscribed endpoint and queues the deliveries
+    (like `{agg}` and `{shows}`). Per-endpoint and per-delivery keys are `prefix` + a part."""
+
+    prefix: str
+    outbox: str  # stream: deliveries ready to be attempted (consumer group `hooks`)
+    retry: str  # sorted set: delivery id -> when its next attempt is due (ms)
+    counter: str  # string: the last delivery number
+
+    def endpoint(self, endpoint_id: str) -> str:
+        return f"{self.prefix}ep:{key_part(endpoint_id)}"
+
+    def owner(self, owner: str) -> str:
+        """Set: the endpoints of one owner (`brand:<id>` or `operator`)."""
+        return f"{self.prefix}owner:{key_part(owner)}"
+
+    def event(self, event_id: str) -> str:
+        return f"{self.prefix}evt:{key_part(event_id)}"
+
+    def delivery(self, delivery_id: str) -> str:
+        return f"{self.prefix}dl:{key_part(delivery_id)}"
+
+    def queue(self, endpoint_id: str, resource: str) -> str:
+        """List: one endpoint's deliveries about one resource, oldest first (the head is the
+        one being attempted: what keeps them in order)."""
+        return f"{self.prefix}q:{key_part(endpoint_id)}:{key_part(resource)}"
+
+    def log(self, endpoint_id: str) -> str:
+        """Sorted set: the endpoint's deliveries by creation time (ms)."""
+        return f"{self.prefix}log:{key_part(endpoint_id)}"
+
+
+_HOOKS = "lc:{wh}:"
+HOOKS = HookKeys(prefix=_HOOKS, outbox=f"{_HOOKS}outbox", retry=f"{_HOOKS}retry",
+                 counter=f"{_HOOKS}counter")

@@ -17,11 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from live.web import (api_keys_api, auth_api, buy_api, card_form, catalog_api, follow_api,
                       fulfil_api, invite_api, passkey_api, program_api, report_api, show_api,
-                      stream_api, stripe_api, studio_api, wallet_api)
+                      stream_api, stripe_api, studio_api, wallet_api, webhook_api)
+from live.web import image_api
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.account_pages import account_page_routes
 from live.web.pages import page_routes
+from live.web.docs_page import docs_routes
 from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
 from live.web.sandbox_api import sandbox_routes
@@ -42,7 +44,7 @@ def build_api(payments: Payments = "sandbox") -> Api:
     api = Api("livecart", API_VERSION)
     for module in (buy_api, wallet_api, card_form, catalog_api, report_api, stream_api, show_api,
                    follow_api, video_http, invite_api, fulfil_api, api_keys_api, program_api,
-                   studio_api):  # buy first
+                   studio_api, webhook_api, image_api):  # buy first
         module.register(api)
     if payments == "stripe":
         stripe_api.register(api)
@@ -113,6 +115,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
         *invite_api.invite_page_routes(),
         *report_api.redirect_routes(),
         *page_routes(),
+        *docs_routes(),
+        *image_api.media_routes(),
         *overlay_routes(),
         *sandbox_routes(),
         *(stripe_api.webhook_routes() if settings.payments == "stripe" else ()),

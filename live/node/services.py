@@ -21,6 +21,7 @@ from checkout.buy import BuyService
 from checkout.fulfilment import Fulfilment
 from checkout.cart import Cart
 from checkout.catalog import Catalog
+from checkout.images import DiskImageStore, ImageStore
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
 from checkout.programs import ProgramStore
@@ -57,6 +58,10 @@ from live.video.metrics import VideoCollector
 from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
+from checkout.webhook_events import HookRecords
+from live.webhooks.dispatcher import DispatchConfig, Dispatcher, prepare_outbox
+from live.webhooks.endpoints import EndpointLimits, EndpointStore
+from live.webhooks.notices import DisabledNotice
 
 if TYPE_CHECKING:  # the SDK loads only on a node that pays through Stripe
     from checkout.payments.stripe_gateway import StripeGateway
@@ -80,6 +85,19 @@ def connect(url: str, *, max_connections: int = 64, pool_timeout_s: float = 5.0)
     return redis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
+def _dispatch_config(settings: Settings) -> DispatchConfig:
+    return DispatchConfig(
+        allow_private=settings.webhook_allow_private, timeout_s=settings.webhook_timeout_s,
+        connect_timeout_s=settings.webhook_connect_timeout_s,
+        response_max_bytes=settings.webhook_response_max_bytes,
+        schedule_s=settings.webhook_retry_schedule_s, jitter=settings.webhook_retry_jitter,
+        keep_ms=settings.webhook_keep_s * 1000,
+        disable_after_ms=settings.webhook_disable_after_s * 1000,
+        disable_failures=settings.webhook_disable_failures,
+        concurrency=settings.webhook_concurrency,
+        claim_idle_ms=int(settings.webhook_claim_idle_s * 1000))
+
+
 def _stripe_gateway(client: redis.Redis, settings: Settings) -> "StripeGateway":
     from checkout.payments.stripe_gateway import StripeConfig, StripeGateway
 
@@ -87,6 +105,17 @@ def _stripe_gateway(client: redis.Redis, settings: Settings) -> "StripeGateway":
     return StripeGateway(client, StripeConfig(
         api_key=settings.stripe_api_key, webhook_secret=settings.stripe_webhook_secret,
         api_base=settings.stripe_api_base, timeout_s=settings.payment_timeout_s))
+
+
+def _image_store(settings: Settings) -> ImageStore:
+    """The disk under the data dir, or an S3-compatible bucket (boto3 loads only then)."""
+    if settings.image_store == "s3":
+        from checkout.images_s3 import S3ImageStore
+
+        assert settings.image_s3_bucket is not None  # Settings.validate requires it
+        return S3ImageStore(settings.image_s3_bucket, endpoint_url=settings.image_s3_endpoint_url,
+                            region=settings.image_s3_region, prefix=settings.image_s3_prefix)
+    return DiskImageStore(settings.images_path)
 
 
 @dataclass
@@ -122,6 +151,9 @@ class Services:
     teams: TeamStore
     api_keys: ApiKeyStore
     programs: ProgramStore
+    webhooks: EndpointStore
+    dispatcher: Dispatcher
+    images: ImageStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -149,6 +181,7 @@ class Services:
                     f"{info.appendfsync}); set it, or run with LIVECART_DURABILITY=waitaof")
             await load_all(client)
             await load_account_scripts(client)
+            await prepare_outbox(client)
         except BaseException:
             await client.aclose()
             if valkey is not None:
@@ -175,8 +208,10 @@ class Services:
         metrics = Metrics()
 
         orders.on_stock_returned = waitlist.serve_quietly
+        hooks = HookRecords(keep_ms=settings.webhook_keep_s * 1000,
+                            log_keep=settings.webhook_log_keep)
         streams = StreamStore(client, max_pinned=settings.max_pinned, shows=ShowIndex(
-            client, late_grace_ms=settings.show_late_grace_s * 1000))
+            client, late_grace_ms=settings.show_late_grace_s * 1000), hooks=hooks)
         hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
             slow_drop_s=settings.ws_slow_drop_s,
@@ -210,6 +245,10 @@ class Services:
                                 mails_per_s=settings.alert_mails_per_s,
                                 max_recipients=settings.alert_max_recipients))
         streams.on_live = alerts.stream_live
+        teams = TeamStore(client)
+        dispatcher = Dispatcher(
+            client, f"{socket.gethostname()}:{settings.port}", _dispatch_config(settings),
+            on_disabled=DisabledNotice(teams, accounts, mailer, settings.base_url))
 
         services = cls(
             settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),
@@ -223,7 +262,8 @@ class Services:
                                 max_addresses=settings.wallet_max_addresses,
                                 max_cards=settings.wallet_max_cards),
             gateway=gateway,
-            aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}"),
+            aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}",
+                                  hooks=hooks, stock_low=settings.webhook_stock_low),
             sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
                                        capture_retry_ms=settings.capture_owed_after_s * 1000,
                                        finish_refunds=fulfilment.finish_refunds),
@@ -247,15 +287,20 @@ class Services:
                 ttl_s=settings.invite_ttl_s, keep_s=settings.invite_keep_s,
                 window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
                 per_email=settings.invite_per_email)),
-            teams=TeamStore(client),
+            teams=teams, dispatcher=dispatcher,
             api_keys=ApiKeyStore(client, max_per_brand=settings.api_keys_per_brand),
             programs=ProgramStore(client,
-                                  max_applications=settings.program_max_applications))
+                                  max_applications=settings.program_max_applications),
+            webhooks=EndpointStore(client, hooks, EndpointLimits(
+                max_per_owner=settings.webhook_max_endpoints,
+                rotation_grace_ms=settings.webhook_rotation_grace_s * 1000)),
+            images=_image_store(settings))
         if background:
             services.aggregator.start()
             services.sweeper.start()
             services.hub.start()
             services.video.start()
+            services.dispatcher.start()
         return services
 
     async def start_hub_server(self, host: str, port: int,
@@ -281,6 +326,7 @@ class Services:
         await self.video.close()
         await self.alerts.close()
         await self.hub.close()
+        await self.dispatcher.close()
         await self.sweeper.close()
         await self.aggregator.close()
         await self.batcher.close()

@@ -23,8 +23,9 @@ from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, CreatorId, ProductId, StreamId, new_stream_id
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
                            stream_events_key, stream_key, stream_seq_key)
-from checkout.store.replies import text_hash
+from checkout.store.replies import text, text_hash
 from checkout.store.scripts import SCRIPTS, call_script
+from checkout.webhook_events import HookRecords, stream_event
 from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
 from live.streams.shows import ShowIndex
 
@@ -89,10 +90,12 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
 
 
 class StreamStore:
-    def __init__(self, client: redis.Redis, *, max_pinned: int, shows: ShowIndex) -> None:
+    def __init__(self, client: redis.Redis, *, max_pinned: int, shows: ShowIndex,
+                 hooks: HookRecords | None = None) -> None:
         self._client = client
         self._max_pinned = max_pinned
         self.shows = shows  # where discovery finds the streams, filed after each change
+        self._hooks = hooks  # the stream.* webhook events, recorded after each lifecycle change
         # Called with the stream each time one goes live (the node starts its show alert);
         # it must return at once: going live never waits on it.
         self.on_live: Callable[[Mapping[str, Any]], object] | None = None
@@ -118,6 +121,7 @@ class StreamStore:
             await pipe.execute()
         stream = await self.must_get(stream_id)
         await self.shows.record(stream, now)
+        await self._record_hook(stream, now)
         return stream
 
     async def get(self, stream_id: StreamId) -> dict[str, Any] | None:
@@ -138,6 +142,7 @@ class StreamStore:
                                                              "rules": rules}, action=action)
         await self._sync_offers(stream, stream["lineup"])
         await self.shows.record(stream, _now_ms())
+        await self._record_hook(stream, _now_ms())
         if action is StreamAction.GO_LIVE and self.on_live is not None:
             self.on_live(stream)
         return stream
@@ -212,6 +217,19 @@ class StreamStore:
                 assert action is not None
                 raise IllegalStreamMove(StreamState(reply["state"]), action)
         raise StreamError(404, "not-found", f"no stream {stream_id}")
+
+    async def _record_hook(self, stream: dict[str, Any], now: int) -> None:
+        """The stream.* webhook event of the stream's state, for the brands of its lineup
+        (recorded once per stream and state, checkout/webhook_events.py)."""
+        if self._hooks is None:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for product_id in stream["lineup"]:
+                pipe.hget(product_keys(product_id).product, "brand_id")
+            brands = [text(b) for b in await pipe.execute() if b]
+        event = stream_event(stream, brands, now)
+        if event is not None:
+            await self._hooks.record(self._client, event)
 
     async def _sync_offers(self, stream: dict[str, Any], products: list[ProductId],
                            removed: Sequence[ProductId] = ()) -> None:

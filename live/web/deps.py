@@ -18,6 +18,7 @@ from checkout.buy import BuyService
 from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.fulfilment import Fulfilment
+from checkout.images import ImageStore
 from checkout.orders import OrderBook
 from checkout.payments import PaymentGateway
 from checkout.programs import ProgramStore
@@ -35,6 +36,7 @@ from live.accounts.signin import EmailSignIn
 from live.accounts.teams import TeamStore
 from live.settings import Settings
 from live.streams.store import StreamStore
+from live.webhooks.endpoints import EndpointStore
 
 if TYPE_CHECKING:  # the Stripe SDK loads only on a node that pays through Stripe
     from checkout.payments.stripe_gateway import StripeGateway
@@ -106,6 +108,10 @@ class WebServices(Protocol):
     def api_keys(self) -> ApiKeyStore: ...
     @property
     def programs(self) -> ProgramStore: ...
+    @property
+    def webhooks(self) -> EndpointStore: ...
+    @property
+    def images(self) -> ImageStore: ...
 
 
 def services_of(request: Request) -> WebServices:

@@ -9,7 +9,8 @@ Limits: the brand's `max_per_buyer` counts every unit a buyer holds or bought of
 whatever the channel (every stream, link, showcase, cart, waitlist); a deal's own per-buyer
 limit counts its deal units and is never above the brand's. Then it moves `qty` from avail to
 held, writes the order (with the product's title of the moment: a receipt shows what was
-bought), the outbox event, the expiry entry and the idempotency record.
+bought), the outbox event (with the units of the variant left: the stock webhooks), the
+expiry entry and the idempotency record.
 
 Safe to run twice: the idempotency record is written in the same atomic step as the
 decrement, so a re-run (redis-py retrying after a lost reply) only replays the stored answer.
@@ -160,7 +161,7 @@ end
 redis.call('HSET', KEYS[6], unpack(fields))
 redis.call('ZADD', KEYS[8], expires, order_id)
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[14], '*', 'type', 'order.reserved',
-  'order', order_id, 'state', state, 'at', now)
+  'order', order_id, 'state', state, 'at', now, 'left', avail - qty)
 order.payment_token = nil
 finish({r = 'ok', order_id = order_id})
 return cjson.encode({r = 'ok', order = order})

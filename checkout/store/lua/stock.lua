@@ -9,7 +9,8 @@ the same operation id with another variant, mode or value is a conflict, not a r
 KEYS[1] stock hash   KEYS[2] audit stream   KEYS[3] operation record
 ARGV[1] variant   ARGV[2] mode: set | adjust   ARGV[3] value (set) or delta (adjust)
 ARGV[4] who       ARGV[5] why                  ARGV[6] audit max length
-ARGV[7] operation record TTL in s
+ARGV[7] operation record TTL in s   ARGV[8] kind: received | returned | damaged | lost
+        | correction | initial | other (what the change was for; the audit keeps it)
 
 Reply (JSON): {"r":"ok","avail":n,"delta":d} | {"r":"rejected","code":"variant_not_found"}
               | {"r":"rejected","code":"negative_stock","avail":n} | {"r":"conflict"}
@@ -48,5 +49,5 @@ redis.call('HINCRBY', KEYS[1], 'avail:' .. variant, delta)
 redis.call('HINCRBY', KEYS[1], 'total:' .. variant, delta)
 local t = redis.call('TIME')
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'variant', variant, 'delta', delta,
-  'avail', avail + delta, 'who', ARGV[4], 'why', ARGV[5], 'at', t[1])
+  'avail', avail + delta, 'who', ARGV[4], 'why', ARGV[5], 'at', t[1], 'kind', ARGV[8] or 'other')
 return done({r = 'ok', avail = avail + delta, delta = delta})

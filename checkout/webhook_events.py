@@ -1,0 +1,177 @@
+"""Outbound webhook events: their names, which change makes which, their payloads, and the
+one way they are recorded (hook_emit.lua). Delivery is the node's (live/webhooks).
+
+Each kind of event has one producer: order events come from the aggregator's fold of the
+product outboxes (an order state's event is one entry of `ORDER_EVENTS`), stock events from
+the same fold (the outbox entry of a reservation carries the stock left), stream events from
+the stream store right after its lifecycle script. An event's id is derived from what made it,
+so a producer that runs twice (the fold is at-least-once) records it once.
+Payloads are versioned: docs/webhooks.md has the JSON schema of each `data`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+
+from checkout.store.keys import HOOKS, key_part
+from checkout.store.scripts import SCRIPTS, call_script
+
+__all__ = ["EventType", "ORDER_EVENTS", "STREAM_EVENTS", "PAYLOAD_VERSION", "OPERATOR_OWNER",
+           "HookEvent", "HookRecords", "brand_owner", "order_event", "stream_event",
+           "stock_events", "event_id"]
+
+PAYLOAD_VERSION = 1
+OPERATOR_OWNER = "operator"  # the operator's endpoints get every brand's events
+
+
+class EventType(StrEnum):
+    ORDER_PAID = "order.paid"
+    ORDER_SHIPPED = "order.shipped"
+    ORDER_REFUNDED = "order.refunded"
+    ORDER_CANCELLED = "order.cancelled"
+    STREAM_SCHEDULED = "stream.scheduled"
+    STREAM_LIVE = "stream.live"
+    STREAM_ENDED = "stream.ended"
+    STOCK_LOW = "stock.low"
+    PRODUCT_SOLD_OUT = "product.sold_out"
+
+
+# An order's new state -> the event it makes (one line per state; a state not here makes
+# none). `authorized` is the sale (stock sold, money held or captured), as the aggregator
+# counts it; an order that never sold (declined, expired, a dropped cart hold) tells nobody.
+ORDER_EVENTS: dict[str, EventType] = {
+    "authorized": EventType.ORDER_PAID,
+    "shipped": EventType.ORDER_SHIPPED,
+    "refunded": EventType.ORDER_REFUNDED,
+    "voided": EventType.ORDER_CANCELLED,
+}
+STREAM_EVENTS: dict[str, EventType] = {
+    "scheduled": EventType.STREAM_SCHEDULED,
+    "live": EventType.STREAM_LIVE,
+    "ended": EventType.STREAM_ENDED,
+    "cancelled": EventType.STREAM_ENDED,  # a show called off before it started
+}
+# The order fields a payload carries: no buyer, no address, no payment token.
+_ORDER_FIELDS = ("id", "product", "title", "variant", "brand", "stream", "creator", "currency")
+_ORDER_AMOUNTS = ("qty", "unit_price_minor", "amount_minor", "commission_minor")
+
+
+def brand_owner(brand: str) -> str:
+    return f"brand:{brand}"
+
+
+def event_id(source: str) -> str:
+    """The event's id (the `webhook-id` header) from what made it: the same source, the same
+    id, whichever node or pass records it."""
+    return "msg_" + hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class HookEvent:
+    id: str
+    type: EventType
+    resource: str  # `order:<id>`, `stream:<id>`, `product:<id>`: delivered in order per resource
+    owners: tuple[str, ...]  # whose endpoints may get it (the operator's always do)
+    at_ms: int
+    data: Mapping[str, Any]
+
+    def body(self) -> bytes:
+        """The payload exactly as it is signed and sent, every time."""
+        stamp = datetime.fromtimestamp(self.at_ms / 1000, tz=timezone.utc)
+        return orjson.dumps({"id": self.id, "type": self.type.value, "version": PAYLOAD_VERSION,
+                             "timestamp": stamp.isoformat().replace("+00:00", "Z"),
+                             "data": self.data})
+
+
+def order_event(order: Mapping[str, str], state: str, previous: str, at_ms: int,
+                source: str) -> HookEvent | None:
+    """The event an order's move to `state` makes, if any; `source` names the move (its
+    outbox entry)."""
+    kind = ORDER_EVENTS.get(state)
+    if kind is None or not order:
+        return None
+    data: dict[str, Any] = {k: order.get(k, "") for k in _ORDER_FIELDS}
+    data.update({k: int(order.get(k) or 0) for k in _ORDER_AMOUNTS})
+    data.update(state=state, previous_state=previous, channel=order.get("channel", ""),
+                created_ms=int(order.get("created_ms") or 0), at_ms=at_ms)
+    return HookEvent(event_id(f"order:{source}"), kind, f"order:{order['id']}",
+                     (brand_owner(order["brand"]),), at_ms, data)
+
+
+def stream_event(stream: Mapping[str, Any], brands: Sequence[str], at_ms: int) -> HookEvent | None:
+    """The event a stream's (new) state makes; it goes to the brands of its lineup."""
+    kind = STREAM_EVENTS.get(str(stream["state"]))
+    if kind is None:
+        return None
+    data = {"id": stream["id"], "state": stream["state"], "title": stream.get("title", ""),
+            "creator": stream.get("creator_id", ""), "lineup": list(stream.get("lineup", [])),
+            "scheduled_ms": stream.get("scheduled_ms") or 0,
+            "started_ms": stream.get("started_ms") or 0, "ended_ms": stream.get("ended_ms") or 0,
+            "at_ms": at_ms}
+    return HookEvent(event_id(f"stream:{stream['id']}:{stream['state']}"), kind,
+                     f"stream:{stream['id']}", tuple(brand_owner(b) for b in sorted(set(brands))),
+                     at_ms, data)
+
+
+def stock_events(order: Mapping[str, str], left: int, low_at: int, at_ms: int,
+                 source: str) -> list[HookEvent]:
+    """A reservation that left `left` units of its variant: `product.sold_out` at none left,
+    `stock.low` when it crossed `low_at` (it had more before this reservation)."""
+    if not order:
+        return []
+    qty = int(order.get("qty") or 0)
+    data = {"product": order["id"].rpartition(".")[0], "variant": order.get("variant", ""),
+            "brand": order["brand"], "title": order.get("title", ""), "available": left,
+            "at_ms": at_ms}
+    resource, owners = f"product:{data['product']}", (brand_owner(order["brand"]),)
+    events = []
+    if left <= low_at < left + qty and left > 0:
+        events.append(HookEvent(event_id(f"stock.low:{source}"), EventType.STOCK_LOW, resource,
+                                owners, at_ms, {**data, "threshold": low_at}))
+    if left == 0 and qty > 0:
+        events.append(HookEvent(event_id(f"sold_out:{source}"), EventType.PRODUCT_SOLD_OUT,
+                                resource, owners, at_ms, data))
+    return events
+
+
+@dataclass(frozen=True, slots=True)
+class HookRecords:
+    """Records events (hook_emit.lua): the producers' one way in."""
+
+    keep_ms: int  # how long an event and a finished delivery are kept (the log's reach)
+    log_keep: int  # deliveries listed per endpoint
+
+    def args(self, event: HookEvent) -> tuple[list[str], list[Any]]:
+        keys = [HOOKS.event(event.id), HOOKS.outbox, HOOKS.counter,
+                HOOKS.owner(OPERATOR_OWNER), *(HOOKS.owner(o) for o in event.owners)]
+        return keys, ["event", event.id, event.type.value, event.resource,
+                      key_part(event.resource), event.body(), HOOKS.prefix, "",
+                      int(time.time() * 1000), self.keep_ms, self.log_keep]
+
+    def queue(self, pipe: redis.client.Pipeline, event: HookEvent) -> None:
+        """Record in `pipe` (the aggregator's fold: no round trip of its own)."""
+        keys, args = self.args(event)
+        pipe.evalsha(SCRIPTS["hook_emit"].sha, len(keys), *keys, *args)
+
+    async def record(self, client: redis.Redis, event: HookEvent) -> list[str]:
+        """Record now; the ids of the deliveries queued (none: nobody wants it)."""
+        keys, args = self.args(event)
+        reply = orjson.loads(await call_script(client, SCRIPTS["hook_emit"], keys, args))
+        return list(reply.get("deliveries", []))
+
+    async def resend(self, client: redis.Redis, event: str, endpoint: str) -> str | None:
+        """One more delivery of a recorded event to one endpoint; None if either is gone."""
+        keys = [HOOKS.event(event), HOOKS.outbox, HOOKS.counter]
+        reply = orjson.loads(await call_script(client, SCRIPTS["hook_emit"], keys, [
+            "resend", event, "", "", "", "", HOOKS.prefix, endpoint, int(time.time() * 1000),
+            self.keep_ms, self.log_keep]))
+        return reply["deliveries"][0] if reply["r"] == "ok" else None

@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints, SSRF-safe targets, signed at-least-once delivery."""

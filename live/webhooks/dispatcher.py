@@ -1,0 +1,238 @@
+"""Delivering webhooks: at least once, in order per resource, signed, retried with backoff.
+
+The outbox is a Valkey stream (`lc:{wh}:outbox`) read with a consumer group, like the
+aggregator reads the product outboxes: an entry is acknowledged only in the same script
+that records its attempt's outcome (hook_done.lua), so a node killed mid-delivery leaves it
+pending, and the node itself (same consumer name) or another one (after `claim_idle`)
+sends it again. Only the head of an (endpoint, resource) queue is ever in the outbox, so
+deliveries about one order, stream or product go one after the other. A failed attempt is
+retried on the schedule (with jitter) from the retry sorted set, moved back into the
+outbox by hook_pump.lua when due. docs/webhooks.md says it all for the receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import orjson
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+from standardwebhooks.webhooks import Webhook
+
+from checkout.store.keys import HOOKS
+from checkout.store.replies import stream_reads, text, text_hash
+from checkout.store.scripts import SCRIPTS, call_script
+from checkout.tasks import stop_task
+from live.webhooks.targets import TargetRefused, resolve
+
+__all__ = ["Dispatcher", "DispatchConfig", "signature_headers", "GROUP", "backoff_s",
+           "prepare_outbox"]
+
+log = logging.getLogger(__name__)
+
+GROUP = "hooks"
+USER_AGENT = "livecart-webhooks/1"
+OnDisabled = Callable[[dict[str, str]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    allow_private: bool
+    timeout_s: float  # one attempt, connect to the last byte read
+    connect_timeout_s: float
+    response_max_bytes: int  # what is read of an answer (then the connection is dropped)
+    schedule_s: tuple[float, ...]  # the waits before each retry; spent: given up
+    jitter: float  # each wait is stretched or shrunk by up to this fraction
+    keep_ms: int  # finished deliveries are kept this long
+    disable_after_ms: int
+    disable_failures: int
+    concurrency: int
+    claim_idle_ms: int  # another consumer's entry pending this long is taken over
+    block_ms: int = 200
+
+
+def backoff_s(schedule: tuple[float, ...], attempts: int, jitter: float,
+              rng: random.Random) -> float | None:
+    """The wait after the `attempts`-th failed attempt; None once the schedule is spent."""
+    if attempts > len(schedule):
+        return None
+    base = schedule[attempts - 1]
+    return max(0.0, base * (1 + rng.uniform(-jitter, jitter)))
+
+
+def signature_headers(record: dict[str, str], msg_id: str, body: bytes,
+                      now: float) -> dict[str, str]:
+    """The Standard Webhooks headers; during a rotation's grace period, signed with the old
+    secret too (a second `v1,` signature, space-separated)."""
+    stamp = datetime.fromtimestamp(now, tz=timezone.utc)
+    payload = body.decode()
+    secrets = [record["secret"]]
+    if record.get("old_secret") and int(record.get("old_until_ms") or 0) > now * 1000:
+        secrets.append(record["old_secret"])
+    signatures = " ".join(Webhook(s).sign(msg_id, stamp, payload) for s in secrets)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now)),
+            "webhook-signature": signatures}
+
+
+async def prepare_outbox(client: redis.Redis) -> None:
+    """The outbox stream and its group, made once (at start: not by a loop that runs
+    whenever it gets to it)."""
+    try:
+        await client.xgroup_create(HOOKS.outbox, GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class Dispatcher:
+    def __init__(self, client: redis.Redis, consumer: str, config: DispatchConfig, *,
+                 on_disabled: OnDisabled | None = None) -> None:
+        self._client = client
+        self._consumer = consumer
+        self._config = config
+        self._on_disabled = on_disabled
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Task[None]] = {}  # outbox entry id -> its attempt
+        self._rng = random.Random()
+        self._http = httpx.AsyncClient(
+            follow_redirects=False, trust_env=False,  # no proxy: it would skip our address check
+            timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+            limits=httpx.Limits(max_connections=config.concurrency))
+        self.attempts = 0  # attempts made by this node (tests, metrics)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="webhooks")
+
+    async def close(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+        for task in list(self._inflight.values()):
+            await stop_task(task)
+        await self._http.aclose()
+
+    async def _run(self) -> None:
+        own_pending = True  # first what this consumer was handed before a crash (and the
+        # group made, again after any failure: a Valkey that lost it, or a flushed one)
+        last_claim = 0.0
+        while True:
+            try:
+                if own_pending:
+                    await prepare_outbox(self._client)
+                await call_script(self._client, SCRIPTS["hook_pump"], [HOOKS.retry, HOOKS.outbox],
+                                  [int(time.time() * 1000), 1000])
+                free = self._config.concurrency - len(self._inflight)
+                if free <= 0:
+                    await asyncio.wait(list(self._inflight.values()),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                entries = await self._read("0" if own_pending else ">", free)
+                own_pending = False
+                if time.monotonic() - last_claim > self._config.claim_idle_ms / 2000:
+                    last_claim = time.monotonic()
+                    entries += await self._claim(free)
+                for entry_id, delivery_id in entries:
+                    if entry_id not in self._inflight:
+                        self._inflight[entry_id] = asyncio.create_task(
+                            self._attempt(entry_id, delivery_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep delivering; a Valkey restart is survivable
+                log.exception("webhook dispatch pass failed; retrying")
+                own_pending = True
+                await asyncio.sleep(0.5)
+
+    async def _read(self, start: str, count: int) -> list[tuple[str, str]]:
+        block = None if start == "0" else self._config.block_ms
+        reply = await self._client.xreadgroup(GROUP, self._consumer, {HOOKS.outbox: start},
+                                              count=count, block=block)
+        return [(text(eid), text(fields.get(b"d", b""))) for _, items in stream_reads(reply)
+                for eid, fields in items if fields]
+
+    async def _claim(self, count: int) -> list[tuple[str, str]]:
+        reply = await self._client.xautoclaim(HOOKS.outbox, GROUP, self._consumer,
+                                              self._config.claim_idle_ms, "0-0", count=count)
+        items = reply[1] if reply and len(reply) > 1 else []
+        return [(text(eid), text(fields.get(b"d", b""))) for eid, fields in items if fields]
+
+    async def _attempt(self, entry_id: str, delivery_id: str) -> None:
+        try:
+            await self._deliver(entry_id, delivery_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # left pending: this node (or another) tries it again
+            log.exception("webhook delivery %s failed to record; it stays pending", delivery_id)
+        finally:
+            self._inflight.pop(entry_id, None)
+
+    async def _deliver(self, entry_id: str, delivery_id: str) -> None:
+        delivery = text_hash(await self._client.hgetall(HOOKS.delivery(delivery_id)))
+        if delivery.get("status") != "pending":
+            await self._done(entry_id, delivery_id, delivery, "drop", 0, "")
+            return
+        endpoint = text_hash(await self._client.hgetall(HOOKS.endpoint(delivery["endpoint"])))
+        event = text_hash(await self._client.hgetall(HOOKS.event(delivery["event"])))
+        if not endpoint or endpoint.get("enabled") != "1" or not event:
+            why = ("the endpoint was deleted" if not endpoint else "the event expired"
+                   if not event else "the endpoint is disabled")
+            await self._done(entry_id, delivery_id, delivery, "drop", 0, why)
+            return
+        status, error = await self._post(endpoint, delivery["event"], event["body"].encode())
+        self.attempts += 1
+        attempts = int(delivery.get("attempts") or 0) + 1
+        if 200 <= status < 300:
+            await self._done(entry_id, delivery_id, delivery, "ok", status, "")
+            return
+        wait = backoff_s(self._config.schedule_s, attempts, self._config.jitter, self._rng)
+        outcome = "fail" if wait is None else "retry"
+        due = int((time.time() + (wait or 0)) * 1000)
+        disabled = await self._done(entry_id, delivery_id, delivery, outcome, status, error, due)
+        if disabled and self._on_disabled is not None:
+            await self._on_disabled(endpoint)
+
+    async def _post(self, endpoint: dict[str, str], msg_id: str, body: bytes) -> tuple[int, str]:
+        """One attempt: (HTTP status or 0, what went wrong). Never raises for the target's
+        faults; logs no secret and no body."""
+        try:
+            target = await resolve(endpoint["url"], allow_private=self._config.allow_private)
+        except TargetRefused as exc:
+            return 0, f"refused: {exc.detail}"
+        headers = {"host": target.host_header, "content-type": "application/json",
+                   "user-agent": USER_AGENT,
+                   **signature_headers(endpoint, msg_id, body, time.time())}
+        try:
+            async with asyncio.timeout(self._config.timeout_s):
+                async with self._http.stream("POST", target.url, content=body, headers=headers,
+                                             extensions={"sni_hostname": target.sni}) as r:
+                    read = 0
+                    async for chunk in r.aiter_raw():
+                        read += len(chunk)
+                        if read >= self._config.response_max_bytes:
+                            break  # the rest is not ours to read
+                    return r.status_code, "" if r.is_success else f"HTTP {r.status_code}"
+        except (TimeoutError, httpx.TimeoutException):
+            return 0, f"timed out after {self._config.timeout_s:g} s"
+        except httpx.HTTPError as exc:
+            return 0, f"{type(exc).__name__}: {str(exc)[:200]}"
+
+    async def _done(self, entry_id: str, delivery_id: str, delivery: dict[str, str],
+                    outcome: str, status: int, error: str, due_ms: int = 0) -> bool:
+        c = self._config
+        keys = [HOOKS.delivery(delivery_id), HOOKS.endpoint(delivery.get("endpoint", "")),
+                delivery.get("queue") or HOOKS.queue("", ""), HOOKS.outbox, HOOKS.retry]
+        reply: dict[str, Any] = orjson.loads(await call_script(
+            self._client, SCRIPTS["hook_done"], keys,
+            [delivery_id, entry_id, outcome, status, error, int(time.time() * 1000), due_ms,
+             c.keep_ms, c.disable_after_ms, c.disable_failures, GROUP]))
+        if reply.get("disabled"):
+            log.warning("webhook endpoint %s disabled after failing continuously",
+                        delivery.get("endpoint"))
+        return bool(reply.get("disabled"))
