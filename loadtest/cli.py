@@ -61,6 +61,8 @@ def add_loadtest_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_video_args(scenarios)
     from loadtest.overlay_sync import add_overlay_sync_args
     add_overlay_sync_args(scenarios)
+    from loadtest.money_races_cli import add_money_races_args
+    add_money_races_args(scenarios)
 
 
 def add_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,6 +92,9 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if args.scenario == "overlay-sync":
         from loadtest.overlay_sync import run_overlay_sync_cli
         return run_overlay_sync_cli(args)
+    if args.scenario == "money-races":
+        from loadtest.money_races_cli import run_money_races_cli
+        return run_money_races_cli(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 
