@@ -13,7 +13,7 @@ import re
 from html import escape
 from importlib import resources
 
-__all__ = ["PAGES", "PATHS", "render", "content_security_policy", "static_dir"]
+__all__ = ["PAGES", "PATHS", "BRAND_CONSOLE", "render", "content_security_policy", "static_dir"]
 
 # page name -> (path parameter or None, title)
 PAGES: dict[str, tuple[str | None, str]] = {
@@ -56,6 +56,25 @@ _HEAD = """<meta name="livecart-ws" content="{{ws}}">
   <link rel="stylesheet" href="/static/base.css">"""
 
 
+# The brand console's pages, as its nav lists them on each of them: (page, link text, link id).
+BRAND_CONSOLE = (("brand", "Dashboard", "dashboard-link"), ("catalog", "Catalog", "catalog-link"),
+                 ("brand_orders", "Orders", "orders-link"),
+                 ("program", "Affiliate program", "program-link"),
+                 ("webhooks", "Webhooks", "webhooks-link"))
+
+
+def _brand_nav(current: str, brand: str) -> str:
+    """The console's links, the current page marked for assistive tech and the eye."""
+    links = []
+    for page, text, link_id in BRAND_CONSOLE:
+        href = escape(PATHS[page].replace("{brand}", brand), quote=True)
+        here = ' aria-current="page"' if page == current else ""
+        links.append(f'<a class="btn btn-secondary btn-small" id="{link_id}" href="{href}"{here}>'
+                     f"{text}</a>")
+    return ('<nav class="app-bar-actions console-nav" aria-label="Brand console">'
+            + "".join(links) + "</nav>")
+
+
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -71,6 +90,8 @@ def render(name: str, target: str, ws: str, *, title: str | None = None,
     _, default_title = PAGES[name]
     slots = {**(parts or {}), "title": escape(title or default_title),
              "ws": escape(ws, quote=True), "target": escape(target, quote=True)}
+    if any(page == name for page, _, _ in BRAND_CONSOLE):
+        slots["brand_nav"] = _brand_nav(name, target)
     # One pass: text filled in is never read again as a slot (a title saying "{{ws}}").
     return _SLOT.sub(lambda m: slots[m.group(1)], _template(name).replace("{{head}}", _HEAD))
 

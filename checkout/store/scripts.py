@@ -2,7 +2,9 @@
 is loaded once per server and called by SHA, and loaded again after a NOSCRIPT (a Valkey
 restart empties its script cache).
 
-Two sets: the checkout's own (`checkout/store/lua/*.lua`) and the payment gateways'
+Two sets: the checkout's own (`checkout/store/lua/*.lua`; the order's two moves,
+transition.lua and after_sale.lua, each after `order_lib.lua`, so giving units back is written
+once) and the payment gateways'
 (`checkout/payments/lua/*.lua`, each after the set's `prelude.lua`: the sandbox's, and the
 Stripe gateway's record of an order, `compare_and_set.lua`).
 """
@@ -41,10 +43,13 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
     return scripts
 
 
-SCRIPTS: dict[str, Script] = _read_set(
-    "store/lua", ("bind_key", "reserve", "transition", "stock", "apply", "stream", "offer_sync",
-                  "show_index", "wallet", "after_sale", "program",
-                  "hook_emit", "hook_done", "hook_pump"))
+SCRIPTS: dict[str, Script] = {
+    **_read_set("store/lua", ("bind_key", "reserve", "stock", "apply", "stream", "offer_sync",
+                              "show_index", "wallet", "program",
+                              "hook_emit", "hook_done", "hook_pump")),
+    # The two moves of an order share how it reads and how it gives its units back.
+    **_read_set("store/lua", ("transition", "after_sale"), prelude="order_lib"),
+}
 GATEWAY_SCRIPTS: dict[str, Script] = _read_set(
     "payments/lua", ("authorize", "capture", "void", "refund", "tokenize",
                     "compare_and_set"), prelude="prelude")

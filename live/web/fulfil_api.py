@@ -17,13 +17,12 @@ from checkout.fulfilment import FULL, RefundOutcome
 from checkout.models import StrictModel
 from checkout.store.keys import agg_key
 from checkout.store.replies import members
-from live.accounts.accounts import Grant
 from live.accounts.auth import Role
 from live.web.api import Api, Call, Param, json_response
 from live.web.buy_api import ORDER, order_for
 from live.web.catalog_api import PAGE, page_params
 from live.web.problems import Problem
-from live.web.session_auth import session_of
+from live.web.team_admin import is_brand_admin
 
 __all__ = ["register", "MAX_CARRIER", "MAX_TRACKING", "MAX_REASON", "ORDERS_SCAN"]
 
@@ -204,22 +203,9 @@ async def _brand_order(call: Call[Any], *, admin: bool = False) -> Order:
     principal = call.need_principal()
     if not principal.can_act_for_brand(order.fields["brand"]):
         raise Problem(404, "not-found", "no such order")
-    if admin and principal.role is Role.BRAND and not await _is_brand_admin(call):
+    if admin and principal.role is Role.BRAND and not await is_brand_admin(call):
         raise Problem(403, "brand-admin-required", "only a brand admin can give money back")
     return order
-
-
-async def _is_brand_admin(call: Call[Any]) -> bool:
-    """A brand token (minted by the operator) is the brand's own key; a page session is
-    an admin only if its account joined the team as one."""
-    if "authorization" in call.request.headers:
-        return True
-    session = await session_of(call.request)
-    if session is None:
-        return False
-    member = await call.services.teams.get(
-        Grant(Role.BRAND, call.need_principal().subject), session.account_id)
-    return member is not None and member.brand_role == "admin"
 
 
 async def _for_brand(call: Call[Any], order: Order) -> dict[str, Any]:

@@ -38,8 +38,9 @@ from live.web.api import Api, Call, Param, json_response
 from live.web.relying_party import public_base
 from live.web.catalog_api import PAGE, page_params
 from live.web.problems import Problem
-from live.web.session_auth import require_session, session_of
+from live.web.session_auth import require_session
 from live.web.stream_api import streams_of
+from live.web.team_admin import is_brand_admin, session_account
 from overlay.pages import content_security_policy, render
 
 __all__ = ["register", "register_auth", "invite_page_routes", "inviter_of", "INVITE_PAGE"]
@@ -73,25 +74,14 @@ class AcceptIn(StrictModel):
 # ---------------------------------------------------------------- who is asking
 
 
-async def _session_account(call: Call[Any]) -> str | None:
-    """The account behind the request when a page session (not a bearer token) made it."""
-    if "authorization" in call.request.headers:
-        return None
-    session = await session_of(call.request)
-    return session.account_id if session is not None else None
-
-
 async def inviter_of(call: Call[Any]) -> tuple[Inviter, str]:
     """The request's principal as an inviter, and its account ("" for a bearer token). A
     brand acting through a session is its team's admin only if it joined as one; a brand
     token (minted by the operator) is the brand's own key, so it counts as an admin."""
     principal = call.need_principal()
-    account = await _session_account(call) or ""
-    admin = principal.role is Role.BRAND and not account
-    if principal.role is Role.BRAND and account:
-        member = await call.services.teams.get(Grant(Role.BRAND, principal.subject), account)
-        admin = member is not None and member.brand_role == "admin"
-    return Inviter(principal.role, principal.subject, brand_admin=admin), account
+    account = await session_account(call) or ""
+    return Inviter(principal.role, principal.subject,
+                   brand_admin=await is_brand_admin(call)), account
 
 
 def _grant(raw: str) -> Grant:
@@ -327,7 +317,7 @@ def register_auth(api: Api) -> None:
         invitation = await call.services.invitations.find(str(call.param("token")))
         if invitation is None:
             raise Problem(404, "not-found", "no such invitation; check the link")
-        _gone_unless_open(invitation, await _session_account(call))
+        _gone_unless_open(invitation, await session_account(call))
         name = await _target_name(call, invitation.grant, None) \
             if invitation.grant.role is Role.BRAND else invitation.grant.subject
         return json_response({

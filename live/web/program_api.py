@@ -14,12 +14,11 @@ from starlette.responses import Response
 
 from checkout.ids import BrandId, CreatorId, ProductId
 from checkout.programs import AppAction, AppState, ApplicationIn, ProductTermsIn, ProgramIn
-from live.accounts.accounts import Grant
 from live.accounts.auth import Role
 from live.web.api import Api, Call, Param, json_response
 from live.web.catalog_api import PAGE, page_params
 from live.web.problems import Problem
-from live.web.session_auth import session_of
+from live.web.team_admin import is_brand_admin
 
 __all__ = ["register"]
 
@@ -46,12 +45,8 @@ async def _admin_of(call: Call[Any]) -> BrandId:
     own key), a session of a team member who joined as admin, or an operator."""
     brand = await _brand(call)
     principal = call.need_principal()
-    if principal.role is Role.BRAND and "authorization" not in call.request.headers:
-        session = await session_of(call.request)
-        member = (await call.services.teams.get(Grant(Role.BRAND, brand), session.account_id)
-                  if session is not None else None)
-        if member is None or member.brand_role != "admin":
-            raise Problem(403, "forbidden", "only the brand's admins change its program")
+    if principal.role is Role.BRAND and not await is_brand_admin(call):
+        raise Problem(403, "forbidden", "only the brand's admins change its program")
     return brand
 
 

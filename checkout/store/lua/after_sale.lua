@@ -36,14 +36,6 @@ local now = tonumber(ARGV[3])
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return cjson.encode({r = 'missing'}) end
 
-local function order_table()
-  local flat = redis.call('HGETALL', KEYS[1])
-  local o = {}
-  for i = 1, #flat, 2 do o[flat[i]] = flat[i + 1] end
-  o.payment_token = nil
-  return o
-end
-
 local function num(field)
   return tonumber(redis.call('HGET', KEYS[1], field) or '0')
 end
@@ -85,25 +77,10 @@ local function open_refund(key, amount_arg, restock, reason, due_ms)
   return {r = 'ok', refund = refund}
 end
 
--- Gives the order's units back to stock and to the buyer's limits (as transition.lua's
--- `restore`), once.
+-- Gives the order's units back (order_lib.lua's give_back), once.
 local function restock()
   if redis.call('HGET', KEYS[1], 'restocked') == '1' then return end
-  local o = redis.call('HMGET', KEYS[1], 'variant', 'qty', 'stream', 'buyer', 'deal')
-  local variant, qty, stream, buyer, deal = o[1], tonumber(o[2]), o[3], o[4], o[5]
-  redis.call('HINCRBY', KEYS[2], 'sold:' .. variant, -qty)
-  redis.call('HINCRBY', KEYS[2], 'avail:' .. variant, qty)
-  redis.call('HINCRBY', KEYS[4], 'b:' .. buyer, -qty)
-  if deal ~= nil and deal ~= '' then
-    redis.call('HINCRBY', KEYS[4], 'deal:' .. deal .. ':' .. buyer, -qty)
-    local raw = redis.call('HGET', KEYS[3], stream)
-    if raw then
-      local offer = cjson.decode(raw)
-      if type(offer.deal) == 'table' and tostring(offer.deal.id) == deal then
-        redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, -qty)
-      end
-    end
-  end
+  give_back('sold:')
   redis.call('HSET', KEYS[1], 'restocked', '1')
 end
 

@@ -25,14 +25,6 @@ Reply (JSON): {"r":"ok","from":s,"order":{...}} | {"r":"same","order":{...}}
               | {"r":"early"|"late","state":s}   (the deadline rule refused the move)
 ]]
 
-local function order_table()
-  local flat = redis.call('HGETALL', KEYS[1])
-  local o = {}
-  for i = 1, #flat, 2 do o[flat[i]] = flat[i + 1] end
-  o.payment_token = nil
-  return o
-end
-
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return cjson.encode({r = 'missing'}) end
 local target = ARGV[2]
@@ -61,28 +53,10 @@ if ARGV[8] == 'after' and now < deadline then
   return cjson.encode({r = 'early', state = state})
 end
 
-local o = redis.call('HMGET', KEYS[1], 'variant', 'qty', 'stream', 'buyer', 'deal')
-local variant, qty, stream, buyer, deal = o[1], tonumber(o[2]), o[3], o[4], o[5]
-
-local function give_back(from_field)
-  redis.call('HINCRBY', KEYS[2], from_field .. variant, -qty)
-  redis.call('HINCRBY', KEYS[2], 'avail:' .. variant, qty)
-  redis.call('HINCRBY', KEYS[4], 'b:' .. buyer, -qty)
-  if deal == nil or deal == '' then return end
-  redis.call('HINCRBY', KEYS[4], 'deal:' .. deal .. ':' .. buyer, -qty)
-  -- A unit of an earlier deal goes back to stock, never to the current deal's count.
-  local raw = redis.call('HGET', KEYS[3], stream)
-  if raw then
-    local offer = cjson.decode(raw)
-    if type(offer.deal) == 'table' and tostring(offer.deal.id) == deal then
-      redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, -qty)
-    end
-  end
-end
-
 if effect == 'sell' then
-  redis.call('HINCRBY', KEYS[2], 'held:' .. variant, -qty)
-  redis.call('HINCRBY', KEYS[2], 'sold:' .. variant, qty)
+  local o = redis.call('HMGET', KEYS[1], 'variant', 'qty')
+  redis.call('HINCRBY', KEYS[2], 'held:' .. o[1], -tonumber(o[2]))
+  redis.call('HINCRBY', KEYS[2], 'sold:' .. o[1], tonumber(o[2]))
 elseif effect == 'release' then
   give_back('held:')
 elseif effect == 'restore' then
