@@ -157,7 +157,8 @@ class Settings:
     webhook_claim_idle_s: float = 60.0  # a crashed node's delivery is taken over after this
     webhook_rotation_grace_s: int = 24 * 3600  # a rotated secret still signs this long
     webhook_stock_low: int = 5  # stock.low: a buy leaves a variant at or below this
-    # product images (docs/catalog.md): checked by content, re-encoded, named by their hash
+    # product images and show covers (docs/catalog.md): checked by content, re-encoded,
+    # named by their hash
     image_max_bytes: int = 8 * 1024 * 1024  # one upload: 413 image-too-large beyond
     image_max_pixels: int = 16_777_216  # width x height (4096 x 4096): 422 beyond
     images_per_product: int = 10  # 409 too-many-images beyond (at most 50)

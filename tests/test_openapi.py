@@ -30,6 +30,9 @@ from live.web.problems import PROBLEM_BASE
 from live.settings import Settings
 
 OPENAPI_URL = "/api/v1/openapi.json"
+# The endpoints whose body is an image's raw bytes (live/web/image_api.py reads them).
+IMAGE_UPLOADS = {("POST", "/api/v1/products/{product}/images"),
+                 ("POST", "/api/v1/streams/{stream}/cover")}
 
 
 def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -114,7 +117,7 @@ def test_every_request_body_schema_resolves() -> None:
         if "/whip" in path or "/whep" in path:  # WebRTC offers: SDP text, not JSON
             assert content == {"application/sdp": {"schema": {"type": "string"}}}
             continue
-        if (method, path) == ("POST", "/api/v1/products/{product}/images"):  # an image's bytes
+        if (method, path) in IMAGE_UPLOADS:  # an image's bytes
             assert content == {"image/*": {"schema": {"type": "string"}}}
             continue
         assert list(content) == ["application/json"], (method, path)

@@ -25,7 +25,7 @@ import redis.asyncio as redis
 from conftest import TEST_SECRET, UNIT, Live
 from jwt.warnings import InsecureKeyLengthWarning
 from websockets.asyncio.client import connect
-from shop import db_state, give_wallet, idem, make_brand, make_product, stock_of
+from shop import db_state, give_wallet, idem, make_brand, make_product, png, stock_of
 
 from live.node.app import build_api
 from live.accounts.accounts import Grant
@@ -239,6 +239,8 @@ async def test_a_buyer_cannot_run_a_shop_or_a_stream(live: Live, rclient: redis.
             ("POST", f"/api/v1/streams/{world.cleo_stream}/pins", {"product_id": world.a_open}),
             ("POST", f"/api/v1/streams/{world.cleo_stream}/deals", deal),
             ("POST", f"/api/v1/streams/{world.cleo_stream}/end", None),
+            ("POST", f"/api/v1/streams/{world.cleo_stream}/cover", None),
+            ("DELETE", f"/api/v1/streams/{world.cleo_stream}/cover", None),
             ("POST", f"/api/v1/orders/{world.bob_order}/refund", None),
             ("GET", "/api/v1/brands/acme/report", None),
             ("GET", "/api/v1/brands/acme/products?status=archived", None),
@@ -371,12 +373,30 @@ async def test_a_creator_runs_only_its_own_streams(live: Live, rclient: redis.Re
             ("POST", f"{s}/end", None),
             ("POST", f"{s}/live", None),
             ("POST", f"{s}/cancel", None),
+            ("POST", f"{s}/cover", png()),
+            ("DELETE", f"{s}/cover", None),
             ("GET", "/api/v1/creators/cleo/earnings", None),
         ]:
-            assert_problem(await live.http.request(method, url, headers=dana, json=body), 403,
-                           "forbidden")
+            sent: dict[str, Any] = {"content": body, "headers": {
+                **dana, "Content-Type": "image/png"}} if isinstance(body, bytes) else {
+                "json": body, "headers": dana}
+            assert_problem(await live.http.request(method, url, **sent), 403, "forbidden")
+        # cleo's moderator moderates the room, it does not dress the show.
+        for method in ("POST", "DELETE"):
+            r = await live.http.request(method, f"{s}/cover", content=png(),
+                                        headers={**live.auth("moderator", "cleo"),
+                                                 "Content-Type": "image/png"})
+            assert_problem(r, 403, "forbidden")
     stream = (await live.http.get(s)).json()
     assert stream["state"] == "live" and stream["pinned"] == [world.a_open]
+    assert "cover_url" not in stream
+    # The host and an operator may.
+    for role, subject in (("creator", "cleo"), ("operator", "ops")):
+        r = await live.http.post(f"{s}/cover", content=png(), headers={
+            **live.auth(role, subject), "Content-Type": "image/png"})
+        assert r.status_code == 201, r.text
+        r = await live.http.delete(f"{s}/cover", headers=live.auth(role, subject))
+        assert r.status_code == 200, r.text
 
 
 async def test_invite_only_products_need_an_invite(live: Live, rclient: redis.Redis) -> None:

@@ -207,7 +207,7 @@ def encode_client(message: ClientMessage, wire: Wire) -> str | bytes:
 # untouched and clients read them back as `Event`.
 
 EVENT_TYPES = frozenset({"pin", "unpin", "deal.scheduled", "deal.closed", "lineup.changed",
-                         "stream.state", "stream.ingest"})
+                         "stream.state", "stream.ingest", "stream.cover"})
 
 
 @dataclass(frozen=True, slots=True)

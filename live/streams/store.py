@@ -195,6 +195,14 @@ class StreamStore:
         stream, _ = await self._change(stream_id, "end_deal", {"product_id": product_id})
         await self._sync_offers(stream, [product_id])
 
+    async def set_cover(self, stream_id: StreamId, cover_url: str | None) -> dict[str, Any]:
+        """Set the show's cover (an uploaded image's path or a URL), or remove it (None:
+        listings show a product's picture again). Scheduled or live shows only (409
+        stream-over). Discovery reads the cover from the stream itself, so its index needs
+        no change."""
+        stream, _ = await self._change(stream_id, "cover", {"cover_url": cover_url or ""})
+        return stream
+
     async def set_ingest(self, stream_id: StreamId, ingest: str) -> None:
         """Record and announce what the video ingest is doing: live, reconnecting or none."""
         await self._change(stream_id, "ingest", {"ingest": ingest})

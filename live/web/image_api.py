@@ -3,7 +3,8 @@ public `/media/images/<sha256>.<ext>` route that serves them, immutable.
 
 The checks and the re-encoding are checkout/images.py's; this module reads a capped body,
 runs them in a thread (decoding is CPU work that must not stall the event loop), stores
-the result and records it on the product.
+the result and records it on the product. `receive_image` is that path on its own, for
+the other pictures people upload (a show's cover, live/web/stream_api.py).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from starlette.routing import Route
 
 from checkout.catalog import ImageOrder
 from checkout.ids import ProductId
-from checkout.images import CONTENT_TYPES, ImageLimits, is_image_name, prepare_image
+from checkout.images import (CONTENT_TYPES, ImageLimits, PreparedImage, is_image_name,
+                             prepare_image)
 from live.accounts.auth import Role
 from live.web.api import Api, Call, json_response
 from live.web.catalog_api import owned_product
 from live.web.deps import services_of
 from live.web.problems import Problem
 
-__all__ = ["register", "media_routes", "IMAGE_PATH", "UPLOAD_TYPES"]
+__all__ = ["register", "media_routes", "receive_image", "IMAGE_PATH", "UPLOAD_TYPES"]
 
 IMAGE_PATH = "/media/images/"
 # What an upload may declare; what it is comes from its bytes (checkout/images.py).
@@ -55,6 +57,18 @@ async def _read_upload(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+async def receive_image(call: Call[Any]) -> PreparedImage:
+    """The request's image, stored: its body read capped (image_max_bytes), checked and
+    re-encoded in a thread (image_max_pixels), then put in the image store. Product images
+    and show covers both come in through here; it is served at IMAGE_PATH + its name."""
+    settings = call.services.settings
+    data = await _read_upload(call.request, settings.image_max_bytes)
+    limits = ImageLimits(settings.image_max_bytes, settings.image_max_pixels)
+    image = await asyncio.to_thread(prepare_image, data, limits)
+    await call.services.images.put(image)
+    return image
+
+
 def register(api: Api) -> None:
     brand_roles = (Role.BRAND, Role.OPERATOR)
 
@@ -68,10 +82,7 @@ def register(api: Api) -> None:
         if len(product["images"]) >= settings.images_per_product:  # before reading the body
             raise Problem(409, "too-many-images",
                           f"a product has at most {settings.images_per_product} images")
-        data = await _read_upload(call.request, settings.image_max_bytes)
-        limits = ImageLimits(settings.image_max_bytes, settings.image_max_pixels)
-        image = await asyncio.to_thread(prepare_image, data, limits)
-        await call.services.images.put(image)
+        image = await receive_image(call)
         record = {"id": image.digest, "url": IMAGE_PATH + image.name,
                   "content_type": image.content_type, "width": image.width,
                   "height": image.height, "bytes": len(image.data)}

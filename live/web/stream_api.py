@@ -1,4 +1,5 @@
-"""HTTP endpoints for a creator's live streams: schedule, go live, end, lineup, pins, deals."""
+"""HTTP endpoints for a creator's live streams: schedule, go live, end, lineup, pins, deals,
+and the show's cover (an uploaded image, through image_api's path)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from checkout.store.keys import creator_streams_key
 from checkout.store.replies import members
 from live.web.api import Api, Call, json_response
 from live.web.catalog_api import PAGE, page_params
+from live.web.image_api import IMAGE_PATH, receive_image
 from live.accounts.auth import Role
 from live.web.problems import Problem
-from live.streams.lifecycle import StreamAction
+from live.streams.lifecycle import StreamAction, StreamState
 from live.streams.store import DealIn, LineupCheck, LineupIn, PinIn, StreamIn
 
 __all__ = ["register", "can_promote", "streams_of"]
@@ -138,6 +140,30 @@ def register(api: Api) -> None:
         stream = await _hosted(call)
         await call.services.streams.end_deal(stream["id"], ProductId(call.param("product")))
         return Response(status_code=204)
+
+    _register_cover(api, host)
+
+
+def _register_cover(api: Api, roles: tuple[Role, ...]) -> None:
+    @api.endpoint("POST", "/streams/{stream}/cover",
+                  summary="Upload the show's cover (JPEG, PNG or WebP bytes as the body) while "
+                          "it is scheduled or live", tag="streams", roles=roles,
+                  raw_body="image/*", status=201)
+    async def upload_cover(call: Call[Any]) -> Response:
+        stream = await _hosted(call)
+        if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
+            # stream.lua decides; asked first, an over show costs no upload and no file.
+            raise Problem(409, "stream-over", "the stream is over")
+        image = await receive_image(call)
+        return json_response(await call.services.streams.set_cover(
+            stream["id"], IMAGE_PATH + image.name), 201)
+
+    @api.endpoint("DELETE", "/streams/{stream}/cover",
+                  summary="Remove the show's cover: listings show its first pinned or lineup "
+                          "product's picture", tag="streams", roles=roles)
+    async def remove_cover(call: Call[Any]) -> Response:
+        stream = await _hosted(call)
+        return json_response(await call.services.streams.set_cover(stream["id"], None))
 
 
 def _register_action(api: Api, action: StreamAction, path: str, roles: tuple[Role, ...]) -> None:

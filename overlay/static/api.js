@@ -6,12 +6,17 @@
  * ("sold-out", "limit-reached", ...) or "network" when no answer came back.
  * `csrf`: the session's CSRF token (from GET /auth/session), which a change made with the
  * session cookie must carry; the cookie itself goes along on its own (same origin).
+ * `file`: a File sent as the body itself (an image upload: no multipart, the server checks
+ * what it is from its bytes); otherwise `body` is sent as JSON.
  */
-export async function api(method, path, { token = null, csrf = null, body = undefined, headers = {} } = {}) {
+export async function api(method, path, { token = null, csrf = null, body = undefined, file = undefined, headers = {} } = {}) {
   const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };
   if (token) init.headers.Authorization = `Bearer ${token}`;
   if (csrf) init.headers["X-CSRF-Token"] = csrf;
-  if (body !== undefined) {
+  if (file !== undefined) {
+    init.headers["Content-Type"] = file.type || "application/octet-stream";
+    init.body = file;
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -364,35 +364,13 @@ async function removeImage(id) {
   say($("images-status"), "ok", "Image removed.");
 }
 
-// The file itself is the body (no multipart): the server checks what it is from its bytes.
-async function upload(file) {
-  const headers = { Accept: "application/json", "Content-Type": file.type || "application/octet-stream" };
-  if (auth.token) headers.Authorization = `Bearer ${auth.token}`;
-  if (auth.csrf) headers["X-CSRF-Token"] = auth.csrf;
-  let response;
-  try {
-    response = await fetch(`/api/v1/products/${encodeURIComponent(current.id)}/images`,
-      { method: "POST", headers, body: file, credentials: "same-origin" });
-  } catch (error) {
-    return { status: 0, ok: false, data: null, kind: "network" };
-  }
-  let data = null;
-  try {
-    data = await response.json();
-  } catch (error) {
-    data = null;
-  }
-  const kind = !response.ok && data && typeof data.type === "string" ? data.type.split("/").pop() : "";
-  return { status: response.status, ok: response.ok, data, kind };
-}
-
 async function uploadChosen() {
   const input = $("image-input");
   const files = Array.from(input.files || []);
   input.value = "";
   for (const file of files) {
     say($("images-status"), "", `Uploading ${file.name}…`);
-    const r = await upload(file);
+    const r = await api("POST", `/api/v1/products/${encodeURIComponent(current.id)}/images`, { ...auth, file });
     if (!r.ok) {
       say($("images-status"), "error", `${file.name}: ${problemText(r)}`);
       return;

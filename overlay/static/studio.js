@@ -1,7 +1,8 @@
-// The creator studio (/studio/{creator}): schedule shows with a lineup from the brands whose
-// programs let the creator sell, go live (the host console's camera, or OBS over WHIP), end
-// a show and schedule the next; apply to brands' programs; earnings per show, brand and
-// product, and a month's statement as CSV (made by the server).
+// The creator studio (/studio/{creator}): schedule shows with a cover picture and a lineup
+// from the brands whose programs let the creator sell, change or remove a show's cover, go
+// live (the host console's camera, or OBS over WHIP), end a show and schedule the next;
+// apply to brands' programs; earnings per show, brand and product, and a month's statement
+// as CSV (made by the server).
 
 import { meta } from "./hub_client.js";
 import { money, setText, syncList } from "./cards.js";
@@ -169,8 +170,8 @@ function when(show) {
 function createShow() {
   const li = document.createElement("li");
   li.className = "show-item";
-  for (const cls of ["show-title", "show-state", "show-when", "show-actions"]) {
-    const node = document.createElement(cls === "show-actions" ? "div" : "span");
+  for (const cls of ["show-thumb", "show-title", "show-state", "show-when", "show-actions"]) {
+    const node = document.createElement(cls === "show-actions" || cls === "show-thumb" ? "div" : "span");
     node.className = cls;
     li.append(node);
   }
@@ -185,9 +186,32 @@ function hostLink(show, word) {
   return a;
 }
 
+// The show's cover as listings show it (an uploaded picture or a URL given by the API).
+function updateThumb(box, show) {
+  const img = box.querySelector("img");
+  if (!show.cover_url) {
+    if (img || !box.textContent) box.replaceChildren("No cover");
+    return;
+  }
+  if (img && img.getAttribute("src") === show.cover_url) return;
+  const next = document.createElement("img");
+  next.alt = `Cover of ${show.title}`;
+  next.src = show.cover_url;
+  box.replaceChildren(next);
+}
+
+// While a show can be found (scheduled or live), its cover can change.
+function coverButtons(show) {
+  if (show.state !== "scheduled" && show.state !== "live") return [];
+  const pick = button(show.cover_url ? "Change cover" : "Add cover", `of ${show.title}`, () => pickCover(show));
+  if (!show.cover_url) return [pick];
+  return [pick, button("Remove", `cover of ${show.title}`, (b) => removeCover(show, b))];
+}
+
 function updateShow(li, show) {
   li.dataset.stream = show.id;
   li.dataset.state = show.state;
+  updateThumb(li.querySelector(".show-thumb"), show);
   setText(li.querySelector(".show-title"), show.title);
   setText(li.querySelector(".show-state"), show.state);
   setText(li.querySelector(".show-when"), `${when(show)} · ${show.lineup.length} ${show.lineup.length === 1 ? "product" : "products"}`);
@@ -195,10 +219,10 @@ function updateShow(li, show) {
   if (show.state === "scheduled") {
     actions.replaceChildren(hostLink(show, "Go live with camera"),
       button("Go live with OBS", `: ${show.title}`, () => showObs(show)),
-      button("Cancel", `show ${show.title}`, (b) => act(show, "cancel", b)));
+      button("Cancel", `show ${show.title}`, (b) => act(show, "cancel", b)), ...coverButtons(show));
   } else if (show.state === "live") {
     actions.replaceChildren(hostLink(show, "Host console"),
-      button("End show", show.title, (b) => act(show, "end", b)));
+      button("End show", show.title, (b) => act(show, "end", b)), ...coverButtons(show));
   } else {
     actions.replaceChildren(button("Schedule another", `like ${show.title}`, () => again(show), false));
   }
@@ -233,6 +257,48 @@ async function act(show, action, b) {
   $("my-shows-heading").scrollIntoView({ block: "nearest" });
 }
 
+// ---- covers -----------------------------------------------------------------------------
+
+// The picture itself is the body (api.js `file`); the server checks it, and says why not.
+async function uploadCover(show, file) {
+  return api("POST", `/api/v1/streams/${encodeURIComponent(show.id)}/cover`, { ...auth, file });
+}
+
+let coverFor = null; // the show whose "Change cover" opened the file picker
+
+function pickCover(show) {
+  coverFor = show;
+  $("cover-picker").value = "";
+  $("cover-picker").click();
+}
+
+$("cover-picker").addEventListener("change", async () => {
+  const [file] = $("cover-picker").files;
+  const show = coverFor;
+  coverFor = null;
+  if (!file || !show) return;
+  say($("show-status"), "", `Uploading the cover of “${show.title}”…`);
+  const r = await uploadCover(show, file);
+  if (!r.ok) {
+    say($("show-status"), "error", `The cover of “${show.title}” was not changed: ${problemText(r)}`);
+    return;
+  }
+  say($("show-status"), "ok", `New cover for “${show.title}”.`);
+  await loadShows();
+});
+
+async function removeCover(show, b) {
+  b.disabled = true;
+  const r = await api("DELETE", `/api/v1/streams/${encodeURIComponent(show.id)}/cover`, auth);
+  b.disabled = false;
+  if (!r.ok) {
+    say($("show-status"), "error", problemText(r));
+    return;
+  }
+  say($("show-status"), "ok", `Cover of “${show.title}” removed: its first product's picture shows instead.`);
+  await loadShows();
+}
+
 // The start a new show's form suggests: the first quarter hour an hour from now.
 function nextSlot() {
   return localInput(Math.ceil((Date.now() + 3600000) / 900000) * 900000);
@@ -260,17 +326,23 @@ $("show-form").addEventListener("submit", async (event) => {
   const start = new Date($("show-start").value).getTime();
   const body = { title: $("show-title").value.trim(), lineup: chosenLineup() };
   if (Number.isFinite(start)) body.scheduled_at_ms = start;
-  const cover = $("show-cover").value.trim();
-  if (cover) body.cover_url = cover;
+  const [cover] = $("show-cover").files;
   const submit = $("show-submit");
   submit.disabled = true;
   const r = await api("POST", "/api/v1/streams", { ...auth, body });
+  // The show exists now: its cover goes up next, and a refused one leaves it scheduled
+  // without (its row offers "Add cover" to try another picture).
+  const uploaded = r.ok && cover ? await uploadCover(r.data, cover) : null;
   submit.disabled = false;
   if (!r.ok) {
     say($("show-status"), "error", problemText(r));
     return;
   }
-  say($("show-status"), "ok", `Scheduled “${r.data.title}”.`);
+  if (uploaded && !uploaded.ok) {
+    say($("show-status"), "error", `Scheduled “${r.data.title}”, but not its cover: ${problemText(uploaded)}`);
+  } else {
+    say($("show-status"), "ok", `Scheduled “${r.data.title}”${uploaded ? " with its cover" : ""}.`);
+  }
   $("show-form").reset();
   $("show-start").value = nextSlot();
   await loadShows();

@@ -1,19 +1,22 @@
 """The affiliate program page and the creator studio in real Chromium against a real node:
 a brand admin sets a commission and approves a creator's application; the creator
 schedules a show with the brand's product, goes live from the host console, ends it and
-schedules another. Any console error fails a test (the `new_page` fixture)."""
+schedules another; a show's cover is uploaded with it, changed, refused, removed, and the
+storefront shows it. Any console error fails a test (the `new_page` fixture)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, expect
 
-from conftest import UNIT, Live
-from shop import buy, give_wallet, make_brand, make_live_stream, make_product
+from conftest import UNIT, Live, PageErrors
+from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product, png
 from test_pages import DESKTOP, shot
 
 MS = 1000 * UNIT  # Playwright timeouts are in milliseconds
@@ -144,3 +147,87 @@ async def test_the_studio_shows_earnings_and_downloads_a_statement(live: Live,
     await studio.get_by_role("link", name="Studio: shows, programs, earnings").click()
     await expect(studio).to_have_url(f"{live.url}/studio/cleo")
     await expect(studio.locator("#earned-total")).to_have_text("$6.66 earned, 2 orders")
+
+
+COVER_SRC = re.compile(r"^/media/images/[0-9a-f]{64}\.png$")
+NOT_AN_IMAGE = b'<svg xmlns="http://www.w3.org/2000/svg"></svg>'
+
+
+def picture(data: bytes, name: str = "cover.png") -> dict[str, Any]:
+    return {"name": name, "mimeType": "image/png", "buffer": data}
+
+
+async def refused_in_console(page_errors: PageErrors, status: int) -> None:
+    """Chromium logs a fetch answered 4xx as a console error: take the expected one."""
+    def found() -> str | None:
+        return next((e for e in page_errors if f"status of {status} " in e), None)
+    page_errors.remove(await eventually(found, f"the {status} in the console"))
+
+
+async def change_cover(studio: Page, title: str, data: bytes, word: str = "Change cover") -> None:
+    async with studio.expect_file_chooser() as chooser:
+        await studio.get_by_role("button", name=f"{word} of {title}").click()
+    await (await chooser.value).set_files(files=[picture(data)])
+
+
+@pytest.mark.parametrize("node_settings", [{"image_max_bytes": 4096}])
+async def test_a_show_gets_its_cover_from_the_studio_and_the_storefront_shows_it(
+        live: Live, new_page: Any, page_errors: PageErrors) -> None:
+    studio = await open_page(new_page, f"{live.url}/studio/cleo#token={live.token('creator', 'cleo')}")
+    status = studio.locator("#show-status")
+    # Scheduled with a cover file: uploaded once the show exists, its row shows it.
+    await studio.get_by_label("Title").fill("Sunset drop")
+    await studio.get_by_label("Cover image").set_input_files(files=[picture(png("#2563eb", (120, 90)))])
+    await studio.get_by_role("button", name="Schedule show").click()
+    await expect(status).to_have_text("Scheduled “Sunset drop” with its cover.")
+    row = studio.locator(".show-item", has_text="Sunset drop")
+    thumb = row.get_by_role("img", name="Cover of Sunset drop")
+    await expect(thumb).to_have_attribute("src", COVER_SRC)
+    await expect(thumb).to_have_js_property("naturalWidth", 120)
+    cover = await thumb.get_attribute("src")
+    stream = await row.get_attribute("data-stream")
+    assert (await live.http.get(f"/api/v1/streams/{stream}")).json()["cover_url"] == cover
+    await shot(studio, "studio-cover")
+
+    # The storefront lists the show with that picture (same origin: the page's CSP admits it).
+    home = await new_page()
+    await home.goto(f"{live.url}/")
+    card = home.locator("#upcoming-list li.show-card", has=home.get_by_role("heading", name="Sunset drop"))
+    await expect(card.locator(".cover-img")).to_have_attribute("src", cover or "", timeout=5 * MS)
+    await expect(card.locator(".cover-img")).to_have_attribute("data-loaded", "true")
+
+    # Refusals are said in the page, from the problem's detail; the cover stays.
+    await change_cover(studio, "Sunset drop", NOT_AN_IMAGE)
+    await expect(status).to_have_text("The cover of “Sunset drop” was not changed: send a JPEG, "
+                                      "PNG or WebP image (SVG and other formats are refused)")
+    await refused_in_console(page_errors, 415)
+    await change_cover(studio, "Sunset drop", b"\x89PNG\r\n\x1a\n" + bytes(4096))
+    await expect(status).to_have_text("The cover of “Sunset drop” was not changed: an image is "
+                                      "at most 4096 bytes")
+    await refused_in_console(page_errors, 413)
+    await expect(thumb).to_have_attribute("src", cover or "")
+
+    # Changed, then removed: the storefront follows.
+    await change_cover(studio, "Sunset drop", png("#e11d48"))
+    await expect(status).to_have_text("New cover for “Sunset drop”.")
+    await expect(thumb).not_to_have_attribute("src", cover or "")
+    await expect(thumb).to_have_attribute("src", COVER_SRC)
+    await row.get_by_role("button", name="Remove cover of Sunset drop").click()
+    await expect(status).to_have_text(
+        "Cover of “Sunset drop” removed: its first product's picture shows instead.")
+    await expect(row.locator(".show-thumb")).to_have_text("No cover")
+    await home.reload()
+    await expect(card).to_be_visible(timeout=5 * MS)
+    await expect(card.locator(".cover-img")).to_have_count(0)
+
+    # A cover the server refuses leaves the show scheduled without one, to add again.
+    await studio.get_by_label("Title").fill("Rainy day")
+    await studio.get_by_label("Cover image").set_input_files(files=[picture(NOT_AN_IMAGE)])
+    await studio.get_by_role("button", name="Schedule show").click()
+    await expect(status).to_have_text("Scheduled “Rainy day”, but not its cover: send a JPEG, "
+                                      "PNG or WebP image (SVG and other formats are refused)")
+    await refused_in_console(page_errors, 415)
+    await change_cover(studio, "Rainy day", png("#16a34a"), word="Add cover")
+    await expect(status).to_have_text("New cover for “Rainy day”.")
+    await expect(studio.get_by_role("img", name="Cover of Rainy day")).to_have_attribute(
+        "src", COVER_SRC)

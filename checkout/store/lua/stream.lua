@@ -6,10 +6,11 @@ Every change bumps the stream's `rev`; the offers the buy script reads (in each 
 slot, so not writable here) are synced after it by offer_sync.lua, newest rev wins.
 
 KEYS[1] stream hash   KEYS[2] sequence counter   KEYS[3] event log (entry id "<seq>-0")
-ARGV[1] op: pin | unpin | lineup | deal | end_deal | state | ingest
+ARGV[1] op: pin | unpin | lineup | deal | end_deal | state | ingest | cover
 ARGV[2] the op's argument as JSON:
         pin/unpin/end_deal {product_id}   lineup {lineup: [...]}
         deal {the deal record}   state {action, rules: 'from=to;...'}   ingest {ingest}
+        cover {cover_url: a URL or a /media/images/ path; '' removes it}
 ARGV[3] now (ms)   ARGV[4] event log max length (approximate)   ARGV[5] pub/sub channel
 ARGV[6] most products pinned at once (pin)
 
@@ -108,6 +109,21 @@ if op == 'lineup' then
     'deals', next(deals) == nil and '{}' or cjson.encode(deals))
   return done(emit('lineup.changed', '"lineup":' .. list(arg.lineup) .. ',"pinned":' .. list(kept)),
     removed)
+end
+
+-- The show's picture in listings, while it can still be listed (scheduled or live): an
+-- ended show is in no listing, and its cover stays what its audience saw.
+if op == 'cover' then
+  if state == 'ended' or state == 'cancelled' then
+    return refuse(409, 'stream-over', 'the stream is over')
+  end
+  if (redis.call('HGET', KEYS[1], 'cover_url') or '') == arg.cover_url then return done(0) end
+  if arg.cover_url == '' then
+    redis.call('HDEL', KEYS[1], 'cover_url')
+  else
+    redis.call('HSET', KEYS[1], 'cover_url', arg.cover_url)
+  end
+  return done(emit('stream.cover', '"cover_url":' .. cjson.encode(arg.cover_url)))
 end
 
 -- Pins and deals happen only while the stream is live.
