@@ -204,6 +204,7 @@ def creator_programs_key(creator: CreatorId | str) -> str:
     return f"lc:{{c:{key_part(creator)}}}:programs"
 
 
+@dataclass(frozen=True, slots=True)
 class HookKeys:
     """Outbound webhooks (docs/webhooks.md), all in the one `{wh}` slot, so that one script
     registers an event, fans it out to every subscribed endpoint and queues the deliveries
