@@ -129,7 +129,7 @@ function show(id, focus = false) {
   const to = order.ship_to;
   setText($("d-ship"), to ? [to.name, to.line1, to.line2, `${to.postal_code} ${to.city}`, to.country]
     .filter(Boolean).join(", ") : "—");
-  setText($("d-line"), `${order.qty} × ${money(order.unit_price_minor, cur)}${order.variant !== "default" ? ` (${order.variant})` : ""}`);
+  setText($("d-line"), `${order.qty} × ${money(order.unit_price_minor, cur)}${order.variant !== "default" ? ` (${order.variant_name || order.variant})` : ""}`);
   setText($("d-total"), money(order.amount_minor, cur));
   setText($("d-refunded"), money(order.refunded_minor || 0, cur));
   setText($("d-tracking"), order.tracking ? `${order.carrier} · ${order.tracking}` : "—");

@@ -28,7 +28,7 @@ function show(order) {
   $("receipt-state").textContent = stateWords(order);
   $("receipt-state").dataset.state = order.state;
   $("r-line").textContent = `${order.qty} × ${money(order.unit_price_minor, order.currency)}`
-    + (order.variant && order.variant !== "default" ? ` (${order.variant})` : "");
+    + (order.variant && order.variant !== "default" ? ` (${order.variant_name || order.variant})` : "");
   $("r-total").textContent = money(order.amount_minor, order.currency);
   const to = order.ship_to;
   $("r-ship").textContent = to ? [to.name, to.line1, to.line2, `${to.postal_code} ${to.city}`,

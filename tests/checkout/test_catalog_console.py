@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from conftest import Live
-from shop import make_brand, make_product, png, stock_of, upload_image
+from shop import buy, give_wallet, make_brand, make_live_stream, make_product, png, stock_of, upload_image
 from test_roles import Unchanged, assert_problem
 
 TEE = {"title": "Trail Tee", "description": "Soft.\n\nWashes well.", "price_minor": 2500,
@@ -75,6 +75,24 @@ async def test_a_product_with_options_and_variants_each_with_sku_and_stock(live:
     r = await live.http.patch(f"/api/v1/products/{tee['id']}", headers=auth,
                               json={"options": options})
     assert r.status_code == 200 and r.json()["options"] == options, r.text
+
+
+async def test_an_order_keeps_the_variant_name_the_buyer_picked(live: Live) -> None:
+    """The receipt and the brand's order say "Medium blue", not the id "m-blue", and a name
+    changed after the sale changes no order (a snapshot, like the title)."""
+    await make_brand(live)
+    tee = (await create(live, TEE)).json()
+    stream = await make_live_stream(live, [tee["id"]])
+    await give_wallet(live, "bob")
+    r = await buy(live, "bob", tee["id"], stream=stream["id"], variant="m-blue")
+    assert r.status_code == 201, r.text
+    order = r.json()["order"]
+    assert (order["variant"], order["variant_name"]) == ("m-blue", "Medium blue")
+    r = await live.http.patch(f"/api/v1/products/{tee['id']}/variants/m-blue",
+                              headers=live.auth("brand", "acme"), json={"name": "Navy, M"})
+    assert r.status_code == 200, r.text
+    r = await live.http.get(f"/api/v1/orders/{order['id']}", headers=live.auth("buyer", "bob"))
+    assert r.status_code == 200 and r.json()["variant_name"] == "Medium blue", r.text
 
 
 @pytest.mark.parametrize(("label", "change", "kind"), [

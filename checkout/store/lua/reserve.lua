@@ -65,7 +65,7 @@ local function reject(code, extra)
 end
 
 local p = redis.call('HMGET', KEYS[1], 'status', 'price_minor', 'currency', 'brand_id',
-  'commission_bps', 'commission_mode', 'max_per_buyer', 'deal_floor_minor', 'title')
+  'commission_bps', 'commission_mode', 'max_per_buyer', 'deal_floor_minor', 'title', 'variants')
 if not p[1] then return reject('product_not_found') end
 if p[1] ~= 'active' then return reject('product_unavailable') end
 local price, currency, brand = tonumber(p[2]), p[3], p[4]
@@ -144,9 +144,16 @@ local commission = math.floor(amount / 10000) * commission_bps
   + math.floor((amount % 10000) * commission_bps / 10000)
 local expires = now + tonumber(ARGV[7])
 local state = ARGV[15] == 'paying' and 'paying' or 'reserved'
+-- The variant's name as the buyer saw it ("M / Red"), kept with the order like its title.
+local variant_name = ''
+if p[10] then
+  for _, v in ipairs(cjson.decode(p[10])) do
+    if v.id == variant then variant_name = v.name or '' break end
+  end
+end
 local order = {
   id = order_id, product = string.match(KEYS[1], '{p:(.-)}'), title = p[9] or '',
-  variant = variant, qty = qty,
+  variant = variant, variant_name = variant_name, qty = qty,
   buyer = buyer, stream = stream, channel = channel, unit_price_minor = price,
   amount_minor = amount, currency = currency, brand = brand, creator = creator, link = link,
   commission_bps = commission_bps, commission_minor = commission,
