@@ -43,7 +43,7 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
 
 SCRIPTS: dict[str, Script] = _read_set(
     "store/lua", ("bind_key", "reserve", "transition", "stock", "apply", "stream", "offer_sync",
-                  "show_index", "wallet", "after_sale", "program"))
+                  "show_index", "wallet", "after_sale", "program", "funnel"))
 GATEWAY_SCRIPTS: dict[str, Script] = _read_set(
     "payments/lua", ("authorize", "capture", "void", "refund", "tokenize",
                     "compare_and_set"), prelude="prelude")
