@@ -224,6 +224,6 @@ class Aggregator:
                 agg_key("creator", order["creator"]), agg_key("stream", stream),
                 agg_key("ledger", order["creator"]), agg_key("brandmin", brand), agg_key("brandproducts", brand),
                 agg_key("ticker", stream), agg_key("brandorders", brand),
-                agg_key("buyers", stream)]
+                agg_key("buyers", stream), agg_key("showbuyers", stream, order["product"])]
         pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(),
                      int(event["at"]), DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN, *refund)

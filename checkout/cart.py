@@ -17,6 +17,7 @@ import redis.asyncio as redis
 
 from checkout.buy import BuyRequest, BuyResult, BuyService, KeyReused, Rejected
 from checkout.errors import Refused
+from checkout.funnel import count_cart_add
 from checkout.ids import BuyerId, OrderId, ProductId, StreamId, VariantId
 from checkout.store.keys import cart_key, idem_binding_key
 from checkout.order_states import PENDING, IllegalTransition, OrderState, payment_word
@@ -83,8 +84,10 @@ class Cart:
 
     async def add(self, buyer: BuyerId, stream: StreamId | Literal[""], product: ProductId,
                   variant: VariantId, quantity: int, *, mode: str, idempotency_key: str,
-                  payment_token: str) -> CartItem:
-        """Raises KeyReused if the key was used for another request (another item, a buy)."""
+                  payment_token: str, in_show: bool = False) -> CartItem:
+        """Raises KeyReused if the key was used for another request (another item, a buy).
+        `in_show`: the product is in the stream's lineup, so a new item counts in the show's
+        funnel (a replayed add, like the item, counts once)."""
         # The key is bound to this request the way a buy's is (bind_key.lua, in the buyer's
         # slot, so buys and adds share one namespace), then the item id follows from it,
         # so a retried add adds nothing.
@@ -108,7 +111,9 @@ class Cart:
                 payment_token=payment_token), hold_ms=self._hold_ms)
             order_id = result.order.id
         item = CartItem(item_id, stream, product, variant, quantity, order_id)
-        await self._client.hsetnx(cart_key(buyer), item.id, orjson.dumps(item.public()))
+        added = await self._client.hsetnx(cart_key(buyer), item.id, orjson.dumps(item.public()))
+        if added and in_show and stream:
+            await count_cart_add(self._client, stream, product, quantity)
         return item
 
     async def items(self, buyer: BuyerId) -> list[CartItem]:

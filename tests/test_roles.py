@@ -620,3 +620,52 @@ async def test_programs_and_earnings_belong_to_their_owners(live: Live,
     r = await live.http.post("/api/v1/creators/cleo/publish-token", headers=cleo)
     assert r.status_code == 201, r.text
     assert live.services.tokens.verify(r.json()["token"]).subject == "cleo"
+
+
+# ---------------------------------------------------------------- a brand's shows and their funnel
+
+
+async def test_every_role_on_a_brands_shows_and_their_funnel(live: Live,
+                                                             rclient: redis.Redis) -> None:
+    """The role matrix of the shows endpoints, by hand: the brand (token, API key with
+    reports:read, its team's admins and members) and operators read; another brand, a
+    creator (even the host of the show), a moderator and a buyer get 403, nobody 401; and
+    nothing read changes anything."""
+    world = await make_world(live)
+    paths = ["/api/v1/brands/acme/shows",
+             f"/api/v1/brands/acme/shows/{world.cleo_stream}/products"]
+    r = await live.http.post("/api/v1/brands/acme/keys", headers=live.auth("brand", "acme"),
+                             json={"name": "BI", "scopes": ["reports:read"]})
+    assert r.status_code == 201, r.text
+    key = {"Authorization": f"Bearer {r.json()['key']}"}
+    r = await live.http.post("/api/v1/brands/acme/keys", headers=live.auth("brand", "acme"),
+                             json={"name": "Stock", "scopes": ["catalog:read"]})
+    other_scope = {"Authorization": f"Bearer {r.json()['key']}"}
+    readers = {"operator": live.auth("operator", "ops"), "brand": live.auth("brand", "acme"),
+               "api key": key,
+               "team admin": await brand_session(live, "adm@example.com", "acme", "admin"),
+               "team member": await brand_session(live, "mem@example.com", "acme", "member")}
+    refused = {"another brand": (live.auth("brand", "bravo"), 403, "forbidden"),
+               "the show's creator": (live.auth("creator", "cleo"), 403, "forbidden"),
+               "moderator": (live.auth("moderator", "cleo"), 403, "forbidden"),
+               "buyer": (live.auth("buyer", "bob"), 403, "forbidden"),
+               "key of another scope": (other_scope, 403, "scope-missing"),
+               "nobody": ({}, 401, "unauthorized")}
+
+    async def sweep() -> None:
+        for path in paths:
+            for who, headers in readers.items():
+                r = await live.http.get(path, headers=headers)
+                assert r.status_code == 200, (path, who, r.text)
+            for who, (headers, status, kind) in refused.items():
+                r = await live.http.get(path, headers=headers)
+                assert (r.status_code, r.json().get("type")) == (status, PROBLEM_BASE + kind), (
+                    path, who, r.text)
+
+    await sweep()  # a session's or a key's first use is recorded (once a minute)
+    async with Unchanged(rclient):
+        await sweep()
+    listed = await live.http.get(paths[0], headers=readers["team member"])
+    assert {s["id"] for s in listed.json()["items"]} == {world.dana_stream, world.cleo_stream}
+    [row] = (await live.http.get(paths[1], headers=key)).json()["items"]
+    assert (row["product_id"], row["orders"], row["units"]) == (world.a_open, 1, 1)

@@ -20,7 +20,8 @@ from checkout.ids import BrandId, BuyerId, CreatorId, OrderId, ProductId, Stream
 
 __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_events_key", "brand_products_key",
            "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
-           "stream_unique_viewers_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
+           "stream_unique_viewers_key", "stream_funnel_key", "stream_seen_key",
+           "brand_shows_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
            "PROGRAMS", "HookKeys", "HOOKS"]
@@ -103,6 +104,17 @@ def stream_unique_viewers_key(stream: StreamId | str) -> str:
     return f"lc:{{s:{key_part(stream)}}}:uniq"
 
 
+def stream_funnel_key(stream: StreamId | str) -> str:
+    """Hash: '<product>:clicks', '<product>:cart_adds', '<product>:cart_units' of the show
+    (checkout/funnel.py, funnel.lua)."""
+    return f"lc:{{s:{key_part(stream)}}}:funnel"
+
+
+def stream_seen_key(stream: StreamId | str, product: ProductId | str) -> str:
+    """HyperLogLog of the viewers who saw the product's card in the show (its views)."""
+    return f"lc:{{s:{key_part(stream)}}}:seen:{key_part(product)}"
+
+
 def cart_key(buyer: BuyerId | str) -> str:
     return f"lc:{{u:{key_part(buyer)}}}:cart"
 
@@ -113,6 +125,12 @@ def buyer_events_key(buyer: BuyerId | str) -> str:
 
 def brand_products_key(brand: BrandId | str) -> str:
     return f"lc:{{b:{key_part(brand)}}}:products"
+
+
+def brand_shows_key(brand: BrandId | str) -> str:
+    """Sorted set: the shows that featured the brand's products -> when (started, else
+    scheduled, ms), filed by checkout/funnel.py after each lineup or lifecycle change."""
+    return f"lc:{{b:{key_part(brand)}}}:shows"
 
 
 def creator_links_key(creator: CreatorId | str) -> str:

@@ -45,7 +45,7 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
 
 SCRIPTS: dict[str, Script] = {
     **_read_set("store/lua", ("bind_key", "reserve", "stock", "apply", "stream", "offer_sync",
-                              "show_index", "wallet", "program",
+                              "show_index", "wallet", "program", "funnel",
                               "hook_emit", "hook_done", "hook_pump")),
     # The two moves of an order share how it reads and how it gives its units back.
     **_read_set("store/lua", ("transition", "after_sale"), prelude="order_lib"),

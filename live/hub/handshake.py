@@ -42,6 +42,9 @@ class WsLimits:
     strikes_before_close: int = 20  # rate-limit error frames before RATE_LIMITED close
     sndbuf_bytes: int | None = 64 * 1024  # bounds kernel memory per socket; backpressure shows sooner
     open_timeout_s: float = 10.0  # TCP accept to the end of the handshake (half-sent ones)
+    # Products whose view one socket counts (twice the lineup cap: lineups change); a
+    # product_seen past it counts nothing, a product already seen counts nothing again.
+    seen_per_socket: int = 100
 
 
 class HubServices(Protocol):

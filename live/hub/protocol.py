@@ -1,7 +1,8 @@
 """The hub's wire protocol, sans-I/O, both directions as values.
 
 Version 1 (docs/protocol.md). JSON text frames by default; msgpack binary frames when the
-client asks for the `livecart.v1.msgpack` subprotocol. Client messages (`Like`, `Pin`, ...)
+client asks for the `livecart.v1.msgpack` subprotocol. Client messages (`Like`,
+`ProductSeen`, `ProductTap`, `Pin`, ...)
 and server messages (`Snapshot`, `State`, `Event`, `Ack`, `Error`, `Sales`, `Earnings`) are
 frozen dataclasses; `decode_client`/`encode_client` and `encode_server`/`decode_server`
 are the only ways to and from bytes, so the server, the load generators and the tests share
@@ -23,7 +24,8 @@ from checkout.errors import LivecartError
 
 __all__ = [
     "PROTOCOL_VERSION", "Wire", "SUBPROTOCOLS", "CloseCode", "ProtocolError", "MAX_FRAME_BYTES",
-    "Like", "Pin", "Unpin", "StartDeal", "EndStream", "ClientMessage", "decode_client",
+    "Like", "ProductSeen", "ProductTap", "Pin", "Unpin", "StartDeal", "EndStream",
+    "ClientMessage", "decode_client",
     "encode_client", "Snapshot", "State", "Event", "EVENT_TYPES", "Ack", "Error", "Sales",
     "Earnings", "ServerMessage", "encode_server", "decode_server", "server_frame", "event_frame",
     "ws_frame", "ws_first_fragment", "ws_continuations", "with_server_time", "RateLimiter",
@@ -84,6 +86,22 @@ class Like:
 
 
 @dataclass(frozen=True, slots=True)
+class ProductSeen:
+    """A viewer's page showed the product's card (at least half of it): a view."""
+
+    product_id: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductTap:
+    """A viewer tapped the product's card to open its details / Buy sheet: a click."""
+
+    product_id: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Pin:
     product_id: str
     ref: str | None = None
@@ -111,7 +129,7 @@ class EndStream:
     ref: str | None = None
 
 
-ClientMessage = Like | Pin | Unpin | StartDeal | EndStream
+ClientMessage = Like | ProductSeen | ProductTap | Pin | Unpin | StartDeal | EndStream
 
 _MAX_ID = 64
 
@@ -156,6 +174,10 @@ def decode_client(frame: str | bytes, wire: Wire) -> ClientMessage:
     match data.get("type"):
         case "like":
             return Like(_int(data, "count", 1, 50, ref, default=1), ref)
+        case "product_seen":
+            return ProductSeen(_id(data, "product_id", ref), ref)
+        case "product_tap":
+            return ProductTap(_id(data, "product_id", ref), ref)
         case "pin":
             return Pin(_id(data, "product_id", ref), ref)
         case "unpin":
@@ -178,6 +200,10 @@ def _client_fields(message: ClientMessage) -> dict[str, Any]:
     match message:
         case Like(count=count):
             return {"type": "like", "count": count}
+        case ProductSeen(product_id=product):
+            return {"type": "product_seen", "product_id": product}
+        case ProductTap(product_id=product):
+            return {"type": "product_tap", "product_id": product}
         case Pin(product_id=product):
             return {"type": "pin", "product_id": product}
         case Unpin(product_id=product):

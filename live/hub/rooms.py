@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 import redis.asyncio as redis
 
+from checkout.funnel import FunnelBatch, write_funnel
 from checkout.ids import StreamId
 from checkout.store.keys import stream_likes_key, stream_seq_key, stream_viewers_key
 from checkout.tasks import stop_task
@@ -334,6 +335,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._likes: dict[str, int] = {}
+        # The sockets' product views and taps, written once per tick like the likes.
+        self.funnel = FunnelBatch()
         self.ticks = 0
 
     def add_likes(self, stream_id: str, count: int) -> None:
@@ -467,12 +470,23 @@ class Hub:
                         if state["seq"] > room.seq:
                             await self.catch_up_room(room)
                         room.apply_state(state, now)
+                if self.funnel:
+                    await self._write_funnel()
                 self.ticks += 1
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("hub tick failed")
             await asyncio.sleep(tick_pause(self.limits, time.monotonic() - started))
+
+    async def _write_funnel(self) -> None:
+        """The tick's product views and taps, one step per show (checkout/funnel.py). After
+        the rooms' state, which it must not delay; a failed write loses that tick's counts,
+        as it would its likes, and never the rooms' state."""
+        try:
+            await write_funnel(self.client, self.funnel.take())
+        except Exception:
+            log.exception("hub funnel write failed")
 
     async def _heartbeat_loop(self) -> None:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -13,8 +14,9 @@ from checkout.ids import ProductId, StreamId
 from checkout.store.keys import stream_unique_viewers_key
 from live.hub.rooms import Hub, Room, Subscriber, send_snapshot, write_frame
 from live.hub.protocol import (Ack, ClientMessage, CloseCode, EndStream, Error, Like, Pin,
-                               ProtocolError, RateLimiter, ServerMessage, StartDeal, Unpin,
-                               decode_client, event_frame, server_frame, wire_for_subprotocol)
+                               ProductSeen, ProductTap, ProtocolError, RateLimiter,
+                               ServerMessage, StartDeal, Unpin, decode_client, event_frame,
+                               server_frame, wire_for_subprotocol)
 from live.hub.sockets import WebSocketSink
 from live.hub.state import read_events_after, read_snapshot
 from live.streams.lifecycle import StreamAction
@@ -28,6 +30,16 @@ log = logging.getLogger(__name__)
 _OVER = ("ended", "cancelled")
 
 
+@dataclass(slots=True)
+class _Audience:
+    """What a socket's product frames count as: its viewer id (the one the room's unique
+    viewers count), None for the host console and the OBS source, which are no audience;
+    and the products whose view it has counted (at most `WsLimits.seen_per_socket`)."""
+
+    viewer: str | None
+    seen: set[str] = field(default_factory=set)
+
+
 async def room_session(server: HubContext, conn: ServerConnection, route: Route) -> None:
     services = server.services
     hub: Hub = services.hub
@@ -39,9 +51,10 @@ async def room_session(server: HubContext, conn: ServerConnection, route: Route)
     room = await hub.room(StreamId(route.target), stream["lineup"])
     sub = Subscriber(WebSocketSink(conn), wire, counted=_is_viewer(route, stream["creator_id"]))
     room.subscribers.add(sub)
+    who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
+    audience = _Audience(who if sub.counted else None)
     try:
         if sub.counted:
-            who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
             await services.client.pfadd(stream_unique_viewers_key(route.target), who)
         if not await _start(hub, room, sub, conn, route):
             await conn.wait_closed()  # returning now would let websockets close it 1000
@@ -49,7 +62,7 @@ async def room_session(server: HubContext, conn: ServerConnection, route: Route)
         if stream["state"] in _OVER:
             await conn.close(CloseCode.STREAM_ENDED, "the stream is over")
             return
-        await _serve_commands(server, room, sub, conn, route, stream["creator_id"])
+        await _serve_commands(server, room, sub, conn, route, stream["creator_id"], audience)
     except ConnectionClosed:
         pass
     finally:
@@ -97,7 +110,8 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, conn: ServerConnection,
 
 
 async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
-                          conn: ServerConnection, route: Route, host: str) -> None:
+                          conn: ServerConnection, route: Route, host: str,
+                          audience: _Audience) -> None:
     limits = server.limits
     limiter = RateLimiter(limits.message_rate, limits.message_burst, time.monotonic())
     strikes = 0
@@ -119,7 +133,8 @@ async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
             continue
         try:
             message = decode_client(frame, sub.wire)
-            reply: ServerMessage | None = await _dispatch(server, room, route, host, message)
+            reply: ServerMessage | None = await _dispatch(server, room, route, host, message,
+                                                          audience)
         except ProtocolError as exc:
             if exc.fatal:
                 closing = asyncio.create_task(conn.close(exc.close_code, exc.message[:120]))
@@ -135,10 +150,13 @@ def _reply(sub: Subscriber, message: ServerMessage, server: HubContext) -> None:
 
 
 async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
-                    message: ClientMessage) -> Ack | None:
+                    message: ClientMessage, audience: _Audience) -> Ack | None:
     services = server.services
     if isinstance(message, Like):
         services.hub.add_likes(room.stream_id, message.count)
+        return None if message.ref is None else Ack(message.ref)
+    if isinstance(message, ProductSeen | ProductTap):
+        _count_product(services.hub, room, message, audience, server.limits.seen_per_socket)
         return None if message.ref is None else Ack(message.ref)
     principal = route.principal
     if principal is None or not principal.can_act_for_creator(host):
@@ -163,3 +181,22 @@ async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
     except Refused as exc:  # the stream's rules said no: an error frame, the socket stays
         raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
     return Ack(message.ref)
+
+
+def _count_product(hub: Hub, room: Room, message: ProductSeen | ProductTap,
+                   audience: _Audience, seen_cap: int) -> None:
+    """A view or a click of a lineup product, summed into the hub's tick (checkout/funnel.py):
+    a view once per socket and product, a tap each time (the socket's message rate bounds
+    them). A product outside the lineup is refused like a pin of one; the host console's
+    and the OBS source's frames count nothing."""
+    product = message.product_id
+    if product not in room.lineup:
+        raise ProtocolError("not-in-lineup", f"{product} is not in this stream's lineup",
+                            ref=message.ref)
+    if audience.viewer is None:
+        return
+    if isinstance(message, ProductTap):
+        hub.funnel.tapped(room.stream_id, product)
+    elif product not in audience.seen and len(audience.seen) < seen_cap:
+        audience.seen.add(product)
+        hub.funnel.seen(room.stream_id, product, audience.viewer)

@@ -19,6 +19,7 @@ from redis.typing import EncodableT, FieldT
 
 from checkout.catalog import WebUrl
 from checkout.errors import Refused
+from checkout.funnel import file_show
 from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, CreatorId, ProductId, StreamId, new_stream_id
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
@@ -89,6 +90,13 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
     return out
 
 
+async def _file_for_brands(client: redis.Redis, stream: Mapping[str, Any]) -> None:
+    """List the show on the dashboard of each brand it features (checkout/funnel.py), at
+    when it went live, else when it is scheduled; after each lineup or lifecycle change."""
+    await file_show(client, stream["id"], stream["lineup"],
+                    stream.get("started_ms") or stream["scheduled_ms"])
+
+
 class StreamStore:
     def __init__(self, client: redis.Redis, *, max_pinned: int, shows: ShowIndex,
                  hooks: HookRecords | None = None) -> None:
@@ -122,6 +130,7 @@ class StreamStore:
         stream = await self.must_get(stream_id)
         await self.shows.record(stream, now)
         await self._record_hook(stream, now)
+        await _file_for_brands(self._client, stream)
         return stream
 
     async def get(self, stream_id: StreamId) -> dict[str, Any] | None:
@@ -143,6 +152,7 @@ class StreamStore:
         await self._sync_offers(stream, stream["lineup"])
         await self.shows.record(stream, _now_ms())
         await self._record_hook(stream, _now_ms())
+        await _file_for_brands(self._client, stream)
         if action is StreamAction.GO_LIVE and self.on_live is not None:
             self.on_live(stream)
         return stream
@@ -155,6 +165,7 @@ class StreamStore:
         stream, removed = await self._change(stream_id, "lineup",
                                              {"lineup": list(dict.fromkeys(lineup))})
         await self._sync_offers(stream, stream["lineup"], removed=removed)
+        await _file_for_brands(self._client, stream)
         return stream
 
     async def pin(self, stream_id: StreamId, product_id: ProductId) -> dict[str, Any]:

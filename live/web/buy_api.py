@@ -231,15 +231,15 @@ def register(api: Api) -> None:
         buyer_id = BuyerId(call.need_principal().subject)
         body = call.body
         await _product_with_variant(call, body.product_id, body.variant)
-        mode = "first_paid"
+        mode, in_show = "first_paid", False
         if body.stream_id:
             stream = await call.services.streams.get(body.stream_id)
             if stream is None:
                 raise Problem(404, "not-found", "no such stream")
-            mode = stream["purchase_mode"]
+            mode, in_show = stream["purchase_mode"], body.product_id in stream["lineup"]
         item = await call.services.cart.add(
             buyer_id, body.stream_id or "", body.product_id, body.variant, body.quantity,
-            mode=mode, idempotency_key=key, payment_token="")
+            mode=mode, idempotency_key=key, payment_token="", in_show=in_show)
         return json_response(item.public(), 201)
 
     @api.endpoint("GET", "/cart", summary="The buyer's cart", tag="cart", roles=buyer)

@@ -1,5 +1,6 @@
 // The brand dashboard (/brand/{brand}): live totals, a per-minute chart, per-product and
-// per-stream tables from the brand's sales feed, and CSV exports built in the browser.
+// per-stream tables from the brand's sales feed, each show's product funnel
+// (brand_shows.js), and CSV exports built in the browser.
 
 import { meta } from "./hub_client.js";
 import { FeedClient, showStatus } from "./feed.js";
@@ -8,6 +9,7 @@ import { api, problemText } from "./api.js";
 import { consoleAuth, explainNoAccess } from "./console_auth.js";
 import { mountTeam } from "./team.js";
 import { mountApiKeys } from "./api_keys.js";
+import { mountShows } from "./brand_shows.js";
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -345,6 +347,7 @@ if (access.mode === "none") {
     roleLabel: (role) => (role === "admin" ? "Admin" : "Member"),
   });
   mountApiKeys($("keys-panel"), { brand: brandId, auth });
+  mountShows($("shows-panel"), { brand: brandId, auth });
   const feed = new FeedClient(`${meta("livecart-ws")}/ws/brands/${encodeURIComponent(brandId)}/sales`, {
     token: access.token,
     ticket: access.ticket,

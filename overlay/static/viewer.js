@@ -91,11 +91,12 @@ function render() {
   throttledText($("likes"), compact(v.likes + pendingLikes), COUNTER_MS);
 
   syncList($("pinned"), v.cards, (c) => c.id,
-    (c) => createCard(c, { onBuy: openSheet, variant: "pinned" }), updateCard);
+    (c) => watchCard(createCard(c, { onBuy: tapCard, variant: "pinned" })), updateCard);
   $("empty-note").hidden = v.cards.length > 0 || !v.live;
   setText($("tray-count"), String(v.tray.length));
   syncList($("tray-list"), v.tray, (c) => c.id,
-    (c) => createCard(c, { onBuy: openSheet, variant: "row" }), updateCard);
+    (c) => watchCard(createCard(c, { onBuy: tapCard, variant: "row" })), updateCard);
+  sendSeen();
   syncTicker($("ticker"), v.ticker, state.products);
   if (sheet.open) renderSheet();
   syncVideo(v);
@@ -192,6 +193,45 @@ $("unmute").addEventListener("click", () => {
   video.muted = false;
   $("unmute").hidden = true;
 });
+
+// ---- the brand's funnel: a card seen, a card tapped (docs/protocol.md) ------------------
+// A card at least half on screen is a view, sent once per product for the page (a socket
+// that reconnects does not send it again); a tap that opens the Buy sheet is a click. Only
+// this page sends them: the host console and the OBS source are not viewers.
+
+const SEEN_RATIO = 0.5;
+const seenSent = new Set();
+const seenPending = new Set();
+const cardWatch = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.target.isConnected) cardWatch.unobserve(entry.target); // a card gone unseen
+    // A crossing of the threshold may report a hair under it (subpixel layout).
+    if (!entry.isIntersecting || entry.intersectionRatio < SEEN_RATIO * 0.99) continue;
+    cardWatch.unobserve(entry.target);
+    const product = entry.target.dataset.product;
+    if (!seenSent.has(product)) seenPending.add(product);
+  }
+  sendSeen();
+}, { threshold: SEEN_RATIO });
+
+function watchCard(root) {
+  if (!seenSent.has(root.dataset.product)) cardWatch.observe(root);
+  return root;
+}
+
+// Sent once the socket is open (each render tries again what could not go yet).
+function sendSeen() {
+  for (const product of seenPending) {
+    if (!client.send({ type: "product_seen", product_id: product })) return;
+    seenPending.delete(product);
+    seenSent.add(product);
+  }
+}
+
+function tapCard(productId) {
+  client.send({ type: "product_tap", product_id: productId });
+  openSheet(productId);
+}
 
 // ---- likes: taps are batched (the hub takes up to 50 a message, 20 messages a second) --
 

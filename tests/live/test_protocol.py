@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from live.hub.protocol import (EVENT_TYPES, Ack, ClientMessage, EndStream, Earnings, Error, Event,
-                               Like, Pin, ProtocolError, Sales, ServerMessage, Snapshot, StartDeal,
+                               Like, Pin, ProductSeen, ProductTap, ProtocolError, Sales,
+                               ServerMessage, Snapshot, StartDeal,
                                State, Unpin, Wire, decode_client, decode_server, encode_client,
                                encode_server, event_frame, ws_frame)
 
@@ -26,6 +27,7 @@ maps = st.dictionaries(ids, json_values, max_size=4)
 
 client_messages: st.SearchStrategy[ClientMessage] = st.one_of(
     st.builds(Like, st.integers(1, 50), refs),
+    st.builds(ProductSeen, ids, refs), st.builds(ProductTap, ids, refs),
     st.builds(Pin, ids, refs), st.builds(Unpin, ids, refs),
     st.builds(StartDeal, ids, st.integers(1, 10**10), st.integers(1, 1_000_000),
               st.integers(1, 100), st.integers(10, 300), st.integers(10, 86400), refs),
@@ -70,6 +72,9 @@ def test_the_wire_form_is_the_documented_one() -> None:
     assert encode_client(StartDeal("p", 100, 5, 1, 10, 60, "r"), Wire.JSON) == (
         '{"type":"deal.start","product_id":"p","price_minor":100,"quantity":5,'
         '"per_buyer_limit":1,"countdown_s":10,"duration_s":60,"ref":"r"}')
+    assert encode_client(ProductSeen("p"), Wire.JSON) == '{"type":"product_seen","product_id":"p"}'
+    assert decode_client('{"type":"product_tap","product_id":"p","ref":"t"}', Wire.JSON) == (
+        ProductTap("p", "t"))
 
 
 def test_a_logged_event_passes_through_json_untouched_and_is_reencoded_for_msgpack() -> None:

@@ -7,6 +7,7 @@ KEYS[1] dedupe record  KEYS[2] brand totals hash   KEYS[3] creator totals hash (
 KEYS[4] stream totals hash   KEYS[5] creator ledger stream   KEYS[6] brand per-minute hash
 KEYS[7] brand breakdown hash ('<product>:units', 'stream:<id>:gmv_minor', ...)
 KEYS[8] stream ticker list   KEYS[9] brand orders zset   KEYS[10] stream buyers HyperLogLog
+KEYS[11] the stream's buyers of the order's product, a HyperLogLog (the show's funnel)
 ARGV[1] event kind: sale | sale_reversed | commission | refund
 ARGV[2] order JSON   ARGV[3] event time (ms)   ARGV[4] dedupe TTL (s)   ARGV[5] ticker length
 ARGV[6] ledger max length
@@ -39,7 +40,10 @@ if kind == 'sale' or kind == 'sale_reversed' then
     redis.call('HINCRBY', KEYS[4], 'units', sign * qty)
     redis.call('HINCRBY', KEYS[4], 'orders', sign)
     redis.call('HINCRBY', KEYS[4], 'gmv_minor', sign * amount)
+    -- Per product too, for the show's funnel (checkout/funnel.py).
     redis.call('HINCRBY', KEYS[4], 'product:' .. o.product .. ':units', sign * qty)
+    redis.call('HINCRBY', KEYS[4], 'product:' .. o.product .. ':orders', sign)
+    redis.call('HINCRBY', KEYS[4], 'product:' .. o.product .. ':gmv_minor', sign * amount)
   end
   if kind == 'sale' then
     redis.call('ZADD', KEYS[9], tonumber(o.created_ms), o.id)
@@ -50,6 +54,7 @@ if kind == 'sale' or kind == 'sale_reversed' then
         qty = qty, buyer = masked, at_ms = at}))
       redis.call('LTRIM', KEYS[8], 0, tonumber(ARGV[5]) - 1)
       redis.call('PFADD', KEYS[10], o.buyer)
+      redis.call('PFADD', KEYS[11], o.buyer)
     end
   end
 elseif kind == 'commission' or kind == 'refund' then
