@@ -23,14 +23,13 @@ import time
 from dataclasses import asdict, dataclass
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import redis.asyncio as redis
 
 from checkout.store.keys import product_keys
 from live.accounts.auth import Role, TokenAuthority
-from loadtest.http_client import Reply, encode_request, run_requests
+from loadtest.http_client import ApiCalls, Reply, loopback_host_port, run_requests
 from loadtest.machine import machine_info, now_iso
 from loadtest.race import RaceResult, RaceSpec, run_race
 from loadtest.server_process import ServerProcess
@@ -101,7 +100,7 @@ async def run_flash_sale(config: FlashSaleConfig) -> dict[str, Any]:
             url, secret, valkey_url = config.url, config.secret, config.redis_url
         if config.kill_valkey_at is not None and valkey_url is None:
             raise ValueError("--kill-valkey-at needs the node's Valkey (--redis-url)")
-        host, port = _host_port(url)
+        host, port = loopback_host_port(url)
         shop = _Shop(host, port, TokenAuthority(secret), run_id)
         started = time.monotonic()
         try:
@@ -142,21 +141,11 @@ async def run_flash_sale(config: FlashSaleConfig) -> dict[str, Any]:
     return _report(config, race, checks, kills, baseline, setup_s, server_log_tail)
 
 
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError(f"need an http:// URL, not {url!r}")
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise ValueError("load only on loopback: the URL must be 127.0.0.1")
-    return parts.hostname, parts.port or 80
-
-
-class _Shop:
+class _Shop(ApiCalls):
     """The shop under test, set up through the HTTP API."""
 
     def __init__(self, host: str, port: int, tokens: TokenAuthority, run_id: str) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.tokens = tokens
         self.run_id = run_id
         self.product = ""
@@ -165,39 +154,24 @@ class _Shop:
         self.buyer_tokens: list[str] = []
         self._brand_token = tokens.mint(Role.BRAND, BRAND, ttl_s=_TOKEN_TTL_S)
 
-    def _req(self, method: str, path: str, token: str, body: Any = None,
-             headers: dict[str, str] | None = None) -> bytes:
-        h = {"Authorization": f"Bearer {token}", **(headers or {})}
-        raw = None
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            raw = orjson.dumps(body)
-        return encode_request(method, path, f"{self.host}:{self.port}", h, raw)
-
-    async def _one(self, raw: bytes, *ok: int) -> Any:
-        reply = (await run_requests(self.host, self.port, [raw], concurrency=1))[0]
-        if reply.status not in ok:
-            raise RuntimeError(f"setup call failed: {reply.status} {reply.body[:500]!r}")
-        return orjson.loads(reply.body) if reply.body else None
-
     async def setup(self, units: int, buyers: int, *, go_live: bool = True) -> None:
         """A brand, a product with `units`, a stream with it (live unless `go_live` is off:
         a WHIP publish makes it live), and `buyers` with wallets."""
         operator = self.tokens.mint(Role.OPERATOR, "loadtest", ttl_s=_TOKEN_TTL_S)
         creator = self.tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S)
-        await self._one(self._req("POST", "/api/v1/brands", operator,
+        await self.one(self.req("POST", "/api/v1/brands", operator,
                                   {"id": BRAND, "name": "Flash Brand", "currency": "USD"}),
                         201, 409)
-        product = await self._one(self._req(
+        product = await self.one(self.req(
             "POST", f"/api/v1/brands/{BRAND}/products", self._brand_token,
             {"title": "Flash sneaker", "price_minor": 4900, "currency": "USD",
              "sku": f"FLASH-{self.run_id}", "stock": units, "commission_bps": 1000}), 201)
         self.product = product["id"]
-        stream = await self._one(self._req("POST", "/api/v1/streams", creator,
+        stream = await self.one(self.req("POST", "/api/v1/streams", creator,
                                            {"title": "Flash sale", "lineup": [self.product]}), 201)
         self.stream = stream["id"]
         if go_live:
-            await self._one(self._req("POST", f"/api/v1/streams/{self.stream}/live", creator), 200)
+            await self.one(self.req("POST", f"/api/v1/streams/{self.stream}/live", creator), 200)
         self.buyers = [f"fb{self.run_id}-{i:06d}" for i in range(buyers)]
         self.buyer_tokens = [self.tokens.mint(Role.BUYER, b, ttl_s=_TOKEN_TTL_S)
                              for b in self.buyers]
@@ -205,7 +179,7 @@ class _Shop:
                                "postal_code": "12345", "country": "US"},
                   "payment_token": "tok_visa"}
         replies = await run_requests(
-            self.host, self.port, [self._req("PUT", "/api/v1/me/wallet", t, wallet)
+            self.host, self.port, [self.req("PUT", "/api/v1/me/wallet", t, wallet)
                                    for t in self.buyer_tokens],
             concurrency=_SETUP_CONCURRENCY)
         bad = [r for r in replies if r.status != 200]
@@ -215,12 +189,12 @@ class _Shop:
 
     def buy_requests(self) -> list[bytes]:
         body = {"product_id": self.product, "stream_id": self.stream, "quantity": 1}
-        return [self._req("POST", "/api/v1/buy", token, body,
+        return [self.req("POST", "/api/v1/buy", token, body,
                           {"Idempotency-Key": f"fs-{self.run_id}-{i:06d}"})
                 for i, token in enumerate(self.buyer_tokens)]
 
     async def stock(self) -> dict[str, int]:
-        data = await self._one(self._req("GET", f"/api/v1/products/{self.product}/stock",
+        data = await self.one(self.req("GET", f"/api/v1/products/{self.product}/stock",
                                          self._brand_token), 200)
         (levels,) = [item for item in data["items"] if item["variant"] == VARIANT]
         return {k: int(levels[k]) for k in ("available", "held", "sold", "total")}
@@ -233,7 +207,7 @@ class _Shop:
         acked_ids = [oid for _, oid in acked]
         # Read every acknowledged order back as its buyer: it must exist, be paid, be theirs.
         reads = await run_requests(self.host, self.port, [
-            self._req("GET", f"/api/v1/orders/{oid}", self.buyer_tokens[i]) for i, oid in acked],
+            self.req("GET", f"/api/v1/orders/{oid}", self.buyer_tokens[i]) for i, oid in acked],
             concurrency=_SETUP_CONCURRENCY) if acked else []
         lost = 0
         lost_detail: collections.Counter[str] = collections.Counter()

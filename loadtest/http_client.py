@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import httptools
+import orjson
 
 __all__ = ["ConnectionFailed", "HttpConnection", "Reply", "RequestTimeout", "encode_request",
-           "run_requests"]
+           "run_requests", "ApiCalls", "loopback_host_port"]
 
 
 class ConnectionFailed(Exception):
@@ -191,3 +193,40 @@ async def run_requests(host: str, port: int, requests: Sequence[bytes], *, concu
     done = [r for r in replies if r is not None]
     assert len(done) == len(requests)
     return done
+
+
+def loopback_host_port(url: str) -> tuple[str, int]:
+    """Host and port of a node's http:// URL, which must be on loopback (load stays here)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"need an http:// URL, not {url!r}")
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("load only on loopback: the URL must be 127.0.0.1")
+    return parts.hostname, parts.port or 80
+
+
+class ApiCalls:
+    """The node's JSON API for a scenario's setup and checks: requests encoded once, sent
+    one by one; a reply other than those expected stops the run."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    def req(self, method: str, path: str, token: str | None, body: Any = None,
+            headers: Mapping[str, str] | None = None) -> bytes:
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        raw = None
+        if body is not None:
+            h["Content-Type"] = "application/json"
+            raw = orjson.dumps(body)
+        return encode_request(method, path, f"{self.host}:{self.port}", h, raw)
+
+    async def one(self, raw: bytes, *ok: int) -> Any:
+        """One call; its JSON body, or RuntimeError when its status is not in `ok`."""
+        reply = (await run_requests(self.host, self.port, [raw], concurrency=1))[0]
+        if reply.status not in ok:
+            raise RuntimeError(f"call failed: {reply.status} {reply.body[:500]!r}")
+        return orjson.loads(reply.body) if reply.body else None

@@ -33,9 +33,8 @@ from typing import Any, Literal
 import orjson
 
 from live.accounts.auth import Role, TokenAuthority
-from loadtest.flash_sale import _host_port
-from loadtest.http_client import (ConnectionFailed, HttpConnection, Reply, RequestTimeout,
-                                  encode_request, run_requests)
+from loadtest.http_client import (ApiCalls, ConnectionFailed, HttpConnection, Reply,
+                                  RequestTimeout, loopback_host_port, run_requests)
 from loadtest.machine import machine_info, now_iso
 from loadtest.server_process import ServerProcess
 
@@ -102,7 +101,7 @@ class MoneyRacesConfig:
         if self.duration_limit_s <= 0 or self.quiet_timeout_s <= 0:
             raise ValueError("the time limits must be positive")
         if self.url is not None:
-            _host_port(self.url)
+            loopback_host_port(self.url)
             if not self.secret:
                 raise ValueError("--url needs --secret (the node's token secret)")
 
@@ -159,12 +158,11 @@ def _checkout_word(reply: Reply | None) -> str:
     return str(items[0]["result"]) if items else "empty"
 
 
-class _Node:
+class _Node(ApiCalls):
     """The node under test over HTTP, with the tokens its roles need (minted here)."""
 
     def __init__(self, host: str, port: int, tokens: TokenAuthority, run_id: str) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.tokens = tokens
         self.run_id = run_id
         self.product = ""
@@ -174,24 +172,6 @@ class _Node:
 
     def mint(self, role: Role, subject: str) -> str:
         return self.tokens.mint(role, subject, ttl_s=_TOKEN_TTL_S)
-
-    def req(self, method: str, path: str, token: str | None, body: Any = None,
-            headers: dict[str, str] | None = None) -> bytes:
-        h = dict(headers or {})
-        if token:
-            h["Authorization"] = f"Bearer {token}"
-        raw = None
-        if body is not None:
-            h["Content-Type"] = "application/json"
-            raw = orjson.dumps(body)
-        return encode_request(method, path, f"{self.host}:{self.port}", h, raw)
-
-    async def one(self, raw: bytes, *ok: int) -> Any:
-        """A setup or check call: anything but `ok` stops the run."""
-        reply = (await run_requests(self.host, self.port, [raw], concurrency=1))[0]
-        if reply.status not in ok:
-            raise RuntimeError(f"call failed: {reply.status} {reply.body[:500]!r}")
-        return orjson.loads(reply.body) if reply.body else None
 
     async def many(self, raws: list[bytes], ok: int, what: str) -> list[Any]:
         replies = await run_requests(self.host, self.port, raws, concurrency=_SETUP_CONCURRENCY)
@@ -373,7 +353,7 @@ async def _run(config: MoneyRacesConfig) -> dict[str, Any]:
         else:
             assert config.url is not None and config.secret is not None  # validate() said so
             url, secret = config.url, config.secret
-        host, port = _host_port(url)
+        host, port = loopback_host_port(url)
         node = _Node(host, port, TokenAuthority(secret), run_id)
         seconds: dict[str, float] = {}
         pay = [f"mr{run_id}-p{i:05d}" for i in range(config.pay_buyers)]
