@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import UNIT, Live
-from shop import make_brand, make_live_stream, make_product
+from shop import buy, give_wallet, make_brand, make_live_stream, make_product
 from test_hub import recv_until, room_url
 
 FAST = pytest.mark.parametrize("node_settings", [{"chat_min_gap_ms": 1,
@@ -341,3 +341,17 @@ async def test_invalid_utf8_in_a_msgpack_chat_is_a_bad_frame_not_a_crash(live: L
                 if message.get("type") == "error":
                     assert message["code"] == "malformed"
                     break
+
+
+@FAST
+async def test_a_buyer_of_the_show_wears_the_buyer_badge(live: Live) -> None:
+    await make_brand(live)
+    product = await make_product(live, sku="SKU-1", stock=5)
+    stream = await make_live_stream(live, [product["id"]])
+    await give_wallet(live, "bob")
+    async with await joined(live, stream["id"], live.token("buyer", "bob")) as bob:
+        assert (await say(bob, "before"))["messages"][0]["badges"] == []
+        r = await buy(live, "bob", product["id"], stream=stream["id"])
+        assert r.status_code == 201
+        await live.services.aggregator.drain()
+        assert (await say(bob, "after"))["messages"][0]["badges"] == ["buyer"]
