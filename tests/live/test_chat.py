@@ -8,12 +8,13 @@ import json
 import random
 from typing import Any
 
+import httpx
 import msgpack
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from conftest import UNIT, Live
+from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product
 from test_hub import recv_until, room_url
 
@@ -355,3 +356,36 @@ async def test_a_buyer_of_the_show_wears_the_buyer_badge(live: Live) -> None:
         assert r.status_code == 201
         await live.services.aggregator.drain()
         assert (await say(bob, "after"))["messages"][0]["badges"] == ["buyer"]
+
+
+@FAST
+async def test_chat_and_its_moderation_cross_nodes(live: Live, valkey: Any, tmp_path: Any) -> None:
+    """Two nodes on one Valkey: a message posted on one reaches the other's sockets, a
+    deletion made through the other's API reaches the first's, a ban reaches the banned
+    user's socket wherever it is."""
+    stream = await shop_live(live)
+    services, server, task, url = await start_node(make_settings(
+        valkey, tmp_path / "b", chat_min_gap_ms=1, ws_message_rate=1000.0))
+    ws_b = await start_hub(services, url)
+    try:
+        alice = await joined(live, stream["id"], live.token("buyer", "alice"))
+        bob = await connect(f"{ws_b}/ws/streams/{stream['id']}?access_token="
+                            + live.token("buyer", "bob"))
+        await recv_until(bob, "snapshot")
+        mid = (await say(alice, "from node A"))["messages"][0]["id"]
+        assert (await hear(bob, "from node A"))["id"] == mid
+        async with httpx.AsyncClient(base_url=url) as http_b:
+            r = await http_b.delete(chat_api(live, stream["id"], f"/messages/{mid}"),
+                                    headers=live.auth("creator", "cleo"))
+            assert r.status_code == 204
+        assert (await recv_until(alice, "chat.deleted"))["id"] == mid
+        r = await live.http.post(chat_api(live, stream["id"], "/bans"),
+                                 json={"user": "buyer:bob", "duration_s": 30},
+                                 headers=live.auth("creator", "cleo"))
+        assert r.status_code == 201
+        assert (await recv_until(bob, "error"))["code"] == "timed-out"
+        assert (await say(bob, "through B", ref="b"))["code"] == "timed-out"
+        await alice.close()
+        await bob.close()
+    finally:
+        await stop_node(services, server, task)
