@@ -29,7 +29,10 @@ const REFUSED = {
 export const CHAT_ERRORS = new Set(Object.keys(REFUSED));
 
 export function refusalText(frame) {
-  return frame.message || REFUSED[frame.code] || frame.code;
+  const own = REFUSED[frame.code];
+  if (!own) return frame.message || frame.code;
+  // The server's words add how long to wait ("wait 8 s"), when waiting helps.
+  return /^wait \d+ s$/.test(frame.message || "") ? `${own} (${frame.message})` : own;
 }
 
 export function chatInitial() {
