@@ -31,6 +31,10 @@ export const CHAT_ERRORS = new Set(Object.keys(REFUSED));
 export function refusalText(frame) {
   const own = REFUSED[frame.code];
   if (!own) return frame.message || frame.code;
+  const until = /until (\d{12,})/.exec(frame.message || ""); // a time-out's end, in ms
+  if (frame.code === "timed-out" && until) {
+    return `You're timed out until ${new Date(Number(until[1])).toLocaleTimeString()}.`;
+  }
   // The server's words add how long to wait ("wait 8 s"), when waiting helps.
   return /^wait \d+ s$/.test(frame.message || "") ? `${own} (${frame.message})` : own;
 }
