@@ -1,5 +1,5 @@
 // The host console (/host/{stream}): camera (WHIP), go live / end, pins, flash deals, live
-// counters and a preview of what viewers see. Pins go over the room socket (fastest path,
+// counters, a preview of what viewers see, and the chat's moderation pane (moderation.js). Pins go over the room socket (fastest path,
 // acked by `ref`); everything else, and a pin while the socket is down, goes over HTTP.
 
 import { view } from "./overlay.js";
@@ -10,6 +10,7 @@ import {
 import { api, problemText } from "./api.js";
 import { consoleAuth, explainNoAccess } from "./console_auth.js";
 import { showStatus } from "./feed.js";
+import { mountModeration } from "./moderation.js";
 import { publishWhip, SignalError } from "./video.js";
 
 const COUNTER_MS = 1000; // live counters change at most once a second (they are aria-live)
@@ -37,6 +38,11 @@ function banner(kind, text) {
   setText(node, text);
 }
 
+// Moderators moderate the chat too (the rest of the console is read-only for them).
+const moderate = access.mode === "none" ? () => {}
+  : mountModeration({ base, creator, auth, send: (message) => client.send(message) });
+$("chat-heading").closest("section").hidden = access.mode === "none";
+
 const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(streamId)}`, {
   token: access.token || null,
   ticket: access.ticket,
@@ -45,6 +51,7 @@ const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURICompo
     render();
   },
   onMessage: (message) => {
+    moderate(message);
     if ((message.type === "ack" || message.type === "error") && pendingPins.has(message.ref)) {
       const product = pendingPins.get(message.ref);
       pendingPins.delete(message.ref);
@@ -62,8 +69,8 @@ const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURICompo
 
 if (access.mode === "none") explainNoAccess($("banner"), access, "this stream's host console");
 else if (readOnly) {
-  banner("", `You moderate ${creator}'s streams: you see what the host sees; only the host pins, `
-    + "starts deals, goes live or ends the stream.");
+  banner("", `You moderate ${creator}'s streams: you see what the host sees and moderate the chat; `
+    + "only the host pins, starts deals, goes live or ends the stream.");
 }
 
 function currencyOf(v) {

@@ -1,11 +1,30 @@
 // The OBS browser source (/obs/{stream}): transparent 1920x1080, the pinned cards with their
-// deal countdown and stock badge, and the "just bought" ticker. Nothing to press.
+// deal countdown and stock badge, and the "just bought" ticker. Nothing to press. With
+// `?chat=1` in its URL, the chat too: the last few messages, with every deletion, ban and
+// clearing applied (a message taken down on the viewer page is gone from the stream too).
 
 import { view } from "./overlay.js";
 import { HubClient, meta } from "./hub_client.js";
-import { createCard, syncList, syncTicker, updateCard } from "./cards.js";
+import { createCard, setText, syncList, syncTicker, updateCard } from "./cards.js";
+import { ChatList, chatInitial, chatReduce } from "./chat.js";
 
+const CHAT_SHOWN = 6;
+const withChat = new URLSearchParams(location.search).get("chat") === "1";
 let state = null;
+let chat = chatInitial();
+const chatList = new ChatList(document.getElementById("obs-chat-list"), { shown: CHAT_SHOWN });
+document.getElementById("obs-chat").hidden = !withChat;
+
+function onMessage(message) {
+  if (!withChat) return;
+  const before = chat;
+  chat = chatReduce(chat, message, CHAT_SHOWN);
+  if (chat === before) return;
+  chatList.render(chat);
+  const announcement = document.getElementById("obs-announcement");
+  announcement.hidden = !chat.announcement;
+  setText(announcement, chat.announcement || "");
+}
 
 // `client=obs`: the source is on air, not in the audience, so the hub does not count it.
 const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(meta("livecart-target"))}`, {
@@ -14,6 +33,7 @@ const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURICompo
     state = next;
     render();
   },
+  onMessage,
   onStatus: (status) => {
     document.body.dataset.status = status;
   },

@@ -1,4 +1,5 @@
-// The viewer page (/s/{stream}): video, pinned cards, tray, ticker, likes, one-tap checkout.
+// The viewer page (/s/{stream}): video, pinned cards, tray, ticker, likes, chat and
+// reactions, one-tap checkout.
 
 import { view } from "./overlay.js";
 import { backoffMs, HubClient, meta, pageToken } from "./hub_client.js";
@@ -12,6 +13,10 @@ import { mountCardForm } from "./card_form.js";
 import { addressLine, cardLine, loadWallet, mountAddressForm, saveCard } from "./wallet_forms.js";
 import { showStatus } from "./feed.js";
 import { playWhep, SignalError, SyncGate } from "./video.js";
+import {
+  CHAT_ERRORS, ChatList, chatInitial, chatReduce, floatReactions, reactionDeltas, REACTIONS,
+  refusalText, settingsText,
+} from "./chat.js";
 
 const $ = (id) => document.getElementById(id);
 const streamId = meta("livecart-target");
@@ -68,6 +73,7 @@ const client = new SyncedHubClient(`${meta("livecart-ws")}/ws/streams/${encodeUR
     state = next;
     render();
   },
+  onMessage: (message) => onChat(message),
   onStatus: (status) => showStatus($("conn"), status),
 });
 
@@ -255,6 +261,108 @@ $("like").addEventListener("click", () => {
   heart.addEventListener("animationend", () => heart.remove());
   $("hearts").append(heart);
   if (!likeTimer) likeTimer = setTimeout(flushLikes, 250);
+});
+
+// ---- chat and reactions (docs/chat.md) -------------------------------------------------
+// Messages come in `chat` frames (the sender's own one at once, then again in the batch:
+// one message by id); deletions, bans, clearing, the announcement and the settings are
+// events. A refusal (`error`) or a private `notice` is shown under the messages.
+
+const CHAT_SHOWN = 8;
+const NOTE_MS = 8000;
+let chat = chatInitial();
+const chatList = new ChatList($("chat-list"), { shown: CHAT_SHOWN });
+const pendingChat = new Map(); // ref -> the text sent
+const ownReactions = {}; // floated at the tap, so not again when the room's count includes them
+let chatRefs = 0;
+let noteTimer = null;
+
+function chatNote(kind, text) {
+  const note = $("chat-note");
+  note.dataset.kind = kind;
+  setText(note, text);
+  note.hidden = !text;
+  clearTimeout(noteTimer);
+  if (text) noteTimer = setTimeout(() => { note.hidden = true; }, NOTE_MS);
+}
+
+function renderChat() {
+  chatList.render(chat);
+  const announcement = chat.announcement || "";
+  $("chat-announcement").hidden = !announcement;
+  setText($("chat-announcement-text"), announcement);
+  const mode = settingsText(chat.settings);
+  $("chat-mode").hidden = !mode;
+  setText($("chat-mode"), mode);
+}
+
+function floatRoomReactions(before, after) {
+  for (const [emoji, delta] of Object.entries(reactionDeltas(before, after))) {
+    const mine = Math.min(delta, ownReactions[emoji] || 0);
+    ownReactions[emoji] = (ownReactions[emoji] || 0) - mine;
+    if (delta > mine) floatReactions($("reaction-floats"), emoji, delta - mine);
+  }
+}
+
+function onChat(message) {
+  const before = chat;
+  chat = chatReduce(chat, message);
+  if (message.type === "state") floatRoomReactions(before.reactions, chat.reactions);
+  if (chat !== before) renderChat();
+  const sent = message.ref !== undefined && pendingChat.has(message.ref);
+  if (message.type === "error" && (sent || CHAT_ERRORS.has(message.code))) {
+    chatNote("error", refusalText(message)); // the text stays in the box, to fix or resend
+  } else if (message.type === "notice") {
+    chatNote("info", message.message || message.code);
+  }
+  if (sent && message.type !== "error" && $("chat-input").value === pendingChat.get(message.ref)) {
+    $("chat-input").value = "";
+  }
+  if (sent) pendingChat.delete(message.ref);
+}
+
+$("chat-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("chat-input").value;
+  if (!text.trim()) return;
+  chatRefs += 1;
+  const ref = `chat-${chatRefs}`;
+  if (!client.send({ type: "chat", text, ref })) {
+    chatNote("error", "Not connected: try again in a moment.");
+    return;
+  }
+  pendingChat.set(ref, text);
+  chatNote("", "");
+});
+
+$("chat-toggle").addEventListener("click", () => {
+  const toggle = $("chat-toggle");
+  const open = toggle.getAttribute("aria-expanded") !== "true";
+  toggle.setAttribute("aria-expanded", String(open));
+  setText(toggle, open ? "Hide chat" : "Show chat");
+  $("chat-body").hidden = !open;
+});
+
+for (const [emoji, symbol, label] of REACTIONS) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "reaction-btn";
+  button.dataset.emoji = emoji;
+  button.textContent = symbol;
+  button.setAttribute("aria-label", `React: ${label}`);
+  button.addEventListener("click", () => {
+    if (!client.send({ type: "react", emoji })) return;
+    ownReactions[emoji] = (ownReactions[emoji] || 0) + 1;
+    floatReactions($("reaction-floats"), emoji, 1);
+  });
+  $("reactions").append(button);
+}
+
+// Signed in: the message box; signed out: the way to sign in and come back here.
+sessionReady.then(() => {
+  $("chat-form").hidden = !signedIn();
+  $("chat-signin").hidden = signedIn();
+  $("chat-signin").href = signinHref();
 });
 
 // ---- the buy sheet ----------------------------------------------------------------------

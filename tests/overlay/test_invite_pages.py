@@ -1,8 +1,8 @@
 """Invitations in real Chromium, a browser context per person, a real SMTP server reading the
 mail: an operator invites a brand admin, who opens the link signed out, signs in by email,
 accepts and lands on the brand dashboard of its brand, and invites a member from it; a
-creator appoints a moderator from its page, who lands on the host console, read-only; a
-used link and a link opened by the wrong account say so."""
+creator appoints a moderator from its page, who lands on the host console, read-only but
+for the chat; a used link and a link opened by the wrong account say so."""
 
 from __future__ import annotations
 
@@ -189,6 +189,11 @@ async def test_a_creator_appoints_a_moderator_who_gets_a_read_only_host_console(
                              json={"product_id": shoe["id"]}, headers=live.auth("creator", "cleo"))
     assert r.status_code == 200, r.text
     await expect(mo.locator("#preview-cards .card")).to_have_count(1, timeout=5 * MS)
+    # The chat pane is the moderator's to use: it chats as a moderator.
+    await mo.locator("#mod-input").fill("Welcome, everyone!")
+    await mo.locator("#mod-send-btn").click()
+    said = mo.locator("#mod-chat .chat-msg", has_text="Welcome, everyone!")
+    await expect(said.locator(".chat-badge")).to_have_text(["Mod"], timeout=5 * MS)
     await shot(mo, "host-console-moderator", full_page=True)
 
     # The creator sees its moderator, and removes it.
