@@ -19,7 +19,7 @@ from redis.typing import KeyT, StreamIdT
 
 from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
-from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, product_keys
+from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, chat_keys, product_keys
 from checkout.store.replies import stream_reads, text
 from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
@@ -175,6 +175,9 @@ class Aggregator:
                     pipe.zadd(buyer_orders_key(order["buyer"]), {order["id"]: int(order["created_ms"])})
                 for kind in event_kind(fields) if order else []:
                     self._queue_apply(pipe, kind, order, fields)
+                    if kind == "sale" and order.get("stream"):
+                        # The chat's `buyer` badge: bought in this show (docs/chat.md).
+                        pipe.sadd(chat_keys(order["stream"]).buyers, order["buyer"])
                 self._queue_hooks(pipe, f"{stream}:{entry_id}", fields, order)
             results = await pipe.execute(raise_on_error=False)
         if any(isinstance(r, NoScriptError) for r in results):

@@ -135,6 +135,13 @@ class Settings:
     invite_per_scope: int = 50  # invitations one sender (the operators, a brand, a creator) sends
     invite_per_email: int = 5  # invitations one address receives
     team_max_members: int = 100  # accounts holding one grant (a brand's team, a creator's moderators)
+    # chat (docs/chat.md, docs/limits.md "Chat")
+    chat_per_viewer_s: float = 10.0  # ordinary messages a viewer is sent per second, sampled beyond
+    chat_min_gap_ms: int = 1000  # least time between two messages of one user (staff exempt)
+    chat_duplicate_window_s: int = 30  # the same text again within this is refused
+    chat_log_max: int = 100_000  # messages kept per show (approximate), for the replay
+    chat_backlog: int = 50  # recent messages in a joining socket's snapshot
+    chat_held_max: int = 1000  # messages waiting for review per show
     # affiliate programs and the creator studio (docs/affiliates.md)
     program_max_applications: int = 10_000  # creators one brand's program keeps on record
     statement_max_rows: int = 100_000  # ledger entries in one earnings statement (a month)
@@ -216,7 +223,9 @@ class Settings:
                      "ws_new_per_ip_s", "ws_new_burst_per_ip"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        for name in ("program_max_applications", "statement_max_rows", "publish_token_ttl_s"):
+        for name in ("program_max_applications", "statement_max_rows", "publish_token_ttl_s",
+                     "chat_per_viewer_s", "chat_min_gap_ms", "chat_duplicate_window_s",
+                     "chat_log_max", "chat_backlog", "chat_held_max"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.payments not in ("sandbox", "stripe"):

@@ -162,7 +162,8 @@ def fill(path: str, shop: Shop, **override: str) -> str:
               "item": "ci_000000000000", "session": "no-such-session",
               "address": shop.address, "card": shop.card,
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
-              "endpoint": shop.endpoint, "delivery": "dl_0", "image": "0" * 64, **override}
+              "endpoint": shop.endpoint, "delivery": "dl_0", "image": "0" * 64,
+              "message": "1-0", "held": "h1", "user": "buyer:bob", **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -237,6 +238,12 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
         "ApplicationIn": {"message": "I sell sneakers"},
         "EndpointIn": HOOK,
         "EndpointPatch": {**HOOK, "description": "renamed"},
+        # Chat moderation (docs/chat.md).
+        "BanIn": {"user": "buyer:eve", "scope": "show", "duration_s": 60},
+        "SettingsIn": {"slow_s": 0, "followers_only": False, "keyword": "SOLD",
+                       "claim_mode": "cart"},
+        "AnnouncementIn": {"text": "Free shipping tonight"},
+        "BlockedWordsIn": {"words": ["scam"]},
     }[schema]
 
 

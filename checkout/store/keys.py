@@ -24,7 +24,7 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "brand_shows_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
-           "PROGRAMS", "HookKeys", "HOOKS"]
+           "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
@@ -113,6 +113,36 @@ def stream_funnel_key(stream: StreamId | str) -> str:
 def stream_seen_key(stream: StreamId | str, product: ProductId | str) -> str:
     """HyperLogLog of the viewers who saw the product's card in the show (its views)."""
     return f"lc:{{s:{key_part(stream)}}}:seen:{key_part(product)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChatKeys:
+    """A show's chat, all in its stream's slot with the stream hash and its event log, so
+    chat_post.lua and chat_moderate.lua each decide in one step (docs/chat.md)."""
+
+    log: str  # stream: the posted messages (field m: the message JSON without its id)
+    cfg: str  # hash: slow_s, followers_only, keyword, claim_mode, announcement, cleared_ms
+    bans: str  # hash: chat user -> until ms (0: for good); the channel's bans are copied in
+    last: str  # hash: chat user -> '<ms>|<text hash>' of its last message (rate, duplicates)
+    held: str  # hash: held id -> the message JSON, until approved or rejected
+    audit: str  # stream: moderation actions (who, what, target, when)
+    buyers: str  # set: buyers with a paid order of this show (the `buyer` badge)
+    reactions: str  # hash: emoji -> count
+
+
+def chat_keys(stream: StreamId | str) -> ChatKeys:
+    tag = f"{{s:{key_part(stream)}}}"
+    return ChatKeys(log=f"lc:{tag}:chat", cfg=f"lc:{tag}:chatcfg", bans=f"lc:{tag}:chatbans",
+                    last=f"lc:{tag}:chatlast", held=f"lc:{tag}:held",
+                    audit=f"lc:{tag}:chataudit", buyers=f"lc:{tag}:buyers",
+                    reactions=f"lc:{tag}:reactions")
+
+
+def channel_chat_keys(creator: CreatorId | str) -> tuple[str, str]:
+    """A creator channel's chat bans (hash: chat user -> until ms, 0 for good) and blocked
+    words (set), in the creator's slot."""
+    tag = f"{{c:{key_part(creator)}}}"
+    return f"lc:{tag}:chatbans", f"lc:{tag}:blocked"
 
 
 def cart_key(buyer: BuyerId | str) -> str:

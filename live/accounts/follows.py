@@ -65,6 +65,9 @@ class FollowStore:
             follows_key(account), 0, -1, withscores=True))
         return [(text(c), int(t)) for c, t in rows]
 
+    async def is_following(self, account: str, creator: str) -> bool:
+        return await self._client.zscore(follows_key(account), creator) is not None
+
     async def followers(self, creator: str) -> int:
         return int(await self._client.scard(followers_key(creator)))
 

@@ -10,7 +10,10 @@ from typing import Protocol
 import redis.asyncio as redis
 
 from checkout.catalog import Catalog
+from live.accounts.accounts import AccountStore
 from live.accounts.auth import Principal, TokenAuthority
+from live.accounts.follows import FollowStore
+from live.chat.store import ChatStore
 from live.hub.rooms import Hub
 from live.streams.store import StreamStore
 
@@ -61,6 +64,12 @@ class HubServices(Protocol):
     def streams(self) -> StreamStore: ...
     @property
     def hub(self) -> Hub: ...
+    @property
+    def chat(self) -> ChatStore: ...
+    @property
+    def accounts(self) -> AccountStore: ...
+    @property
+    def follows(self) -> FollowStore: ...
 
 
 class HubContext(Protocol):

@@ -1,6 +1,6 @@
 """The hub's wire protocol, sans-I/O, both directions as values.
 
-Version 1 (docs/protocol.md). JSON text frames by default; msgpack binary frames when the
+Version 1 (docs/protocol.md; chat: docs/chat.md). JSON text frames by default; msgpack binary frames when the
 client asks for the `livecart.v1.msgpack` subprotocol. Client messages (`Like`,
 `ProductSeen`, `ProductTap`, `Pin`, ...)
 and server messages (`Snapshot`, `State`, `Event`, `Ack`, `Error`, `Sales`, `Earnings`) are
@@ -12,7 +12,7 @@ one statement of the wire. Nothing here touches a socket or a clock: callers pas
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -24,10 +24,10 @@ from checkout.errors import LivecartError
 
 __all__ = [
     "PROTOCOL_VERSION", "Wire", "SUBPROTOCOLS", "CloseCode", "ProtocolError", "MAX_FRAME_BYTES",
-    "Like", "ProductSeen", "ProductTap", "Pin", "Unpin", "StartDeal", "EndStream",
-    "ClientMessage", "decode_client",
+    "Like", "ProductSeen", "ProductTap", "Pin", "Unpin", "StartDeal", "EndStream", "Chat",
+    "React", "ClientMessage", "decode_client", "MAX_CHAT_INPUT",
     "encode_client", "Snapshot", "State", "Event", "EVENT_TYPES", "Ack", "Error", "Sales",
-    "Earnings", "ServerMessage", "encode_server", "decode_server", "server_frame", "event_frame",
+    "Earnings", "ChatBatch", "Notice", "ServerMessage", "encode_server", "decode_server", "server_frame", "event_frame",
     "ws_frame", "ws_first_fragment", "ws_continuations", "with_server_time", "RateLimiter",
     "wire_for_subprotocol",
 ]
@@ -129,7 +129,26 @@ class EndStream:
     ref: str | None = None
 
 
-ClientMessage = Like | ProductSeen | ProductTap | Pin | Unpin | StartDeal | EndStream
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A chat message as typed: live/chat/text.py normalises and checks it."""
+
+    text: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class React:
+    """A reaction, one of live/chat/text.py's REACTIONS, summed per tick like likes."""
+
+    emoji: str
+    ref: str | None = None
+
+
+ClientMessage = Like | ProductSeen | ProductTap | Pin | Unpin | StartDeal | EndStream | Chat | React
+
+MAX_CHAT_INPUT = 2000  # characters of a chat frame's text before normalising (200 after)
+_EMOJI_NAME_MAX = 16
 
 _MAX_ID = 64
 
@@ -191,6 +210,18 @@ def decode_client(frame: str | bytes, wire: Wire) -> ClientMessage:
                 ref)
         case "stream.end":
             return EndStream(ref)
+        case "chat":
+            text = data.get("text")
+            if not isinstance(text, str) or len(text) > MAX_CHAT_INPUT:
+                raise ProtocolError("bad-field",
+                                    f"text must be a string of at most {MAX_CHAT_INPUT} characters",
+                                    ref=ref)
+            return Chat(text, ref)
+        case "react":
+            emoji = data.get("emoji")
+            if not isinstance(emoji, str) or not 0 < len(emoji) <= _EMOJI_NAME_MAX:
+                raise ProtocolError("bad-field", "emoji must be a reaction's name", ref=ref)
+            return React(emoji, ref)
         case other:
             raise ProtocolError("unknown-type", f"unknown message type {str(other)[:40]!r}",
                                 ref=ref)
@@ -215,6 +246,10 @@ def _client_fields(message: ClientMessage) -> dict[str, Any]:
                     "countdown_s": message.countdown_s, "duration_s": message.duration_s}
         case EndStream():
             return {"type": "stream.end"}
+        case Chat(text=text):
+            return {"type": "chat", "text": text}
+        case React(emoji=emoji):
+            return {"type": "react", "emoji": emoji}
     raise TypeError(f"not a client message: {message!r}")
 
 
@@ -233,7 +268,8 @@ def encode_client(message: ClientMessage, wire: Wire) -> str | bytes:
 # untouched and clients read them back as `Event`.
 
 EVENT_TYPES = frozenset({"pin", "unpin", "deal.scheduled", "deal.closed", "lineup.changed",
-                         "stream.state", "stream.ingest", "stream.cover"})
+                         "stream.state", "stream.ingest", "stream.cover", "chat.deleted",
+                         "chat.banned", "chat.cleared", "chat.announcement", "chat.settings"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +291,9 @@ class Snapshot:
     just_bought: list[Mapping[str, Any]]
     v: int = PROTOCOL_VERSION
     server_time_ms: int | None = None
+    # docs/chat.md: {messages (the last ones, oldest first), announcement, settings}
+    chat: Mapping[str, Any] = field(default_factory=dict)
+    reactions: Mapping[str, int] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "snapshot"}
@@ -263,11 +302,12 @@ class Snapshot:
         data.update(v=self.v, seq=self.seq, stream=self.stream, tray=self.tray,
                     pinned=self.pinned, deals=self.deals, products=self.products,
                     stock=self.stock, deal_sold=self.deal_sold, viewers=self.viewers,
-                    likes=self.likes, sales=self.sales, just_bought=self.just_bought)
+                    likes=self.likes, sales=self.sales, just_bought=self.just_bought,
+                    chat=self.chat, reactions=self.reactions)
         return data
 
 
-_STATE_PARTS = ("stock", "deal_sold", "viewers", "likes", "sales", "just_bought")
+_STATE_PARTS = ("stock", "deal_sold", "viewers", "likes", "sales", "just_bought", "reactions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +321,7 @@ class State:
     likes: int | None = None
     sales: Mapping[str, int] | None = None
     just_bought: list[Mapping[str, Any]] | None = None
+    reactions: Mapping[str, int] | None = None
 
     def fields(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "state"}
@@ -350,7 +391,36 @@ class Earnings:
         return {"type": "earnings", **self.report}
 
 
-ServerMessage = Snapshot | State | Event | Ack | Error | Sales | Earnings
+@dataclass(frozen=True, slots=True)
+class ChatBatch:
+    """Chat messages for one socket, oldest first: a tick's (sampled for viewers of a busy
+    room, docs/chat.md) or the sender's own message echoed at once."""
+
+    messages: Sequence[Mapping[str, Any]]
+
+    def fields(self) -> dict[str, Any]:
+        return {"type": "chat", "messages": self.messages}
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A private word to one socket: a message held for review, a comment's claim."""
+
+    code: str
+    message: str
+    ref: str | None = None
+    data: Mapping[str, Any] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "notice", "code": self.code, "message": self.message}
+        if self.ref is not None:
+            out["ref"] = self.ref
+        if self.data is not None:
+            out["data"] = self.data
+        return out
+
+
+ServerMessage = Snapshot | State | Event | Ack | Error | Sales | Earnings | ChatBatch | Notice
 
 
 def _dump(data: Mapping[str, Any], wire: Wire) -> bytes:
@@ -404,6 +474,10 @@ def decode_server(frame: str | bytes, wire: Wire) -> ServerMessage:
                 return Sales(data)
             case "earnings":
                 return Earnings(data)
+            case "chat":
+                return ChatBatch(**data)
+            case "notice":
+                return Notice(**data)
             case str() if kind in EVENT_TYPES:
                 seq, at_ms = data.pop("seq"), data.pop("at_ms")
                 return Event(seq, kind, at_ms, data)

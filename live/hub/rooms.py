@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -27,11 +29,12 @@ import redis.asyncio as redis
 
 from checkout.funnel import FunnelBatch, write_funnel
 from checkout.ids import StreamId
-from checkout.store.keys import stream_likes_key, stream_seq_key, stream_viewers_key
+from checkout.store.keys import chat_keys, stream_likes_key, stream_seq_key, stream_viewers_key
 from checkout.tasks import stop_task
-from live.hub.protocol import (CloseCode, ServerMessage, Snapshot, State, Wire, encode_server,
-                               event_frame, server_frame, with_server_time, ws_continuations,
-                               ws_first_fragment)
+from live.chat.store import STAFF_BADGES, chat_channel
+from live.hub.protocol import (ChatBatch, CloseCode, Error, ServerMessage, Snapshot, State, Wire,
+                               encode_server, event_frame, server_frame, with_server_time,
+                               ws_continuations, ws_first_fragment)
 from live.hub.state import read_events_after, read_states
 from live.streams.store import events_channel
 from live.streams.viewers import viewer_share
@@ -53,6 +56,11 @@ class HubLimits:
     heartbeat_s: float = 1.0  # viewer-count share refresh; valid for 3 beats
     replay_limit: int = 1000  # events replayed on resume before falling back to a snapshot
     pending_limit: int = 256  # events queued for a socket between join and snapshot
+    chat_per_viewer_s: float = 10.0  # ordinary chat messages a viewer is sent per second
+    chat_buckets: int = 8  # viewers spread over this many samples of a busy chat
+    chat_pending_limit: int = 5000  # messages buffered per room between two ticks
+    chat_owed_limit: int = 100  # staff messages kept for a socket that skipped a chat frame
+    chat_recent: int = 200  # messages a room remembers for sockets joining on an older snapshot
 
     @property
     def write_limit(self) -> int:
@@ -88,6 +96,12 @@ class Subscriber:
     over_since: float | None = None
     overflowed: bool = False
     closing: asyncio.Task[None] | None = None
+    # Chat (docs/chat.md): every message, held ones too (host console, moderators), or the
+    # sample of `bucket`; who it chats as (a ban names it); staff messages it still owes.
+    full_chat: bool = False
+    bucket: int = 0
+    chat_user: str | None = None
+    owed_chat: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +186,7 @@ def close_slow(sub: Subscriber, limits: HubLimits) -> None:
             CloseCode.TOO_SLOW, "too slow: resume from your last seq", limits.slow_drop_s))
 
 
-_STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales")
+_STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales", "reactions")
 
 
 class Room:
@@ -191,6 +205,15 @@ class Room:
         self.taps: set[Callable[[int | None, dict[str, Any]], None]] = set()
         self._snapshots: dict[Wire, EncodedSnapshot] = {}
         self._snapshot_lock = asyncio.Lock()
+        # Chat messages heard since the last tick, and each viewer's allowance of them.
+        self.chat_pending: list[dict[str, Any]] = []
+        # The posted messages heard lately, with when: a joiner's shared snapshot may be a
+        # second old, so it is sent those heard since (`chat_since`).
+        self.recent_chat: deque[tuple[float, dict[str, Any]]] = deque(maxlen=limits.chat_recent)
+        self._chat_allowance = limits.chat_per_viewer_s
+        self._chat_flushed: float | None = None
+        self._rng = random.Random()
+        self._joined = 0
 
     async def snapshot(self, wire: Wire, now: float,
                        read: Callable[[], Awaitable[Snapshot | None]]
@@ -222,6 +245,8 @@ class Room:
         message = orjson.loads(raw_json)
         if message.get("type") == "lineup.changed":
             self.lineup = list(message.get("lineup", self.lineup))
+        if str(message.get("type", "")).startswith("chat."):
+            self._moderated(message, now)
         for tap in list(self.taps):
             tap(seq, message)
         frames = {w: event_frame(raw_json, w) for w in self._wires()}
@@ -235,6 +260,85 @@ class Room:
             if seq <= sub.base_seq:
                 continue  # its snapshot or replay already had this event
             write_frame(sub, frames[sub.wire], self.limits, droppable=False, now=now)
+
+    def _moderated(self, event: dict[str, Any], now: float) -> None:
+        """A moderation event: what it removes is never sent from this room's buffer, and a
+        banned user's own sockets are told (docs/chat.md)."""
+        kind = event["type"]
+        if kind == "chat.deleted":
+            self._forget(lambda m: m["id"] == event["id"])
+        elif kind == "chat.cleared":
+            self._forget(lambda m: not m.get("held"))
+        elif kind == "chat.banned":
+            user, until = event["user"], event.get("until_ms")
+            self._forget(lambda m: m["user"] == user)
+            error = (Error("banned", "you are banned from this chat") if until is None
+                     else Error("timed-out", f"you are timed out of this chat until {until}"))
+            for sub in list(self.subscribers):
+                if sub.chat_user == user and sub.active:
+                    write_frame(sub, server_frame(error, sub.wire), self.limits,
+                                droppable=False, now=now)
+
+    def _forget(self, gone: Callable[[dict[str, Any]], bool]) -> None:
+        self.chat_pending = [m for m in self.chat_pending if not gone(m)]
+        kept = [(t, m) for t, m in self.recent_chat if not gone(m)]
+        self.recent_chat.clear()
+        self.recent_chat.extend(kept)
+
+    def chat(self, message: dict[str, Any], now: float) -> None:
+        """A posted (or held) message from the bus: sent with the next tick."""
+        if len(self.chat_pending) < self.limits.chat_pending_limit or _is_staff(message):
+            self.chat_pending.append(message)
+        if not message.get("held"):
+            self.recent_chat.append((now, message))
+
+    def chat_since(self, since: float) -> list[dict[str, Any]]:
+        """The posted messages this room heard at or after `since` (monotonic)."""
+        return [m for t, m in self.recent_chat if t >= since]
+
+    def flush_chat(self, now: float) -> None:
+        """The tick's chat, one frame per socket: every message to the full feeds (the
+        host console, moderators); to viewers the staff messages and, of the others, at
+        most `chat_per_viewer_s` a second: all of them when they come slower, else each
+        bucket of sockets its own uniform sample (docs/chat.md). A socket over its cap
+        skips the frame, as it would a state frame, and is owed the staff messages."""
+        elapsed = 0.0 if self._chat_flushed is None else now - self._chat_flushed
+        self._chat_flushed = now
+        rate = self.limits.chat_per_viewer_s
+        self._chat_allowance = min(rate, self._chat_allowance + elapsed * rate)
+        pending, self.chat_pending = self.chat_pending, []
+        if not pending or not self.subscribers:
+            return
+        public = [m for m in pending if not m.get("held")]
+        staff = [m for m in public if _is_staff(m)]
+        ordinary = [m for m in public if not _is_staff(m)]
+        allowed = int(self._chat_allowance)
+        sampled = len(ordinary) > allowed
+        if not sampled:
+            samples = [public] * self.limits.chat_buckets
+            self._chat_allowance -= len(ordinary)
+        else:
+            self._chat_allowance -= allowed
+            samples = [_merged(staff, self._rng.sample(ordinary, allowed))
+                       for _ in range(self.limits.chat_buckets)]
+        frames: dict[tuple[int, Wire], bytes] = {}
+        for sub in list(self.subscribers):
+            if not sub.active:
+                continue
+            bucket = -1 if sub.full_chat else sub.bucket if sampled else 0
+            messages = pending if sub.full_chat else samples[bucket]
+            if not messages and not sub.owed_chat:
+                continue
+            if sub.owed_chat:
+                messages = _merged(sub.owed_chat, messages)
+                sub.owed_chat = []
+                frame = server_frame(ChatBatch(messages), sub.wire)
+            else:
+                frame = frames.get((bucket, sub.wire)) or frames.setdefault(
+                    (bucket, sub.wire), server_frame(ChatBatch(messages), sub.wire))
+            if not write_frame(sub, frame, self.limits, droppable=True, now=now):
+                owed = [m for m in messages if _is_staff(m)]
+                sub.owed_chat = owed[-self.limits.chat_owed_limit:]
 
     def broadcast(self, message: ServerMessage, now: float, *, droppable: bool) -> None:
         frames = {w: server_frame(message, w) for w in self._wires()}
@@ -250,7 +354,7 @@ class Room:
             changed = {p: v for p, v in state[key].items() if old.get(p) != v}
             if changed:
                 change[key] = changed
-        for key in ("viewers", "likes", "sales"):
+        for key in ("viewers", "likes", "sales", "reactions"):
             if self.state.get(key) != state[key]:
                 change[key] = state[key]
         self.state = {k: state[k] for k in _STATE_KEYS}
@@ -281,6 +385,8 @@ class Room:
                 write_frame(sub, frame, self.limits, droppable=False, now=now)
         sub.queued.clear()
         sub.active = True
+        sub.bucket = self._joined % self.limits.chat_buckets  # round robin: even buckets
+        self._joined += 1
         sub.base_seq = base_seq
         if sub.overflowed:
             close_slow(sub, self.limits)
@@ -317,10 +423,26 @@ class Room:
             sub.needs_state = False
             write_frame(sub, server_frame(self.full_state(), sub.wire), self.limits,
                         droppable=True, now=now)
+        if sub.owed_chat and sub.active and buffered <= self.limits.outbox_bytes // 2:
+            owed, sub.owed_chat = sub.owed_chat, []
+            write_frame(sub, server_frame(ChatBatch(owed), sub.wire), self.limits,
+                        droppable=True, now=now)
 
     def _wires(self) -> set[Wire]:
         """The wire formats in use: each message is encoded once per format, not per socket."""
         return {sub.wire for sub in self.subscribers}
+
+
+def _is_staff(message: dict[str, Any]) -> bool:
+    return not STAFF_BADGES.isdisjoint(message.get("badges", ()))
+
+
+def _merged(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Two lists of messages as one, each once, in log order (ids `<ms>-<n>` sort by time;
+    held ones, `h<n>`, are never in a sample)."""
+    seen: dict[str, dict[str, Any]] = {m["id"]: m for m in first}
+    seen.update((m["id"], m) for m in second)
+    return sorted(seen.values(), key=lambda m: (m["at_ms"], m["id"]))
 
 
 class Hub:
@@ -335,6 +457,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._likes: dict[str, int] = {}
+        self._reactions: dict[str, dict[str, int]] = {}
         # The sockets' product views and taps, written once per tick like the likes.
         self.funnel = FunnelBatch()
         self.ticks = 0
@@ -342,6 +465,11 @@ class Hub:
     def add_likes(self, stream_id: str, count: int) -> None:
         """Likes are summed locally and written once per tick, not once per tap."""
         self._likes[stream_id] = self._likes.get(stream_id, 0) + count
+
+    def add_reaction(self, stream_id: str, emoji: str) -> None:
+        """Reactions are summed like likes and written once per tick."""
+        counts = self._reactions.setdefault(stream_id, {})
+        counts[emoji] = counts.get(emoji, 0) + 1
 
     def start(self) -> None:
         if not self._tasks:
@@ -372,7 +500,7 @@ class Hub:
             room = self.rooms.get(stream_id)
             if room is None:
                 # Subscribe before reading seq: nothing published in between is missed.
-                await self._pubsub.subscribe(events_channel(stream_id))
+                await self._pubsub.subscribe(events_channel(stream_id), chat_channel(stream_id))
                 seq = int(await self.client.get(stream_seq_key(stream_id)) or 0)
                 room = Room(stream_id, lineup, seq, self.limits)
                 self.rooms[stream_id] = room
@@ -396,7 +524,8 @@ class Hub:
     async def _drop_if_empty(self, room: Room) -> None:
         if not room.subscribers and not room.taps and self.rooms.get(room.stream_id) is room:
             del self.rooms[room.stream_id]
-            await self._pubsub.unsubscribe(events_channel(room.stream_id))
+            await self._pubsub.unsubscribe(events_channel(room.stream_id),
+                                           chat_channel(room.stream_id))
             await self.client.hdel(stream_viewers_key(room.stream_id), self.node_id)
 
     async def catch_up_room(self, room: Room) -> None:
@@ -422,11 +551,14 @@ class Hub:
                 message = await self._pubsub.get_message(timeout=1.0)
                 if message is None or message["type"] != "message":
                     continue
-                stream_id = message["channel"].decode().rpartition(":")[2]
+                kind, _, stream_id = message["channel"].decode().rpartition(":")
                 room = self.rooms.get(stream_id)
                 if room is None:
                     continue
                 raw = message["data"]
+                if kind == "lc:chat":
+                    room.chat(orjson.loads(raw), time.monotonic())
+                    continue
                 seq = int(orjson.loads(raw)["seq"])
                 if seq > room.seq + 1:
                     await self.catch_up_room(room)
@@ -445,7 +577,8 @@ class Hub:
             log.debug("closing the old pubsub failed", exc_info=True)
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         if self.rooms:
-            await self._pubsub.subscribe(*[events_channel(s) for s in self.rooms])
+            await self._pubsub.subscribe(*[events_channel(s) for s in self.rooms],
+                                         *[chat_channel(s) for s in self.rooms])
         for room in list(self.rooms.values()):
             await self.catch_up_room(room)
 
@@ -453,11 +586,15 @@ class Hub:
         while True:
             started = time.monotonic()
             try:
-                if self._likes:
+                if self._likes or self._reactions:
                     likes, self._likes = self._likes, {}
+                    reactions, self._reactions = self._reactions, {}
                     async with self.client.pipeline(transaction=False) as pipe:
                         for stream_id, count in likes.items():
                             pipe.incrby(stream_likes_key(stream_id), count)
+                        for stream_id, counts in reactions.items():
+                            for emoji, count in counts.items():
+                                pipe.hincrby(chat_keys(stream_id).reactions, emoji, count)
                         await pipe.execute()
                 if self.rooms:
                     rooms = {s: list(r.lineup) for s, r in self.rooms.items()}
@@ -470,6 +607,7 @@ class Hub:
                         if state["seq"] > room.seq:
                             await self.catch_up_room(room)
                         room.apply_state(state, now)
+                        room.flush_chat(now)
                 if self.funnel:
                     await self._write_funnel()
                 self.ticks += 1

@@ -12,11 +12,14 @@ from websockets.exceptions import ConnectionClosed
 from checkout.errors import Refused
 from checkout.ids import ProductId, StreamId
 from checkout.store.keys import stream_unique_viewers_key
+from live.chat.store import ChatRefusal, ChatStore
+from live.chat.text import REACTIONS, ChatRefused
+from live.hub.chatter import Chatter, chat_user
 from live.hub.rooms import Hub, Room, Subscriber, send_snapshot, write_frame
-from live.hub.protocol import (Ack, ClientMessage, CloseCode, EndStream, Error, Like, Pin,
-                               ProductSeen, ProductTap, ProtocolError, RateLimiter,
-                               ServerMessage, StartDeal, Unpin, decode_client, event_frame,
-                               server_frame, wire_for_subprotocol)
+from live.hub.protocol import (Ack, Chat, ChatBatch, ClientMessage, CloseCode, EndStream, Error,
+                               Like, Notice, Pin, ProductSeen, ProductTap, ProtocolError,
+                               RateLimiter, React, ServerMessage, StartDeal, Unpin,
+                               decode_client, event_frame, server_frame, wire_for_subprotocol)
 from live.hub.sockets import WebSocketSink
 from live.hub.state import read_events_after, read_snapshot
 from live.streams.lifecycle import StreamAction
@@ -50,19 +53,23 @@ async def room_session(server: HubContext, conn: ServerConnection, route: Route)
     wire = wire_for_subprotocol(conn.subprotocol)
     room = await hub.room(StreamId(route.target), stream["lineup"])
     sub = Subscriber(WebSocketSink(conn), wire, counted=_is_viewer(route, stream["creator_id"]))
+    if route.principal is not None:
+        sub.chat_user = chat_user(route.principal)
+        sub.full_chat = route.principal.can_moderate(stream["creator_id"])
     room.subscribers.add(sub)
     who = route.principal.subject if route.principal else f"anon:{route.ip}:{id(conn)}"
     audience = _Audience(who if sub.counted else None)
     try:
         if sub.counted:
             await services.client.pfadd(stream_unique_viewers_key(route.target), who)
-        if not await _start(hub, room, sub, conn, route):
+        if not await _start(hub, services.chat, room, sub, conn, route):
             await conn.wait_closed()  # returning now would let websockets close it 1000
             return
         if stream["state"] in _OVER:
             await conn.close(CloseCode.STREAM_ENDED, "the stream is over")
             return
-        await _serve_commands(server, room, sub, conn, route, stream["creator_id"], audience)
+        chatter = Chatter(services, room.stream_id, stream["creator_id"], route.principal)
+        await _serve_commands(server, room, sub, conn, route, chatter, audience)
     except ConnectionClosed:
         pass
     finally:
@@ -77,7 +84,7 @@ def _is_viewer(route: Route, host: str) -> bool:
     return route.principal is None or not route.principal.can_act_for_creator(host)
 
 
-async def _start(hub: Hub, room: Room, sub: Subscriber, conn: ServerConnection,
+async def _start(hub: Hub, chat: ChatStore, room: Room, sub: Subscriber, conn: ServerConnection,
                  route: Route) -> bool:
     """Resume from `since` when the log still has it; otherwise a fresh snapshot. False if
     the socket is closing instead."""
@@ -93,8 +100,8 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, conn: ServerConnection,
             write_frame(sub, event_frame(raw, sub.wire), hub.limits, droppable=False, now=now)
         room.activate(sub, route.since + len(events), now)
     else:
-        snapshot = await room.snapshot(sub.wire, now,
-                                       lambda: read_snapshot(client, room.stream_id))
+        snapshot = await room.snapshot(sub.wire, now, lambda: read_snapshot(
+            client, chat, room.stream_id))
         if snapshot is None:
             await conn.close(CloseCode.NOT_FOUND, "no such stream")
             return False
@@ -102,6 +109,11 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, conn: ServerConnection,
             return False  # closed, or being closed as too slow
         now = time.monotonic()
         room.activate(sub, snapshot.seq, now)
+        # The snapshot's chat may be a second old: what was heard since (the page dedupes).
+        recent = room.chat_since(snapshot.taken_at)
+        if recent:
+            write_frame(sub, server_frame(ChatBatch(recent), sub.wire), hub.limits,
+                        droppable=True, now=now)
     if room.state:
         # The room's state may be newer than what the snapshot read: never leave it stale.
         write_frame(sub, server_frame(room.full_state(), sub.wire), hub.limits, droppable=True,
@@ -110,7 +122,7 @@ async def _start(hub: Hub, room: Room, sub: Subscriber, conn: ServerConnection,
 
 
 async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
-                          conn: ServerConnection, route: Route, host: str,
+                          conn: ServerConnection, route: Route, chatter: Chatter,
                           audience: _Audience) -> None:
     limits = server.limits
     limiter = RateLimiter(limits.message_rate, limits.message_burst, time.monotonic())
@@ -133,8 +145,8 @@ async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
             continue
         try:
             message = decode_client(frame, sub.wire)
-            reply: ServerMessage | None = await _dispatch(server, room, route, host, message,
-                                                          audience)
+            reply: ServerMessage | None = await _dispatch(server, room, sub, route, chatter,
+                                                          message, audience)
         except ProtocolError as exc:
             if exc.fatal:
                 closing = asyncio.create_task(conn.close(exc.close_code, exc.message[:120]))
@@ -149,9 +161,19 @@ def _reply(sub: Subscriber, message: ServerMessage, server: HubContext) -> None:
                 droppable=False, now=time.monotonic())
 
 
-async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
-                    message: ClientMessage, audience: _Audience) -> Ack | None:
+async def _dispatch(server: HubContext, room: Room, sub: Subscriber, route: Route,
+                    chatter: Chatter, message: ClientMessage,
+                    audience: _Audience) -> Ack | Notice | None:
     services = server.services
+    host = chatter.host
+    if isinstance(message, Chat):
+        return await _chat(server, room, sub, chatter, message)
+    if isinstance(message, React):
+        if message.emoji not in REACTIONS:
+            raise ProtocolError("bad-field", f"emoji must be one of {', '.join(REACTIONS)}",
+                                ref=message.ref)
+        services.hub.add_reaction(room.stream_id, message.emoji)
+        return None if message.ref is None else Ack(message.ref)
     if isinstance(message, Like):
         services.hub.add_likes(room.stream_id, message.count)
         return None if message.ref is None else Ack(message.ref)
@@ -181,6 +203,22 @@ async def _dispatch(server: HubContext, room: Room, route: Route, host: str,
     except Refused as exc:  # the stream's rules said no: an error frame, the socket stays
         raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
     return Ack(message.ref)
+
+
+async def _chat(server: HubContext, room: Room, sub: Subscriber, chatter: Chatter,
+                message: Chat) -> Ack | Notice | None:
+    """Post one message: the sender sees it at once (everyone else with the next tick), a
+    held one is said to be held; a refusal is an error frame (docs/chat.md)."""
+    try:
+        posted = await chatter.post(message.text, room.lineup)
+    except ChatRefused as exc:
+        raise ProtocolError(exc.code, exc.message, ref=message.ref) from None
+    except ChatRefusal as exc:
+        raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
+    if posted.held:
+        return Notice("held", "your message is held for a moderator's review", message.ref)
+    _reply(sub, ChatBatch([posted.message]), server)
+    return None if message.ref is None else Ack(message.ref)
 
 
 def _count_product(hub: Hub, room: Room, message: ProductSeen | ProductTap,

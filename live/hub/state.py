@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
-from checkout.store.keys import (agg_key, product_keys, stream_events_key, stream_key, stream_likes_key,
-                           stream_seq_key, stream_viewers_key)
-from checkout.store.replies import entries
+from checkout.ids import StreamId
+from checkout.store.keys import (agg_key, chat_keys, product_keys, stream_events_key, stream_key,
+                                 stream_likes_key, stream_seq_key, stream_viewers_key)
+from checkout.store.replies import entries, int_hash
+from live.chat.store import ChatStore
 from live.hub.protocol import Snapshot
 from live.streams.viewers import sum_viewers
 
@@ -37,7 +39,7 @@ def _sales(raw: dict[bytes, bytes]) -> dict[str, int]:
             "gmv_minor": d.get("gmv_minor", 0)}
 
 
-async def read_snapshot(client: redis.Redis, stream_id: str) -> Snapshot | None:
+async def read_snapshot(client: redis.Redis, chat: ChatStore, stream_id: str) -> Snapshot | None:
     """Everything a viewer needs to draw the room, with the seq it is current to; the
     sender adds `server_time_ms` (`protocol.with_server_time`)."""
     async with client.pipeline(transaction=False) as pipe:
@@ -59,6 +61,7 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> Snapshot | None:
         pipe.get(stream_likes_key(stream_id))
         pipe.hgetall(agg_key("stream", stream_id))
         pipe.lrange(agg_key("ticker", stream_id), 0, TICKER_SHOWN - 1)
+        pipe.hgetall(chat_keys(stream_id).reactions)
         results = await pipe.execute()
     now_ms = int(time.time() * 1000)
     products, stock, deal_sold = {}, {}, {}
@@ -68,7 +71,7 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> Snapshot | None:
             products[product] = _card(card)
             stock[product] = _stock(levels)
             deal_sold[product] = int(sold or 0)
-    viewers, likes, sales, ticker = results[3 * len(lineup):]
+    viewers, likes, sales, ticker, reactions = results[3 * len(lineup):]
     return Snapshot(
         seq=int(seq or 0),
         stream={"id": stream_id, "title": stream["title"], "state": stream["state"],
@@ -79,7 +82,8 @@ async def read_snapshot(client: redis.Redis, stream_id: str) -> Snapshot | None:
         deals=orjson.loads(stream.get("deals", "{}")),
         products=products, stock=stock, deal_sold=deal_sold,
         viewers=sum_viewers(viewers, now_ms), likes=int(likes or 0),
-        sales=_sales(sales), just_bought=[orjson.loads(t) for t in ticker])
+        sales=_sales(sales), just_bought=[orjson.loads(t) for t in ticker],
+        chat=await chat.room_chat(StreamId(stream_id)), reactions=int_hash(reactions))
 
 
 async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
@@ -93,6 +97,7 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
             pipe.get(stream_likes_key(stream_id))
             pipe.hgetall(agg_key("stream", stream_id))
             pipe.lrange(agg_key("ticker", stream_id), 0, TICKER_SHOWN - 1)
+            pipe.hgetall(chat_keys(stream_id).reactions)
             for product in lineup:
                 pipe.hgetall(product_keys(product).stock)
                 pipe.hget(product_keys(product).offers, f"dealsold:{stream_id}")
@@ -100,8 +105,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
     states: dict[str, dict[str, Any]] = {}
     i = 0
     for stream_id, lineup in order:
-        seq, viewers, likes, sales, ticker = results[i:i + 5]
-        i += 5
+        seq, viewers, likes, sales, ticker, reactions = results[i:i + 6]
+        i += 6
         stock, deal_sold = {}, {}
         for product in lineup:
             stock[product] = _stock(results[i])
@@ -110,7 +115,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
         states[stream_id] = {"seq": int(seq or 0), "stock": stock, "deal_sold": deal_sold,
                              "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
                              "sales": _sales(sales),
-                             "ticker": [orjson.loads(t) for t in ticker]}
+                             "ticker": [orjson.loads(t) for t in ticker],
+                             "reactions": int_hash(reactions)}
     return states
 
 

@@ -48,6 +48,7 @@ from live.settings import Settings
 from live.streams.alerts import AlertLimits, ShowAlerts
 from live.streams.shows import ShowIndex
 from live.streams.store import StreamStore
+from live.chat.store import ChatLimits, ChatStore
 from live.node.valkey_check import check_server
 from live.node.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
@@ -154,6 +155,7 @@ class Services:
     webhooks: EndpointStore
     dispatcher: Dispatcher
     images: ImageStore
+    chat: ChatStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -215,7 +217,7 @@ class Services:
         hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
             slow_drop_s=settings.ws_slow_drop_s,
-            tick_s=settings.ws_tick_ms / 1000))
+            tick_s=settings.ws_tick_ms / 1000, chat_per_viewer_s=settings.chat_per_viewer_s))
         check_video_compat()  # fail at start, not mid-stream, if aiortc's internals moved
         check_websockets_compat()
         restrict_ice_hosts(settings.video_ice_hosts)
@@ -288,6 +290,11 @@ class Services:
                 window_s=settings.invite_limit_window_s, per_scope=settings.invite_per_scope,
                 per_email=settings.invite_per_email)),
             teams=teams, dispatcher=dispatcher,
+            chat=ChatStore(client, ChatLimits(
+                min_gap_ms=settings.chat_min_gap_ms,
+                duplicate_window_s=settings.chat_duplicate_window_s,
+                log_max=settings.chat_log_max, backlog=settings.chat_backlog,
+                held_max=settings.chat_held_max)),
             api_keys=ApiKeyStore(client, max_per_brand=settings.api_keys_per_brand),
             programs=ProgramStore(client,
                                   max_applications=settings.program_max_applications),

@@ -24,6 +24,7 @@ from checkout.payments import PaymentGateway
 from checkout.programs import ProgramStore
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
+from live.chat.store import ChatStore
 from live.accounts.accounts import AccountStore
 from live.accounts.api_keys import ApiKeyStore
 from live.accounts.auth import TokenAuthority
@@ -100,6 +101,8 @@ class WebServices(Protocol):
     def passkeys(self) -> PasskeyAuth: ...
     @property
     def follows(self) -> FollowStore: ...
+    @property
+    def chat(self) -> ChatStore: ...
     @property
     def invitations(self) -> InvitationStore: ...
     @property

@@ -106,7 +106,7 @@ async def test_a_non_reader_that_never_takes_its_close_frame_is_dropped(live: Li
 async def test_a_reader_gets_the_whole_big_snapshot_then_deltas(live: Live,
                                                                  subprotocol: str) -> None:
     stream = await big_room(live, products=4)
-    read = await read_snapshot(live.services.client, stream["id"])
+    read = await read_snapshot(live.services.client, live.services.chat, stream["id"])
     assert read is not None
     expected = read.fields()
     async with connect(room_url(live, stream["id"]), max_size=None,

@@ -79,7 +79,8 @@ def logged(seq: int, kind: str = "pin", **data: Any) -> bytes:
 def tick(**parts: Any) -> dict[str, Any]:
     """A state read as `live.hub.state.read_states` returns it."""
     state: dict[str, Any] = {"seq": 0, "stock": {}, "deal_sold": {}, "viewers": 0, "likes": 0,
-                             "sales": {"units": 0, "orders": 0, "gmv_minor": 0}, "ticker": []}
+                             "sales": {"units": 0, "orders": 0, "gmv_minor": 0}, "ticker": [],
+                             "reactions": {}}
     return {**state, **parts}
 
 

@@ -1,6 +1,6 @@
 --[[ stream.lua: one change to a live stream, checked, written and announced atomically in
 the stream's slot ({s:<id>}): two hosts pinning at once (REST and socket, two nodes) can't
-lose an update or pass the pin cap, and no change is stored without its event.
+lose an update or pass the pin cap, and no change is stored without its event (`emit`, from event_lib.lua in front).
 
 Every change bumps the stream's `rev`; the offers the buy script reads (in each product's
 slot, so not writable here) are synced after it by offer_sync.lua, newest rev wins.
@@ -26,16 +26,6 @@ local now = tonumber(ARGV[3])
 local function list(t)
   if #t == 0 then return '[]' end
   return cjson.encode(t)
-end
-
-local function emit(kind, body)
-  local seq = redis.call('INCR', KEYS[2])
-  local message = '{"seq":' .. seq .. ',"type":' .. cjson.encode(kind) .. ',"at_ms":' .. now
-  if body ~= '' then message = message .. ',' .. body end
-  message = message .. '}'
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[4]), seq .. '-0', 'e', message)
-  redis.call('PUBLISH', ARGV[5], message)
-  return seq
 end
 
 local function refuse(status, kind, detail)

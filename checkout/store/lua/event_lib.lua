@@ -1,0 +1,14 @@
+--[[ event_lib.lua: put in front of the scripts that write a stream's sequenced events
+(stream.lua, chat_moderate.lua), so an event is numbered, logged and announced one way.
+Both take KEYS[2] the sequence counter, KEYS[3] the event log (entry id "<seq>-0"),
+ARGV[3] now (ms), ARGV[4] the log's max length (approximate), ARGV[5] the pub/sub channel. ]]
+
+local function emit(kind, body)
+  local seq = redis.call('INCR', KEYS[2])
+  local message = '{"seq":' .. seq .. ',"type":' .. cjson.encode(kind) .. ',"at_ms":' .. ARGV[3]
+  if body ~= '' then message = message .. ',' .. body end
+  message = message .. '}'
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', tonumber(ARGV[4]), seq .. '-0', 'e', message)
+  redis.call('PUBLISH', ARGV[5], message)
+  return seq
+end
