@@ -104,9 +104,9 @@ class ChatConfig:
                              f"the pins: at least {need:.1f} s")
 
 
-def per_viewer_cap() -> int:
+def per_viewer_cap() -> float:
     """The per-viewer cap the server runs with (LIVECART_CHAT_PER_VIEWER_S, inherited)."""
-    return int(Settings.from_env().chat_per_viewer_s)
+    return Settings.from_env().chat_per_viewer_s
 
 
 async def run_chat(config: ChatConfig) -> dict[str, Any]:
@@ -285,7 +285,7 @@ async def _delete(shop: _Shop, creator: str, times: list[float]) -> list[dict[st
             await asyncio.sleep(wait)
         listing = await shop.one(shop.req("GET", f"{base}?limit=20", None), 200)
         taken = {d["id"] for d in done}
-        target = next((m["id"] for m in listing["messages"]
+        target = next((m["id"] for m in listing["items"]
                        if str(m.get("text", "")).startswith("c") and m["id"] not in taken), None)
         if target is None:
             raise RuntimeError(f"no chatter's message to delete in {listing!r:.300}")

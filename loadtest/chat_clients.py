@@ -29,6 +29,7 @@ __all__ = ["ChatPool", "ChatWorker", "chat_text"]
 _PAD = "what size is the blue one and does it run small"
 _HOST_PREFIX = "h"
 _CHAT_PREFIX = "c"
+_ANSWER_WAIT_S = 5.0
 
 
 def chat_text(prefix: str, n: int, pad: bool = True) -> str:
@@ -37,9 +38,10 @@ def chat_text(prefix: str, n: int, pad: bool = True) -> str:
     return f"{text} {_PAD}" if pad else text
 
 
-def _id_key(message_id: str) -> tuple[int, int]:
+def _id_key(message_id: str) -> tuple[int, int] | None:
+    """A posted message's place in the log (`<ms>-<n>`); None for any other id."""
     ms, _, n = message_id.partition("-")
-    return int(ms), int(n or 0)
+    return (int(ms), int(n)) if ms.isdigit() and n.isdigit() else None
 
 
 @dataclass(slots=True)
@@ -99,10 +101,11 @@ class ChatPool(ViewerPool):
             self.window_frames += 1
         self.chat_messages += len(messages)
         for m in messages:
-            key = _id_key(str(m.get("id", "0")))
-            if seen.last_id is not None and key <= seen.last_id:
-                seen.disorder += 1
-            seen.last_id = key
+            key = _id_key(str(m.get("id", "")))
+            if key is not None:
+                if seen.last_id is not None and key <= seen.last_id:
+                    seen.disorder += 1
+                seen.last_id = key
             head, _, rest = str(m.get("text", "")).partition(" ")
             stamp = rest.partition(" ")[0]
             if not head[1:].isdigit() or not stamp.isdigit():
@@ -160,7 +163,12 @@ class ChatPool(ViewerPool):
             raise RuntimeError("nothing is being sent")
         out = await self.sending
         self.sending = None
-        await asyncio.sleep(0)
+        # The last messages' answers are still on their way: wait for them, a while.
+        sent = out["sent"].get("chat", 0) + out["sent"].get("host", 0)
+        deadline = time.monotonic() + _ANSWER_WAIT_S
+        while (self.acks["c"] + self.acks["h"] + self.refused.total() < sent
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
         return {**out, "acks": dict(self.acks), "refused": dict(self.refused),
                 "notices": dict(self.notices)}
 
