@@ -63,6 +63,8 @@ def add_loadtest_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_overlay_sync_args(scenarios)
     from loadtest.money_races_cli import add_money_races_args
     add_money_races_args(scenarios)
+    from loadtest.chat_cli import add_chat_args
+    add_chat_args(scenarios)
 
 
 def add_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,6 +97,9 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if args.scenario == "money-races":
         from loadtest.money_races_cli import run_money_races_cli
         return run_money_races_cli(args)
+    if args.scenario == "chat":
+        from loadtest.chat_cli import run_chat_cli
+        return run_chat_cli(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from loadtest.child_procs import answer, stop_children
 from loadtest.fanout_probe import CpuWatch, cpu_seconds
-from loadtest.fanout_viewers import ViewerOptions, child_main
+from loadtest.fanout_viewers import ViewerOptions, Worker, child_main
 from loadtest.histogram import LatencyHistogram
 
 __all__ = ["ViewerFleet", "connect_viewers", "measure_burst", "pin_latency",
@@ -29,12 +29,14 @@ _NO_PROGRESS_S = 10.0  # a burst that delivers nothing for this long is over
 class ViewerFleet:
     """Client processes holding the viewers; `async with` starts them, exit stops them."""
 
-    def __init__(self, viewers: int, processes: int, options: ViewerOptions | None = None) -> None:
+    def __init__(self, viewers: int, processes: int, options: ViewerOptions | None = None,
+                 worker: type[Worker] = Worker) -> None:
         if viewers < 1 or processes < 1:
             raise ValueError("viewers and processes must be at least 1")
         self.viewers = viewers
         self.processes = min(processes, viewers)
         self.options = options or ViewerOptions()
+        self.worker = worker  # the client processes' command loop (its commands)
         self._children: list[tuple[multiprocessing.process.BaseProcess,
                                    multiprocessing.connection.Connection]] = []
 
@@ -54,7 +56,7 @@ class ViewerFleet:
         try:
             for _ in range(self.processes):
                 ours, theirs = ctx.Pipe()
-                proc = ctx.Process(target=child_main, args=(theirs, self.options),
+                proc = ctx.Process(target=child_main, args=(theirs, self.options, self.worker),
                                    name="loadtest-fanout-viewers", daemon=True)
                 proc.start()
                 theirs.close()
@@ -119,11 +121,13 @@ def type_delta(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dic
     return {k: n - b.get(k, 0) for k, n in sorted(a.items()) if n - b.get(k, 0)}
 
 
-async def connect_viewers(fleet: ViewerFleet, url: str, hub: bool,
-                          timeout_s: float) -> dict[str, Any]:
+async def connect_viewers(fleet: ViewerFleet, url: str, hub: bool, timeout_s: float,
+                          tokens: list[str] | None = None) -> dict[str, Any]:
+    """Open the fleet's viewers (with `tokens`, one per viewer: signed in)."""
     started = time.monotonic()
     answers = await fleet.call_all("connect", timeout_s=timeout_s + 60, per_process=[
-        {"url": url, "count": count, "first_index": first, "hub": hub, "timeout_s": timeout_s}
+        {"url": url, "count": count, "first_index": first, "hub": hub, "timeout_s": timeout_s,
+         "tokens": None if tokens is None else tokens[first:first + count]}
         for first, count in fleet.shares])
     status = await fleet.call_all("status")
     return {"ready": total(answers, "ready"), "gave_up": total(answers, "gave_up"),

@@ -13,7 +13,7 @@ clock for every process on the machine (CLOCK_MONOTONIC), so the parent's send t
 viewers' arrival times can be subtracted.
 
 `child_main` is a client process: it obeys the parent's `loadtest.fanout_fleet.ViewerFleet`
-over a pipe, one answer per command (the commands are in `_Worker.handle`), and exits when
+over a pipe, one answer per command (the commands are in `Worker.handle`), and exits when
 told, when the pipe closes, or after `ViewerOptions.lifetime_s`.
 """
 
@@ -36,7 +36,7 @@ from websockets.frames import Frame, Opcode
 
 from loadtest.histogram import LatencyHistogram
 
-__all__ = ["ViewerPool", "ViewerOptions", "child_main"]
+__all__ = ["Viewer", "ViewerPool", "ViewerOptions", "Worker", "child_main"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ViewerOptions:
 
 
 @dataclass(eq=False, slots=True)
-class _Viewer:
+class Viewer:
     index: int
     last_seq: int | None = None  # None until a snapshot (never, against the bare server)
     stock: dict[str, Any] = field(default_factory=dict)
@@ -72,6 +72,7 @@ class _Viewer:
     burst: int = 0
     framed: bool = False  # a frame arrived since the last connect
     ws: Any = None
+    token: str | None = None  # a signed-in viewer's access_token
 
 
 class _ViewerConnection(ClientConnection):
@@ -97,7 +98,7 @@ class ViewerPool:
 
     def __init__(self, options: ViewerOptions) -> None:
         self.options = options
-        self.viewers: list[_Viewer] = []
+        self.viewers: list[Viewer] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.url = ""
         self.hub = True  # False: the bare server (no snapshot, no seq discipline)
@@ -118,10 +119,13 @@ class ViewerPool:
         self._slots: asyncio.Semaphore | None = None
 
     # ---- frames
-    def on_frame(self, v: _Viewer, frame: str | bytes, now: float) -> None:
-        msg = orjson.loads(frame)
+    def on_frame(self, v: Viewer, frame: str | bytes, now: float) -> None:
+        self.apply(v, orjson.loads(frame), frame, now)
+
+    def apply(self, v: Viewer, msg: dict[str, Any], frame: str | bytes, now: float) -> None:
+        """What a page does with one parsed frame (a subclass adds the frames it watches)."""
         kind = msg.get("type")
-        self.types[kind] += 1
+        self.types[str(kind)] += 1
         if kind == "snapshot":
             v.last_seq = int(msg["seq"])
             v.stock = msg.get("stock", {})
@@ -167,7 +171,7 @@ class ViewerPool:
                 self.burst_keep.append(frame if isinstance(frame, str) else bytes(frame).decode())
 
     # ---- connections
-    def _handler(self, v: _Viewer) -> Any:
+    def _handler(self, v: Viewer) -> Any:
         def on_message(data: bytes, now: float) -> None:
             v.framed = True
             try:
@@ -176,7 +180,7 @@ class ViewerPool:
                 self.failures[f"bad frame: {type(exc).__name__}"] += 1
         return on_message
 
-    async def _run(self, v: _Viewer) -> None:
+    async def _run(self, v: Viewer) -> None:
         from websockets.exceptions import ConnectionClosed, InvalidStatus
 
         o = self.options
@@ -186,7 +190,7 @@ class ViewerPool:
         # the class only: this wrapper binds the viewer's handler.
         factory = functools.partial(_ViewerConnection, on_message=self._handler(v))
         while not self.stopping:
-            url = self.url if v.last_seq is None else f"{self.url}?since={v.last_seq}"
+            url = self._url(v)
             code: str | None = None
             v.framed = False
             try:
@@ -228,12 +232,23 @@ class ViewerPool:
             delay = min(o.backoff_max_s, o.backoff_first_s * 2 ** (failures - 1))
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
 
-    def start(self, url: str, count: int, first_index: int, hub: bool) -> None:
+    def _url(self, v: Viewer) -> str:
+        query = [f"access_token={v.token}"] if v.token else []
+        if v.last_seq is not None:
+            query.append(f"since={v.last_seq}")
+        return f"{self.url}?{'&'.join(query)}" if query else self.url
+
+    def start(self, url: str, count: int, first_index: int, hub: bool,
+              tokens: list[str] | None = None) -> None:
+        """Open `count` viewers; with `tokens` (one each), signed in."""
+        if tokens is not None and len(tokens) != count:
+            raise ValueError(f"{len(tokens)} tokens for {count} viewers")
         self.url = url
         self.hub = hub
         self.stopping = False
         self._slots = asyncio.Semaphore(self.options.connect_concurrency)
-        self.viewers = [_Viewer(first_index + i) for i in range(count)]
+        self.viewers = [Viewer(first_index + i, token=tokens[i] if tokens else None)
+                        for i in range(count)]
         self.tasks = [asyncio.create_task(self._run(v)) for v in self.viewers]
 
     async def wait_ready(self, timeout_s: float) -> dict[str, Any]:
@@ -338,13 +353,16 @@ class ViewerPool:
                 "problems": list(self.problems), **self.status()}
 
 
-class _Worker:
-    """The command loop of one client process."""
+class Worker:
+    """The command loop of one client process (a subclass adds commands and its pool)."""
 
     def __init__(self, pipe: multiprocessing.connection.Connection, options: ViewerOptions) -> None:
         self.pipe = pipe
-        self.pool = ViewerPool(options)
+        self.pool = self.make_pool(options)
         self.options = options
+
+    def make_pool(self, options: ViewerOptions) -> ViewerPool:
+        return ViewerPool(options)
 
     async def main(self) -> None:
         deadline = time.monotonic() + self.options.lifetime_s
@@ -373,7 +391,8 @@ class _Worker:
                 pool.closes.clear()
                 pool.failures.clear()
                 pool.problems.clear()
-                pool.start(args["url"], args["count"], args["first_index"], args["hub"])
+                pool.start(args["url"], args["count"], args["first_index"], args["hub"],
+                           args.get("tokens"))
                 return await pool.wait_ready(args["timeout_s"])
             case "wait_ready":
                 return await pool.wait_ready(args["timeout_s"])
@@ -399,12 +418,14 @@ class _Worker:
         raise ValueError(f"unknown command {op!r}")
 
 
-def child_main(pipe: multiprocessing.connection.Connection, options: ViewerOptions) -> None:
+def child_main(pipe: multiprocessing.connection.Connection, options: ViewerOptions,
+               worker: type[Worker] = Worker) -> None:
+    """A client process: `worker`'s command loop on uvloop until told to exit."""
     import uvloop
 
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_Worker(pipe, options).main())
+            runner.run(worker(pipe, options).main())
     except BaseException as exc:  # the parent hears why instead of waiting for nothing
         try:
             pipe.send(("error", repr(exc)))
