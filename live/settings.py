@@ -137,6 +137,7 @@ class Settings:
     team_max_members: int = 100  # accounts holding one grant (a brand's team, a creator's moderators)
     # chat (docs/chat.md, docs/limits.md "Chat")
     chat_per_viewer_s: float = 10.0  # ordinary messages a viewer is sent per second, sampled beyond
+    chat_tick_ms: int = 250  # chat frames at most this often (with the state tick's write)
     chat_min_gap_ms: int = 1000  # least time between two messages of one user (staff exempt)
     chat_duplicate_window_s: int = 30  # the same text again within this is refused
     chat_log_max: int = 100_000  # messages kept per show (approximate), for the replay
@@ -224,7 +225,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("program_max_applications", "statement_max_rows", "publish_token_ttl_s",
-                     "chat_per_viewer_s", "chat_min_gap_ms", "chat_duplicate_window_s",
+                     "chat_per_viewer_s", "chat_tick_ms", "chat_min_gap_ms", "chat_duplicate_window_s",
                      "chat_log_max", "chat_backlog", "chat_held_max"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

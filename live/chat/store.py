@@ -94,14 +94,16 @@ class ChatStore:
         self._blocked: dict[str, tuple[float, list[str]]] = {}
 
     async def post(self, stream_id: StreamId, author: ChatAuthor, text: str, dedupe: str, *,
-                   follows: bool, held: bool) -> Posted:
-        """Post (or hold for review) one normalised message; ChatRefusal when a rule says no."""
+                   follows: bool, held: bool, at_ms: int | None = None) -> Posted:
+        """Post (or hold for review) one normalised message; ChatRefusal when a rule says no.
+        `at_ms`: when the node received it (its rate is judged by that, not by when a busy
+        loop got to it)."""
         k = chat_keys(stream_id)
         reply = orjson.loads(await call_script(
             self._client, SCRIPTS["chat_post"],
             [stream_key(stream_id), k.log, k.cfg, k.bans, k.last, k.held, k.buyers],
             [author.user, author.name, orjson.dumps(list(author.badges)), text, dedupe,
-             _now_ms(), self.limits.min_gap_ms, self.limits.duplicate_window_s * 1000,
+             at_ms or _now_ms(), self.limits.min_gap_ms, self.limits.duplicate_window_s * 1000,
              self.limits.log_max, chat_channel(stream_id), "1" if follows else "0",
              "1" if held else "0", self.limits.held_max, author.buyer]))
         if reply["r"] == "refused":

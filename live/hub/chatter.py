@@ -20,7 +20,9 @@ from live.hub.handshake import HubServices
 
 __all__ = ["Chatter", "chat_user"]
 
-_RECHECK_S = 5.0  # a socket's cached follow, channel ban and the blocked words, refreshed
+_FOLLOW_RECHECK_S = 5.0  # a socket's cached follow: a new follower chats within this
+_BAN_RECHECK_S = 60.0  # a socket's cached channel ban (this show's own bans are checked in
+# the post's script; the channel's are copied into the show they are made in)
 
 
 def chat_user(principal: Principal) -> str:
@@ -33,8 +35,8 @@ class _Cached:
     value: Any = None
     at: float = float("-inf")
 
-    def fresh(self, now: float) -> bool:
-        return now - self.at < _RECHECK_S
+    def fresh(self, now: float, ttl_s: float) -> bool:
+        return now - self.at < ttl_s
 
 
 @dataclass(slots=True)
@@ -47,7 +49,7 @@ class Chatter:
     _follows: _Cached = field(default_factory=_Cached)
     _channel_ban: _Cached = field(default_factory=_Cached)
 
-    async def post(self, raw: str, lineup: list[str]) -> Posted:
+    async def post(self, raw: str, lineup: list[str], received_ms: int) -> Posted:
         """Check and post one message; live/chat/text.py's ChatRefused or ChatRefusal say why
         not."""
         if self.principal is None:
@@ -63,7 +65,8 @@ class Chatter:
         held = not author.staff and blocked_match(text, words) is not None
         return await self.services.chat.post(
             self.stream_id, author, text, dedupe_key(text),
-            follows=author.staff or await self._following(author, now), held=held)
+            follows=author.staff or await self._following(author, now), held=held,
+            at_ms=received_ms)
 
     async def _author(self, lineup: list[str]) -> ChatAuthor:
         principal = self.principal
@@ -94,14 +97,14 @@ class Chatter:
         return False
 
     async def _following(self, author: ChatAuthor, now: float) -> bool:
-        if not self._follows.fresh(now):
+        if not self._follows.fresh(now, _FOLLOW_RECHECK_S):
             account = author.buyer or author.user
             self._follows = _Cached(await self.services.follows.is_following(account, self.host),
                                     now)
         return bool(self._follows.value)
 
     async def _banned_from_channel(self, author: ChatAuthor, now: float) -> bool:
-        if not self._channel_ban.fresh(now):
+        if not self._channel_ban.fresh(now, _BAN_RECHECK_S):
             self._channel_ban = _Cached(
                 await self.services.chat.channel_ban(self.host, author.user) is not None, now)
         return bool(self._channel_ban.value)

@@ -61,6 +61,8 @@ class HubLimits:
     chat_pending_limit: int = 5000  # messages buffered per room between two ticks
     chat_owed_limit: int = 100  # staff messages kept for a socket that skipped a chat frame
     chat_recent: int = 200  # messages a room remembers for sockets joining on an older snapshot
+    chat_tick_s: float = 0.25  # chat frames at most this often: fewer, fuller frames
+    tick_chunk: int = 1000  # sockets written between two turns of the loop in a tick
 
     @property
     def write_limit(self) -> int:
@@ -189,6 +191,27 @@ def close_slow(sub: Subscriber, limits: HubLimits) -> None:
 _STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales", "reactions")
 
 
+@dataclass(slots=True)
+class TickFrames:
+    """One tick of a room, encoded once: the state frame per wire (none: nothing changed),
+    and the chat: every message (the full feeds) and the buckets' messages (one list for
+    all when nothing was sampled)."""
+
+    state: dict[Wire, bytes] = field(default_factory=dict)
+    chat_all: list[dict[str, Any]] = field(default_factory=list)
+    chat: list[list[dict[str, Any]]] = field(default_factory=list)
+
+    def key_for(self, sub: Subscriber) -> int:
+        if sub.full_chat:
+            return -1
+        return sub.bucket % len(self.chat) if self.chat else 0
+
+    def messages_for(self, sub: Subscriber) -> list[dict[str, Any]]:
+        if sub.full_chat:
+            return self.chat_all
+        return self.chat[sub.bucket % len(self.chat)] if self.chat else []
+
+
 class Room:
     """The sockets watching one stream and the last state they were sent."""
 
@@ -214,6 +237,7 @@ class Room:
         self._chat_flushed: float | None = None
         self._rng = random.Random()
         self._joined = 0
+        self._writing: TickFrames | None = None  # the tick being written, chunk by chunk
 
     async def snapshot(self, wire: Wire, now: float,
                        read: Callable[[], Awaitable[Snapshot | None]]
@@ -281,6 +305,9 @@ class Room:
 
     def _forget(self, gone: Callable[[dict[str, Any]], bool]) -> None:
         self.chat_pending = [m for m in self.chat_pending if not gone(m)]
+        if self._writing is not None:  # the sockets of the tick's later chunks: not them either
+            self._writing.chat_all = [m for m in self._writing.chat_all if not gone(m)]
+            self._writing.chat = [[m for m in b if not gone(m)] for b in self._writing.chat]
         kept = [(t, m) for t, m in self.recent_chat if not gone(m)]
         self.recent_chat.clear()
         self.recent_chat.extend(kept)
@@ -297,48 +324,33 @@ class Room:
         return [m for t, m in self.recent_chat if t >= since]
 
     def flush_chat(self, now: float) -> None:
-        """The tick's chat, one frame per socket: every message to the full feeds (the
-        host console, moderators); to viewers the staff messages and, of the others, at
-        most `chat_per_viewer_s` a second: all of them when they come slower, else each
-        bucket of sockets its own uniform sample (docs/chat.md). A socket over its cap
-        skips the frame, as it would a state frame, and is owed the staff messages."""
+        """Send the chat now, on its own (tests; the hub sends it with the tick's state)."""
+        self.write_tick(self.prepare_tick(None, now, chat_due=True), list(self.subscribers), now)
+
+    def _chat_samples(self, now: float) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
+        """(every message, each bucket's messages): to viewers the staff messages and, of
+        the others, at most `chat_per_viewer_s` a second: all of them when they come
+        slower, else each bucket of sockets its own uniform sample, in log order
+        (docs/chat.md). Empty when nothing is pending."""
         elapsed = 0.0 if self._chat_flushed is None else now - self._chat_flushed
         self._chat_flushed = now
         rate = self.limits.chat_per_viewer_s
         self._chat_allowance = min(rate, self._chat_allowance + elapsed * rate)
         pending, self.chat_pending = self.chat_pending, []
-        if not pending or not self.subscribers:
-            return
+        if not pending:
+            return [], []
         public = [m for m in pending if not m.get("held")]
-        staff = [m for m in public if _is_staff(m)]
-        ordinary = [m for m in public if not _is_staff(m)]
+        ordinary = [m["id"] for m in public if not _is_staff(m)]
         allowed = int(self._chat_allowance)
-        sampled = len(ordinary) > allowed
-        if not sampled:
-            samples = [public] * self.limits.chat_buckets
+        if len(ordinary) <= allowed:
             self._chat_allowance -= len(ordinary)
-        else:
-            self._chat_allowance -= allowed
-            samples = [_merged(staff, self._rng.sample(ordinary, allowed))
-                       for _ in range(self.limits.chat_buckets)]
-        frames: dict[tuple[int, Wire], bytes] = {}
-        for sub in list(self.subscribers):
-            if not sub.active:
-                continue
-            bucket = -1 if sub.full_chat else sub.bucket if sampled else 0
-            messages = pending if sub.full_chat else samples[bucket]
-            if not messages and not sub.owed_chat:
-                continue
-            if sub.owed_chat:
-                messages = _merged(sub.owed_chat, messages)
-                sub.owed_chat = []
-                frame = server_frame(ChatBatch(messages), sub.wire)
-            else:
-                frame = frames.get((bucket, sub.wire)) or frames.setdefault(
-                    (bucket, sub.wire), server_frame(ChatBatch(messages), sub.wire))
-            if not write_frame(sub, frame, self.limits, droppable=True, now=now):
-                owed = [m for m in messages if _is_staff(m)]
-                sub.owed_chat = owed[-self.limits.chat_owed_limit:]
+            return pending, [public]
+        self._chat_allowance -= allowed
+        samples = []
+        for _ in range(self.limits.chat_buckets):
+            chosen = set(self._rng.sample(ordinary, allowed))
+            samples.append([m for m in public if m["id"] in chosen or _is_staff(m)])
+        return pending, samples
 
     def broadcast(self, message: ServerMessage, now: float, *, droppable: bool) -> None:
         frames = {w: server_frame(message, w) for w in self._wires()}
@@ -347,7 +359,62 @@ class Room:
                 write_frame(sub, frames[sub.wire], self.limits, droppable=droppable, now=now)
 
     def apply_state(self, state: dict[str, Any], now: float) -> None:
-        """Send what changed since the last tick, coalesced into one frame."""
+        """Send what changed since the last tick, coalesced into one frame (tests; the hub
+        sends it with the tick's chat)."""
+        self.write_tick(self.prepare_tick(state, now, chat_due=False), list(self.subscribers), now)
+
+    def chat_due(self, now: float) -> bool:
+        """Chat goes out every `chat_tick_s`, not every state tick: fewer, fuller frames."""
+        return self._chat_flushed is None or now - self._chat_flushed >= self.limits.chat_tick_s
+
+    def prepare_tick(self, state: dict[str, Any] | None, now: float, *,
+                     chat_due: bool) -> TickFrames:
+        """A tick's frames, encoded once per wire (and per bucket for a sampled chat): what
+        changed in `state` since the last tick, and the chat when it is due."""
+        frames = TickFrames()
+        if state is not None:
+            change = self._state_change(state)
+            if change is not None:
+                frames.state = {w: server_frame(change, w) for w in self._wires()}
+                for tap in list(self.taps):
+                    tap(None, change.fields())
+        if chat_due:
+            frames.chat_all, frames.chat = self._chat_samples(now)
+        self._writing = frames
+        return frames
+
+    def write_tick(self, frames: TickFrames, subs: list[Subscriber], now: float) -> None:
+        """Write the tick to `subs`, each in one write: its state frame and its chat frame
+        together (two writes per socket per tick cost twice the loop). A socket over its
+        cap gets neither: the full state once drained, and the staff messages it missed."""
+        encoded: dict[tuple[int, Wire], bytes] = {}
+        for sub in subs:
+            if not sub.active:
+                continue
+            parts = []
+            state_frame = frames.state.get(sub.wire)
+            if state_frame is not None:
+                parts.append(state_frame)
+            messages = frames.messages_for(sub)
+            if sub.owed_chat:
+                owed, sub.owed_chat = sub.owed_chat, []
+                ids = {m["id"] for m in owed}
+                messages = owed + [m for m in messages if m["id"] not in ids]
+                parts.append(server_frame(ChatBatch(messages), sub.wire))
+            elif messages:
+                key = (frames.key_for(sub), sub.wire)
+                frame = encoded.get(key)
+                if frame is None:
+                    frame = encoded[key] = server_frame(ChatBatch(messages), sub.wire)
+                parts.append(frame)
+            if parts:
+                frame = parts[0] if len(parts) == 1 else b"".join(parts)
+                if not write_frame(sub, frame, self.limits, droppable=True, now=now):
+                    sub.owed_chat = [m for m in messages if _is_staff(m)][
+                        -self.limits.chat_owed_limit:]
+            self._catch_up(sub, now)
+
+    def _state_change(self, state: dict[str, Any]) -> State | None:
         change: dict[str, Any] = {}
         for key in ("stock", "deal_sold"):  # per product: only the products that changed
             old = self.state.get(key, {})
@@ -363,13 +430,7 @@ class Room:
             # New sales ride in the tick's one frame: a frame per sale per viewer was 60%
             # of the send time under a buy storm and pushed pins seconds back (BENCHMARKS.md).
             change["just_bought"] = fresh
-        if change:
-            message = State(**change)
-            self.broadcast(message, now, droppable=True)
-            for tap in list(self.taps):
-                tap(None, message.fields())
-        for sub in list(self.subscribers):
-            self._catch_up(sub, now)
+        return State(**change) if change else None
 
     def viewer_count(self) -> int:
         """The sockets that are viewers: the host's own sockets are not an audience."""
@@ -435,14 +496,6 @@ class Room:
 
 def _is_staff(message: dict[str, Any]) -> bool:
     return not STAFF_BADGES.isdisjoint(message.get("badges", ()))
-
-
-def _merged(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Two lists of messages as one, each once, in log order (ids `<ms>-<n>` sort by time;
-    held ones, `h<n>`, are never in a sample)."""
-    seen: dict[str, dict[str, Any]] = {m["id"]: m for m in first}
-    seen.update((m["id"], m) for m in second)
-    return sorted(seen.values(), key=lambda m: (m["at_ms"], m["id"]))
 
 
 class Hub:
@@ -606,8 +659,7 @@ class Hub:
                             continue
                         if state["seq"] > room.seq:
                             await self.catch_up_room(room)
-                        room.apply_state(state, now)
-                        room.flush_chat(now)
+                        await self._tick_room(room, state, now)
                 if self.funnel:
                     await self._write_funnel()
                 self.ticks += 1
@@ -616,6 +668,18 @@ class Hub:
             except Exception:
                 log.exception("hub tick failed")
             await asyncio.sleep(tick_pause(self.limits, time.monotonic() - started))
+
+    async def _tick_room(self, room: Room, state: dict[str, Any], now: float) -> None:
+        """A room's tick, written `tick_chunk` sockets at a time with a turn of the loop
+        between: a pin, a buy or a chat post waits for one chunk, not for 10,000 writes."""
+        frames = room.prepare_tick(state, now, chat_due=room.chat_due(now))
+        subs = list(room.subscribers)
+        chunk = self.limits.tick_chunk
+        for start in range(0, len(subs), chunk):
+            if start:
+                await asyncio.sleep(0)
+                now = time.monotonic()
+            room.write_tick(frames, subs[start:start + chunk], now)
 
     async def _write_funnel(self) -> None:
         """The tick's product views and taps, one step per show (checkout/funnel.py). After

@@ -134,6 +134,7 @@ async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
         if closing is not None:
             continue
         now = time.monotonic()
+        received_ms = int(time.time() * 1000)
         if not limiter.allow(now):
             strikes += 1
             if strikes > limits.strikes_before_close:
@@ -146,7 +147,7 @@ async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
         try:
             message = decode_client(frame, sub.wire)
             reply: ServerMessage | None = await _dispatch(server, room, sub, route, chatter,
-                                                          message, audience)
+                                                          message, audience, received_ms)
         except ProtocolError as exc:
             if exc.fatal:
                 closing = asyncio.create_task(conn.close(exc.close_code, exc.message[:120]))
@@ -162,12 +163,12 @@ def _reply(sub: Subscriber, message: ServerMessage, server: HubContext) -> None:
 
 
 async def _dispatch(server: HubContext, room: Room, sub: Subscriber, route: Route,
-                    chatter: Chatter, message: ClientMessage,
-                    audience: _Audience) -> Ack | Notice | None:
+                    chatter: Chatter, message: ClientMessage, audience: _Audience,
+                    received_ms: int) -> Ack | Notice | None:
     services = server.services
     host = chatter.host
     if isinstance(message, Chat):
-        return await _chat(server, room, sub, chatter, message)
+        return await _chat(server, room, sub, chatter, message, received_ms)
     if isinstance(message, React):
         if message.emoji not in REACTIONS:
             raise ProtocolError("bad-field", f"emoji must be one of {', '.join(REACTIONS)}",
@@ -206,11 +207,11 @@ async def _dispatch(server: HubContext, room: Room, sub: Subscriber, route: Rout
 
 
 async def _chat(server: HubContext, room: Room, sub: Subscriber, chatter: Chatter,
-                message: Chat) -> Ack | Notice | None:
+                message: Chat, received_ms: int) -> Ack | Notice | None:
     """Post one message: the sender sees it at once (everyone else with the next tick), a
     held one is said to be held; a refusal is an error frame (docs/chat.md)."""
     try:
-        posted = await chatter.post(message.text, room.lineup)
+        posted = await chatter.post(message.text, room.lineup, received_ms)
     except ChatRefused as exc:
         raise ProtocolError(exc.code, exc.message, ref=message.ref) from None
     except ChatRefusal as exc:

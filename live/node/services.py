@@ -217,7 +217,8 @@ class Services:
         hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
             slow_drop_s=settings.ws_slow_drop_s,
-            tick_s=settings.ws_tick_ms / 1000, chat_per_viewer_s=settings.chat_per_viewer_s))
+            tick_s=settings.ws_tick_ms / 1000, chat_per_viewer_s=settings.chat_per_viewer_s,
+            chat_tick_s=settings.chat_tick_ms / 1000))
         check_video_compat()  # fail at start, not mid-stream, if aiortc's internals moved
         check_websockets_compat()
         restrict_ice_hosts(settings.video_ice_hosts)

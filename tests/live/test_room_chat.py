@@ -115,3 +115,33 @@ async def test_each_wire_gets_one_encoding_of_each_sample() -> None:
     room.flush_chat(now=0.1)
     assert a.frames[-1] is b.frames[-1]
     assert received(c, Wire.MSGPACK)[-1] == received(a)[-1]
+
+
+async def test_a_ticks_state_and_chat_go_to_a_socket_in_one_write() -> None:
+    room = Room("s", [], seq=0, limits=LIMITS)
+    _, sink = join(room)
+    room.chat(message(1), now=0.0)
+    frames = room.prepare_tick(tick_state(likes=3), now=1.0, chat_due=True)
+    room.write_tick(frames, list(room.subscribers), now=1.0)
+    assert len(sink.frames) == 1  # one write: two WebSocket frames
+    kinds = [type(m).__name__ for m in received(sink)]
+    assert kinds == ["State", "ChatBatch"]
+
+
+async def test_a_deletion_between_two_chunks_of_a_tick_reaches_the_later_sockets_first() -> None:
+    room = Room("s", [], seq=0, limits=LIMITS)
+    (_, early), (_, late) = join(room), join(room)
+    room.chat(message(1), now=0.0)
+    room.chat(message(2), now=0.0)
+    frames = room.prepare_tick(None, now=1.0, chat_due=True)
+    subs = sorted(room.subscribers, key=lambda s: s.sink is late)
+    room.write_tick(frames, subs[:1], now=1.0)
+    room.event(1, logged(1, "chat.deleted", id="1001-0"), now=1.0)  # between the chunks
+    room.write_tick(frames, subs[1:], now=1.0)
+    assert texts(early) == ["message 1", "message 2"]  # and then the deletion
+    assert texts(late) == ["message 2"]
+
+
+def tick_state(**parts: Any) -> dict[str, Any]:
+    return {"seq": 0, "stock": {}, "deal_sold": {}, "viewers": 0, "likes": 0, "sales": {},
+            "ticker": [], "reactions": {}, **parts}
