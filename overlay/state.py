@@ -89,6 +89,8 @@ def _event(state: State, message: dict[str, Any]) -> State:
                 raise Resync("the lineup names a product this client has no card for")
             new["tray"] = list(message["lineup"])
             new["pinned"] = list(message["pinned"])
+            if "codes" in message:
+                new["stream"] = {**state["stream"], "codes": dict(message["codes"])}
         case "stream.state":
             new["stream"] = {**state["stream"], "state": message["state"]}
             if message["state"] in ("ended", "cancelled"):

@@ -128,6 +128,8 @@ class ChatKeys:
     audit: str  # stream: moderation actions (who, what, target, when)
     buyers: str  # set: buyers with a paid order of this show (the `buyer` badge)
     reactions: str  # hash: emoji -> count
+    claims: str  # stream: comment-to-buy claims and their outcomes (field c: JSON), capped
+    claim_tries: str  # hash: '<buyer>|<claim>' -> its attempt; '<...>#r' -> what it recorded
 
 
 def chat_keys(stream: StreamId | str) -> ChatKeys:
@@ -135,7 +137,8 @@ def chat_keys(stream: StreamId | str) -> ChatKeys:
     return ChatKeys(log=f"lc:{tag}:chat", cfg=f"lc:{tag}:chatcfg", bans=f"lc:{tag}:chatbans",
                     last=f"lc:{tag}:chatlast", held=f"lc:{tag}:held",
                     audit=f"lc:{tag}:chataudit", buyers=f"lc:{tag}:buyers",
-                    reactions=f"lc:{tag}:reactions")
+                    reactions=f"lc:{tag}:reactions", claims=f"lc:{tag}:claims",
+                    claim_tries=f"lc:{tag}:claimtries")
 
 
 def channel_chat_keys(creator: CreatorId | str) -> tuple[str, str]:

@@ -17,14 +17,15 @@ from checkout.store.keys import (channel_chat_keys, chat_keys, key_part, stream_
                                  stream_key, stream_seq_key)
 from checkout.store.replies import entries, text, text_hash
 from checkout.store.scripts import SCRIPTS, call_script
-from live.streams.store import EVENTS_MAXLEN, events_channel
+from live.streams.store import EVENTS_MAXLEN, codes_of, events_channel
 
 __all__ = ["BLOCKED_WORDS_CACHE_S", "ChatStore", "ChatAuthor", "ChatLimits", "ChatRefusal", "Posted", "chat_channel",
-           "DEFAULT_SETTINGS", "STAFF_BADGES", "AUDIT_MAX"]
+           "DEFAULT_SETTINGS", "STAFF_BADGES", "AUDIT_MAX", "CLAIMS_MAX"]
 
 STAFF_BADGES: Final = frozenset({"host", "moderator", "brand"})
 BLOCKED_WORDS_CACHE_S: Final = 5.0  # a change of a channel's blocked words applies within this
 AUDIT_MAX: Final = 10_000  # moderation actions kept per show (approximate)
+CLAIMS_MAX: Final = 10_000  # comment-to-buy claims kept per show for the host (approximate)
 DEFAULT_SETTINGS: Final[dict[str, Any]] = {"slow_s": 0, "followers_only": False,
                                            "keyword": "SOLD", "claim_mode": "cart"}
 
@@ -164,6 +165,43 @@ class ChatStore:
 
     async def settings(self, stream_id: StreamId) -> dict[str, Any]:
         return _settings(text_hash(await self._client.hgetall(chat_keys(stream_id).cfg)))
+
+    async def claim_terms(self, stream_id: StreamId) -> tuple[dict[str, Any], dict[str, int]]:
+        """What a comment is read against: the chat settings (keyword, claim mode) and
+        the show's product codes; one round trip, which the room then keeps."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(chat_keys(stream_id).cfg)
+            pipe.hmget(stream_key(stream_id), ["codes", "lineup"])
+            cfg, (codes, lineup) = await pipe.execute()
+        return _settings(text_hash(cfg)), codes_of(codes, orjson.loads(lineup or b"[]"))
+
+    async def claim_attempt(self, stream_id: StreamId,
+                            claim: str) -> tuple[int, dict[str, Any] | None]:
+        """A claim's current attempt and what its last recorded attempt logged."""
+        n, recorded = await self._client.hmget(chat_keys(stream_id).claim_tries,
+                                               [claim, f"{claim}#r"])
+        return int(n or 0), orjson.loads(recorded) if recorded else None
+
+    async def claim_step(self, stream_id: StreamId, op: Literal["record", "again", "note"],
+                         claim: str, n: int, entry: dict[str, Any] | None = None, *,
+                         over: bool = False) -> bool:
+        """Record a claim's outcome, or move it on to its next attempt (chat_claim.lua);
+        False when attempt `n` is no longer the current one."""
+        k = chat_keys(stream_id)
+        return bool(await call_script(
+            self._client, SCRIPTS["chat_claim"], [k.claim_tries, k.claims],
+            [op, claim, n, "1" if over else "0", orjson.dumps({**(entry or {}), "n": n}),
+             CLAIMS_MAX]))
+
+    async def claims(self, stream_id: StreamId, limit: int) -> list[dict[str, Any]]:
+        """The show's claims and their outcomes, newest first (the host console's list)."""
+        out = []
+        for _, fields in entries(await self._client.xrevrange(chat_keys(stream_id).claims,
+                                                             count=limit)):
+            entry = orjson.loads(fields[b"c"])
+            entry.pop("n", None)
+            out.append(entry)
+        return out
 
     async def room_chat(self, stream_id: StreamId) -> dict[str, Any]:
         """What a joining socket's snapshot carries: the last messages since the last

@@ -45,6 +45,7 @@ class Chatter:
     stream_id: StreamId
     host: CreatorId
     principal: Principal | None
+    purchase_mode: str = "instant"  # the stream's: how a comment's claim holds (claims.py)
     author: ChatAuthor | None = None
     _follows: _Cached = field(default_factory=_Cached)
     _channel_ban: _Cached = field(default_factory=_Cached)

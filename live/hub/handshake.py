@@ -9,12 +9,18 @@ from typing import Protocol
 
 import redis.asyncio as redis
 
+from checkout.buy import BuyService
+from checkout.cart import Cart
 from checkout.catalog import Catalog
+from checkout.orders import OrderBook
+from checkout.wallets import WalletStore
 from live.accounts.accounts import AccountStore
 from live.accounts.auth import Principal, TokenAuthority
 from live.accounts.follows import FollowStore
+from live.accounts.passkey_auth import PasskeyAuth
 from live.chat.store import ChatStore
 from live.hub.rooms import Hub
+from live.settings import Settings
 from live.streams.store import StreamStore
 
 __all__ = ["Route", "WsLimits", "HubContext", "HubServices"]
@@ -70,6 +76,19 @@ class HubServices(Protocol):
     def accounts(self) -> AccountStore: ...
     @property
     def follows(self) -> FollowStore: ...
+    # Comment-to-buy (live/hub/claims.py): a claim buys as the one-tap buy does.
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def passkeys(self) -> PasskeyAuth: ...
+    @property
+    def buys(self) -> BuyService: ...
+    @property
+    def cart(self) -> Cart: ...
+    @property
+    def orders(self) -> OrderBook: ...
+    @property
+    def wallets(self) -> WalletStore: ...
 
 
 class HubContext(Protocol):

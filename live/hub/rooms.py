@@ -238,6 +238,10 @@ class Room:
         self._rng = random.Random()
         self._joined = 0
         self._writing: TickFrames | None = None  # the tick being written, chunk by chunk
+        # What comments are read against (comment-to-buy, live/hub/claims.py): the chat
+        # settings and the product codes, read once, then kept current by the events.
+        self.chat_settings: dict[str, Any] | None = None
+        self.codes: dict[str, int] | None = None
 
     async def snapshot(self, wire: Wire, now: float,
                        read: Callable[[], Awaitable[Snapshot | None]]
@@ -269,6 +273,10 @@ class Room:
         message = orjson.loads(raw_json)
         if message.get("type") == "lineup.changed":
             self.lineup = list(message.get("lineup", self.lineup))
+            if "codes" in message:
+                self.codes = dict(message["codes"])
+        elif message.get("type") == "chat.settings":
+            self.chat_settings = {k: v for k, v in message.items() if k not in ("type", "seq")}
         if str(message.get("type", "")).startswith("chat."):
             self._moderated(message, now)
         for tap in list(self.taps):

@@ -13,8 +13,9 @@ from checkout.errors import Refused
 from checkout.ids import ProductId, StreamId
 from checkout.store.keys import stream_unique_viewers_key
 from live.chat.store import ChatRefusal, ChatStore
-from live.chat.text import REACTIONS, ChatRefused
+from live.chat.text import REACTIONS, ChatRefused, normalise
 from live.hub.chatter import Chatter, chat_user
+from live.hub.claims import claim_comment
 from live.hub.rooms import Hub, Room, Subscriber, send_snapshot, write_frame
 from live.hub.protocol import (Ack, Chat, ChatBatch, ClientMessage, CloseCode, EndStream, Error,
                                Like, Notice, Pin, ProductSeen, ProductTap, ProtocolError,
@@ -68,7 +69,8 @@ async def room_session(server: HubContext, conn: ServerConnection, route: Route)
         if stream["state"] in _OVER:
             await conn.close(CloseCode.STREAM_ENDED, "the stream is over")
             return
-        chatter = Chatter(services, room.stream_id, stream["creator_id"], route.principal)
+        chatter = Chatter(services, room.stream_id, stream["creator_id"], route.principal,
+                          stream["purchase_mode"])
         await _serve_commands(server, room, sub, conn, route, chatter, audience)
     except ConnectionClosed:
         pass
@@ -209,17 +211,34 @@ async def _dispatch(server: HubContext, room: Room, sub: Subscriber, route: Rout
 async def _chat(server: HubContext, room: Room, sub: Subscriber, chatter: Chatter,
                 message: Chat, received_ms: int) -> Ack | Notice | None:
     """Post one message: the sender sees it at once (everyone else with the next tick), a
-    held one is said to be held; a refusal is an error frame (docs/chat.md)."""
+    held one is said to be held; a refusal is an error frame (docs/chat.md). A buyer's
+    comment that claims is answered with the claim's notice; the same comment again is
+    not posted twice (`duplicate`) but is the same claim, so it is answered the same."""
     try:
         posted = await chatter.post(message.text, room.lineup, received_ms)
     except ChatRefused as exc:
         raise ProtocolError(exc.code, exc.message, ref=message.ref) from None
     except ChatRefusal as exc:
-        raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
+        claimed = (await _claim(server, room, chatter, normalise(message.text), message.ref)
+                   if exc.kind == "duplicate" else None)
+        if claimed is None:
+            raise ProtocolError(exc.kind, exc.detail, ref=message.ref) from None
+        return claimed
     if posted.held:
         return Notice("held", "your message is held for a moderator's review", message.ref)
     _reply(sub, ChatBatch([posted.message]), server)
+    claimed = await _claim(server, room, chatter, posted.message["text"], message.ref)
+    if claimed is not None:
+        _reply(sub, claimed, server)
     return None if message.ref is None else Ack(message.ref)
+
+
+async def _claim(server: HubContext, room: Room, chatter: Chatter, text: str,
+                 ref: str | None) -> Notice | None:
+    author = chatter.author
+    if author is None:
+        return None
+    return await claim_comment(server.services, room, author, text, chatter.purchase_mode, ref)
 
 
 def _count_product(hub: Hub, room: Room, message: ProductSeen | ProductTap,

@@ -15,6 +15,7 @@ from checkout.store.keys import (agg_key, chat_keys, product_keys, stream_events
 from checkout.store.replies import entries, int_hash
 from live.chat.store import ChatStore
 from live.hub.protocol import Snapshot
+from live.streams.store import codes_of
 from live.streams.viewers import sum_viewers
 
 __all__ = ["read_snapshot", "read_states", "read_events_after", "TICKER_SHOWN"]
@@ -76,7 +77,8 @@ async def read_snapshot(client: redis.Redis, chat: ChatStore, stream_id: str) ->
         seq=int(seq or 0),
         stream={"id": stream_id, "title": stream["title"], "state": stream["state"],
                 "creator_id": stream["creator_id"], "purchase_mode": stream["purchase_mode"],
-                "ingest": stream.get("ingest", "none")},
+                "ingest": stream.get("ingest", "none"),
+                "codes": codes_of(stream.get("codes"), lineup)},
         tray=[p for p in lineup if p in products],
         pinned=orjson.loads(stream.get("pinned", "[]")),
         deals=orjson.loads(stream.get("deals", "{}")),

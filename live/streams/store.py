@@ -31,10 +31,13 @@ from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction,
 from live.streams.shows import ShowIndex
 
 __all__ = ["StreamStore", "StreamIn", "DealIn", "PinIn", "LineupIn", "StreamError",
-           "LineupCheck", "EVENTS_MAXLEN", "events_channel"]
+           "LineupCheck", "EVENTS_MAXLEN", "MAX_CODES", "events_channel", "codes_of"]
 
 EVENTS_MAXLEN = 10_000  # per-stream event history kept for resuming viewers (approximate)
 MAX_LINEUP = 50
+# Product codes one show hands out (comment-to-buy, docs/chat.md): as many as a claim's
+# code can say (4 digits, live/chat/text.py), codes are never reused within a show.
+MAX_CODES = 9999
 
 ProductRef = Annotated[ProductId, StringConstraints(pattern=ID_PATTERN)]
 # Raises StreamError when the creator may not sell the product.
@@ -87,7 +90,17 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
     for key in ("scheduled_ms", "started_ms", "ended_ms", "created_ms"):
         if out.get(key):
             out[key] = int(out[key])
+    out["codes"] = codes_of(out.get("codes"), out["lineup"])
+    out.pop("next_code", None)
     return out
+
+
+def codes_of(raw: str | bytes | None, lineup: list[str]) -> dict[str, int]:
+    """The show's product codes {product: n}. A stream from before codes has none stored:
+    its lineup's in order, as stream.lua hands them out at its next lineup change."""
+    if raw:
+        return {str(k): int(v) for k, v in orjson.loads(raw).items()}
+    return {p: n for n, p in enumerate(lineup, 1)}
 
 
 async def _file_for_brands(client: redis.Redis, stream: Mapping[str, Any]) -> None:
@@ -115,9 +128,12 @@ class StreamStore:
             await lineup_ok(product_id)
         stream_id = new_stream_id()
         now = _now_ms()
+        lineup = list(dict.fromkeys(data.lineup))
         record: dict[FieldT, EncodableT] = {
             "id": stream_id, "creator_id": creator_id, "title": data.title,
-            "state": StreamState.SCHEDULED.value, "lineup": orjson.dumps(list(dict.fromkeys(data.lineup))),
+            "state": StreamState.SCHEDULED.value, "lineup": orjson.dumps(lineup),
+            "codes": orjson.dumps({p: n for n, p in enumerate(lineup, 1)}),
+            "next_code": len(lineup) + 1,
             "pinned": b"[]", "deals": b"{}", "purchase_mode": data.purchase_mode,
             "scheduled_ms": data.scheduled_at_ms or now, "created_ms": now,
             **({"cover_url": str(data.cover_url)} if data.cover_url else {}),
@@ -226,7 +242,7 @@ class StreamStore:
         reply = orjson.loads(await call_script(
             self._client, SCRIPTS["stream"], keys,
             [op, orjson.dumps(arg), _now_ms(), EVENTS_MAXLEN, events_channel(stream_id),
-             self._max_pinned]))
+             self._max_pinned, MAX_CODES]))
         match reply["r"]:
             case "ok":
                 return await self.must_get(stream_id), list(reply["removed"])

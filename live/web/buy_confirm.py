@@ -22,19 +22,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import pydantic
 from starlette.responses import Response
 
+from live.accounts.passkey_auth import PasskeyAuth
+from live.settings import Settings
 from live.web.api import Call, json_response
-from live.web.deps import WebServices
 from live.web.problems import Problem
 from live.web.relying_party import relying_party
 from live.web.webauthn_json import AssertionIn
 
-__all__ = ["Purchase", "buy_purchase", "buy_confirm_mode", "confirmation_options",
+__all__ = ["Purchase", "Confirming", "buy_purchase", "buy_confirm_mode", "confirmation_options",
            "require_confirmation"]
 
 
@@ -62,7 +63,16 @@ def buy_purchase(body: pydantic.BaseModel, idempotency_key: str) -> Purchase:
                        "/api/v1/buy/confirmation")
 
 
-async def buy_confirm_mode(services: WebServices, account_id: str) -> Literal["passkey", "none"]:
+class Confirming(Protocol):
+    """What `buy_confirm_mode` reads: the web's services, and the hub's (a comment's claim)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def passkeys(self) -> PasskeyAuth: ...
+
+
+async def buy_confirm_mode(services: Confirming, account_id: str) -> Literal["passkey", "none"]:
     """What a page session of this account must do to buy: confirm with a passkey, or not."""
     if services.settings.buy_confirm == "passkey" and await services.passkeys.store.count(account_id):
         return "passkey"

@@ -193,6 +193,14 @@ def register(api: Api) -> None:
         return json_response({"items": await call.services.chat.audit(stream["id"],
                                                                       call.param("limit"))})
 
+    @api.endpoint("GET", "/streams/{stream}/chat/claims", params=(AUDIT_LIMIT,),
+                  summary="Comment-to-buy claims and their outcomes, newest first",
+                  tag="chat", roles=_MODERATORS)
+    async def claims(call: Call[Any]) -> Response:
+        stream = await _moderated(call)
+        return json_response({"items": await call.services.chat.claims(stream["id"],
+                                                                       call.param("limit"))})
+
     @api.endpoint("GET", "/creators/{creator}/chat/blocked-words",
                   summary="The channel's blocked words", tag="chat", roles=_MODERATORS)
     async def blocked(call: Call[Any]) -> Response:

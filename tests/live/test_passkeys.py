@@ -20,6 +20,9 @@ from conftest import UNIT, Live
 from inbox import Inbox, smtp  # noqa: F401 - the fixture
 from shop import idem, make_brand, make_live_stream, make_product, stock_of
 from test_bad_input import assert_problem
+from test_chat_claims import claim
+from test_hub import recv_until, room_url
+from websockets.asyncio.client import connect
 from webauthn.helpers import encode_cbor
 from test_sessions import WALLET, Person, people  # noqa: F401 - the fixture
 from test_signin import session_cookie
@@ -522,6 +525,26 @@ async def test_buy_confirm_none_asks_no_passkey(live: Live, people: Any) -> None
                                                  "stream_id": stream["id"]},
                             headers={**ann.csrf, "Idempotency-Key": idem()})
     assert r.status_code == 201, r.text
+
+
+async def test_a_comment_gives_no_passkey_so_a_buy_claim_is_held_in_the_cart(
+        live: Live, people: Any) -> None:
+    """Comment-to-buy in `buy` mode pays at once, but not for a buyer whose purchases need
+    the passkey: the claim is held in the cart, paid (and confirmed) there (docs/chat.md)."""
+    await make_brand(live)
+    product = await make_product(live)
+    stream = await make_live_stream(live, [product["id"]])
+    r = await live.http.patch(f"/api/v1/streams/{stream['id']}/chat/settings",
+                              json={"claim_mode": "buy"}, headers=live.auth("creator", "cleo"))
+    assert r.status_code == 200, r.text
+    ann, _ = await buyer_with_passkey(live, people, "claim@example.com")
+    async with connect(room_url(live, stream["id"], live.token("buyer", ann.id))) as ws:
+        await recv_until(ws, "snapshot")
+        notice = await claim(ws, "SOLD 1")
+    assert notice["code"] == "claim.claimed", notice
+    assert notice["data"]["mode"] == "cart" and notice["data"]["held"] is True
+    levels = (await stock_of(live, product["id"]))["default"]
+    assert (levels["sold"], levels["held"]) == (0, 1)
 
 
 # ---------------------------------------------------------------- bad input

@@ -12,7 +12,10 @@ ARGV[2] the op's argument as JSON:
         deal {the deal record}   state {action, rules: 'from=to;...'}   ingest {ingest}
         cover {cover_url: a URL or a /media/images/ path; '' removes it}
 ARGV[3] now (ms)   ARGV[4] event log max length (approximate)   ARGV[5] pub/sub channel
-ARGV[6] most products pinned at once (pin)
+ARGV[6] most products pinned at once (pin)   ARGV[7] most product codes a show hands out (lineup)
+
+Product codes (comment-to-buy, docs/chat.md): `codes` {product: n} and `next_code`; each
+product gets the next number the first time it joins the lineup, and keeps it for the show.
 
 Reply (JSON): {"r":"ok","seq":n,"removed":[...]}  (seq 0: nothing changed, nothing said)
   | {"r":"refused","status":409|404,"kind":"...","detail":"..."} | {"r":"missing"}
@@ -95,10 +98,29 @@ if op == 'lineup' then
   for _, p in ipairs(pinned) do
     if contains(arg.lineup, p) then kept[#kept + 1] = p end
   end
+  local c = redis.call('HMGET', KEYS[1], 'codes', 'next_code')
+  local codes, next_code = cjson.decode(c[1] or '{}'), tonumber(c[2] or '1')
+  -- A stream from before codes: its lineup gets 1, 2, 3... in order, as it reads them.
+  for _, p in ipairs(c[1] and {} or lineup) do
+    codes[p] = next_code
+    next_code = next_code + 1
+  end
+  for _, p in ipairs(arg.lineup) do
+    if codes[p] == nil then
+      if next_code > tonumber(ARGV[7]) then
+        return refuse(409, 'too-many-codes', 'a show hands out at most ' .. ARGV[7] ..
+          ' product codes')
+      end
+      codes[p] = next_code
+      next_code = next_code + 1
+    end
+  end
+  local encoded_codes = next(codes) == nil and '{}' or cjson.encode(codes)
   redis.call('HSET', KEYS[1], 'lineup', list(arg.lineup), 'pinned', list(kept),
-    'deals', next(deals) == nil and '{}' or cjson.encode(deals))
-  return done(emit('lineup.changed', '"lineup":' .. list(arg.lineup) .. ',"pinned":' .. list(kept)),
-    removed)
+    'deals', next(deals) == nil and '{}' or cjson.encode(deals), 'codes', encoded_codes,
+    'next_code', next_code)
+  return done(emit('lineup.changed', '"lineup":' .. list(arg.lineup) .. ',"pinned":' ..
+    list(kept) .. ',"codes":' .. encoded_codes), removed)
 end
 
 -- The show's picture in listings, while it can still be listed (scheduled or live): an
