@@ -40,7 +40,7 @@ from live.accounts.auth import Role, TokenAuthority
 from live.settings import Settings
 from loadtest.chat_clients import ChatWorker
 from loadtest.fanout_fleet import (ViewerFleet, connect_viewers, merge_counts, pin_latency,
-                                   total, type_delta)
+                                   seq_checks, total, type_delta)
 from loadtest.fanout_node import (Host, hub_port, log_errors, logged_events, py_spy, read_seq,
                                   start_livecart, truth)
 from loadtest.fanout_probe import CpuWatch, cpu_seconds
@@ -349,15 +349,7 @@ async def _check(viewers: ViewerFleet, shop: _Shop, brand: str, valkey: redis.Re
     seq = await read_seq(valkey, shop.stream)
     checks = await viewers.call_all("check", {"stock": stock, "pinned": pinned, "seq": seq},
                                     timeout_s=120)
-    report["gaps"] = total(checks, "gaps")
-    report["duplicates"] = total(checks, "dups")
-    report["viewers_behind_seq"] = total(checks, "behind_seq")
-    report["viewers_pinned_wrong"] = total(checks, "pinned_wrong")
-    report["viewers_gave_up"] = total(checks, "gave_up")
-    report["seq_problems"] = [p for c in checks for p in c["problems"]][:10]
-    report["hub_frames"] = merge_counts(checks, "types")
-    report["hub_closes"] = merge_counts(checks, "closes")
-    report["hub_connects"] = total(checks, "connects")
+    report.update(seq_checks(checks))
 
 
 def cpu_per_delivery(report: dict[str, Any]) -> dict[str, Any]:

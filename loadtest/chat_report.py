@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from loadtest.report import mark, report_console
+from loadtest.report import closing_rows, mark, report_console
 
 __all__ = ["chat_verdicts", "print_chat_report", "exact", "PIN_RATIO_TARGET"]
 
@@ -148,12 +148,7 @@ def print_chat_report(report: dict[str, Any], console: Console | None = None) ->
     others = [f"{name} {phase['machine']['others_cpu_s']:.1f} s" for name, phase in
               (("idle", report.get("idle") or {}), ("state", report.get("state_phase") or {}),
                ("flood", flood)) if phase.get("machine")]
-    rows.append(("CPU used by other processes meanwhile", ", ".join(others) or "-",
-                 "0 on a quiet machine"))
-    machine = report["machine"]
-    rows.append(("machine", f"{machine['cpus']} cpus, {machine['cpu_model']}, Python "
-                            f"{machine['python']}, load {machine['loadavg_1m_before']} -> "
-                            f"{machine['loadavg_1m_after']}", report["date"]))
+    rows.extend(closing_rows(report, others))
     for row in rows:
         table.add_row(*row)
     console.print(table)

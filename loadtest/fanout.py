@@ -42,7 +42,7 @@ import redis.asyncio as redis
 
 from live.accounts.auth import Role, TokenAuthority
 from loadtest.fanout_fleet import (ViewerFleet, connect_viewers, measure_burst, merge_counts,
-                                   pin_latency, total, type_delta)
+                                   pin_latency, seq_checks, total, type_delta)
 from loadtest.fanout_node import (Host, hub_port, log_errors, logged_events, py_spy, read_seq,
                                   start_livecart, truth)
 from loadtest.fanout_probe import CpuWatch, cpu_seconds, rss_kib
@@ -184,18 +184,10 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
         report["truth"] = {"stock": stock, "pinned": pinned, "seq": seq}
         report["stale_viewers"] = total(checks, "stale")
         report["stale_examples"] = [e for c in checks for e in c["stale_examples"]][:5]
-        report["gaps"] = total(checks, "gaps")
-        report["duplicates"] = total(checks, "dups")
+        report.update(seq_checks(checks))
         report["viewers_with_gaps"] = total(checks, "viewers_with_gaps")
         report["viewers_with_duplicates"] = total(checks, "viewers_with_dups")
-        report["viewers_behind_seq"] = total(checks, "behind_seq")
-        report["viewers_pinned_wrong"] = total(checks, "pinned_wrong")
-        report["viewers_gave_up"] = total(checks, "gave_up")
-        report["seq_problems"] = [p for c in checks for p in c["problems"]][:10]
-        report["hub_frames"] = merge_counts(checks, "types")
-        report["hub_closes"] = merge_counts(checks, "closes")
         report["hub_connect_failures"] = merge_counts(checks, "failures")
-        report["hub_connects"] = total(checks, "connects")
         await fleet.call_all("disconnect", timeout_s=120)
     return frames
 

@@ -17,7 +17,7 @@ from loadtest.fanout_probe import CpuWatch, cpu_seconds
 from loadtest.fanout_viewers import ViewerOptions, Worker, child_main
 from loadtest.histogram import LatencyHistogram
 
-__all__ = ["ViewerFleet", "connect_viewers", "measure_burst", "pin_latency",
+__all__ = ["ViewerFleet", "connect_viewers", "measure_burst", "pin_latency", "seq_checks",
            "total", "merge_counts", "type_delta"]
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,19 @@ def merge_counts(answers: list[dict[str, Any]], key: str) -> dict[str, int]:
         for k, n in a[key].items():
             out[str(k)] = out.get(str(k), 0) + n
     return out
+
+
+def seq_checks(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """What every viewer process's `check` says about the room's events, summed: the
+    report's gaps, repeats, stale or wrong pins, viewers that gave up, frames and closes."""
+    return {"gaps": total(checks, "gaps"), "duplicates": total(checks, "dups"),
+            "viewers_behind_seq": total(checks, "behind_seq"),
+            "viewers_pinned_wrong": total(checks, "pinned_wrong"),
+            "viewers_gave_up": total(checks, "gave_up"),
+            "seq_problems": [p for c in checks for p in c["problems"]][:10],
+            "hub_frames": merge_counts(checks, "types"),
+            "hub_closes": merge_counts(checks, "closes"),
+            "hub_connects": total(checks, "connects")}
 
 
 def type_delta(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, int]:

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from loadtest.report import mark, report_console
+from loadtest.report import closing_rows, mark, report_console
 
 __all__ = ["fanout_verdicts", "print_fanout_report", "exact"]
 
@@ -115,12 +115,7 @@ def print_fanout_report(report: dict[str, Any], console: Console | None = None) 
     others = [f"{name} {phase['cpu']['others_cpu_s']:.1f} s" for name, phase in
               (("hub burst", burst), ("idle pins", idle_pins), ("bare burst", bare_burst))
               if phase.get("cpu")]
-    rows.append(("CPU used by other processes meanwhile", ", ".join(others) or "-",
-                 "0 on a quiet machine"))
-    machine = report["machine"]
-    rows.append(("machine", f"{machine['cpus']} cpus, {machine['cpu_model']}, Python "
-                            f"{machine['python']}, load {machine['loadavg_1m_before']} -> "
-                            f"{machine['loadavg_1m_after']}", report["date"]))
+    rows.extend(closing_rows(report, others))
     for row in rows:
         table.add_row(*row)
     console.print(table)

@@ -10,7 +10,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["print_report", "write_json", "verdicts", "mark", "report_console", "run_scenario"]
+__all__ = ["print_report", "write_json", "verdicts", "mark", "report_console", "run_scenario",
+           "closing_rows"]
 
 P99_TARGET_MS = 50.0
 RATIO_TARGET = 0.5
@@ -33,6 +34,17 @@ def verdicts(report: dict[str, Any]) -> dict[str, bool | None]:
 def mark(ok: bool | None) -> str:
     """A target's verdict as the reports print it."""
     return {True: "[green]ok[/]", False: "[red]MISSED[/]", None: "[dim]-[/]"}[ok]
+
+
+def closing_rows(report: dict[str, Any], others: list[str]) -> list[tuple[str, str, str]]:
+    """A report's last rows: the CPU other processes used in each measured phase (`others`,
+    e.g. "flood 0.3 s") and the machine, the date and the load before and after."""
+    machine = report["machine"]
+    return [("CPU used by other processes meanwhile", ", ".join(others) or "-",
+             "0 on a quiet machine"),
+            ("machine", f"{machine['cpus']} cpus, {machine['cpu_model']}, Python "
+                        f"{machine['python']}, load {machine['loadavg_1m_before']} -> "
+                        f"{machine['loadavg_1m_after']}", report["date"])]
 
 
 def report_console(width: int = 120) -> Console:
