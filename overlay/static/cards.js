@@ -74,7 +74,8 @@ export function buyLabel(card) {
 
 /**
  * A card element. `onBuy(productId)` adds a Buy button; without it the card has no button
- * (OBS, host preview). `variant`: "pinned" | "row" (the tray) | "obs".
+ * (OBS, host preview). `variant`: "pinned" | "row" (the tray) | "obs". A card with a
+ * `code` (its show code, for comment-to-buy) shows it as "#3".
  */
 export function createCard(card, { onBuy = null, variant = "pinned" } = {}) {
   const root = el("article", `card card--${variant}`);
@@ -93,6 +94,11 @@ export function createCard(card, { onBuy = null, variant = "pinned" } = {}) {
   img.hidden = true;
   img.addEventListener("load", () => { img.hidden = false; });
   media.append(img);
+  // The product's show code (comment-to-buy: "SOLD 3"), when the page gives one.
+  const code = el("span", "card-code");
+  code.append(el("span", "visually-hidden", "Code "), el("span", "card-code-value"));
+  code.hidden = true;
+  media.append(code);
 
   const info = el("div", "card-info");
   const title = el("h3", "card-title");
@@ -124,6 +130,9 @@ export function createCard(card, { onBuy = null, variant = "pinned" } = {}) {
 
 export function updateCard(root, card) {
   setText(root.querySelector(".card-title"), card.title);
+  const code = root.querySelector(".card-code");
+  code.hidden = !Number.isInteger(card.code);
+  setText(code.querySelector(".card-code-value"), code.hidden ? "" : `#${card.code}`);
   const img = root.querySelector(".card-img");
   const src = card.image_url || "";
   if (img.getAttribute("src") !== src && (src || img.hasAttribute("src"))) {

@@ -211,3 +211,69 @@ export function floatReactions(box, emoji, count) {
     box.dataset.floated = String(Number(box.dataset.floated || 0) + 1);
   }
 }
+
+// ---- comment-to-buy (docs/chat.md, "Comment-to-buy") ---------------------------------
+
+/**
+ * The hint under the chat box: "Type SOLD 3 to claim" (`size`: one of the product's
+ * sizes, when it has several, for the example); "" when the show has no keyword or there
+ * is no code to claim.
+ */
+export function claimHint(settings, code, size = "") {
+  const keyword = settings && settings.keyword;
+  if (!keyword || !Number.isInteger(code)) return "";
+  const verb = settings.claim_mode === "buy" ? "buy it" : "claim it";
+  return `Type ${keyword} ${code}${size ? ` ${size}` : ""} to ${verb}`;
+}
+
+function hoursMinutes(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/**
+ * A `notice` answering a claim, in plain words for the buyer: {kind, text, link?:
+ * {href, label}}; null for any other frame. `products`: the room's products (titles and
+ * sizes); `keyword`: the show's, for the example of a size.
+ */
+export function claimNote(frame, products = {}, keyword = "SOLD") {
+  if (typeof frame.code !== "string" || !frame.code.startsWith("claim.")) return null;
+  const d = frame.data || {};
+  const product = products[d.product];
+  const variants = product && Array.isArray(product.variants) ? product.variants : [];
+  const size = variants.length > 1 ? variants.find((v) => v.id === d.variant) : null;
+  const title = product ? product.title : `#${d.code}`;
+  const what = `${d.qty > 1 ? `${d.qty} × ` : ""}${title}${size ? `, size ${size.name}` : ""}`;
+  const order = (label) => (d.order ? { href: `/me/orders/${encodeURIComponent(d.order)}`, label } : null);
+  switch (frame.code) {
+    case "claim.claimed":
+      if (d.mode === "buy") {
+        const paid = d.payment === "settled" ? "paid with your saved card" : "confirming your payment…";
+        return { kind: "ok", text: `Bought: ${what} — ${paid}`, link: order("View order") };
+      }
+      if (d.held && d.expires_ms) {
+        return { kind: "ok", text: `Claimed: ${what} — in your cart, held until ${hoursMinutes(d.expires_ms)}`,
+          link: order("Pay now") };
+      }
+      return { kind: "ok", text: `Claimed: ${what} — in your cart`, link: order("Pay now") };
+    case "claim.sold-out":
+      return { kind: "error", text: `Sorry, ${title} is sold out.` };
+    case "claim.limit-reached":
+      return { kind: "error", text: `You've already claimed as many of ${title} as one buyer can.` };
+    case "claim.no-wallet":
+      return { kind: "error", text: "To buy from the chat, save an address and a card first.",
+        link: { href: "/me/wallet", label: "Open your wallet" } };
+    case "claim.unknown-code":
+      return { kind: "error", text: `No product in this show has the code #${d.code}: look for the number on each card.` };
+    case "claim.unknown-size": {
+      const sizes = Array.isArray(d.sizes) ? d.sizes.map(String) : [];
+      const example = sizes.length ? ` — e.g. "${keyword} ${d.code} ${sizes[0]}"` : "";
+      return { kind: "error", text: `Which size of ${title}? Sizes: ${sizes.join(", ")}${example}.` };
+    }
+    case "claim.refused": {
+      const why = String(d.detail || frame.message || "try again").replace(/\.$/, "");
+      return { kind: "error", text: `Couldn't claim ${title}: ${why}.` };
+    }
+    default:
+      return { kind: "info", text: frame.message || frame.code };
+  }
+}

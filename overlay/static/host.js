@@ -40,7 +40,8 @@ function banner(kind, text) {
 
 // Moderators moderate the chat too (the rest of the console is read-only for them).
 const moderate = access.mode === "none" ? () => {}
-  : mountModeration({ base, creator, auth, send: (message) => client.send(message) });
+  : mountModeration({ base, creator, auth, send: (message) => client.send(message),
+    products: () => (state ? state.products : {}) });
 $("chat-heading").closest("section").hidden = access.mode === "none";
 
 const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURIComponent(streamId)}`, {

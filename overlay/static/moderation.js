@@ -9,6 +9,15 @@ import { setText } from "./cards.js";
 import { ChatList, chatInitial, chatReduce, CHAT_ERRORS, refusalText, settingsText } from "./chat.js";
 
 const KEPT = 200; // messages the pane keeps (and shows, scrolling)
+const CLAIMS_SHOWN = 50; // the newest claims listed
+const CLAIMS_POLL_MS = 2000; // the claims list is read again this often while the console is seen
+
+// A claim's outcome for the host (docs/chat.md, "Comment-to-buy").
+const OUTCOMES = {
+  "claim.claimed": "Claimed", "claim.sold-out": "Sold out", "claim.limit-reached": "Limit reached",
+  "claim.no-wallet": "No wallet", "claim.unknown-code": "Unknown code",
+  "claim.unknown-size": "No such size", "claim.refused": "Refused",
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,10 +30,11 @@ function el(tag, className, text) {
 
 /**
  * `base`: the stream's API path; `creator`: its creator (the blocked words are the
- * channel's); `auth`: api() options; `send`: the room socket's send. Returns the function
- * that takes each hub message.
+ * channel's); `auth`: api() options; `send`: the room socket's send; `products()`: the
+ * room's products (titles and sizes for the claims list). Returns the function that takes
+ * each hub message.
  */
-export function mountModeration({ base, creator, auth, send }) {
+export function mountModeration({ base, creator, auth, send, products = () => ({}) }) {
   let chat = chatInitial();
   let picked = null; // the message the action bar acts on
   let refs = 0;
@@ -269,9 +279,63 @@ export function mountModeration({ base, creator, auth, send }) {
 
   $("audit-refresh").addEventListener("click", loadAudit);
 
+  // ---- comment-to-buy claims ---------------------------------------------------------
+  // Read every CLAIMS_POLL_MS while the page is seen (a claim is any buyer's comment, on any
+  // node: polling the one list is simpler and as sure as watching the chat for them).
+
+  let claimsShown = null; // the last list drawn, as JSON: redrawn only when it changed
+
+  async function loadClaims() {
+    if (document.visibilityState === "visible") {
+      const r = await api("GET", `${base}/chat/claims?limit=${CLAIMS_SHOWN}`, auth);
+      if (r.ok && Array.isArray(r.data.items)) renderClaims(r.data.items);
+      if (r.status === 403) return; // not this console's to see: stop asking
+    }
+    setTimeout(loadClaims, CLAIMS_POLL_MS);
+  }
+
+  function renderClaims(items) {
+    const drawn = JSON.stringify([items, Object.keys(products())]); // titles come with the room
+    if (drawn === claimsShown) return;
+    claimsShown = drawn;
+    const rows = items.map(claimRow);
+    if (!rows.length) {
+      const empty = el("tr", "claims-empty");
+      const td = el("td", "", "No claims yet.");
+      td.colSpan = 7;
+      empty.append(td);
+      rows.push(empty);
+    }
+    $("claims-list").replaceChildren(...rows);
+  }
+
+  function claimRow(c) {
+    const product = products()[c.product];
+    const variant = product && product.variants.length > 1
+      ? product.variants.find((v) => v.id === c.variant) : null;
+    const outcome = OUTCOMES[c.outcome] || String(c.outcome || "");
+    const how = c.outcome === "claim.claimed"
+      ? (c.mode === "buy" ? ` · paid (${c.payment || "pending"})` : c.held ? " · held in the cart" : " · in the cart")
+      : c.outcome === "claim.refused" && c.detail ? `: ${c.detail}` : "";
+    const tr = el("tr", "claim");
+    const cells = [
+      [c.at_ms ? new Date(c.at_ms).toLocaleTimeString() : "", ""],
+      [String(c.name || c.user || ""), ""],
+      [Number.isInteger(c.code) ? `#${c.code}` : "", "num"],
+      [product ? product.title : c.product ? String(c.product) : "—", ""],
+      [variant ? String(variant.name) : c.variant && c.variant !== "default" ? String(c.variant) : "—", ""],
+      [String(c.qty ?? ""), "num"],
+      [outcome + how, "claims-outcome"],
+    ];
+    for (const [text, className] of cells) tr.append(el("td", className, text));
+    tr.lastElementChild.dataset.outcome = String(c.outcome || "");
+    return tr;
+  }
+
   loadHeld();
   loadBlocked();
   loadAudit();
+  loadClaims();
 
   return function receive(message) {
     const before = chat;

@@ -74,6 +74,7 @@ function applyEvent(state, message) {
       }
       next.tray = [...message.lineup];
       next.pinned = [...message.pinned];
+      if ("codes" in message) next.stream = { ...state.stream, codes: { ...message.codes } };
       break;
     case "stream.state":
       next.stream = { ...state.stream, state: message.state };

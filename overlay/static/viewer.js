@@ -14,8 +14,8 @@ import { addressLine, cardLine, loadWallet, mountAddressForm, saveCard } from ".
 import { showStatus } from "./feed.js";
 import { playWhep, SignalError, SyncGate } from "./video.js";
 import {
-  CHAT_ERRORS, ChatList, chatInitial, chatReduce, floatReactions, reactionDeltas, REACTIONS,
-  refusalText, settingsText,
+  CHAT_ERRORS, ChatList, chatInitial, chatReduce, claimHint, claimNote, floatReactions,
+  reactionDeltas, REACTIONS, refusalText, settingsText,
 } from "./chat.js";
 
 const $ = (id) => document.getElementById(id);
@@ -96,17 +96,27 @@ function render() {
   throttledText($("viewers"), compact(v.viewers), COUNTER_MS);
   throttledText($("likes"), compact(v.likes + pendingLikes), COUNTER_MS);
 
-  syncList($("pinned"), v.cards, (c) => c.id,
+  const cards = v.cards.map(withCode);
+  const tray = v.tray.map(withCode);
+  syncList($("pinned"), cards, (c) => c.id,
     (c) => watchCard(createCard(c, { onBuy: tapCard, variant: "pinned" })), updateCard);
   $("empty-note").hidden = v.cards.length > 0 || !v.live;
   setText($("tray-count"), String(v.tray.length));
-  syncList($("tray-list"), v.tray, (c) => c.id,
+  syncList($("tray-list"), tray, (c) => c.id,
     (c) => watchCard(createCard(c, { onBuy: tapCard, variant: "row" })), updateCard);
+  renderClaimHint();
   sendSeen();
   syncTicker($("ticker"), v.ticker, state.products);
   if (sheet.open) renderSheet();
   syncVideo(v);
   resumeBuy();
+}
+
+// A card with its show code (comment-to-buy: the snapshot's `stream.codes`, kept current by
+// each `lineup.changed`).
+function withCode(c) {
+  const codes = (state && state.stream.codes) || {};
+  return { ...c, code: Number.isInteger(codes[c.id]) ? codes[c.id] : null };
 }
 
 // Back from signing in (`?buy=<product>`): the sheet opens again for that product, once.
@@ -270,6 +280,7 @@ $("like").addEventListener("click", () => {
 
 const CHAT_SHOWN = 8;
 const NOTE_MS = 8000;
+const LINK_NOTE_MS = 30000;
 let chat = chatInitial();
 const chatList = new ChatList($("chat-list"), { shown: CHAT_SHOWN });
 const pendingChat = new Map(); // ref -> the text sent
@@ -277,13 +288,32 @@ const ownReactions = {}; // floated at the tap, so not again when the room's cou
 let chatRefs = 0;
 let noteTimer = null;
 
-function chatNote(kind, text) {
+// `link` {href, label}: where to go next (a claim's order, the wallet); such a note stays
+// longer, to be followed.
+function chatNote(kind, text, link = null) {
   const note = $("chat-note");
   note.dataset.kind = kind;
-  setText(note, text);
+  note.replaceChildren(text);
+  if (link) {
+    const a = document.createElement("a");
+    a.className = "chat-note-link";
+    a.href = link.href;
+    a.textContent = link.label;
+    note.append(" ", a);
+  }
   note.hidden = !text;
   clearTimeout(noteTimer);
-  if (text) noteTimer = setTimeout(() => { note.hidden = true; }, NOTE_MS);
+  if (text) noteTimer = setTimeout(() => { note.hidden = true; }, link ? LINK_NOTE_MS : NOTE_MS);
+}
+
+// "Type SOLD 3 to claim it": the first pinned product's code, else the lineup's first.
+function renderClaimHint() {
+  const card = current && [...current.cards, ...current.tray].map(withCode).find((c) => c.code !== null);
+  const sizes = card && card.variants.length > 1 ? card.variants.map((v) => String(v.name)) : [];
+  const size = sizes.find((name) => /^[A-Za-z0-9./-]{1,20}$/.test(name)) || "";
+  const hint = card ? claimHint(chat.settings, card.code, size) : "";
+  $("chat-hint").hidden = !hint;
+  setText($("chat-hint"), hint);
 }
 
 function renderChat() {
@@ -294,6 +324,7 @@ function renderChat() {
   const mode = settingsText(chat.settings);
   $("chat-mode").hidden = !mode;
   setText($("chat-mode"), mode);
+  renderClaimHint();
 }
 
 function floatRoomReactions(before, after) {
@@ -313,7 +344,9 @@ function onChat(message) {
   if (message.type === "error" && (sent || CHAT_ERRORS.has(message.code))) {
     chatNote("error", refusalText(message)); // the text stays in the box, to fix or resend
   } else if (message.type === "notice") {
-    chatNote("info", message.message || message.code);
+    const claim = claimNote(message, state ? state.products : {}, chat.settings.keyword);
+    if (claim) chatNote(claim.kind, claim.text, claim.link);
+    else chatNote("info", message.message || message.code);
   }
   if (sent && message.type !== "error" && $("chat-input").value === pendingChat.get(message.ref)) {
     $("chat-input").value = "";

@@ -326,3 +326,56 @@ async def test_on_a_phone_the_chat_never_covers_the_cards(
     await expect(page.locator("#chat-list")).to_be_hidden()
     await page.get_by_role("button", name="Show chat").click()
     await expect(msg(page, "message number 11")).to_be_visible()
+
+
+async def test_a_comment_claims_a_card_by_its_code_and_the_host_lists_the_claim(
+        node: Live, products: list[dict[str, Any]], new_page: Any) -> None:
+    stream = await show(node, products)
+    codes = (await node.http.get(f"/api/v1/streams/{stream}")).json()["codes"]
+    jacket = codes[products[1]["id"]]
+    await give_wallet(node, "bob")
+    bob = await viewer(node, new_page, stream, "bob")
+    console = await host(node, new_page, stream)
+
+    # Each card shows its show code: the pinned one and the tray's.
+    await expect(card(bob, "Trail Runner").locator(".card-code")).to_have_text(
+        f"Code #{codes[products[0]['id']]}")
+    await bob.locator("#tray summary").click()
+    await expect(card(bob, "Rain Jacket", "#tray-list").locator(".card-code")).to_have_text(
+        f"Code #{jacket}")
+    await expect(bob.locator("#chat-hint")).to_have_text(
+        f"Type SOLD {codes[products[0]['id']]} to claim it")
+
+    await say(bob, f"SOLD {jacket}")
+    note = bob.locator("#chat-note")
+    await expect(note).to_contain_text(
+        re.compile(r"^Claimed: Rain Jacket — in your cart, held until \d"), timeout=5 * MS)
+    [item] = (await node.http.get("/api/v1/cart", headers=node.auth("buyer", "bob"))).json()["items"]
+    await expect(note.get_by_role("link", name="Pay now")).to_have_attribute(
+        "href", f"/me/orders/{item['order_id']}")
+
+    row = console.locator("#claims-list tr.claim")
+    await expect(row).to_have_count(1, timeout=5 * MS)
+    await expect(row.locator("td")).to_have_text(
+        [re.compile(r"\d"), re.compile(r"\S"), f"#{jacket}", "Rain Jacket", "—", "1",
+         "Claimed · held in the cart"])
+    await shot(bob, "viewer-claimed")
+
+
+async def test_a_buyer_without_a_wallet_is_sent_to_the_wallet_when_a_comment_buys(
+        node: Live, products: list[dict[str, Any]], new_page: Any) -> None:
+    stream = await show(node, products)
+    code = (await node.http.get(f"/api/v1/streams/{stream}")).json()["codes"][products[0]["id"]]
+    ann = await viewer(node, new_page, stream, "ann")
+    console = await host(node, new_page, stream)
+    await console.get_by_label("A comment that claims").select_option("buy")
+    await console.get_by_role("button", name="Save settings").click()
+    await expect(console.locator("#mod-status")).to_have_text("Settings saved.", timeout=5 * MS)
+    await expect(ann.locator("#chat-hint")).to_have_text(f"Type SOLD {code} to buy it", timeout=5 * MS)
+
+    await say(ann, f"sold {code}")
+    note = ann.locator("#chat-note")
+    await expect(note).to_contain_text("save an address and a card", timeout=5 * MS)
+    await expect(note.get_by_role("link", name="Open your wallet")).to_have_attribute("href", "/me/wallet")
+    await expect(console.locator("#claims-list tr.claim .claims-outcome")).to_have_text(
+        ["No wallet"], timeout=5 * MS)

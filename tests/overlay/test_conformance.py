@@ -25,8 +25,11 @@ def _run_python(case: dict[str, Any]) -> dict[str, Any]:
     except Resync:
         return {"resync": True}
     assert state is not None
-    return {"seq": state["seq"],
-            "view": view(state, case["now_ms"], Thresholds(**FIXTURES["thresholds"]))}
+    out: dict[str, Any] = {"seq": state["seq"],
+                            "view": view(state, case["now_ms"], Thresholds(**FIXTURES["thresholds"]))}
+    if "codes" in case["expect"]:  # the product codes the cards show (comment-to-buy)
+        out["codes"] = state["stream"].get("codes")
+    return out
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -39,6 +42,7 @@ def test_fixtures_cover_every_message_kind() -> None:
     assert kinds >= {"snapshot", "state", *EVENT_TYPES}  # a new event type needs a case
     assert any(c["expect"].get("resync") for c in CASES)
     assert any(s.get("just_bought") for c in CASES for s in c["steps"] if s["type"] == "state")
+    assert any("codes" in c["expect"] for c in CASES)
 
 
 _JS_RUNNER = """async ({cases, thresholds}) => {
@@ -51,7 +55,9 @@ _JS_RUNNER = """async ({cases, thresholds}) => {
       if (e instanceof m.Resync) return {resync: true};
       throw e;
     }
-    return {seq: state.seq, view: m.view(state, c.now_ms, thresholds)};
+    const out = {seq: state.seq, view: m.view(state, c.now_ms, thresholds)};
+    if ("codes" in c.expect) out.codes = state.stream.codes ?? null;
+    return out;
   });
 }"""
 
