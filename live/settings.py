@@ -138,7 +138,8 @@ class Settings:
     # chat (docs/chat.md, docs/limits.md "Chat")
     chat_per_viewer_s: float = 10.0  # ordinary messages a viewer is sent per second, sampled beyond
     chat_tick_ms: int = 250  # chat frames at most this often (with the state tick's write)
-    chat_min_gap_ms: int = 1000  # least time between two messages of one user (staff exempt)
+    chat_min_gap_ms: int = 1000  # least time between two messages of a viewer or a brand
+    chat_staff_min_gap_ms: int = 250  # ... of the host or the moderators (their shared floor)
     chat_duplicate_window_s: int = 30  # the same text again within this is refused
     chat_log_max: int = 100_000  # messages kept per show (approximate), for the replay
     chat_backlog: int = 50  # recent messages in a joining socket's snapshot
@@ -226,6 +227,7 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         for name in ("program_max_applications", "statement_max_rows", "publish_token_ttl_s",
                      "chat_per_viewer_s", "chat_tick_ms", "chat_min_gap_ms", "chat_duplicate_window_s",
+                     "chat_staff_min_gap_ms",
                      "chat_log_max", "chat_backlog", "chat_held_max"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")

@@ -26,6 +26,7 @@ STAFF_BADGES: Final = frozenset({"host", "moderator", "brand"})
 BLOCKED_WORDS_CACHE_S: Final = 5.0  # a change of a channel's blocked words applies within this
 AUDIT_MAX: Final = 10_000  # moderation actions kept per show (approximate)
 CLAIMS_MAX: Final = 10_000  # comment-to-buy claims kept per show for the host (approximate)
+PURGE_SLICE: Final = 2_000  # log entries a ban's purge reads per script call
 DEFAULT_SETTINGS: Final[dict[str, Any]] = {"slow_s": 0, "followers_only": False,
                                            "keyword": "SOLD", "claim_mode": "cart"}
 
@@ -38,6 +39,7 @@ def chat_channel(stream_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ChatLimits:
     min_gap_ms: int = 1000
+    staff_min_gap_ms: int = 250
     duplicate_window_s: int = 30
     log_max: int = 100_000
     backlog: int = 50
@@ -106,7 +108,8 @@ class ChatStore:
             [author.user, author.name, orjson.dumps(list(author.badges)), text, dedupe,
              at_ms or _now_ms(), self.limits.min_gap_ms, self.limits.duplicate_window_s * 1000,
              self.limits.log_max, chat_channel(stream_id), "1" if follows else "0",
-             "1" if held else "0", self.limits.held_max, author.buyer]))
+             "1" if held else "0", self.limits.held_max, author.buyer,
+             self.limits.staff_min_gap_ms]))
         if reply["r"] == "refused":
             raise ChatRefusal(reply["code"], reply["detail"], reply.get("until_ms"))
         return Posted(reply["message"], reply["r"] == "held")
@@ -137,6 +140,17 @@ class ChatStore:
             await self._client.hset(channel_chat_keys(creator)[0], user, str(until_ms))
         await self.moderate(stream_id, "ban", {"user": user, "until_ms": until_ms,
                                                "scope": scope}, who)
+        await self._purge(stream_id, user)
+
+    async def _purge(self, stream_id: StreamId, user: str) -> int:
+        """Take a banned user's messages out of the show's log (chat_purge.lua), a slice
+        per call; screens already dropped them with the `chat.banned` event."""
+        log, cursor, deleted = chat_keys(stream_id).log, "-", 0
+        while cursor:
+            raw_cursor, n = await call_script(self._client, SCRIPTS["chat_purge"], [log],
+                                              [user, cursor, PURGE_SLICE])
+            cursor, deleted = text(raw_cursor), deleted + int(n)
+        return deleted
 
     async def unban(self, stream_id: StreamId, creator: CreatorId, user: str,
                     scope: Literal["show", "channel"], who: str) -> None:

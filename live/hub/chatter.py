@@ -21,8 +21,9 @@ from live.hub.handshake import HubServices
 __all__ = ["Chatter", "chat_user"]
 
 _FOLLOW_RECHECK_S = 5.0  # a socket's cached follow: a new follower chats within this
-_BAN_RECHECK_S = 60.0  # a socket's cached channel ban (this show's own bans are checked in
-# the post's script; the channel's are copied into the show they are made in)
+_BAN_RECHECK_S = 60.0  # a socket's cached channel ban, unless a ban or an unban in the show
+# (its room's `bans_epoch`) says to read it again; this show's own bans are checked in the
+# post's script, and a channel ban is copied into the show it is made in
 
 
 def chat_user(principal: Principal) -> str:
@@ -47,27 +48,39 @@ class Chatter:
     principal: Principal | None
     purchase_mode: str = "instant"  # the stream's: how a comment's claim holds (claims.py)
     author: ChatAuthor | None = None
+    _lineup: tuple[str, ...] = ()  # what a brand's badge was judged against
     _follows: _Cached = field(default_factory=_Cached)
     _channel_ban: _Cached = field(default_factory=_Cached)
+    _bans_epoch: int = -1
 
-    async def post(self, raw: str, lineup: list[str], received_ms: int) -> Posted:
+    async def post(self, raw: str, lineup: list[str], received_ms: int,
+                   bans_epoch: int = 0) -> Posted:
         """Check and post one message; live/chat/text.py's ChatRefused or ChatRefusal say why
-        not."""
+        not. `bans_epoch`: the room's count of ban changes, so a cached channel ban is read
+        again after one."""
         if self.principal is None:
             raise ChatRefusal("sign-in-to-chat", "sign in to chat")
-        author = self.author or await self._author(lineup)
-        self.author = author
+        author = await self._current_author(lineup)
         text = normalise(raw)
         check_links(text, author.staff)
         now = time.monotonic()
-        if not author.staff and await self._banned_from_channel(author, now):
-            raise ChatRefusal("banned", "you are banned from this creator's chat")
+        if not author.staff:
+            await self._check_channel_ban(author, now, bans_epoch)
         words = await self.services.chat.cached_blocked_words(self.host, now)
         held = not author.staff and blocked_match(text, words) is not None
         return await self.services.chat.post(
             self.stream_id, author, text, dedupe_key(text),
             follows=author.staff or await self._following(author, now), held=held,
             at_ms=received_ms)
+
+    async def _current_author(self, lineup: list[str]) -> ChatAuthor:
+        """Who the socket chats as: found once, and for a brand again when the lineup
+        changes (its badge is for brands whose products are in the show)."""
+        if self.author is None or (self.author.user.startswith("brand:")
+                                   and tuple(lineup) != self._lineup):
+            self._lineup = tuple(lineup)
+            self.author = await self._author(lineup)
+        return self.author
 
     async def _author(self, lineup: list[str]) -> ChatAuthor:
         principal = self.principal
@@ -88,7 +101,11 @@ class Chatter:
             name = (account.display_name if account and account.display_name
                     else f"viewer {principal.subject[-4:]}")
             return ChatAuthor(user, name, (), buyer=principal.subject)
-        return ChatAuthor(user, principal.role.value.capitalize())
+        # Another channel's creator chats under its own channel's name; another channel's
+        # moderator as a viewer: neither is staff here, and no name may look like staff.
+        name = (principal.subject if principal.role is Role.CREATOR
+                else f"viewer {principal.subject[-4:]}")
+        return ChatAuthor(user, name)
 
     async def _brand_in_lineup(self, brand: str, lineup: list[str]) -> bool:
         for product in lineup:
@@ -104,9 +121,17 @@ class Chatter:
                                     now)
         return bool(self._follows.value)
 
-    async def _banned_from_channel(self, author: ChatAuthor, now: float) -> bool:
-        if not self._channel_ban.fresh(now, _BAN_RECHECK_S):
+    async def _check_channel_ban(self, author: ChatAuthor, now: float, epoch: int) -> None:
+        """Refuse a user the creator's channel bans (`banned`) or has timed out
+        (`timed-out`, until when)."""
+        if epoch != self._bans_epoch or not self._channel_ban.fresh(now, _BAN_RECHECK_S):
+            self._bans_epoch = epoch
             self._channel_ban = _Cached(
-                await self.services.chat.channel_ban(self.host, author.user) is not None, now)
-        return bool(self._channel_ban.value)
-
+                await self.services.chat.channel_ban(self.host, author.user), now)
+        until: int | None = self._channel_ban.value
+        if until is None:
+            return
+        if until == 0:
+            raise ChatRefusal("banned", "you are banned from this creator's chat")
+        if until > time.time() * 1000:
+            raise ChatRefusal("timed-out", "you are timed out of this creator's chat", until)

@@ -269,7 +269,7 @@ def encode_client(message: ClientMessage, wire: Wire) -> str | bytes:
 
 EVENT_TYPES = frozenset({"pin", "unpin", "deal.scheduled", "deal.closed", "lineup.changed",
                          "stream.state", "stream.ingest", "stream.cover", "chat.deleted",
-                         "chat.banned", "chat.cleared", "chat.announcement", "chat.settings"})
+                         "chat.banned", "chat.unbanned", "chat.cleared", "chat.announcement", "chat.settings"})
 
 
 @dataclass(frozen=True, slots=True)

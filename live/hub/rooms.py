@@ -242,6 +242,7 @@ class Room:
         # settings and the product codes, read once, then kept current by the events.
         self.chat_settings: dict[str, Any] | None = None
         self.codes: dict[str, int] | None = None
+        self.bans_epoch = 0  # ban changes heard: a socket's cached channel ban is read again
 
     async def snapshot(self, wire: Wire, now: float,
                        read: Callable[[], Awaitable[Snapshot | None]]
@@ -301,7 +302,10 @@ class Room:
             self._forget(lambda m: m["id"] == event["id"])
         elif kind == "chat.cleared":
             self._forget(lambda m: not m.get("held"))
+        elif kind == "chat.unbanned":
+            self.bans_epoch += 1
         elif kind == "chat.banned":
+            self.bans_epoch += 1
             user, until = event["user"], event.get("until_ms")
             self._forget(lambda m: m["user"] == user)
             error = (Error("banned", "you are banned from this chat") if until is None
@@ -322,7 +326,9 @@ class Room:
 
     def chat(self, message: dict[str, Any], now: float) -> None:
         """A posted (or held) message from the bus: sent with the next tick."""
-        if len(self.chat_pending) < self.limits.chat_pending_limit or _is_staff(message):
+        kept = len(self.chat_pending)
+        if kept < self.limits.chat_pending_limit or (_is_staff(message)
+                                                     and kept < 2 * self.limits.chat_pending_limit):
             self.chat_pending.append(message)
         if not message.get("held"):
             self.recent_chat.append((now, message))

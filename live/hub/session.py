@@ -215,7 +215,7 @@ async def _chat(server: HubContext, room: Room, sub: Subscriber, chatter: Chatte
     comment that claims is answered with the claim's notice; the same comment again is
     not posted twice (`duplicate`) but is the same claim, so it is answered the same."""
     try:
-        posted = await chatter.post(message.text, room.lineup, received_ms)
+        posted = await chatter.post(message.text, room.lineup, received_ms, room.bans_epoch)
     except ChatRefused as exc:
         raise ProtocolError(exc.code, exc.message, ref=message.ref) from None
     except ChatRefusal as exc:

@@ -293,6 +293,7 @@ class Services:
             teams=teams, dispatcher=dispatcher,
             chat=ChatStore(client, ChatLimits(
                 min_gap_ms=settings.chat_min_gap_ms,
+                staff_min_gap_ms=settings.chat_staff_min_gap_ms,
                 duplicate_window_s=settings.chat_duplicate_window_s,
                 log_max=settings.chat_log_max, backlog=settings.chat_backlog,
                 held_max=settings.chat_held_max)),

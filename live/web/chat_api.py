@@ -22,7 +22,6 @@ from live.web.problems import Problem
 __all__ = ["register"]
 
 _MODERATORS = (Role.CREATOR, Role.MODERATOR, Role.OPERATOR)
-_STAFF_ROLES = ("creator:", "moderator:", "operator:")
 _USER = Annotated[str, StringConstraints(
     pattern=r"^(buyer|brand|creator|moderator|operator):[A-Za-z0-9_.:-]{1,64}$")]
 _MESSAGE_ID = r"^[0-9]{1,15}-[0-9]{1,10}$"
@@ -68,6 +67,12 @@ async def _stream(call: Call[Any]) -> dict[str, Any]:
     return stream
 
 
+def _is_staff_of(user: str, creator: str) -> bool:
+    """Staff of this show's chat: its creator, the creator's moderators, operators. Another
+    channel's creator or moderators chat here as anyone does (live/hub/chatter.py)."""
+    return user in (f"creator:{creator}", f"moderator:{creator}") or user.startswith("operator:")
+
+
 async def _moderated(call: Call[Any]) -> dict[str, Any]:
     """The stream, if the caller may moderate its chat."""
     stream = await _stream(call)
@@ -107,8 +112,9 @@ def register(api: Api) -> None:
     async def ban(call: Call[BanIn]) -> Response:
         stream = await _moderated(call)
         body = call.body
-        if body.user.startswith(_STAFF_ROLES):
-            raise Problem(422, "cannot-ban-staff", "the host, moderators and operators cannot be banned")
+        if _is_staff_of(body.user, stream["creator_id"]):
+            raise Problem(422, "cannot-ban-staff",
+                          "the host, its moderators and operators cannot be banned")
         until = 0 if body.duration_s is None else int(time.time() * 1000) + body.duration_s * 1000
         await call.services.chat.ban(stream["id"], CreatorId(stream["creator_id"]), body.user,
                                      until, body.scope, await actor(call))

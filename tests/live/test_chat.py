@@ -19,6 +19,7 @@ from shop import buy, give_wallet, make_brand, make_live_stream, make_product
 from test_hub import recv_until, room_url
 
 FAST = pytest.mark.parametrize("node_settings", [{"chat_min_gap_ms": 1,
+                                                  "chat_staff_min_gap_ms": 1,
                                                   "ws_message_rate": 1000.0}])
 
 
@@ -193,6 +194,41 @@ async def test_a_ban_stops_the_user_at_once_and_tells_their_socket(live: Live) -
 
 
 @FAST
+async def test_a_ban_takes_the_users_messages_out_of_the_log_and_the_review_queue(
+        live: Live) -> None:
+    stream = await shop_live(live)
+    auth = live.auth("creator", "cleo")
+    await live.http.put("/api/v1/creators/cleo/chat/blocked-words", json={"words": ["scam"]},
+                        headers=auth)
+    mallory = await joined(live, stream["id"], live.token("buyer", "mallory"))
+    bob = await joined(live, stream["id"], live.token("buyer", "bob"))
+    await say(mallory, "spam 1")
+    await say(bob, "hi all")
+    await say(mallory, "spam 2")
+    assert (await say(mallory, "a scam", ref="h"))["code"] == "held"
+    await say(bob, "held ones wait")
+    assert (await say(bob, "a scam too", ref="b"))["code"] == "held"
+    r = await live.http.post(chat_api(live, stream["id"], "/bans"),
+                             json={"user": "buyer:mallory", "duration_s": 600}, headers=auth)
+    assert r.status_code == 201
+    await recv_until(bob, "chat.banned")  # the room heard the ban (and the chat before it)
+    history = (await live.http.get(chat_api(live, stream["id"]))).json()["items"]
+    assert [m["text"] for m in history] == ["held ones wait", "hi all"]
+    async with connect(room_url(live, stream["id"])) as late:
+        assert (await join_chat(late))[1] == ["hi all", "held ones wait"]
+    held = (await live.http.get(chat_api(live, stream["id"], "/held"), headers=auth)).json()
+    assert [m["text"] for m in held["items"]] == ["a scam too"]
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/end", headers=auth)
+    assert r.status_code == 200
+    late_approval = await live.http.post(
+        chat_api(live, stream["id"], f"/held/{held['items'][0]['id']}/approve"), headers=auth)
+    assert late_approval.status_code == 409
+    assert late_approval.json()["type"].endswith("chat-closed")
+    await mallory.close()
+    await bob.close()
+
+
+@FAST
 async def test_a_time_out_ends_and_a_channel_ban_holds_in_the_creators_next_show(live: Live) -> None:
     stream = await shop_live(live)
     eve = await joined(live, stream["id"], live.token("buyer", "eve"))
@@ -213,6 +249,19 @@ async def test_a_time_out_ends_and_a_channel_ban_holds_in_the_creators_next_show
     next_show = await make_live_stream(live, [product["id"]])
     async with await joined(live, next_show["id"], live.token("buyer", "eve")) as ws:
         assert (await say(ws, "new show, new me", ref="n"))["code"] == "banned"
+        lifted = await live.http.delete(  # lifted in the next show: her socket hears of it
+            chat_api(live, next_show["id"], "/bans/buyer:eve?scope=channel"),
+            headers=live.auth("creator", "cleo"))
+        assert lifted.status_code == 204
+        await recv_until(ws, "chat.unbanned")
+        assert (await say(ws, "thank you"))["type"] == "chat"
+    r = await live.http.post(chat_api(live, stream["id"], "/bans"),
+                             json={"user": "buyer:eve", "duration_s": 600, "scope": "channel"},
+                             headers=live.auth("creator", "cleo"))
+    assert r.status_code == 201
+    async with await joined(live, next_show["id"], live.token("buyer", "eve")) as ws:
+        timed_out = await say(ws, "and now?", ref="t2")
+        assert timed_out["code"] == "timed-out"
     await eve.close()
 
 
@@ -228,9 +277,36 @@ async def test_only_the_host_its_moderators_and_operators_moderate(live: Live) -
         if status == 403:
             assert r.headers["content-type"] == "application/problem+json"
     assert (await live.http.post(url)).status_code == 401
-    r = await live.http.post(chat_api(live, stream["id"], "/bans"), json={"user": "moderator:cleo"},
-                             headers=live.auth("creator", "cleo"))
-    assert r.status_code == 422 and r.json()["type"].endswith("cannot-ban-staff")
+    bans = {"moderator:cleo": 422, "creator:cleo": 422, "operator:ops": 422,
+            "creator:other": 201, "moderator:other": 201}  # staff of another channel: not here
+    for user, status in bans.items():
+        r = await live.http.post(chat_api(live, stream["id"], "/bans"), json={"user": user},
+                                 headers=live.auth("creator", "cleo"))
+        assert r.status_code == status, (user, r.text)
+        if status == 422:
+            assert r.json()["type"].endswith("cannot-ban-staff")
+
+
+async def test_another_channels_staff_chat_here_as_anyone_does(live: Live) -> None:
+    stream = await shop_live(live)
+    async with await joined(live, stream["id"], live.token("moderator", "other")) as ws:
+        posted = (await say(ws, "hello"))["messages"][0]
+        assert posted["badges"] == [] and "oderator" not in posted["name"]
+        assert (await say(ws, "again", ref="x"))["code"] == "too-fast"  # a viewer's rate
+
+
+@pytest.mark.parametrize("node_settings", [{"chat_min_gap_ms": 1,
+                                            "chat_staff_min_gap_ms": 60_000}])
+async def test_staff_have_a_floor_and_a_brand_the_viewers_rules(live: Live) -> None:
+    stream = await shop_live(live)  # the brand `acme` has a product in the lineup
+    host = await joined(live, stream["id"], live.token("creator", "cleo"))
+    brand = await joined(live, stream["id"], live.token("brand", "acme"))
+    assert (await say(host, "welcome"))["type"] == "chat"
+    assert (await say(host, "and again", ref="h"))["code"] == "too-fast"
+    assert (await say(brand, "10% off"))["messages"][0]["badges"] == ["brand"]
+    assert (await say(brand, "10% OFF", ref="b"))["code"] == "duplicate"
+    await host.close()
+    await brand.close()
 
 
 @FAST

@@ -15,6 +15,8 @@ ARGV[9] chat log max length
 
 Reply (JSON): {"r":"ok","seq":n,"message"?:{...}} | {"r":"missing"} (no such stream)
   | {"r":"refused","status":404,"kind":"not-found","detail":"..."}
+  | {"r":"refused","status":409,"kind":"author-banned"|"chat-closed",...} (approve: the
+    held message is dropped, its author banned since or the show over)
 ]]
 
 local op, arg = ARGV[1], cjson.decode(ARGV[2])
@@ -39,8 +41,19 @@ if op == 'delete' then
   return ok(emit('chat.deleted', '"id":' .. cjson.encode(arg.id)))
 end
 
+-- Whether a user is banned or timed out of the show now.
+local function barred(user)
+  local until_ms = tonumber(redis.call('HGET', KEYS[6], user) or '-1')
+  return until_ms == 0 or until_ms > tonumber(ARGV[3])
+end
+
 if op == 'ban' then
   redis.call('HSET', KEYS[6], arg.user, string.format('%d', arg.until_ms))
+  -- Their messages waiting for review go with them (the log's: chat_purge.lua).
+  local held = redis.call('HGETALL', KEYS[7])
+  for i = 1, #held, 2 do
+    if cjson.decode(held[i + 1]).user == arg.user then redis.call('HDEL', KEYS[7], held[i]) end
+  end
   audit(arg.user, arg.scope .. (arg.until_ms == 0 and ' ban' or ' until ' .. arg.until_ms))
   local until_ms = arg.until_ms == 0 and 'null' or string.format('%d', arg.until_ms)
   return ok(emit('chat.banned', '"user":' .. cjson.encode(arg.user) .. ',"until_ms":' .. until_ms))
@@ -49,7 +62,7 @@ end
 if op == 'unban' then
   redis.call('HDEL', KEYS[6], arg.user)
   audit(arg.user, arg.scope)
-  return ok(0)
+  return ok(emit('chat.unbanned', '"user":' .. cjson.encode(arg.user)))
 end
 
 if op == 'clear' then
@@ -82,6 +95,14 @@ if op == 'approve' or op == 'reject' then
   audit(arg.id)
   if op == 'reject' then return ok(0) end
   local message = cjson.decode(held)
+  if barred(message.user) then
+    return cjson.encode({r = 'refused', status = 409, kind = 'author-banned',
+                         detail = message.user .. ' is banned or timed out: the message is dropped'})
+  end
+  if redis.call('HGET', KEYS[1], 'state') ~= 'live' then
+    return cjson.encode({r = 'refused', status = 409, kind = 'chat-closed',
+                         detail = 'the show is not live: the message is dropped'})
+  end
   message.id, message.held = nil, nil
   local badges = message.badges
   message.badges = nil

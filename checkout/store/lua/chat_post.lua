@@ -1,7 +1,9 @@
 --[[ chat_post.lua: one chat message, checked and posted (or held) in one step in the
 stream's slot, so every rule holds across a user's sockets and every node: the stream is
 live, the user is not banned or timed out, its rate, slow mode and duplicate window, and
-followers-only mode. Staff (host, moderator, brand) are held to none of the rates.
+followers-only mode. Staff (host, moderator, brand) skip slow mode and followers-only;
+the host and moderators have their own floor between two messages (no duplicate check), a
+brand (a third party) the viewers' gap and duplicate window.
 The text arrives normalised and checked (live/chat/text.py); the caller says whether it
 matched the channel's blocked words (held) and whether the user follows the creator.
 
@@ -13,6 +15,7 @@ ARGV[4] text   ARGV[5] text hash (duplicates)   ARGV[6] now (ms)   ARGV[7] least
 ARGV[10] pub/sub channel of the show's chat   ARGV[11] '1' follows the creator
 ARGV[12] '1' held for review   ARGV[13] most messages held at once   ARGV[14] buyer id
         ('' when the user is not a buyer: no `buyer` badge)
+ARGV[15] least ms between two messages of the host or a moderator
 
 Reply (JSON): {"r":"posted","message":{...}} | {"r":"held","message":{...}}
   | {"r":"refused","code":"...","detail":"...","until_ms"?:n}
@@ -42,24 +45,24 @@ end
 
 local badges = cjson.decode(ARGV[3])
 local staff = #badges > 0
+local trusted = badges[1] == 'host' or badges[1] == 'moderator'
+local cfg = redis.call('HMGET', KEYS[3], 'slow_s', 'followers_only')
+if not staff and cfg[2] == '1' and ARGV[11] ~= '1' then
+  return refuse('followers-only', 'only followers of this creator can chat now')
+end
 local last = redis.call('HGET', KEYS[5], user)
-if not staff then
-  local cfg = redis.call('HMGET', KEYS[3], 'slow_s', 'followers_only')
-  if cfg[2] == '1' and ARGV[11] ~= '1' then
-    return refuse('followers-only', 'only followers of this creator can chat now')
+if last then
+  local sep = string.find(last, '|', 1, true)
+  local at, hash = tonumber(string.sub(last, 1, sep - 1)), string.sub(last, sep + 1)
+  local slow_ms = staff and 0 or tonumber(cfg[1] or '0') * 1000
+  local floor = trusted and tonumber(ARGV[15]) or tonumber(ARGV[7])
+  local gap = math.max(floor, slow_ms)
+  if now - at < gap then
+    local code = slow_ms > floor and 'slow-mode' or 'too-fast'
+    return refuse(code, 'wait ' .. math.ceil((gap - (now - at)) / 1000) .. ' s', at + gap)
   end
-  if last then
-    local sep = string.find(last, '|', 1, true)
-    local at, hash = tonumber(string.sub(last, 1, sep - 1)), string.sub(last, sep + 1)
-    local slow_ms = tonumber(cfg[1] or '0') * 1000
-    local gap = math.max(tonumber(ARGV[7]), slow_ms)
-    if now - at < gap then
-      local code = slow_ms > tonumber(ARGV[7]) and 'slow-mode' or 'too-fast'
-      return refuse(code, 'wait ' .. math.ceil((gap - (now - at)) / 1000) .. ' s', at + gap)
-    end
-    if hash == ARGV[5] and now - at < tonumber(ARGV[8]) then
-      return refuse('duplicate', 'you just sent that')
-    end
+  if not trusted and hash == ARGV[5] and now - at < tonumber(ARGV[8]) then
+    return refuse('duplicate', 'you just sent that')
   end
 end
 
@@ -76,11 +79,11 @@ local function encode(id, held)
   return '{"id":' .. cjson.encode(id) .. ',"badges":' .. list .. extra .. ',' .. string.sub(fields, 2)
 end
 
+if ARGV[12] == '1' and redis.call('HLEN', KEYS[6]) >= tonumber(ARGV[13]) then
+  return refuse('held-queue-full', 'too many messages are waiting for review')
+end
 redis.call('HSET', KEYS[5], user, now .. '|' .. ARGV[5])
 if ARGV[12] == '1' then
-  if redis.call('HLEN', KEYS[6]) >= tonumber(ARGV[13]) then
-    return refuse('held-queue-full', 'too many messages are waiting for review')
-  end
   local id = 'h' .. redis.call('HINCRBY', KEYS[3], 'held_seq', 1)
   local message = encode(id, true)
   redis.call('HSET', KEYS[6], id, message)
