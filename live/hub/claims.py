@@ -169,7 +169,9 @@ async def _attempt(services: HubServices, claim: _Claim, payment: Payment | None
             return _notice(recorded, ref)
         await chat.claim_step(claim.stream, "again", claim.field, n)
         n, _ = await chat.claim_attempt(claim.stream, claim.field)
-    key = f"claim/{claim.field.split('|', 1)[1]}/{n}"
+    # The buyer's keys are the buyer's own (buys and cart adds share them): the stream keeps
+    # the same comment in a later show, within the keys' lifetime, from being this claim.
+    key = f"claim/{claim.stream}/{claim.field.split('|', 1)[1]}/{n}"
     try:
         entry = (await _buy(services, claim, key, payment) if payment is not None
                  and claim.mode == "buy" else await _hold(services, claim, key, purchase_mode))

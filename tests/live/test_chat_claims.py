@@ -261,3 +261,46 @@ async def test_a_burst_of_the_same_comment_holds_one_unit_when_more_are_left(liv
     assert [c["outcome"] for c in await claims_of(live, stream["id"])] == ["claim.claimed"]
     for ws in (one, two):
         await ws.close()
+
+
+async def order_state(live: Live, buyer: str, order: str) -> str:
+    r = await live.http.get(f"/api/v1/orders/{order}", headers=live.auth("buyer", buyer))
+    assert r.status_code == 200, r.text
+    return str(r.json()["state"])
+
+
+@FAST
+@pytest.mark.parametrize("mode", ["cart", "buy"])
+async def test_the_same_comment_in_a_later_show_of_the_same_product_claims_anew(
+        live: Live, mode: str) -> None:
+    stream, (sneaker, _) = await show(live)
+    await give_wallet(live, "gina")
+    token = live.token("buyer", "gina")
+    host = live.auth("creator", "cleo")
+    claimed = []
+    for later in (False, True):
+        if later:  # the next show, in the idempotency keys' lifetime, sells the same product
+            r = await live.http.post(f"/api/v1/streams/{stream['id']}/end", headers=host)
+            assert r.status_code == 200, r.text
+            stream = await make_live_stream(live, [sneaker])
+        await settings(live, stream["id"], claim_mode=mode)
+        gina = await joined(live, stream["id"], token)
+        notice = await claim(gina, "SOLD 1")
+        assert notice["code"] == "claim.claimed", notice
+        assert notice["data"]["code"] == 1 and notice["data"]["mode"] == mode
+        claimed.append(notice["data"])
+        await gina.close()
+    first, second = claimed
+    assert first["order"] != second["order"]
+    levels = (await stock_of(live, sneaker))["default"]
+    assert total(levels) == 5
+    if mode == "buy":
+        assert [await order_state(live, "gina", c["order"]) for c in claimed] == ["paid"] * 2
+        assert (levels["sold"], levels["held"], levels["available"]) == (2, 0, 3)
+    else:
+        assert first["item"] != second["item"]
+        assert second["item"] in [i["id"] for i in await cart_of(live, "gina")]
+        states = [await order_state(live, "gina", c["order"]) for c in claimed]
+        assert states[1] == "reserved"
+        assert (levels["sold"], levels["held"]) == (0, states.count("reserved"))
+
