@@ -304,3 +304,33 @@ async def test_the_same_comment_in_a_later_show_of_the_same_product_claims_anew(
         assert states[1] == "reserved"
         assert (levels["sold"], levels["held"]) == (0, states.count("reserved"))
 
+
+@FAST
+async def test_a_first_paid_claim_is_over_once_its_item_leaves_the_cart(live: Live) -> None:
+    stream, (sneaker, _) = await show(live, purchase_mode="first_paid")
+    await give_wallet(live, "hal")
+    hal = await joined(live, stream["id"], live.token("buyer", "hal"))
+    first = await claim(hal, "SOLD 1")
+    assert first["code"] == "claim.claimed" and first["data"]["held"] is False
+    assert first["data"]["order"] is None
+    # The same words while the item is in the cart: the same claim.
+    assert (await claim(hal, "SOLD 1", ref="same"))["data"]["item"] == first["data"]["item"]
+    r = await live.http.delete(f"/api/v1/cart/items/{first['data']['item']}",
+                               headers=live.auth("buyer", "hal"))
+    assert r.status_code == 204
+    # Removed from the cart: the same comment claims anew, a new item.
+    second = await claim(hal, "SOLD 1", ref="again")
+    assert second["code"] == "claim.claimed", second
+    assert second["data"]["item"] != first["data"]["item"]
+    assert [i["id"] for i in await cart_of(live, "hal")] == [second["data"]["item"]]
+    # Checked out (bought): over too, the next such comment is a new claim.
+    r = await live.http.post("/api/v1/cart/checkout", headers=live.auth("buyer", "hal"))
+    assert r.status_code == 200 and [i["result"] for i in r.json()["items"]] == ["settled"], r.text
+    third = await claim(hal, "SOLD 1", ref="third")
+    assert third["code"] == "claim.claimed", third
+    assert third["data"]["item"] not in (first["data"]["item"], second["data"]["item"])
+    assert [i["id"] for i in await cart_of(live, "hal")] == [third["data"]["item"]]
+    levels = (await stock_of(live, sneaker))["default"]
+    assert (levels["sold"], levels["held"], levels["available"]) == (1, 0, 4)
+    assert [c["outcome"] for c in await claims_of(live, stream["id"])] == ["claim.claimed"] * 3
+    await hal.close()
