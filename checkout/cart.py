@@ -120,6 +120,11 @@ class Cart:
         raw = await self._client.hgetall(cart_key(buyer))
         return sorted((_item(orjson.loads(v)) for v in raw.values()), key=lambda i: i.id)
 
+    async def item(self, buyer: BuyerId, item_id: str) -> CartItem | None:
+        """One item of the buyer's cart; None once it has left it (removed, checked out)."""
+        raw = await self._client.hget(cart_key(buyer), item_id)
+        return _item(orjson.loads(raw)) if raw is not None else None
+
     async def remove(self, buyer: BuyerId, item_id: str) -> bool:
         raw = await self._client.hget(cart_key(buyer), item_id)
         if raw is None:

@@ -159,17 +159,17 @@ def _variant(variants: list[dict[str, Any]], size: str | None) -> VariantId | No
 async def _attempt(services: HubServices, claim: _Claim, payment: Payment | None,
                    purchase_mode: str, ref: str | None) -> Notice:
     """The claim under its current attempt's key: a standing claim answers as it did; an
-    attempt refused, or whose order is gone, leaves the next comment a new attempt."""
+    attempt refused, or whose order or cart item is gone, leaves the next comment a new one."""
     chat = services.chat
     n, recorded = await chat.claim_attempt(claim.stream, claim.field)
     if recorded is not None and recorded["n"] == n and recorded["outcome"] == "claim.claimed":
-        order = (await services.orders.get(OrderId(recorded["order"]))
-                 if recorded.get("order") else None)
-        if order is None or order.state not in _GONE:
+        if not await _over(services, claim.buyer, recorded):
             return _notice(recorded, ref)
         await chat.claim_step(claim.stream, "again", claim.field, n)
         n, _ = await chat.claim_attempt(claim.stream, claim.field)
-    key = f"claim/{claim.field.split('|', 1)[1]}/{n}"
+    # The buyer's keys are the buyer's own (buys and cart adds share them): the stream keeps
+    # the same comment in a later show, within the keys' lifetime, from being this claim.
+    key = f"claim/{claim.stream}/{claim.field.split('|', 1)[1]}/{n}"
     try:
         entry = (await _buy(services, claim, key, payment) if payment is not None
                  and claim.mode == "buy" else await _hold(services, claim, key, purchase_mode))
@@ -186,6 +186,16 @@ async def _attempt(services: HubServices, claim: _Claim, payment: Payment | None
     await chat.claim_step(claim.stream, "record", claim.field, n, entry,
                           over=entry["outcome"] != "claim.claimed")
     return _notice(entry, ref)
+
+
+async def _over(services: HubServices, buyer: BuyerId, recorded: dict[str, Any]) -> bool:
+    """Whether a claimed attempt is over: its order is gone, or its cart item has left the
+    cart (removed, or checked out: a `first_paid` item has no order to tell)."""
+    if recorded.get("order"):
+        order = await services.orders.get(OrderId(recorded["order"]))
+        if order is not None and order.state in _GONE:
+            return True
+    return bool(recorded.get("item")) and await services.cart.item(buyer, recorded["item"]) is None
 
 
 async def _hold(services: HubServices, claim: _Claim, key: str,

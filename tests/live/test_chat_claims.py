@@ -261,3 +261,76 @@ async def test_a_burst_of_the_same_comment_holds_one_unit_when_more_are_left(liv
     assert [c["outcome"] for c in await claims_of(live, stream["id"])] == ["claim.claimed"]
     for ws in (one, two):
         await ws.close()
+
+
+async def order_state(live: Live, buyer: str, order: str) -> str:
+    r = await live.http.get(f"/api/v1/orders/{order}", headers=live.auth("buyer", buyer))
+    assert r.status_code == 200, r.text
+    return str(r.json()["state"])
+
+
+@FAST
+@pytest.mark.parametrize("mode", ["cart", "buy"])
+async def test_the_same_comment_in_a_later_show_of_the_same_product_claims_anew(
+        live: Live, mode: str) -> None:
+    stream, (sneaker, _) = await show(live)
+    await give_wallet(live, "gina")
+    token = live.token("buyer", "gina")
+    host = live.auth("creator", "cleo")
+    claimed = []
+    for later in (False, True):
+        if later:  # the next show, in the idempotency keys' lifetime, sells the same product
+            r = await live.http.post(f"/api/v1/streams/{stream['id']}/end", headers=host)
+            assert r.status_code == 200, r.text
+            stream = await make_live_stream(live, [sneaker])
+        await settings(live, stream["id"], claim_mode=mode)
+        gina = await joined(live, stream["id"], token)
+        notice = await claim(gina, "SOLD 1")
+        assert notice["code"] == "claim.claimed", notice
+        assert notice["data"]["code"] == 1 and notice["data"]["mode"] == mode
+        claimed.append(notice["data"])
+        await gina.close()
+    first, second = claimed
+    assert first["order"] != second["order"]
+    levels = (await stock_of(live, sneaker))["default"]
+    assert total(levels) == 5
+    if mode == "buy":
+        assert [await order_state(live, "gina", c["order"]) for c in claimed] == ["paid"] * 2
+        assert (levels["sold"], levels["held"], levels["available"]) == (2, 0, 3)
+    else:
+        assert first["item"] != second["item"]
+        assert second["item"] in [i["id"] for i in await cart_of(live, "gina")]
+        states = [await order_state(live, "gina", c["order"]) for c in claimed]
+        assert states[1] == "reserved"
+        assert (levels["sold"], levels["held"]) == (0, states.count("reserved"))
+
+
+@FAST
+async def test_a_first_paid_claim_is_over_once_its_item_leaves_the_cart(live: Live) -> None:
+    stream, (sneaker, _) = await show(live, purchase_mode="first_paid")
+    await give_wallet(live, "hal")
+    hal = await joined(live, stream["id"], live.token("buyer", "hal"))
+    first = await claim(hal, "SOLD 1")
+    assert first["code"] == "claim.claimed" and first["data"]["held"] is False
+    assert first["data"]["order"] is None
+    # The same words while the item is in the cart: the same claim.
+    assert (await claim(hal, "SOLD 1", ref="same"))["data"]["item"] == first["data"]["item"]
+    r = await live.http.delete(f"/api/v1/cart/items/{first['data']['item']}",
+                               headers=live.auth("buyer", "hal"))
+    assert r.status_code == 204
+    # Removed from the cart: the same comment claims anew, a new item.
+    second = await claim(hal, "SOLD 1", ref="again")
+    assert second["code"] == "claim.claimed", second
+    assert second["data"]["item"] != first["data"]["item"]
+    assert [i["id"] for i in await cart_of(live, "hal")] == [second["data"]["item"]]
+    # Checked out (bought): over too, the next such comment is a new claim.
+    r = await live.http.post("/api/v1/cart/checkout", headers=live.auth("buyer", "hal"))
+    assert r.status_code == 200 and [i["result"] for i in r.json()["items"]] == ["settled"], r.text
+    third = await claim(hal, "SOLD 1", ref="third")
+    assert third["code"] == "claim.claimed", third
+    assert third["data"]["item"] not in (first["data"]["item"], second["data"]["item"])
+    assert [i["id"] for i in await cart_of(live, "hal")] == [third["data"]["item"]]
+    levels = (await stock_of(live, sneaker))["default"]
+    assert (levels["sold"], levels["held"], levels["available"]) == (1, 0, 4)
+    assert [c["outcome"] for c in await claims_of(live, stream["id"])] == ["claim.claimed"] * 3
+    await hal.close()
