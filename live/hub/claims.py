@@ -189,12 +189,12 @@ async def _attempt(services: HubServices, claim: _Claim, payment: Payment | None
 
 
 async def _over(services: HubServices, buyer: BuyerId, recorded: dict[str, Any]) -> bool:
-    """Whether a claimed attempt is over: its order is gone, or its cart item has left the
-    cart (removed, or checked out: a `first_paid` item has no order to tell)."""
+    """Whether a claimed attempt is over: its order is gone (a paid one stands, so the same
+    comment never buys twice), or, for a `first_paid` item, which has no order to tell, its
+    cart item has left the cart (removed, or checked out)."""
     if recorded.get("order"):
         order = await services.orders.get(OrderId(recorded["order"]))
-        if order is not None and order.state in _GONE:
-            return True
+        return order is None or order.state in _GONE
     return bool(recorded.get("item")) and await services.cart.item(buyer, recorded["item"]) is None
 
 

@@ -334,3 +334,22 @@ async def test_a_first_paid_claim_is_over_once_its_item_leaves_the_cart(live: Li
     assert (levels["sold"], levels["held"], levels["available"]) == (1, 0, 4)
     assert [c["outcome"] for c in await claims_of(live, stream["id"])] == ["claim.claimed"] * 3
     await hal.close()
+
+
+@FAST
+async def test_a_held_claim_once_paid_stands_and_the_same_comment_buys_nothing_more(
+        live: Live) -> None:
+    stream, (sneaker, _) = await show(live)  # claim_mode cart: a hold in the cart
+    await give_wallet(live, "ivy")
+    ivy = await joined(live, stream["id"], live.token("buyer", "ivy"))
+    first = await claim(ivy, "SOLD 1")
+    assert first["code"] == "claim.claimed" and first["data"]["held"] is True
+    r = await live.http.post("/api/v1/cart/checkout", headers=live.auth("buyer", "ivy"))
+    assert r.status_code == 200 and [i["result"] for i in r.json()["items"]] == ["settled"], r.text
+    again = await claim(ivy, "SOLD 1", ref="again")
+    assert again["code"] == "claim.claimed"
+    assert again["data"]["order"] == first["data"]["order"]  # the paid claim, answered again
+    assert await cart_of(live, "ivy") == []
+    levels = (await stock_of(live, sneaker))["default"]
+    assert (levels["sold"], levels["held"], levels["available"]) == (1, 0, 4)
+    await ivy.close()
