@@ -323,6 +323,9 @@ class Room:
         kept = [(t, m) for t, m in self.recent_chat if not gone(m)]
         self.recent_chat.clear()
         self.recent_chat.extend(kept)
+        for sub in self.subscribers:  # staff messages a slow socket is still owed
+            if sub.owed_chat:
+                sub.owed_chat = [m for m in sub.owed_chat if not gone(m)]
 
     def chat(self, message: dict[str, Any], now: float) -> None:
         """A posted (or held) message from the bus: sent with the next tick."""

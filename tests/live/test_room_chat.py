@@ -107,6 +107,21 @@ async def test_a_socket_over_its_cap_skips_chat_but_is_owed_the_staff_messages()
     assert sub.owed_chat == []
 
 
+async def test_a_message_deleted_while_owed_to_a_slow_socket_is_never_sent() -> None:
+    room = Room("s", [], seq=0, limits=LIMITS)
+    sub, sink = join(room)
+    sink.unread = LIMITS.outbox_bytes + 1
+    for n in (1, 2):
+        room.chat(message(n, user="moderator:cleo", badges=("moderator",)), now=0.0)
+    room.flush_chat(now=0.1)
+    assert len(sub.owed_chat) == 2
+    room.event(1, logged(1, "chat.deleted", id=message(1)["id"]), now=0.15)
+    sink.unread = 0
+    room.apply_state({"seq": 1, "stock": {}, "deal_sold": {}, "viewers": 0, "likes": 0,
+                      "sales": {}, "ticker": [], "reactions": {}}, now=0.2)
+    assert texts(sink) == ["message 2"]
+
+
 async def test_each_wire_gets_one_encoding_of_each_sample() -> None:
     room = Room("s", [], seq=0, limits=LIMITS)
     (_, a), (_, b) = join(room), join(room)
