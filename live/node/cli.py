@@ -1,4 +1,5 @@
-"""The `livecart` command: serve, mint tokens, invite, reconcile, run load tests."""
+"""The `livecart` command: serve, mint tokens, invite, reconcile, run a local cluster,
+run load tests."""
 
 from __future__ import annotations
 
@@ -49,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     _token_args(sub)
     from live.node.doctor import add_doctor_args, run_doctor
     from live.node.invite_cli import add_invite_args, run_invite
+    from live.node.cluster_cli import add_cluster_args, run_cluster
     add_doctor_args(sub)
     add_invite_args(sub)
+    add_cluster_args(sub)
     plugins = _plugins()
     for plugin in plugins.values():
         plugin.add_args(sub)
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_doctor(args, _settings(args))
     if args.command == "invite":
         return run_invite(args, _settings(args))
+    if args.command == "cluster":
+        return run_cluster(args)
     return int(plugins[args.command].run(args))
 
 

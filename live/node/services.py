@@ -50,6 +50,7 @@ from live.streams.shows import ShowIndex
 from live.streams.store import StreamStore
 from live.chat.store import ChatLimits, ChatStore
 from live.node.valkey_check import check_server
+from live.node.valkey_cluster_client import connect_cluster, is_cluster
 from live.node.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
 from live.hub.ws_compat import check as check_websockets_compat
@@ -174,7 +175,11 @@ class Services:
             await valkey.start()
             url = valkey.url
             log.info("embedded Valkey on %s (data in %s)", url, data_dir / "valkey")
-        client = connect(url)
+        cluster = await is_cluster(url)
+        if cluster and settings.durability == "waitaof":
+            raise RuntimeError("durability=waitaof is not supported on a cluster yet (WAITAOF "
+                               "must follow each shard's writes); use appendfsync always")
+        client = connect_cluster(url) if cluster else connect(url)
         try:
             info = await check_server(client)
             if settings.durability == "appendfsync" and info.appendfsync not in ("always", "unknown"):
@@ -193,8 +198,8 @@ class Services:
         batcher = CommandBatcher(client, durability=settings.durability)
         orders = OrderBook(client, batcher)
         stripe = _stripe_gateway(client, settings) if settings.payments == "stripe" else None
-        gateway: PaymentGateway = stripe or SandboxGateway(
-            client, SandboxConfig(max_tokens=settings.sandbox_max_tokens))
+        gateway: PaymentGateway = stripe or SandboxGateway(  # {gw}: one slot for its scripts
+            client, SandboxConfig(max_tokens=settings.sandbox_max_tokens, prefix="{gw}:"))
         buys = BuyService(batcher, orders, gateway, hold_ms=settings.reservation_ttl_s * 1000,
                           idempotency_ttl_s=settings.idempotency_ttl_s,
                           capture_immediately=settings.capture_mode == "immediate",
