@@ -137,8 +137,7 @@ class BuyService:
         reused for another product is caught there); raises KeyReused. It must come before
         `reserve` (another slot, so not the same script); the caller may send it beside its
         own reads of the buyer's slot (the wallet), in the same pipeline."""
-        if req.quantity > self._max_quantity:  # refused before anything is written
-            raise Rejected("quantity_too_large", {"max": self._max_quantity})
+        self._check_quantity(req)
         fingerprint = req.fingerprint()
         bound = await self._batcher.script(
             SCRIPTS["bind_key"], [idem_binding_key(req.buyer, req.idempotency_key)],
@@ -146,14 +145,18 @@ class BuyService:
         if bound.decode() != fingerprint:
             raise KeyReused(req.idempotency_key)
 
+    def _check_quantity(self, req: BuyRequest) -> None:
+        if req.quantity > self._max_quantity:  # refused before anything is written
+            raise Rejected("quantity_too_large", {"max": self._max_quantity})
+
     async def reserve(self, req: BuyRequest, hold_ms: int | None = None, *,
                       claimed: bool = False, bound: bool = False) -> BuyResult:
         """Hold stock for a new order (or replay the key's answer). `claimed`: the caller
         pays at once, so the order starts `paying` (its hold is its payment window).
         `bound`: `bind` was made already."""
-        if req.quantity > self._max_quantity:
-            raise Rejected("quantity_too_large", {"max": self._max_quantity})
-        if not bound:
+        if bound:
+            self._check_quantity(req)
+        else:
             await self.bind(req)
         fingerprint = req.fingerprint()
         k = product_keys(req.product)
@@ -214,8 +217,7 @@ class BuyService:
         try:
             auth = await self._gateway_call(
                 self._charging.charge if self._charging else self._gateway.authorize,
-                f["id"], f["amount_minor"],
-                f["currency"], f.get("payment_token") or payment_token)
+                f["id"], f["amount_minor"], f["currency"], f.get("payment_token") or payment_token)
         except InvalidPaymentRequest as exc:
             log.info("order %s: invalid payment request: %s", f["id"], exc)
             return await self._decide(order.id, OrderState.DECLINED, "invalid_payment_method",
