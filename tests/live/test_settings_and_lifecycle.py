@@ -35,7 +35,7 @@ def test_order_table_gives_stock_back_on_every_failed_sale() -> None:
                         OrderState.VOIDED, OrderState.REFUNDED}
     with pytest.raises(IllegalTransition):
         next_state(OrderState.PAID, OrderState.EXPIRED)
-    assert rules_for(OrderState.PAID) == "authorized=none=none"
+    assert rules_for(OrderState.PAID) == "paying=sell=none;authorized=none=none"
     assert rules_for(OrderState.EXPIRED) == "reserved=release=none;paying=release=void"
 
 
