@@ -90,7 +90,7 @@ def hub_pid(server: ServerProcess) -> int:
     """The process that fans out: the hub's own (`--hub process`, the banner names it), or
     the node's (`--hub inline`)."""
     assert server.pid is not None
-    match = re.search(r"hub\s+ws://\S+\s+\(its own process, pid (\d+)\)", server.log_tail(400))
+    match = re.search(r"\(its own process, pid (\d+)\)", server.log_tail(400))
     return int(match.group(1)) if match else server.pid
 
 

@@ -159,7 +159,12 @@ async def _readable(fd: int, timeout_s: float | None) -> bool:
     """Wait for `fd` to be readable (a pipe with data or closed, a process sentinel)."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
     try:
         async with asyncio.timeout(timeout_s):
             await ready
