@@ -9,13 +9,14 @@ from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 __all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode",
-           "ImageStoreKind"]
+           "ImageStoreKind", "HubMode"]
 
 BuyConfirm = Literal["passkey", "none"]
 CaptureMode = Literal["immediate", "on_shipment"]
 Payments = Literal["sandbox", "stripe"]
 Durability = Literal["appendfsync", "waitaof"]
 VideoEncode = Literal["shared", "per_viewer"]
+HubMode = Literal["process", "inline"]
 ImageStoreKind = Literal["disk", "s3"]
 
 _ENV_PREFIX = "LIVECART_"
@@ -73,6 +74,10 @@ class Settings:
     stripe_js_url: str = "https://js.stripe.com/v3/"
     # hub (WebSocket) limits
     ws_port: int | None = None  # None: HTTP port + 1
+    # `serve` runs the hub in its own process (live/node/hub_process.py), or in the HTTP
+    # API's process and event loop ("inline": buys then wait behind fan-out, BENCHMARKS.md).
+    hub_mode: HubMode = "process"
+    hub_restart_s: float = 1.0  # a hub process that died is started again after this wait
     ws_outbox_bytes: int = 256 * 1024
     ws_slow_close_s: float = 5.0
     ws_slow_drop_s: float = 2.0  # a 4008 close frame not taken by then: the connection is dropped
@@ -244,6 +249,10 @@ class Settings:
             raise ValueError("sandbox_max_tokens must be >= 0")
         if self.buy_confirm not in ("passkey", "none"):
             raise ValueError(f"buy_confirm must be passkey or none, not {self.buy_confirm!r}")
+        if self.hub_mode not in ("process", "inline"):
+            raise ValueError(f"hub_mode must be process or inline, not {self.hub_mode!r}")
+        if self.hub_restart_s < 0:
+            raise ValueError("hub_restart_s must be >= 0")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
         for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
@@ -326,7 +335,7 @@ _FIELD_TYPES: dict[str, str] = {
     "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "stripe_publishable_key": "str", "stripe_js_url": "str",
     "wallet_max_addresses": "int", "wallet_max_cards": "int", "api_keys_per_brand": "int",
-    "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
+    "ws_port": "int", "hub_mode": "str", "hub_restart_s": "float", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",
     "ws_new_burst_per_ip": "int", "ws_message_rate": "float",

@@ -13,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from live.node.hub_process import HubProcess
     from live.node.services import Services
     from live.settings import Settings
 
@@ -26,6 +27,8 @@ def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
     p.add_argument("--ws-port", type=int, help="WebSocket hub port (default: HTTP port + 1)")
+    p.add_argument("--hub", dest="hub_mode", choices=["process", "inline"],
+                   help="the hub in its own process (default) or in the HTTP API's")
     p.add_argument("--redis-url", help="external Valkey/Redis 7.2+ (default: embedded)")
     p.add_argument("--data-dir", type=Path, help="where the embedded Valkey and the secret live")
     p.add_argument("--demo", action="store_true", default=None, help="seed demo data, print tokens")
@@ -140,22 +143,25 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
     from live.accounts.auth import install_token_redaction
     from live.accounts.mail import SmtpMailer
     from live.node.http_server import server_config
+    from live.node.hub_process import HubProcess, open_hub
     from live.node.services import Services
 
     services = await Services.start(settings)
     console = Console()
+    hub: HubProcess | None = None
     try:
-        app = create_app(settings, services=services)
+        ws_port, hub = await open_hub(services)
+        app = create_app(settings, services=services, hub_process=hub)
         config = server_config(app, settings, host=settings.host, port=settings.port,
                                log_level=settings.log_level, access_log=access_log)
         server = uvicorn.Server(config)
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
         base = settings.base_url
-        ws_port = await services.start_hub_server(settings.host, settings.hub_port)
         ws_base = base.replace("http", "ws", 1).rsplit(":", 1)[0] + f":{ws_port}"
+        where = f"its own process, pid {hub.pid}" if hub is not None else "inline"
         console.print(f"[bold green]livecart[/] listening on [link]{base}[/]")
-        console.print(f"  hub      {ws_base}/ws/streams/<stream id>")
+        console.print(f"  hub      {ws_base}/ws/streams/<stream id>   ({where})", soft_wrap=True)
         console.print(f"  API      {base}/api/v1/openapi.json")
         console.print(f"  health   {base}/healthz   metrics {base}/metrics")
         console.print(f"  Valkey   {'embedded, data in ' + str(settings.data_dir) if services.valkey else settings.redis_url}")
@@ -199,15 +205,23 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                           f"{settings.data_dir}", soft_wrap=True)
         await server.serve()
     finally:
-        await _close_for_sure(services)
+        await _close_for_sure(services, hub)
 
 
-async def _close_for_sure(services: Services) -> None:
-    """Close every service even if this task is cancelled meanwhile. uvicorn re-raises the
+async def _close_for_sure(services: Services, hub: HubProcess | None) -> None:
+    """Stop the hub process, then close every service, even if this task is cancelled
+    meanwhile. uvicorn re-raises the
     SIGINT it handled once it has shut down, and asyncio.Runner answers that by cancelling
     this task: a close cut short leaves loops running, and Runner.close() then waits for
-    them forever (Python 3.11 can swallow a cancel inside wait_for; see checkout/tasks.py)."""
-    closing = asyncio.ensure_future(services.close())
+    them forever (Python 3.11 can swallow a cancel inside wait_for; see checkout/tasks.py).
+    The hub goes first: its Valkey clients must not outlive the embedded Valkey."""
+
+    async def close() -> None:
+        if hub is not None:
+            await hub.stop()
+        await services.close()
+
+    closing = asyncio.ensure_future(close())
     while not closing.done():
         try:
             await asyncio.shield(closing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,7 +220,9 @@ class Services:
                             log_keep=settings.webhook_log_keep)
         streams = StreamStore(client, max_pinned=settings.max_pinned, shows=ShowIndex(
             client, late_grace_ms=settings.show_late_grace_s * 1000), hooks=hooks)
-        hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
+        # The pid: a hub in its own process (live/node/hub_process.py) is another node's hub.
+        hub_id = f"{socket.gethostname()}:{settings.port}:{os.getpid()}:{id(metrics):x}"
+        hub = Hub(client, hub_id, HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
             slow_drop_s=settings.ws_slow_drop_s,
             tick_s=settings.ws_tick_ms / 1000, chat_per_viewer_s=settings.chat_per_viewer_s,
