@@ -87,13 +87,20 @@ class HubServer:
             server_header=None, logger=logging.getLogger("livecart.ws"))
         return self._server.sockets[0].getsockname()[1]
 
-    async def close(self) -> None:
+    def stop_accepting(self) -> None:
+        """Close the listening socket, keep the open ones: a balancer's connect is refused
+        and goes to another node (HAProxy's `option redispatch`)."""
         if self._server is not None:
+            self._server.server.close()
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        if self._server is not None:
+            self.stop_accepting()  # first: a client told to go must not land here again
             # Tell every client to come back (to another node) rather than a bare 1001.
             closing = [asyncio.create_task(c.close(CloseCode.GOING_AWAY, "node going away"))
                        for c in list(self._server.connections)]
             if closing:
-                await asyncio.wait(closing, timeout=5)
+                await asyncio.wait(closing, timeout=timeout_s)
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None

@@ -160,6 +160,7 @@ class Services:
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
+    draining: bool = False  # set on SIGTERM (live/node/drain.py): /readyz answers 503
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
