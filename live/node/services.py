@@ -323,7 +323,8 @@ class Services:
             new_per_ip_s=s.ws_new_per_ip_s, new_burst_per_ip=s.ws_new_burst_per_ip,
             ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
             message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
-            sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s))
+            sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s,
+            trusted_proxies=s.forwarded_allow_ips))
         self.hub_port = await self.hub_server.start(host, port)
         return self.hub_port
 

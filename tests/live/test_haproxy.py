@@ -288,3 +288,41 @@ async def test_a_sigterm_moves_the_nodes_viewers_to_the_other_with_no_gap(pair: 
 async def _draining(http: httpx.AsyncClient) -> bool:
     r = await http.get("/readyz")
     return r.status_code == 503 and r.json()["type"].endswith("/draining")
+
+
+BEHIND_A_PROXY = pytest.mark.parametrize("node_settings", [{
+    "forwarded_allow_ips": ("127.0.0.1",), "ws_max_per_ip": 1, "signin_per_ip": 1}])
+
+
+@BEHIND_A_PROXY
+async def test_behind_a_trusted_proxy_the_limits_count_each_client(live: Live) -> None:
+    """Every viewer comes from HAProxy's address: with it trusted, the per-address caps
+    count the X-Forwarded-For client (the rightmost hop that is not the proxy)."""
+    stream = await _live_stream(live)
+    room = f"{live.ws_url}/ws/streams/{stream}"
+
+    def via(*hops: str) -> dict[str, str]:
+        return {"X-Forwarded-For": ", ".join(hops)}
+
+    async with connect(room, additional_headers=via("203.0.113.1")), \
+            connect(room, additional_headers=via("203.0.113.2")), \
+            connect(room, additional_headers=via("198.51.100.9, 203.0.113.3, 127.0.0.1")):
+        for forged in (via("203.0.113.9, 203.0.113.1"), via("203.0.113.2")):
+            with pytest.raises(InvalidHandshake, match="429"):  # ws_max_per_ip=1
+                async with connect(room, additional_headers=forged):
+                    pass
+    # HTTP too: the sign-in mails per address.
+    for ip, status in (("203.0.113.1", 202), ("203.0.113.2", 202), ("203.0.113.1", 429)):
+        r = await live.http.post("/auth/email/start", json={"email": f"x{status}{ip}@example.com"},
+                                 headers={**via(ip), "Origin": live.url})
+        assert r.status_code == status, r.text
+
+
+@pytest.mark.parametrize("node_settings", [{"ws_max_per_ip": 1}])
+async def test_a_forwarded_for_from_anyone_else_is_not_believed(live: Live) -> None:
+    stream = await _live_stream(live)
+    room = f"{live.ws_url}/ws/streams/{stream}"
+    async with connect(room, additional_headers={"X-Forwarded-For": "203.0.113.1"}):
+        with pytest.raises(InvalidHandshake, match="429"):
+            async with connect(room, additional_headers={"X-Forwarded-For": "203.0.113.2"}):
+                pass
