@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from types import FrameType
 
 import uvicorn
@@ -45,7 +45,8 @@ class DrainingServer(uvicorn.Server):
     not re-raised after it (uvicorn re-raises the signals it handled: a SIGTERM then killed
     the process before the services were closed)."""
 
-    def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, config: uvicorn.Config,
+                 drain: Callable[[], Coroutine[object, object, None]]) -> None:
         super().__init__(config)
         self._drain = drain
         self._drain_asked = False
