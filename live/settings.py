@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +93,19 @@ class Settings:
     # where a non-reader's whole snapshot hid from the outbox cap).
     ws_sndbuf_bytes: int | None = 64 * 1024
     ws_open_timeout_s: float = 10.0  # TCP accept to the end of the opening handshake
+    # The hub's base URL as browsers reach it (ws:// or wss://, no path), for the pages; None:
+    # the page's own host on the hub's port. Behind one balancer port: its public URL, whose
+    # /ws/ paths go to the hubs (deploy/haproxy.cfg).
+    public_ws_url: str | None = None
+    # Drain on SIGTERM (docs/architecture.md, "Many nodes"): /readyz answers 503 and the hub
+    # takes no new sockets for drain_delay_s (the balancer's checks see it), then every hub
+    # socket is closed 4011 (reconnect elsewhere), within drain_timeout_s.
+    drain_delay_s: float = 3.0
+    # Proxies (addresses or networks, e.g. the HAProxy's) whose X-Forwarded-For is believed,
+    # for HTTP and the hub: the per-address limits count the client, not the proxy. Empty:
+    # none (the peer is the client).
+    forwarded_allow_ips: tuple[str, ...] = ()
+    drain_timeout_s: float = 10.0
     # video (WHIP/WHEP)
     video_max_peers: int = 200  # publishers + viewers per process; beyond it WHIP/WHEP answer 503
     video_max_peers_per_ip: int = 20  # per client address; beyond it 429
@@ -275,6 +289,15 @@ class Settings:
             raise ValueError(f"image_store must be disk or s3, not {self.image_store!r}")
         if self.image_store == "s3" and not self.image_s3_bucket:
             raise ValueError("image_store=s3 needs LIVECART_IMAGE_S3_BUCKET")
+        if self.public_ws_url is not None and urlsplit(self.public_ws_url).scheme not in ("ws", "wss"):
+            raise ValueError("public_ws_url must be a ws:// or wss:// URL")
+        for proxy in self.forwarded_allow_ips:
+            try:
+                ipaddress.ip_network(proxy)
+            except ValueError:
+                raise ValueError(f"forwarded_allow_ips: {proxy!r} is not an address or network") from None
+        if self.drain_delay_s < 0 or self.drain_timeout_s <= 0:
+            raise ValueError("drain_delay_s must be >= 0 and drain_timeout_s positive")
         if self.video_width % 2 or self.video_height % 2:
             raise ValueError("video_width and video_height must be even (4:2:0 chroma)")
 
@@ -340,6 +363,8 @@ _FIELD_TYPES: dict[str, str] = {
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",
     "ws_new_burst_per_ip": "int", "ws_message_rate": "float",
     "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int", "ws_open_timeout_s": "float",
+    "public_ws_url": "str", "drain_delay_s": "float", "drain_timeout_s": "float",
+    "forwarded_allow_ips": "tuple",
     "video_max_peers": "int", "video_max_peers_per_ip": "int",
     "video_new_sessions_per_ip_s": "float", "video_width": "int", "video_height": "int",
     "video_fps": "int",

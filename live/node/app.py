@@ -78,6 +78,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
+    if services.draining:  # stopping: the balancer's check takes this node out
+        return Problem(503, "draining", "this node is shutting down").as_response()
     try:
         await services.client.ping()
     except Exception as exc:  # not ready is an answer, not a crash

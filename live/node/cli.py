@@ -136,10 +136,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
-    import uvicorn
     from rich.console import Console
 
     from live.node.app import create_app
+    from live.node.drain import DrainingServer, drain
     from live.accounts.auth import install_token_redaction
     from live.accounts.mail import SmtpMailer
     from live.node.http_server import server_config
@@ -154,7 +154,7 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
         app = create_app(settings, services=services, hub_process=hub)
         config = server_config(app, settings, host=settings.host, port=settings.port,
                                log_level=settings.log_level, access_log=access_log)
-        server = uvicorn.Server(config)
+        server = DrainingServer(config, lambda: drain(services))  # SIGTERM drains first
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
         base = settings.base_url

@@ -162,6 +162,7 @@ class Services:
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
+    draining: bool = False  # set on SIGTERM (live/node/drain.py): /readyz answers 503
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -330,7 +331,8 @@ class Services:
             new_per_ip_s=s.ws_new_per_ip_s, new_burst_per_ip=s.ws_new_burst_per_ip,
             ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
             message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
-            sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s))
+            sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s,
+            trusted_proxies=s.forwarded_allow_ips))
         self.hub_port = await self.hub_server.start(host, port)
         return self.hub_port
 
