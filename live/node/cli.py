@@ -154,7 +154,7 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
         app = create_app(settings, services=services, hub_process=hub)
         config = server_config(app, settings, host=settings.host, port=settings.port,
                                log_level=settings.log_level, access_log=access_log)
-        server = DrainingServer(config, lambda: drain(services))  # SIGTERM drains first
+        server = DrainingServer(config, lambda: drain(services, hub))  # SIGTERM drains first
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
         base = settings.base_url

@@ -19,6 +19,7 @@ from types import FrameType
 
 import uvicorn
 
+from live.node.hub_process import HubProcess
 from live.node.services import Services
 
 __all__ = ["DrainingServer", "drain"]
@@ -26,8 +27,10 @@ __all__ = ["DrainingServer", "drain"]
 log = logging.getLogger(__name__)
 
 
-async def drain(services: Services) -> None:
-    """Take the node out of its balancer and move its sockets elsewhere (bounded)."""
+async def drain(services: Services, hub_process: HubProcess | None = None) -> None:
+    """Take the node out of its balancer and move its sockets elsewhere (bounded). With the
+    hub in its own process, that process is stopped after the delay: it closes every socket
+    4011 on its way out (live/node/hub_process.py)."""
     settings = services.settings
     services.draining = True
     log.info("draining: /readyz says 503; hub sockets closed 4011 in %g s",
@@ -38,6 +41,8 @@ async def drain(services: Services) -> None:
     await asyncio.sleep(settings.drain_delay_s)
     if hub is not None:
         await hub.close(timeout_s=settings.drain_timeout_s)
+    if hub_process is not None:
+        await hub_process.stop()
 
 
 class DrainingServer(uvicorn.Server):
