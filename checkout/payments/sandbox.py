@@ -170,7 +170,7 @@ class SandboxGateway:
     The client is borrowed, not owned: closing it is the caller's job.
     """
 
-    __slots__ = ("_authorize", "_capture", "_client", "_config", "_refund", "_void")
+    __slots__ = ("_client", "_config")
 
     def __init__(self, client: Redis, config: SandboxConfig | None = None) -> None:
         self._client = client

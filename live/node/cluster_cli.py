@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -50,6 +51,13 @@ def run_cluster(args: argparse.Namespace) -> int:
 async def _run(data_dir: Path, primaries: int, replicas: int) -> None:
     from live.node.valkey_cluster import LocalCluster
 
+    # Ctrl-C and SIGTERM stop every node. Handled here, not left to asyncio.run: a process
+    # started in the background by a shell inherits SIGINT ignored, and SIGTERM's default
+    # would leave the valkey-servers running.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     cluster = LocalCluster(data_dir, primaries=primaries, replicas=replicas)
     await cluster.start()
     try:
@@ -57,6 +65,6 @@ async def _run(data_dir: Path, primaries: int, replicas: int) -> None:
         for node in cluster.nodes:
             print(f"  node {node.url}  pid {node.pid}")
         print(f"livecart serve --redis-url {cluster.url}", flush=True)
-        await asyncio.Event().wait()  # until Ctrl-C cancels us
+        await stop.wait()
     finally:
         await asyncio.shield(cluster.stop())

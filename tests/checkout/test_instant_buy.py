@@ -17,9 +17,10 @@ from checkout.buy import BuyRequest, BuyResult
 from checkout.order_states import OrderState
 from checkout.payments import SandboxGateway
 from checkout.store.keys import agg_key
-from conftest import UNIT, Live
-from shop import (buy, eventually, give_wallet, idem, make_brand, make_live_stream,
+from conftest import Live
+from shop import (buy, give_wallet, idem, make_brand, make_live_stream,
                   make_product, stock_of)
+from test_money_races import reconciled
 
 _COUNTING: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
     "counting", default=None)
@@ -66,18 +67,6 @@ def one_tap(product: str, stream: str, token: str = "tok_visa") -> BuyRequest:
     return BuyRequest(buyer="bob", product=product, variant="default", quantity=1,
                       idempotency_key=idem(), channel="stream", stream=stream,
                       payment_token=token, snapshot={"card": '{"last4": "4242"}'})
-
-
-async def reconciled(live: Live) -> dict[str, Any]:
-    """The reconciliation once every debt is paid and every aggregate folded."""
-    async def quiet() -> dict[str, Any] | None:
-        await live.services.sweeper.sweep_once()
-        await live.services.aggregator.drain(timeout_s=10 * UNIT)
-        r = await live.http.get("/api/v1/ops/reconcile", headers=live.auth("operator", "ops"))
-        assert r.status_code == 200, r.text
-        return None if r.json()["pending"] else dict(r.json())
-    report: dict[str, Any] = await eventually(quiet, "no work owed")
-    return report
 
 
 async def test_an_instant_buy_is_paid_in_one_gateway_call_and_four_valkey_calls(
