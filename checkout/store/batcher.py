@@ -153,16 +153,21 @@ class CommandBatcher:
         fences: dict[str, tuple[redis.Redis, str]] = {}
         for args in commands:
             key = _first_key(args)
-            node = cluster.get_node_from_key(key) if key is not None else None
-            if node is None or node.name in fences:
+            if key is None:
+                continue
+            node = cluster.get_node_from_key(key)
+            if node is None:  # no known owner: nobody to WAIT on, so not acknowledged
+                raise DurabilityError(f"no node known for the slot of {key!r}")
+            if node.name in fences:
                 continue
             direct = self._direct.get(node.name)
             if direct is None:
                 direct = self._direct[node.name] = redis.Redis(
-                    host=node.host, port=node.port, socket_timeout=10, socket_connect_timeout=2,
+                    host=node.host, port=int(node.port),
+                    socket_timeout=10, socket_connect_timeout=2,
                     username=node.connection_kwargs.get("username"),
                     password=node.connection_kwargs.get("password"))
-            fences[node.name] = (direct, _fence_key(key))  # type: ignore[arg-type]
+            fences[node.name] = (direct, _fence_key(key))
         acks = await asyncio.gather(*(self._fence(direct, key) for direct, key in fences.values()),
                                     return_exceptions=True)
         for acked in acks:
@@ -182,16 +187,17 @@ def _check_wait(acked: Any) -> None:
         raise DurabilityError(f"no replica acknowledged the write in time: {acked!r}")
 
 
-def _first_key(args: tuple[Any, ...]) -> str | bytes | None:
+def _first_key(args: tuple[Any, ...]) -> str | None:
     """The key that routes a command: EVALSHA's first key, else the first argument."""
     if str(args[0]).upper() in ("EVALSHA", "EVAL"):
-        return args[3] if int(args[2]) > 0 else None
-    return args[1] if len(args) > 1 else None
+        key = args[3] if int(args[2]) > 0 else None
+    else:
+        key = args[1] if len(args) > 1 else None
+    return key.decode() if isinstance(key, bytes) else key
 
 
-def _fence_key(key: str | bytes) -> str:
-    """A key in `key`'s hash slot: its hash tag, or the whole key as one."""
-    text = key.decode() if isinstance(key, bytes) else key
+def _fence_key(text: str) -> str:
+    """A key in `text`'s hash slot: its hash tag, or the whole key as one."""
     start = text.find("{")
     end = text.find("}", start + 1) if start >= 0 else -1
     tag = text[start + 1:end] if start >= 0 and end > start + 1 else text
