@@ -15,7 +15,7 @@ __all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "V
 BuyConfirm = Literal["passkey", "none"]
 CaptureMode = Literal["immediate", "on_shipment"]
 Payments = Literal["sandbox", "stripe"]
-Durability = Literal["appendfsync", "waitaof"]
+Durability = Literal["appendfsync", "waitaof", "replicated"]
 VideoEncode = Literal["shared", "per_viewer"]
 HubMode = Literal["process", "inline"]
 ImageStoreKind = Literal["disk", "s3"]
@@ -46,6 +46,7 @@ class Settings:
     http_max_connections: int = 4096  # per process; a request past it is answered 503
     # checkout
     durability: Durability = "appendfsync"
+    replica_ack_timeout_ms: int = 1000  # replicated: a buy no replica has by then answers 503
     capture_mode: CaptureMode = "immediate"
     reservation_ttl_s: int = 120
     idempotency_ttl_s: int = 24 * 3600
@@ -217,11 +218,13 @@ class Settings:
         return replace(self, **changes)
 
     def validate(self) -> None:
-        if self.durability not in ("appendfsync", "waitaof"):
-            raise ValueError(f"durability must be appendfsync or waitaof, not {self.durability!r}")
+        if self.durability not in ("appendfsync", "waitaof", "replicated"):
+            raise ValueError("durability must be appendfsync, waitaof or replicated, "
+                             f"not {self.durability!r}")
         if self.capture_mode not in ("immediate", "on_shipment"):
             raise ValueError(f"capture_mode must be immediate or on_shipment, not {self.capture_mode!r}")
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy",
+                     "replica_ack_timeout_ms",
                      "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
                      "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
                      "demo_token_ttl_s", "mail_timeout_s", "signin_code_ttl_s",
@@ -348,7 +351,7 @@ _FIELD_TYPES: dict[str, str] = {
     "demo_token_ttl_s": "int",
     "max_body_bytes": "int", "page_size_max": "int", "http_header_timeout_s": "float",
     "http_body_timeout_s": "float", "http_max_header_bytes": "int", "http_keep_alive_s": "float",
-    "http_max_connections": "int", "durability": "str", "capture_mode": "str",
+    "http_max_connections": "int", "durability": "str", "replica_ack_timeout_ms": "int", "capture_mode": "str",
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "payment_window_s": "float",

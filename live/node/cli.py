@@ -32,7 +32,7 @@ def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--redis-url", help="external Valkey/Redis 7.2+ (default: embedded)")
     p.add_argument("--data-dir", type=Path, help="where the embedded Valkey and the secret live")
     p.add_argument("--demo", action="store_true", default=None, help="seed demo data, print tokens")
-    p.add_argument("--durability", choices=["appendfsync", "waitaof"])
+    p.add_argument("--durability", choices=["appendfsync", "waitaof", "replicated"])
     p.add_argument("--capture", dest="capture_mode", choices=["immediate", "on_shipment"])
     p.add_argument("--access-log", action="store_true",
                    help="log every request (off by default: it costs ~15%% at full load)")

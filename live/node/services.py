@@ -172,6 +172,9 @@ class Services:
         valkey = None
         url = settings.redis_url
         if url is None:
+            if settings.durability == "replicated":
+                raise RuntimeError("durability=replicated needs a Valkey with replicas "
+                                   "(--redis-url); the embedded one has none")
             appendfsync = "always" if settings.durability == "appendfsync" else "everysec"
             valkey = EmbeddedValkey(data_dir / "valkey", appendfsync=appendfsync)
             await valkey.start()
@@ -180,7 +183,7 @@ class Services:
         cluster = await is_cluster(url)
         if cluster and settings.durability == "waitaof":
             raise RuntimeError("durability=waitaof is not supported on a cluster yet (WAITAOF "
-                               "must follow each shard's writes); use appendfsync always")
+                               "must follow each shard's writes); use appendfsync always or replicated")
         client = connect_cluster(url) if cluster else connect(url)
         try:
             info = await check_server(client)
@@ -197,7 +200,8 @@ class Services:
                 await valkey.stop()
             raise
         secret = secret_from_env_or_file(data_dir, settings.jwt_secret)
-        batcher = CommandBatcher(client, durability=settings.durability)
+        batcher = CommandBatcher(client, durability=settings.durability,
+                                 replica_ack_timeout_ms=settings.replica_ack_timeout_ms)
         orders = OrderBook(client, batcher)
         stripe = _stripe_gateway(client, settings) if settings.payments == "stripe" else None
         gateway: PaymentGateway = stripe or SandboxGateway(  # {gw}: one slot for its scripts

@@ -25,11 +25,12 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection, connect
 
+from checkout.store.keys import product_keys
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
 from live.node.valkey_cluster import LocalCluster
 from live.node.valkey_cluster_client import is_cluster
 from live.streams.store import events_channel
-from shop import buy, give_wallet, make_brand, make_live_stream, make_product, stock_of
+from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product, stock_of
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +188,72 @@ async def test_livecart_cluster_prints_its_url_and_stops_every_node_on_ctrl_c(
     for pid in pids:  # every valkey-server stopped with it
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def replica_of(cluster: LocalCluster, cclient: RedisCluster, key: str
+                     ) -> tuple[redis.Redis, int]:
+    """A READONLY client to the replica serving `key`'s slot, and that replica's pid."""
+    primary = cclient.get_node_from_key(key)
+    assert primary is not None
+    for node in cluster.nodes:
+        probe = redis.Redis(host=node.host, port=node.port, decode_responses=True)
+        try:
+            info = await probe.info("replication")
+        finally:
+            await probe.aclose()
+        if info["role"] == "slave" and int(info["master_port"]) == int(primary.port):
+            break
+    else:
+        raise AssertionError(f"no replica of {primary}")
+    pid = node.pid
+    assert pid is not None
+    replica = redis.Redis(host=node.host, port=node.port, decode_responses=True)
+    await replica.execute_command("READONLY")
+    return replica, pid
+
+
+async def test_replicated_buy_is_on_the_replica_or_answers_503(
+        cluster: LocalCluster, cclient: RedisCluster, tmp_path: Path) -> None:
+    """durability=replicated: a 201 means the slot owner's replica has the order; with that
+    replica frozen (SIGSTOP) no replica acknowledges and the buy answers 503, not 201."""
+    settings = make_settings(cluster.url, tmp_path, durability="replicated",
+                             replica_ack_timeout_ms=300)
+    services, server, task, url = await start_node(settings)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
+            live = Live(url, services, http, "")
+            await make_brand(live)
+            product = await make_product(live, stock=5)
+            stream = await make_live_stream(live, [product["id"]])
+            await give_wallet(live, "b1")
+            await give_wallet(live, "b2")
+            r = await buy(live, "b1", product["id"], stream=stream["id"])
+            assert r.status_code == 201, r.text
+            order_key = product_keys(product["id"]).order(str(r.json()["order"]["id"]))
+            replica, pid = await replica_of(cluster, cclient, order_key)
+            try:
+                assert await replica.hgetall(order_key)  # no waiting: WAIT saw it there
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    frozen = await buy(live, "b2", product["id"], stream=stream["id"],
+                                       key="frozen-1")
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                assert frozen.status_code == 503, frozen.text
+                assert frozen.headers["content-type"] == "application/problem+json"
+                assert frozen.json()["type"].endswith("/not-durable")
+                again = await eventually(lambda: _retry_until_acked(live, product, stream),
+                                         "the same buy acknowledged once the replica is back")
+                assert await replica.hgetall(
+                    product_keys(product["id"]).order(str(again.json()["order"]["id"])))
+            finally:
+                await replica.aclose()
+    finally:
+        await stop_node(services, server, task)
+
+
+async def _retry_until_acked(live: Live, product: dict[str, Any], stream: dict[str, Any]
+                             ) -> httpx.Response | None:
+    r = await buy(live, "b2", product["id"], stream=stream["id"], key="frozen-1")
+    assert r.status_code in (201, 503), r.text
+    return r if r.status_code == 201 else None
