@@ -77,12 +77,13 @@ async def _run(data_dir: Path, primaries: int, replicas: int, nodes: int, port: 
         print(f"livecart serve --redis-url {cluster.url}", flush=True)
         if haproxy is None:
             await asyncio.Event().wait()  # until Ctrl-C cancels us
+            return
         front = LocalFront(data_dir, cluster.url, nodes=nodes, port=port, haproxy=haproxy)
         try:
             await front.start()
-            for node in front.nodes:
-                print(f"  livecart {node.name} {node.url} (hub :{node.ws_port})  pid {node.pid}"
-                      f"  log {node.log}")
+            for child in front.nodes:
+                print(f"  livecart {child.name} {child.url} (hub :{child.ws_port})  "
+                      f"pid {child.pid}  log {child.log}")
             print(f"  haproxy pid {front.haproxy_pid}  log {front.haproxy_log}")
             print(f"livecart at {front.url} (HAProxy in front of {nodes} nodes); "
                   f"tokens: livecart token ROLE SUBJECT --data-dir {data_dir}", flush=True)
