@@ -161,7 +161,8 @@ async def test_a_pin_and_stock_reach_the_room_through_sharded_pub_sub(
 async def test_livecart_cluster_prints_its_url_and_stops_every_node_on_ctrl_c(
         tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "live.node.cli", "cluster", "--data-dir", str(tmp_path),
+        sys.executable, "-m", "live.node.cli", "cluster", "--nodes", "0", "--data-dir",
+        str(tmp_path),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     lines: list[str] = []

@@ -25,10 +25,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from conftest import TEST_SECRET, UNIT, Live, make_settings, start_hub, start_node, stop_node
+from live.node.haproxy_config import TEMPLATE, render_haproxy_config
 from live.node.valkey_server import EmbeddedValkey
 from shop import eventually, make_brand, make_live_stream, make_product
 
-CONFIG = Path(__file__).parents[2] / "deploy" / "haproxy.cfg"
+CONFIG = TEMPLATE
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"  # scripts/test.sh installs it
 
 
@@ -41,16 +42,8 @@ def _free_port() -> int:
 def haproxy_config(front: int, node1: tuple[int, int], node2: tuple[int, int]) -> str:
     """The shipped example, pointed at these ports, checking every 100 ms, with a
     connection cap this machine's open-file limit allows."""
-    text = CONFIG.read_text()
-    for old, new in (("bind :8080", f"bind 127.0.0.1:{front}"),
-                     ("127.0.0.1:8000 ", f"127.0.0.1:{node1[0]} "),
-                     ("127.0.0.1:8001 ", f"127.0.0.1:{node1[1]} "),
-                     ("127.0.0.1:8010 ", f"127.0.0.1:{node2[0]} "),
-                     ("127.0.0.1:8011 ", f"127.0.0.1:{node2[1]} "),
-                     ("inter 1s", "inter 100ms"), ("maxconn 200000", "maxconn 2000")):
-        assert old in text, f"deploy/haproxy.cfg no longer has {old!r}"
-        text = text.replace(old, new)
-    return text
+    return render_haproxy_config(CONFIG.read_text(), front=f"127.0.0.1:{front}",
+                                 nodes=[node1, node2], check_interval="100ms", maxconn=2000)
 
 
 @dataclass
