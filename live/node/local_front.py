@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from checkout.errors import LivecartError
 from live.accounts.auth import secret_from_env_or_file
 from live.node.haproxy_config import TEMPLATE, render_haproxy_config
 from live.node.valkey_server import _pdeathsig_preexec, free_port
@@ -35,7 +36,7 @@ _STOP_TIMEOUT_S = 30.0  # past the nodes' drain (LIVECART_DRAIN_DELAY_S, 3 s by 
 _POLL_S = 0.1
 
 
-class FrontStartError(Exception):
+class FrontStartError(LivecartError, RuntimeError):
     """A node or HAProxy did not start, or HAProxy is not installed."""
 
 
