@@ -22,8 +22,8 @@ from redis.asyncio.cluster import RedisCluster
 from checkout.store.keys import product_keys
 from conftest import UNIT, Live, make_settings, start_node, stop_node
 from live.node.valkey_cluster import LocalCluster
-from live.node.valkey_server import EmbeddedValkey
 from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
+from test_cluster import replica_node
 
 BUYERS = 30
 UNITS = 12
@@ -56,7 +56,7 @@ async def _race_through_failover(cluster: LocalCluster, live: Live) -> None:
     owner = client.get_node_from_key(k.stock)
     assert owner is not None
     primary = next(n for n in cluster.nodes if n.port == int(owner.port))
-    replica = await _replica_of(cluster, int(owner.port))
+    replica = await replica_node(cluster, int(owner.port))
 
     acked: dict[str, dict[str, object]] = {}
     enough_acked = asyncio.Event()
@@ -109,16 +109,3 @@ async def _race_through_failover(cluster: LocalCluster, live: Live) -> None:
     levels = (await stock_of(live, product["id"]))["default"]
     assert (levels["available"], levels["held"], levels["sold"]) == (0, 0, UNITS)
     assert levels["total"] == levels["available"] + levels["held"] + levels["sold"]
-
-
-async def _replica_of(cluster: LocalCluster, primary_port: int) -> EmbeddedValkey:
-    """The node replicating the primary on `primary_port`."""
-    for node in cluster.nodes:
-        probe = redis.Redis(host=node.host, port=node.port, decode_responses=True)
-        try:
-            info = await probe.info("replication")
-        finally:
-            await probe.aclose()
-        if info["role"] == "slave" and int(info["master_port"]) == primary_port:
-            return node
-    raise AssertionError(f"no replica of port {primary_port}")
