@@ -1,8 +1,9 @@
 """Fold the product outboxes into brand, stream and creator totals and the ledger.
 
 The hot path writes one outbox entry per order move; this task reads them with a consumer
-group (at-least-once) and applies each through apply.lua (exactly-once by its dedupe
-record). A crashed node's pending entries are claimed by a live one after `claim_idle_ms`.
+group (at-least-once) and applies each through apply_brand.lua, apply_stream.lua and
+apply_creator.lua, one per owner's slot (exactly-once per part by its dedupe record). A
+crashed node's pending entries are claimed by a live one after `claim_idle_ms`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
-from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, chat_keys, product_keys
+from checkout.store.keys import (ACTIVE_PRODUCTS, brand_agg_keys, buyer_orders_key, chat_keys,
+                                 creator_agg_keys, product_keys, stream_agg_keys)
 from checkout.store.replies import stream_reads, text
 from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
@@ -33,6 +36,10 @@ log = logging.getLogger(__name__)
 TICKER_LENGTH = 20
 LEDGER_MAXLEN = 1_000_000
 DEDUPE_TTL_S = 30 * 24 * 3600
+# The event kinds a stream's and a creator's folds move (apply_stream.lua, apply_creator.lua):
+# the others are not sent to their shards at all.
+_SALE_KINDS = frozenset({"sale", "sale_reversed"})
+_MONEY_KINDS = frozenset({"commission", "refund"})
 
 
 def event_kind(fields: dict[str, str]) -> list[str]:
@@ -133,10 +140,26 @@ class Aggregator:
                 await asyncio.sleep(0.5)
 
     async def _read(self, products: list[str], start: str, block: int | None) -> list[Any]:
-        streams: dict[KeyT, StreamIdT] = {product_keys(p).outbox: start for p in products}
-        reply = await self._client.xreadgroup(OUTBOX_GROUP, self._consumer, streams,
-                                              count=self._batch, block=block)
-        return [(s, items) for s, items in stream_reads(reply) if any(f for _, f in items)]
+        outboxes = [product_keys(p).outbox for p in products]
+        if isinstance(self._client, RedisCluster) and len(outboxes) > 1:
+            reads = await self._read_each(outboxes, start)
+            if not reads and block:
+                await asyncio.sleep(block / 1000)
+        else:
+            streams: dict[KeyT, StreamIdT] = {outbox: start for outbox in outboxes}
+            reads = stream_reads(await self._client.xreadgroup(
+                OUTBOX_GROUP, self._consumer, streams, count=self._batch, block=block))
+        return [(s, items) for s, items in reads if any(f for _, f in items)]
+
+    async def _read_each(self, outboxes: list[str], start: str) -> list[Any]:
+        """On a cluster one XREADGROUP reads the streams of one slot only: one read per
+        outbox, none blocking, in one pipeline (the cluster client sends each node its
+        share); an idle pass waits the block time instead."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for outbox in outboxes:
+                pipe.xreadgroup(OUTBOX_GROUP, self._consumer, {outbox: start}, count=self._batch)
+            replies = await pipe.execute()
+        return [read for reply in replies for read in stream_reads(reply)]
 
     async def _claim_stale(self, products: list[str]) -> None:
         for product in products:
@@ -183,7 +206,7 @@ class Aggregator:
             results = await pipe.execute(raise_on_error=False)
         if any(isinstance(r, NoScriptError) for r in results):
             # Valkey restarted and lost its scripts: load them and fold the batch again
-            # (apply.lua's dedupe records make the second pass exact).
+            # (the folds' dedupe records make the second pass exact).
             await load_all(self._client)
             await self._fold(entries, orders)
             return
@@ -216,18 +239,36 @@ class Aggregator:
     @staticmethod
     def _queue_apply(pipe: redis.client.Pipeline, kind: str, order: dict[str, str],
                      event: dict[str, str]) -> None:
-        script = SCRIPTS["apply"]
-        brand, stream = order["brand"], order["stream"]
+        """The folds of one event, one script per owner's slot: the brand's always, the
+        stream's for a sale through a show, the creator's for the money of an order through
+        a creator (the scripts' headers say what each folds)."""
         # A refund folds its own amounts (an order may have several), once per refund.
-        applied = agg_key("applied", order["id"], kind)
-        refund = ["", "", ""]
+        refund: str | None = None
+        amounts = ["", "", ""]  # a refund's amount, the commission it reverses, '1' if in full
         if kind == "refund":
-            applied = agg_key("applied", order["id"], kind, event["refund"])
-            refund = [event["amount_minor"], event["commission_minor"], event.get("full", "")]
-        keys = [applied, agg_key("brand", brand),
-                agg_key("creator", order["creator"]), agg_key("stream", stream),
-                agg_key("ledger", order["creator"]), agg_key("brandmin", brand), agg_key("brandproducts", brand),
-                agg_key("ticker", stream), agg_key("brandorders", brand),
-                agg_key("buyers", stream), agg_key("showbuyers", stream, order["product"])]
-        pipe.evalsha(script.sha, len(keys), *keys, kind, orjson.dumps(order).decode(),
-                     int(event["at"]), DEDUPE_TTL_S, TICKER_LENGTH, LEDGER_MAXLEN, *refund)
+            refund = event["refund"]
+            amounts = [event["amount_minor"], event["commission_minor"], event.get("full", "")]
+        head: list[str | int] = [kind, orjson.dumps(order).decode(), int(event["at"]),
+                                 DEDUPE_TTL_S]
+        brand = brand_agg_keys(order["brand"])
+        _queue_part(pipe, "apply_brand", [brand.applied(order["id"], kind, refund), brand.totals,
+                                          brand.minutes, brand.breakdown, brand.orders],
+                    [*head, *amounts[:2]])
+        if order["stream"] and kind in _SALE_KINDS:
+            stream = stream_agg_keys(order["stream"])
+            _queue_part(pipe, "apply_stream", [stream.applied(order["id"], kind, refund),
+                                               stream.totals, stream.ticker, stream.buyers,
+                                               stream.buyers_of(order["product"])],
+                        [*head, TICKER_LENGTH])
+        if order["creator"] and kind in _MONEY_KINDS:
+            creator = creator_agg_keys(order["creator"])
+            _queue_part(pipe, "apply_creator", [creator.applied(order["id"], kind, refund),
+                                                creator.totals, creator.ledger],
+                        [*head, LEDGER_MAXLEN, *amounts])
+
+
+def _queue_part(pipe: redis.client.Pipeline, name: str, keys: list[str],
+                args: list[str | int]) -> None:
+    # EVALSHA by name: redis-py's cluster pipeline refuses its `evalsha` method, yet routes
+    # the command by its first key.
+    pipe.execute_command("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args)

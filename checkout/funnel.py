@@ -6,7 +6,7 @@
   A view is a viewer counted once per product and show (a HyperLogLog, like the room's
   unique viewers); a click is every tap.
 - Cart adds are counted where an add with a stream succeeds (`count_cart_add`).
-- Orders, units, GMV and buyers are the aggregator's (apply.lua folds them per stream and
+- Orders, units, GMV and buyers are the aggregator's (apply_stream.lua folds them per stream and
   product, as it folds the stream's own totals: counted at authorization, taken back when
   the order is voided, a refund leaving them as they are).
 - `file_show` keeps, per brand, the shows that featured its products (`brand_shows_key`),
@@ -24,8 +24,8 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 
 from checkout.ids import BrandId, ProductId, StreamId
-from checkout.store.keys import (agg_key, brand_shows_key, product_keys, stream_funnel_key,
-                                 stream_seen_key)
+from checkout.store.keys import (brand_shows_key, product_keys, stream_agg_keys,
+                                 stream_funnel_key, stream_seen_key)
 from checkout.store.replies import int_hash, members, text
 from checkout.store.scripts import SCRIPTS, call_script, load_all
 
@@ -150,7 +150,7 @@ async def show_funnel(client: redis.Redis, brand: BrandId, stream: StreamId,
     lineup since); those of another brand are left out."""
     async with client.pipeline(transaction=False) as pipe:
         pipe.hgetall(stream_funnel_key(stream))
-        pipe.hgetall(agg_key("stream", stream))
+        pipe.hgetall(stream_agg_keys(stream).totals)
         funnel_raw, sales_raw = await pipe.execute()
     funnel, sales = int_hash(funnel_raw), int_hash(sales_raw)
     counted = {f.rpartition(":")[0] for f in funnel}
@@ -165,7 +165,7 @@ async def show_funnel(client: redis.Redis, brand: BrandId, stream: StreamId,
     async with client.pipeline(transaction=False) as pipe:
         for product, _, _ in mine:
             pipe.pfcount(stream_seen_key(stream, product))
-            pipe.pfcount(agg_key("showbuyers", stream, product))
+            pipe.pfcount(stream_agg_keys(stream).buyers_of(product))
         counts = await pipe.execute()
     rows = []
     for i, (product, title, currency) in enumerate(mine):

@@ -18,7 +18,8 @@ from typing import Any
 import redis.asyncio as redis
 
 from checkout.aggregator import outbox_lag
-from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, product_keys
+from checkout.store.keys import (ACTIVE_PRODUCTS, brand_agg_keys, creator_agg_keys,
+                                 product_keys)
 from checkout.store.replies import int_hash, members, text
 from checkout.order_states import CAPTURED, PENDING, OrderState
 from checkout.orders import Order, order_from_fields
@@ -191,13 +192,13 @@ async def _check_totals(client: redis.Redis, orders: list[Order],
             totals["commission_minor"] += net
             creators[(f["creator"], f["currency"])] += net
     for brand, expected in sorted(brands.items()):
-        folded = int_hash(await client.hgetall(agg_key("brand", brand)))
+        folded = int_hash(await client.hgetall(brand_agg_keys(brand).totals))
         for name, value in sorted(expected.items()):
             if folded.get(name, 0) != value:
                 report.mismatches.append(Finding(
                     "brand", brand, f"{name} is {folded.get(name, 0)}, orders say {value}"))
     for (creator, currency), earned in sorted(creators.items()):
-        folded_earned = int(await client.hget(agg_key("creator", creator),
+        folded_earned = int(await client.hget(creator_agg_keys(creator).totals,
                                               f"earned_minor:{currency}") or 0)
         if folded_earned != earned:
             report.mismatches.append(Finding(

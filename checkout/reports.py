@@ -11,7 +11,7 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.ids import BrandId, CreatorId, StreamId
-from checkout.store.keys import agg_key
+from checkout.store.keys import brand_agg_keys, creator_agg_keys, stream_agg_keys
 from checkout.store.replies import int_hash, text_entries
 
 __all__ = ["brand_report", "creator_earnings", "stream_stats"]
@@ -19,10 +19,11 @@ __all__ = ["brand_report", "creator_earnings", "stream_stats"]
 
 async def brand_report(client: redis.Redis, brand_id: BrandId) -> dict[str, Any]:
     """Totals that add up to the cent: payout = captured - refunded - net commission."""
-    totals = int_hash(await client.hgetall(agg_key("brand", brand_id)))
+    keys = brand_agg_keys(brand_id)
+    totals = int_hash(await client.hgetall(keys.totals))
     per_product: dict[str, dict[str, int]] = {}
     per_stream: dict[str, dict[str, int]] = {}
-    for field, value in int_hash(await client.hgetall(agg_key("brandproducts", brand_id))).items():
+    for field, value in int_hash(await client.hgetall(keys.breakdown)).items():
         if field.startswith("stream:"):
             stream, _, metric = field[7:].partition(":")
             per_stream.setdefault(stream, {})[metric] = value
@@ -30,7 +31,7 @@ async def brand_report(client: redis.Redis, brand_id: BrandId) -> dict[str, Any]
             product, _, metric = field.partition(":")
             per_product.setdefault(product, {})[metric] = value
     now_min = int(time.time() // 60) * 60
-    minutes = int_hash(await client.hgetall(agg_key("brandmin", brand_id)))
+    minutes = int_hash(await client.hgetall(keys.minutes))
     per_minute = [{"minute": m, "gmv_minor": minutes.get(str(m), 0),
                    "orders": minutes.get(f"{m}:orders", 0)}
                   for m in range(now_min - 59 * 60, now_min + 60, 60)]
@@ -51,8 +52,9 @@ async def brand_report(client: redis.Redis, brand_id: BrandId) -> dict[str, Any]
 
 async def creator_earnings(client: redis.Redis, creator: CreatorId,
                            limit: int = 100) -> dict[str, Any]:
-    totals = int_hash(await client.hgetall(agg_key("creator", creator)))
-    entries = await client.xrevrange(agg_key("ledger", creator), count=limit)
+    keys = creator_agg_keys(creator)
+    totals = int_hash(await client.hgetall(keys.totals))
+    entries = await client.xrevrange(keys.ledger, count=limit)
     ledger: list[dict[str, Any]] = [fields for _, fields in text_entries(entries)]
     for entry in ledger:
         entry["commission_minor"] = int(entry["commission_minor"])
@@ -64,8 +66,9 @@ async def creator_earnings(client: redis.Redis, creator: CreatorId,
 
 async def stream_stats(client: redis.Redis, stream_id: StreamId) -> dict[str, Any]:
     """A stream's sales and the head of its 'just bought' ticker."""
-    totals = int_hash(await client.hgetall(agg_key("stream", stream_id)))
-    ticker = [orjson.loads(x) for x in await client.lrange(agg_key("ticker", stream_id), 0, 19)]
+    keys = stream_agg_keys(stream_id)
+    totals = int_hash(await client.hgetall(keys.totals))
+    ticker = [orjson.loads(x) for x in await client.lrange(keys.ticker, 0, 19)]
     return {"stream_id": stream_id, "units": totals.get("units", 0),
             "orders": totals.get("orders", 0), "gmv_minor": totals.get("gmv_minor", 0),
             "just_bought": ticker}

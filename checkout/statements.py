@@ -1,5 +1,5 @@
 """A creator's earnings broken down (per show, per brand, per product) and the statement of
-a period as CSV, both from what apply.lua folded: the breakdown fields of the creator's
+a period as CSV, both from what apply_creator.lua folded: the breakdown fields of the creator's
 totals hash and the commission ledger. Integers in minor units throughout, so a statement's
 totals are the ledger's to the cent."""
 
@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from checkout.errors import Refused
 from checkout.ids import CreatorId, product_of_order
 from checkout.money import minor_digits
-from checkout.store.keys import agg_key
+from checkout.store.keys import creator_agg_keys
 from checkout.store.replies import int_hash, text_entries
 
 __all__ = ["earnings_breakdown", "statement_csv", "StatementTooLarge", "STATEMENT_COLUMNS"]
@@ -34,7 +34,7 @@ class StatementTooLarge(Refused):
 async def earnings_breakdown(client: redis.Redis, creator: CreatorId) -> dict[str, Any]:
     """{"shows": [...], "brands": [...], "products": [...]}: each row an id and currency
     with its commission, sales and orders (net of refunds); show "-" holds link sales."""
-    fields = int_hash(await client.hgetall(agg_key("creator", creator)))
+    fields = int_hash(await client.hgetall(creator_agg_keys(creator).totals))
     groups: dict[str, dict[tuple[str, str], dict[str, int]]] = {
         "show": {}, "brand": {}, "product": {}}
     for field, value in fields.items():
@@ -70,9 +70,9 @@ def _iso(ms: int) -> str:
 
 async def statement_csv(client: redis.Redis, creator: CreatorId, start_ms: int, end_ms: int,
                         max_rows: int) -> str:
-    """Every ledger entry booked in [start_ms, end_ms) (the time apply.lua entered it, which
+    """Every ledger entry booked in [start_ms, end_ms) (the time apply_creator.lua entered it, which
     is its entry id), oldest first, then one `total` row per currency."""
-    ledger = agg_key("ledger", creator)
+    ledger = creator_agg_keys(creator).ledger
     rows: list[list[str]] = []
     totals: dict[str, list[int]] = {}
     cursor = str(start_ms)

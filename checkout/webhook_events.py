@@ -161,7 +161,8 @@ class HookRecords:
     def queue(self, pipe: redis.client.Pipeline, event: HookEvent) -> None:
         """Record in `pipe` (the aggregator's fold: no round trip of its own)."""
         keys, args = self.args(event)
-        pipe.evalsha(SCRIPTS["hook_emit"].sha, len(keys), *keys, *args)
+        # EVALSHA by name: redis-py's cluster pipeline refuses its `evalsha` method.
+        pipe.execute_command("EVALSHA", SCRIPTS["hook_emit"].sha, len(keys), *keys, *args)
 
     async def record(self, client: redis.Redis, event: HookEvent) -> list[str]:
         """Record now; the ids of the deliveries queued (none: nobody wants it)."""

@@ -2,7 +2,9 @@
 
 Everything a buy touches lives in the product's hash slot (`{p:<id>}`), so the buy script
 runs unchanged on a Valkey Cluster. Streams, buyers, creators and brands have slots of their
-own; aggregates fed from the outboxes share the `{agg}` slot.
+own; the aggregates fed from the outboxes live in their owners' slots (a brand's in
+`{b:<brand>}`, a stream's in `{s:<stream>}`, a creator's in `{c:<creator>}`), so no one
+shard folds every sale.
 
 Every variable part of a key (an id, a buyer, an Idempotency-Key) goes through `key_part`:
 `:` separates parts and `{`/`}` choose the hash slot, and buyer ids and Idempotency-Keys may
@@ -22,7 +24,9 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
            "stream_unique_viewers_key", "stream_funnel_key", "stream_seen_key",
            "brand_shows_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
-           "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
+           "idem_binding_key", "BrandAggKeys", "brand_agg_keys", "StreamAggKeys",
+           "stream_agg_keys", "CreatorAggKeys", "creator_agg_keys",
+           "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
            "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys"]
 
@@ -201,7 +205,7 @@ def idem_binding_key(buyer: BuyerId | str, key: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ShowKeys:
     """The discovery indexes: what is live and what is coming, across every creator and
-    per creator, kept by show_index.lua in the one `{shows}` slot (like `{agg}`)."""
+    per creator, kept by show_index.lua in the one `{shows}` slot."""
 
     live: str  # sorted set: stream id -> started_ms
     upcoming: str  # sorted set: stream id -> scheduled_ms
@@ -220,9 +224,67 @@ def show_keys(creator: CreatorId | str) -> ShowKeys:
                     creator_past=f"{mine}:past")
 
 
-def agg_key(kind: str, *ids: str) -> str:
-    """An aggregate: `kind` is a fixed word (brand, ledger, ...), `ids` say whose."""
-    return ":".join([f"lc:{{agg}}:{kind}", *map(key_part, ids)])
+def _applied(base: str, order: OrderId | str, kind: str, refund: str | None) -> str:
+    """The dedupe record of one part's fold of one order event (per refund for refunds)."""
+    parts = [order, kind] if refund is None else [order, kind, refund]
+    return ":".join([f"{base}:applied", *map(key_part, parts)])
+
+
+@dataclass(frozen=True, slots=True)
+class BrandAggKeys:
+    """A brand's aggregates, in the brand's slot: apply_brand.lua folds them."""
+
+    totals: str  # hash: units, orders, gmv_minor, captured_minor, refunded_minor, commission_minor
+    minutes: str  # hash: '<minute s>' -> GMV, '<minute s>:orders' -> orders
+    breakdown: str  # hash: '<product>:units|gmv_minor', 'stream:<id>:units|gmv_minor'
+    orders: str  # sorted set: sold order id -> created_ms (the brand's order list)
+
+    def applied(self, order: OrderId | str, kind: str, refund: str | None = None) -> str:
+        return _applied(self.totals, order, kind, refund)
+
+
+def brand_agg_keys(brand: BrandId | str) -> BrandAggKeys:
+    base = f"lc:{{b:{key_part(brand)}}}:agg"
+    return BrandAggKeys(totals=base, minutes=f"{base}:min", breakdown=f"{base}:products",
+                        orders=f"{base}:orders")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAggKeys:
+    """A stream's sales aggregates, in the stream's slot: apply_stream.lua folds them."""
+
+    totals: str  # hash: units, orders, gmv_minor, 'product:<id>:units|orders|gmv_minor'
+    ticker: str  # list: the last sales, masked buyer, newest first
+    buyers: str  # HyperLogLog: the show's buyers
+
+    def buyers_of(self, product: ProductId | str) -> str:
+        """HyperLogLog: the show's buyers of one product (the show's funnel)."""
+        return f"{self.buyers}:{key_part(product)}"
+
+    def applied(self, order: OrderId | str, kind: str, refund: str | None = None) -> str:
+        return _applied(self.totals, order, kind, refund)
+
+
+def stream_agg_keys(stream: StreamId | str) -> StreamAggKeys:
+    base = f"lc:{{s:{key_part(stream)}}}:agg"
+    return StreamAggKeys(totals=base, ticker=f"{base}:ticker", buyers=f"{base}:buyers")
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorAggKeys:
+    """A creator's earnings and commission ledger, in the creator's slot: apply_creator.lua
+    folds them."""
+
+    totals: str  # hash: earned_minor:<currency>, orders, '<show|brand|product>:<id>:<cur>:<metric>'
+    ledger: str  # stream: one credit or reversal per commission moved
+
+    def applied(self, order: OrderId | str, kind: str, refund: str | None = None) -> str:
+        return _applied(self.totals, order, kind, refund)
+
+
+def creator_agg_keys(creator: CreatorId | str) -> CreatorAggKeys:
+    base = f"lc:{{c:{key_part(creator)}}}:agg"
+    return CreatorAggKeys(totals=base, ledger=f"{base}:ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +321,7 @@ def creator_programs_key(creator: CreatorId | str) -> str:
 class HookKeys:
     """Outbound webhooks (docs/webhooks.md), all in the one `{wh}` slot, so that one script
     registers an event, fans it out to every subscribed endpoint and queues the deliveries
-    (like `{agg}` and `{shows}`). Per-endpoint and per-delivery keys are `prefix` + a part."""
+    (like `{shows}`). Per-endpoint and per-delivery keys are `prefix` + a part."""
 
     prefix: str
     outbox: str  # stream: deliveries ready to be attempted (consumer group `hooks`)

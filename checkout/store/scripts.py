@@ -4,8 +4,9 @@ restart empties its script cache).
 
 Two sets: the checkout's own (`checkout/store/lua/*.lua`; the order's two moves,
 transition.lua and after_sale.lua, each after `order_lib.lua`, so giving units back is written
-once; stream.lua and chat_moderate.lua after `event_lib.lua`, so a stream's events are
-written one way) and the payment gateways'
+once; the folds of an order event, apply_brand.lua, apply_stream.lua and apply_creator.lua,
+after `apply_lib.lua`, so an event is read and deduplicated one way; stream.lua and
+chat_moderate.lua after `event_lib.lua`, so a stream's events are written one way) and the payment gateways'
 (`checkout/payments/lua/*.lua`, each after the set's `prelude.lua`: the sandbox's, and the
 Stripe gateway's record of an order, `compare_and_set.lua`).
 """
@@ -45,12 +46,14 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
 
 
 SCRIPTS: dict[str, Script] = {
-    **_read_set("store/lua", ("bind_key", "reserve", "stock", "apply", "offer_sync",
+    **_read_set("store/lua", ("bind_key", "reserve", "stock", "offer_sync",
                               "show_index", "wallet", "program", "funnel",
                               "hook_emit", "hook_done", "hook_pump", "chat_post", "chat_claim",
                               "chat_purge")),
     # A stream's sequenced events are numbered, logged and announced one way.
     **_read_set("store/lua", ("stream", "chat_moderate"), prelude="event_lib"),
+    # An order event's folds, one per owner's slot, share how they read it and dedupe.
+    **_read_set("store/lua", ("apply_brand", "apply_stream", "apply_creator"), prelude="apply_lib"),
     # The two moves of an order share how it reads and how it gives its units back.
     **_read_set("store/lua", ("transition", "after_sale"), prelude="order_lib"),
 }

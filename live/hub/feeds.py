@@ -10,7 +10,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from checkout.ids import BrandId, CreatorId
-from checkout.store.keys import agg_key, stream_unique_viewers_key
+from checkout.store.keys import stream_agg_keys, stream_unique_viewers_key
 from checkout.reports import brand_report, creator_earnings
 from live.hub.protocol import Earnings, Sales, ServerMessage, Wire, encode_server, wire_for_subprotocol
 from live.hub.handshake import HubContext, Route
@@ -46,7 +46,7 @@ async def brand_feed(server: HubContext, conn: ServerConnection, route: Route) -
         report = await brand_report(services.client, BrandId(route.target))
         minutes = report.pop("per_minute")
         for stream in report["streams"]:
-            buyers = await services.client.pfcount(agg_key("buyers", stream["stream_id"]))
+            buyers = await services.client.pfcount(stream_agg_keys(stream["stream_id"]).buyers)
             viewers = await services.client.pfcount(stream_unique_viewers_key(stream["stream_id"]))
             stream["buyers"], stream["viewers"] = buyers, viewers
             # Buyers off the room (links, showcase) also count: cap at 1 rather than show 600%.

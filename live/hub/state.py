@@ -10,8 +10,9 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.ids import StreamId
-from checkout.store.keys import (agg_key, chat_keys, product_keys, stream_events_key, stream_key,
-                                 stream_likes_key, stream_seq_key, stream_viewers_key)
+from checkout.store.keys import (chat_keys, product_keys, stream_agg_keys, stream_events_key,
+                                 stream_key, stream_likes_key, stream_seq_key,
+                                 stream_viewers_key)
 from checkout.store.replies import entries, int_hash
 from live.chat.store import ChatStore
 from live.hub.protocol import Snapshot
@@ -60,8 +61,8 @@ async def read_snapshot(client: redis.Redis, chat: ChatStore, stream_id: str) ->
             pipe.hget(k.offers, f"dealsold:{stream_id}")
         pipe.hgetall(stream_viewers_key(stream_id))
         pipe.get(stream_likes_key(stream_id))
-        pipe.hgetall(agg_key("stream", stream_id))
-        pipe.lrange(agg_key("ticker", stream_id), 0, TICKER_SHOWN - 1)
+        pipe.hgetall(stream_agg_keys(stream_id).totals)
+        pipe.lrange(stream_agg_keys(stream_id).ticker, 0, TICKER_SHOWN - 1)
         pipe.hgetall(chat_keys(stream_id).reactions)
         results = await pipe.execute()
     now_ms = int(time.time() * 1000)
@@ -97,8 +98,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
             pipe.get(stream_seq_key(stream_id))
             pipe.hgetall(stream_viewers_key(stream_id))
             pipe.get(stream_likes_key(stream_id))
-            pipe.hgetall(agg_key("stream", stream_id))
-            pipe.lrange(agg_key("ticker", stream_id), 0, TICKER_SHOWN - 1)
+            pipe.hgetall(stream_agg_keys(stream_id).totals)
+            pipe.lrange(stream_agg_keys(stream_id).ticker, 0, TICKER_SHOWN - 1)
             pipe.hgetall(chat_keys(stream_id).reactions)
             for product in lineup:
                 pipe.hgetall(product_keys(product).stock)

@@ -15,7 +15,7 @@ from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import Order
 from checkout.fulfilment import FULL, RefundOutcome
 from checkout.models import StrictModel
-from checkout.store.keys import agg_key
+from checkout.store.keys import brand_agg_keys
 from checkout.store.replies import members
 from live.accounts.auth import Role
 from live.web.api import Api, Call, Param, json_response
@@ -81,7 +81,7 @@ def register(api: Api) -> None:
         brand_id = await _readable_brand(call)
         cursor, limit = page_params(call)
         state, stream = call.param(STATE.name), call.param(STREAM.name)
-        key = agg_key("brandorders", brand_id)
+        key = brand_agg_keys(brand_id).orders
         if not state and not stream:
             ids = members(await call.services.client.zrevrange(key, cursor, cursor + limit - 1))
             orders = [o for o in await call.services.orders.get_many(

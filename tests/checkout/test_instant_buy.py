@@ -16,7 +16,7 @@ import pytest
 from checkout.buy import BuyRequest, BuyResult
 from checkout.order_states import OrderState
 from checkout.payments import SandboxGateway
-from checkout.store.keys import agg_key
+from checkout.store.keys import brand_agg_keys
 from conftest import Live
 from shop import (buy, give_wallet, idem, make_brand, make_live_stream,
                   make_product, stock_of)
@@ -102,7 +102,7 @@ async def test_an_instant_buy_is_paid_in_one_gateway_call_and_four_valkey_calls(
     # The sale and its commission are folded once each, as for authorized -> paid.
     report = await reconciled(live)
     assert report["ok"], report["mismatches"]
-    totals = await live.services.client.hgetall(agg_key("brand", "acme"))
+    totals = await live.services.client.hgetall(brand_agg_keys("acme").totals)
     assert (totals[b"units"], totals[b"captured_minor"]) == (b"1", b"5000")
 
 

@@ -47,8 +47,16 @@ BUILDERS: list[Builder] = [
     ("brand_shows", keys.brand_shows_key, 1, lambda b: "b:" + keys.key_part(b)),
     ("creator_links", keys.creator_links_key, 1, lambda c: "c:" + keys.key_part(c)),
     ("link", keys.link_key, 1, lambda _: None),
-    ("agg1", lambda a: keys.agg_key("creator", a), 1, lambda _: "agg"),
-    ("agg2", lambda a, b: keys.agg_key("applied", a, b), 2, lambda *_: "agg"),
+    ("brand_totals", lambda b: keys.brand_agg_keys(b).totals, 1, lambda b: "b:" + keys.key_part(b)),
+    ("brand_orders", lambda b: keys.brand_agg_keys(b).orders, 1, lambda b: "b:" + keys.key_part(b)),
+    ("brand_applied", lambda b, o, k: keys.brand_agg_keys(b).applied(o, k), 3,
+     lambda b, *_: "b:" + keys.key_part(b)),
+    ("stream_totals", lambda s: keys.stream_agg_keys(s).totals, 1, lambda s: "s:" + keys.key_part(s)),
+    ("stream_buyers_of", lambda s, p: keys.stream_agg_keys(s).buyers_of(p), 2,
+     lambda s, _: "s:" + keys.key_part(s)),
+    ("creator_ledger", lambda c: keys.creator_agg_keys(c).ledger, 1, lambda c: "c:" + keys.key_part(c)),
+    ("creator_refund_applied", lambda c, o, k, r: keys.creator_agg_keys(c).applied(o, k, r), 4,
+     lambda c, *_: "c:" + keys.key_part(c)),
 ]
 # Few characters, most of them special, so that shifted separators are likely.
 PART = st.text(alphabet="a:{}%*3A", max_size=6) | st.text(max_size=8)

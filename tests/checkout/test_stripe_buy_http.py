@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from conftest import Live, make_settings, start_node, stop_node
-from checkout.store.keys import agg_key
+from checkout.store.keys import brand_agg_keys
 from live.accounts.auth import Role
 from live.node.app import build_api, openapi_document
 from live.node.valkey_server import EmbeddedValkey
@@ -222,7 +222,7 @@ async def test_webhooks_act_only_on_what_verifies(live: Live, stripe: StripeFake
     url = f"{live.url}/webhooks/stripe"
     # The sale's totals are folded in the background: wait for them, so that only a webhook
     # could change anything from here on.
-    await eventually(lambda: rclient.hget(agg_key("brand", "acme"), "orders"), "the sale aggregated")
+    await eventually(lambda: rclient.hget(brand_agg_keys("acme").totals, "orders"), "the sale aggregated")
     before = await db_state(rclient)
     for secret in ("whsec_forged", None):
         payload = stripe.event("payment_intent.canceled", intent)

@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import astuple
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection, connect
 
-from checkout.store.keys import product_keys
+from checkout.store.keys import (brand_agg_keys, brand_products_key, creator_agg_keys,
+                                 creator_links_key, product_keys, stream_agg_keys, stream_key)
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
 from live.node.valkey_check import ValkeyRequirementError, check_server
 from live.node.valkey_cluster import LocalCluster
@@ -138,6 +140,56 @@ async def test_flash_sale_on_the_cluster_sells_exactly_the_units(clive: Live) ->
         levels = (await stock_of(clive, product["id"]))["default"]
         assert (levels["available"], levels["held"], levels["sold"]) == (0, 0, 7)
         assert levels["total"] == levels["available"] + levels["held"] + levels["sold"]
+
+
+async def test_aggregates_fold_in_their_owners_slots(clive: Live, cclient: RedisCluster) -> None:
+    """Two brands' products sold in two creators' shows: each brand's, stream's and
+    creator's aggregates add up, and each sits in its owner's slot, beside the owner's other
+    keys (no one slot takes every fold)."""
+    sales = {("acme", "cleo"): 2, ("zeta", "dana"): 3}
+    await give_wallet(clive, "bob")
+    shows: dict[tuple[str, str], str] = {}
+    for (brand, creator), count in sales.items():
+        await make_brand(clive, brand)
+        product = await make_product(clive, brand, price_minor=1000, commission_bps=1000)
+        shows[brand, creator] = (await make_live_stream(clive, [product["id"]], creator))["id"]
+        for _ in range(count):
+            r = await buy(clive, "bob", product["id"], stream=shows[brand, creator])
+            assert r.status_code == 201, r.text
+    await clive.services.aggregator.drain(timeout_s=10 * UNIT)
+
+    owners: dict[str, str] = {}  # hash tag -> a key the owner had before aggregates moved in
+    for (brand, creator), count in sales.items():
+        stream = shows[brand, creator]
+        report = (await clive.http.get(f"/api/v1/brands/{brand}/report",
+                                       headers=clive.auth("brand", brand))).json()
+        assert (report["orders"], report["gmv_minor"], report["captured_minor"],
+                report["commission_minor"], report["payout_minor"]) == (
+            count, 1000 * count, 1000 * count, 100 * count, 900 * count)
+        assert report["streams"] == [{"stream_id": stream, "units": count,
+                                      "gmv_minor": 1000 * count}]
+        earned = (await clive.http.get(f"/api/v1/creators/{creator}/earnings",
+                                       headers=clive.auth("creator", creator))).json()
+        assert (earned["earned_minor"], earned["orders"]) == ({"USD": 100 * count}, count)
+        assert {(e["brand"], e["stream"]) for e in earned["ledger"]} == {(brand, stream)}
+        assert len(earned["ledger"]) == count
+        stats = (await clive.http.get(f"/api/v1/streams/{stream}/stats")).json()
+        assert (stats["orders"], len(stats["just_bought"])) == (count, count)
+        owners.update({f"b:{brand}": brand_products_key(brand), f"s:{stream}": stream_key(stream),
+                       f"c:{creator}": creator_links_key(creator)})
+        folds = [*astuple(brand_agg_keys(brand)), *astuple(creator_agg_keys(creator)),
+                 *astuple(stream_agg_keys(stream))]
+        for key in folds:
+            assert await cclient.exists(key), key
+
+    slots = {tag: await cclient.cluster_keyslot(key) for tag, key in owners.items()}
+    aggregates = [k.decode() async for k in cclient.scan_iter(match="lc:*:agg*")]
+    assert aggregates
+    for key in aggregates:
+        tag = key[key.index("{") + 1:key.index("}")]
+        assert tag in owners, f"{key} is in no owner's slot"
+        assert await cclient.cluster_keyslot(key) == slots[tag]
+    assert {k[k.index("{") + 1:k.index("}")] for k in aggregates} == set(owners)
 
 
 async def subscribers(cluster: LocalCluster, channel: str) -> tuple[int, int]:
