@@ -22,11 +22,11 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "creator_links_key", "stream_seq_key", "stream_viewers_key", "stream_likes_key",
            "stream_unique_viewers_key", "stream_funnel_key", "stream_seen_key",
            "brand_shows_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
-           "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
+           "idem_binding_key", "agg_key", "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
            "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys"]
 
-ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
+NODES = "lc:nodes"  # sorted set: node id -> until when its heartbeat holds (ms)
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
 STREAMS_INDEX = "lc:streams"  # sorted set of stream ids by scheduled time
 PROGRAMS = "lc:programs"  # sorted set: brand id -> when its affiliate program started (ms)
@@ -223,6 +223,19 @@ def show_keys(creator: CreatorId | str) -> ShowKeys:
 def agg_key(kind: str, *ids: str) -> str:
     """An aggregate: `kind` is a fixed word (brand, ledger, ...), `ids` say whose."""
     return ":".join([f"lc:{{agg}}:{kind}", *map(key_part, ids)])
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionKeys:
+    """One partition of the products (checkout/partitions.py), in a slot of its own."""
+
+    products: str  # set: the product ids of the partition (outbox, holds and debts)
+    lease: str  # string: the node id sweeping and folding the partition, with an expiry
+
+
+def partition_keys(partition: int) -> PartitionKeys:
+    tag = f"{{pp:{partition}}}"
+    return PartitionKeys(products=f"lc:{tag}:products", lease=f"lc:{tag}:lease")
 
 
 @dataclass(frozen=True, slots=True)

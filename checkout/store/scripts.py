@@ -48,7 +48,7 @@ SCRIPTS: dict[str, Script] = {
     **_read_set("store/lua", ("bind_key", "reserve", "stock", "apply", "offer_sync",
                               "show_index", "wallet", "program", "funnel",
                               "hook_emit", "hook_done", "hook_pump", "chat_post", "chat_claim",
-                              "chat_purge")),
+                              "chat_purge", "lease")),
     # A stream's sequenced events are numbered, logged and announced one way.
     **_read_set("store/lua", ("stream", "chat_moderate"), prelude="event_lib"),
     # The two moves of an order share how it reads and how it gives its units back.
