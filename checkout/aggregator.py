@@ -4,6 +4,14 @@ The hot path writes one outbox entry per order move; this task reads them with a
 group (at-least-once) and applies each through apply_brand.lua, apply_stream.lua and
 apply_creator.lua, one per owner's slot (exactly-once per part by its dedupe record). A
 crashed node's pending entries are claimed by a live one after `claim_idle_ms`.
+
+Each node folds only the outboxes of the partitions it holds (checkout/partitions.py), with
+one read per outbox (pipelined): outboxes live in their products' slots, and one read over
+many would be a CROSSSLOT error on a cluster. The reads do not block (one blocking read per
+outbox would hold a connection each); when nothing came the loop waits `block_ms`, or less
+when `drain` asks. A partition that moves mid-batch is harmless: the new holder reads the
+entries not acknowledged yet again, and the fold scripts' dedupe records make the second fold a
+no-op.
 """
 
 from __future__ import annotations
@@ -15,15 +23,14 @@ from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
-from redis.typing import KeyT, StreamIdT
 
 from checkout.catalog import OUTBOX_GROUP
 from checkout.ids import product_of_order
-from checkout.store.keys import (ACTIVE_PRODUCTS, brand_agg_keys, buyer_orders_key, chat_keys,
+from checkout.partitions import Partitions, every_product, products_of
+from checkout.store.keys import (brand_agg_keys, buyer_orders_key, chat_keys,
                                  creator_agg_keys, product_keys, stream_agg_keys)
-from checkout.store.replies import stream_reads, text
+from checkout.store.replies import stream_reads
 from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
 from checkout.order_states import SALES
@@ -61,13 +68,13 @@ def event_kind(fields: dict[str, str]) -> list[str]:
     return kinds
 
 
-async def outbox_lag(client: redis.Redis) -> int:
-    """Outbox entries not folded yet, over every product (entries not read, and read but
-    not acknowledged)."""
+async def outbox_lag(client: redis.Redis, partitions: int) -> int:
+    """Outbox entries not folded yet, over every product of every one of the `partitions`,
+    whichever node holds it (entries not read, and read but not acknowledged)."""
     total = 0
-    for raw in await client.smembers(ACTIVE_PRODUCTS):
+    for product in await every_product(client, partitions):
         try:
-            groups = await client.xinfo_groups(product_keys(text(raw)).outbox)
+            groups = await client.xinfo_groups(product_keys(product).outbox)
         except ResponseError:
             continue
         for group in groups:
@@ -77,10 +84,11 @@ async def outbox_lag(client: redis.Redis) -> int:
 
 
 class Aggregator:
-    def __init__(self, client: redis.Redis, consumer: str, *, block_ms: int = 500,
-                 batch: int = 500, claim_idle_ms: int = 30_000,
+    def __init__(self, client: redis.Redis, consumer: str, *, partitions: Partitions,
+                 block_ms: int = 500, batch: int = 500, claim_idle_ms: int = 30_000,
                  hooks: HookRecords | None = None, stock_low: int = 0) -> None:
         self._client = client
+        self._partitions = partitions
         # Webhook events are recorded in the same pipeline as the fold (hook_emit.lua).
         self._hooks = hooks
         self._stock_low = stock_low
@@ -91,6 +99,7 @@ class Aggregator:
         self._task: asyncio.Task[None] | None = None
         self.applied = 0
         self._idle = asyncio.Event()
+        self._wake = asyncio.Event()  # drain asks for a pass now, not after block_ms
 
     def start(self) -> None:
         if self._task is None:
@@ -101,12 +110,14 @@ class Aggregator:
         self._task = None
 
     async def drain(self, timeout_s: float = 10.0) -> None:
-        """Wait until every outbox entry written so far is applied (tests, reports)."""
+        """Wait until every outbox entry written so far is applied, by whichever node
+        holds its partition (tests, reports)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if await outbox_lag(self._client) == 0:
+            if await outbox_lag(self._client, self._partitions.count) == 0:
                 return
             self._idle.clear()
+            self._wake.set()
             try:
                 await asyncio.wait_for(self._idle.wait(), 0.2)
             except asyncio.TimeoutError:
@@ -116,50 +127,47 @@ class Aggregator:
     async def _run(self) -> None:
         while True:
             try:
-                products = [text(p) for p in await self._client.smembers(ACTIVE_PRODUCTS)]
-                if not products:
-                    self._idle.set()
-                    await asyncio.sleep(self._block_ms / 1000)
-                    continue
+                products = await products_of(self._client, self._partitions.held())
                 # Our own pending entries first: a read whose reply was lost (and retried by
                 # the client) or a crash mid-batch left them delivered but not applied.
-                pending = await self._read(products, "0", block=None)
+                pending = await self._read(products, "0")
                 if pending:
                     await self._apply(pending)
                     continue
-                fresh = await self._read(products, ">", block=self._block_ms)
+                fresh = await self._read(products, ">")
                 if fresh:
                     await self._apply(fresh)
-                else:
-                    await self._claim_stale(products)
-                    self._idle.set()
+                    continue
+                await self._claim_stale(products)
+                self._idle.set()
+                await self._rest()
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep folding; a Valkey restart is survivable
                 log.exception("aggregator pass failed; retrying")
                 await asyncio.sleep(0.5)
 
-    async def _read(self, products: list[str], start: str, block: int | None) -> list[Any]:
-        outboxes = [product_keys(p).outbox for p in products]
-        if isinstance(self._client, RedisCluster) and len(outboxes) > 1:
-            reads = await self._read_each(outboxes, start)
-            if not reads and block:
-                await asyncio.sleep(block / 1000)
-        else:
-            streams: dict[KeyT, StreamIdT] = {outbox: start for outbox in outboxes}
-            reads = stream_reads(await self._client.xreadgroup(
-                OUTBOX_GROUP, self._consumer, streams, count=self._batch, block=block))
-        return [(s, items) for s, items in reads if any(f for _, f in items)]
+    async def _rest(self) -> None:
+        """Nothing to fold: wait `block_ms`, or until `drain` asks for a pass."""
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._block_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
+        self._wake.clear()
 
-    async def _read_each(self, outboxes: list[str], start: str) -> list[Any]:
-        """On a cluster one XREADGROUP reads the streams of one slot only: one read per
-        outbox, none blocking, in one pipeline (the cluster client sends each node its
-        share); an idle pass waits the block time instead."""
+    async def _read(self, products: list[str], start: str) -> list[Any]:
+        """One non-blocking read per outbox, in one pipeline (the cluster client splits it
+        by node); the batch is shared out between the outboxes."""
+        if not products:
+            return []
+        count = max(1, self._batch // len(products))
         async with self._client.pipeline(transaction=False) as pipe:
-            for outbox in outboxes:
-                pipe.xreadgroup(OUTBOX_GROUP, self._consumer, {outbox: start}, count=self._batch)
+            for product in products:
+                pipe.xreadgroup(OUTBOX_GROUP, self._consumer, {product_keys(product).outbox: start},
+                                count=count)
             replies = await pipe.execute()
-        return [read for reply in replies for read in stream_reads(reply)]
+        return [(s, items) for reply in replies for s, items in stream_reads(reply)
+                if any(f for _, f in items)]
 
     async def _claim_stale(self, products: list[str]) -> None:
         for product in products:

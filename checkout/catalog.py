@@ -18,7 +18,8 @@ from checkout.models import StrictModel
 from checkout.store.batcher import CommandBatcher
 from checkout.ids import (DEFAULT_VARIANT, ID_PATTERN, BrandId, CreatorId, ProductId, VariantId,
                           new_product_id)
-from checkout.store.keys import ACTIVE_PRODUCTS, BRANDS, brand_products_key, product_keys
+from checkout.partitions import partition_of
+from checkout.store.keys import BRANDS, brand_products_key, partition_keys, product_keys
 from checkout.store.replies import int_hash, members, text_entries
 from checkout.money import Currency
 from checkout.store.scripts import SCRIPTS
@@ -220,9 +221,10 @@ Edit = Callable[[dict[str, Any]], Mapping[str, Any]]
 
 
 class Catalog:
-    def __init__(self, client: redis.Redis, batcher: CommandBatcher) -> None:
+    def __init__(self, client: redis.Redis, batcher: CommandBatcher, *, partitions: int) -> None:
         self._client = client
         self._batcher = batcher
+        self._partitions = partitions  # each product is filed in one (checkout/partitions.py)
 
     # brands
     async def create_brand(self, brand: BrandIn) -> dict[str, Any]:
@@ -278,7 +280,8 @@ class Catalog:
                     kind="initial")
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.zadd(brand_products_key(brand_id), {product_id: now})
-            pipe.sadd(ACTIVE_PRODUCTS, product_id)
+            pipe.sadd(partition_keys(partition_of(product_id, self._partitions)).products,
+                      product_id)
             await pipe.execute()
         return await self.product(product_id) or {}
 

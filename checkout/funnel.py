@@ -87,7 +87,8 @@ async def write_funnel(client: redis.Redis, shows: Mapping[str, Mapping[str, Tal
     for attempt in range(2):
         async with client.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                # By name: redis-py's cluster pipeline refuses its evalsha method.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
             results = await pipe.execute(raise_on_error=False)
         missing = [call for call, r in zip(calls, results) if isinstance(r, NoScriptError)]
         failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)]

@@ -18,9 +18,9 @@ from typing import Any
 import redis.asyncio as redis
 
 from checkout.aggregator import outbox_lag
-from checkout.store.keys import (ACTIVE_PRODUCTS, brand_agg_keys, creator_agg_keys,
-                                 product_keys)
-from checkout.store.replies import int_hash, members, text
+from checkout.partitions import every_product
+from checkout.store.keys import brand_agg_keys, creator_agg_keys, product_keys
+from checkout.store.replies import int_hash, members
 from checkout.order_states import CAPTURED, PENDING, OrderState
 from checkout.orders import Order, order_from_fields
 from checkout.payments import PaymentGateway, PaymentRecord
@@ -75,18 +75,19 @@ class Reconciliation:
                 "pending": [f.public() for f in self.pending]}
 
 
-async def reconcile(client: redis.Redis, gateway: PaymentGateway) -> Reconciliation:
-    """Check everything livecart holds about money and stock; see the module docstring."""
+async def reconcile(client: redis.Redis, gateway: PaymentGateway, partitions: int
+                    ) -> Reconciliation:
+    """Check everything livecart holds about money and stock, over the products of every
+    one of the `partitions` (whichever node sweeps them); see the module docstring."""
     report = Reconciliation()
     orders: list[Order] = []
-    for raw in sorted(await client.smembers(ACTIVE_PRODUCTS)):
-        product = text(raw)
+    for product in await every_product(client, partitions):
         report.products += 1
         product_orders = await _orders_of(client, product)
         orders += product_orders
         await _check_product(client, gateway, product, product_orders, report)
     report.orders = len(orders)
-    lag = await outbox_lag(client)
+    lag = await outbox_lag(client, partitions)
     if lag:
         report.pending.append(Finding("aggregates", "outbox", f"{lag} entries not folded yet"))
     else:

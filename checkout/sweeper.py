@@ -10,9 +10,11 @@ could not finish. Refunds owed pay the refunds opened on an order that the gatew
 answered yet (checkout/fulfilment.py), each under its own number, so once. Each debt was recorded in the same atomic step as
 the move that created it, so nothing the gateway holds is ever forgotten.
 
-Exactly once: the transition script moves an order out of a state only one time, and the
+Each node sweeps only the products of the partitions it holds (checkout/partitions.py), so
+no pass reads every product and each product is swept by one node at a time. Exactly once
+all the same: the transition script moves an order out of a state only one time, and the
 gateway's void and capture are idempotent by order id, so two nodes sweeping the same
-order are harmless.
+order (a lease lost mid-pass) are harmless.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import redis.asyncio as redis
 
 from checkout.errors import Refused
 from checkout.ids import OrderId
-from checkout.store.keys import ACTIVE_PRODUCTS, product_keys
-from checkout.store.replies import members, text
+from checkout.partitions import Partitions, products_of
+from checkout.store.keys import product_keys
+from checkout.store.replies import members
 from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, PaymentError,
@@ -44,9 +47,11 @@ FinishRefunds = Callable[[OrderId], Awaitable[int]]
 
 class ReservationSweeper:
     def __init__(self, client: redis.Redis, orders: OrderBook, gateway: PaymentGateway, *,
-                 interval_s: float, batch: int = 200, capture_retry_ms: int = 30_000,
+                 partitions: Partitions, interval_s: float, batch: int = 200,
+                 capture_retry_ms: int = 30_000,
                  finish_refunds: FinishRefunds | None = None) -> None:
         self._client = client
+        self._partitions = partitions
         self._orders = orders
         self._gateway = gateway
         self._interval_s = interval_s
@@ -68,12 +73,13 @@ class ReservationSweeper:
         self._task = None
 
     async def sweep_once(self, now_ms: int | None = None) -> int:
-        """Expire every due reservation, pay every void and capture owed; returns how
-        many orders this call moved or released."""
+        """Expire every due reservation, pay every void and capture owed, of the products
+        of the partitions this node holds; returns how many orders this call moved or
+        released."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         expired = captured = voided = refunded = 0
-        for raw in await self._client.smembers(ACTIVE_PRODUCTS):
-            k = product_keys(text(raw))
+        for product in await products_of(self._client, self._partitions.held()):
+            k = product_keys(product)
             for order_id in await self._due(k.expiry, now_ms):
                 expired += await self._expire(order_id, now_ms)
             for order_id in await self._due(k.voids, now_ms):

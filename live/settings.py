@@ -60,6 +60,10 @@ class Settings:
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
     sweep_interval_s: float = 1.0
+    # background work split across nodes (checkout/partitions.py): products in this many
+    # partitions (fixed for a deployment's data), each leased to one node for this long
+    partitions: int = 16
+    partition_lease_s: float = 10.0
     # payments: the sandbox gateway (default) or Stripe (docs/checkout.md, Payments)
     payments: Payments = "sandbox"
     sandbox_max_tokens: int = 100_000  # tokenized sandbox cards kept: 503 beyond
@@ -240,7 +244,8 @@ class Settings:
                      "webhook_connect_timeout_s", "webhook_response_max_bytes",
                      "webhook_disable_after_s", "webhook_disable_failures",
                      "webhook_max_endpoints", "webhook_keep_s", "webhook_log_keep",
-                     "webhook_concurrency", "webhook_claim_idle_s"):
+                     "webhook_concurrency", "webhook_claim_idle_s", "partitions",
+                     "partition_lease_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         for name in ("ws_outbox_bytes", "ws_slow_close_s", "ws_slow_drop_s",
@@ -356,7 +361,8 @@ _FIELD_TYPES: dict[str, str] = {
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "payment_window_s": "float",
     "max_pinned": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
-    "sweep_interval_s": "float", "log_level": "str",
+    "sweep_interval_s": "float", "partitions": "int", "partition_lease_s": "float",
+    "log_level": "str",
     "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
     "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "stripe_publishable_key": "str", "stripe_js_url": "str",

@@ -12,6 +12,7 @@ import redis.asyncio as redis
 from PIL import Image
 
 from conftest import UNIT, Live
+from checkout.store.keys import NODES
 
 _keys = itertools.count()
 
@@ -78,6 +79,8 @@ async def db_state(client: redis.Redis) -> dict[bytes, Any]:
             value = await client.hgetall(key)
         elif kind == "set":
             value = sorted(await client.smembers(key))
+        elif kind == "zset" and key == NODES.encode():  # who is alive, not when it beat
+            value = await client.zrange(key, 0, -1)
         elif kind == "zset":
             value = await client.zrange(key, 0, -1, withscores=True)
         elif kind == "list":

@@ -26,11 +26,11 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "brand_shows_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
            "idem_binding_key", "BrandAggKeys", "brand_agg_keys", "StreamAggKeys",
            "stream_agg_keys", "CreatorAggKeys", "creator_agg_keys",
-           "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
+           "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
            "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys"]
 
-ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
+NODES = "lc:nodes"  # sorted set: node id -> until when its heartbeat holds (ms)
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
 STREAMS_INDEX = "lc:streams"  # sorted set of stream ids by scheduled time
 PROGRAMS = "lc:programs"  # sorted set: brand id -> when its affiliate program started (ms)
@@ -285,6 +285,19 @@ class CreatorAggKeys:
 def creator_agg_keys(creator: CreatorId | str) -> CreatorAggKeys:
     base = f"lc:{{c:{key_part(creator)}}}:agg"
     return CreatorAggKeys(totals=base, ledger=f"{base}:ledger")
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionKeys:
+    """One partition of the products (checkout/partitions.py), in a slot of its own."""
+
+    products: str  # set: the product ids of the partition (outbox, holds and debts)
+    lease: str  # string: the node id sweeping and folding the partition, with an expiry
+
+
+def partition_keys(partition: int) -> PartitionKeys:
+    tag = f"{{pp:{partition}}}"
+    return PartitionKeys(products=f"lc:{tag}:products", lease=f"lc:{tag}:lease")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.images import DiskImageStore, ImageStore
 from checkout.orders import OrderBook
+from checkout.partitions import AllPartitions, PartitionLeases, Partitions
 from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
 from checkout.programs import ProgramStore
 from checkout.store.scripts import load_all
@@ -163,6 +164,9 @@ class Services:
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
     draining: bool = False  # set on SIGTERM (live/node/drain.py): /readyz answers 503
+    # The partitions this node sweeps and folds (checkout/partitions.py); None without the
+    # background loops (the sweeper then covers every partition when run by hand).
+    leases: PartitionLeases | None = None
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -262,14 +266,18 @@ class Services:
                                 max_recipients=settings.alert_max_recipients))
         streams.on_live = alerts.stream_live
         teams = TeamStore(client)
+        node = f"{socket.gethostname()}:{settings.port}"  # consumer name and lease holder
+        leases = PartitionLeases(client, node, count=settings.partitions,
+                                 ttl_ms=int(settings.partition_lease_s * 1000)) if background else None
+        partitions: Partitions = leases or AllPartitions(settings.partitions)
         dispatcher = Dispatcher(
-            client, f"{socket.gethostname()}:{settings.port}", _dispatch_config(settings),
+            client, node, _dispatch_config(settings),
             on_disabled=DisabledNotice(teams, accounts, mailer, settings.base_url))
 
         services = cls(
             settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),
             signer=AttributionSigner(secret, settings.attribution_window_s),
-            catalog=Catalog(client, batcher),
+            catalog=Catalog(client, batcher, partitions=settings.partitions),
             streams=streams, orders=orders,
             buys=buys, fulfilment=fulfilment, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000,
                                  idempotency_ttl_s=settings.idempotency_ttl_s),
@@ -278,9 +286,10 @@ class Services:
                                 max_addresses=settings.wallet_max_addresses,
                                 max_cards=settings.wallet_max_cards),
             gateway=gateway,
-            aggregator=Aggregator(client, f"{socket.gethostname()}:{settings.port}",
+            aggregator=Aggregator(client, node, partitions=partitions,
                                   hooks=hooks, stock_low=settings.webhook_stock_low),
-            sweeper=ReservationSweeper(client, orders, gateway, interval_s=settings.sweep_interval_s,
+            sweeper=ReservationSweeper(client, orders, gateway, partitions=partitions,
+                                       interval_s=settings.sweep_interval_s,
                                        capture_retry_ms=settings.capture_owed_after_s * 1000,
                                        finish_refunds=fulfilment.finish_refunds),
             metrics=metrics, valkey=valkey, stripe=stripe, hub=hub, video=video,
@@ -316,14 +325,25 @@ class Services:
             webhooks=EndpointStore(client, hooks, EndpointLimits(
                 max_per_owner=settings.webhook_max_endpoints,
                 rotation_grace_ms=settings.webhook_rotation_grace_s * 1000)),
-            images=_image_store(settings))
-        if background:
+            images=_image_store(settings), leases=leases)
+        if leases is not None:
+            await services._take_partitions(leases)
             services.aggregator.start()
             services.sweeper.start()
             services.hub.start()
             services.video.start()
             services.dispatcher.start()
         return services
+
+    async def _take_partitions(self, leases: PartitionLeases) -> None:
+        """Take this node's share before the loops start (a lone node: every partition, so
+        a sweep run right after start covers every product), then keep it up to date."""
+        try:
+            await leases.rebalance()
+        except BaseException:
+            await self.close()
+            raise
+        leases.start()
 
     async def start_hub_server(self, host: str, port: int,
                                origins: tuple[str, ...] | None = None) -> int:
@@ -352,6 +372,8 @@ class Services:
         await self.dispatcher.close()
         await self.sweeper.close()
         await self.aggregator.close()
+        if self.leases is not None:  # given back now: the other nodes take them at once
+            await self.leases.close()
         await self.batcher.close()
         if self.stripe is not None:
             await self.stripe.aclose()

@@ -32,7 +32,8 @@ def register(api: Api) -> None:
                   summary="Every order against the gateway, stock and totals against the orders",
                   tag="operations", roles=(Role.OPERATOR,))
     async def reconciliation(call: Call[Any]) -> Response:
-        report = await reconcile(call.services.client, call.services.gateway)
+        report = await reconcile(call.services.client, call.services.gateway,
+                                 call.services.settings.partitions)
         return json_response(report.public())
 
     @api.endpoint("POST", "/links", summary="Make an affiliate link for a product", tag="affiliate",

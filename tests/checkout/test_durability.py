@@ -22,6 +22,7 @@ from conftest import UNIT, Live, make_settings, start_node, stop_node
 from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
 
 from checkout.store.keys import product_keys
+from checkout.partitions import AllPartitions
 from checkout.sweeper import ReservationSweeper
 from live.node.services import Services, connect
 from live.node.valkey_server import EmbeddedValkey
@@ -211,7 +212,7 @@ async def test_background_loops_always_stop(valkey: EmbeddedValkey, rclient: red
         for i in range(300):
             client = connect(valkey.url)
             sweeper = ReservationSweeper(client, services.orders, services.gateway,
-                                         interval_s=0.1)
+                                         partitions=AllPartitions(16), interval_s=0.1)
             sweeper.start()
             await asyncio.sleep((i % 30) * 0.0001)
             closing = asyncio.ensure_future(sweeper.close())

@@ -313,17 +313,26 @@ async def test_a_lost_outbox_read_is_applied_without_waiting_for_a_claim(
         assert (await buy(live, "agg", product["id"], stream=stream["id"])).status_code == 201
 
     client = live.services.client
-    original = client.xreadgroup
+    original = client.pipeline
     armed = [True]
 
-    async def xreadgroup(*args: Any, **kwargs: Any) -> Any:
-        streams = args[2] if len(args) > 2 else kwargs["streams"]
-        if armed[0] and set(streams.values()) == {">"}:
-            armed[0] = False
-            proxy.drop_next_reply()
-        return await original(*args, **kwargs)
+    def pipeline(*args: Any, **kwargs: Any) -> Any:
+        """The aggregator reads each outbox in a pipeline: the first one reading new
+        entries (`>`) loses its reply."""
+        pipe = original(*args, **kwargs)
+        execute = pipe.execute
 
-    monkeypatch.setattr(client, "xreadgroup", xreadgroup)
+        async def execute_dropping(*a: Any, **k: Any) -> Any:
+            commands = [c[0] for c in pipe.command_stack]
+            if armed[0] and commands and all(c[0] == "XREADGROUP" and c[-1] == ">"
+                                             for c in commands):
+                armed[0] = False
+                proxy.drop_next_reply()
+            return await execute(*a, **k)
+        pipe.execute = execute_dropping
+        return pipe
+
+    monkeypatch.setattr(client, "pipeline", pipeline)
     live.services.aggregator.start()
     try:
         for _ in range(int(200 * UNIT)):  # no traffic of ours until the read's reply is lost

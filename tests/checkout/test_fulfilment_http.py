@@ -63,7 +63,8 @@ async def earned(live: Live, creator: str = "cleo") -> dict[str, Any]:
 
 async def doctor(live: Live) -> dict[str, Any]:
     await live.services.aggregator.drain()
-    return (await reconcile(live.services.client, live.services.gateway)).public()
+    return (await reconcile(live.services.client, live.services.gateway,
+                            live.services.settings.partitions)).public()
 
 
 def problem(r: Any, status: int, kind: str) -> dict[str, Any]:

@@ -115,7 +115,8 @@ async def test_the_brand_ships_refunds_part_and_settles_a_return(live: Live,
     await expect(item.locator('[data-note="tracking"]')).to_have_text(
         "UPS · tracking 1Z999AA10123456784")
     await live.services.aggregator.drain()
-    assert (await reconcile(live.services.client, live.services.gateway)).ok
+    assert (await reconcile(live.services.client, live.services.gateway,
+                            live.services.settings.partitions)).ok
 
 
 async def test_the_orders_page_signed_out_says_how_to_get_in(live: Live,

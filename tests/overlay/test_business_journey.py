@@ -243,4 +243,5 @@ async def test_a_brand_and_a_creator_run_their_business_from_product_to_partial_
     item = sam.locator(f'li[data-key="{order_id}"]')
     await expect(item.locator(".state")).to_contain_text("Shipped", timeout=5 * MS)
     await expect(item.locator('[data-note="tracking"]')).to_have_text(f"UPS · tracking {TRACKING}")
-    assert (await reconcile(live.services.client, live.services.gateway)).ok
+    assert (await reconcile(live.services.client, live.services.gateway,
+                            live.services.settings.partitions)).ok
