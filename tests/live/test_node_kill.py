@@ -5,10 +5,12 @@ What `livecart cluster --nodes 3` runs: a 3+3 Valkey Cluster, three `livecart se
 subprocesses and Debian's HAProxy on deploy/haproxy.cfg as shipped (checks every second).
 Viewers join through HAProxy, two on each node; buyers race through HAProxy for fewer units
 than they want, asking again with the same Idempotency-Key when an answer is lost; the host
-pins and unpins through node A's own port all along. Then node B dies at once: SIGKILL to
-its whole process group (the HTTP process and its hub process), no drain, no close frame;
-frozen (SIGSTOP) just before, for as long as it takes a buy to reach it, so that one is
-surely lost in flight there.
+pins and unpins through node A's own port all along. Then node B dies with SIGKILL, no
+drain: its whole process group (the HTTP process and its hub process: the machine gone, no
+close frame reaches anyone), or its `livecart serve` process alone (what `kill -9 <pid>`
+does: its hub process sees the pipe close and sends its viewers away itself). Frozen
+(SIGSTOP) just before, for as long as it takes a buy to reach it, so that one is surely
+lost in flight there.
 
 Afterwards: nothing oversold, every acknowledged order is there, paid and charged once, no
 order that nobody was told of, sold + left = the start; B's viewers are back on another
@@ -24,7 +26,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -53,6 +55,10 @@ KILL_AFTER_ACKS = 40  # mid-sale: over a hundred units still to go
 VIEWERS_PER_NODE = 2
 BACK_WITHIN_S = 10.0  # the bound: a dead node's viewers are back on another node
 PIN_PACE_S = 0.05  # the host's pins during the sale: a busy show
+# What dies, and the close B's viewers see: the whole node (its hub too: HAProxy just drops
+# their tunnels, 1006), or the serve process alone (its hub closes them: going away, 4011).
+VICTIMS: dict[str, tuple[Callable[[int, int], None], int]] = {
+    "node": (os.killpg, 1006), "serve": (os.kill, 4011)}
 
 
 @pytest.fixture
@@ -112,8 +118,10 @@ async def _shop_until_sold_out(buyers: Buyers, buyer: str) -> list[httpx.Respons
             return replies
 
 
+@pytest.mark.parametrize("victim", sorted(VICTIMS))
 async def test_kill_9_a_node_mid_sale_loses_nothing_and_its_viewers_resume_elsewhere(
-        front: LocalFront, cclient: RedisCluster) -> None:  # noqa: F811
+        front: LocalFront, cclient: RedisCluster, victim: str) -> None:  # noqa: F811
+    kill, close_code = VICTIMS[victim]
     tokens = cast(Any, SimpleNamespace(tokens=TokenAuthority(TEST_SECRET)))
     node_a, node_b, node_c = front.nodes
     ws_front = front.url.replace("http", "ws", 1)
@@ -153,13 +161,13 @@ async def test_kill_9_a_node_mid_sale_loses_nothing_and_its_viewers_resume_elsew
             await asyncio.wait_for(buyers.enough_acked.wait(), 30 * UNIT)
             # Frozen for as long as HAProxy's round robin takes to hand it a buy (every
             # NODES-th request; its checks need seconds to notice), so a buy is surely
-            # in flight on the node that dies; then dead, the node and its hub process.
-            os.killpg(node_b.pid, signal.SIGSTOP)
+            # in flight on the node that dies; then dead.
+            kill(node_b.pid, signal.SIGSTOP)
             sent = buyers.sent
             await eventually(lambda: buyers.sent >= sent + NODES, "a buy sent to node B")
             acked_at_kill, sending_at_kill = len(buyers.acked), buyers.sending
             killed_at = time.monotonic()
-            os.killpg(node_b.pid, signal.SIGKILL)
+            kill(node_b.pid, signal.SIGKILL)
             replies = [r for mine in await asyncio.wait_for(sale, 60 * UNIT) for r in mine]
             on_b = [v for v in viewers if v.nodes[0] == node_b.name]
             await eventually(lambda: all(len(v.nodes) > 1 for v in on_b),
@@ -182,7 +190,7 @@ async def test_kill_9_a_node_mid_sale_loses_nothing_and_its_viewers_resume_elsew
         assert KILL_AFTER_ACKS <= acked_at_kill < UNITS and sending_at_kill > 0
         assert buyers.retries > 0
         back = [v.opened[1] - killed_at for v in on_b]
-        print(f"\nnode B killed with {acked_at_kill}/{UNITS} units acknowledged and "
+        print(f"\n{victim}: node B killed with {acked_at_kill}/{UNITS} units acknowledged and "
               f"{sending_at_kill} buys on the wire; {buyers.retries} answers asked again; "
               f"its viewers back on another node after "
               f"{', '.join(f'{s:.2f}' for s in back)} s")
@@ -194,6 +202,7 @@ async def test_kill_9_a_node_mid_sale_loses_nothing_and_its_viewers_resume_elsew
             assert set(v.kinds) == {"pin", "unpin"}
             if v in on_b:
                 assert len(v.nodes) == 2 and v.nodes[1] != node_b.name, v.nodes
+                assert v.closes == [close_code], v.closes
                 assert v.snapshots == 1  # resumed by seq, not a fresh snapshot
                 assert v.opened[1] - killed_at < BACK_WITHIN_S * UNIT, back
             else:
