@@ -6,10 +6,16 @@ import asyncio
 import inspect
 import io
 import itertools
+import time
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import httpx
+import orjson
 import redis.asyncio as redis
 from PIL import Image
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from conftest import UNIT, Live
 from checkout.store.keys import NODES
@@ -60,6 +66,105 @@ async def buy(live: Live, buyer: str, product: str, *, stream: str | None = None
         body["stream_id"] = stream
     headers = {**live.auth("buyer", buyer), "Idempotency-Key": key or idem()}
     return await live.http.post("/api/v1/buy", json=body, headers=headers)
+
+
+# A buy answered 202 (payment pending) or 5xx (a node or Valkey away, HAProxy's 502 for a
+# node that died mid-request): not an outcome yet, ask again with the same key.
+RETRYABLE = frozenset({202, 500, 502, 503})
+
+
+@dataclass
+class Acked:
+    """A buy answered 201: who asked, and the order its answer carried."""
+
+    buyer: str
+    order: dict[str, Any]
+
+
+class Buyers:
+    """Phones racing for one product through a crash: each buy is asked again with the same
+    Idempotency-Key until it resolves (201 or a refusal), a transport error included, so
+    every key lands on exactly one outcome. Keeps every acknowledgement by its key, and how
+    many requests are on the wire (to show a crash came mid-request)."""
+
+    def __init__(self, live: Live, product: str, stream: str, *, in_flight: int,
+                 ack_goal: int, attempts: int = 400) -> None:
+        self.live = live
+        self.product = product
+        self.stream = stream
+        self.acked: dict[str, Acked] = {}  # Idempotency-Key -> its 201
+        self.enough_acked = asyncio.Event()  # set once `ack_goal` buys were acknowledged
+        self.sending = 0  # requests on the wire now
+        self.sent = 0  # requests sent so far
+        self.retries = 0  # answers that were not an outcome (see RETRYABLE), errors included
+        self._gate = asyncio.Semaphore(in_flight)
+        self._ack_goal = ack_goal
+        self._attempts = attempts
+
+    async def resolve(self, buyer: str, key: str) -> httpx.Response:
+        async with self._gate:
+            for _ in range(self._attempts):
+                self.sending += 1
+                self.sent += 1
+                try:
+                    r = await buy(self.live, buyer, self.product, stream=self.stream, key=key)
+                except httpx.TransportError:  # timeouts included
+                    r = None
+                finally:
+                    self.sending -= 1
+                if r is not None and r.status_code not in RETRYABLE:
+                    if r.status_code == 201:
+                        self.acked[key] = Acked(buyer, r.json()["order"])
+                        if len(self.acked) >= self._ack_goal:
+                            self.enough_acked.set()
+                    return r
+                self.retries += 1
+                await asyncio.sleep(0.05 * UNIT)
+        raise AssertionError(f"{buyer}'s buy {key} never resolved")
+
+    def by_buyer(self) -> dict[str, dict[str, Any]]:
+        """The acknowledged orders by buyer (when each buyer buys once)."""
+        return {a.buyer: a.order for a in self.acked.values()}
+
+
+@dataclass
+class Viewer:
+    """A page's hub client in Python: resumes from its last seq whenever its socket closes
+    (a close code, a dead node), through whatever `url` leads to (HAProxy)."""
+
+    url: str
+    seqs: list[int] = field(default_factory=list)  # every event seq applied, in order
+    kinds: list[str] = field(default_factory=list)  # each of those events' type
+    nodes: list[str] = field(default_factory=list)  # the node of each connection
+    opened: list[float] = field(default_factory=list)  # each connection's time.monotonic()
+    closes: list[int] = field(default_factory=list)
+    snapshots: int = 0
+    start: int = -1  # the join snapshot's seq
+    joined: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, until: asyncio.Future[int]) -> None:
+        last: int | None = None
+        while not (until.done() and last is not None and last >= until.result()):
+            since = "" if last is None else f"?since={last}"
+            try:
+                async with connect(self.url + since) as ws:
+                    self.opened.append(time.monotonic())
+                    self.nodes.append(ws.response.headers["X-Livecart-Node"])
+                    while not (until.done() and last is not None and last >= until.result()):
+                        message = orjson.loads(await ws.recv())
+                        if message["type"] == "snapshot":
+                            self.snapshots += 1
+                            last = self.start = message["seq"]
+                            self.joined.set()
+                        elif "seq" in message:
+                            self.seqs.append(message["seq"])
+                            self.kinds.append(message["type"])
+                            last = message["seq"]
+            except ConnectionClosed as exc:
+                self.closes.append(exc.rcvd.code if exc.rcvd else 1006)
+            except (InvalidHandshake, OSError):
+                pass  # refused while HAProxy moves over: come back, as the pages do
+            await asyncio.sleep(0.1 * UNIT)  # the pages' backoff, shortened
 
 
 async def stock_of(live: Live, product: str, brand: str = "acme") -> dict[str, dict[str, int]]:

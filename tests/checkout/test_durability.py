@@ -19,7 +19,8 @@ import httpx
 import pytest
 import redis.asyncio as redis
 from conftest import UNIT, Live, make_settings, start_node, stop_node
-from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
+from shop import (Buyers, buy, give_wallet, idem, make_brand, make_live_stream, make_product,
+                  stock_of)
 
 from checkout.store.keys import product_keys
 from checkout.partitions import AllPartitions
@@ -32,7 +33,6 @@ UNITS = 20
 IN_FLIGHT = 8  # concurrent requests: enough that some are in flight when Valkey dies
 KILL_AFTER_ACKS = 5
 PATIENCE_S = 0.1  # a phone's request timeout in the race: shorter than the restart
-RETRYABLE = {202, 500, 502, 503}  # pending payment, or Valkey away: ask again, same key
 
 
 @pytest.fixture(params=["appendfsync", "waitaof"])
@@ -64,44 +64,21 @@ async def test_kill_valkey_mid_race_loses_no_acknowledged_order(own_node: Live) 
     await asyncio.gather(*[give_wallet(live, b) for b in buyers])
     keys = {b: idem() for b in buyers}
 
-    acked: dict[str, dict[str, object]] = {}  # buyer -> the order its 201 carried
-    enough_acked = asyncio.Event()
-    in_flight = 0
-    gate = asyncio.Semaphore(IN_FLIGHT)
-
     # Phones give up quickly and ask again with the same key, so abandoned requests (which
     # the server still finishes) overlap their own retries across the crash.
     impatient = httpx.AsyncClient(base_url=live.url, timeout=PATIENCE_S * UNIT)
     phone = Live(url=live.url, services=live.services, http=impatient, ws_url="")
-
-    async def resolve(b: str) -> httpx.Response:
-        nonlocal in_flight
-        async with gate:
-            for _ in range(200):
-                in_flight += 1
-                try:
-                    r = await buy(phone, b, product["id"], stream=stream["id"], key=keys[b])
-                except httpx.TransportError:  # includes timeouts
-                    r = None
-                finally:
-                    in_flight -= 1
-                if r is not None and r.status_code not in RETRYABLE:
-                    if r.status_code == 201:
-                        acked[b] = r.json()["order"]
-                        if len(acked) >= KILL_AFTER_ACKS:
-                            enough_acked.set()
-                    return r
-                await asyncio.sleep(0.05 * UNIT)
-        raise AssertionError(f"{b} never resolved")
+    phones = Buyers(phone, product["id"], stream["id"], in_flight=IN_FLIGHT,
+                    ack_goal=KILL_AFTER_ACKS, attempts=200)
 
     async def crash() -> tuple[int, int, int]:
-        await asyncio.wait_for(enough_acked.wait(), 30 * UNIT)
+        await asyncio.wait_for(phones.enough_acked.wait(), 30 * UNIT)
         pid = embedded.pid
         assert pid is not None
         embedded.kill_hard()
-        return pid, len(acked), in_flight
+        return pid, len(phones.acked), phones.sending
 
-    tasks = [asyncio.create_task(resolve(b)) for b in buyers]
+    tasks = [asyncio.create_task(phones.resolve(b, keys[b])) for b in buyers]
     killer = asyncio.create_task(crash())
     try:
         replies = await asyncio.wait_for(asyncio.gather(*tasks), 60 * UNIT)
@@ -114,6 +91,7 @@ async def test_kill_valkey_mid_race_loses_no_acknowledged_order(own_node: Live) 
     assert KILL_AFTER_ACKS <= acked_at_kill < UNITS and in_flight_at_kill > 0
 
     # Every buyer resolved: a paid order or sold out, nothing else.
+    acked = phones.by_buyer()
     codes = [r.status_code for r in replies]
     assert set(codes) <= {201, 409}, codes
     assert all(r.json()["type"].endswith("/sold-out") for r in replies if r.status_code == 409)

@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -22,12 +22,12 @@ import orjson
 import pytest
 import redis.asyncio as redis
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import InvalidHandshake
 
 from conftest import TEST_SECRET, UNIT, Live, make_settings, start_hub, start_node, stop_node
 from live.node.haproxy_config import TEMPLATE, render_haproxy_config
 from live.node.valkey_server import EmbeddedValkey
-from shop import eventually, make_brand, make_live_stream, make_product
+from shop import Viewer, eventually, make_brand, make_live_stream, make_product
 
 CONFIG = TEMPLATE
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"  # scripts/test.sh installs it
@@ -193,41 +193,6 @@ async def test_http_sockets_and_video_through_one_port(pair: Pair) -> None:
 
 async def _only(pair: Pair, node: str) -> bool:
     return {await pair.node_of("/healthz") for _ in range(6)} == {node}
-
-
-@dataclass
-class Viewer:
-    """A page's hub client in Python: resumes from its last seq on a reconnecting close."""
-
-    url: str
-    seqs: list[int] = field(default_factory=list)  # every event seq applied, in order
-    nodes: list[str] = field(default_factory=list)  # the node of each connection
-    closes: list[int] = field(default_factory=list)
-    snapshots: int = 0
-    start: int = -1  # the join snapshot's seq
-    joined: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self, until: asyncio.Future[int]) -> None:
-        last: int | None = None
-        while not (until.done() and last is not None and last >= until.result()):
-            since = "" if last is None else f"?since={last}"
-            try:
-                async with connect(self.url + since) as ws:
-                    self.nodes.append(ws.response.headers["X-Livecart-Node"])
-                    while not (until.done() and last is not None and last >= until.result()):
-                        message = orjson.loads(await ws.recv())
-                        if message["type"] == "snapshot":
-                            self.snapshots += 1
-                            last = self.start = message["seq"]
-                            self.joined.set()
-                        elif "seq" in message:
-                            self.seqs.append(message["seq"])
-                            last = message["seq"]
-            except ConnectionClosed as exc:
-                self.closes.append(exc.rcvd.code if exc.rcvd else 1006)
-            except (InvalidHandshake, OSError):
-                pass  # refused while HAProxy moves over: come back, as the pages do
-            await asyncio.sleep(0.1 * UNIT)  # the pages' backoff, shortened
 
 
 async def test_a_sigterm_moves_the_nodes_viewers_to_the_other_with_no_gap(pair: Pair) -> None:
