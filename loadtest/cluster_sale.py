@@ -135,7 +135,8 @@ async def _one_run(config: ClusterSaleConfig, nodes: int, durability: str, hapro
             settings["LIVECART_LOG_LEVEL"] = config.server_log_level
         started = time.monotonic()
         async with LocalCluster(root / "valkey") as cluster:
-            front = LocalFront(root, cluster.url, nodes=nodes, port=free_port(), haproxy=haproxy)
+            front = LocalFront(root, cluster.url, nodes=nodes, port=free_port("127.0.0.1"),
+                               haproxy=haproxy)
             try:
                 with _environ(settings):  # LocalFront gives its nodes our environment
                     await front.start()
