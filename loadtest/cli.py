@@ -65,6 +65,8 @@ def add_loadtest_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_money_races_args(scenarios)
     from loadtest.chat_cli import add_chat_args
     add_chat_args(scenarios)
+    from loadtest.cluster_sale_cli import add_cluster_sale_args
+    add_cluster_sale_args(scenarios)
 
 
 def add_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,6 +102,9 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if args.scenario == "chat":
         from loadtest.chat_cli import run_chat_cli
         return run_chat_cli(args)
+    if args.scenario == "cluster-sale":
+        from loadtest.cluster_sale_cli import run_cluster_sale_cli
+        return run_cluster_sale_cli(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 
