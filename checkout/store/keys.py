@@ -24,7 +24,8 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "brand_shows_key", "cart_key", "buyer_events_key", "creator_streams_key", "link_key", "wallet_key", "token_owner_key", "buyer_orders_key",
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
-           "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys"]
+           "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
+           "AuctionKeys", "auction_keys"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
@@ -139,6 +140,25 @@ def chat_keys(stream: StreamId | str) -> ChatKeys:
                     audit=f"lc:{tag}:chataudit", buyers=f"lc:{tag}:buyers",
                     reactions=f"lc:{tag}:reactions", claims=f"lc:{tag}:claims",
                     claim_tries=f"lc:{tag}:claimtries")
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionKeys:
+    """A live auction, in its stream's slot with the stream's event log and the show's chat
+    bans, so auction.lua decides a bid, logs it and announces it in one step
+    (docs/auctions.md)."""
+
+    auction: str  # hash: the terms, the state, the price, the high bidder, the clock
+    bids: str  # stream: every bid and its outcome (accepted or why refused), for the brand
+    maxes: str  # hash: bidder -> their max bid (minor units)
+    bid_ids: str  # hash: bid id -> its answer (a retried bid is answered the same)
+    paddles: str  # hash: bidder -> paddle number (1, 2, ...: what viewers see of a bidder)
+
+
+def auction_keys(stream: StreamId | str, auction: str) -> AuctionKeys:
+    base = f"lc:{{s:{key_part(stream)}}}:auction:{key_part(auction)}"
+    return AuctionKeys(auction=base, bids=f"{base}:bids", maxes=f"{base}:maxes",
+                       bid_ids=f"{base}:bidids", paddles=f"{base}:paddles")
 
 
 def channel_chat_keys(creator: CreatorId | str) -> tuple[str, str]:

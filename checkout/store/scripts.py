@@ -50,7 +50,7 @@ SCRIPTS: dict[str, Script] = {
                               "hook_emit", "hook_done", "hook_pump", "chat_post", "chat_claim",
                               "chat_purge")),
     # A stream's sequenced events are numbered, logged and announced one way.
-    **_read_set("store/lua", ("stream", "chat_moderate"), prelude="event_lib"),
+    **_read_set("store/lua", ("stream", "chat_moderate", "auction"), prelude="event_lib"),
     # The two moves of an order share how it reads and how it gives its units back.
     **_read_set("store/lua", ("transition", "after_sale"), prelude="order_lib"),
 }
