@@ -15,7 +15,7 @@ from checkout.errors import Refused
 from checkout.ids import StreamId
 from checkout.money import minor_digits
 from checkout.store.keys import auction_keys, chat_keys, stream_events_key, stream_seq_key
-from checkout.store.replies import entries, text_hash
+from checkout.store.replies import text_entries, text_hash
 from checkout.store.scripts import SCRIPTS, call_script
 from live.streams.store import EVENTS_MAXLEN, events_channel
 
@@ -136,9 +136,8 @@ class AuctionStore:
                       limit: int = 1000) -> list[dict[str, Any]]:
         """Every bid, oldest first: who, their max, what happened and the price after."""
         out = []
-        for _, fields in entries(await self._client.xrange(
+        for _, f in text_entries(await self._client.xrange(
                 auction_keys(stream, auction).bids, count=limit)):
-            f = text_hash(fields)
             out.append({"at_ms": int(f["at_ms"]), "bid_id": f["bid_id"], "bidder": f["bidder"],
                         "max_minor": int(f["max_minor"]), "outcome": f["outcome"],
                         "price_minor": int(f["price_minor"])})
