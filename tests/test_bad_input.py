@@ -163,7 +163,8 @@ def fill(path: str, shop: Shop, **override: str) -> str:
               "address": shop.address, "card": shop.card,
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
               "endpoint": shop.endpoint, "delivery": "dl_0", "image": "0" * 64,
-              "message": "1-0", "held": "h1", "user": "buyer:bob", **override}
+              "message": "1-0", "held": "h1", "user": "buyer:bob",
+              "auction": "a_000000000000", **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -244,6 +245,11 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
                        "claim_mode": "cart"},
         "AnnouncementIn": {"text": "Free shipping tonight"},
         "BlockedWordsIn": {"words": ["scam"]},
+        # Auctions (docs/auctions.md).
+        "AuctionIn": {"product_id": shop.product, "variant_id": "default", "start_minor": 1000,
+                      "reserve_minor": 0, "duration_s": 60, "format": "standard",
+                      "extend_s": 15, "increments": [[-1, 100]], "open": True},
+        "BidIn": {"max_minor": 2000},
     }[schema]
 
 

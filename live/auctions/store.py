@@ -61,7 +61,8 @@ class AuctionRefused(Refused):
     the host's (`exists`, `not-scheduled`, `has-bids`, `not-due`)."""
 
     def __init__(self, code: str, detail: str, next_minor: int | None = None) -> None:
-        super().__init__(409, code, detail)
+        super().__init__(409, code, detail,
+                         **({"next_minor": next_minor} if next_minor is not None else {}))
         self.next_minor = next_minor
 
 
@@ -142,6 +143,17 @@ class AuctionStore:
                         "max_minor": int(f["max_minor"]), "outcome": f["outcome"],
                         "price_minor": int(f["price_minor"])})
         return out
+
+    async def public(self, stream: StreamId, auction: dict[str, Any]) -> dict[str, Any]:
+        """An auction as viewers see it: its terms, price and clock, the leader as a paddle."""
+        paddle = (await self._client.hget(auction_keys(stream, auction["id"]).paddles,
+                                          auction["high"]) if auction.get("high") else None)
+        hidden = ("high", "winner", "seller", "reserve_minor")
+        return {**{k: v for k, v in auction.items() if k not in hidden},
+                "high_paddle": int(paddle) if paddle else None,
+                "has_reserve": bool(auction["reserve_minor"]),
+                "reserve_met": (not auction["reserve_minor"] or (
+                    auction["bids"] > 0 and auction["price_minor"] >= auction["reserve_minor"]))}
 
     async def maxes(self, stream: StreamId, auction: str) -> dict[str, int]:
         """Each bidder's max bid (private to the seller: the second-chance offer reads it)."""

@@ -48,6 +48,7 @@ from live.settings import Settings
 from live.streams.alerts import AlertLimits, ShowAlerts
 from live.streams.shows import ShowIndex
 from live.streams.store import StreamStore
+from live.auctions.store import AuctionStore
 from live.chat.store import ChatLimits, ChatStore
 from live.node.valkey_check import check_server
 from live.node.valkey_server import EmbeddedValkey
@@ -156,6 +157,7 @@ class Services:
     dispatcher: Dispatcher
     images: ImageStore
     chat: ChatStore
+    auctions: AuctionStore
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -297,6 +299,7 @@ class Services:
                 duplicate_window_s=settings.chat_duplicate_window_s,
                 log_max=settings.chat_log_max, backlog=settings.chat_backlog,
                 held_max=settings.chat_held_max)),
+            auctions=AuctionStore(client),
             api_keys=ApiKeyStore(client, max_per_brand=settings.api_keys_per_brand),
             programs=ProgramStore(client,
                                   max_applications=settings.program_max_applications),

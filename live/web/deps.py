@@ -24,6 +24,7 @@ from checkout.payments import PaymentGateway
 from checkout.programs import ProgramStore
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
+from live.auctions.store import AuctionStore
 from live.chat.store import ChatStore
 from live.accounts.accounts import AccountStore
 from live.accounts.api_keys import ApiKeyStore
@@ -103,6 +104,8 @@ class WebServices(Protocol):
     def follows(self) -> FollowStore: ...
     @property
     def chat(self) -> ChatStore: ...
+    @property
+    def auctions(self) -> AuctionStore: ...
     @property
     def invitations(self) -> InvitationStore: ...
     @property
