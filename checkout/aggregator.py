@@ -23,6 +23,7 @@ from checkout.store.keys import ACTIVE_PRODUCTS, agg_key, buyer_orders_key, chat
 from checkout.store.replies import stream_reads, text
 from checkout.store.scripts import SCRIPTS, load_all
 from checkout.tasks import stop_task
+from checkout.order_states import SALES
 from checkout.webhook_events import HookRecords, order_event, stock_events
 
 __all__ = ["Aggregator", "outbox_lag", "event_kind", "TICKER_LENGTH", "LEDGER_MAXLEN"]
@@ -44,7 +45,7 @@ def event_kind(fields: dict[str, str]) -> list[str]:
     if fields["type"] != f"order.{state}":
         return []
     kinds = []
-    if source == "paying" and state == "authorized":
+    if (source, state) in SALES:
         kinds.append("sale")
     if state == "paid":
         kinds.append("commission")

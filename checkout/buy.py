@@ -25,8 +25,9 @@ from checkout.store.keys import idem_binding_key, product_keys
 from checkout.order_states import (CAPTURED, IllegalTransition, OrderState, OutOfTime,
                                    payment_word)
 from checkout.orders import OUTBOX_MAXLEN, Order, OrderBook, order_from_fields
-from checkout.payments import (GatewayTimeout, GatewayUnavailable, InvalidPaymentRequest,
-                               PaymentError, PaymentGateway)
+from checkout.payments import (Authorization, ChargingGateway, GatewayTimeout,
+                               GatewayUnavailable, InvalidPaymentRequest, PaymentError,
+                               PaymentGateway)
 from checkout.store.scripts import SCRIPTS
 
 __all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused", "REJECTION_STATUS"]
@@ -111,31 +112,53 @@ class BuyService:
         self._capture_owed_after_ms = capture_owed_after_ms
         self._payment_window_ms = payment_window_ms
         self._max_quantity = max_quantity
+        # In immediate mode a gateway that can authorize and capture in one call does: the
+        # order goes paying -> paid in one move (docs/checkout.md, "The instant buy").
+        self._charging: ChargingGateway | None = (
+            gateway if capture_immediately and isinstance(gateway, ChargingGateway) else None)
 
-    async def buy(self, req: BuyRequest) -> BuyResult:
+    async def buy(self, req: BuyRequest, *, bound: bool = False) -> BuyResult:
         """Reserve and pay in one call: the mid-stream one-tap path. The order is reserved
-        already claimed (paying), which saves the claim's round trip."""
-        reserved = await self.reserve(req, claimed=True)
+        already claimed (paying), which saves the claim's round trip: a new order is paid
+        at once, a replayed one claims again (its window may be over). `bound`: the caller
+        made `bind` already (beside its own reads, in one round trip)."""
+        reserved = await self.reserve(req, claimed=True, bound=bound)
         state = reserved.order.state
         if state is OrderState.AUTHORIZED and self._capture_immediately:
             return await self._capture(reserved.order, reserved.replayed)  # a capture owed
         if state not in (OrderState.RESERVED, OrderState.PAYING):
             return reserved
         return await self.settle(reserved.order, replayed=reserved.replayed,
-                                 payment_token=req.payment_token, snapshot=req.snapshot)
+                                 payment_token=req.payment_token, snapshot=req.snapshot,
+                                 claimed=not reserved.replayed)
 
-    async def reserve(self, req: BuyRequest, hold_ms: int | None = None, *,
-                      claimed: bool = False) -> BuyResult:
-        """Hold stock for a new order (or replay the key's answer). `claimed`: the caller
-        pays at once, so the order starts `paying` (its hold is its payment window)."""
-        if req.quantity > self._max_quantity:  # refused before anything is written
-            raise Rejected("quantity_too_large", {"max": self._max_quantity})
+    async def bind(self, req: BuyRequest) -> None:
+        """Bind the request's Idempotency-Key to its fingerprint, in the buyer's slot (a key
+        reused for another product is caught there); raises KeyReused. It must come before
+        `reserve` (another slot, so not the same script); the caller may send it beside its
+        own reads of the buyer's slot (the wallet), in the same pipeline."""
+        self._check_quantity(req)
         fingerprint = req.fingerprint()
         bound = await self._batcher.script(
             SCRIPTS["bind_key"], [idem_binding_key(req.buyer, req.idempotency_key)],
             [fingerprint, self._idem_ttl_s])
         if bound.decode() != fingerprint:
             raise KeyReused(req.idempotency_key)
+
+    def _check_quantity(self, req: BuyRequest) -> None:
+        if req.quantity > self._max_quantity:  # refused before anything is written
+            raise Rejected("quantity_too_large", {"max": self._max_quantity})
+
+    async def reserve(self, req: BuyRequest, hold_ms: int | None = None, *,
+                      claimed: bool = False, bound: bool = False) -> BuyResult:
+        """Hold stock for a new order (or replay the key's answer). `claimed`: the caller
+        pays at once, so the order starts `paying` (its hold is its payment window).
+        `bound`: `bind` was made already."""
+        if bound:
+            self._check_quantity(req)
+        else:
+            await self.bind(req)
+        fingerprint = req.fingerprint()
         k = product_keys(req.product)
         order_id = new_order_id(req.product)
         keys = [k.product, k.stock, k.offers, k.bought, k.idem(req.buyer, req.idempotency_key),
@@ -165,7 +188,8 @@ class BuyService:
         raise RuntimeError(f"unexpected reserve reply {reply!r}")
 
     async def settle(self, order: Order, *, replayed: bool = False, payment_token: str = "",
-                     snapshot: Mapping[str, str] | None = None) -> BuyResult:
+                     snapshot: Mapping[str, str] | None = None,
+                     claimed: bool = False) -> BuyResult:
         """Claim a reserved order, authorize (and capture) it; a decline gives stock back.
 
         The claim (reserved -> paying, only before the hold's deadline) comes first, so an
@@ -177,18 +201,23 @@ class BuyService:
         `snapshot`: fields the order keeps from the moment it is bought (the shipping address
         and the card's summary, checkout/wallets.py), written in the same step as the
         authorization: the one place an order gets them, whoever pays it.
+
+        `claimed`: the caller made this order `paying` itself a moment ago (a one-tap buy's
+        new reservation), so the claim is already made.
         """
         f = order.fields
-        try:
-            order = await self._orders.claim(order.id, self._payment_window_ms)
-        except OutOfTime:  # the hold ran out before anybody paid: expire it now
-            return await self._decide(order.id, OrderState.EXPIRED, "hold_expired", replayed)
-        except IllegalTransition:  # decided already (expired, cancelled, a twin paid it)
-            return await self._current(order.id, replayed)
+        if not claimed:
+            try:
+                order = await self._orders.claim(order.id, self._payment_window_ms)
+            except OutOfTime:  # the hold ran out before anybody paid: expire it now
+                return await self._decide(order.id, OrderState.EXPIRED, "hold_expired",
+                                          replayed)
+            except IllegalTransition:  # decided already (expired, cancelled, a twin paid it)
+                return await self._current(order.id, replayed)
         try:
             auth = await self._gateway_call(
-                self._gateway.authorize, f["id"], f["amount_minor"], f["currency"],
-                f.get("payment_token") or payment_token)
+                self._charging.charge if self._charging else self._gateway.authorize,
+                f["id"], f["amount_minor"], f["currency"], f.get("payment_token") or payment_token)
         except InvalidPaymentRequest as exc:
             log.info("order %s: invalid payment request: %s", f["id"], exc)
             return await self._decide(order.id, OrderState.DECLINED, "invalid_payment_method",
@@ -200,6 +229,8 @@ class BuyService:
         if not auth.approved:
             return await self._decide(order.id, OrderState.DECLINED,
                                       auth.decline_code or "card_declined", replayed)
+        if auth.captured:
+            return await self._paid_at_once(order, auth, snapshot or {}, replayed)
         # In immediate mode the capture is owed from now: if this node dies before it
         # captures, the sweeper does it once `capture_owed_after_ms` has passed.
         owed = (int(time.time() * 1000) + self._capture_owed_after_ms
@@ -209,17 +240,35 @@ class BuyService:
                 f["id"], OrderState.AUTHORIZED, "",
                 {**(snapshot or {}), "gateway_ref": auth.gateway_ref}, capture_owed_at_ms=owed)
         except IllegalTransition:
-            # Another move won the race (the window ran out, a twin with another card was
-            # declined): it recorded a void owed; pay it now rather than at the next sweep.
-            # A twin that authorized first is fine too.
-            result = await self._current(order.id, replayed)
-            if result.order.state is not OrderState.AUTHORIZED and (
-                    result.order.state not in CAPTURED):
-                await self.pay_void_owed(order.id)
-            return result
+            return await self._lost_race(order.id, replayed)
         if not self._capture_immediately:
             return BuyResult(authorized, replayed, "settled")
+        if self._charging is not None:  # the charge's capture failed just now: the debt waits
+            return BuyResult(authorized, replayed, "capture_pending")
         return await self._capture(authorized, replayed)
+
+    async def _paid_at_once(self, order: Order, auth: Authorization,
+                            snapshot: Mapping[str, str], replayed: bool) -> BuyResult:
+        """The gateway authorized and captured in one call: paying -> paid in one move,
+        recording both, with no capture owed in between."""
+        try:
+            paid, _ = await self._orders.transition(
+                order.id, OrderState.PAID, "", {**snapshot, "gateway_ref": auth.gateway_ref,
+                                                "capture_ref": auth.capture_ref or ""})
+        except IllegalTransition:
+            return await self._lost_race(order.id, replayed)
+        return BuyResult(paid, replayed, "settled")
+
+    async def _lost_race(self, order_id: OrderId, replayed: bool) -> BuyResult:
+        """Another move won the race against our authorization (the window ran out, a twin
+        with another card was declined): it recorded a void owed; pay it now rather than
+        at the next sweep (a refund if the charge captured). A twin that sold it first is
+        fine too."""
+        result = await self._current(order_id, replayed)
+        if result.order.state is not OrderState.AUTHORIZED and (
+                result.order.state not in CAPTURED):
+            await self.pay_void_owed(order_id)
+        return result
 
     async def _decide(self, order_id: OrderId, target: OrderState, reason: str,
                       replayed: bool) -> BuyResult:
@@ -257,14 +306,24 @@ class BuyService:
 
     async def pay_void_owed(self, order_id: OrderId) -> None:
         """Release the order's hold at the gateway now, rather than at the next sweep; if the
-        gateway can't, the recorded debt stays for the sweeper."""
+        gateway can't, the recorded debt stays for the sweeper. Money an instant charge
+        captured for an order that did not sell is refunded in full instead (as the
+        sweeper does)."""
         try:
-            await self._gateway_call(self._gateway.void, order_id)
+            try:
+                await self._gateway_call(self._gateway.void, order_id)
+            except InvalidPaymentRequest:  # nothing to void: captured, or the gateway says no
+                if (await self._gateway.status(order_id)).state != "captured":
+                    raise
+                await self._gateway_call(self._refund_all, order_id)
         except (PaymentError, asyncio.TimeoutError) as exc:  # the sweeper pays it later
             log.warning("order %s: void owed left for the sweeper (%s)", order_id,
                         type(exc).__name__)
             return
         await self._orders.clear_void_debt(order_id)
+
+    async def _refund_all(self, order_id: OrderId) -> object:
+        return await self._gateway.refund(order_id)
 
     async def _capture(self, order: Order, replayed: bool) -> BuyResult:
         """Capture an authorized order now; if the gateway cannot say, the sale stands

@@ -20,7 +20,7 @@ from checkout.errors import Refused
 
 __all__ = ["OrderState", "StockEffect", "Deadline", "TRANSITIONS", "VOID_OWED", "DEADLINES",
            "PENDING", "rules_for", "IllegalTransition", "OutOfTime", "next_state", "TERMINAL",
-           "payment_word", "REFUNDABLE", "SHIPPABLE", "CAPTURED"]
+           "payment_word", "REFUNDABLE", "SHIPPABLE", "CAPTURED", "SALES"]
 
 
 class OrderState(StrEnum):
@@ -57,6 +57,8 @@ TRANSITIONS: dict[tuple[OrderState, OrderState], StockEffect] = {
     (S.RESERVED, S.EXPIRED): E.RELEASE,
     (S.RESERVED, S.CANCELLED): E.RELEASE,
     (S.PAYING, S.AUTHORIZED): E.SELL,
+    # The instant buy: the gateway authorized and captured in one call (a ChargingGateway).
+    (S.PAYING, S.PAID): E.SELL,
     (S.PAYING, S.DECLINED): E.RELEASE,
     (S.PAYING, S.EXPIRED): E.RELEASE,
     (S.AUTHORIZED, S.PAID): E.NONE,
@@ -73,6 +75,9 @@ TRANSITIONS: dict[tuple[OrderState, OrderState], StockEffect] = {
 # a void debt in the same step; the payer or the sweeper pays it (void is idempotent, and a
 # no-op where nothing is held).
 VOID_OWED = frozenset({(S.PAYING, S.EXPIRED), (S.PAYING, S.DECLINED), (S.AUTHORIZED, S.VOIDED)})
+# The moves that make a sale (stock held -> sold): what the aggregates and the order.paid
+# webhook count, whether the capture comes later (authorized) or with it (paid).
+SALES = frozenset(move for move, effect in TRANSITIONS.items() if effect is E.SELL)
 # Targets tied to the deadline: the claim must come before it, expiry only after it.
 DEADLINES: dict[OrderState, Deadline] = {S.PAYING: Deadline.BEFORE, S.EXPIRED: Deadline.AFTER}
 # States whose stock is held and whose payment is not settled: they sit in the expiry index.

@@ -36,11 +36,14 @@ GATEWAY_STATES: dict[OrderState, frozenset[str | None]] = {
     S.SHIPPED: frozenset({"captured"}),
     S.DELIVERED: frozenset({"captured"}),
     S.REFUNDED: frozenset({"captured"}),
-    S.DECLINED: frozenset({None, "declined", "voided"}),
-    S.EXPIRED: frozenset({None, "declined", "voided"}),
+    # captured (refunded in full): an instant charge that lost the race to this move
+    S.DECLINED: frozenset({None, "declined", "voided", "captured"}),
+    S.EXPIRED: frozenset({None, "declined", "voided", "captured"}),
     S.CANCELLED: frozenset({None}),
     S.VOIDED: frozenset({"voided", "captured"}),  # captured: a capture beat the void, refunded
 }
+# Orders that did not sell: whatever the gateway captured for them goes back in full.
+UNSOLD = frozenset({S.DECLINED, S.EXPIRED, S.VOIDED})
 SOLD = CAPTURED | {S.AUTHORIZED}  # units out of stock for good, unless restocked
 
 
@@ -144,7 +147,7 @@ def _check_gateway(order: Order, record: PaymentRecord, void_owed: bool, capture
     if state is S.PAYING:
         report.pending.append(Finding("payment", order.id, f"mid-payment; gateway: {seen}"))
         return
-    if void_owed and seen == "authorized":
+    if void_owed and seen in ("authorized", "captured"):
         report.pending.append(Finding("gateway", order.id, f"{state}; a void is owed"))
         return
     if capture_owed and state is S.AUTHORIZED and seen == "captured":
@@ -161,7 +164,7 @@ def _check_gateway(order: Order, record: PaymentRecord, void_owed: bool, capture
     if seen in ("authorized", "captured") and record.amount_minor != amount:
         report.mismatches.append(Finding("gateway", order.id,
                                          f"amount {amount}, gateway {record.amount_minor}"))
-    refunded_expected = (record.captured_minor if state is S.VOIDED
+    refunded_expected = (record.captured_minor if state in UNSOLD
                          else order.fields.get("refunded_minor") or 0)
     if seen == "captured" and record.refunded_minor != refunded_expected:
         report.mismatches.append(Finding(

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
+from checkout.order_states import SALES
 from checkout.store.keys import HOOKS, key_part
 from checkout.store.scripts import SCRIPTS, call_script
 
@@ -46,10 +47,10 @@ class EventType(StrEnum):
 
 
 # An order's new state -> the event it makes (one line per state; a state not here makes
-# none). `authorized` is the sale (stock sold, money held or captured), as the aggregator
-# counts it; an order that never sold (declined, expired, a dropped cart hold) tells nobody.
+# none). The sale (a move of `SALES`: to authorized, money held, or straight to paid, money
+# captured at once) makes `order.paid`, as the aggregator counts it; an order that never
+# sold (declined, expired, a dropped cart hold) tells nobody.
 ORDER_EVENTS: dict[str, EventType] = {
-    "authorized": EventType.ORDER_PAID,
     "shipped": EventType.ORDER_SHIPPED,
     "refunded": EventType.ORDER_REFUNDED,
     "voided": EventType.ORDER_CANCELLED,
@@ -96,7 +97,7 @@ def order_event(order: Mapping[str, str], state: str, previous: str, at_ms: int,
                 source: str) -> HookEvent | None:
     """The event an order's move to `state` makes, if any; `source` names the move (its
     outbox entry)."""
-    kind = ORDER_EVENTS.get(state)
+    kind = EventType.ORDER_PAID if (previous, state) in SALES else ORDER_EVENTS.get(state)
     if kind is None or not order:
         return None
     data: dict[str, Any] = {k: order.get(k, "") for k in _ORDER_FIELDS}

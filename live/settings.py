@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -9,13 +10,14 @@ from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 __all__ = ["Settings", "BuyConfirm", "CaptureMode", "Durability", "Payments", "VideoEncode",
-           "ImageStoreKind"]
+           "ImageStoreKind", "HubMode"]
 
 BuyConfirm = Literal["passkey", "none"]
 CaptureMode = Literal["immediate", "on_shipment"]
 Payments = Literal["sandbox", "stripe"]
-Durability = Literal["appendfsync", "waitaof"]
+Durability = Literal["appendfsync", "waitaof", "replicated"]
 VideoEncode = Literal["shared", "per_viewer"]
+HubMode = Literal["process", "inline"]
 ImageStoreKind = Literal["disk", "s3"]
 
 _ENV_PREFIX = "LIVECART_"
@@ -44,6 +46,7 @@ class Settings:
     http_max_connections: int = 4096  # per process; a request past it is answered 503
     # checkout
     durability: Durability = "appendfsync"
+    replica_ack_timeout_ms: int = 1000  # replicated: a buy no replica has by then answers 503
     capture_mode: CaptureMode = "immediate"
     reservation_ttl_s: int = 120
     idempotency_ttl_s: int = 24 * 3600
@@ -73,6 +76,10 @@ class Settings:
     stripe_js_url: str = "https://js.stripe.com/v3/"
     # hub (WebSocket) limits
     ws_port: int | None = None  # None: HTTP port + 1
+    # `serve` runs the hub in its own process (live/node/hub_process.py), or in the HTTP
+    # API's process and event loop ("inline": buys then wait behind fan-out, BENCHMARKS.md).
+    hub_mode: HubMode = "process"
+    hub_restart_s: float = 1.0  # a hub process that died is started again after this wait
     ws_outbox_bytes: int = 256 * 1024
     ws_slow_close_s: float = 5.0
     ws_slow_drop_s: float = 2.0  # a 4008 close frame not taken by then: the connection is dropped
@@ -87,6 +94,19 @@ class Settings:
     # where a non-reader's whole snapshot hid from the outbox cap).
     ws_sndbuf_bytes: int | None = 64 * 1024
     ws_open_timeout_s: float = 10.0  # TCP accept to the end of the opening handshake
+    # The hub's base URL as browsers reach it (ws:// or wss://, no path), for the pages; None:
+    # the page's own host on the hub's port. Behind one balancer port: its public URL, whose
+    # /ws/ paths go to the hubs (deploy/haproxy.cfg).
+    public_ws_url: str | None = None
+    # Drain on SIGTERM (docs/architecture.md, "Many nodes"): /readyz answers 503 and the hub
+    # takes no new sockets for drain_delay_s (the balancer's checks see it), then every hub
+    # socket is closed 4011 (reconnect elsewhere), within drain_timeout_s.
+    drain_delay_s: float = 3.0
+    # Proxies (addresses or networks, e.g. the HAProxy's) whose X-Forwarded-For is believed,
+    # for HTTP and the hub: the per-address limits count the client, not the proxy. Empty:
+    # none (the peer is the client).
+    forwarded_allow_ips: tuple[str, ...] = ()
+    drain_timeout_s: float = 10.0
     # video (WHIP/WHEP)
     video_max_peers: int = 200  # publishers + viewers per process; beyond it WHIP/WHEP answer 503
     video_max_peers_per_ip: int = 20  # per client address; beyond it 429
@@ -198,11 +218,13 @@ class Settings:
         return replace(self, **changes)
 
     def validate(self) -> None:
-        if self.durability not in ("appendfsync", "waitaof"):
-            raise ValueError(f"durability must be appendfsync or waitaof, not {self.durability!r}")
+        if self.durability not in ("appendfsync", "waitaof", "replicated"):
+            raise ValueError("durability must be appendfsync, waitaof or replicated, "
+                             f"not {self.durability!r}")
         if self.capture_mode not in ("immediate", "on_shipment"):
             raise ValueError(f"capture_mode must be immediate or on_shipment, not {self.capture_mode!r}")
         for name in ("max_body_bytes", "reservation_ttl_s", "idempotency_ttl_s", "max_quantity_per_buy",
+                     "replica_ack_timeout_ms",
                      "http_header_timeout_s", "http_body_timeout_s", "http_max_header_bytes",
                      "http_keep_alive_s", "http_max_connections", "ws_open_timeout_s",
                      "demo_token_ttl_s", "mail_timeout_s", "signin_code_ttl_s",
@@ -244,6 +266,10 @@ class Settings:
             raise ValueError("sandbox_max_tokens must be >= 0")
         if self.buy_confirm not in ("passkey", "none"):
             raise ValueError(f"buy_confirm must be passkey or none, not {self.buy_confirm!r}")
+        if self.hub_mode not in ("process", "inline"):
+            raise ValueError(f"hub_mode must be process or inline, not {self.hub_mode!r}")
+        if self.hub_restart_s < 0:
+            raise ValueError("hub_restart_s must be >= 0")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
         for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
@@ -266,6 +292,15 @@ class Settings:
             raise ValueError(f"image_store must be disk or s3, not {self.image_store!r}")
         if self.image_store == "s3" and not self.image_s3_bucket:
             raise ValueError("image_store=s3 needs LIVECART_IMAGE_S3_BUCKET")
+        if self.public_ws_url is not None and urlsplit(self.public_ws_url).scheme not in ("ws", "wss"):
+            raise ValueError("public_ws_url must be a ws:// or wss:// URL")
+        for proxy in self.forwarded_allow_ips:
+            try:
+                ipaddress.ip_network(proxy)
+            except ValueError:
+                raise ValueError(f"forwarded_allow_ips: {proxy!r} is not an address or network") from None
+        if self.drain_delay_s < 0 or self.drain_timeout_s <= 0:
+            raise ValueError("drain_delay_s must be >= 0 and drain_timeout_s positive")
         if self.video_width % 2 or self.video_height % 2:
             raise ValueError("video_width and video_height must be even (4:2:0 chroma)")
 
@@ -316,7 +351,7 @@ _FIELD_TYPES: dict[str, str] = {
     "demo_token_ttl_s": "int",
     "max_body_bytes": "int", "page_size_max": "int", "http_header_timeout_s": "float",
     "http_body_timeout_s": "float", "http_max_header_bytes": "int", "http_keep_alive_s": "float",
-    "http_max_connections": "int", "durability": "str", "capture_mode": "str",
+    "http_max_connections": "int", "durability": "str", "replica_ack_timeout_ms": "int", "capture_mode": "str",
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "payment_window_s": "float",
@@ -326,11 +361,13 @@ _FIELD_TYPES: dict[str, str] = {
     "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "stripe_publishable_key": "str", "stripe_js_url": "str",
     "wallet_max_addresses": "int", "wallet_max_cards": "int", "api_keys_per_brand": "int",
-    "ws_port": "int", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
+    "ws_port": "int", "hub_mode": "str", "hub_restart_s": "float", "ws_outbox_bytes": "int", "ws_slow_close_s": "float",
     "ws_slow_drop_s": "float", "ws_tick_ms": "int",
     "ws_max_per_ip": "int", "ws_max_per_token": "int", "ws_new_per_ip_s": "float",
     "ws_new_burst_per_ip": "int", "ws_message_rate": "float",
     "ws_ping_interval_s": "float", "ws_sndbuf_bytes": "int", "ws_open_timeout_s": "float",
+    "public_ws_url": "str", "drain_delay_s": "float", "drain_timeout_s": "float",
+    "forwarded_allow_ips": "tuple",
     "video_max_peers": "int", "video_max_peers_per_ip": "int",
     "video_new_sessions_per_ip_s": "float", "video_width": "int", "video_height": "int",
     "video_fps": "int",

@@ -43,8 +43,8 @@ import redis.asyncio as redis
 from live.accounts.auth import Role, TokenAuthority
 from loadtest.fanout_fleet import (ViewerFleet, connect_viewers, measure_burst, merge_counts,
                                    pin_latency, seq_checks, total, type_delta)
-from loadtest.fanout_node import (Host, hub_port, log_errors, logged_events, py_spy, read_seq,
-                                  start_livecart, truth)
+from loadtest.fanout_node import (Host, hub_pid, hub_port, log_errors, logged_events, py_spy,
+                                  read_seq, start_livecart, truth)
 from loadtest.fanout_probe import CpuWatch, cpu_seconds, rss_kib
 from loadtest.fanout_viewers import ViewerOptions
 from loadtest.flash_sale import BRAND, CREATOR, _Shop
@@ -103,7 +103,9 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(server)
         assert server.pid is not None
-        pid = server.pid
+        node = server.pid
+        pid = hub_pid(server)  # fan-out's memory and CPU: the hub's process
+        report["hub_process"] = "own" if pid != node else "inline"
         stack.callback(lambda: report.__setitem__(
             "server_log_errors", log_errors(server.log_tail(100_000))))
         ws_port = hub_port(server)
@@ -165,7 +167,7 @@ async def _hub_part(config: FanoutConfig, fleet: ViewerFleet,
 
             # Storm + pins.
             report["pin_phase"], report["storm"] = await _storm(config, fleet, shop, host,
-                                                                valkey, pid, storm_buys)
+                                                                valkey, {node, pid}, storm_buys)
 
         # After the storm: a few ticks, everyone back, then compare with the truth.
         await asyncio.sleep(5 * _TICK_S)
@@ -216,7 +218,7 @@ async def _idle_pins(config: FanoutConfig, fleet: ViewerFleet, host: Host,
 
 
 async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: Host,
-                 valkey: redis.Redis, pid: int,
+                 valkey: redis.Redis, pids: set[int],
                  storm_buys: int) -> tuple[dict[str, Any], dict[str, Any]]:
     await fleet.call_all("reset_arrivals")
     before = await fleet.call_all("status")
@@ -245,7 +247,7 @@ async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: Ho
                     duration_limit_s=config.duration_s + 60)
     log.info("storm: %d buys at %.0f/s; %d pins %.2f s apart", storm_buys, config.buy_rate,
              config.pins, config.pin_interval_s)
-    cpu0 = cpu_seconds(pid)
+    cpu0 = sum(cpu_seconds(pid) for pid in pids)  # the node's and its hub's
     try:
         race: RaceResult = await run_race(spec, shop.buy_requests(), processes=1,
                                           during=start_pins)
@@ -255,7 +257,7 @@ async def _storm(config: FanoutConfig, fleet: ViewerFleet, shop: _Shop, host: Ho
     finally:
         for task in pinning:
             task.cancel()
-    cpu = cpu_seconds(pid) - cpu0
+    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0
     after = await fleet.call_all("status")
     seq1 = await read_seq(valkey, shop.stream)
     events = await logged_events(valkey, shop.stream, seq0, seq1)

@@ -22,7 +22,7 @@ from loadtest.http_client import (ConnectionFailed, HttpConnection, RequestTimeo
                                   encode_request, run_requests)
 from loadtest.server_process import ServerProcess
 
-__all__ = ["Host", "start_livecart", "hub_port", "truth", "read_seq", "logged_events",
+__all__ = ["Host", "start_livecart", "hub_port", "hub_pid", "truth", "read_seq", "logged_events",
            "log_errors", "py_spy"]
 
 _HOST_TIMEOUT_S = 30.0
@@ -84,6 +84,14 @@ def start_livecart(viewers: int, log_level: str | None) -> ServerProcess:
                             "appendfsync"], name="livecart", env=env)
     server.secret = secret
     return server
+
+
+def hub_pid(server: ServerProcess) -> int:
+    """The process that fans out: the hub's own (`--hub process`, the banner names it), or
+    the node's (`--hub inline`)."""
+    assert server.pid is not None
+    match = re.search(r"\(its own process, pid (\d+)\)", server.log_tail(400))
+    return int(match.group(1)) if match else server.pid
 
 
 def hub_port(server: ServerProcess) -> int:

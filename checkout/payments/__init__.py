@@ -13,6 +13,7 @@ import logging
 from .gateway import (
     Authorization,
     Capture,
+    ChargingGateway,
     DeclineCode,
     GatewayTimeout,
     GatewayUnavailable,
@@ -32,6 +33,7 @@ __all__ = [
     "Capture",
     "CardCheck",
     "CardField",
+    "ChargingGateway",
     "DeclineCode",
     "GatewayTimeout",
     "GatewayUnavailable",

@@ -26,6 +26,7 @@ __all__ = [
     "Authorization",
     "Capture",
     "CardSummary",
+    "ChargingGateway",
     "DeclineCode",
     "GatewayTimeout",
     "GatewayUnavailable",
@@ -92,7 +93,8 @@ class CardSummary:
 class Authorization:
     """A hold of ``amount_minor`` on the buyer's card, or the decline of one.
 
-    ``decline_code`` is set exactly when ``status`` is ``DECLINED``.
+    ``decline_code`` is set exactly when ``status`` is ``DECLINED``. ``capture_ref`` is
+    set when the amount is captured too (``ChargingGateway.charge``).
     """
 
     order_id: str
@@ -101,11 +103,17 @@ class Authorization:
     amount_minor: int
     currency: str
     decline_code: DeclineCode | None = None
+    capture_ref: str | None = None
 
     @property
     def approved(self) -> bool:
         """True when the hold was placed."""
         return self.status is PaymentStatus.APPROVED
+
+    @property
+    def captured(self) -> bool:
+        """True when the money is captured, not only held."""
+        return self.capture_ref is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,4 +272,22 @@ class PaymentGateway(Protocol):
         the caller's number for this refund of the order (checkout/fulfilment.py), with
         which a repeat (after a timeout) returns that refund instead of making another.
         """
+        ...
+
+
+@runtime_checkable
+class ChargingGateway(Protocol):
+    """A gateway that can authorize and capture in one call (Stripe's
+    ``capture_method=automatic``): the instant buy's one round trip to the card network.
+
+    Idempotent by ``order_id`` like the rest: a repeat answers the stored result (and
+    captures an approved hold it could not capture before). An approved authorization
+    whose capture the gateway could not make comes back approved, not captured
+    (``capture_ref`` None): the hold stands and the caller owes the capture.
+    """
+
+    async def charge(
+        self, order_id: str, amount_minor: int, currency: str, payment_token: str
+    ) -> Authorization:
+        """Authorize and capture ``amount_minor``, or return the stored result."""
         ...

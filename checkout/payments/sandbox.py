@@ -18,7 +18,8 @@ token                           behaviour
 ``tok_retry``                   first attempt of an order raises
                                 ``GatewayUnavailable`` (no charge); next approves
 ``tok_capture_outage``          approved; its first 3 captures raise
-                                ``GatewayUnavailable`` (a capture outage)
+                                ``GatewayUnavailable`` (a capture outage; a
+                                ``charge``'s capture part counts as one)
 ``tok_sandbox_*``               a card tokenized by ``tokenize`` (the sandbox's
                                 stand-in for Stripe.js): its test number's
                                 behaviour (``checkout/payments/cards.py``); a
@@ -169,7 +170,7 @@ class SandboxGateway:
     The client is borrowed, not owned: closing it is the caller's job.
     """
 
-    __slots__ = ("_authorize", "_capture", "_client", "_config", "_refund", "_void")
+    __slots__ = ("_client", "_config")
 
     def __init__(self, client: Redis, config: SandboxConfig | None = None) -> None:
         self._client = client
@@ -243,6 +244,21 @@ class SandboxGateway:
         Raises ``InvalidPaymentRequest`` for a malformed request or a reuse of
         ``order_id`` with other parameters, and the token's simulated faults.
         """
+        return await self._place(order_id, amount_minor, currency, payment_token,
+                                     capture=False)
+
+    async def charge(
+        self, order_id: str, amount_minor: int, currency: str, payment_token: str
+    ) -> Authorization:
+        """Authorize and capture in one call (``ChargingGateway``): one script, so an
+        instant buy reaches the sandbox once. Faults as ``authorize``; the
+        ``tok_capture_outage`` card's capture part fails like its captures do, leaving
+        the hold approved and not captured."""
+        return await self._place(order_id, amount_minor, currency, payment_token,
+                                     capture=True)
+
+    async def _place(self, order_id: str, amount_minor: int, currency: str,
+                         payment_token: str, *, capture: bool) -> Authorization:
         _check_order_id(order_id)
         _check_amount(amount_minor)
         _check_currency(currency)
@@ -259,6 +275,8 @@ class SandboxGateway:
                 behaviour.value,
                 decline_code.value if decline_code is not None else "",
                 _new_ref("auth"),
+                "1" if capture else "",
+                _new_ref("cap"),
             ],
         )
         match outcome:
@@ -458,6 +476,7 @@ def _authorization(order_id: str, record: Mapping[str, str]) -> Authorization:
         decline_code=(
             DeclineCode(record["decline_code"]) if status is PaymentStatus.DECLINED else None
         ),
+        capture_ref=record["capture_ref"] if record.get("state") == "captured" else None,
     )
 
 

@@ -32,8 +32,9 @@ DEFAULT_SETTINGS: Final[dict[str, Any]] = {"slow_s": 0, "followers_only": False,
 
 
 def chat_channel(stream_id: str) -> str:
-    """The pub/sub channel of a show's posted (and held) messages, beside its events'."""
-    return f"lc:chat:{key_part(stream_id)}"
+    """The shard pub/sub channel of a show's posted (and held) messages, beside its events'
+    in the stream's slot."""
+    return f"lc:{{s:{key_part(stream_id)}}}:chatlive"
 
 
 @dataclass(frozen=True, slots=True)

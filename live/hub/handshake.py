@@ -54,6 +54,9 @@ class WsLimits:
     # Products whose view one socket counts (twice the lineup cap: lineups change); a
     # product_seen past it counts nothing, a product already seen counts nothing again.
     seen_per_socket: int = 100
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client (HAProxy's
+    # `option forwardfor`): the per-address limits then count the client, not the proxy.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class HubServices(Protocol):

@@ -23,9 +23,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
+from urllib.parse import unquote
 
 import orjson
 import redis.asyncio as redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub
 
 from checkout.funnel import FunnelBatch, write_funnel
 from checkout.ids import StreamId
@@ -188,6 +191,9 @@ def close_slow(sub: Subscriber, limits: HubLimits) -> None:
             CloseCode.TOO_SLOW, "too slow: resume from your last seq", limits.slow_drop_s))
 
 
+# On a cluster, redis-py reads each shard's subscription in turn, waiting up to the timeout
+# on each: a short one keeps a message on the next shard from waiting behind an idle one.
+_CLUSTER_BUS_POLL_S = 0.02
 _STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales", "reactions")
 
 
@@ -511,6 +517,16 @@ class Room:
         return {sub.wire for sub in self.subscribers}
 
 
+async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
+    """The next message of the rooms' shard channels (events_channel, chat_channel), or
+    None after a quiet while; a cluster client reads them from every shard they live on."""
+    if isinstance(pubsub, ClusterPubSub):
+        return await pubsub.get_sharded_message(ignore_subscribe_messages=True,
+                                                timeout=_CLUSTER_BUS_POLL_S)
+    message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
+    return message
+
+
 def _is_staff(message: dict[str, Any]) -> bool:
     return not STAFF_BADGES.isdisjoint(message.get("badges", ()))
 
@@ -570,7 +586,7 @@ class Hub:
             room = self.rooms.get(stream_id)
             if room is None:
                 # Subscribe before reading seq: nothing published in between is missed.
-                await self._pubsub.subscribe(events_channel(stream_id), chat_channel(stream_id))
+                await self._pubsub.ssubscribe(events_channel(stream_id), chat_channel(stream_id))
                 seq = int(await self.client.get(stream_seq_key(stream_id)) or 0)
                 room = Room(stream_id, lineup, seq, self.limits)
                 self.rooms[stream_id] = room
@@ -594,8 +610,8 @@ class Hub:
     async def _drop_if_empty(self, room: Room) -> None:
         if not room.subscribers and not room.taps and self.rooms.get(room.stream_id) is room:
             del self.rooms[room.stream_id]
-            await self._pubsub.unsubscribe(events_channel(room.stream_id),
-                                           chat_channel(room.stream_id))
+            await self._pubsub.sunsubscribe(events_channel(room.stream_id),
+                                            chat_channel(room.stream_id))
             await self.client.hdel(stream_viewers_key(room.stream_id), self.node_id)
 
     async def catch_up_room(self, room: Room) -> None:
@@ -615,18 +631,18 @@ class Hub:
     async def _bus_loop(self) -> None:
         while True:
             try:
-                if not self._pubsub.subscribed:
+                if not self._pubsub.shard_channels:
                     await asyncio.sleep(self.limits.tick_s)
                     continue
-                message = await self._pubsub.get_message(timeout=1.0)
-                if message is None or message["type"] != "message":
+                message = await _next_message(self._pubsub)
+                if message is None or message["type"] != "smessage":
                     continue
-                kind, _, stream_id = message["channel"].decode().rpartition(":")
-                room = self.rooms.get(stream_id)
+                tag, _, kind = message["channel"].decode().rpartition(":")
+                room = self.rooms.get(unquote(tag.removeprefix("lc:{s:").removesuffix("}")))
                 if room is None:
                     continue
                 raw = message["data"]
-                if kind == "lc:chat":
+                if kind == "chatlive":
                     room.chat(orjson.loads(raw), time.monotonic())
                     continue
                 seq = int(orjson.loads(raw)["seq"])
@@ -647,8 +663,8 @@ class Hub:
             log.debug("closing the old pubsub failed", exc_info=True)
         self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         if self.rooms:
-            await self._pubsub.subscribe(*[events_channel(s) for s in self.rooms],
-                                         *[chat_channel(s) for s in self.rooms])
+            await self._pubsub.ssubscribe(*[events_channel(s) for s in self.rooms],
+                                          *[chat_channel(s) for s in self.rooms])
         for room in list(self.rooms.values()):
             await self.catch_up_room(room)
 

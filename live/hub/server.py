@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import ipaddress
 import logging
 import math
 import re
@@ -72,6 +73,7 @@ class HubServer:
         self._new_per_ip: dict[str, RateLimiter] = {}
         self._forget_at = _MAX_BUCKETS
         self._server: Server | None = None
+        self._proxies = [ipaddress.ip_network(p) for p in limits.trusted_proxies]
         # What each socket's handshake checks decided, for its session; weak, so a socket
         # whose opening handshake fails after the checks leaves nothing behind.
         self._routes: weakref.WeakKeyDictionary[ServerConnection, Route] = (
@@ -87,13 +89,20 @@ class HubServer:
             server_header=None, logger=logging.getLogger("livecart.ws"))
         return self._server.sockets[0].getsockname()[1]
 
-    async def close(self) -> None:
+    def stop_accepting(self) -> None:
+        """Close the listening socket, keep the open ones: a balancer's connect is refused
+        and goes to another node (HAProxy's `option redispatch`)."""
         if self._server is not None:
+            self._server.server.close()
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        if self._server is not None:
+            self.stop_accepting()  # first: a client told to go must not land here again
             # Tell every client to come back (to another node) rather than a bare 1001.
             closing = [asyncio.create_task(c.close(CloseCode.GOING_AWAY, "node going away"))
                        for c in list(self._server.connections)]
             if closing:
-                await asyncio.wait(closing, timeout=5)
+                await asyncio.wait(closing, timeout=timeout_s)
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
@@ -113,6 +122,26 @@ class HubServer:
             return True
         return origin.rstrip("/") in self.allowed_origins
 
+    def client_address(self, connection: ServerConnection, request: Request) -> str:
+        """The peer's address; behind a trusted proxy, the rightmost X-Forwarded-For hop that
+        is not a trusted proxy itself (the ones left of it are the client's own word)."""
+        peer = str(connection.remote_address[0]) if connection.remote_address else "?"
+        if not self._trusted(peer):
+            return peer
+        hops = [hop.strip() for value in request.headers.get_all("X-Forwarded-For")
+                for hop in value.split(",")]
+        for hop in reversed(hops):
+            if hop and not self._trusted(hop):
+                return hop
+        return peer
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._proxies)
+
     def new_socket_allowed(self, ip: str, now: float) -> bool:
         """Takes a token from the address's bucket. Each join can cost a snapshot read and
         its sending, so an address opening sockets in a loop is held to a rate, not only to
@@ -127,7 +156,7 @@ class HubServer:
         return bucket.allow(now)
 
     def _check(self, connection: ServerConnection, request: Request) -> Response | None:
-        ip = str(connection.remote_address[0]) if connection.remote_address else "?"
+        ip = self.client_address(connection, request)
         if not self.new_socket_allowed(ip, time.monotonic()):
             return _problem(429, "too-many-new-sockets",
                             f"at most {self.limits.new_per_ip_s:g} new sockets a second per "

@@ -27,6 +27,7 @@ from live.web.docs_page import docs_routes
 from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
 from live.web.sandbox_api import sandbox_routes
+from live.node.hub_process import HubProcess
 from live.node.services import Services
 from live.settings import Payments, Settings
 from live.video import http as video_http
@@ -77,15 +78,23 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     services: Services = request.app.state.services
+    if services.draining:  # stopping: the balancer's check takes this node out
+        return Problem(503, "draining", "this node is shutting down").as_response()
     try:
         await services.client.ping()
     except Exception as exc:  # not ready is an answer, not a crash
         return Problem(503, "not-ready", f"Valkey unreachable: {type(exc).__name__}").as_response()
+    hub: HubProcess | None = request.app.state.hub_process
+    if hub is not None and not hub.up:
+        return Problem(503, "not-ready", "the hub process is down; it is being started "
+                       "again").as_response({"Retry-After": "1"})
     return json_response({"status": "ready"})
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> Starlette:
-    """An ASGI app. Without `services` it starts (and on shutdown closes) its own."""
+def create_app(settings: Settings, *, services: Services | None = None,
+               hub_process: HubProcess | None = None) -> Starlette:
+    """An ASGI app. Without `services` it starts (and on shutdown closes) its own.
+    With `hub_process` (the hub in its own process), /readyz also says whether it is up."""
     api, auth = build_api(settings.payments), build_auth_api()
     openapi = openapi_document(settings)
 
@@ -124,6 +133,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Starl
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])
+    app.state.hub_process = hub_process
     install_problem_handlers(app)
     app.add_exception_handler(RedisConnectionError, _on_valkey_unavailable)
     app.add_exception_handler(RedisTimeoutError, _on_valkey_unavailable)

@@ -1,4 +1,5 @@
-"""The `livecart` command: serve, mint tokens, invite, reconcile, run load tests."""
+"""The `livecart` command: serve, mint tokens, invite, reconcile, run a local cluster,
+run load tests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from live.node.hub_process import HubProcess
     from live.node.services import Services
     from live.settings import Settings
 
@@ -25,10 +27,12 @@ def _serve_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
     p.add_argument("--ws-port", type=int, help="WebSocket hub port (default: HTTP port + 1)")
+    p.add_argument("--hub", dest="hub_mode", choices=["process", "inline"],
+                   help="the hub in its own process (default) or in the HTTP API's")
     p.add_argument("--redis-url", help="external Valkey/Redis 7.2+ (default: embedded)")
     p.add_argument("--data-dir", type=Path, help="where the embedded Valkey and the secret live")
     p.add_argument("--demo", action="store_true", default=None, help="seed demo data, print tokens")
-    p.add_argument("--durability", choices=["appendfsync", "waitaof"])
+    p.add_argument("--durability", choices=["appendfsync", "waitaof", "replicated"])
     p.add_argument("--capture", dest="capture_mode", choices=["immediate", "on_shipment"])
     p.add_argument("--access-log", action="store_true",
                    help="log every request (off by default: it costs ~15%% at full load)")
@@ -49,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     _token_args(sub)
     from live.node.doctor import add_doctor_args, run_doctor
     from live.node.invite_cli import add_invite_args, run_invite
+    from live.node.cluster_cli import add_cluster_args, run_cluster
     add_doctor_args(sub)
     add_invite_args(sub)
+    add_cluster_args(sub)
     plugins = _plugins()
     for plugin in plugins.values():
         plugin.add_args(sub)
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_doctor(args, _settings(args))
     if args.command == "invite":
         return run_invite(args, _settings(args))
+    if args.command == "cluster":
+        return run_cluster(args)
     return int(plugins[args.command].run(args))
 
 
@@ -128,29 +136,32 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
-    import uvicorn
     from rich.console import Console
 
     from live.node.app import create_app
+    from live.node.drain import DrainingServer, drain
     from live.accounts.auth import install_token_redaction
     from live.accounts.mail import SmtpMailer
     from live.node.http_server import server_config
+    from live.node.hub_process import HubProcess, open_hub
     from live.node.services import Services
 
     services = await Services.start(settings)
     console = Console()
+    hub: HubProcess | None = None
     try:
-        app = create_app(settings, services=services)
+        ws_port, hub = await open_hub(services)
+        app = create_app(settings, services=services, hub_process=hub)
         config = server_config(app, settings, host=settings.host, port=settings.port,
                                log_level=settings.log_level, access_log=access_log)
-        server = uvicorn.Server(config)
+        server = DrainingServer(config, lambda: drain(services, hub))  # SIGTERM drains first
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
         base = settings.base_url
-        ws_port = await services.start_hub_server(settings.host, settings.hub_port)
         ws_base = base.replace("http", "ws", 1).rsplit(":", 1)[0] + f":{ws_port}"
+        where = f"its own process, pid {hub.pid}" if hub is not None else "inline"
         console.print(f"[bold green]livecart[/] listening on [link]{base}[/]")
-        console.print(f"  hub      {ws_base}/ws/streams/<stream id>")
+        console.print(f"  hub      {ws_base}/ws/streams/<stream id>   ({where})", soft_wrap=True)
         console.print(f"  API      {base}/api/v1/openapi.json")
         console.print(f"  health   {base}/healthz   metrics {base}/metrics")
         console.print(f"  Valkey   {'embedded, data in ' + str(settings.data_dir) if services.valkey else settings.redis_url}")
@@ -194,15 +205,23 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
                           f"{settings.data_dir}", soft_wrap=True)
         await server.serve()
     finally:
-        await _close_for_sure(services)
+        await _close_for_sure(services, hub)
 
 
-async def _close_for_sure(services: Services) -> None:
-    """Close every service even if this task is cancelled meanwhile. uvicorn re-raises the
+async def _close_for_sure(services: Services, hub: HubProcess | None) -> None:
+    """Stop the hub process, then close every service, even if this task is cancelled
+    meanwhile. uvicorn re-raises the
     SIGINT it handled once it has shut down, and asyncio.Runner answers that by cancelling
     this task: a close cut short leaves loops running, and Runner.close() then waits for
-    them forever (Python 3.11 can swallow a cancel inside wait_for; see checkout/tasks.py)."""
-    closing = asyncio.ensure_future(services.close())
+    them forever (Python 3.11 can swallow a cancel inside wait_for; see checkout/tasks.py).
+    The hub goes first: its Valkey clients must not outlive the embedded Valkey."""
+
+    async def close() -> None:
+        if hub is not None:
+            await hub.stop()
+        await services.close()
+
+    closing = asyncio.ensure_future(close())
     while not closing.done():
         try:
             await asyncio.shield(closing)

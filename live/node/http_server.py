@@ -180,4 +180,8 @@ def server_config(app: Any, settings: Settings, *, host: str, port: int,
         timeout_keep_alive=settings.http_keep_alive_s,  # type: ignore[arg-type]
         # uvicorn counts the asking connection itself: +1 lets exactly the cap through.
         limit_concurrency=settings.http_max_connections + 1,
-        proxy_headers=False, server_header=False, **options)
+        # Behind HAProxy (deploy/haproxy.cfg): the client's address from X-Forwarded-For,
+        # only when the connection comes from one of these.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
+        server_header=False, **options)

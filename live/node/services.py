@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from live.streams.store import StreamStore
 from live.auctions.store import AuctionStore
 from live.chat.store import ChatLimits, ChatStore
 from live.node.valkey_check import check_server
+from live.node.valkey_cluster_client import connect_cluster, is_cluster
 from live.node.valkey_server import EmbeddedValkey
 from live.video.encoder import VideoFormat
 from live.hub.ws_compat import check as check_websockets_compat
@@ -162,6 +164,7 @@ class Services:
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
     hub_port: int | None = None  # the bound WebSocket port, once the hub server is open
+    draining: bool = False  # set on SIGTERM (live/node/drain.py): /readyz answers 503
     _closed: bool = field(default=False, repr=False)
 
     @classmethod
@@ -171,12 +174,19 @@ class Services:
         valkey = None
         url = settings.redis_url
         if url is None:
+            if settings.durability == "replicated":
+                raise RuntimeError("durability=replicated needs a Valkey with replicas "
+                                   "(--redis-url); the embedded one has none")
             appendfsync = "always" if settings.durability == "appendfsync" else "everysec"
             valkey = EmbeddedValkey(data_dir / "valkey", appendfsync=appendfsync)
             await valkey.start()
             url = valkey.url
             log.info("embedded Valkey on %s (data in %s)", url, data_dir / "valkey")
-        client = connect(url)
+        cluster = await is_cluster(url)
+        if cluster and settings.durability == "waitaof":
+            raise RuntimeError("durability=waitaof is not supported on a cluster yet (WAITAOF "
+                               "must follow each shard's writes); use appendfsync always or replicated")
+        client = connect_cluster(url) if cluster else connect(url)
         try:
             info = await check_server(client)
             if settings.durability == "appendfsync" and info.appendfsync not in ("always", "unknown"):
@@ -192,11 +202,12 @@ class Services:
                 await valkey.stop()
             raise
         secret = secret_from_env_or_file(data_dir, settings.jwt_secret)
-        batcher = CommandBatcher(client, durability=settings.durability)
+        batcher = CommandBatcher(client, durability=settings.durability,
+                                 replica_ack_timeout_ms=settings.replica_ack_timeout_ms)
         orders = OrderBook(client, batcher)
         stripe = _stripe_gateway(client, settings) if settings.payments == "stripe" else None
-        gateway: PaymentGateway = stripe or SandboxGateway(
-            client, SandboxConfig(max_tokens=settings.sandbox_max_tokens))
+        gateway: PaymentGateway = stripe or SandboxGateway(  # {gw}: one slot for its scripts
+            client, SandboxConfig(max_tokens=settings.sandbox_max_tokens, prefix="{gw}:"))
         buys = BuyService(batcher, orders, gateway, hold_ms=settings.reservation_ttl_s * 1000,
                           idempotency_ttl_s=settings.idempotency_ttl_s,
                           capture_immediately=settings.capture_mode == "immediate",
@@ -216,7 +227,9 @@ class Services:
                             log_keep=settings.webhook_log_keep)
         streams = StreamStore(client, max_pinned=settings.max_pinned, shows=ShowIndex(
             client, late_grace_ms=settings.show_late_grace_s * 1000), hooks=hooks)
-        hub = Hub(client, f"{socket.gethostname()}:{settings.port}:{id(metrics):x}", HubLimits(
+        # The pid: a hub in its own process (live/node/hub_process.py) is another node's hub.
+        hub_id = f"{socket.gethostname()}:{settings.port}:{os.getpid()}:{id(metrics):x}"
+        hub = Hub(client, hub_id, HubLimits(
             outbox_bytes=settings.ws_outbox_bytes, slow_close_s=settings.ws_slow_close_s,
             slow_drop_s=settings.ws_slow_drop_s,
             tick_s=settings.ws_tick_ms / 1000, chat_per_viewer_s=settings.chat_per_viewer_s,
@@ -325,7 +338,8 @@ class Services:
             new_per_ip_s=s.ws_new_per_ip_s, new_burst_per_ip=s.ws_new_burst_per_ip,
             ping_interval_s=s.ws_ping_interval_s, ping_timeout_s=s.ws_ping_interval_s,
             message_rate=s.ws_message_rate, message_burst=int(2 * s.ws_message_rate),
-            sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s))
+            sndbuf_bytes=s.ws_sndbuf_bytes, open_timeout_s=s.ws_open_timeout_s,
+            trusted_proxies=s.forwarded_allow_ips))
         self.hub_port = await self.hub_server.start(host, port)
         return self.hub_port
 

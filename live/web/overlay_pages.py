@@ -19,7 +19,11 @@ __all__ = ["overlay_routes", "page_response"]
 
 
 def _ws_base(request: Request) -> str:
+    """Where the page opens its sockets: the configured public hub URL (one balancer port
+    in front of many nodes), else this host on the hub's own port."""
     services = services_of(request)
+    if services.settings.public_ws_url:
+        return services.settings.public_ws_url.rstrip("/")
     port = services.hub_port or services.settings.hub_port
     scheme = "wss" if request.url.scheme == "https" else "ws"
     return f"{scheme}://{request.url.hostname}:{port}"

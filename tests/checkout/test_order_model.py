@@ -60,10 +60,12 @@ T = TypeVar("T")
 
 # The lifecycle as the design states it, written out independently of the code.
 # Only a payer's claim (reserved -> paying) leads to the gateway; every way out of paying
-# but authorized, and the brand's void, owe the gateway a void.
+# but a sale (authorized, or paid when the gateway captured at once), and the brand's
+# void, owe the gateway a void.
 EXPECTED_MOVES = {
     (S.RESERVED, S.PAYING): E.NONE, (S.RESERVED, S.EXPIRED): E.RELEASE,
     (S.RESERVED, S.CANCELLED): E.RELEASE, (S.PAYING, S.AUTHORIZED): E.SELL,
+    (S.PAYING, S.PAID): E.SELL,
     (S.PAYING, S.DECLINED): E.RELEASE, (S.PAYING, S.EXPIRED): E.RELEASE,
     (S.AUTHORIZED, S.PAID): E.NONE, (S.AUTHORIZED, S.VOIDED): E.RESTORE,
     (S.PAID, S.REFUNDED): E.NONE, (S.PAID, S.SHIPPED): E.NONE,

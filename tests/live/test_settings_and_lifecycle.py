@@ -9,6 +9,7 @@ import pytest
 
 from checkout.order_states import (TERMINAL, TRANSITIONS, IllegalTransition, OrderState,
                                    StockEffect, next_state, rules_for)
+from live.node.services import Services
 from live.settings import Settings
 from live.streams.lifecycle import IllegalStreamMove, StreamAction, StreamState, apply
 
@@ -35,7 +36,7 @@ def test_order_table_gives_stock_back_on_every_failed_sale() -> None:
                         OrderState.VOIDED, OrderState.REFUNDED}
     with pytest.raises(IllegalTransition):
         next_state(OrderState.PAID, OrderState.EXPIRED)
-    assert rules_for(OrderState.PAID) == "authorized=none=none"
+    assert rules_for(OrderState.PAID) == "paying=sell=none;authorized=none=none"
     assert rules_for(OrderState.EXPIRED) == "reserved=release=none;paying=release=void"
 
 
@@ -50,6 +51,18 @@ def test_settings_from_env_parse_and_validate(tmp_path: Path) -> None:
         Settings.from_env({"LIVECART_PORT": "eighty"})
     with pytest.raises(ValueError, match="durability"):
         Settings.from_env({"LIVECART_DURABILITY": "hope"})
+    replicated = Settings.from_env({"LIVECART_DURABILITY": "replicated",
+                                    "LIVECART_REPLICA_ACK_TIMEOUT_MS": "250"})
+    assert (replicated.durability, replicated.replica_ack_timeout_ms) == ("replicated", 250)
+    with pytest.raises(ValueError, match="replica_ack_timeout_ms"):
+        Settings.from_env({"LIVECART_REPLICA_ACK_TIMEOUT_MS": "0"})
+
+
+async def test_replicated_durability_is_refused_without_replicas(tmp_path: Path) -> None:
+    """The embedded Valkey has no replica: every buy would answer 503, so refuse at start."""
+    settings = Settings(data_dir=tmp_path, durability="replicated")
+    with pytest.raises(RuntimeError, match="replicated needs a Valkey with replicas"):
+        await Services.start(settings)
 
 
 def test_money_is_formatted_with_each_currency_s_minor_digits() -> None:

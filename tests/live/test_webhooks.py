@@ -193,7 +193,7 @@ async def test_events_about_one_order_arrive_in_order(live: Live, receiver: Rece
     assert [h.type for h in hits] == ["order.paid", "order.paid", "order.refunded"]
     assert [verified(h, endpoint["secret"])["data"]["id"] for h in hits] == [order] * 3
     assert [verified(h, endpoint["secret"])["data"]["state"] for h in hits][1:] == [
-        "authorized", "refunded"]
+        "paid", "refunded"]
 
 
 async def test_each_brand_gets_its_own_events_and_the_operator_all(

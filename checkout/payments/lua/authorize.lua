@@ -5,8 +5,11 @@ KEYS[1] order hash, KEYS[2] approved-authorizations counter, KEYS[3] the token's
 ARGV[1] order_id, ARGV[2] amount_minor (canonical decimal), ARGV[3] currency,
 ARGV[4] token, ARGV[5] behaviour (_Behaviour), ARGV[6] decline code or '',
 ARGV[7] gateway_ref to use if this call creates the authorization.
+ARGV[8] '1' to capture in the same call (the charge), ARGV[9] the capture's gateway_ref:
+        an approved hold not captured yet is captured (also on a replay, so a charge
+        retried after a capture outage captures); a refused capture leaves it authorized.
 Reply: reply(outcome), outcome one of
-  new          the authorization was decided by this call
+  new          the authorization was decided by this call (state captured if charged)
   replay       already decided earlier, same parameters: the stored result
   mismatch     already decided with another amount/currency/token
   unavailable  simulated transient refusal, nothing recorded but the attempt
@@ -14,6 +17,12 @@ Reply: reply(outcome), outcome one of
   voided       the order was voided before any authorization: it can no longer be paid
   unknown_token  a vault token that was never issued: nothing recorded
 ]]
+
+local function charge()
+  if ARGV[8] == '1' and redis.call('HGET', key, 'state') == 'authorized' then
+    capture(ARGV[9])
+  end
+end
 
 if redis.call('HGET', key, 'state') == 'voided' and redis.call('HEXISTS', key, 'auth_status') == 0 then
   return reply('voided')
@@ -23,6 +32,7 @@ if redis.call('HEXISTS', key, 'auth_status') == 1 then
   if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or f[3] ~= ARGV[4] then
     return reply('mismatch')
   end
+  charge()
   return reply('replay')
 end
 local behaviour, code = ARGV[5], ARGV[6]
@@ -45,6 +55,7 @@ if behaviour == 'decline' then
 end
 redis.call('HSET', key, 'auth_status', 'approved', 'state', 'authorized')
 redis.call('INCR', KEYS[2])
+charge()
 if behaviour == 'timeout_after_charge' then
   return reply('timeout')
 end

@@ -10,11 +10,5 @@ local state = redis.call('HGET', key, 'state')
 if not state then return {'unknown'} end
 if state == 'captured' then return reply('replay') end
 if state ~= 'authorized' then return reply('invalid_state') end
-if redis.call('HGET', key, 'token') == 'tok_capture_outage'
-    and redis.call('HINCRBY', key, 'capture_failures', 1) <= 3 then
-  return {'unavailable'}
-end
-local amount = redis.call('HGET', key, 'amount_minor')
-redis.call('HSET', key, 'state', 'captured', 'captured_minor', amount,
-           'capture_ref', ARGV[1], 'refunded_minor', '0', 'refund_count', '0')
+if not capture(ARGV[1]) then return {'unavailable'} end
 return reply('new')

@@ -9,8 +9,8 @@ ARGV[2] the op's argument as JSON:
         delete/approve/reject {id}   ban {user, until_ms (0: for good), scope}
         unban {user, scope}   clear {}   announce {text (absent: removed)}
         settings {slow_s, followers_only, keyword, claim_mode}
-ARGV[3] now (ms)   ARGV[4] event log max length   ARGV[5] events pub/sub channel
-ARGV[6] chat pub/sub channel   ARGV[7] who (audited)   ARGV[8] audit log max length
+ARGV[3] now (ms)   ARGV[4] event log max length   ARGV[5] events shard pub/sub channel
+ARGV[6] chat shard pub/sub channel   ARGV[7] who (audited)   ARGV[8] audit log max length
 ARGV[9] chat log max length
 
 Reply (JSON): {"r":"ok","seq":n,"message"?:{...}} | {"r":"missing"} (no such stream)
@@ -110,7 +110,7 @@ if op == 'approve' or op == 'reject' then
     string.sub(cjson.encode(message), 2)
   local id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[9]), '*', 'm', stored)
   local posted = '{"id":' .. cjson.encode(id) .. ',' .. string.sub(stored, 2)
-  redis.call('PUBLISH', ARGV[6], posted)
+  redis.call('SPUBLISH', ARGV[6], posted)
   return ok(0, posted)
 end
 

@@ -12,7 +12,7 @@ KEYS[5] last message hash   KEYS[6] held hash   KEYS[7] the show's buyers set
 ARGV[1] chat user ('<role>:<subject>')   ARGV[2] display name   ARGV[3] staff badges, JSON list
 ARGV[4] text   ARGV[5] text hash (duplicates)   ARGV[6] now (ms)   ARGV[7] least ms between
         two messages of a user   ARGV[8] duplicate window (ms)   ARGV[9] log max length
-ARGV[10] pub/sub channel of the show's chat   ARGV[11] '1' follows the creator
+ARGV[10] shard pub/sub channel of the show's chat (its slot)   ARGV[11] '1' follows the creator
 ARGV[12] '1' held for review   ARGV[13] most messages held at once   ARGV[14] buyer id
         ('' when the user is not a buyer: no `buyer` badge)
 ARGV[15] least ms between two messages of the host or a moderator
@@ -87,12 +87,12 @@ if ARGV[12] == '1' then
   local id = 'h' .. redis.call('HINCRBY', KEYS[3], 'held_seq', 1)
   local message = encode(id, true)
   redis.call('HSET', KEYS[6], id, message)
-  redis.call('PUBLISH', ARGV[10], message)
+  redis.call('SPUBLISH', ARGV[10], message)
   return '{"r":"held","message":' .. message .. '}'
 end
 local stored = '{"badges":' .. (#badges == 0 and '[]' or cjson.encode(badges)) .. ',' ..
   string.sub(cjson.encode(body), 2)
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[9]), '*', 'm', stored)
 local message = encode(id, false)
-redis.call('PUBLISH', ARGV[10], message)
+redis.call('SPUBLISH', ARGV[10], message)
 return '{"r":"posted","message":' .. message .. '}'

@@ -1,0 +1,199 @@
+"""A local Valkey Cluster from the embedded binary: N primaries with R replicas each.
+
+For development and tests (`livecart cluster`, the cluster test fixture), not production:
+every node is an `EmbeddedValkey` (same AOF-only config, same supervisor, same data-dir
+lock) with `cluster-enabled yes` and its `nodes.conf` in its own data dir. The wheel ships
+no valkey-cli, so the cluster is formed with plain commands, the way
+`valkey-cli --cluster create` does it: slots split evenly (CLUSTER ADDSLOTSRANGE), a
+distinct config epoch per primary, CLUSTER MEET, CLUSTER REPLICATE; then we wait for
+`cluster_state:ok` on every node and every replica's link to its primary.
+
+Ports are chosen once and written to `cluster.json` in the data dir, so a restart on the
+same dir brings the same cluster back (each node rejoins from its nodes.conf). The cluster
+bus port is chosen too (valkey's default, port + 10000, can be past 65535 for an
+ephemeral port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import redis.asyncio as redis
+
+from live.node.valkey_server import EmbeddedValkey, ValkeyStartError, free_port
+
+__all__ = ["LocalCluster", "SLOTS"]
+
+logger = logging.getLogger(__name__)
+
+SLOTS = 16384
+_STATE_NAME = "cluster.json"
+_POLL_S = 0.05
+
+
+class LocalCluster:
+    """`primaries` x (1 + `replicas`) supervised valkey-servers forming one cluster.
+
+    `async with LocalCluster(path) as c:` or `await start()` / `await stop()` (idempotent).
+    `url` names the first primary: a cluster client discovers the rest from it.
+    """
+
+    def __init__(self, data_dir: Path, *, primaries: int = 3, replicas: int = 1,
+                 host: str = "127.0.0.1", appendfsync: str = "always",
+                 node_timeout_ms: int = 2000, ready_timeout_s: float = 30.0) -> None:
+        """`node_timeout_ms` is how long a primary may be unreachable before its replica
+        takes over (cluster-node-timeout): short, for a local cluster."""
+        if primaries < 1 or replicas < 0:
+            raise ValueError("need at least one primary and no negative replica count")
+        self._data_dir = Path(data_dir).resolve()
+        self._primaries = primaries
+        self._replicas = replicas
+        self._host = host
+        self._appendfsync = appendfsync
+        self._node_timeout_ms = node_timeout_ms
+        self._ready_timeout_s = ready_timeout_s
+        self.nodes: list[EmbeddedValkey] = []
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
+
+    @property
+    def url(self) -> str:
+        """A `redis://` URL of the first primary (a node finds the cluster from any node)."""
+        if not self.nodes:
+            raise ValkeyStartError("cluster not started")
+        return self.nodes[0].url
+
+    @property
+    def primaries(self) -> list[EmbeddedValkey]:
+        """The nodes started as primaries (a failover may since have swapped roles)."""
+        return self.nodes[: self._primaries]
+
+    async def start(self) -> None:
+        """Start every node, form the cluster if it is new, wait for `cluster_state:ok`."""
+        if self.nodes:
+            raise RuntimeError("LocalCluster already started")
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        ports = self._ports()
+        try:
+            for i, (port, bus) in enumerate(ports):
+                node = EmbeddedValkey(
+                    self._data_dir / f"node-{i}", host=self._host, port=port,
+                    appendfsync=self._appendfsync, extra_config={
+                        "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
+                        "cluster-port": str(bus),
+                        "cluster-node-timeout": str(self._node_timeout_ms),
+                        # A replica syncs at once (the default waits 5 s for others to join).
+                        "repl-diskless-sync-delay": "0"})
+                await node.start()
+                self.nodes.append(node)
+            clients = [redis.Redis(host=n.host, port=n.port, decode_responses=True)
+                       for n in self.nodes]
+            try:
+                async with asyncio.timeout(self._ready_timeout_s):
+                    if not await self._formed(clients):
+                        await self._form(clients, ports)
+                    await self._wait_ok(clients)
+            finally:
+                for client in clients:
+                    await client.aclose()
+        except BaseException:
+            await self.stop()
+            raise
+        logger.info("local cluster of %d nodes ready at %s", len(self.nodes), self.url)
+
+    async def stop(self) -> None:
+        """Stop every node (replicas first, so none fails over to a stopping primary)."""
+        nodes, self.nodes = self.nodes, []
+        for node in reversed(nodes):
+            await node.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        return f"<LocalCluster nodes={len(self.nodes)} dir={str(self._data_dir)!r}>"
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _ports(self) -> list[tuple[int, int]]:
+        """(port, bus port) per node: those of `cluster.json`, else free ones, written there."""
+        state = self._data_dir / _STATE_NAME
+        count = self._primaries * (1 + self._replicas)
+        if state.exists():
+            saved = json.loads(state.read_text())
+            ports = [(int(p), int(b)) for p, b in saved["ports"]]
+            if len(ports) != count:
+                raise ValkeyStartError(f"{state} describes {len(ports)} nodes, not {count}: "
+                                       "use another data dir")
+            return ports
+        ports = [(free_port(self._host), free_port(self._host)) for _ in range(count)]
+        state.write_text(json.dumps({"ports": ports}))
+        return ports
+
+    async def _formed(self, clients: list[redis.Redis]) -> bool:
+        """True if every node already knows the others (a restart on the same data dir)."""
+        for client in clients:
+            if len(_parse_nodes(await client.execute_command("CLUSTER", "NODES"))) < len(clients):
+                return False
+        return True
+
+    async def _form(self, clients: list[redis.Redis], ports: list[tuple[int, int]]) -> None:
+        primaries = clients[: self._primaries]
+        per = SLOTS // self._primaries
+        for i, client in enumerate(primaries):
+            first = i * per
+            last = SLOTS - 1 if i == self._primaries - 1 else first + per - 1
+            await client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+            # Distinct epochs, as valkey-cli sets them: no collision to resolve at start.
+            await client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
+        for port, bus in ports[1:]:
+            await clients[0].execute_command("CLUSTER", "MEET", self.nodes[0].host, port, bus)
+        await _until(lambda: self._formed(clients))
+        ids = [await c.execute_command("CLUSTER", "MYID") for c in primaries]
+        for j, client in enumerate(clients[self._primaries:]):
+            await client.execute_command("CLUSTER", "REPLICATE", ids[j % self._primaries])
+
+    async def _wait_ok(self, clients: list[redis.Redis]) -> None:
+        """Every node says cluster_state:ok and every replica is in sync with its primary."""
+        async def ready() -> bool:
+            for client in clients:
+                info = await client.execute_command("CLUSTER", "INFO")
+                text = info if isinstance(info, str) else info.decode()
+                if "cluster_state:ok" not in text:
+                    return False
+                replication = await client.info("replication")
+                if replication.get("role") == "slave" and replication.get(
+                        "master_link_status") != "up":
+                    return False
+            return True
+
+        await _until(ready)
+
+
+def _parse_nodes(text: str) -> list[str]:
+    """The ids of the CLUSTER NODES lines that are past the handshake."""
+    return [line.split()[0] for line in text.splitlines()
+            if line.strip() and "handshake" not in line.split()[2]]
+
+
+async def _until(check: Callable[[], Awaitable[bool]]) -> None:
+    """Poll `check` until it is true (the caller's timeout bounds the wait)."""
+    while True:
+        with contextlib.suppress(redis.ConnectionError):
+            if await check():
+                return
+        await asyncio.sleep(_POLL_S)

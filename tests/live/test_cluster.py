@@ -1,0 +1,265 @@
+"""A node against a real 3-primary, 3-replica Valkey Cluster from the embedded binary.
+
+One cluster for the module (it costs seconds to form); each test flushes every primary.
+The cluster itself is the dynamic check that every script's keys share a slot (it answers
+CROSSSLOT otherwise, and refuses a script that touches a key of another slot); the
+`slot_checked` wrapper says which call did it, and each test ends by asserting that no
+primary counted a CROSSSLOT error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+from websockets.asyncio.client import ClientConnection, connect
+
+from checkout.store.keys import product_keys
+from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
+from live.node.valkey_cluster import LocalCluster
+from live.node.valkey_server import EmbeddedValkey
+from live.node.valkey_cluster_client import is_cluster
+from live.streams.store import events_channel
+from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product, stock_of
+
+
+@pytest.fixture(scope="module")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LocalCluster]:
+    async with LocalCluster(tmp_path_factory.mktemp("cluster")) as local:
+        yield local
+
+
+@pytest.fixture
+async def cclient(cluster: LocalCluster) -> AsyncIterator[RedisCluster]:
+    client = RedisCluster.from_url(cluster.url)
+    await client.flushall()  # every primary
+    await client.config_resetstat()  # the error counters the tests read
+    yield client
+    await client.aclose()
+
+
+def slot_checked(evalsha: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`evalsha` that first asserts its keys hash to one slot (names the script if not)."""
+    async def checked(sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        keys = keys_and_args[:numkeys]
+        slots = {key_slot(k.encode() if isinstance(k, str) else k) for k in keys}
+        assert len(slots) <= 1, f"script {sha} called with keys of {len(slots)} slots: {keys}"
+        return await evalsha(sha, numkeys, *keys_and_args)
+    return checked
+
+
+@pytest.fixture
+async def clive(cluster: LocalCluster, cclient: RedisCluster, tmp_path: Path
+                ) -> AsyncIterator[Live]:
+    settings = make_settings(cluster.url, tmp_path)
+    services, server, task, url = await start_node(settings)
+    services.client.evalsha = slot_checked(services.client.evalsha)  # type: ignore[method-assign]
+    ws_url = await start_hub(services, url)
+    async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
+        yield Live(url, services, http, ws_url)
+    await stop_node(services, server, task)
+    assert await crossslot_errors(cclient) == 0
+
+
+async def crossslot_errors(client: RedisCluster) -> int:
+    """CROSSSLOT errors counted by every primary since the test's CONFIG RESETSTAT."""
+    stats = await client.info("errorstats", target_nodes=RedisCluster.PRIMARIES)
+    total = 0
+    for node_stats in stats.values():
+        entry = node_stats.get("errorstat_CROSSSLOT") or {}
+        total += int(entry.get("count", 0)) if isinstance(entry, dict) else 0
+    return total
+
+
+async def recv_until(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    async with asyncio.timeout(timeout * UNIT):
+        while True:
+            message: dict[str, Any] = orjson.loads(await ws.recv())
+            if message["type"] == kind:
+                return message
+
+
+async def test_the_cluster_forms_and_the_node_knows_it(cluster: LocalCluster) -> None:
+    assert len(cluster.nodes) == 6
+    assert await is_cluster(cluster.url)
+    for node in cluster.nodes:
+        probe = redis.Redis.from_url(node.url, decode_responses=True)
+        info = await probe.execute_command("CLUSTER", "INFO")
+        await probe.aclose()
+        assert "cluster_state:ok" in info and "cluster_size:3" in info
+
+
+async def test_flash_sale_on_the_cluster_sells_exactly_the_units(clive: Live) -> None:
+    assert isinstance(clive.services.client, RedisCluster)
+    await make_brand(clive)
+    products = [await make_product(clive, stock=7, sku=f"SKU-{i}") for i in range(3)]
+    stream = await make_live_stream(clive, [p["id"] for p in products])
+    buyers = [f"b{i}" for i in range(30)]
+    await asyncio.gather(*[give_wallet(clive, b) for b in buyers])
+    for product in products:  # products land on different shards: each sells exactly 7
+        replies = await asyncio.gather(*[buy(clive, b, product["id"], stream=stream["id"])
+                                         for b in buyers])
+        codes = [r.status_code for r in replies]
+        assert codes.count(201) == 7, [r.text for r in replies if r.status_code != 409][:3]
+        assert codes.count(409) == 23
+        assert all(r.json()["type"].endswith("/sold-out") for r in replies
+                   if r.status_code == 409)
+        levels = (await stock_of(clive, product["id"]))["default"]
+        assert (levels["available"], levels["held"], levels["sold"]) == (0, 0, 7)
+        assert levels["total"] == levels["available"] + levels["held"] + levels["sold"]
+
+
+async def subscribers(cluster: LocalCluster, channel: str) -> tuple[int, int]:
+    """(shard subscribers of `channel`, plain subscribers of it), summed over every node.
+    A node takes an SSUBSCRIBE only for a slot it serves, so shard subscribers are on the
+    channel's own shard."""
+    sharded = plain = 0
+    for node in cluster.nodes:
+        probe = redis.Redis.from_url(node.url)
+        try:
+            sharded += int((await probe.execute_command("PUBSUB", "SHARDNUMSUB", channel))[1])
+            plain += int((await probe.execute_command("PUBSUB", "NUMSUB", channel))[1])
+        finally:
+            await probe.aclose()
+    return sharded, plain
+
+
+async def test_a_pin_and_stock_reach_the_room_through_sharded_pub_sub(
+        cluster: LocalCluster, clive: Live) -> None:
+    await make_brand(clive)
+    products = [await make_product(clive, stock=5, sku=f"SKU-{i}") for i in range(2)]
+    streams = [await make_live_stream(clive, [p["id"]]) for p in products]
+    await give_wallet(clive, "bob")
+    for stream, product in zip(streams, products):  # streams on different shards
+        async with connect(f"{clive.ws_url}/ws/streams/{stream['id']}") as ws:
+            snap = await recv_until(ws, "snapshot")
+            r = await clive.http.post(f"/api/v1/streams/{stream['id']}/pins",
+                                      json={"product_id": product["id"]},
+                                      headers=clive.auth("creator", "cleo"))
+            assert r.status_code == 200, r.text
+            pin = await recv_until(ws, "pin")
+            assert (pin["product_id"], pin["seq"]) == (product["id"], snap["seq"] + 1)
+            assert await subscribers(cluster, events_channel(stream["id"])) == (1, 0)
+            r = await buy(clive, "bob", product["id"], stream=stream["id"], quantity=2)
+            assert r.status_code == 201, r.text
+            async with asyncio.timeout(5 * UNIT):
+                while (await recv_until(ws, "state")).get("stock", {}).get(
+                        product["id"]) != {"default": 3}:
+                    pass
+
+
+async def test_livecart_cluster_prints_its_url_and_stops_every_node_on_ctrl_c(
+        tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "live.node.cli", "cluster", "--nodes", "0", "--data-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30 * UNIT):
+            while not lines or not lines[-1].startswith("livecart serve --redis-url "):
+                line = (await proc.stdout.readline()).decode()
+                assert line, "livecart cluster exited: " + "".join(lines)
+                lines.append(line)
+        url = lines[-1].split()[-1]
+        assert await is_cluster(url)
+        probe = redis.Redis.from_url(url, decode_responses=True)
+        info = await probe.execute_command("CLUSTER", "INFO")
+        await probe.aclose()
+        assert "cluster_state:ok" in info and "cluster_known_nodes:6" in info
+        pids = [int(line.split()[-1]) for line in lines if line.strip().startswith("node ")]
+        assert len(pids) == 6
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(20 * UNIT):
+            await proc.wait()
+    assert proc.returncode == 0
+    for pid in pids:  # every valkey-server stopped with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def replica_node(cluster: LocalCluster, primary_port: int) -> EmbeddedValkey:
+    """The node replicating the primary on `primary_port`."""
+    for node in cluster.nodes:
+        probe = redis.Redis(host=node.host, port=node.port, decode_responses=True)
+        try:
+            info = await probe.info("replication")
+        finally:
+            await probe.aclose()
+        if info["role"] == "slave" and int(info["master_port"]) == primary_port:
+            return node
+    raise AssertionError(f"no replica of port {primary_port}")
+
+
+async def replica_of(cluster: LocalCluster, cclient: RedisCluster, key: str
+                     ) -> tuple[redis.Redis, int]:
+    """A READONLY client to the replica serving `key`'s slot, and that replica's pid."""
+    primary = cclient.get_node_from_key(key)
+    assert primary is not None
+    node = await replica_node(cluster, int(primary.port))
+    pid = node.pid
+    assert pid is not None
+    replica = redis.Redis(host=node.host, port=node.port, decode_responses=True)
+    await replica.execute_command("READONLY")
+    return replica, pid
+
+
+async def test_replicated_buy_is_on_the_replica_or_answers_503(
+        cluster: LocalCluster, cclient: RedisCluster, tmp_path: Path) -> None:
+    """durability=replicated: a 201 means the slot owner's replica has the order; with that
+    replica frozen (SIGSTOP) no replica acknowledges and the buy answers 503, not 201."""
+    settings = make_settings(cluster.url, tmp_path, durability="replicated",
+                             replica_ack_timeout_ms=300)
+    services, server, task, url = await start_node(settings)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10 * UNIT) as http:
+            live = Live(url, services, http, "")
+            await make_brand(live)
+            product = await make_product(live, stock=5)
+            stream = await make_live_stream(live, [product["id"]])
+            await give_wallet(live, "b1")
+            await give_wallet(live, "b2")
+            r = await buy(live, "b1", product["id"], stream=stream["id"])
+            assert r.status_code == 201, r.text
+            order_key = product_keys(product["id"]).order(str(r.json()["order"]["id"]))
+            replica, pid = await replica_of(cluster, cclient, order_key)
+            try:
+                assert await replica.hgetall(order_key)  # no waiting: WAIT saw it there
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    frozen = await buy(live, "b2", product["id"], stream=stream["id"],
+                                       key="frozen-1")
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+                assert frozen.status_code == 503, frozen.text
+                assert frozen.headers["content-type"] == "application/problem+json"
+                assert frozen.json()["type"].endswith("/not-durable")
+                again = await eventually(lambda: _retry_until_acked(live, product, stream),
+                                         "the same buy acknowledged once the replica is back")
+                assert await replica.hgetall(
+                    product_keys(product["id"]).order(str(again.json()["order"]["id"])))
+            finally:
+                await replica.aclose()
+    finally:
+        await stop_node(services, server, task)
+
+
+async def _retry_until_acked(live: Live, product: dict[str, Any], stream: dict[str, Any]
+                             ) -> httpx.Response | None:
+    r = await buy(live, "b2", product["id"], stream=stream["id"], key="frozen-1")
+    assert r.status_code in (201, 503), r.text
+    return r if r.status_code == 201 else None
