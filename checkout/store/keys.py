@@ -25,12 +25,16 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "idem_binding_key", "agg_key", "ACTIVE_PRODUCTS", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
            "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
-           "AuctionKeys", "auction_keys"]
+           "AuctionKeys", "auction_keys", "AUCTIONS_DUE"]
 
 ACTIVE_PRODUCTS = "lc:products"  # set of product ids that have an outbox and reservations
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
 STREAMS_INDEX = "lc:streams"  # sorted set of stream ids by scheduled time
 PROGRAMS = "lc:programs"  # sorted set: brand id -> when its affiliate program started (ms)
+# Sorted set: '<stream>/<auction>' -> when the auction desk looks at it next (ms): an open
+# auction's (lower-bound) deadline, a second chance's, a charge's retry. One member per
+# auction, written a few times in its life: a small index, not a hot slot.
+AUCTIONS_DUE = "lc:auctions:due"
 _SHOWS = "lc:{shows}"  # the discovery indexes (live/streams/shows.py), all in one slot
 
 
@@ -53,6 +57,7 @@ class ProductKeys:
     captures: str  # sorted set: authorized order id -> when its capture is owed (ms)
     voids: str  # sorted set: order id -> since when the gateway owes it a void (ms)
     refunds: str  # sorted set: order id with a refund opened, not settled -> when it is owed (ms)
+    lots: str  # hash: auction lot id '<stream>/<auction>' -> its record (auction_lot.lua)
     tag: str
 
     def order(self, order: OrderId | str) -> str:
@@ -74,7 +79,7 @@ def product_keys(product: ProductId | str) -> ProductKeys:
         product=f"lc:{tag}:product", stock=f"lc:{tag}:stock", offers=f"lc:{tag}:offers",
         invited=f"lc:{tag}:invited", audit=f"lc:{tag}:audit", outbox=f"lc:{tag}:outbox",
         expiry=f"lc:{tag}:expiry", bought=f"lc:{tag}:bought", captures=f"lc:{tag}:captures",
-        voids=f"lc:{tag}:voids", refunds=f"lc:{tag}:refunds",
+        voids=f"lc:{tag}:voids", refunds=f"lc:{tag}:refunds", lots=f"lc:{tag}:lots",
         tag=tag,
     )
 

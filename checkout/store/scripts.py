@@ -45,7 +45,7 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
 
 
 SCRIPTS: dict[str, Script] = {
-    **_read_set("store/lua", ("bind_key", "reserve", "stock", "apply", "offer_sync",
+    **_read_set("store/lua", ("bind_key", "reserve", "stock", "auction_lot", "apply", "offer_sync",
                               "show_index", "wallet", "program", "funnel",
                               "hook_emit", "hook_done", "hook_pump", "chat_post", "chat_claim",
                               "chat_purge")),

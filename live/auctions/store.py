@@ -123,12 +123,37 @@ class AuctionStore:
         reply.pop("fingerprint", None)
         return _checked(reply)
 
+    async def settle(self, stream: StreamId, auction: str, *, lot: str, order: str = "",
+                     buyer: str = "") -> dict[str, Any]:
+        """Record what became of the lot: `sold` (with the order and its buyer) or
+        `returned` to stock."""
+        return _checked(await self._run(stream, auction, "settle",
+                                        {"lot": lot, "order": order, "buyer": buyer}, None))
+
+    async def second_chance(self, stream: StreamId, auction: str, window_ms: int,
+                            now_ms: int | None = None) -> dict[str, Any]:
+        """Once, after the winner's charge failed: offer the lot to the runner-up at their
+        max (`second_state` offered), or to nobody (`none`)."""
+        return _checked(await self._run(stream, auction, "second_chance",
+                                        {"window_ms": window_ms}, now_ms))
+
+    async def accept(self, stream: StreamId, auction: str, *, bidder: str,
+                     now_ms: int | None = None) -> dict[str, Any]:
+        """The runner-up takes the second-chance offer (`no-offer`, `offer-lapsed`)."""
+        return _checked(await self._run(stream, auction, "accept", {"bidder": bidder}, now_ms))
+
+    async def lapse(self, stream: StreamId, auction: str,
+                    now_ms: int | None = None) -> dict[str, Any]:
+        """An offer past its deadline lapses (a no-op before it, or once taken)."""
+        return _checked(await self._run(stream, auction, "lapse", {}, now_ms))
+
     async def get(self, stream: StreamId, auction: str) -> dict[str, Any] | None:
         raw = text_hash(await self._client.hgetall(auction_keys(stream, auction).auction))
         if not raw:
             return None
         ints = ("start_minor", "reserve_minor", "duration_ms", "extend_ms", "bids",
-                "price_minor", "ends_ms", "created_ms", "opened_ms", "closed_ms")
+                "price_minor", "ends_ms", "created_ms", "opened_ms", "closed_ms",
+                "second_minor", "second_until_ms", "accepted_ms")
         out: dict[str, Any] = {k: (int(v) if k in ints else v) for k, v in raw.items()}
         out["increments"] = orjson.loads(raw["increments"])
         return out
@@ -148,7 +173,8 @@ class AuctionStore:
         """An auction as viewers see it: its terms, price and clock, the leader as a paddle."""
         paddle = (await self._client.hget(auction_keys(stream, auction["id"]).paddles,
                                           auction["high"]) if auction.get("high") else None)
-        hidden = ("high", "winner", "seller", "reserve_minor")
+        hidden = ("high", "winner", "seller", "reserve_minor", "second", "second_minor",
+                  "buyer", "order")
         return {**{k: v for k, v in auction.items() if k not in hidden},
                 "high_paddle": int(paddle) if paddle else None,
                 "has_reserve": bool(auction["reserve_minor"]),

@@ -16,7 +16,7 @@ from checkout.models import StrictModel
 from live.accounts.auth import Role
 from live.auctions.store import AuctionTerms
 from live.web.api import Api, Call, Param, json_response
-from live.web.buy_api import IDEMPOTENCY_KEY, payment_of
+from live.web.buy_api import IDEMPOTENCY_KEY, buy_response, payment_of
 from live.web.problems import Problem
 
 __all__ = ["register"]
@@ -34,7 +34,10 @@ class AuctionIn(StrictModel):
     duration_s: Annotated[int, Field(ge=10, le=3600)] = 60
     format: Literal["standard", "sudden_death"] = "standard"
     extend_s: Annotated[int, Field(ge=5, le=60)] = 15
-    increments: Annotated[list[tuple[Annotated[int, Field(ge=-1, le=10**12)], Minor]],
+    # [[below_minor or -1, step_minor], ...]: pairs, as JSON has them (a strict model takes
+    # no list for a tuple), checked by _increments_ok
+    increments: Annotated[list[Annotated[list[Annotated[int, Field(ge=-1, le=10**12)]],
+                                         Field(min_length=2, max_length=2)]],
                           Field(min_length=1, max_length=20)] | None = None
     open: bool = True  # False: scheduled, taking pre-bids until the host opens it
 
@@ -58,11 +61,11 @@ async def _hosted(call: Call[Any]) -> dict[str, Any]:
     return stream
 
 
-def _increments_ok(bands: list[tuple[int, int]]) -> bool:
+def _increments_ok(bands: list[list[int]]) -> bool:
     """Ascending bounds, the last one open (-1), every step positive."""
     bounds = [b for b, _ in bands]
     return bounds[-1] == -1 and all(b > 0 for b in bounds[:-1]) and bounds[:-1] == sorted(
-        set(bounds[:-1]))
+        set(bounds[:-1])) and all(step > 0 for _, step in bands)
 
 
 def register(api: Api) -> None:
@@ -82,8 +85,8 @@ def register(api: Api) -> None:
         if product is None or body.variant_id not in variants:
             raise Problem(422, "unknown-variant", f"no variant {body.variant_id} of {body.product_id}")
         if body.increments is not None and not _increments_ok(body.increments):
-            raise Problem(422, "bad-increments",
-                          "increments: ascending bounds, the last one -1 (no bound)")
+            raise Problem(422, "bad-increments", "increments: ascending bounds, the last "
+                          "one -1 (no bound), every step at least 1")
         if body.reserve_minor and body.reserve_minor < body.start_minor:
             raise Problem(422, "bad-reserve", "the reserve is below the starting price")
         terms = AuctionTerms(
@@ -92,8 +95,8 @@ def register(api: Api) -> None:
             reserve_minor=body.reserve_minor, duration_ms=body.duration_s * 1000,
             format=body.format, extend_ms=body.extend_s * 1000,
             seller=f"brand:{product['brand_id']}",
-            increments=tuple(body.increments) if body.increments else None)
-        reply = await call.services.auctions.create(stream["id"], terms, open_now=body.open)
+            increments=tuple((b, s) for b, s in body.increments) if body.increments else None)
+        reply = await call.services.desk.create(stream["id"], terms, open_now=body.open)
         return json_response({"id": terms.id, **_public(reply)}, 201)
 
     @api.endpoint("GET", "/streams/{stream}/auctions/{auction}", params=(AUCTION,),
@@ -111,7 +114,7 @@ def register(api: Api) -> None:
         stream = await _hosted(call)
         if stream["state"] != "live":
             raise Problem(409, "not-live", "an auction opens while the stream is live")
-        reply = await call.services.auctions.open(stream["id"], call.param("auction"))
+        reply = await call.services.desk.open(stream["id"], call.param("auction"))
         return json_response(_public(reply))
 
     @api.endpoint("POST", "/streams/{stream}/auctions/{auction}/cancel", params=(AUCTION,),
@@ -124,7 +127,7 @@ def register(api: Api) -> None:
         if not (principal.can_act_for_creator(stream["creator_id"])
                 or f"{principal.role.value}:{principal.subject}" == auction["seller"]):
             raise Problem(403, "forbidden", "only the host or the seller cancels an auction")
-        reply = await call.services.auctions.cancel(stream["id"], auction["id"])
+        reply = await call.services.desk.cancel(stream["id"], auction["id"])
         return json_response(_public(reply))
 
     @api.endpoint("POST", "/streams/{stream}/auctions/{auction}/bids", status=201, body=BidIn,
@@ -141,6 +144,17 @@ def register(api: Api) -> None:
         return json_response({k: reply[k] for k in ("outcome", "high", "paddle", "price_minor",
                                                     "max_minor", "ends_ms", "seq")
                               if k in reply}, 201)
+
+    @api.endpoint("POST", "/streams/{stream}/auctions/{auction}/second-chance", status=201,
+                  params=(AUCTION,), tag="auctions", roles=(Role.BUYER,),
+                  summary="The runner-up accepts a second-chance offer: their order at "
+                          "their max, paid with their saved card")
+    async def accept_second_chance(call: Call[Any]) -> Response:
+        stream = await _stream(call)
+        buyer = BuyerId(call.need_principal().subject)
+        await payment_of(call, buyer)  # 409 wallet-missing
+        result = await call.services.desk.accept(stream["id"], call.param("auction"), buyer)
+        return buy_response(call, result)
 
     @api.endpoint("GET", "/streams/{stream}/auctions/{auction}/bids", params=(AUCTION,),
                   summary="The bid log: who bid what when, and why a bid was refused",

@@ -24,6 +24,7 @@ from checkout.payments import PaymentGateway
 from checkout.programs import ProgramStore
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
+from live.auctions.desk import AuctionDesk
 from live.auctions.store import AuctionStore
 from live.chat.store import ChatStore
 from live.accounts.accounts import AccountStore
@@ -106,6 +107,8 @@ class WebServices(Protocol):
     def chat(self) -> ChatStore: ...
     @property
     def auctions(self) -> AuctionStore: ...
+    @property
+    def desk(self) -> AuctionDesk: ...
     @property
     def invitations(self) -> InvitationStore: ...
     @property

@@ -7,7 +7,8 @@ KEYS[1] auction hash   KEYS[2] stream sequence   KEYS[3] stream event log
 KEYS[4] bid log (stream)   KEYS[5] max bids (hash bidder -> max minor)
 KEYS[6] bid ids (hash bid id -> reply JSON)   KEYS[7] paddles (hash bidder -> n)
 KEYS[8] the show's chat bans (hash chat user -> until ms, 0 for good)
-ARGV[1] op: create | open | bid | close | cancel   ARGV[2] the op's argument (JSON)
+ARGV[1] op: create | open | bid | close | cancel | second_chance | accept | lapse | settle
+ARGV[2] the op's argument (JSON)
 ARGV[3] now (ms)   ARGV[4] event log max length   ARGV[5] events pub/sub channel
 ARGV[6] bid log max length
 
@@ -15,6 +16,14 @@ create {id, product, variant, currency, start_minor, reserve_minor, increments
         ([[below_minor or -1, step_minor], ...], ascending; -1: no upper bound),
         format: standard | sudden_death, extend_ms, duration_ms, seller, open: bool}
 bid {bidder, user (chat user), bid_id, max_minor}
+After a `sold` close (the money, live/auctions/desk.py):
+settle {lot: held | returned | sold, order?, buyer?}: records what became of the lot
+second_chance {window_ms}: once, the winner's charge failed: the runner-up (the highest
+  other max that meets the reserve; a tie to the lower paddle, the earlier bidder) is
+  offered the lot at their max until now + window_ms (`auction.second_chance` event), or
+  nobody is (second: false)
+accept {bidder}: the runner-up takes the offer before it lapses (once; the same again is ok)
+lapse: an offer not taken by its deadline lapses
 Reply (JSON): {"r":"ok",...} | {"r":"refused","code":"...","detail":"...",...}
   | {"r":"missing"} (no such auction)
 
@@ -80,7 +89,9 @@ end
 if op == 'open' then
   if a.state ~= 'scheduled' then return refused('not-scheduled', 'the auction is ' .. a.state) end
   a.state, a.ends_ms = 'open', tostring(now + tonumber(a.duration_ms))
-  redis.call('HSET', KEYS[1], 'state', a.state, 'opened_ms', now, 'ends_ms', a.ends_ms)
+  -- The caller took the lot (a unit on hold in the product's slot) before opening.
+  redis.call('HSET', KEYS[1], 'state', a.state, 'opened_ms', now, 'ends_ms', a.ends_ms,
+    'lot', 'held')
   local seq = emit('auction.opened', public())
   return '{"r":"ok","seq":' .. seq .. ',' .. public() .. '}'
 end
@@ -111,6 +122,69 @@ if op == 'close' then
   local seq = emit('auction.closed', public() .. ',"result":' .. cjson.encode(a.result))
   return '{"r":"ok","seq":' .. seq .. ',"result":' .. cjson.encode(a.result) ..
     ',"winner":' .. cjson.encode(a.winner) .. ',' .. public() .. '}'
+end
+
+-- The money after a sale: what the desk did with the lot, and the second chance.
+local function money()
+  return '{"r":"ok","result":' .. cjson.encode(a.result or '') .. ',"winner":' ..
+    cjson.encode(a.winner or '') .. ',"price_minor":' .. a.price_minor .. ',"lot":' ..
+    cjson.encode(a.lot or '') .. ',"order":' .. cjson.encode(a.order or '') ..
+    ',"second":' .. cjson.encode(a.second or '') .. ',"second_state":' ..
+    cjson.encode(a.second_state or '') .. ',"second_minor":' .. (a.second_minor or 0) ..
+    ',"second_until_ms":' .. (a.second_until_ms or 0) .. '}'
+end
+
+if op == 'settle' then
+  a.lot, a.order, a.buyer = arg.lot, arg.order or '', arg.buyer or ''
+  redis.call('HSET', KEYS[1], 'lot', a.lot, 'order', a.order, 'buyer', a.buyer)
+  return money()
+end
+
+if op == 'second_chance' then
+  if a.result ~= 'sold' then return refused('not-sold', 'the auction did not sell') end
+  if a.second_state and a.second_state ~= '' then return money() end
+  local best, best_max, best_paddle = nil, 0, 0
+  local reserve = tonumber(a.reserve_minor)
+  local raw = redis.call('HGETALL', KEYS[5])
+  for i = 1, #raw, 2 do
+    local bidder, max = raw[i], tonumber(raw[i + 1])
+    local paddle = tonumber(redis.call('HGET', KEYS[7], bidder) or '0')
+    if bidder ~= a.winner and max >= reserve and
+        (max > best_max or (max == best_max and paddle < best_paddle)) then
+      best, best_max, best_paddle = bidder, max, paddle
+    end
+  end
+  if not best then
+    a.second_state = 'none'
+    redis.call('HSET', KEYS[1], 'second_state', 'none')
+    return money()
+  end
+  a.second, a.second_minor, a.second_state = best, tostring(best_max), 'offered'
+  a.second_until_ms = tostring(now + tonumber(arg.window_ms))
+  redis.call('HSET', KEYS[1], 'second', best, 'second_minor', best_max, 'second_state',
+    'offered', 'second_until_ms', a.second_until_ms)
+  emit('auction.second_chance', '"auction":' .. cjson.encode(id) .. ',"paddle":' ..
+    best_paddle .. ',"price_minor":' .. best_max .. ',"until_ms":' .. a.second_until_ms)
+  return money()
+end
+
+if op == 'accept' then
+  if a.second ~= arg.bidder then return refused('no-offer', 'no second-chance offer for you') end
+  if a.second_state == 'accepted' then return money() end
+  if a.second_state ~= 'offered' or now >= tonumber(a.second_until_ms) then
+    return refused('offer-lapsed', 'the second-chance offer is over')
+  end
+  a.second_state = 'accepted'
+  redis.call('HSET', KEYS[1], 'second_state', 'accepted', 'accepted_ms', now)
+  return money()
+end
+
+if op == 'lapse' then
+  if a.second_state == 'offered' and now >= tonumber(a.second_until_ms) then
+    a.second_state = 'lapsed'
+    redis.call('HSET', KEYS[1], 'second_state', 'lapsed')
+  end
+  return money()
 end
 
 if op ~= 'bid' then return refused('unknown-op', op) end
