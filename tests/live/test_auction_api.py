@@ -15,7 +15,7 @@ from test_hub import recv_until, room_url
 
 async def auction_show(live: Live) -> tuple[dict[str, Any], dict[str, Any]]:
     await make_brand(live)
-    product = await make_product(live, sku="LOT-1", stock=1)
+    product = await make_product(live, sku="LOT-1", stock=5)  # a unit per auction
     return await make_live_stream(live, [product["id"]]), product
 
 
@@ -52,6 +52,15 @@ async def test_only_the_host_puts_a_product_up(live: Live) -> None:
     low_reserve = await live.http.post(url(stream), headers=live.auth("creator", "cleo"),
                                        json={**body, "reserve_minor": 500})
     assert low_reserve.status_code == 422
+    # The host's own increment table, as JSON pairs (a strict model once refused any).
+    bands = [[2000, 100], [-1, 500]]
+    own = await put_up(live, stream, product, increments=bands)
+    public = (await live.http.get(url(stream, f"/{own['id']}"))).json()
+    assert public["increments"] == bands
+    for bad in ([[2000, 100]], [[-1, 0]], [[2000, 100, 5], [-1, 500]]):
+        r = await live.http.post(url(stream), headers=live.auth("creator", "cleo"),
+                                 json={**body, "increments": bad})
+        assert r.status_code == 422, (bad, r.text)
 
 
 async def test_bidding_with_a_wallet_proxy_and_a_retried_bid(live: Live) -> None:
