@@ -19,9 +19,10 @@ from checkout.reconcile import reconcile
 from checkout.store.keys import AUCTIONS_DUE, product_keys
 from checkout.store.replies import int_hash
 from conftest import Live, make_settings
+from live.auctions.store import AuctionTerms
 from live.node.services import Services
 from live.node.valkey_server import EmbeddedValkey
-from shop import buy, give_wallet, make_brand, make_live_stream, make_product
+from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
 from test_auction_api import place, url
 from test_hub import recv_until, room_url
 
@@ -66,6 +67,9 @@ async def test_the_lot_is_held_from_the_opening_and_given_back_on_cancel(live: L
     assert scheduled.status_code == 201
     assert (await stock(live.services.client, product))["avail"] == 1  # pre-bids hold nothing
     auction = scheduled.json()["id"]
+    lots, lot = AuctionLots(live.services.batcher), lot_id(stream["id"], auction)
+    pid, variant = ProductId(product["id"]), VariantId("default")
+    assert await lots.take(pid, lot, variant) == "held"  # a node died after this step
     opened = await live.http.post(url(stream, f"/{auction}/open"),
                                   headers=live.auth("creator", "cleo"))
     assert opened.status_code == 200, opened.text
@@ -80,8 +84,6 @@ async def test_the_lot_is_held_from_the_opening_and_given_back_on_cancel(live: L
     assert cancel.status_code == 200, cancel.text
     assert (await stock(live.services.client, product))["avail"] == 1
     # Every move is once, whatever is retried: the lot given back cannot be taken again.
-    lots, lot = AuctionLots(live.services.batcher), lot_id(stream["id"], auction)
-    pid, variant = ProductId(product["id"]), VariantId("default")
     assert await lots.give_back(pid, lot, variant) == "returned"
     assert await lots.take(pid, lot, variant) == "returned"
     assert (await stock(live.services.client, product))["avail"] == 1
@@ -227,3 +229,20 @@ async def test_a_viewer_cannot_run_an_auction_and_a_banned_buyer_cannot_bid(live
     assert ban.status_code == 201, ban.text
     refused = await place(live, stream, auction, "mallory", 2000, "bid-mal-0001")
     assert refused.status_code == 409 and refused.json()["type"].endswith("banned")
+
+
+async def test_every_node_runs_the_closer(live: Live) -> None:
+    """The closer loop of a running node (no test clock) ends a due auction on its own."""
+    stream, product = await show_with_lot(live)
+    terms = AuctionTerms(id="a_00000000c105", product=product["id"], variant="default",
+                         currency="USD", start_minor=1000, duration_ms=200, seller="brand:acme")
+    await live.services.desk.create(stream["id"], terms, open_now=True)
+    assert (await stock(live.services.client, product))["lot"] == 1
+
+    async def finished() -> bool:  # closed, its lot back, out of the index
+        a = await auction_of(live, stream, terms.id)
+        filed = await live.services.client.zscore(AUCTIONS_DUE, lot_id(stream["id"], terms.id))
+        return a["state"] == "closed" and a.get("lot") == "returned" and filed is None
+    await eventually(finished, "the node's closer ends the auction and gives the lot back")
+    assert (await auction_of(live, stream, terms.id))["result"] == "no-bids"
+    assert (await stock(live.services.client, product))["avail"] == 1
