@@ -3,7 +3,7 @@
 // acked by `ref`); everything else, and a pin while the socket is down, goes over HTTP.
 
 import { auctionView, view } from "./overlay.js";
-import { createAuctionCard, digitsOf, updateAuctionCard } from "./auction.js";
+import { createAuctionCard, updateAuctionCard } from "./auction.js";
 import { HubClient, meta } from "./hub_client.js";
 import {
   clock, createCard, money, setText, syncList, syncTicker, throttledText, updateCard,

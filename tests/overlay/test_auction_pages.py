@@ -75,6 +75,7 @@ async def test_two_viewers_bid_the_outbid_one_sees_it_and_host_and_obs_follow(
     card_a = viewer_a.locator("#auction-slot .auction-card")
     await expect(card_a.locator(".auction-title")).to_have_text("Signed Jersey", timeout=5 * MS)
     signin = card_a.get_by_role("link", name="Sign in to bid")
+    await expect(signin).to_be_visible(timeout=5 * MS)
     await expect(signin).to_have_attribute("href", f"/signin?next=%2Fs%2F{stream}")
     await expect(card_a.locator(".auction-bid")).to_be_hidden()
     await expect(card_a.locator(".auction-clock")).to_have_text(re.compile(r"^0:[0-3]\d$"))
