@@ -295,6 +295,8 @@ class Snapshot:
     # docs/chat.md: {messages (the last ones, oldest first), announcement, settings}
     chat: Mapping[str, Any] = field(default_factory=dict)
     reactions: Mapping[str, int] = field(default_factory=dict)
+    # docs/auctions.md: the show's latest auction, in its events' fields (a late joiner's card)
+    auction: Mapping[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "snapshot"}
@@ -304,7 +306,7 @@ class Snapshot:
                     pinned=self.pinned, deals=self.deals, products=self.products,
                     stock=self.stock, deal_sold=self.deal_sold, viewers=self.viewers,
                     likes=self.likes, sales=self.sales, just_bought=self.just_bought,
-                    chat=self.chat, reactions=self.reactions)
+                    chat=self.chat, reactions=self.reactions, auction=self.auction)
         return data
 
 

@@ -96,6 +96,8 @@ def register(api: Api) -> None:
             format=body.format, extend_ms=body.extend_s * 1000,
             seller=f"brand:{product['brand_id']}",
             increments=tuple((b, s) for b, s in body.increments) if body.increments else None)
+        # Named first: a snapshot taken in between has no card yet and takes the events.
+        await call.services.streams.set_auction(stream["id"], terms.id)
         reply = await call.services.desk.create(stream["id"], terms, open_now=body.open)
         return json_response({"id": terms.id, **_public(reply)}, 201)
 

@@ -108,3 +108,24 @@ async def test_the_seller_and_the_host_read_the_bid_log_and_no_one_else(live: Li
                                  headers=live.auth("brand", "other"))).status_code == 403
     done = await live.http.post(url(stream, f"/{other}/cancel"), headers=live.auth("brand", "acme"))
     assert done.status_code == 200 and done.json()["result"] == "cancelled"
+
+
+async def test_a_late_joiners_snapshot_carries_the_auction_as_its_last_event_said(live: Live) -> None:
+    """The pages draw the card from the snapshot and then the events: the snapshot's
+    `auction` must be what the latest event said (the next least bid included)."""
+    stream, product = await auction_show(live)
+    async with connect(room_url(live, stream["id"])) as early:
+        assert (await recv_until(early, "snapshot"))["auction"] is None
+        auction = (await put_up(live, stream, product, reserve_minor=5000))["id"]
+        for buyer in ("ann", "bob"):
+            await give_wallet(live, buyer)
+        await place(live, stream, auction, "ann", 3000, "bid-ann-0010")
+        await place(live, stream, auction, "bob", 2000, "bid-bob-0010")
+        await recv_until(early, "auction.bid")
+        last = await recv_until(early, "auction.bid")
+    async with connect(room_url(live, stream["id"])) as late:
+        snapshot = await recv_until(late, "snapshot")
+    said = {k: v for k, v in last.items() if k not in ("type", "seq", "at_ms")}
+    assert snapshot["auction"] == {**said, "product": product["id"], "start_minor": 1000,
+                                   "result": None}
+    assert (said["price_minor"], said["next_minor"], said["reserve_met"]) == (2050, 2100, False)
