@@ -270,7 +270,8 @@ def encode_client(message: ClientMessage, wire: Wire) -> str | bytes:
 EVENT_TYPES = frozenset({"pin", "unpin", "deal.scheduled", "deal.closed", "lineup.changed",
                          "stream.state", "stream.ingest", "stream.cover", "chat.deleted",
                          "chat.banned", "chat.unbanned", "chat.cleared", "chat.announcement", "chat.settings",
-                         "auction.created", "auction.opened", "auction.bid", "auction.closed"})
+                         "auction.created", "auction.opened", "auction.bid", "auction.closed",
+                         "auction.second_chance"})
 
 
 @dataclass(frozen=True, slots=True)
