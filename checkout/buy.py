@@ -30,12 +30,24 @@ from checkout.payments import (Authorization, ChargingGateway, GatewayTimeout,
                                PaymentGateway)
 from checkout.store.scripts import SCRIPTS
 
-__all__ = ["BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused", "REJECTION_STATUS"]
+__all__ = ["AuctionSale", "BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused",
+           "REJECTION_STATUS"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Args = TypeVarTuple("Args")
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionSale:
+    """An auction's lot sold at its hammer price (docs/auctions.md, "The charge"): set only
+    by the auction desk, never from an HTTP body, so no buyer names their own price. The
+    order takes the lot's unit (not stock) and is the show creator's sale."""
+
+    lot: str  # '<stream>/<auction>', the lot record in the product's slot
+    price_minor: int
+    creator: CreatorId | Literal[""]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +65,13 @@ class BuyRequest:
     payment_token: str = ""
     # What the order records when its payment is authorized (see `BuyService.settle`).
     snapshot: Mapping[str, str] | None = None
+    auction: AuctionSale | None = None  # channel `auction` only
 
     def fingerprint(self) -> str:
         body = orjson.dumps([self.product, self.variant, self.quantity, self.stream,
-                             self.channel, self.link_code, self.expected_unit_price])
+                             self.channel, self.link_code, self.expected_unit_price,
+                             *((self.auction.lot, self.auction.price_minor) if self.auction
+                               else ())])
         return hashlib.sha256(body).hexdigest()[:32]
 
 
@@ -72,7 +87,7 @@ REJECTION_STATUS = {
     "product_not_found": 404, "variant_not_found": 404, "product_unavailable": 409,
     "not_offered": 409, "stream_not_live": 409, "deal_quantity_exceeded": 409,
     "price_changed": 409, "limit_reached": 409, "sold_out": 409, "insufficient_stock": 409,
-    "order_missing": 404, "quantity_too_large": 422,
+    "order_missing": 404, "quantity_too_large": 422, "lot_unavailable": 409,
 }
 
 
@@ -163,11 +178,16 @@ class BuyService:
         order_id = new_order_id(req.product)
         keys = [k.product, k.stock, k.offers, k.bought, k.idem(req.buyer, req.idempotency_key),
                 k.order(order_id), k.outbox, k.expiry, k.invited]
+        sale = req.auction
         args = [req.buyer, fingerprint, req.stream, req.variant, req.quantity, order_id,
                 hold_ms if hold_ms is not None else self._hold_ms, self._idem_ttl_s,
-                req.link_creator, req.link_code,
+                sale.creator if sale else req.link_creator, req.link_code,
                 "" if req.expected_unit_price is None else req.expected_unit_price,
-                req.payment_token, req.channel, OUTBOX_MAXLEN, "paying" if claimed else "reserved"]
+                req.payment_token, "auction" if sale else req.channel, OUTBOX_MAXLEN,
+                "paying" if claimed else "reserved"]
+        if sale:
+            keys.append(k.lots)
+            args += [sale.lot, sale.price_minor]
         reply = orjson.loads(await self._batcher.script(SCRIPTS["reserve"], keys, args))
         match reply["r"]:
             case "ok":

@@ -127,7 +127,7 @@ class OrderBook:
             raise IllegalTransition(current.state if current else "missing", target) from None
         k = product_keys(product)
         keys = [k.order(order_id), k.stock, k.offers, k.bought, k.outbox, k.expiry, k.captures,
-                k.voids]
+                k.voids, k.lots]
         deadline = DEADLINES.get(target)
         args = [order_id, target.value, rules, reason, orjson.dumps(extra or {}).decode(),
                 OUTBOX_MAXLEN, capture_owed_at_ms, deadline.value if deadline else "",

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis.asyncio as redis
 
 from checkout.aggregator import outbox_lag
@@ -115,9 +116,17 @@ async def _check_product(client: redis.Redis, gateway: PaymentGateway, product: 
         record = await gateway.status(order.id)
         _check_gateway(order, record, order.id in voids_owed, order.id in captures_owed, report)
     stock = int_hash(await client.hgetall(k.stock))
+    lots = [orjson.loads(v) for v in (await client.hgetall(k.lots)).values()]
     for variant in sorted({f.split(":", 1)[1] for f in stock}):
         mine = [o for o in orders if o.fields["variant"] == variant]
-        levels = {b: stock.get(f"{b}:{variant}", 0) for b in ("avail", "held", "sold", "total")}
+        levels = {b: stock.get(f"{b}:{variant}", 0)
+                  for b in ("avail", "held", "sold", "lot", "total")}
+        expected_lot = sum(1 for lot in lots
+                           if lot["variant"] == variant and lot["state"] == "held")
+        if levels["lot"] != expected_lot:  # auctions' lots (auction_lot.lua)
+            report.mismatches.append(Finding(
+                "stock", f"{product}/{variant}",
+                f"lot {levels['lot']}, auctions hold {expected_lot}"))
         expected_held = _units(o for o in mine if o.state in PENDING)
         expected_sold = _units(o for o in mine if _sold(o))
         subject = f"{product}/{variant}"
@@ -127,7 +136,8 @@ async def _check_product(client: redis.Redis, gateway: PaymentGateway, product: 
         if levels["sold"] != expected_sold:
             report.mismatches.append(Finding(
                 "stock", subject, f"sold {levels['sold']}, orders sold {expected_sold}"))
-        if levels["total"] != levels["avail"] + levels["held"] + levels["sold"] or min(
+        if levels["total"] != (levels["avail"] + levels["held"] + levels["sold"]
+                               + levels["lot"]) or min(
                 levels.values()) < 0:
             report.mismatches.append(Finding("stock", subject, f"buckets out of step {levels}"))
     bought = int_hash(await client.hgetall(k.bought))

@@ -168,6 +168,11 @@ class Settings:
     chat_log_max: int = 100_000  # messages kept per show (approximate), for the replay
     chat_backlog: int = 50  # recent messages in a joining socket's snapshot
     chat_held_max: int = 1000  # messages waiting for review per show
+    # live auctions' money (docs/auctions.md): the closer on every node, the second chance
+    auction_close_interval_s: float = 0.5  # how often a node looks for due auctions
+    auction_close_batch: int = 100  # due auctions one look handles at most
+    auction_second_chance_s: int = 900  # the runner-up's time to accept a second-chance offer
+    auction_charge_retry_s: float = 5.0  # a charge whose outcome is unknown is looked at again
     # affiliate programs and the creator studio (docs/affiliates.md)
     program_max_applications: int = 10_000  # creators one brand's program keeps on record
     statement_max_rows: int = 100_000  # ledger entries in one earnings statement (a month)
@@ -255,7 +260,9 @@ class Settings:
         for name in ("program_max_applications", "statement_max_rows", "publish_token_ttl_s",
                      "chat_per_viewer_s", "chat_tick_ms", "chat_min_gap_ms", "chat_duplicate_window_s",
                      "chat_staff_min_gap_ms",
-                     "chat_log_max", "chat_backlog", "chat_held_max"):
+                     "chat_log_max", "chat_backlog", "chat_held_max",
+                     "auction_close_interval_s", "auction_close_batch",
+                     "auction_second_chance_s", "auction_charge_retry_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.payments not in ("sandbox", "stripe"):
@@ -363,6 +370,8 @@ _FIELD_TYPES: dict[str, str] = {
     "max_pinned": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "partitions": "int", "partition_lease_s": "float",
     "log_level": "str",
+    "auction_close_interval_s": "float", "auction_close_batch": "int",
+    "auction_second_chance_s": "int", "auction_charge_retry_s": "float",
     "payments": "str", "sandbox_max_tokens": "int", "stripe_api_key": "str",
     "stripe_webhook_secret": "str", "stripe_api_base": "str",
     "stripe_publishable_key": "str", "stripe_js_url": "str",

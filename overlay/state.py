@@ -14,9 +14,13 @@ from typing import Any
 
 from checkout.errors import LivecartError
 
-__all__ = ["Thresholds", "initial", "reduce", "view", "Resync", "TICKER_KEPT"]
+__all__ = ["Thresholds", "initial", "reduce", "view", "auction_view", "Resync", "TICKER_KEPT",
+           "AUCTION_FIELDS"]
 
 TICKER_KEPT = 10
+# The show's auction as the state keeps it: the fields of its events (docs/protocol.md).
+AUCTION_FIELDS = ("auction", "product", "start_minor", "state", "result", "price_minor",
+                  "next_minor", "high_paddle", "bids", "ends_ms", "reserve_met")
 State = dict[str, Any]
 
 
@@ -40,6 +44,8 @@ def initial(snapshot: dict[str, Any]) -> State:
     state["deal_sold"] = state["deal_sold"] or {}
     state["stream"] = {"ingest": "none", **state["stream"]}  # snapshots before video had none
     state["just_bought"] = (state["just_bought"] or [])[:TICKER_KEPT]
+    auction = snapshot.get("auction")  # snapshots before auctions had none
+    state["auction"] = {k: auction.get(k) for k in AUCTION_FIELDS} if auction else None
     return state
 
 
@@ -97,6 +103,15 @@ def _event(state: State, message: dict[str, Any]) -> State:
                 new["pinned"] = []
         case "stream.ingest":
             new["stream"] = {**state["stream"], "ingest": message["ingest"]}
+        case "auction.created":
+            new["auction"] = {**dict.fromkeys(AUCTION_FIELDS), "auction": message["auction"],
+                              "product": message["product"],
+                              "start_minor": message["start_minor"], "state": "scheduled",
+                              "price_minor": 0, "next_minor": message["start_minor"], "bids": 0}
+        case "auction.opened" | "auction.bid" | "auction.closed":
+            auction = state["auction"]
+            if auction is not None and auction["auction"] == message["auction"]:
+                new["auction"] = {**auction, **{k: message.get(k) for k in AUCTION_FIELDS[3:]}}
     return new
 
 
@@ -152,4 +167,48 @@ def view(state: State, now_ms: int, thresholds: Thresholds = Thresholds()) -> di
         "tray": [_card(state, p, now_ms, thresholds) for p in state["tray"] if p in known],
         "ticker": state["just_bought"],
         "viewers": state["viewers"], "likes": state["likes"],
+    }
+
+
+def _auction_status(auction: dict[str, Any], now_ms: int) -> str:
+    match auction["state"]:
+        case "scheduled":
+            return "scheduled"
+        case "open":  # past its deadline: the closer's turn, no bid is taken any more
+            return "live" if now_ms < auction["ends_ms"] else "closing"
+        case "cancelled":
+            return "cancelled"
+    return "sold" if auction["result"] == "sold" else "no sale"
+
+
+def _you(status: str, mine: bool) -> str | None:
+    if status in ("scheduled", "live", "closing"):
+        return "winning" if mine else "outbid"
+    if status == "sold":
+        return "won" if mine else "lost"
+    return None
+
+
+def auction_view(state: State, now_ms: int, paddle: int | None = None) -> dict[str, Any] | None:
+    """The show's auction card at `now_ms` (server time), or None. `paddle`: the page's own
+    paddle in it (from its bid's answer), which makes "you're winning" / "you were outbid"
+    the page seeing its paddle lead or another one."""
+    auction = state["auction"]
+    if auction is None:
+        return None
+    product = state["products"].get(auction["product"]) or {}
+    status = _auction_status(auction, now_ms)
+    ends = auction["ends_ms"]
+    return {
+        "id": auction["auction"], "product": auction["product"],
+        "title": product.get("title", auction["product"]),
+        "image_url": product.get("image_url", ""), "currency": product.get("currency", "USD"),
+        "status": status, "result": auction["result"],
+        "price_minor": auction["price_minor"] if auction["bids"] else auction["start_minor"],
+        "next_minor": auction["next_minor"], "high_paddle": auction["high_paddle"],
+        "bids": auction["bids"], "ends_ms": ends, "reserve_met": auction["reserve_met"],
+        "seconds_left": (max(0, math.ceil((ends - now_ms) / 1000))
+                         if ends is not None and status in ("live", "closing") else None),
+        "can_bid": status in ("scheduled", "live"),
+        "you": _you(status, auction["high_paddle"] == paddle) if paddle is not None else None,
     }

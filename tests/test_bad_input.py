@@ -110,6 +110,7 @@ class Shop:
     address: str = ""  # bob's saved address and card
     card: str = ""
     endpoint: str = ""  # acme's webhook endpoint, disabled
+    auction: str = "a_000000000000"  # cleo's open auction of spares[0] (taking bids)
 
 
 # The sweep's webhook endpoints point at a closed port on loopback, which a node allows only
@@ -145,8 +146,12 @@ async def make_shop(live: Live, *, order: bool = False) -> Shop:
         "brand:acme", HOOK["url"], [EventType.STREAM_ENDED], HOOK["description"])
     # Disabled (as after days of failures): tests that end streams queue nothing for it.
     await live.services.client.hset(HOOKS.endpoint(endpoint["id"]), "enabled", "0")
+    r = await live.http.post(f"/api/v1/streams/{stream}/auctions", headers=cleo,
+                             json={"product_id": spares[0], "start_minor": 1000,
+                                   "duration_s": 3600})  # no closer ends it mid-sweep
+    assert r.status_code == 201, r.text
     saved = {"address": wallet["default_address_id"], "card": wallet["default_card_id"],
-             "endpoint": endpoint["id"]}
+             "endpoint": endpoint["id"], "auction": r.json()["id"]}
     if not order:
         return Shop(product["id"], spares, stream, scheduled, "p_none.00", **saved)
     r = await live.http.post("/api/v1/buy", json={"product_id": product["id"], "stream_id": stream},
@@ -163,7 +168,8 @@ def fill(path: str, shop: Shop, **override: str) -> str:
               "address": shop.address, "card": shop.card,
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
               "endpoint": shop.endpoint, "delivery": "dl_0", "image": "0" * 64,
-              "message": "1-0", "held": "h1", "user": "buyer:bob", **override}
+              "message": "1-0", "held": "h1", "user": "buyer:bob",
+              "auction": shop.auction, **override}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 
@@ -244,6 +250,11 @@ def valid_body(schema: str, shop: Shop) -> dict[str, Any]:
                        "claim_mode": "cart"},
         "AnnouncementIn": {"text": "Free shipping tonight"},
         "BlockedWordsIn": {"words": ["scam"]},
+        # Auctions (docs/auctions.md).
+        "AuctionIn": {"product_id": shop.product, "variant_id": "default", "start_minor": 1000,
+                      "reserve_minor": 0, "duration_s": 3600, "format": "standard",
+                      "extend_s": 15, "increments": [[-1, 100]], "open": True},
+        "BidIn": {"max_minor": 2000},
     }[schema]
 
 

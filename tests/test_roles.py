@@ -121,7 +121,8 @@ def fill(path: str, world: World) -> str:
               "address": "ad_000000000000", "card": "cd_000000000000",
               "invitation": "inv_" + "0" * 24, "account": "u_" + "0" * 32, "key": "0" * 16,
               "endpoint": "we_" + "0" * 16, "delivery": "dl_0", "image": "0" * 64,
-              "message": "1-0", "held": "h1", "user": "buyer:bob"}
+              "message": "1-0", "held": "h1", "user": "buyer:bob",
+              "auction": "a_000000000000"}
     return re.sub(r"{(\w+)}", lambda m: values[m.group(1)], path)
 
 

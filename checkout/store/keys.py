@@ -28,12 +28,17 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "stream_agg_keys", "CreatorAggKeys", "creator_agg_keys",
            "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
-           "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys"]
+           "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
+           "AuctionKeys", "auction_keys", "AUCTIONS_DUE"]
 
 NODES = "lc:nodes"  # sorted set: node id -> until when its heartbeat holds (ms)
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
 STREAMS_INDEX = "lc:streams"  # sorted set of stream ids by scheduled time
 PROGRAMS = "lc:programs"  # sorted set: brand id -> when its affiliate program started (ms)
+# Sorted set: '<stream>/<auction>' -> when the auction desk looks at it next (ms): an open
+# auction's (lower-bound) deadline, a second chance's, a charge's retry. One member per
+# auction, written a few times in its life: a small index, not a hot slot.
+AUCTIONS_DUE = "lc:auctions:due"
 _SHOWS = "lc:{shows}"  # the discovery indexes (live/streams/shows.py), all in one slot
 
 
@@ -56,6 +61,7 @@ class ProductKeys:
     captures: str  # sorted set: authorized order id -> when its capture is owed (ms)
     voids: str  # sorted set: order id -> since when the gateway owes it a void (ms)
     refunds: str  # sorted set: order id with a refund opened, not settled -> when it is owed (ms)
+    lots: str  # hash: auction lot id '<stream>/<auction>' -> its record (auction_lot.lua)
     tag: str
 
     def order(self, order: OrderId | str) -> str:
@@ -77,7 +83,7 @@ def product_keys(product: ProductId | str) -> ProductKeys:
         product=f"lc:{tag}:product", stock=f"lc:{tag}:stock", offers=f"lc:{tag}:offers",
         invited=f"lc:{tag}:invited", audit=f"lc:{tag}:audit", outbox=f"lc:{tag}:outbox",
         expiry=f"lc:{tag}:expiry", bought=f"lc:{tag}:bought", captures=f"lc:{tag}:captures",
-        voids=f"lc:{tag}:voids", refunds=f"lc:{tag}:refunds",
+        voids=f"lc:{tag}:voids", refunds=f"lc:{tag}:refunds", lots=f"lc:{tag}:lots",
         tag=tag,
     )
 
@@ -143,6 +149,25 @@ def chat_keys(stream: StreamId | str) -> ChatKeys:
                     audit=f"lc:{tag}:chataudit", buyers=f"lc:{tag}:buyers",
                     reactions=f"lc:{tag}:reactions", claims=f"lc:{tag}:claims",
                     claim_tries=f"lc:{tag}:claimtries")
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionKeys:
+    """A live auction, in its stream's slot with the stream's event log and the show's chat
+    bans, so auction.lua decides a bid, logs it and announces it in one step
+    (docs/auctions.md)."""
+
+    auction: str  # hash: the terms, the state, the price, the high bidder, the clock
+    bids: str  # stream: every bid and its outcome (accepted or why refused), for the brand
+    maxes: str  # hash: bidder -> their max bid (minor units)
+    bid_ids: str  # hash: bid id -> its answer (a retried bid is answered the same)
+    paddles: str  # hash: bidder -> paddle number (1, 2, ...: what viewers see of a bidder)
+
+
+def auction_keys(stream: StreamId | str, auction: str) -> AuctionKeys:
+    base = f"lc:{{s:{key_part(stream)}}}:auction:{key_part(auction)}"
+    return AuctionKeys(auction=base, bids=f"{base}:bids", maxes=f"{base}:maxes",
+                       bid_ids=f"{base}:bidids", paddles=f"{base}:paddles")
 
 
 def channel_chat_keys(creator: CreatorId | str) -> tuple[str, str]:

@@ -269,7 +269,9 @@ def encode_client(message: ClientMessage, wire: Wire) -> str | bytes:
 
 EVENT_TYPES = frozenset({"pin", "unpin", "deal.scheduled", "deal.closed", "lineup.changed",
                          "stream.state", "stream.ingest", "stream.cover", "chat.deleted",
-                         "chat.banned", "chat.unbanned", "chat.cleared", "chat.announcement", "chat.settings"})
+                         "chat.banned", "chat.unbanned", "chat.cleared", "chat.announcement", "chat.settings",
+                         "auction.created", "auction.opened", "auction.bid", "auction.closed",
+                         "auction.second_chance"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,8 @@ class Snapshot:
     # docs/chat.md: {messages (the last ones, oldest first), announcement, settings}
     chat: Mapping[str, Any] = field(default_factory=dict)
     reactions: Mapping[str, int] = field(default_factory=dict)
+    # docs/auctions.md: the show's latest auction, in its events' fields (a late joiner's card)
+    auction: Mapping[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "snapshot"}
@@ -303,7 +307,7 @@ class Snapshot:
                     pinned=self.pinned, deals=self.deals, products=self.products,
                     stock=self.stock, deal_sold=self.deal_sold, viewers=self.viewers,
                     likes=self.likes, sales=self.sales, just_bought=self.just_bought,
-                    chat=self.chat, reactions=self.reactions)
+                    chat=self.chat, reactions=self.reactions, auction=self.auction)
         return data
 
 

@@ -14,6 +14,7 @@ from checkout.store.keys import (chat_keys, product_keys, stream_agg_keys, strea
                                  stream_key, stream_likes_key, stream_seq_key,
                                  stream_viewers_key)
 from checkout.store.replies import entries, int_hash
+from live.auctions.store import AuctionStore
 from live.chat.store import ChatStore
 from live.hub.protocol import Snapshot
 from live.streams.store import codes_of
@@ -86,7 +87,34 @@ async def read_snapshot(client: redis.Redis, chat: ChatStore, stream_id: str) ->
         products=products, stock=stock, deal_sold=deal_sold,
         viewers=sum_viewers(viewers, now_ms), likes=int(likes or 0),
         sales=_sales(sales), just_bought=[orjson.loads(t) for t in ticker],
-        chat=await chat.room_chat(StreamId(stream_id)), reactions=int_hash(reactions))
+        chat=await chat.room_chat(StreamId(stream_id)), reactions=int_hash(reactions),
+        auction=await _auction(client, StreamId(stream_id), stream.get("auction")))
+
+
+def _next_minor(auction: dict[str, Any]) -> int:
+    """The least bid that would do: the start price, then one increment over the price
+    (auction.lua's rule, for a snapshot, which its events otherwise carry)."""
+    price = auction["price_minor"]
+    if not auction["bids"]:
+        return int(auction["start_minor"])
+    step = next((s for below, s in auction["increments"] if below < 0 or price < below), 1)
+    return int(price + step)
+
+
+async def _auction(client: redis.Redis, stream_id: StreamId,
+                   auction_id: str | None) -> dict[str, Any] | None:
+    """The show's latest auction in its events' fields (docs/protocol.md), or None."""
+    store = AuctionStore(client)
+    auction = await store.get(stream_id, auction_id) if auction_id else None
+    if auction is None:
+        return None
+    public = await store.public(stream_id, auction)
+    return {"auction": auction["id"], "product": auction["product"],
+            "start_minor": auction["start_minor"], "state": auction["state"],
+            "result": auction.get("result") or None, "price_minor": auction["price_minor"],
+            "next_minor": _next_minor(auction), "high_paddle": public["high_paddle"],
+            "bids": auction["bids"], "ends_ms": auction.get("ends_ms"),
+            "reserve_met": public["reserve_met"]}
 
 
 async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from live.web import (api_keys_api, auth_api, buy_api, card_form, catalog_api, follow_api,
                       fulfil_api, invite_api, passkey_api, program_api, report_api, show_api,
                       stream_api, stripe_api, studio_api, wallet_api, webhook_api)
-from live.web import chat_api, funnel_api, image_api
+from live.web import auction_api, chat_api, funnel_api, image_api
 from live.web.api import Api, json_response
 from live.node.metrics import MetricsMiddleware, metrics_endpoint
 from live.web.account_pages import account_page_routes
@@ -45,7 +45,7 @@ def build_api(payments: Payments = "sandbox") -> Api:
     api = Api("livecart", API_VERSION)
     for module in (buy_api, wallet_api, card_form, catalog_api, report_api, stream_api, show_api,
                    follow_api, video_http, invite_api, fulfil_api, api_keys_api, program_api,
-                   studio_api, webhook_api, image_api, chat_api):  # buy first
+                   studio_api, webhook_api, image_api, chat_api, auction_api):  # buy first
         module.register(api)
     funnel_api.register(api)
     if payments == "stripe":

@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from checkout.affiliate import AttributionSigner, LinkStore
+from checkout.auction_lots import AuctionLots
 from checkout.aggregator import Aggregator
 from checkout.store.batcher import CommandBatcher
 from checkout.buy import BuyService
@@ -50,6 +51,8 @@ from live.settings import Settings
 from live.streams.alerts import AlertLimits, ShowAlerts
 from live.streams.shows import ShowIndex
 from live.streams.store import StreamStore
+from live.auctions.desk import AuctionDesk, DeskLimits
+from live.auctions.store import AuctionStore
 from live.chat.store import ChatLimits, ChatStore
 from live.node.valkey_check import check_server
 from live.node.valkey_cluster_client import connect_cluster, is_cluster
@@ -159,6 +162,8 @@ class Services:
     dispatcher: Dispatcher
     images: ImageStore
     chat: ChatStore
+    auctions: AuctionStore
+    desk: AuctionDesk  # the auctions' lots, charges and closer (live/auctions/desk.py)
     valkey: EmbeddedValkey | None = None
     stripe: "StripeGateway | None" = None  # the gateway, when it is Stripe (saved cards, webhooks)
     hub_server: HubServer | None = None
@@ -223,6 +228,10 @@ class Services:
                                 capture_owed_after_ms=settings.capture_owed_after_s * 1000,
                                 refund_owed_after_ms=settings.capture_owed_after_s * 1000)
         metrics = Metrics()
+        auctions = AuctionStore(client)
+        wallets = WalletStore(client, batcher, gateway,
+                              max_addresses=settings.wallet_max_addresses,
+                              max_cards=settings.wallet_max_cards)
 
         orders.on_stock_returned = waitlist.serve_quietly
         hooks = HookRecords(keep_ms=settings.webhook_keep_s * 1000,
@@ -282,9 +291,7 @@ class Services:
             buys=buys, fulfilment=fulfilment, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000,
                                  idempotency_ttl_s=settings.idempotency_ttl_s),
             waitlist=waitlist, links=LinkStore(client),
-            wallets=WalletStore(client, batcher, gateway,
-                                max_addresses=settings.wallet_max_addresses,
-                                max_cards=settings.wallet_max_cards),
+            wallets=wallets,
             gateway=gateway,
             aggregator=Aggregator(client, node, partitions=partitions,
                                   hooks=hooks, stock_low=settings.webhook_stock_low),
@@ -319,6 +326,13 @@ class Services:
                 duplicate_window_s=settings.chat_duplicate_window_s,
                 log_max=settings.chat_log_max, backlog=settings.chat_backlog,
                 held_max=settings.chat_held_max)),
+            auctions=auctions,
+            desk=AuctionDesk(client, auctions, AuctionLots(batcher), buys, wallets, streams,
+                             DeskLimits(
+                                 interval_s=settings.auction_close_interval_s,
+                                 batch=settings.auction_close_batch,
+                                 second_chance_ms=settings.auction_second_chance_s * 1000,
+                                 retry_ms=int(settings.auction_charge_retry_s * 1000))),
             api_keys=ApiKeyStore(client, max_per_brand=settings.api_keys_per_brand),
             programs=ProgramStore(client,
                                   max_applications=settings.program_max_applications),
@@ -333,6 +347,7 @@ class Services:
             services.hub.start()
             services.video.start()
             services.dispatcher.start()
+            services.desk.start()
         return services
 
     async def _take_partitions(self, leases: PartitionLeases) -> None:
@@ -370,6 +385,7 @@ class Services:
         await self.alerts.close()
         await self.hub.close()
         await self.dispatcher.close()
+        await self.desk.close()
         await self.sweeper.close()
         await self.aggregator.close()
         if self.leases is not None:  # given back now: the other nodes take them at once

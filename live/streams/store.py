@@ -232,6 +232,11 @@ class StreamStore:
         stream, _ = await self._change(stream_id, "cover", {"cover_url": cover_url or ""})
         return stream
 
+    async def set_auction(self, stream_id: StreamId, auction_id: str) -> None:
+        """Name the show's latest auction, the one its snapshot carries (docs/auctions.md);
+        its changes reach sockets as the auction's own events."""
+        await self._client.hset(stream_key(stream_id), "auction", auction_id)
+
     async def set_ingest(self, stream_id: StreamId, ingest: str) -> None:
         """Record and announce what the video ingest is doing: live, reconnecting or none."""
         await self._change(stream_id, "ingest", {"ingest": ingest})

@@ -24,6 +24,8 @@ from checkout.payments import PaymentGateway
 from checkout.programs import ProgramStore
 from checkout.waitlist import Waitlist
 from checkout.wallets import WalletStore
+from live.auctions.desk import AuctionDesk
+from live.auctions.store import AuctionStore
 from live.chat.store import ChatStore
 from live.accounts.accounts import AccountStore
 from live.accounts.api_keys import ApiKeyStore
@@ -103,6 +105,10 @@ class WebServices(Protocol):
     def follows(self) -> FollowStore: ...
     @property
     def chat(self) -> ChatStore: ...
+    @property
+    def auctions(self) -> AuctionStore: ...
+    @property
+    def desk(self) -> AuctionDesk: ...
     @property
     def invitations(self) -> InvitationStore: ...
     @property

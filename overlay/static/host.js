@@ -1,8 +1,9 @@
 // The host console (/host/{stream}): camera (WHIP), go live / end, pins, flash deals, live
-// counters, a preview of what viewers see, and the chat's moderation pane (moderation.js). Pins go over the room socket (fastest path,
+// auctions (start, open, cancel, the bid list), live counters, a preview of what viewers see, and the chat's moderation pane (moderation.js). Pins go over the room socket (fastest path,
 // acked by `ref`); everything else, and a pin while the socket is down, goes over HTTP.
 
-import { view } from "./overlay.js";
+import { auctionView, view } from "./overlay.js";
+import { createAuctionCard, updateAuctionCard } from "./auction.js";
 import { HubClient, meta } from "./hub_client.js";
 import {
   clock, createCard, money, setText, syncList, syncTicker, throttledText, updateCard,
@@ -53,6 +54,7 @@ const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURICompo
   },
   onMessage: (message) => {
     moderate(message);
+    if (String(message.type).startsWith("auction.")) loadBids();
     if ((message.type === "ack" || message.type === "error") && pendingPins.has(message.ref)) {
       const product = pendingPins.get(message.ref);
       pendingPins.delete(message.ref);
@@ -209,6 +211,7 @@ function render() {
   syncTicker($("preview-ticker"), v.ticker, state.products, 2);
   syncTicker($("just-bought"), v.ticker, state.products, 10);
   renderCamera(v);
+  renderAuction(v, streamState);
 }
 
 function tick() {
@@ -400,6 +403,138 @@ $("deal-form").addEventListener("submit", async (event) => {
     setText(status, problemText(r));
   }
 });
+
+// ---- the live auction (auction.js) --------------------------------------------------------
+
+const auctionCard = createAuctionCard({ idPrefix: "host-auction" });
+$("auction-slot").append(auctionCard);
+
+function renderAuction(v, streamState) {
+  const label = (option, c) => setText(option, `${c.title} (${money(c.price_minor, c.currency)})`);
+  syncList($("auction-product"), v.tray, (c) => c.id, (c) => {
+    const option = document.createElement("option");
+    option.value = c.id;
+    label(option, c);
+    return option;
+  }, label);
+  const card = v.tray.find((c) => c.id === $("auction-product").value);
+  setText($("auction-start-hint"), `in ${card ? card.currency : "USD"}`);
+  const a = auctionView(state, client.now());
+  updateAuctionCard(auctionCard, a);
+  const running = a !== null && (a.status === "scheduled" || a.status === "live");
+  const submit = $("auction-submit");
+  if (submit.getAttribute("aria-busy") !== "true") {
+    submit.disabled = readOnly || running || v.tray.length === 0
+      || !(streamState === "live" || (streamState === "scheduled" && !$("auction-open").checked));
+  }
+  submit.title = running ? "One auction at a time: this one runs until it closes" : "";
+  $("auction-open-now").hidden = readOnly || !a || a.status !== "scheduled" || streamState !== "live";
+  $("auction-cancel").hidden = readOnly || !running || a.bids > 0;
+  if (a && a.id !== bidsOf) loadBids();
+}
+
+function auctionStatus(kind, text) {
+  const node = $("auction-status");
+  node.dataset.kind = kind;
+  setText(node, text);
+}
+
+function toMinor(value, currency) {
+  return Math.round(Number(value) * 10 ** digitsOf(currency));
+}
+
+$("auction-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const card = current && current.tray.find((c) => c.id === $("auction-product").value);
+  if (!card) return;
+  const start = toMinor($("auction-start").value, card.currency);
+  const reserve = $("auction-reserve").value ? toMinor($("auction-reserve").value, card.currency) : 0;
+  if (!(start >= 1)) {
+    auctionStatus("error", "The starting price must be above zero.");
+    $("auction-start").focus();
+    return;
+  }
+  if (reserve && reserve < start) {
+    auctionStatus("error", "The reserve can't be below the starting price.");
+    $("auction-reserve").focus();
+    return;
+  }
+  const body = {
+    product_id: card.id, start_minor: start, reserve_minor: reserve,
+    duration_s: Number($("auction-duration").value), format: $("auction-format").value,
+    extend_s: Number($("auction-extend").value), open: $("auction-open").checked,
+  };
+  const submit = $("auction-submit");
+  submit.disabled = true;
+  submit.setAttribute("aria-busy", "true");
+  const r = await api("POST", `${base}/auctions`, { ...auth, body });
+  submit.removeAttribute("aria-busy");
+  if (r.ok) {
+    auctionStatus("ok", `${card.title} is up from ${money(start, card.currency)}`
+      + (body.open ? ` for ${body.duration_s} s.` : ": pre-bids until you open it."));
+  } else {
+    auctionStatus("error", problemText(r));
+  }
+  render();
+});
+
+async function auctionAction(verb, done) {
+  const a = state && state.auction;
+  if (!a) return;
+  const button = $(verb === "open" ? "auction-open-now" : "auction-cancel");
+  button.disabled = true;
+  const r = await api("POST", `${base}/auctions/${encodeURIComponent(a.auction)}/${verb}`, { ...auth });
+  button.disabled = false;
+  auctionStatus(r.ok ? "ok" : "error", r.ok ? done : problemText(r));
+}
+
+$("auction-open-now").addEventListener("click", () => auctionAction("open", "Bidding is open."));
+$("auction-cancel").addEventListener("click", () => auctionAction("cancel", "Auction cancelled."));
+
+// The bid list (the host's and the seller's): read again on each of the auction's events,
+// one read at a time.
+let bidsOf = null;
+let bidsBusy = false;
+let bidsAgain = false;
+const OUTCOMES = { high: "Leads", outbid: "Outbid", raised: "Raised own max" };
+
+async function loadBids() {
+  const a = state && state.auction;
+  if (!a || access.mode === "none") return;
+  if (bidsBusy) {
+    bidsAgain = true;
+    return;
+  }
+  bidsBusy = true;
+  bidsOf = a.auction;
+  const r = await api("GET", `${base}/auctions/${encodeURIComponent(a.auction)}/bids`, { ...auth });
+  bidsBusy = false;
+  if (r.ok && state.auction && state.auction.auction === a.auction) renderBids(r.data.items, a);
+  if (bidsAgain) {
+    bidsAgain = false;
+    loadBids();
+  }
+}
+
+function renderBids(items, a) {
+  const currency = (state.products[a.product] || {}).currency || "USD";
+  const rows = items.map((b, i) => ({ ...b, n: i })).reverse(); // newest first
+  syncList($("auction-bids"), rows, (b) => b.n, (b) => {
+    const row = document.createElement("tr");
+    const cells = [
+      new Date(b.at_ms).toLocaleTimeString(), b.bidder, money(b.max_minor, currency),
+      OUTCOMES[b.outcome] || `Refused: ${b.outcome}`, money(b.price_minor, currency),
+    ];
+    cells.forEach((text, i) => {
+      const td = document.createElement("td");
+      if (i === 2 || i === 4) td.className = "num";
+      td.textContent = text;
+      row.append(td);
+    });
+    return row;
+  }, () => {});
+  $("auction-bids-empty").hidden = rows.length > 0;
+}
 
 window.addEventListener("pagehide", () => {
   // Closing without a DELETE: the server waits for the host to come back (a reload) before

@@ -2,8 +2,10 @@
 // deal countdown and stock badge, and the "just bought" ticker. Nothing to press. With
 // `?chat=1` in its URL, the chat too: the last few messages, with every deletion, ban and
 // clearing applied (a message taken down on the viewer page is gone from the stream too).
+// A live auction shows as its card: price, the leading paddle, the clock, then the result.
 
-import { view } from "./overlay.js";
+import { auctionView, view } from "./overlay.js";
+import { createAuctionCard, updateAuctionCard } from "./auction.js";
 import { HubClient, meta } from "./hub_client.js";
 import { createCard, setText, syncList, syncTicker, updateCard } from "./cards.js";
 import { ChatList, chatInitial, chatReduce } from "./chat.js";
@@ -12,6 +14,8 @@ const CHAT_SHOWN = 6;
 const withChat = new URLSearchParams(location.search).get("chat") === "1";
 let state = null;
 let chat = chatInitial();
+const auctionCard = createAuctionCard({ idPrefix: "obs-auction" });
+document.getElementById("obs-auction").append(auctionCard);
 const chatList = new ChatList(document.getElementById("obs-chat-list"), { shown: CHAT_SHOWN });
 document.getElementById("obs-chat").hidden = !withChat;
 
@@ -45,6 +49,7 @@ function render() {
   syncList(document.getElementById("cards"), v.cards, (c) => c.id,
     (c) => createCard(c, { variant: "obs" }), updateCard);
   syncTicker(document.getElementById("ticker"), v.ticker, state.products, 3);
+  updateAuctionCard(auctionCard, auctionView(state, client.now()));
 }
 
 function tick() {

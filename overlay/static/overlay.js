@@ -4,7 +4,17 @@
 export const TICKER_KEPT = 10;
 export const DEFAULT_THRESHOLDS = { show_left_at: 10, only_left_at: 3 };
 
+// The show's auction as the state keeps it: the fields of its events (docs/protocol.md).
+export const AUCTION_FIELDS = ["auction", "product", "start_minor", "state", "result",
+  "price_minor", "next_minor", "high_paddle", "bids", "ends_ms", "reserve_met"];
+
 export class Resync extends Error {}
+
+function auctionOf(source) {
+  const auction = {};
+  for (const k of AUCTION_FIELDS) auction[k] = source[k] ?? null;
+  return auction;
+}
 
 const clone = (value) => (value === undefined ? null : JSON.parse(JSON.stringify(value)));
 
@@ -16,6 +26,7 @@ export function initial(snapshot) {
   state.deal_sold = state.deal_sold || {};
   state.stream = { ingest: "none", ...state.stream }; // snapshots before video had none
   state.just_bought = (state.just_bought || []).slice(0, TICKER_KEPT);
+  state.auction = snapshot.auction ? auctionOf(snapshot.auction) : null; // older snapshots had none
   return state;
 }
 
@@ -83,6 +94,20 @@ function applyEvent(state, message) {
     case "stream.ingest":
       next.stream = { ...state.stream, ingest: message.ingest };
       break;
+    case "auction.created":
+      next.auction = { ...auctionOf({}), auction: message.auction, product: message.product,
+        start_minor: message.start_minor, state: "scheduled", price_minor: 0,
+        next_minor: message.start_minor, bids: 0 };
+      break;
+    case "auction.opened":
+    case "auction.bid":
+    case "auction.closed":
+      if (state.auction && state.auction.auction === message.auction) {
+        const fresh = auctionOf(message);
+        for (const k of ["auction", "product", "start_minor"]) fresh[k] = state.auction[k];
+        next.auction = fresh;
+      }
+      break;
     default:
       break;
   }
@@ -139,6 +164,44 @@ export function view(state, nowMs, thresholds = DEFAULT_THRESHOLDS) {
     ticker: state.just_bought,
     viewers: state.viewers,
     likes: state.likes,
+  };
+}
+
+function auctionStatus(auction, nowMs) {
+  switch (auction.state) {
+    case "scheduled": return "scheduled";
+    case "open": return nowMs < auction.ends_ms ? "live" : "closing"; // the closer's turn
+    case "cancelled": return "cancelled";
+    default: return auction.result === "sold" ? "sold" : "no sale";
+  }
+}
+
+function you(status, mine) {
+  if (["scheduled", "live", "closing"].includes(status)) return mine ? "winning" : "outbid";
+  if (status === "sold") return mine ? "won" : "lost";
+  return null;
+}
+
+// The show's auction card at `nowMs` (server time), or null. `paddle`: the page's own paddle
+// in it (from its bid's answer): "you're winning" / "you were outbid" is the page seeing its
+// paddle lead or another one.
+export function auctionView(state, nowMs, paddle = null) {
+  const auction = state.auction;
+  if (!auction) return null;
+  const product = state.products[auction.product] || {};
+  const status = auctionStatus(auction, nowMs);
+  const ends = auction.ends_ms;
+  return {
+    id: auction.auction, product: auction.product,
+    title: product.title ?? auction.product, image_url: product.image_url ?? "",
+    currency: product.currency ?? "USD", status, result: auction.result,
+    price_minor: auction.bids ? auction.price_minor : auction.start_minor,
+    next_minor: auction.next_minor, high_paddle: auction.high_paddle, bids: auction.bids,
+    ends_ms: ends, reserve_met: auction.reserve_met,
+    seconds_left: ends !== null && (status === "live" || status === "closing")
+      ? Math.max(0, Math.ceil((ends - nowMs) / 1000)) : null,
+    can_bid: status === "scheduled" || status === "live",
+    you: paddle === null || paddle === undefined ? null : you(status, auction.high_paddle === paddle),
   };
 }
 

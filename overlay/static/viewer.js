@@ -1,7 +1,8 @@
 // The viewer page (/s/{stream}): video, pinned cards, tray, ticker, likes, chat and
 // reactions, one-tap checkout.
 
-import { view } from "./overlay.js";
+import { auctionView, view } from "./overlay.js";
+import { createAuctionCard, mountBidding, updateAuctionCard } from "./auction.js";
 import { backoffMs, HubClient, meta, pageToken } from "./hub_client.js";
 import {
   clock, compact, createCard, dealText, money, setText, syncList, syncTicker, throttledText,
@@ -107,6 +108,7 @@ function render() {
   renderClaimHint();
   sendSeen();
   syncTicker($("ticker"), v.ticker, state.products);
+  renderAuction();
   if (sheet.open) renderSheet();
   syncVideo(v);
   resumeBuy();
@@ -129,6 +131,36 @@ function resumeBuy() {
     if (signedIn()) openSheet(pendingBuy);
   });
 }
+
+// ---- the live auction (auction.js) --------------------------------------------------------
+// The page's paddle in each auction it bid in, from the bid's answer (kept for the tab).
+// It counts once the state has the bid's event: before, the card would compare the new
+// paddle with the old leader and say "outbid" for a moment.
+const PADDLES_KEY = "livecart.auction.paddles";
+const paddles = JSON.parse(sessionStorage.getItem(PADDLES_KEY) || "{}");
+let pendingPaddles = []; // [{auction, paddle, seq}]
+const auctionCard = createAuctionCard({ bidding: true });
+$("auction-slot").append(auctionCard);
+let auctionNow = null; // the last auctionView()
+
+function renderAuction() {
+  const due = pendingPaddles.filter((p) => p.seq <= state.seq);
+  pendingPaddles = pendingPaddles.filter((p) => p.seq > state.seq);
+  for (const p of due) paddles[p.auction] = p.paddle;
+  if (due.length) sessionStorage.setItem(PADDLES_KEY, JSON.stringify(paddles));
+  const id = state.auction ? state.auction.auction : null;
+  auctionNow = auctionView(state, client.now(), id && Number.isInteger(paddles[id]) ? paddles[id] : null);
+  updateAuctionCard(auctionCard, auctionNow, { signedIn: signedIn(), signinHref: signinHref() });
+}
+
+mountBidding(auctionCard, {
+  base, auth, current: () => auctionNow,
+  onPaddle: (auction, paddle, seq) => {
+    pendingPaddles.push({ auction, paddle, seq: Number.isInteger(seq) ? seq : 0 });
+    render();
+  },
+});
+sessionReady.then(() => render());
 
 // Countdowns move on server time: redraw on each server-clock second.
 function tick() {

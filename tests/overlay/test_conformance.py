@@ -10,7 +10,7 @@ import pytest
 
 from conftest import Live
 from live.hub.protocol import EVENT_TYPES
-from overlay.state import Resync, Thresholds, reduce, view
+from overlay.state import Resync, Thresholds, auction_view, reduce, view
 
 FIXTURES = json.loads(resources.files("overlay").joinpath("fixtures/conformance.json")
                       .read_text("utf-8"))
@@ -29,6 +29,8 @@ def _run_python(case: dict[str, Any]) -> dict[str, Any]:
                             "view": view(state, case["now_ms"], Thresholds(**FIXTURES["thresholds"]))}
     if "codes" in case["expect"]:  # the product codes the cards show (comment-to-buy)
         out["codes"] = state["stream"].get("codes")
+    if "auction" in case["expect"]:  # the auction card, seen by the page of `paddle`
+        out["auction"] = auction_view(state, case["now_ms"], case.get("paddle"))
     return out
 
 
@@ -43,6 +45,9 @@ def test_fixtures_cover_every_message_kind() -> None:
     assert any(c["expect"].get("resync") for c in CASES)
     assert any(s.get("just_bought") for c in CASES for s in c["steps"] if s["type"] == "state")
     assert any("codes" in c["expect"] for c in CASES)
+    carded = {s["type"] for c in CASES if "auction" in c["expect"] for s in c["steps"]}
+    assert carded >= {t for t in EVENT_TYPES if t.startswith("auction.")}  # and its card
+    assert any(s.get("auction") for c in CASES for s in c["steps"] if s["type"] == "snapshot")
 
 
 _JS_RUNNER = """async ({cases, thresholds}) => {
@@ -57,6 +62,7 @@ _JS_RUNNER = """async ({cases, thresholds}) => {
     }
     const out = {seq: state.seq, view: m.view(state, c.now_ms, thresholds)};
     if ("codes" in c.expect) out.codes = state.stream.codes ?? null;
+    if ("auction" in c.expect) out.auction = m.auctionView(state, c.now_ms, c.paddle ?? null);
     return out;
   });
 }"""

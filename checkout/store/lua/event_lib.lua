@@ -1,5 +1,5 @@
 --[[ event_lib.lua: put in front of the scripts that write a stream's sequenced events
-(stream.lua, chat_moderate.lua), so an event is numbered, logged and announced one way.
+(stream.lua, chat_moderate.lua, auction.lua), so an event is numbered, logged and announced one way.
 Both take KEYS[2] the sequence counter, KEYS[3] the event log (entry id "<seq>-0"),
 ARGV[3] now (ms), ARGV[4] the log's max length (approximate), ARGV[5] the shard pub/sub channel (in the stream's slot: SPUBLISH, so on a cluster the
 event goes to the stream's shard only). ]]

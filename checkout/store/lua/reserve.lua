@@ -20,15 +20,22 @@ KEYS[4] bought hash ('b:<buyer>' every unit, 'deal:<id>:<buyer>' deal units)
 KEYS[5] idempotency record
 KEYS[6] order hash        KEYS[7] outbox stream     KEYS[8] expiry sorted set
 KEYS[9] invited creators set
+KEYS[10] (channel auction) the product's lot records (auction_lot.lua)
 ARGV[1] buyer id          ARGV[2] request fingerprint
 ARGV[3] stream id or ''   ARGV[4] variant           ARGV[5] quantity
 ARGV[6] new order id      ARGV[7] hold in ms        ARGV[8] idempotency TTL in s
 ARGV[9] link creator or '' ARGV[10] link code or '' ARGV[11] expected unit price or ''
-ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist
+ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist | auction
 ARGV[14] outbox max length (approximate trim)
 ARGV[15] 'paying' when the caller pays at once (the one-tap buy): the order starts claimed
          (see checkout/order_states.py), its hold (ARGV[7]) the window to pay in;
          else 'reserved'
+ARGV[16] (channel auction) the lot id   ARGV[17] (channel auction) the hammer price
+
+An auction's order (docs/auctions.md, "The charge") is the sale of its lot: the unit comes
+from the lot (lot:<v> -> held:<v>, the lot record now names the order), at the auction's
+price, attributed to the show's creator (ARGV[9]); no offer, deal or per-buyer limit
+applies (the winner bought that one unit under the auction's own rules).
 
 Reply: a JSON string.
   {"r":"ok","order":{...}}                a new reservation
@@ -80,7 +87,15 @@ if not avail then return reject('variant_not_found') end
 
 local creator, link = ARGV[9], ARGV[10]
 local deal_price = false
-if channel == 'stream' then
+local lot = nil
+if channel == 'auction' then
+  local raw = redis.call('HGET', KEYS[10], ARGV[16])
+  lot = raw and cjson.decode(raw) or nil
+  if not lot or lot.state ~= 'held' or lot.variant ~= variant or qty ~= 1 then
+    return reject('lot_unavailable')
+  end
+  price = tonumber(ARGV[17])
+elseif channel == 'stream' then
   local raw = redis.call('HGET', KEYS[3], stream)
   if not raw then return reject('not_offered') end
   local offer = cjson.decode(raw)
@@ -107,7 +122,7 @@ end
 
 local buyer_field = 'b:' .. buyer
 local already = tonumber(redis.call('HGET', KEYS[4], buyer_field) or '0')
-if limit > 0 and already + qty > limit then
+if limit > 0 and not lot and already + qty > limit then
   return reject('limit_reached', {limit = limit, bought = already})
 end
 -- Deal units have a limit of their own: units bought at the regular price do not use it up.
@@ -119,7 +134,7 @@ if deal_field then
   end
 end
 
-if avail < qty then
+if not lot and avail < qty then
   if avail == 0 then return reject('sold_out') end
   return reject('insufficient_stock', {available = avail})
 end
@@ -130,8 +145,13 @@ if creator ~= '' and commission_mode == 'invited'
 end
 if creator == '' then commission_bps = 0 end
 
-redis.call('HINCRBY', KEYS[2], 'avail:' .. variant, -qty)
+redis.call('HINCRBY', KEYS[2], (lot and 'lot:' or 'avail:') .. variant, -qty)
 redis.call('HINCRBY', KEYS[2], 'held:' .. variant, qty)
+if lot then
+  lot.state, lot.order = 'order', order_id
+  redis.call('HSET', KEYS[10], ARGV[16], cjson.encode(lot))
+  avail = avail + qty  -- the outbox's `left` below: the lot was never for sale
+end
 redis.call('HINCRBY', KEYS[4], buyer_field, qty)
 if deal_field then redis.call('HINCRBY', KEYS[4], deal_field, qty) end
 if deal_price then redis.call('HINCRBY', KEYS[3], 'dealsold:' .. stream, qty) end
@@ -157,7 +177,7 @@ local order = {
   buyer = buyer, stream = stream, channel = channel, unit_price_minor = price,
   amount_minor = amount, currency = currency, brand = brand, creator = creator, link = link,
   commission_bps = commission_bps, commission_minor = commission,
-  deal = deal_price or '', state = state, reason = '',
+  deal = deal_price or '', state = state, reason = '', auction = lot and ARGV[16] or nil,
   created_ms = now, updated_ms = now, expires_ms = expires, payment_token = ARGV[12],
 }
 local fields = {}

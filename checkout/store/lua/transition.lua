@@ -6,7 +6,7 @@ so a retried call never releases or sells stock twice.
 
 KEYS[1] order hash   KEYS[2] stock hash   KEYS[3] offers hash   KEYS[4] bought hash
 KEYS[5] outbox stream   KEYS[6] expiry sorted set   KEYS[7] captures-owed sorted set
-KEYS[8] voids-owed sorted set
+KEYS[8] voids-owed sorted set   KEYS[9] the product's auction lot records (auction_lot.lua)
 ARGV[1] order id   ARGV[2] target state   ARGV[3] rules 'from=effect=debt;...'
         (debt 'void': the move records a void owed now, paid by the sweeper)
 ARGV[4] reason     ARGV[5] extra fields as a JSON object (e.g. gateway_ref)
@@ -43,6 +43,22 @@ if state == target then
   return cjson.encode({r = 'same', order = order_table()})
 end
 
+-- An auction's order that dies unpaid gives its unit back to the auction's lot, not to
+-- stock: the desk offers it to the runner-up or returns it (docs/auctions.md).
+local function back_to_lot()
+  local o = redis.call('HMGET', KEYS[1], 'auction', 'variant', 'qty', 'buyer')
+  if not o[1] or o[1] == '' then return false end
+  local raw = redis.call('HGET', KEYS[9], o[1])
+  local lot = raw and cjson.decode(raw) or nil
+  if not lot or lot.state ~= 'order' or lot.order ~= ARGV[1] then return false end
+  redis.call('HINCRBY', KEYS[2], 'held:' .. o[2], -tonumber(o[3]))
+  redis.call('HINCRBY', KEYS[2], 'lot:' .. o[2], tonumber(o[3]))
+  redis.call('HINCRBY', KEYS[4], 'b:' .. o[4], -tonumber(o[3]))
+  lot.state, lot.order = 'held', nil
+  redis.call('HSET', KEYS[9], o[1], cjson.encode(lot))
+  return true
+end
+
 local effect, debt = nil, nil
 for src, eff, owed in string.gmatch(ARGV[3], '([%w_]+)=([%w_]+)=([%w_]+)') do
   if src == state then effect, debt = eff, owed end
@@ -57,7 +73,7 @@ if effect == 'sell' then
   local o = redis.call('HMGET', KEYS[1], 'variant', 'qty')
   redis.call('HINCRBY', KEYS[2], 'held:' .. o[1], -tonumber(o[2]))
   redis.call('HINCRBY', KEYS[2], 'sold:' .. o[1], tonumber(o[2]))
-elseif effect == 'release' then
+elseif effect == 'release' and not back_to_lot() then
   give_back('held:')
 elseif effect == 'restore' then
   give_back('sold:')

@@ -1,0 +1,131 @@
+"""Auctions over HTTP on a real node (docs/auctions.md): who may do what, bidding with a
+saved wallet, a retried bid, the bid log for the seller, and the events on a viewer's socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import connect
+
+from conftest import Live
+from shop import give_wallet, make_brand, make_live_stream, make_product
+from test_hub import recv_until, room_url
+
+
+async def auction_show(live: Live) -> tuple[dict[str, Any], dict[str, Any]]:
+    await make_brand(live)
+    product = await make_product(live, sku="LOT-1", stock=5)  # a unit per auction
+    return await make_live_stream(live, [product["id"]]), product
+
+
+def url(stream: dict[str, Any], tail: str = "") -> str:
+    return f"/api/v1/streams/{stream['id']}/auctions{tail}"
+
+
+async def put_up(live: Live, stream: dict[str, Any], product: dict[str, Any],
+                 **body: Any) -> dict[str, Any]:
+    r = await live.http.post(url(stream), headers=live.auth("creator", "cleo"),
+                             json={"product_id": product["id"], "start_minor": 1000, **body})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def place(live: Live, stream: dict[str, Any], auction: str, buyer: str, max_minor: int,
+                key: str) -> Any:
+    return await live.http.post(url(stream, f"/{auction}/bids"), json={"max_minor": max_minor},
+                                headers={**live.auth("buyer", buyer), "Idempotency-Key": key})
+
+
+async def test_only_the_host_puts_a_product_up(live: Live) -> None:
+    stream, product = await auction_show(live)
+    body = {"product_id": product["id"], "start_minor": 1000}
+    cells = {("buyer", "ann"): 403, ("brand", "acme"): 403, ("creator", "other"): 403,
+             ("moderator", "cleo"): 403, ("creator", "cleo"): 201, ("operator", "ops"): 201}
+    for (role, subject), status in cells.items():
+        r = await live.http.post(url(stream), json=body, headers=live.auth(role, subject))
+        assert r.status_code == status, (role, subject, r.text)
+    assert (await live.http.post(url(stream), json=body)).status_code == 401
+    bad = await live.http.post(url(stream), headers=live.auth("creator", "cleo"),
+                               json={**body, "product_id": "p_nothere"})
+    assert bad.status_code == 422 and bad.json()["type"].endswith("not-in-lineup")
+    low_reserve = await live.http.post(url(stream), headers=live.auth("creator", "cleo"),
+                                       json={**body, "reserve_minor": 500})
+    assert low_reserve.status_code == 422
+    # The host's own increment table, as JSON pairs (a strict model once refused any).
+    bands = [[2000, 100], [-1, 500]]
+    own = await put_up(live, stream, product, increments=bands)
+    public = (await live.http.get(url(stream, f"/{own['id']}"))).json()
+    assert public["increments"] == bands
+    for bad in ([[2000, 100]], [[-1, 0]], [[2000, 100, 5], [-1, 500]]):
+        r = await live.http.post(url(stream), headers=live.auth("creator", "cleo"),
+                                 json={**body, "increments": bad})
+        assert r.status_code == 422, (bad, r.text)
+
+
+async def test_bidding_with_a_wallet_proxy_and_a_retried_bid(live: Live) -> None:
+    stream, product = await auction_show(live)
+    auction = (await put_up(live, stream, product))["id"]
+    no_wallet = await place(live, stream, auction, "ann", 2000, "bid-ann-0001")
+    assert no_wallet.status_code == 409 and no_wallet.json()["type"].endswith("wallet-missing")
+    for buyer in ("ann", "bob"):
+        await give_wallet(live, buyer)
+    async with connect(room_url(live, stream["id"])) as viewer:
+        await recv_until(viewer, "snapshot")
+        ann = await place(live, stream, auction, "ann", 3000, "bid-ann-0002")
+        assert ann.status_code == 201 and ann.json()["high"] is True
+        event = await recv_until(viewer, "auction.bid")
+        assert (event["price_minor"], event["high_paddle"]) == (1000, 1)
+        again = await place(live, stream, auction, "ann", 3000, "bid-ann-0002")
+        assert again.json() == ann.json()
+        bob = await place(live, stream, auction, "bob", 2000, "bid-bob-0001")
+        assert bob.status_code == 201 and bob.json()["outcome"] == "outbid"
+        low = await place(live, stream, auction, "bob", 2000, "bid-bob-0002")
+        assert low.status_code == 409 and low.json()["next_minor"] == 2100
+        public = (await live.http.get(url(stream, f"/{auction}"))).json()
+        assert public["price_minor"] == 2050 and public["high_paddle"] == 1
+        assert "high" not in public and "seller" not in public
+        assert "ann" not in orjson.dumps(public).decode()
+
+
+async def test_the_seller_and_the_host_read_the_bid_log_and_no_one_else(live: Live) -> None:
+    stream, product = await auction_show(live)
+    auction = (await put_up(live, stream, product))["id"]
+    await give_wallet(live, "ann")
+    await place(live, stream, auction, "ann", 3000, "bid-ann-0003")
+    for (role, subject), status in {("brand", "acme"): 200, ("creator", "cleo"): 200,
+                                    ("brand", "other"): 403, ("buyer", "ann"): 403}.items():
+        r = await live.http.get(url(stream, f"/{auction}/bids"), headers=live.auth(role, subject))
+        assert r.status_code == status, (role, subject, r.text)
+    log = (await live.http.get(url(stream, f"/{auction}/bids"),
+                               headers=live.auth("brand", "acme"))).json()["items"]
+    assert [(b["bidder"], b["max_minor"], b["outcome"]) for b in log] == [("ann", 3000, "high")]
+    cancel = await live.http.post(url(stream, f"/{auction}/cancel"),
+                                  headers=live.auth("brand", "acme"))
+    assert cancel.status_code == 409 and cancel.json()["type"].endswith("has-bids")
+    other = (await put_up(live, stream, product))["id"]
+    assert (await live.http.post(url(stream, f"/{other}/cancel"),
+                                 headers=live.auth("brand", "other"))).status_code == 403
+    done = await live.http.post(url(stream, f"/{other}/cancel"), headers=live.auth("brand", "acme"))
+    assert done.status_code == 200 and done.json()["result"] == "cancelled"
+
+
+async def test_a_late_joiners_snapshot_carries_the_auction_as_its_last_event_said(live: Live) -> None:
+    """The pages draw the card from the snapshot and then the events: the snapshot's
+    `auction` must be what the latest event said (the next least bid included)."""
+    stream, product = await auction_show(live)
+    async with connect(room_url(live, stream["id"])) as early:
+        assert (await recv_until(early, "snapshot"))["auction"] is None
+        auction = (await put_up(live, stream, product, reserve_minor=5000))["id"]
+        for buyer in ("ann", "bob"):
+            await give_wallet(live, buyer)
+        await place(live, stream, auction, "ann", 3000, "bid-ann-0010")
+        await place(live, stream, auction, "bob", 2000, "bid-bob-0010")
+        await recv_until(early, "auction.bid")
+        last = await recv_until(early, "auction.bid")
+    async with connect(room_url(live, stream["id"])) as late:
+        snapshot = await recv_until(late, "snapshot")
+    said = {k: v for k, v in last.items() if k not in ("type", "seq", "at_ms")}
+    assert snapshot["auction"] == {**said, "product": product["id"], "start_minor": 1000,
+                                   "result": None}
+    assert (said["price_minor"], said["next_minor"], said["reserve_met"]) == (2050, 2100, False)
