@@ -90,9 +90,10 @@ async def _check_cluster(client: RedisCluster) -> ServerInfo:
     return server
 
 
-async def _read_server(client: redis.asyncio.Redis, node: ClusterNode | None) -> ServerInfo:
+async def _read_server(client: redis.asyncio.Redis | RedisCluster,
+                       node: ClusterNode | None) -> ServerInfo:
     """One server's INFO and CONFIG (`node`: that node of a cluster client)."""
-    target = {} if node is None else {"target_nodes": node}
+    target: dict[str, Any] = {} if node is None else {"target_nodes": node}
     info = await client.info(**target)
     # Valkey reports its own version as valkey_version and a frozen redis_version (7.2.4).
     version = str(info.get("valkey_version") or info.get("redis_version") or "")
@@ -137,7 +138,7 @@ def _problems(server: ServerInfo) -> list[str]:
     return problems
 
 
-async def _config_get(client: redis.asyncio.Redis, target: dict[str, Any],
+async def _config_get(client: redis.asyncio.Redis | RedisCluster, target: dict[str, Any],
                       *names: str) -> dict[str, str] | None:
     """CONFIG GET the names, decoded to str; None if the server refuses CONFIG."""
     try:
