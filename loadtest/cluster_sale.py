@@ -250,15 +250,7 @@ async def _owner_and_replica(cluster: LocalCluster, key: str
     finally:
         await client.aclose()
     primary = next(n for n in cluster.nodes if n.port == port)
-    for node in cluster.nodes:
-        probe = redis.Redis(host=node.host, port=node.port, decode_responses=True)
-        try:
-            info = await probe.info("replication")
-        finally:
-            await probe.aclose()
-        if info["role"] == "slave" and int(info["master_port"]) == port:
-            return primary, node
-    raise RuntimeError(f"no replica of the primary on port {port}")
+    return primary, await cluster.replica_of(port)
 
 
 def _kill_primary(cluster: LocalCluster, stock_key: str, threshold: int,

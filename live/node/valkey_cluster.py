@@ -110,6 +110,19 @@ class LocalCluster:
             raise
         logger.info("local cluster of %d nodes ready at %s", len(self.nodes), self.url)
 
+    async def replica_of(self, primary_port: int) -> EmbeddedValkey:
+        """The node replicating the primary on `primary_port` (as the nodes say now: a
+        failover changes it). Raises LookupError if none does."""
+        for node in self.nodes:
+            probe = redis.Redis(host=node.host, port=node.port, decode_responses=True)
+            try:
+                info = await probe.info("replication")
+            finally:
+                await probe.aclose()
+            if info["role"] == "slave" and int(info["master_port"]) == primary_port:
+                return node
+        raise LookupError(f"no replica of the primary on port {primary_port}")
+
     async def stop(self) -> None:
         """Stop every node (replicas first, so none fails over to a stopping primary)."""
         nodes, self.nodes = self.nodes, []

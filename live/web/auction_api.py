@@ -11,13 +11,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
-from checkout.ids import DEFAULT_VARIANT, BuyerId, ProductId, StreamId, is_valid_id
+from checkout.ids import DEFAULT_VARIANT, BuyerId, ProductId
 from checkout.models import StrictModel
 from live.accounts.auth import Role
 from live.auctions.store import AuctionTerms
 from live.web.api import Api, Call, Param, json_response
 from live.web.buy_api import IDEMPOTENCY_KEY, buy_response, payment_of
 from live.web.problems import Problem
+from live.web.stream_lookup import hosted_stream, stream_of
 
 __all__ = ["register"]
 
@@ -46,21 +47,6 @@ class BidIn(StrictModel):
     max_minor: Minor  # the most the bidder will pay: proxy bidding bids for them up to it
 
 
-async def _stream(call: Call[Any]) -> dict[str, Any]:
-    stream_id = StreamId(call.param("stream"))
-    stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
-    if stream is None:
-        raise Problem(404, "not-found", "no such stream")
-    return stream
-
-
-async def _hosted(call: Call[Any]) -> dict[str, Any]:
-    stream = await _stream(call)
-    if not call.need_principal().can_act_for_creator(stream["creator_id"]):
-        raise Problem(403, "forbidden", "only the stream's host runs its auctions")
-    return stream
-
-
 def _increments_ok(bands: list[list[int]]) -> bool:
     """Ascending bounds, the last one open (-1), every step positive."""
     bounds = [b for b, _ in bands]
@@ -73,7 +59,7 @@ def register(api: Api) -> None:
                   summary="Auction a lineup product (open now, or scheduled for pre-bids)",
                   tag="auctions", roles=_HOSTS)
     async def create_auction(call: Call[AuctionIn]) -> Response:
-        stream, body = await _hosted(call), call.body
+        stream, body = await hosted_stream(call), call.body
         if stream["state"] not in ("scheduled", "live"):
             raise Problem(409, "stream-ended", "the stream has ended")
         if body.open and stream["state"] != "live":
@@ -104,7 +90,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/streams/{stream}/auctions/{auction}", params=(AUCTION,),
                   summary="An auction as viewers see it (bidders as paddles)", tag="auctions")
     async def get_auction(call: Call[Any]) -> Response:
-        stream = await _stream(call)
+        stream = await stream_of(call)
         auction = await call.services.auctions.get(stream["id"], call.param("auction"))
         if auction is None:
             raise Problem(404, "not-found", "no such auction")
@@ -113,7 +99,7 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/streams/{stream}/auctions/{auction}/open", params=(AUCTION,),
                   summary="Start a scheduled auction's clock", tag="auctions", roles=_HOSTS)
     async def open_auction(call: Call[Any]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         if stream["state"] != "live":
             raise Problem(409, "not-live", "an auction opens while the stream is live")
         reply = await call.services.desk.open(stream["id"], call.param("auction"))
@@ -123,12 +109,9 @@ def register(api: Api) -> None:
                   summary="Cancel an auction before its first bid (the host or the seller)",
                   tag="auctions", roles=(Role.CREATOR, Role.BRAND, Role.OPERATOR))
     async def cancel_auction(call: Call[Any]) -> Response:
-        stream = await _stream(call)
+        stream = await stream_of(call)
         auction = await _auction(call, stream)
-        principal = call.need_principal()
-        if not (principal.can_act_for_creator(stream["creator_id"])
-                or f"{principal.role.value}:{principal.subject}" == auction["seller"]):
-            raise Problem(403, "forbidden", "only the host or the seller cancels an auction")
+        _host_or_seller(call, stream, auction, "only the host or the seller cancels an auction")
         reply = await call.services.desk.cancel(stream["id"], auction["id"])
         return json_response(_public(reply))
 
@@ -137,7 +120,7 @@ def register(api: Api) -> None:
                   summary="Bid (a max: proxy bidding bids for you up to it); the "
                           "Idempotency-Key is the bid's id")
     async def place_bid(call: Call[BidIn]) -> Response:
-        stream = await _stream(call)
+        stream = await stream_of(call)
         buyer = BuyerId(call.need_principal().subject)
         await payment_of(call, buyer)  # 409 wallet-missing: a winner is charged at once
         reply = await call.services.auctions.bid(  # a refusal: 409 with its `kind`
@@ -152,7 +135,7 @@ def register(api: Api) -> None:
                   summary="The runner-up accepts a second-chance offer: their order at "
                           "their max, paid with their saved card")
     async def accept_second_chance(call: Call[Any]) -> Response:
-        stream = await _stream(call)
+        stream = await stream_of(call)
         buyer = BuyerId(call.need_principal().subject)
         await payment_of(call, buyer)  # 409 wallet-missing
         result = await call.services.desk.accept(stream["id"], call.param("auction"), buyer)
@@ -162,14 +145,19 @@ def register(api: Api) -> None:
                   summary="The bid log: who bid what when, and why a bid was refused",
                   tag="auctions", roles=(Role.CREATOR, Role.BRAND, Role.OPERATOR))
     async def auction_bids(call: Call[Any]) -> Response:
-        stream = await _stream(call)
+        stream = await stream_of(call)
         auction = await _auction(call, stream)
-        principal = call.need_principal()
-        if not (principal.can_act_for_creator(stream["creator_id"])
-                or f"{principal.role.value}:{principal.subject}" == auction["seller"]):
-            raise Problem(403, "forbidden", "only the host and the seller read the bids")
+        _host_or_seller(call, stream, auction, "only the host and the seller read the bids")
         return json_response({"items": await call.services.auctions.bid_log(stream["id"],
                                                                              auction["id"])})
+
+
+def _host_or_seller(call: Call[Any], stream: dict[str, Any], auction: dict[str, Any],
+                    refusal: str) -> None:
+    principal = call.need_principal()
+    if not (principal.can_act_for_creator(stream["creator_id"])
+            or f"{principal.role.value}:{principal.subject}" == auction["seller"]):
+        raise Problem(403, "forbidden", refusal)
 
 
 async def _auction(call: Call[Any], stream: dict[str, Any]) -> dict[str, Any]:

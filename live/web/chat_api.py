@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
-from checkout.ids import CreatorId, StreamId, is_valid_id
+from checkout.ids import CreatorId, is_valid_id
 from checkout.models import StrictModel
 from checkout.store.keys import creator_streams_key
 from live.accounts.auth import Role
@@ -18,6 +18,7 @@ from live.chat.text import ChatRefused, normalise, normalise_blocked_words
 from live.web.api import Api, Call, Param, json_response
 from live.web.catalog_api import actor
 from live.web.problems import Problem
+from live.web.stream_lookup import stream_of
 
 __all__ = ["register"]
 
@@ -59,14 +60,6 @@ class BlockedWordsIn(StrictModel):
                      Field(max_length=200)]
 
 
-async def _stream(call: Call[Any]) -> dict[str, Any]:
-    stream_id = StreamId(call.param("stream"))
-    stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
-    if stream is None:
-        raise Problem(404, "not-found", "no such stream")
-    return stream
-
-
 def _is_staff_of(user: str, creator: str) -> bool:
     """Staff of this show's chat: its creator, the creator's moderators, operators. Another
     channel's creator or moderators chat here as anyone does (live/hub/chatter.py)."""
@@ -75,7 +68,7 @@ def _is_staff_of(user: str, creator: str) -> bool:
 
 async def _moderated(call: Call[Any]) -> dict[str, Any]:
     """The stream, if the caller may moderate its chat."""
-    stream = await _stream(call)
+    stream = await stream_of(call)
     if not call.need_principal().can_moderate(stream["creator_id"]):
         raise Problem(403, "forbidden", "only the stream's host and its moderators moderate its chat")
     return stream
@@ -92,7 +85,7 @@ def register(api: Api) -> None:
     @api.endpoint("GET", "/streams/{stream}/chat", summary="The show's chat, newest first",
                   tag="chat", params=(HISTORY_LIMIT, BEFORE))
     async def history(call: Call[Any]) -> Response:
-        stream = await _stream(call)
+        stream = await stream_of(call)
         items = await call.services.chat.history(stream["id"], call.param("limit"),
                                                  call.param("before") or None)
         return json_response({"items": items})

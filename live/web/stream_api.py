@@ -15,6 +15,7 @@ from live.web.catalog_api import PAGE, page_params
 from live.web.image_api import IMAGE_PATH, receive_image
 from live.accounts.auth import Role
 from live.web.problems import Problem
+from live.web.stream_lookup import hosted_stream, stream_of
 from live.streams.lifecycle import StreamAction, StreamState
 from live.streams.store import DealIn, LineupCheck, LineupIn, PinIn, StreamIn
 
@@ -44,17 +45,6 @@ def _lineup_check(call: Call[Any], creator: CreatorId) -> LineupCheck:
     async def check(product_id: ProductId) -> dict[str, Any]:
         return await can_promote(call, creator, product_id)
     return check
-
-
-async def _hosted(call: Call[Any]) -> dict[str, Any]:
-    """The stream, if the caller hosts it (or is an operator)."""
-    stream_id = StreamId(call.param("stream"))
-    stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
-    if stream is None:
-        raise Problem(404, "not-found", "no such stream")
-    if not call.need_principal().can_act_for_creator(stream["creator_id"]):
-        raise Problem(403, "forbidden", "only the stream's host can do that")
-    return stream
 
 
 async def streams_of(call: Call[Any], creator: CreatorId, cursor: int,
@@ -89,11 +79,7 @@ def register(api: Api) -> None:
 
     @api.endpoint("GET", "/streams/{stream}", summary="A stream's public state", tag="streams")
     async def get_stream(call: Call[Any]) -> Response:
-        stream_id = StreamId(call.param("stream"))
-        stream = await call.services.streams.get(stream_id) if is_valid_id(stream_id) else None
-        if stream is None:
-            raise Problem(404, "not-found", "no such stream")
-        return json_response(stream)
+        return json_response(await stream_of(call))
 
     for action, path in ((StreamAction.GO_LIVE, "live"), (StreamAction.END, "end"),
                          (StreamAction.CANCEL, "cancel")):
@@ -102,7 +88,7 @@ def register(api: Api) -> None:
     @api.endpoint("PUT", "/streams/{stream}/lineup", summary="Replace the product lineup",
                   tag="streams", body=LineupIn, roles=host)
     async def set_lineup(call: Call[LineupIn]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         check = _lineup_check(call, stream["creator_id"])
         return json_response(await call.services.streams.set_lineup(
             stream["id"], call.body.lineup, check))
@@ -110,13 +96,13 @@ def register(api: Api) -> None:
     @api.endpoint("POST", "/streams/{stream}/pins", summary="Pin a lineup product (at most 3)",
                   tag="streams", body=PinIn, roles=host)
     async def pin(call: Call[PinIn]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         return json_response(await call.services.streams.pin(stream["id"], call.body.product_id))
 
     @api.endpoint("DELETE", "/streams/{stream}/pins/{product}", summary="Unpin a product",
                   tag="streams", roles=host)
     async def unpin(call: Call[Any]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         product_id = ProductId(call.param("product"))
         if not is_valid_id(product_id):
             raise Problem(404, "not-found", "no such product")
@@ -126,7 +112,7 @@ def register(api: Api) -> None:
                   summary="Start a flash deal: price, quantity cap, per-buyer limit, countdown",
                   tag="streams", body=DealIn, roles=host, status=201)
     async def start_deal(call: Call[DealIn]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         product = await call.services.catalog.product(call.body.product_id)
         if product is None:
             raise Problem(404, "not-found", "no such product")
@@ -137,7 +123,7 @@ def register(api: Api) -> None:
     @api.endpoint("DELETE", "/streams/{stream}/deals/{product}", summary="End a flash deal early",
                   tag="streams", roles=host, status=204)
     async def end_deal(call: Call[Any]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         await call.services.streams.end_deal(stream["id"], ProductId(call.param("product")))
         return Response(status_code=204)
 
@@ -150,7 +136,7 @@ def _register_cover(api: Api, roles: tuple[Role, ...]) -> None:
                           "it is scheduled or live", tag="streams", roles=roles,
                   raw_body="image/*", status=201)
     async def upload_cover(call: Call[Any]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         if stream["state"] in (StreamState.ENDED, StreamState.CANCELLED):
             # stream.lua decides; asked first, an over show costs no upload and no file.
             raise Problem(409, "stream-over", "the stream is over")
@@ -162,13 +148,13 @@ def _register_cover(api: Api, roles: tuple[Role, ...]) -> None:
                   summary="Remove the show's cover: listings show its first pinned or lineup "
                           "product's picture", tag="streams", roles=roles)
     async def remove_cover(call: Call[Any]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         return json_response(await call.services.streams.set_cover(stream["id"], None))
 
 
 def _register_action(api: Api, action: StreamAction, path: str, roles: tuple[Role, ...]) -> None:
     async def handler(call: Call[Any]) -> Response:
-        stream = await _hosted(call)
+        stream = await hosted_stream(call)
         return json_response(await call.services.streams.act(stream["id"], action))
 
     handler.__name__ = f"stream_{path}"

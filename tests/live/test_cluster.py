@@ -31,7 +31,6 @@ from checkout.store.keys import (brand_agg_keys, brand_products_key, creator_agg
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
 from live.node.valkey_check import ValkeyRequirementError, check_server
 from live.node.valkey_cluster import LocalCluster
-from live.node.valkey_server import EmbeddedValkey
 from live.node.valkey_cluster_client import is_cluster
 from live.streams.store import events_channel
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product, stock_of
@@ -264,25 +263,12 @@ async def test_livecart_cluster_prints_its_url_and_stops_every_node_on_ctrl_c(
             os.kill(pid, 0)
 
 
-async def replica_node(cluster: LocalCluster, primary_port: int) -> EmbeddedValkey:
-    """The node replicating the primary on `primary_port`."""
-    for node in cluster.nodes:
-        probe = redis.Redis(host=node.host, port=node.port, decode_responses=True)
-        try:
-            info = await probe.info("replication")
-        finally:
-            await probe.aclose()
-        if info["role"] == "slave" and int(info["master_port"]) == primary_port:
-            return node
-    raise AssertionError(f"no replica of port {primary_port}")
-
-
 async def replica_of(cluster: LocalCluster, cclient: RedisCluster, key: str
                      ) -> tuple[redis.Redis, int]:
     """A READONLY client to the replica serving `key`'s slot, and that replica's pid."""
     primary = cclient.get_node_from_key(key)
     assert primary is not None
-    node = await replica_node(cluster, int(primary.port))
+    node = await cluster.replica_of(int(primary.port))
     pid = node.pid
     assert pid is not None
     replica = redis.Redis(host=node.host, port=node.port, decode_responses=True)

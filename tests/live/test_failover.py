@@ -23,7 +23,6 @@ from checkout.store.keys import product_keys
 from conftest import UNIT, Live, make_settings, start_node, stop_node
 from live.node.valkey_cluster import LocalCluster
 from shop import Buyers, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
-from test_cluster import replica_node
 
 BUYERS = 30
 UNITS = 12
@@ -55,7 +54,7 @@ async def _race_through_failover(cluster: LocalCluster, live: Live) -> None:
     owner = client.get_node_from_key(k.stock)
     assert owner is not None
     primary = next(n for n in cluster.nodes if n.port == int(owner.port))
-    replica = await replica_node(cluster, int(owner.port))
+    replica = await cluster.replica_of(int(owner.port))
 
     phones = Buyers(live, product["id"], stream["id"], in_flight=IN_FLIGHT,
                     ack_goal=KILL_AFTER_ACKS)
