@@ -174,7 +174,8 @@ async def test_a_declined_winner_gives_the_runner_up_a_second_chance(live: Live)
         "avail": 0, "lot": 0, "held": 0, "sold": 1, "total": 1}
     await live.services.desk.close_due(LATER_MS)  # the closer finds it done
     assert len(await orders_of(live.services.client, product)) == 2
-    assert (await reconcile(live.services.client, live.services.gateway)).mismatches == []
+    assert (await reconcile(live.services.client, live.services.gateway,
+                            live.services.settings.partitions)).mismatches == []
 
 
 async def test_an_offer_not_taken_lapses_and_the_lot_goes_back(live: Live) -> None:
