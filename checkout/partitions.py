@@ -35,7 +35,7 @@ import redis.asyncio as redis
 from checkout.store.keys import NODES, partition_keys
 from checkout.store.replies import text
 from checkout.store.scripts import SCRIPTS, call_script
-from checkout.tasks import stop_task
+from checkout.tasks import repeat, stop_task
 
 __all__ = ["partition_of", "Partitions", "AllPartitions", "PartitionLeases", "products_of",
            "every_product"]
@@ -159,11 +159,6 @@ class PartitionLeases:
         return bool(reply)
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.rebalance()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # keep trying; leases that lapse meanwhile go to other nodes
-                log.exception("partition lease pass failed; retrying")
-            await asyncio.sleep(self._ttl_ms / 3000)
+        # Keep trying: leases that lapse meanwhile go to other nodes.
+        await repeat(self.rebalance, self._ttl_ms / 3000, log,
+                     "partition lease pass failed; retrying")

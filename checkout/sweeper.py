@@ -35,7 +35,7 @@ from checkout.order_states import IllegalTransition, OrderState
 from checkout.orders import OrderBook
 from checkout.payments import (GatewayTimeout, GatewayUnavailable, PaymentError,
                                PaymentGateway)
-from checkout.tasks import stop_task
+from checkout.tasks import repeat, stop_task
 
 __all__ = ["ReservationSweeper", "FinishRefunds"]
 
@@ -174,11 +174,4 @@ class ReservationSweeper:
         return True
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sweep failed; retrying")
-            await asyncio.sleep(self._interval_s)
+        await repeat(self.sweep_once, self._interval_s, log, "sweep failed; retrying")

@@ -24,7 +24,7 @@ from checkout.ids import BuyerId, CreatorId, ProductId, StreamId, VariantId
 from checkout.order_states import PENDING, OrderState
 from checkout.store.keys import AUCTIONS_DUE
 from checkout.store.replies import members
-from checkout.tasks import stop_task
+from checkout.tasks import repeat, stop_task
 from checkout.wallets import WalletStore
 from live.auctions.store import AuctionRefused, AuctionStore, AuctionTerms
 from live.streams.store import StreamStore
@@ -134,14 +134,8 @@ class AuctionDesk:
         self._task = None
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.close_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("auction closer failed; retrying")
-            await asyncio.sleep(self._limits.interval_s)
+        await repeat(self.close_due, self._limits.interval_s, log,
+                     "auction closer failed; retrying")
 
     async def close_due(self, now_ms: int | None = None) -> int:
         """Finish every auction due by now (at most `batch`): close it, charge it, offer or
