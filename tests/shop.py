@@ -70,7 +70,7 @@ async def buy(live: Live, buyer: str, product: str, *, stream: str | None = None
 
 # A buy answered 202 (payment pending) or 5xx (a node or Valkey away, HAProxy's 502 for a
 # node that died mid-request): not an outcome yet, ask again with the same key.
-RETRYABLE = frozenset({202, 500, 502, 503})
+RETRYABLE = frozenset({202, 502, 503})
 
 
 @dataclass

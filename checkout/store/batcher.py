@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from checkout.errors import Refused
@@ -34,6 +35,13 @@ _Item = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
 
 _FENCE_TTL_MS = 60_000
+
+# On a failover redis-py's cluster client refreshes its topology by disconnecting every
+# node's connections, those other tasks are writing on or reading from included; their
+# commands then fail with AttributeError (the connection's writer is gone) or RuntimeError
+# (uvloop: "the handler is closed") rather than ConnectionError (redis-py 8.1.0; upstream
+# redis/redis-py#3835 is the same family). Raised by a cluster pipeline, they are that.
+_CLOSED_UNDER_US = (AttributeError, RuntimeError)
 
 
 class DurabilityError(Refused):
@@ -135,7 +143,15 @@ class CommandBatcher:
                 pipe.execute_command("WAITAOF", 1, 0, self._waitaof_timeout_ms)
             elif self._durability == "replicated" and not self._cluster:
                 pipe.execute_command("WAIT", 1, self._replica_ack_timeout_ms)
-            results = list(await pipe.execute(raise_on_error=False))
+            try:
+                results = list(await pipe.execute(raise_on_error=False))
+            except _CLOSED_UNDER_US as exc:
+                if not self._cluster:
+                    raise
+                raise _connection_lost(exc) from exc
+        if self._cluster:
+            results = [_connection_lost(r) if isinstance(r, _CLOSED_UNDER_US) else r
+                       for r in results]
         if self._durability == "waitaof":
             acked = results.pop()
             if isinstance(acked, Exception) or int(acked[0]) < 1:
@@ -180,6 +196,16 @@ class CommandBatcher:
             pipe.execute_command("WAIT", 1, self._replica_ack_timeout_ms)
             fenced, acked = await pipe.execute(raise_on_error=False)
         return fenced if isinstance(fenced, Exception) else acked
+
+
+def _connection_lost(exc: BaseException) -> RedisConnectionError:
+    """What a command whose connection the cluster client closed under it fails with: the
+    error every caller already handles (503 and a retry with the same Idempotency-Key; the
+    command may or may not have run, as with any connection lost mid-command)."""
+    log.warning("cluster connection closed under a command (topology refresh): %s: %s",
+                type(exc).__name__, exc)
+    return RedisConnectionError(f"connection closed during a cluster topology refresh: "
+                                f"{type(exc).__name__}")
 
 
 def _check_wait(acked: Any) -> None:
