@@ -9,10 +9,11 @@ watching, and the invariants checked from the client's own log.
    `extend_s`, a three-band increment table.
 3. Bids, open loop at `bid_rate` per second, each from a random bidder with its own bid id
    (the Idempotency-Key): latency counted from when it was due. Until `duration_s -
-   extend_s` the maxes mostly beat the price the client last heard of (some do not: too-low
-   refusals); then the maxes stay below it (refusals, the clock runs on) until `lead_ms`
-   before the deadline, from when they would win: snipes, the early ones extending the
-   clock, those after the deadline refused; after one extension the lead is 0. Bidding
+   extend_s` the maxes mostly beat the price the client last heard of and rise with the
+   schedule (some do not: too-low refusals); then they stay below it (refusals, the clock
+   runs on) until `lead_ms` before the deadline, from when they would win: snipes, the
+   early ones extending the clock, those after the deadline refused; after one extension
+   the lead is 0. Bidding
    stops `tail_s` after the auction closed. A bid without an answer (connection, 5xx) is
    sent again, the same bytes. `kill_valkey`: SIGKILL the embedded Valkey halfway through.
 4. Checks, once the closer closed it: every 201'd bid id is in the auction's bid log
@@ -65,6 +66,7 @@ _BACKOFF_MAX_S = 1.0
 _POLL_S = 0.05  # the closing phase reads the auction's clock this often
 _CLOSE_TIMEOUT_S = 30.0  # for the closer to close it after its deadline
 _LOG_PAGE = 1_000
+_RISE_STEPS = 3
 _ACCEPTED = frozenset({"high", "outbid", "raised"})
 _BASELINE_REQUESTS = 20_000
 _BASELINE_CONCURRENCY = 64
@@ -135,14 +137,17 @@ class _Bidding:
         self.retried: collections.Counter[str] = collections.Counter()
         self.go_wall = 0.0
 
-    def _max(self, phase: str) -> int:
+    def _max(self, phase: str, index: int) -> int:
+        """A max that beats what the client last heard of, or (`low_share`, and in the hold)
+        one under it. The bids in flight were all chosen from the same stale price, so a
+        beating max also rises with the bid's place in the schedule (`_RISE_STEPS` of the
+        top band per bid): later bids beat earlier ones, and most are accepted."""
         nxt = self.next_minor
         step = step_of(INCREMENTS, nxt)
-        if phase == "main" and self.rng.random() >= self.config.low_share:
-            return nxt + step * self.rng.randint(0, 4)
-        if phase == "snipe":
-            return nxt + step * self.rng.randint(1, 4)
-        return max(1, nxt - step * self.rng.randint(1, 3))  # too low
+        if phase == "hold" or (phase == "main" and self.rng.random() < self.config.low_share):
+            return max(1, nxt - step * self.rng.randint(1, 3))  # too low
+        rising = _START_MINOR + index * _RISE_STEPS * INCREMENTS[-1][1]
+        return max(nxt, rising) + step * self.rng.randint(0 if phase == "main" else 1, 2)
 
     def _phase(self, now_ms: int, main_end_ms: int) -> str:
         if now_ms < main_end_ms:
@@ -184,7 +189,7 @@ class _Bidding:
         try:
             now_ms = int(time.time() * 1000)
             bid.phase = self._phase(now_ms, main_end_ms)
-            bid.max_minor = self._max(bid.phase)
+            bid.max_minor = self._max(bid.phase, bid.index)
             bid.sent_ms = now_ms
             raw = self.request(bid)
             status, body = await self._attempts(conn, raw, bid)

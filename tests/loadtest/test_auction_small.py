@@ -24,7 +24,9 @@ async def test_tiny_auction_load_holds_every_invariant(tmp_path: Path, kill: boo
     out = tmp_path / "auction.json"
     argv = [sys.executable, "-m", "live.node.cli", "loadtest", "auction", "--bidders", "50",
             "--bid-rate", "100", "--duration", "10", "--no-baseline", "--json", str(out)]
-    run = await asyncio.to_thread(subprocess.run, argv + (["--kill-valkey"] if kill else []),
+    # with the kill, no snipe lands before the deadline (--lead-ms 0): no 5 s extension round
+    run = await asyncio.to_thread(subprocess.run, argv + (["--kill-valkey", "--lead-ms", "0"]
+                                                          if kill else []),
                                   capture_output=True, text=True, timeout=120 * UNIT)
     assert run.returncode == 0, run.stdout + run.stderr
     report = orjson.loads(out.read_bytes())
