@@ -54,7 +54,8 @@ class ProxyAuction:
             else:  # the standing max holds: a tie goes to the earlier max
                 self.price = min(high_max, max_minor + step_of(self.increments, max_minor))
                 outcome = "outbid"
-        if self.reserve_minor and high_max >= self.reserve_minor and self.price < self.reserve_minor:
-            self.price = self.reserve_minor
+        reserve = self.reserve_minor
+        if reserve and high_max >= reserve and self.price < reserve:  # a met reserve
+            self.price = reserve
         self.bids += 1
         return outcome

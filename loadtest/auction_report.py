@@ -51,6 +51,7 @@ def print_auction_report(report: dict[str, Any], console: Console | None = None)
     table.add_column("target")
     rows = [
         ("bids sent / seconds", f"{report['bids_sent']:,} / {report['bid_seconds']:.1f}", ""),
+        ("answered per s (the node's pace)", f"{report['answered_per_s']:,.0f}", ""),
         ("main phase: accepted / refused per s",
          f"{main['accepted_per_s']:,.0f} / {main['refused_per_s']:,.0f}", ""),
         ("replies", ", ".join(f"{k}: {n:,}" for k, n in report["outcomes"].items()), ""),
@@ -92,7 +93,7 @@ def print_auction_report(report: dict[str, Any], console: Console | None = None)
     bare = report.get("bare")
     if bare:
         rows.append(("bare starlette (closed loop, req/s)", f"{bare['per_s']:,.0f}", ""))
-        rows.append(("bid rate / bare capacity", f"{report['rate_vs_bare']:.2f}", ""))
+        rows.append(("bids answered per s / bare", f"{report['answered_vs_bare']:.2f}", ""))
     rows += closing_rows(report, [])[1:]
     for row in rows:
         table.add_row(*row)

@@ -117,7 +117,8 @@ async def test_the_bid_log_pages_newest_first_with_a_cursor(live: Live) -> None:
         await give_wallet(live, buyer)
     maxes = [1000 + 500 * i for i in range(7)]  # each beats the last: seven bids, in order
     for i, max_minor in enumerate(maxes):
-        r = await place(live, stream, auction, ("ann", "bob")[i % 2], max_minor, f"bid-page-{i:04d}")
+        r = await place(live, stream, auction, ("ann", "bob")[i % 2], max_minor,
+                        f"bid-page-{i:04d}")
         assert r.status_code == 201, r.text
     await place(live, stream, auction, "bob", 1000, "bid-page-late")  # a refusal is logged too
     host = live.auth("creator", "cleo")
