@@ -67,6 +67,7 @@ _POLL_S = 0.05  # the closing phase reads the auction's clock this often
 _CLOSE_TIMEOUT_S = 30.0  # for the closer to close it after its deadline
 _LOG_PAGE = 1_000
 _RISE_STEPS = 3
+_VIEWERS_STALL_S = 10.0
 _ACCEPTED = frozenset({"high", "outbid", "raised"})
 _BASELINE_REQUESTS = 20_000
 _BASELINE_CONCURRENCY = 64
@@ -442,14 +443,8 @@ async def run_auction(config: AuctionConfig) -> dict[str, Any]:
         logged = await _bid_log(shop, path, creator)
         checks = _checks(bidding.bids, logged, final, reserve=0)
         if fleet is not None:
-            await asyncio.sleep(1.0)  # the close's event reaches every viewer
-            client = redis.Redis.from_url(valkey_url, socket_timeout=10)
-            try:
-                seq = await read_seq(client, shop.stream)
-            finally:
-                await client.aclose()
-            report["viewers_seen"] = seq_checks(await fleet.call_all(
-                "check", {"stock": {}, "pinned": [], "seq": seq}, timeout_s=120))
+            report["viewers_seen"], report["viewers_caught_up_s"] = await _viewers_caught_up(
+                fleet, valkey_url, shop.stream)
     report.update(_figures(config, bidding, go, bid_s, main_end_ms, final, checks, kills))
     if config.baseline:
         log.info("baseline: bare starlette, closed loop")
@@ -458,6 +453,31 @@ async def run_auction(config: AuctionConfig) -> dict[str, Any]:
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"], report["date"] = machine_info(load_before), now_iso()
     return report
+
+
+async def _viewers_caught_up(fleet: ViewerFleet, valkey_url: str,
+                             stream: str) -> tuple[dict[str, Any], float | None]:
+    """What the viewers saw once every one holds the show's last event (the hub may still
+    be fanning out the backlog when the auction closes), or once nothing moved for
+    `_VIEWERS_STALL_S`; and how long after the close that was (None: they did not)."""
+    started = time.monotonic()
+    client = redis.Redis.from_url(valkey_url, socket_timeout=10)
+    last, moved = -1, started
+    try:
+        while True:
+            seq = await read_seq(client, stream)
+            seen = seq_checks(await fleet.call_all(
+                "check", {"stock": {}, "pinned": [], "seq": seq}, timeout_s=120))
+            if seen["viewers_behind_seq"] == 0:
+                return seen, round(time.monotonic() - started, 2)
+            frames = sum(seen["hub_frames"].values())
+            if frames != last:
+                last, moved = frames, time.monotonic()
+            elif time.monotonic() - moved > _VIEWERS_STALL_S:
+                return seen, None
+            await asyncio.sleep(0.5)
+    finally:
+        await client.aclose()
 
 
 async def _kill_midway(valkey_url: str, bidding: _Bidding, main_end_ms: int,

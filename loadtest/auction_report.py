@@ -87,6 +87,9 @@ def print_auction_report(report: dict[str, Any], console: Console | None = None)
         rows.append(("viewers: gaps / duplicates / behind / gave up",
                      f"{seen['gaps']} / {seen['duplicates']} / {seen['viewers_behind_seq']} / "
                      f"{seen['viewers_gave_up']}", "reported"))
+        caught = report.get("viewers_caught_up_s")
+        rows.append(("viewers at the last event, after the close",
+                     "no (stalled)" if caught is None else f"{caught:.1f} s", ""))
         rows.append(("viewers: auction.bid frames (per viewer)", f"{frames.get('auction.bid', 0):,}"
                      f" ({frames.get('auction.bid', 0) / max(1, report['connect']['ready']):,.0f})",
                      ""))
