@@ -356,6 +356,9 @@ def _checks(bids: list[_Bid], logged: list[dict[str, Any]], final: dict[str, Any
         "accepted_after_deadline": len(after_server),
         "sent_after_deadline_and_accepted": len(after_client),
         "refused_closed_before_deadline": len(early_closed),
+        # how far before the final deadline (the script's `now` is read before the call
+        # waits for a connection, so scripts can run out of their clock's order)
+        "refused_closed_earliest_ms": max((ends - e["at_ms"] for e in early_closed), default=0),
         "model_disagreements": len(disagreements),
         "model_examples": [d for d in disagreements if d],
         "model_price_minor": model.price,
