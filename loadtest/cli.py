@@ -67,6 +67,8 @@ def add_loadtest_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_chat_args(scenarios)
     from loadtest.cluster_sale_cli import add_cluster_sale_args
     add_cluster_sale_args(scenarios)
+    from loadtest.auction_cli import add_auction_args
+    add_auction_args(scenarios)
 
 
 def add_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -105,6 +107,9 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if args.scenario == "cluster-sale":
         from loadtest.cluster_sale_cli import run_cluster_sale_cli
         return run_cluster_sale_cli(args)
+    if args.scenario == "auction":
+        from loadtest.auction_cli import run_auction_cli
+        return run_auction_cli(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 

@@ -18,7 +18,6 @@ import collections
 import contextlib
 import logging
 import os
-import signal
 import time
 from dataclasses import asdict, dataclass
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from loadtest.http_client import ApiCalls, Reply, loopback_host_port, run_reques
 from loadtest.machine import machine_info, now_iso
 from loadtest.race import RaceResult, RaceSpec, run_race
 from loadtest.server_process import ServerProcess
+from loadtest.valkey_kill import kill_valkey, server_pid
 
 __all__ = ["FlashSaleConfig", "run_flash_sale", "KillRecord"]
 
@@ -44,7 +44,6 @@ VARIANT = "default"
 _TOKEN_TTL_S = 6 * 3600
 _SETUP_CONCURRENCY = 32  # the node's Valkey pool holds 64 connections
 _KILL_POLL_S = 0.002
-_VALKEY_BACK_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,26 +285,16 @@ def _killer(valkey_url: str, product: str, threshold: int,
     async def kill(go_at: float) -> None:
         client = redis.Redis.from_url(valkey_url, socket_timeout=2, socket_connect_timeout=1)
         try:
-            old_pid = int((await client.info("server"))["process_id"])
+            old_pid = await server_pid(client)
             while True:
                 sold = int(await client.hget(stock_key, f"sold:{VARIANT}") or 0)
                 if sold >= threshold:
                     break
                 await asyncio.sleep(_KILL_POLL_S)
-            os.kill(old_pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-            log.warning("killed Valkey pid %d with %d units sold", old_pid, sold)
-            new_pid = old_pid
-            while time.monotonic() - killed_at < _VALKEY_BACK_TIMEOUT_S:
-                try:
-                    new_pid = int((await client.info("server"))["process_id"])
-                    if new_pid != old_pid:
-                        break
-                except (redis.ConnectionError, redis.TimeoutError, OSError):
-                    pass
-                await asyncio.sleep(0.01)
-            kills.append(KillRecord(round(killed_at - go_at, 3), sold, old_pid, new_pid,
-                                    round(time.monotonic() - killed_at, 3)))
+            done = await kill_valkey(client, old_pid)
+            log.warning("Valkey killed with %d units sold", sold)
+            kills.append(KillRecord(round(done.killed_at - go_at, 3), sold, done.old_pid,
+                                    done.new_pid, done.back_after_s))
         finally:
             await client.aclose()
 

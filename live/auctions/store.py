@@ -158,15 +158,17 @@ class AuctionStore:
         out["increments"] = orjson.loads(raw["increments"])
         return out
 
-    async def bid_log(self, stream: StreamId, auction: str,
-                      limit: int = 1000) -> list[dict[str, Any]]:
-        """Every bid, oldest first: who, their max, what happened and the price after."""
+    async def bid_log(self, stream: StreamId, auction: str, limit: int,
+                      before: str | None = None) -> list[dict[str, Any]]:
+        """The bids (and refusals), newest first, older than `before` (an entry's `id`):
+        who, their max, what happened and the price after; a page, never the whole log."""
+        top = f"({before}" if before else "+"
         out = []
-        for _, f in text_entries(await self._client.xrange(
-                auction_keys(stream, auction).bids, count=limit)):
-            out.append({"at_ms": int(f["at_ms"]), "bid_id": f["bid_id"], "bidder": f["bidder"],
-                        "max_minor": int(f["max_minor"]), "outcome": f["outcome"],
-                        "price_minor": int(f["price_minor"])})
+        for entry_id, f in text_entries(await self._client.xrevrange(
+                auction_keys(stream, auction).bids, max=top, count=limit)):
+            out.append({"id": entry_id, "at_ms": int(f["at_ms"]), "bid_id": f["bid_id"],
+                        "bidder": f["bidder"], "max_minor": int(f["max_minor"]),
+                        "outcome": f["outcome"], "price_minor": int(f["price_minor"])})
         return out
 
     async def public(self, stream: StreamId, auction: dict[str, Any]) -> dict[str, Any]:

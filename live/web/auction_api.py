@@ -24,6 +24,11 @@ __all__ = ["register"]
 
 AUCTION = Param("auction", "path", Annotated[str, StringConstraints(pattern=r"^a_[0-9a-f]{12}$")])
 Minor = Annotated[int, Field(ge=1, le=10**12)]
+# The bid log's pages (docs/limits.md): newest first, older than `before` (an entry's id)
+BIDS_BEFORE = Param("before", "query",
+                    Annotated[str, StringConstraints(pattern=r"^([0-9]{1,15}-[0-9]{1,10})?$")],
+                    default="")
+BIDS_LIMIT = Param("limit", "query", Annotated[int, Field(ge=1, le=1000)], default=100)
 _HOSTS = (Role.CREATOR, Role.OPERATOR)
 
 
@@ -141,15 +146,21 @@ def register(api: Api) -> None:
         result = await call.services.desk.accept(stream["id"], call.param("auction"), buyer)
         return buy_response(call, result)
 
-    @api.endpoint("GET", "/streams/{stream}/auctions/{auction}/bids", params=(AUCTION,),
-                  summary="The bid log: who bid what when, and why a bid was refused",
+    @api.endpoint("GET", "/streams/{stream}/auctions/{auction}/bids",
+                  params=(AUCTION, BIDS_LIMIT, BIDS_BEFORE),
+                  summary="The bid log, newest first (a page older than `before`): who bid "
+                          "what when, and why a bid was refused",
                   tag="auctions", roles=(Role.CREATOR, Role.BRAND, Role.OPERATOR))
     async def auction_bids(call: Call[Any]) -> Response:
         stream = await stream_of(call)
         auction = await _auction(call, stream)
         _host_or_seller(call, stream, auction, "only the host and the seller read the bids")
-        return json_response({"items": await call.services.auctions.bid_log(stream["id"],
-                                                                             auction["id"])})
+        limit = call.param("limit")
+        items = await call.services.auctions.bid_log(stream["id"], auction["id"], limit,
+                                                     call.param("before") or None)
+        # the next page's cursor: None once the log's oldest entry is in this page
+        return json_response({"items": items,
+                              "before": items[-1]["id"] if len(items) == limit else None})
 
 
 def _host_or_seller(call: Call[Any], stream: dict[str, Any], auction: dict[str, Any],

@@ -518,8 +518,8 @@ async function loadBids() {
 
 function renderBids(items, a) {
   const currency = (state.products[a.product] || {}).currency || "USD";
-  const rows = items.map((b, i) => ({ ...b, n: i })).reverse(); // newest first
-  syncList($("auction-bids"), rows, (b) => b.n, (b) => {
+  const rows = items; // newest first, as the API pages them
+  syncList($("auction-bids"), rows, (b) => b.id, (b) => {
     const row = document.createElement("tr");
     const cells = [
       new Date(b.at_ms).toLocaleTimeString(), b.bidder, money(b.max_minor, currency),

@@ -110,6 +110,42 @@ async def test_the_seller_and_the_host_read_the_bid_log_and_no_one_else(live: Li
     assert done.status_code == 200 and done.json()["result"] == "cancelled"
 
 
+async def test_the_bid_log_pages_newest_first_with_a_cursor(live: Live) -> None:
+    stream, product = await auction_show(live)
+    auction = (await put_up(live, stream, product))["id"]
+    for buyer in ("ann", "bob"):
+        await give_wallet(live, buyer)
+    maxes = [1000 + 500 * i for i in range(7)]  # each beats the last: seven bids, in order
+    for i, max_minor in enumerate(maxes):
+        r = await place(live, stream, auction, ("ann", "bob")[i % 2], max_minor,
+                        f"bid-page-{i:04d}")
+        assert r.status_code == 201, r.text
+    await place(live, stream, auction, "bob", 1000, "bid-page-late")  # a refusal is logged too
+    host = live.auth("creator", "cleo")
+    seen: list[str] = []
+    before = ""
+    while True:
+        r = await live.http.get(url(stream, f"/{auction}/bids"), headers=host,
+                                params={"limit": 3, **({"before": before} if before else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) <= 3
+        seen += [b["bid_id"] for b in page["items"]]
+        if page["before"] is None:
+            break
+        assert page["before"] == page["items"][-1]["id"]
+        before = page["before"]
+    assert seen == ["bid-page-late", *[f"bid-page-{i:04d}" for i in reversed(range(7))]]
+    first = (await live.http.get(url(stream, f"/{auction}/bids"), headers=host)).json()
+    assert first["items"][0]["outcome"] == "too-low" and first["before"] is None  # limit 100
+    for bad in ({"limit": 0}, {"limit": 1001}, {"before": "not-an-id"}):
+        r = await live.http.get(url(stream, f"/{auction}/bids"), headers=host, params=bad)
+        assert r.status_code == 400, (bad, r.text)
+    buyer = await live.http.get(url(stream, f"/{auction}/bids"), headers=live.auth("buyer", "ann"),
+                                params={"limit": 3, "before": before})
+    assert buyer.status_code == 403  # the page's cursor changes nobody's rights
+
+
 async def test_a_late_joiners_snapshot_carries_the_auction_as_its_last_event_said(live: Live) -> None:
     """The pages draw the card from the snapshot and then the events: the snapshot's
     `auction` must be what the latest event said (the next least bid included)."""

@@ -66,8 +66,8 @@ async def test_proxy_bids_pay_one_increment_over_the_runner_up(store: AuctionSto
     assert (cal["outcome"], cal["price_minor"]) == ("high", 5100)
     state = await store.get(S, "a1")
     assert state is not None and state["price_minor"] == 5100 and state["bids"] == 3
-    assert [b["outcome"] for b in await store.bid_log(S, "a1")] == ["high", "outbid", "too-low",
-                                                                     "high"]
+    assert [b["outcome"] for b in await store.bid_log(S, "a1", 10)] == [
+        "high", "too-low", "outbid", "high"]  # newest first
 
 
 async def test_a_tie_goes_to_the_earlier_max_and_the_high_bidder_may_raise_theirs(
