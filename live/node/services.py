@@ -62,6 +62,8 @@ from live.hub.ws_compat import check as check_websockets_compat
 from live.video.compat import check as check_video_compat
 from live.video.compat import restrict_ice_hosts, stop_consent_after_close
 from live.video.metrics import VideoCollector
+from live.video.recorder import RecordingConfig
+from live.video.recordings import Recordings
 from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
@@ -259,7 +261,13 @@ class Services:
             connect_timeout_s=settings.video_connect_timeout_s,
             encode=settings.video_encode,
             max_peers_per_ip=settings.video_max_peers_per_ip,
-            new_sessions_per_ip_s=settings.video_new_sessions_per_ip_s))
+            new_sessions_per_ip_s=settings.video_new_sessions_per_ip_s),
+            recording=RecordingConfig(
+                settings.recordings_path, segment_s=settings.recording_segment_s,
+                live_window=settings.recording_live_window,
+                queue_packets=settings.recording_queue_packets)
+            if settings.recording_enabled else None,
+            recordings=Recordings(settings.recordings_path, settings.recording_retention_days))
         metrics.registry.register(VideoCollector(video))
         accounts = AccountStore(client)
         mailer = mailer_for(settings)
