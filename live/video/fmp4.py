@@ -12,12 +12,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from checkout.errors import LivecartError
+
 __all__ = ["BoxReader", "FragmentTime", "fragment_time", "Fmp4Error"]
 
 _HEADER = struct.Struct(">I4s")
 
 
-class Fmp4Error(ValueError):
+class Fmp4Error(LivecartError, ValueError):
     """The muxer's output is not the fragmented MP4 this module reads."""
 
 
