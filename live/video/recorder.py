@@ -208,8 +208,7 @@ class _Writer:
                 # A run that cannot be written is given up; the next cut starts another.
                 log.exception("recording %s: run %d failed", self.directory.name, self.current_run)
                 self.failures += 1
-                self._muxer = None
-                self._current = None
+                self._abandon()
         try:
             self._end_run()
         except (av.FFmpegError, Fmp4Error, OSError, ValueError):
@@ -298,6 +297,16 @@ class _Writer:
                     self._cuts.popleft()
                     self._finish_segment(self._fragment_end)
             # mfra (the trailer's index) and anything else: not part of HLS
+
+    def _abandon(self) -> None:
+        """Drop the failed run's muxer and its unfinished segment."""
+        muxer, self._muxer, self._current = self._muxer, None, None
+        if muxer is not None:
+            try:
+                muxer.close()
+            except (av.FFmpegError, OSError, ValueError):
+                pass  # it already failed once; its output is not kept
+        self._sink.boxes.clear()
 
     def _end_run(self) -> None:
         if self._muxer is None:

@@ -92,13 +92,14 @@ async def record_a_show(live: Live) -> dict[str, Any]:
     assert recorder is not None
     await eventually(lambda: len(recorder.writer.segments) >= 3, "three recorded segments", 30)
     live_playlist = await live.http.get(f"/hls/{stream['id']}/index.m3u8")
+    metrics = (await live.http.get("/metrics")).text
     refused = await live.http.delete(f"/api/v1/streams/{stream['id']}/recording",
                                      headers=live.auth("creator", "cleo"))
     assert await publisher.stop() == 200
     await eventually(lambda: stream["id"] not in live.services.video.sessions, "video ended")
     return {"stream": stream, "origin_ms": session.clock.origin_ms, "live": live_playlist,
             "refused_while_live": refused, "writer": recorder.writer,
-            "dropped": recorder.dropped}
+            "dropped": recorder.dropped, "metrics": metrics}
 
 
 async def test_a_show_is_recorded_as_playable_hls(live: Live) -> None:
@@ -112,6 +113,7 @@ async def test_a_show_is_recorded_as_playable_hls(live: Live) -> None:
     assert show["live"].headers["cache-control"] == "public, max-age=1"
     assert not parse_playlist(show["live"].text)["ended"]
     assert show["refused_while_live"].status_code == 409
+    assert "livecart_recordings_active 1.0" in show["metrics"]
 
     r = await live.http.get(state["hls_url"])
     assert r.status_code == 200 and r.headers["content-type"].startswith(M3U8)
