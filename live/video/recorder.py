@@ -181,9 +181,9 @@ class _Writer:
         self.size = (width, height)
         self.failures = 0
         self.video_packets = 0  # muxed (each is one frame of the recording)
-        self.segments: list[Segment] = _load(directory / INDEX)
+        self.segments: list[Segment] = []
         self.current_run = -1
-        self._next_run = self.segments[-1].run + 1 if self.segments else 0
+        self._next_run = 0
         self.audio = False
         self._muxer: av.container.OutputContainer | None = None
         self._streams: list[av.stream.Stream] = []
@@ -198,6 +198,11 @@ class _Writer:
 
     def run(self, items: queue.Queue[_Item | object]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.segments = _load(self.directory / INDEX)
+        if self.segments:  # written again whole: a line cut short by a crash is gone
+            _write_file(self.directory / INDEX,
+                        b"".join(orjson.dumps(asdict(x)) + b"\n" for x in self.segments))
+        self._next_run = self.segments[-1].run + 1 if self.segments else 0
         while True:
             item = items.get()
             if not isinstance(item, _Item):
@@ -349,4 +354,10 @@ def _load(path: Path) -> list[Segment]:
         lines = path.read_bytes().splitlines()
     except FileNotFoundError:
         return []
-    return [Segment(**orjson.loads(line)) for line in lines if line.strip()]
+    out = []
+    for line in lines:
+        try:
+            out.append(Segment(**orjson.loads(line)))
+        except (ValueError, TypeError):
+            log.warning("recording %s: unreadable index line skipped", path.parent.name)
+    return out

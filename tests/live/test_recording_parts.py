@@ -180,3 +180,27 @@ def test_only_recorder_files_are_read(tmp_path: Path, name: str) -> None:
     (tmp_path / "s_a").mkdir()
     (tmp_path / "s_a" / "segments.jsonl").write_text("{}")
     assert Recordings(tmp_path, 0).read("s_a", name) is None
+
+
+def test_a_new_session_continues_the_recording_with_a_new_run(tmp_path: Path) -> None:
+    """A node restarted mid-show: the next session's writer appends to the same recording,
+    numbering on, as a new run (its own init, a discontinuity), past a line cut short."""
+    folder = tmp_path / "s_show"
+    packets = [(cut, p) for cut, _, p in encode_show(gap_after=10_000, frames=70)]
+    for session in range(2):
+        writer = _Writer(folder, 1_700_000_000_000 + session, RecordingConfig(tmp_path), 320, 180)
+        items: queue.Queue[_Item | object] = queue.Queue()
+        for cut, packet in packets:
+            if cut is not Cut.SKIP:
+                items.put(_Item("video", cut, int(packet.pts), packet))
+        items.put(_END)
+        writer.run(items)
+        if session == 0:
+            with open(folder / INDEX, "ab") as index:
+                index.write(b'{"seq": 9')  # a crash in the middle of a line
+    assert [s.run for s in writer.segments] == [0, 0, 1, 1]
+    assert [s.seq for s in writer.segments] == [0, 1, 2, 3]
+    assert writer.failures == 0
+    text = (folder / PLAYLIST).read_text()
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.count("#EXT-X-DATERANGE") == 2
+    assert len((folder / INDEX).read_text().splitlines()) == 4
