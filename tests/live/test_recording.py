@@ -197,3 +197,53 @@ async def test_the_creator_or_a_featured_brand_deletes_a_recording(live: Live) -
     shutil.copytree(kept, folder)
     assert (await live.http.delete(url, headers=live.auth("creator", "cleo"))).status_code == 204
     assert not folder.exists()
+
+
+MSE_PLAY = """async (url) => {
+  const text = await (await fetch(url)).text();
+  const base = url.slice(0, url.lastIndexOf("/") + 1);
+  const names = text.split("\\n").filter((l) => l && !l.startsWith("#"));
+  const init = /#EXT-X-MAP:URI="([^"]+)"/.exec(text)[1];
+  const listed = text.split("\\n").filter((l) => l.startsWith("#EXTINF:"))
+    .reduce((sum, l) => sum + parseFloat(l.slice(8)), 0);
+  const video = document.createElement("video");
+  video.muted = true;
+  document.body.append(video);
+  const source = new MediaSource();
+  video.src = URL.createObjectURL(source);
+  await new Promise((resolve) => source.addEventListener("sourceopen", resolve, { once: true }));
+  const buffer = source.addSourceBuffer('video/mp4; codecs="avc1.42E01F,opus"');
+  for (const name of [init, ...names]) {
+    const data = await (await fetch(base + name)).arrayBuffer();
+    buffer.appendBuffer(data);
+    await new Promise((resolve, reject) => {
+      buffer.addEventListener("updateend", resolve, { once: true });
+      buffer.addEventListener("error", () => reject(new Error("append " + name)), { once: true });
+    });
+  }
+  source.endOfStream();
+  const ranges = [];
+  for (let i = 0; i < buffer.buffered.length; i++) {
+    ranges.push([buffer.buffered.start(i), buffer.buffered.end(i)]);
+  }
+  video.currentTime = ranges[0][0];
+  await video.play();
+  const shown = await new Promise((resolve) => video.requestVideoFrameCallback(
+    (now, meta) => resolve(meta.presentedFrames)));
+  return { ranges, listed, shown, width: video.videoWidth, tracks: buffer.audioTracks
+    ? buffer.audioTracks.length : null, error: video.error && video.error.message };
+}"""
+
+
+async def test_chromium_plays_the_recording_through_media_source(live: Live, new_page: Any) -> None:
+    """The files are what a browser's MSE takes (what hls.js feeds it): init and every
+    segment append without error, into one continuous buffered range as long as the
+    playlist says, and the picture plays."""
+    show = await record_a_show(live)
+    page = await new_page()
+    await page.goto(f"{live.url}/healthz")
+    result = await page.evaluate(MSE_PLAY, f"/hls/{show['stream']['id']}/index.m3u8")
+    assert result["error"] is None and result["shown"] >= 1 and result["width"] == 640
+    assert len(result["ranges"]) == 1, result  # no hole between segments
+    start, end = result["ranges"][0]
+    assert abs((end - start) - result["listed"]) < 0.1, result
