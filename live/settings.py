@@ -134,6 +134,11 @@ class Settings:
     recording_live_window: int = 15  # segments in the live playlist (0: every segment)
     recording_retention_days: float = 30.0  # ended recordings deleted after this (0: kept)
     recording_queue_packets: int = 600  # packets waiting for the muxing thread; beyond: dropped
+    recording_store: ImageStoreKind = "disk"  # s3: ended recordings move to a bucket (extra `s3`)
+    recording_s3_bucket: str | None = None  # needed with s3
+    recording_s3_endpoint_url: str | None = None  # None: AWS; else e.g. a MinIO or R2 endpoint
+    recording_s3_region: str | None = None
+    recording_s3_prefix: str = "recordings/"
     # accounts: email sign-in, sessions (docs/accounts.md)
     smtp_url: str | None = None  # smtp://[user:pass@]host:port or smtps://...; None: log the mail
     mail_from: str = "livecart <no-reply@localhost>"
@@ -311,6 +316,10 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.images_per_product > 50:
             raise ValueError("images_per_product is at most 50")
+        if self.recording_store not in ("disk", "s3"):
+            raise ValueError(f"recording_store must be disk or s3, not {self.recording_store!r}")
+        if self.recording_store == "s3" and not self.recording_s3_bucket:
+            raise ValueError("recording_store=s3 needs recording_s3_bucket")
         if self.image_store not in ("disk", "s3"):
             raise ValueError(f"image_store must be disk or s3, not {self.image_store!r}")
         if self.image_store == "s3" and not self.image_s3_bucket:
@@ -408,7 +417,9 @@ _FIELD_TYPES: dict[str, str] = {
     "video_ice_hosts": "tuple", "video_encode": "str",
     "recording_enabled": "bool", "recording_dir": "path", "recording_segment_s": "float",
     "recording_live_window": "int", "recording_retention_days": "float",
-    "recording_queue_packets": "int",
+    "recording_queue_packets": "int", "recording_store": "str", "recording_s3_bucket": "str",
+    "recording_s3_endpoint_url": "str", "recording_s3_region": "str",
+    "recording_s3_prefix": "str",
     "smtp_url": "str", "mail_from": "str", "mail_timeout_s": "float",
     "signin_code_ttl_s": "int", "signin_max_attempts": "int", "signin_limit_window_s": "int",
     "signin_per_email": "int", "signin_per_ip": "int", "signin_verify_per_challenge": "int",

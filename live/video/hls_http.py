@@ -108,6 +108,9 @@ def register(api: Api) -> None:
             raise Problem(409, "recording-in-progress",
                           "the show is not over; end it before deleting its recording")
         recordings = video.recordings
+        if recordings is not None and stream["id"] in recordings.uploading:
+            raise Problem(409, "recording-in-progress", "the recording is being moved to "
+                          "storage; try again in a moment", headers={"Retry-After": "5"})
         if recordings is None or not await asyncio.to_thread(recordings.delete, stream["id"]):
             raise Problem(404, "not-found", "this show has no recording on this node")
         return Response(status_code=204)

@@ -311,6 +311,8 @@ class VideoService:
         session.channels.clear()
         if session.recorder is not None:
             await session.recorder.close()  # the VOD playlist is written before this returns
+            if self.recordings is not None and not self._closing:
+                self.recordings.archive_later(session.stream_id)
         await session.video.close()
         await session.audio.close()
         await asyncio.gather(*(self.peers.close(p) for p in peers))
