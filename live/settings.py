@@ -127,6 +127,18 @@ class Settings:
     video_connect_timeout_s: float = 10.0  # a peer not connected (ICE + DTLS) by then is dropped
     video_ice_hosts: tuple[str, ...] = ()  # host candidates offered (empty: every interface)
     video_encode: VideoEncode = "shared"  # "per_viewer" exists only as the load test's baseline
+    # recording every show as CMAF HLS from the shared encode (docs/recording.md)
+    recording_enabled: bool = True
+    recording_dir: Path | None = None  # None: data_dir/recordings
+    recording_segment_s: float = 2.0  # target segment length (cut at keyframes)
+    recording_live_window: int = 15  # segments in the live playlist (0: every segment)
+    recording_retention_days: float = 30.0  # ended recordings deleted after this (0: kept)
+    recording_queue_packets: int = 600  # packets waiting for the muxing thread; beyond: dropped
+    recording_store: ImageStoreKind = "disk"  # s3: ended recordings move to a bucket (extra `s3`)
+    recording_s3_bucket: str | None = None  # needed with s3
+    recording_s3_endpoint_url: str | None = None  # None: AWS; else e.g. a MinIO or R2 endpoint
+    recording_s3_region: str | None = None
+    recording_s3_prefix: str = "recordings/"
     # accounts: email sign-in, sessions (docs/accounts.md)
     smtp_url: str | None = None  # smtp://[user:pass@]host:port or smtps://...; None: log the mail
     mail_from: str = "livecart <no-reply@localhost>"
@@ -295,11 +307,19 @@ class Settings:
             raise ValueError("webhook_retry_jitter must be in [0, 1)")
         if self.webhook_stock_low < 0 or self.webhook_rotation_grace_s < 0:
             raise ValueError("webhook_stock_low and webhook_rotation_grace_s must be >= 0")
+        if self.recording_segment_s < 0.5 or self.recording_queue_packets <= 0 \
+                or self.recording_live_window < 0 or self.recording_retention_days < 0:
+            raise ValueError("recording_segment_s must be >= 0.5, recording_queue_packets "
+                             "positive, recording_live_window and recording_retention_days >= 0")
         for name in ("image_max_bytes", "image_max_pixels", "images_per_product"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.images_per_product > 50:
             raise ValueError("images_per_product is at most 50")
+        if self.recording_store not in ("disk", "s3"):
+            raise ValueError(f"recording_store must be disk or s3, not {self.recording_store!r}")
+        if self.recording_store == "s3" and not self.recording_s3_bucket:
+            raise ValueError("recording_store=s3 needs recording_s3_bucket")
         if self.image_store not in ("disk", "s3"):
             raise ValueError(f"image_store must be disk or s3, not {self.image_store!r}")
         if self.image_store == "s3" and not self.image_s3_bucket:
@@ -325,6 +345,11 @@ class Settings:
         if self.allowed_origins:
             return self.allowed_origins
         return (self.base_url, f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}")
+
+    @property
+    def recordings_path(self) -> Path:
+        return (self.recording_dir if self.recording_dir is not None
+                else Path(self.data_dir) / "recordings")
 
     @property
     def images_path(self) -> Path:
@@ -390,6 +415,11 @@ _FIELD_TYPES: dict[str, str] = {
     "video_viewer_queue": "int", "video_publisher_timeout_s": "float",
     "video_reconnect_grace_s": "float", "video_connect_timeout_s": "float",
     "video_ice_hosts": "tuple", "video_encode": "str",
+    "recording_enabled": "bool", "recording_dir": "path", "recording_segment_s": "float",
+    "recording_live_window": "int", "recording_retention_days": "float",
+    "recording_queue_packets": "int", "recording_store": "str", "recording_s3_bucket": "str",
+    "recording_s3_endpoint_url": "str", "recording_s3_region": "str",
+    "recording_s3_prefix": "str",
     "smtp_url": "str", "mail_from": "str", "mail_timeout_s": "float",
     "signin_code_ttl_s": "int", "signin_max_attempts": "int", "signin_limit_window_s": "int",
     "signin_per_email": "int", "signin_per_ip": "int", "signin_verify_per_challenge": "int",

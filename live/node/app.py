@@ -30,7 +30,7 @@ from live.web.sandbox_api import sandbox_routes
 from live.node.hub_process import HubProcess
 from live.node.services import Services
 from live.settings import Payments, Settings
-from live.video import http as video_http
+from live.video import hls_http, http as video_http
 from live.video.http import VideoServices
 
 __all__ = ["create_app", "build_api", "build_auth_api", "openapi_document", "API_VERSION", "UnhandledErrors"]
@@ -44,7 +44,7 @@ def build_api(payments: Payments = "sandbox") -> Api:
     """The API of a node; one that pays through Stripe has Stripe's endpoints too."""
     api = Api("livecart", API_VERSION)
     for module in (buy_api, wallet_api, card_form, catalog_api, report_api, stream_api, show_api,
-                   follow_api, video_http, invite_api, fulfil_api, api_keys_api, program_api,
+                   follow_api, video_http, hls_http, invite_api, fulfil_api, api_keys_api, program_api,
                    studio_api, webhook_api, image_api, chat_api, auction_api):  # buy first
         module.register(api)
     funnel_api.register(api)
@@ -127,6 +127,7 @@ def create_app(settings: Settings, *, services: Services | None = None,
         *page_routes(),
         *docs_routes(),
         *image_api.media_routes(),
+        *hls_http.hls_routes(),
         *overlay_routes(),
         *sandbox_routes(),
         *(stripe_api.webhook_routes() if settings.payments == "stripe" else ()),

@@ -62,6 +62,8 @@ from live.hub.ws_compat import check as check_websockets_compat
 from live.video.compat import check as check_video_compat
 from live.video.compat import restrict_ice_hosts, stop_consent_after_close
 from live.video.metrics import VideoCollector
+from live.video.recorder import RecordingConfig
+from live.video.recordings import Archive, Recordings
 from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
@@ -112,6 +114,18 @@ def _stripe_gateway(client: redis.Redis, settings: Settings) -> "StripeGateway":
     return StripeGateway(client, StripeConfig(
         api_key=settings.stripe_api_key, webhook_secret=settings.stripe_webhook_secret,
         api_base=settings.stripe_api_base, timeout_s=settings.payment_timeout_s))
+
+
+def _recording_archive(settings: Settings) -> Archive | None:
+    """Where ended recordings go when not kept on the disk (boto3 loads only then)."""
+    if settings.recording_store != "s3":
+        return None
+    from live.video.recordings_s3 import S3Recordings
+
+    assert settings.recording_s3_bucket is not None  # Settings.validate requires it
+    return S3Recordings(settings.recording_s3_bucket,
+                        endpoint_url=settings.recording_s3_endpoint_url,
+                        region=settings.recording_s3_region, prefix=settings.recording_s3_prefix)
 
 
 def _image_store(settings: Settings) -> ImageStore:
@@ -259,7 +273,14 @@ class Services:
             connect_timeout_s=settings.video_connect_timeout_s,
             encode=settings.video_encode,
             max_peers_per_ip=settings.video_max_peers_per_ip,
-            new_sessions_per_ip_s=settings.video_new_sessions_per_ip_s))
+            new_sessions_per_ip_s=settings.video_new_sessions_per_ip_s),
+            recording=RecordingConfig(
+                settings.recordings_path, segment_s=settings.recording_segment_s,
+                live_window=settings.recording_live_window,
+                queue_packets=settings.recording_queue_packets)
+            if settings.recording_enabled else None,
+            recordings=Recordings(settings.recordings_path, settings.recording_retention_days,
+                                  archive=_recording_archive(settings)))
         metrics.registry.register(VideoCollector(video))
         accounts = AccountStore(client)
         mailer = mailer_for(settings)

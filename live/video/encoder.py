@@ -50,11 +50,15 @@ class MediaClock:
     """A stream's media time: ticks of 90 kHz since the stream's first frame.
 
     Frames and overlay events are stamped from the same clock, which is what lets a page
-    show a pin when the picture reaches the moment the host pinned.
+    show a pin when the picture reaches the moment the host pinned. `origin_ms` is the
+    wall-clock millisecond at which the clock read 0 (the clock's origin is placed on that
+    millisecond), what a recording's EXT-X-PROGRAM-DATE-TIME counts from (playlist.py).
     """
 
     def __init__(self) -> None:
-        self._origin = time.monotonic()
+        wall, mono = time.time(), time.monotonic()
+        self.origin_ms = int(wall * 1000)
+        self._origin = mono - (wall - self.origin_ms / 1000)
 
     def now(self) -> int:
         return int((time.monotonic() - self._origin) * VIDEO_CLOCK_RATE)
@@ -247,16 +251,24 @@ class SharedVideoEncoder(_VideoPipe[av.Packet]):
 
 
 class SharedAudioEncoder:
-    """The stream's only Opus encoder: 20 ms packets at 48 kHz, shared like the video."""
+    """The stream's only Opus encoder: 20 ms packets at 48 kHz, shared like the video.
 
-    def __init__(self) -> None:
+    Its timestamps are the stream's media clock in 48 kHz ticks: anchored to the clock at
+    the first sample, then counted in samples (continuous, as Opus needs), and anchored
+    again after a gap (no audio encoded for `_REANCHOR` ticks: the publisher came back, or
+    nobody was listening), so audio and video share one time line."""
+
+    _REANCHOR = 48_000 // 5  # 200 ms
+
+    def __init__(self, clock: MediaClock | None = None) -> None:
         self.fanout: Fanout[av.Packet] = Fanout(lambda: None)
+        self.clock = clock if clock is not None else MediaClock()
         self.packets_encoded = 0
         self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=48_000,
                                             frame_size=960)
         self._codec: av.AudioCodecContext | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pts = 0
+        self._pts = -self._REANCHOR - 1  # anchors on the first sample
 
     def use_source(self, track: MediaStreamTrack) -> None:
         self._task = asyncio.create_task(self._run(track), name="audio-encoder")
@@ -273,6 +285,9 @@ class SharedAudioEncoder:
                 if not self.fanout.subscribers:
                     continue
                 for chunk in self._resampler.resample(frame):
+                    now = self.clock.now() * 48_000 // VIDEO_CLOCK_RATE
+                    if now - self._pts > self._REANCHOR:
+                        self._pts = now  # only forwards: timestamps never go back
                     chunk.pts = self._pts
                     chunk.time_base = fractions.Fraction(1, 48_000)
                     self._pts += chunk.samples

@@ -38,3 +38,11 @@ class VideoCollector(Collector):
                                       value=sum(getattr(v, attr) for v in shared))
         yield CounterMetricFamily("livecart_video_keyframes_forced", "keyframes forced",
                                   value=sum(v.keyframes.forced for v in shared))
+        recorders = [s.recorder for s in sessions if s.recorder is not None]
+        yield GaugeMetricFamily("livecart_recordings_active", "shows being recorded",
+                                value=len(recorders))
+        yield CounterMetricFamily("livecart_recording_dropped",
+                                  "packets the recording queue had no room for",
+                                  value=sum(r.dropped for r in recorders))
+        yield CounterMetricFamily("livecart_recording_failures", "recording runs given up",
+                                  value=sum(r.writer.failures for r in recorders))

@@ -28,6 +28,8 @@ from checkout.tasks import stop_task
 from live.video.encoder import VIDEO_CLOCK_RATE, SharedVideoEncoder, VideoFormat
 from live.video.compat import route_keyframe_requests, set_sender_encoder
 from live.video.peers import Peer, PeerRegistry
+from live.video.recorder import Recorder, RecordingConfig
+from live.video.recordings import Recordings
 from live.video.sdp import OfferSummary
 from live.video.stream_video import EncodeMode, StreamVideo
 from live.video.tracks import FrameTrack, PacketTrack
@@ -54,8 +56,12 @@ class VideoError(Refused):
 
 
 class VideoService:
-    def __init__(self, streams: StreamStore, hub: Hub, fmt: VideoFormat, limits: VideoLimits) -> None:
+    def __init__(self, streams: StreamStore, hub: Hub, fmt: VideoFormat, limits: VideoLimits,
+                 recording: RecordingConfig | None = None,
+                 recordings: Recordings | None = None) -> None:
         self.streams = streams
+        self.recording = recording  # None: shows are not recorded on this node
+        self.recordings = recordings
         self.hub = hub
         self.fmt = fmt
         self.limits = limits
@@ -69,6 +75,8 @@ class VideoService:
     def start(self) -> None:
         if self._watchdog is None:
             self._watchdog = asyncio.create_task(self._watch(), name="video-watchdog")
+        if self.recordings is not None:
+            self.recordings.start()
 
     # -- WHIP ----------------------------------------------------------------------------
     async def publish(self, stream: dict[str, Any], offer: str, summary: OfferSummary,
@@ -92,6 +100,10 @@ class VideoService:
             session = StreamVideo(stream_id, self.fmt, self.limits.encode,
                                   self.limits.max_data_channel_buffer, self._on_room_message)
             self.sessions[stream_id] = session
+            if self.recording is not None and isinstance(session.video, SharedVideoEncoder):
+                session.recorder = Recorder(self.recording.root / stream_id, session.clock,
+                                            session.video, session.audio, self.recording)
+                session.recorder.start()
         session.publisher = peer
         try:
             if session.room is None:
@@ -110,6 +122,8 @@ class VideoService:
     async def _negotiate_publisher(self, session: StreamVideo, peer: Peer, offer: str,
                                    summary: OfferSummary) -> str:
         pc = peer.pc
+        if session.recorder is not None:
+            session.recorder.expect_audio = summary.audio
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -295,6 +309,10 @@ class VideoService:
         session.publisher = None
         session.viewers.clear()
         session.channels.clear()
+        if session.recorder is not None:
+            await session.recorder.close()  # the VOD playlist is written before this returns
+            if self.recordings is not None and not self._closing:
+                self.recordings.archive_later(session.stream_id)
         await session.video.close()
         await session.audio.close()
         await asyncio.gather(*(self.peers.close(p) for p in peers))
@@ -341,6 +359,8 @@ class VideoService:
         self._closing = True
         await stop_task(self._watchdog)
         self._watchdog = None
+        if self.recordings is not None:
+            await self.recordings.close()
         for session in list(self.sessions.values()):
             await self._discard(session)
         await self.peers.close_all()

@@ -14,6 +14,7 @@ from live.hub.rooms import Room
 from live.video.encoder import (VIDEO_CLOCK_RATE, FrameRelay, MediaClock, SharedAudioEncoder,
                                 SharedVideoEncoder, VideoFormat)
 from live.video.peers import Peer
+from live.video.recorder import Recorder
 
 __all__ = ["StreamVideo", "EncodeMode"]
 
@@ -32,7 +33,8 @@ class StreamVideo:
         self.mode = mode
         self.video: SharedVideoEncoder | FrameRelay = (
             SharedVideoEncoder(fmt, self.clock) if mode == "shared" else FrameRelay())
-        self.audio = SharedAudioEncoder()
+        self.audio = SharedAudioEncoder(self.clock)
+        self.recorder: Recorder | None = None  # the VideoService starts it
         self.publisher: Peer | None = None
         self.lost_publisher_id: str | None = None  # its session URL may still DELETE
         self.viewers: dict[str, Peer] = {}
@@ -58,6 +60,10 @@ class StreamVideo:
             "encoders": self.encoders, "media_time": self.clock.now() / VIDEO_CLOCK_RATE,
             "audio_packets_encoded": self.audio.packets_encoded,
         }
+        if self.recorder is not None:
+            out.update(recording_segments=len(self.recorder.writer.segments),
+                       recording_dropped=self.recorder.dropped,
+                       recording_failures=self.recorder.writer.failures)
         if isinstance(video, SharedVideoEncoder):
             out.update(frames_received=video.frames_received, frames_encoded=video.frames_encoded,
                        frames_skipped=video.frames_skipped, frames_dropped=video.frames_dropped,

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Protocol, TypeVar
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-__all__ = ["Fanout", "PacketTrack", "FrameTrack"]
+__all__ = ["Fanout", "PacketTrack", "FrameTrack", "Subscriber"]
 
 Item = TypeVar("Item", av.Packet, av.VideoFrame)
+_Taken = TypeVar("_Taken", contravariant=True)
+
+
+class Subscriber(Protocol[_Taken]):
+    """What a fan-out publishes to: a viewer's track, or the recorder (recorder.py)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def offer(self, item: _Taken) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class _QueueTrack(MediaStreamTrack, Generic[Item]):
@@ -104,15 +116,15 @@ class Fanout(Generic[Item]):
     """The subscribers of one shared source, and the way back to its keyframe policy."""
 
     def __init__(self, request_keyframe: Callable[[], None]) -> None:
-        self.subscribers: set[_QueueTrack[Item]] = set()
+        self.subscribers: set[Subscriber[Item]] = set()
         self._request_keyframe = request_keyframe
 
-    def subscribe(self, track: _QueueTrack[Item]) -> None:
+    def subscribe(self, track: Subscriber[Item]) -> None:
         self.subscribers.add(track)
         if track.kind == "video":
             self._request_keyframe()
 
-    def unsubscribe(self, track: _QueueTrack[Item]) -> None:
+    def unsubscribe(self, track: Subscriber[Item]) -> None:
         self.subscribers.discard(track)
 
     def request_keyframe(self) -> None:

@@ -79,7 +79,13 @@ def register(api: Api) -> None:
 
     @api.endpoint("GET", "/streams/{stream}", summary="A stream's public state", tag="streams")
     async def get_stream(call: Call[Any]) -> Response:
-        return json_response(await stream_of(call))
+        stream = await stream_of(call)
+        if call.services.settings.recording_enabled and stream["state"] in (
+                StreamState.LIVE, StreamState.ENDED):
+            # Served by the node that records it (live/video/hls_http.py); 404 until the
+            # first segment is written.
+            stream = {**stream, "hls_url": f"/hls/{stream['id']}/index.m3u8"}
+        return json_response(stream)
 
     for action, path in ((StreamAction.GO_LIVE, "live"), (StreamAction.END, "end"),
                          (StreamAction.CANCEL, "cancel")):

@@ -178,8 +178,10 @@ async def test_http_sockets_and_video_through_one_port(pair: Pair) -> None:
         whip = await pair.http.post(f"/api/v1/streams/{sid}/whip", content=b"x")
         whep = await pair.http.post(f"/api/v1/streams/{sid}/whep", content=b"x")
         stop = await pair.http.delete(f"/api/v1/streams/{sid}/whep/session1")
-        assert {whip.status_code, whep.status_code, stop.status_code} < {400, 401, 404, 415}
-        owners[sid] = {r.headers["X-Livecart-Node"] for r in (whip, whep, stop)}
+        hls = await pair.http.get(f"/hls/{sid}/index.m3u8")  # its recording's node too
+        assert {whip.status_code, whep.status_code, stop.status_code,
+                hls.status_code} < {400, 401, 404, 415}
+        owners[sid] = {r.headers["X-Livecart-Node"] for r in (whip, whep, stop, hls)}
         assert len(owners[sid]) == 1, owners
     assert set().union(*owners.values()) == {"node1", "node2"}, owners
     # /readyz failing takes a node out of every backend; passing again brings it back.
