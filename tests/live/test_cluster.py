@@ -10,8 +10,10 @@ primary counted a CROSSSLOT error.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import astuple
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,12 +28,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection, connect
 
+from checkout.store.batcher import CommandBatcher
 from checkout.store.keys import (brand_agg_keys, brand_products_key, creator_agg_keys,
                                  creator_links_key, product_keys, stream_agg_keys, stream_key)
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
 from live.node.valkey_check import ValkeyRequirementError, check_server
 from live.node.valkey_cluster import LocalCluster
-from live.node.valkey_cluster_client import is_cluster
+from live.node.valkey_cluster_client import connect_cluster, is_cluster
 from live.streams.store import events_channel
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product, stock_of
 
@@ -344,3 +347,21 @@ async def test_sales_of_products_in_different_slots_all_reach_the_brand_report(
     report = (await clive.http.get("/api/v1/brands/acme/report",
                                    headers=clive.auth("brand", "acme"))).json()
     assert (report["units"], report["orders"]) == (2, 2), report
+
+
+def test_a_topology_refresh_under_load_is_a_connection_error(cluster: LocalCluster) -> None:
+    """On a failover redis-py's cluster client refreshes its topology by disconnecting every
+    node's connections (`RedisCluster.aclose` -> `nodes_manager.aclose`, from its own retry
+    paths), those other tasks are writing on included: their commands failed with uvloop's
+    RuntimeError ("the handler is closed") or AttributeError, which the node answered 500
+    (seen in `loadtest cluster-sale --kill primary`). Through the batcher such a command
+    fails as a ConnectionError, which the node answers 503 and a phone retries with the same
+    Idempotency-Key. Run in a process of its own on uvloop, as the node runs; a disconnect
+    right after the writes are queued (0 loop turns) hit the window in every run seen here."""
+    script = Path(__file__).with_name("cluster_refresh.py")
+    done = subprocess.run([sys.executable, str(script), cluster.url, "40"], capture_output=True,
+                          text=True, timeout=120 * UNIT, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = collections.Counter(orjson.loads(done.stdout))
+    assert set(outcomes) <= {"ok", "connection error"}, outcomes
+    assert outcomes["ok"] > 0
