@@ -30,7 +30,7 @@ from checkout.payments import (Authorization, ChargingGateway, GatewayTimeout,
                                PaymentGateway)
 from checkout.store.scripts import SCRIPTS
 
-__all__ = ["AuctionSale", "BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused",
+__all__ = ["AuctionSale", "Binding", "BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused",
            "REJECTION_STATUS"]
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,33 @@ class KeyReused(Refused):
         self.key = key
 
 
+class Binding:
+    """A key's binding sent to Valkey (`BuyService.start_bind`); `check()` awaits it."""
+
+    __slots__ = ("_sent", "_fingerprint", "_key", "_refused")
+
+    def __init__(self, sent: "asyncio.Future[Any] | None", fingerprint: str, key: str,
+                 refused: Rejected | None = None) -> None:
+        self._sent, self._fingerprint, self._key, self._refused = sent, fingerprint, key, refused
+        if sent is not None:  # a caller that stops first (no wallet) never asks for it
+            sent.add_done_callback(_observed)
+
+    async def check(self) -> None:
+        """Raises what the binding refused: the quantity, or the key used for another
+        request (KeyReused)."""
+        if self._refused is not None:
+            raise self._refused
+        assert self._sent is not None
+        if (await self._sent).decode() != self._fingerprint:
+            raise KeyReused(self._key)
+
+
+def _observed(future: "asyncio.Future[Any]") -> None:
+    """Marks a failed binding's error as seen: asyncio would log it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
+
+
 class BuyService:
     def __init__(self, batcher: CommandBatcher, orders: OrderBook, gateway: PaymentGateway, *,
                  hold_ms: int, idempotency_ttl_s: int, capture_immediately: bool,
@@ -150,15 +177,21 @@ class BuyService:
     async def bind(self, req: BuyRequest) -> None:
         """Bind the request's Idempotency-Key to its fingerprint, in the buyer's slot (a key
         reused for another product is caught there); raises KeyReused. It must come before
-        `reserve` (another slot, so not the same script); the caller may send it beside its
-        own reads of the buyer's slot (the wallet), in the same pipeline."""
-        self._check_quantity(req)
+        `reserve` (another slot, so not the same script)."""
+        await self.start_bind(req).check()
+
+    def start_bind(self, req: BuyRequest) -> "Binding":
+        """`bind`, sent now: the caller's own reads of the buyer's slot (the wallet) sent
+        before it awaits `check()` ride the same pipeline, and no task is made for either."""
+        try:
+            self._check_quantity(req)  # refused before anything is written
+        except Rejected as exc:
+            return Binding(None, "", req.idempotency_key, exc)
         fingerprint = req.fingerprint()
-        bound = await self._batcher.script(
+        sent = self._batcher.submit_script(
             SCRIPTS["bind_key"], [idem_binding_key(req.buyer, req.idempotency_key)],
             [fingerprint, self._idem_ttl_s])
-        if bound.decode() != fingerprint:
-            raise KeyReused(req.idempotency_key)
+        return Binding(sent, fingerprint, req.idempotency_key)
 
     def _check_quantity(self, req: BuyRequest) -> None:
         if req.quantity > self._max_quantity:  # refused before anything is written

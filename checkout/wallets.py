@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Awaitable, Literal
 
 import orjson
 import redis.asyncio as redis
@@ -152,6 +152,10 @@ def _wallet(raw: dict[Any, Any]) -> Wallet:
                   fields.get("default_card"))
 
 
+async def _wallet_of(sent: Awaitable[dict[Any, Any]]) -> Wallet:
+    return _wallet(await sent)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -165,7 +169,12 @@ class WalletStore:
         self._most: dict[Kind, int] = {"address": max_addresses, "card": max_cards}
 
     async def get(self, buyer: BuyerId) -> Wallet:
-        return _wallet(await self._batcher.execute("HGETALL", wallet_key(buyer)))
+        return await self.start_get(buyer)
+
+    def start_get(self, buyer: BuyerId) -> Awaitable[Wallet]:
+        """`get`, sent now: what the caller sends before awaiting it (a buy's binding of its
+        key, in the same slot) rides the same pipeline, with no task for either."""
+        return _wallet_of(self._batcher.submit("HGETALL", wallet_key(buyer)))
 
     async def add_address(self, buyer: BuyerId, address: Address, *,
                           default: bool = False) -> dict[str, Any]:

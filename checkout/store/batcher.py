@@ -78,13 +78,23 @@ class CommandBatcher:
         self.commands = 0
 
     async def execute(self, *args: Any) -> Any:
+        return await self.submit(*args)
+
+    def submit(self, *args: Any) -> "asyncio.Future[Any]":
+        """Queue the command now, for the next pipeline, and return its answer's future:
+        two commands sent this way before awaiting either ride one pipeline without a task
+        each (what `asyncio.gather` of two `execute`s costs on the buy path)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((args, future))
         self._wakeup.set()
-        return await future
+        return future
 
     async def script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def submit_script(self, script: Script, keys: list[str],
+                      args: list[Any]) -> "asyncio.Future[Any]":
+        return self.submit("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def close(self) -> None:
         for task in self._tasks:

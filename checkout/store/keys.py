@@ -15,6 +15,7 @@ no deployed data, so keys written before the encoding existed are not migrated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -45,7 +46,12 @@ _SHOWS = "lc:{shows}"  # the discovery indexes (live/streams/shows.py), all in o
 def key_part(value: str) -> str:
     """One variable part of a key, percent-encoded (RFC 3986): injective, and the result
     holds no `:`, `{`, `}` or `*`, so it can neither split into two parts nor pick a slot."""
+    if _UNRESERVED.fullmatch(value):  # nearly every id: what quote() leaves as it is
+        return value
     return quote(value, safe="")
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # RFC 3986 unreserved: never percent-encoded
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,11 +114,11 @@ def create_app(settings: Settings, *, services: Services | None = None,
                 await node.close()
 
     routes = [
+        Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),  # before /api/v1/{x}
+        *api.routes(settings),  # the buy first: starlette tries routes in order, per request
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),
-        *api.routes(settings),
         *auth.routes(settings),
         *auth_api.auth_page_routes(),
         *account_page_routes(),

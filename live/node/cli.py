@@ -144,7 +144,7 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
     from live.accounts.mail import SmtpMailer
     from live.node.http_server import server_config
     from live.node.hub_process import HubProcess, open_hub
-    from live.node.services import Services
+    from live.node.services import Services, freeze_heap
 
     services = await Services.start(settings)
     console = Console()
@@ -155,6 +155,7 @@ async def _run_server(settings: Settings, *, access_log: bool = False) -> None:
         config = server_config(app, settings, host=settings.host, port=settings.port,
                                log_level=settings.log_level, access_log=access_log)
         server = DrainingServer(config, lambda: drain(services, hub))  # SIGTERM drains first
+        freeze_heap()
         install_token_redaction([logging.getLogger(n) for n in
                                  ("", "uvicorn", "uvicorn.access", "uvicorn.error")])
         base = settings.base_url

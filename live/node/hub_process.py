@@ -28,7 +28,7 @@ from typing import Final
 from prometheus_client import Counter
 
 from checkout.tasks import stop_task
-from live.node.services import Services
+from live.node.services import Services, freeze_heap
 from live.settings import Settings
 
 __all__ = ["HubProcess", "open_hub", "run_hub"]
@@ -214,6 +214,7 @@ async def _serve_hub(settings: Settings, port: int, origins: tuple[str, ...],
     try:
         services.hub.start()
         bound = await services.start_hub_server(settings.host, port, origins)
+        freeze_heap()
         pipe.send(("ready", bound))
         await stop.wait()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -28,6 +29,19 @@ class Metrics:
                                  ["method", "route"], buckets=_BUCKETS, registry=self.registry)
         self.buys = Counter("livecart_buys", "Buy attempts by outcome", ["outcome"],
                             registry=self.registry)
+        # (method, route, status) -> its counter and histogram: `labels()` checks, converts
+        # and locks on every call, twice a request. As bounded as the label sets themselves.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request answered: counted by its route template and status, and timed."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, route, str(status)),
+                                               self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class MetricsMiddleware:
@@ -55,10 +69,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            method = scope["method"]
-            metrics.requests.labels(method, template, str(status)).inc()
-            metrics.latency.labels(method, template).observe(time.perf_counter() - start)
+            metrics.observe(scope["method"], getattr(route, "path", "unmatched"), status,
+                            time.perf_counter() - start)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -4,7 +4,6 @@ live/web/fulfil_api.py, the wallet's endpoints in live/web/wallet_api.py."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import Annotated, Any, Awaitable, Literal, TypeVar
 
@@ -142,16 +141,15 @@ def register(api: Api) -> None:
         key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = BuyerId(call.need_principal().subject)
         request = _buy_request(call, buyer_id, key)
-        # The wallet and the key's binding live in the buyer's slot: one round trip for both.
-        wallet, binding = await asyncio.gather(
-            payment_of(call, buyer_id, call.body.address_id, call.body.card_id),
-            call.services.buys.bind(request), return_exceptions=True)
-        if isinstance(wallet, BaseException):
-            raise wallet  # the wallet's answer first (409 wallet-missing, 404)
-        await require_confirmation(call, buy_purchase(call.body, key), call.body.passkey)
+        # The wallet and the key's binding live in the buyer's slot: both are sent before
+        # either is awaited, so they ride one pipeline (one round trip, no task each).
+        wallet_read = call.services.wallets.start_get(buyer_id)
+        binding = call.services.buys.start_bind(request)
+        # The wallet's answer first (409 wallet-missing, 404), then the confirmation.
+        wallet = (await wallet_read).pay_with(call.body.address_id, call.body.card_id)
+        await require_confirmation(call, lambda: buy_purchase(call.body, key), call.body.passkey)
         try:
-            if isinstance(binding, BaseException):
-                raise binding  # the key reused, too many units
+            await binding.check()  # the key reused, too many units
             result = await call.services.buys.buy(
                 replace(request, payment_token=wallet.token, snapshot=wallet.snapshot),
                 bound=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Callable, Literal, Protocol
 
 import orjson
 import pydantic
@@ -87,18 +87,22 @@ async def confirmation_options(call: Call[Any], purchase: Purchase) -> Response:
     return json_response(options)
 
 
-async def require_confirmation(call: Call[Any], purchase: Purchase,
+async def require_confirmation(call: Call[Any], purchase: Purchase | Callable[[], Purchase],
                                assertion: AssertionIn | None) -> None:
     """Before a purchase is paid: verify its assertion if it has one; else refuse it (403
-    `passkey-required`) when the buyer must confirm and has not confirmed this purchase."""
+    `passkey-required`) when the buyer must confirm and has not confirmed this purchase.
+    `purchase` may be a function that makes it: an API client (a bearer token) has nothing
+    to confirm, and a one-tap buy's digest costs a body dump and a hash."""
     buyer = call.need_principal().subject
     passkeys = call.services.passkeys
+    if assertion is None and "authorization" in call.request.headers:  # an API client
+        return
+    if callable(purchase):
+        purchase = purchase()
     if assertion is not None:
         await passkeys.confirm(buyer, relying_party(call.request),
                                assertion.model_dump(mode="json", exclude_none=True),
                                purchase.digest, purchase.name)
-        return
-    if "authorization" in call.request.headers:  # a bearer token: an API client
         return
     if await buy_confirm_mode(call.services, buyer) == "none":
         return

@@ -53,6 +53,16 @@ class ScriptDrops:
             return await original(s, keys, args)
 
         monkeypatch.setattr(live.services.batcher, "script", script)
+        submit: Callable[[Script, list[str], list[Any]], Any] = live.services.batcher.submit_script
+
+        def submit_script(s: Script, keys: list[str], args: list[Any]) -> Any:
+            if s.name in self.armed:  # a buy's binding, sent beside the wallet's read
+                self.armed.remove(s.name)
+                self.fired.append(s.name)
+                proxy.drop_next_reply()
+            return submit(s, keys, args)
+
+        monkeypatch.setattr(live.services.batcher, "submit_script", submit_script)
 
     def arm(self, name: str) -> None:
         self.armed.append(name)

@@ -33,12 +33,12 @@ def valkey_calls(live: Live) -> Iterator[list[str]]:
     Background tasks (sweeper, aggregator, hub) run in their own contexts: not counted."""
     services: Any = live.services
     batcher, client = services.batcher, services.client
-    execute, execute_command = batcher.execute, client.execute_command
+    submit, execute_command = batcher.submit, client.execute_command
 
-    async def counted_execute(*args: Any) -> Any:
+    def counted_submit(*args: Any) -> Any:  # every batched command is submitted
         if (seen := _COUNTING.get()) is not None:
             seen.append(f"batched {args[0]}")
-        return await execute(*args)
+        return submit(*args)
 
     async def counted_command(*args: Any, **options: Any) -> Any:
         if (seen := _COUNTING.get()) is not None:
@@ -47,12 +47,12 @@ def valkey_calls(live: Live) -> Iterator[list[str]]:
 
     calls: list[str] = []
     token = _COUNTING.set(calls)
-    batcher.execute, client.execute_command = counted_execute, counted_command
+    batcher.submit, client.execute_command = counted_submit, counted_command
     try:
         yield calls
     finally:
         _COUNTING.reset(token)
-        del batcher.execute, client.execute_command
+        del batcher.submit, client.execute_command
 
 
 async def shop_with_buyer(live: Live, token: str = "tok_visa") -> tuple[str, str]:
