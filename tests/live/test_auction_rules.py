@@ -101,6 +101,18 @@ async def test_sudden_death_cuts_off_at_the_exact_deadline(store: AuctionStore) 
     assert (closed["result"], closed["winner"], closed["price_minor"]) == ("sold", "ann", 1000)
 
 
+async def test_a_bid_stamped_before_the_deadline_but_run_after_a_late_one_is_refused(
+        store: AuctionStore) -> None:
+    """Found by `loadtest auction` under load: a bid stamped just before the deadline waited
+    for a connection, a bid stamped just after ran first (refused, closed), then the early
+    one ran, was accepted and extended the clock: an auction that said "closed" went on."""
+    await opened(store, extend_ms=15_000)
+    assert (await refused(store, "bob", 3000, at=60_001)).kind == "closed"
+    assert (await refused(store, "ann", 2000, at=59_999)).kind == "closed"
+    closed = await store.close(S, "a1", now_ms=T0 + 59_000)  # a closer whose clock is behind
+    assert closed["result"] == "no-bids"
+
+
 async def test_the_reserve_lifts_the_price_or_the_lot_does_not_sell(store: AuctionStore) -> None:
     await opened(store, reserve_minor=4000)
     under = await bid(store, "ann", 3000)
@@ -138,13 +150,13 @@ async def test_the_seller_and_a_banned_user_cannot_bid(store: AuctionStore,
 async def test_closing_is_once_whoever_closes_and_cancel_only_before_a_bid(
         store: AuctionStore) -> None:
     await opened(store)
-    with pytest.raises(AuctionRefused) as early:
-        await store.close(S, "a1", now_ms=T0 + 59_999)
-    assert early.value.kind == "not-due"
     await bid(store, "ann", 2000)
     with pytest.raises(AuctionRefused) as cancel:
         await store.cancel(S, "a1", now_ms=T0 + 2)
     assert cancel.value.kind == "has-bids"
+    with pytest.raises(AuctionRefused) as early:
+        await store.close(S, "a1", now_ms=T0 + 59_999)
+    assert early.value.kind == "not-due"
     first, second = (await store.close(S, "a1", now_ms=T0 + 60_000),
                      await store.close(S, "a1", now_ms=T0 + 60_001))
     assert first["result"] == second["result"] == "sold" and second["already"] is True

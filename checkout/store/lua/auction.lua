@@ -31,7 +31,8 @@ The price is the lowest that beats the second-highest max: the high bidder pays 
 increment over the runner-up, never more than their own max; a tie goes to the earlier max.
 A met reserve lifts the price to the reserve. Standard auctions extend the clock to
 `extend_ms` from a bid made in their last `extend_ms`; sudden death never extends. Nothing
-is accepted at or after the deadline (server time, this script's ARGV[3]).
+is accepted at or after the deadline (server time: the latest ARGV[3] any bid or close
+brought, see `clock_ms`).
 ]]
 
 local op, arg, now = ARGV[1], cjson.decode(ARGV[2]), tonumber(ARGV[3])
@@ -64,6 +65,13 @@ do
   for i = 1, #raw, 2 do a[raw[i]] = raw[i + 1] end
 end
 local id = a.id
+
+-- The auction's clock never runs backwards: a caller stamps `now` before it waits for a
+-- connection (and nodes' clocks differ by their NTP error), so a call stamped earlier can
+-- run after one stamped later. Each bid or close moves the auction's clock to the latest
+-- `now` seen; so once a bid was refused as late, no bid is accepted before the deadline.
+if a.clock_ms and tonumber(a.clock_ms) > now then now = tonumber(a.clock_ms) end
+if op == 'bid' or op == 'close' then redis.call('HSET', KEYS[1], 'clock_ms', now) end
 
 -- The step above `price`: the band of the increment table the price falls in.
 local function step(price)
