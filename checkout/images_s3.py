@@ -19,9 +19,17 @@ from botocore.exceptions import ClientError
 
 from checkout.images import PreparedImage, is_image_name
 
-__all__ = ["S3ImageStore"]
+__all__ = ["S3ImageStore", "s3_client"]
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+def s3_client(endpoint_url: str | None, region: str | None, timeout_s: float) -> Any:
+    """A boto3 S3 client with bounded connect/read timeouts and boto3's standard retries
+    (3 attempts), as every bucket livecart writes uses it (images, recordings)."""
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
+                        config=Config(connect_timeout=timeout_s, read_timeout=timeout_s,
+                                      retries={"max_attempts": 3, "mode": "standard"}))
 
 
 class S3ImageStore:
@@ -33,10 +41,7 @@ class S3ImageStore:
                  timeout_s: float = 10.0) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._client: Any = boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region,
-            config=Config(connect_timeout=timeout_s, read_timeout=timeout_s,
-                          retries={"max_attempts": 3, "mode": "standard"}))
+        self._client = s3_client(endpoint_url, region, timeout_s)
 
     async def put(self, image: PreparedImage) -> None:
         await asyncio.to_thread(

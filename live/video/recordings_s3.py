@@ -12,12 +12,10 @@ Imported only when configured, so a disk-only node never loads boto3.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from checkout.images_s3 import s3_client
 from live.video.recordings import RecordedFile
 
 __all__ = ["S3Recordings"]
@@ -36,10 +34,7 @@ class S3Recordings:
                  timeout_s: float = 10.0) -> None:
         self.bucket = bucket
         self.prefix = prefix
-        self._client: Any = boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region,
-            config=Config(connect_timeout=timeout_s, read_timeout=timeout_s,
-                          retries={"max_attempts": 3, "mode": "standard"}))
+        self._client = s3_client(endpoint_url, region, timeout_s)
 
     def upload(self, stream_id: str, folder: Path) -> int:
         """Every file of an ended recording, the playlist last (it names the others)."""

@@ -4,37 +4,24 @@ a node configured with `image_store=s3`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from checkout.images import ImageLimits, prepare_image
 from checkout.images_s3 import S3ImageStore
 from conftest import Live
+from s3_server import s3_credentials, s3_url  # noqa: F401 (fixtures)
 from shop import make_brand, make_product, png, upload_image
 
 BUCKET = "livecart-images"
 
 
-@pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def bucket(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def bucket(s3_url: str, s3_credentials: None) -> str:
     """A fresh, private bucket, and credentials of the kind boto3 reads from the environment."""
-    for name, value in (("AWS_ACCESS_KEY_ID", "test-key"), ("AWS_SECRET_ACCESS_KEY", "test-secret"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
     client = boto3.client("s3", endpoint_url=s3_url)
     if any(b["Name"] == BUCKET for b in client.list_buckets()["Buckets"]):
         for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):

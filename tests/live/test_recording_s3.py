@@ -3,35 +3,22 @@ HTTP and boto3 signing), still served by the node, deleted from the bucket."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from conftest import Live
+from s3_server import s3_credentials, s3_url  # noqa: F401 (fixtures)
 from shop import eventually
 from test_recording import LOOPBACK, decode, parse_playlist, record_a_show
 
 BUCKET = "livecart-recordings"
 
 
-@pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def bucket(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in (("AWS_ACCESS_KEY_ID", "test-key"), ("AWS_SECRET_ACCESS_KEY", "test-secret"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
-        monkeypatch.setenv(name, value)
+def bucket(s3_url: str, s3_credentials: None) -> str:
     boto3.client("s3", endpoint_url=s3_url).create_bucket(Bucket=BUCKET)
     return s3_url
 
