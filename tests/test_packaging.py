@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_FILES = ["checkout/store/lua/*.lua", "checkout/payments/lua/*.lua", "live/accounts/lua/*.lua",
-                 "overlay/static/*", "overlay/templates/*", "overlay/fixtures/*",
+                 "overlay/static/*", "overlay/static/vendor/*", "overlay/templates/*", "overlay/fixtures/*",
                  "live/node/haproxy.cfg"]
 
 
@@ -24,5 +24,7 @@ def test_the_wheel_carries_every_runtime_file(tmp_path: Path) -> None:
         expected = {str(path.relative_to(ROOT)) for pattern in RUNTIME_FILES
                     for path in ROOT.glob(pattern) if path.is_file()}
         assert expected and expected <= packed, sorted(expected - packed)
+        # The viewer page's HLS player is served by the node (no CDN at run time).
+        assert "overlay/static/vendor/hls.light.min.js" in packed
         # The HAProxy example travels as its content (a link in the repository).
         assert archive.read("live/node/haproxy.cfg") == (ROOT / "deploy/haproxy.cfg").read_bytes()

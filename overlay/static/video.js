@@ -8,6 +8,8 @@
 // requestVideoFrameCallback and hands an event on once the picture has reached its stamp.
 
 export const MAX_HOLD_MS = 2000; // fail-safe: no event waits longer than this for the picture
+// The same for an HLS picture, seconds behind the room (three 2 s segments and more).
+export const HLS_MAX_HOLD_MS = 30000;
 const CLOCK_RATE = 90000;
 const GATHER_MS = 5000; // ICE gathering is local; this only guards against a stuck gatherer
 const KEPT = 500; // measurements kept on window.__livecartVideo
@@ -147,6 +149,10 @@ const ticksAfter = (a, b) => (a - b) | 0;
  * `release` in order. Feed it the hub's messages (`hub`), the data channel's (`channel`),
  * and each presented frame's metadata (`frame`). While no picture is playing (no session,
  * no first frame yet, or the publisher is away) everything passes straight through.
+ *
+ * An HLS picture has neither data channel nor RTP clock: `attachClock` gives the gate a
+ * function that stamps each hub event with the media time at the server when it arrives,
+ * and `pictured` the media time of each HLS picture shown (from its PROGRAM-DATE-TIME).
  */
 export class SyncGate {
   constructor(release, now = () => performance.now()) {
@@ -165,6 +171,26 @@ export class SyncGate {
   attach() {
     this.detach();
     this.attached = true;
+    this.stats.clock = "rtp";
+  }
+
+  /** An HLS picture starts: `stampNow()` is the media time at the server now (null while
+   * the clock's origin is unknown), each event's stamp when the hub delivers it. The hub
+   * gets an event to the page a few milliseconds after the video node stamps it, so it
+   * shows that much late on HLS, seconds after it reached a WebRTC picture. */
+  attachClock(stampNow, maxHoldMs = HLS_MAX_HOLD_MS) {
+    this.detach();
+    this.attached = true;
+    this.stampNow = stampNow;
+    this.maxHoldMs = maxHoldMs;
+    this.stats.clock = "hls";
+  }
+
+  /** The HLS picture on screen is at media time `pts` (90 kHz). */
+  pictured(pts) {
+    if (!this.attached || this.stampNow === null) return;
+    this.stats.lastDisplayedPts = pts;
+    this.pump();
   }
 
   /** The hub socket (re)connects from `seq`, the last event its state applied: what the
@@ -177,6 +203,9 @@ export class SyncGate {
   /** The picture is gone: nothing is held any more. */
   detach() {
     this.attached = false;
+    this.stampNow = null;
+    this.maxHoldMs = MAX_HOLD_MS;
+    this.stats.clock = null;
     this.ingest = "live";
     this.firstFrame = null;
     this.stats.offset = null;
@@ -201,10 +230,11 @@ export class SyncGate {
     }
     // A resumed hub socket sends again what is held or handed on already.
     if (message.seq <= this.handedSeq || this.queue.some((item) => item.seq === message.seq)) return;
-    const stamp = this.stamps.get(message.seq);
+    const hlsPts = this.stampNow === null ? null : this.stampNow();
+    const stamp = hlsPts !== null ? { pts: hlsPts, at: now } : this.stamps.get(message.seq);
     this.stamps.delete(message.seq);
     this.queue.push({ message, seq: message.seq, arrivedAt: now, pts: stamp ? stamp.pts : null,
-      stampedAt: stamp ? stamp.at : null });
+      stampedAt: stamp ? stamp.at : null, shownOnArrival: this.stats.lastDisplayedPts });
     this.pump();
   }
 
@@ -268,13 +298,13 @@ export class SyncGate {
       // Stamps come in seq order: one newer than the head means the head's was dropped.
       const lost = head.pts === null && this.channelSeq > head.seq;
       const reached = head.pts !== null && ticksAfter(shown, head.pts) >= 0;
-      const expired = now - head.arrivedAt >= MAX_HOLD_MS;
+      const expired = now - head.arrivedAt >= this.maxHoldMs;
       if (!reached && !lost && !expired) break;
       this.queue.shift();
       this.hand(head, reached ? "picture" : lost ? "unstamped" : "timeout");
     }
     if (this.queue.length) {
-      this.timer = setTimeout(() => this.pump(), this.queue[0].arrivedAt + MAX_HOLD_MS - now);
+      this.timer = setTimeout(() => this.pump(), this.queue[0].arrivedAt + this.maxHoldMs - now);
     }
   }
 
@@ -285,6 +315,7 @@ export class SyncGate {
       ? (ticksAfter(shown, item.pts) * 1000) / CLOCK_RATE : null;
     this.stats.released.push({
       seq: item.seq, type: item.message.type, pts: item.pts, displayedPts: shown, why,
+      displayedOnArrivalPts: item.shownOnArrival, // where the picture was when the hub had it
       heldMs,
       skewMs, // how far the picture was past the event's moment when it was shown
       leadMs: skewMs === null ? null : heldMs - skewMs, // how early the hub had it

@@ -14,6 +14,7 @@ import { mountCardForm } from "./card_form.js";
 import { addressLine, cardLine, loadWallet, mountAddressForm, saveCard } from "./wallet_forms.js";
 import { showStatus } from "./feed.js";
 import { playWhep, SignalError, SyncGate } from "./video.js";
+import { playHls } from "./hls_play.js";
 import {
   CHAT_ERRORS, ChatList, chatInitial, chatReduce, claimHint, claimNote, floatReactions,
   reactionDeltas, REACTIONS, refusalText, settingsText,
@@ -168,16 +169,31 @@ function tick() {
   setTimeout(tick, 1000 - (client.now() % 1000) + 5);
 }
 
-// ---- video: WHEP while the stream has a publisher ---------------------------------------
+// ---- video: WHEP while the stream has a publisher, HLS past the node's capacity ---------
+// WebRTC first (sub-second). A node that is full (503), a connection that fails, or no
+// picture within WHEP_PICTURE_MS puts the page on the show's HLS playlist for good (served
+// by the node, cacheable by any CDN in front); #video's data-path says which ("webrtc",
+// "hls", "none") and the HLS badge shows it.
 
 const video = $("video");
-// No answer, no publisher on this node yet, too many sessions from this address, node full.
-const VIDEO_RETRY = new Set([0, 404, 429, 503]);
-let playback = null; // the WHEP session
+// No answer, no publisher on this node yet, too many sessions from this address.
+const VIDEO_RETRY = new Set([0, 404, 429]);
+const WHEP_PICTURE_MS = 10000;
+const HLS_URL = `/hls/${encodeURIComponent(streamId)}/index.m3u8`;
+let playback = null; // the WHEP session or the HLS player
 let videoWanted = false;
 let videoStarting = false;
 let videoAttempt = 0;
 let videoTimer = null;
+let hlsOnly = false; // WebRTC was refused or failed: this page stays on HLS
+let pictureTimer = null;
+
+function setPath(path, engine = "") {
+  video.dataset.path = path;
+  video.dataset.engine = engine;
+  $("hls-badge").hidden = path !== "hls";
+}
+setPath("none");
 
 function syncVideo(v) {
   $("video-note").hidden = !(v.live && v.ingest === "reconnecting");
@@ -193,25 +209,89 @@ function syncVideo(v) {
 async function startVideo() {
   clearTimeout(videoTimer);
   if (!videoWanted || playback || videoStarting) return;
+  if (hlsOnly) {
+    startHls();
+    return;
+  }
   videoStarting = true;
   gate.attach();
+  let pictured = false;
   try {
     playback = await playWhep(`${base}/whep`, video, {
-      onMessage: onChannel, onFrame: (metadata) => gate.frame(metadata),
+      onMessage: onChannel,
+      onFrame: (metadata) => {
+        pictured = true;
+        gate.frame(metadata);
+      },
     });
   } catch (error) {
     gate.detach();
-    if (!(error instanceof SignalError) || VIDEO_RETRY.has(error.status)) retryVideo();
+    if (error instanceof SignalError && VIDEO_RETRY.has(error.status)) retryVideo();
+    else if (!(error instanceof SignalError) || error.status === 503) toHls();
     else console.warn(`live video unavailable: ${error.message}`); // the overlay works without
     return;
   } finally {
     videoStarting = false;
   }
   videoAttempt = 0;
-  playback.onFailed(() => {
+  setPath("webrtc");
+  const session = playback;
+  session.onFailed(() => {
     videoGone();
-    retryVideo();
+    toHls();
   });
+  // A session with no picture (media blocked on the way): HLS, unless the host is away.
+  const checkPicture = () => {
+    if (playback !== session || pictured) return;
+    if (!state || state.stream.ingest !== "live") pictureTimer = setTimeout(checkPicture, WHEP_PICTURE_MS);
+    else {
+      videoGone();
+      toHls();
+    }
+  };
+  pictureTimer = setTimeout(checkPicture, WHEP_PICTURE_MS);
+  if (!videoWanted) videoGone();
+  render();
+}
+
+function toHls() {
+  hlsOnly = true;
+  videoAttempt = 0;
+  clearTimeout(videoTimer);
+  videoTimer = setTimeout(startVideo, 0); // after the failed start has unwound
+}
+
+// The media time (90 kHz) of a wall-clock date, on the clock whose 0 was at `originMs`.
+const ticks = (ms, originMs) => Math.floor((ms - originMs) * 90);
+
+async function startHls() {
+  videoStarting = true;
+  let originMs = null;
+  // An event's stamp: the server's time now on the HLS picture's clock.
+  gate.attachClock(() => (originMs === null ? null : ticks(client.now(), originMs)));
+  let player = null;
+  try {
+    player = await playHls(HLS_URL, video, {
+      onPicture: (dateMs, origin) => {
+        originMs = origin;
+        gate.pictured(ticks(dateMs, origin));
+      },
+      onFatal: () => {
+        if (playback !== player) return;
+        videoGone();
+        retryVideo(); // e.g. no segment recorded yet
+      },
+    });
+  } catch (error) {
+    gate.detach();
+    console.warn(`live video unavailable: ${error.message}`);
+    retryVideo();
+    return;
+  } finally {
+    videoStarting = false;
+  }
+  playback = player;
+  setPath("hls", player.engine);
   if (!videoWanted) videoGone();
   render();
 }
@@ -225,9 +305,11 @@ function retryVideo() {
 
 function videoGone() {
   clearTimeout(videoTimer);
+  clearTimeout(pictureTimer);
   if (playback) playback.close();
   playback = null;
   gate.detach();
+  setPath("none");
   $("unmute").hidden = true;
 }
 

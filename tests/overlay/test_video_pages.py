@@ -224,23 +224,6 @@ async def test_the_host_stopping_ends_the_viewer_page(live: Live, new_page: Any)
     assert (await video_stats(live, stream["id"]))["publisher"] is False
 
 
-async def test_a_full_node_makes_the_viewer_page_retry(live: Live, new_page: Any,
-                                                       page_errors: PageErrors) -> None:
-    stream = await scheduled_stream(live)
-    live.services.video.peers.max_peers = 1  # the publisher takes the only place
-    await go_live_with_camera(live, new_page, stream)
-    viewer = await new_page()
-    async with viewer.expect_response(lambda r: r.url.endswith("/whep") and r.status == 503,
-                                      timeout=10 * MS):
-        await viewer.goto(f"{live.url}/s/{stream['id']}")
-    live.services.video.peers.max_peers = 2
-    await viewer.wait_for_function("() => document.getElementById('video').currentTime > 1",
-                                   timeout=20 * MS)
-    refused = [e for e in page_errors if "status of 503" in e]
-    assert refused and len(refused) == len(page_errors), page_errors
-    page_errors.clear()
-
-
 async def test_a_host_reload_shows_reconnecting_then_the_picture(live: Live, new_page: Any) -> None:
     stream = await scheduled_stream(live)
     host = await go_live_with_camera(live, new_page, stream)

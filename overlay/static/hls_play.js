@@ -1,0 +1,109 @@
+// The viewer page's HLS picture, for when WebRTC cannot serve it (the node is full, or the
+// connection failed): hls.js, vendored and served by the node (static/vendor, loaded only
+// when needed), or the browser's own HLS where it has it with dates (Safari). Either way it
+// reports the wall-clock date of each picture shown (EXT-X-PROGRAM-DATE-TIME) and the media
+// clock's origin the playlist names (the `com.livecart.media-clock` DATERANGE,
+// docs/recording.md), so SyncGate can hold overlay events to the HLS picture's media time.
+
+export const MEDIA_CLOCK_CLASS = "com.livecart.media-clock";
+const M3U8 = "application/vnd.apple.mpegurl";
+const HLS_JS = "/static/vendor/hls.light.min.js";
+const CLOCK_LINE = /#EXT-X-DATERANGE:[^\n]*CLASS="com\.livecart\.media-clock"[^\n]*START-DATE="([^"]+)"/g;
+
+let loading = null;
+
+// hls.js is a classic script (UMD) that sets window.Hls; 390 KB, so only HLS viewers load it.
+function loadHlsJs() {
+  if (window.Hls) return Promise.resolve(window.Hls);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = HLS_JS;
+      script.addEventListener("load", () => resolve(window.Hls));
+      script.addEventListener("error", () => {
+        loading = null;
+        reject(new Error("hls.js did not load"));
+      });
+      document.head.append(script);
+    });
+  }
+  return loading;
+}
+
+// The browser plays HLS itself and can say which date is on screen (Safari: getStartDate).
+function nativeWithDates(video) {
+  return video.canPlayType(M3U8) !== "" && typeof video.getStartDate === "function";
+}
+
+// The latest media-clock origin at or before `dateMs` (a recording's runs each have one).
+function originAt(origins, dateMs) {
+  let best = null;
+  for (const origin of origins) {
+    if (origin <= dateMs && (best === null || origin > best)) best = origin;
+  }
+  return best;
+}
+
+/**
+ * Play the HLS playlist `url` into `video`. `onPicture(dateMs, originMs)` for each picture
+ * shown whose date and clock origin are known; `onFatal(why)` once the player gave up (the
+ * caller closes it and tries again later). Resolves to {engine, close(), stop()}.
+ */
+export async function playHls(url, video, { onPicture = () => {}, onFatal = () => {} } = {}) {
+  const origins = new Set();
+  let hls = null;
+  let closed = false;
+  let engine;
+  let dateOf;
+  if (nativeWithDates(video)) {
+    engine = "native";
+    // Safari does not expose DATERANGE here: read the origins from the playlist itself.
+    const text = await (await fetch(url)).text();
+    for (const m of text.matchAll(CLOCK_LINE)) origins.add(Date.parse(m[1]));
+    video.src = url;
+    video.addEventListener("error", () => { if (!closed) onFatal("media error"); }, { once: true });
+    dateOf = (mediaTime) => {
+      const start = video.getStartDate().getTime();
+      return Number.isFinite(start) ? start + mediaTime * 1000 : null;
+    };
+  } else {
+    const Hls = await loadHlsJs();
+    if (!Hls || !Hls.isSupported()) throw new Error("this browser plays neither HLS nor Media Source");
+    engine = "hls.js";
+    // No worker: the page's CSP admits no blob: scripts; no metadata cues: their text track
+    // is a data: URL, which media-src does not admit either (the date ranges are read from
+    // the playlist's details instead). Three segments behind the live edge.
+    hls = new Hls({
+      enableWorker: false, enableDateRangeMetadataCues: false, enableEmsgMetadataCues: false,
+      enableID3MetadataCues: false, liveSyncDurationCount: 3, backBufferLength: 30,
+    });
+    hls.on(Hls.Events.LEVEL_LOADED, (event, data) => {
+      for (const range of Object.values(data.details.dateRanges || {})) {
+        if (range.class === MEDIA_CLOCK_CLASS && range.startDate) origins.add(range.startDate.getTime());
+      }
+    });
+    hls.on(Hls.Events.ERROR, (event, data) => {
+      if (data.fatal && !closed) onFatal(data.details || data.type);
+    });
+    hls.attachMedia(video);
+    hls.loadSource(url);
+    // hls.playingDate: the fragment's PROGRAM-DATE-TIME plus how far into it currentTime is.
+    dateOf = () => (hls.playingDate ? hls.playingDate.getTime() : null);
+  }
+  let callback = video.requestVideoFrameCallback(function presented(now, metadata) {
+    const dateMs = dateOf(metadata.mediaTime);
+    const originMs = dateMs === null ? null : originAt(origins, dateMs);
+    if (originMs !== null) onPicture(dateMs, originMs);
+    callback = video.requestVideoFrameCallback(presented);
+  });
+  video.play().catch(() => {}); // muted autoplay; an AbortError only means it was stopped
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    video.cancelVideoFrameCallback(callback);
+    if (hls) hls.destroy();
+    video.removeAttribute("src");
+    video.load();
+  };
+  return { engine, close, stop: close };
+}
