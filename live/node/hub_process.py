@@ -21,7 +21,9 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
+import threading
 from multiprocessing.process import BaseProcess
 from typing import Final
 
@@ -35,6 +37,7 @@ __all__ = ["HubProcess", "open_hub", "run_hub"]
 
 log = logging.getLogger(__name__)
 
+_STOP_GRACE_S: Final = 10.0  # the child's close, once told to stop or orphaned
 _START_TIMEOUT_S: Final = 60.0  # spawn, imports, Services.start, the port open
 _STOP_TIMEOUT_S: Final = 15.0  # the hub's GOING_AWAY round (5 s) and its close; then SIGTERM
 _KILL_AFTER_S: Final = 5.0  # SIGTERM not obeyed by then: SIGKILL
@@ -217,6 +220,12 @@ async def _serve_hub(settings: Settings, port: int, origins: tuple[str, ...],
         freeze_heap()
         pipe.send(("ready", bound))
         await stop.wait()
+        # However the close below goes (a Valkey gone with the parent, a socket that will
+        # not close), the hub is gone in _STOP_GRACE_S: orphaned hub processes of killed
+        # nodes were found alive, spinning, half an hour on.
+        deadline = threading.Timer(_STOP_GRACE_S, os._exit, args=(1,))
+        deadline.daemon = True  # a clean exit before it does not wait for it
+        deadline.start()
     finally:
         loop.remove_reader(pipe.fileno())
         await services.close()
