@@ -520,21 +520,10 @@ class Room:
 async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
     """The next message of the rooms' shard channels (events_channel, chat_channel), or
     None after a quiet while; a cluster client reads them from every shard they live on."""
-    started = time.monotonic()
-    message: dict[str, Any] | None
     if isinstance(pubsub, ClusterPubSub):
-        timeout = _CLUSTER_BUS_POLL_S
-        message = await pubsub.get_sharded_message(ignore_subscribe_messages=True,
-                                                   timeout=timeout)
-    else:
-        timeout = 1.0
-        message = await pubsub.get_message(timeout=timeout)
-    if message is None:
-        # With no shard connection up (a failover, the cluster gone) redis-py answers None
-        # at once, without awaiting anything: the bus loop then never yielded, and the hub
-        # process froze at 100 % CPU (its sockets, its ticks and its stop signal starved;
-        # orphaned hub processes of test runs span for hours). Wait out the poll instead.
-        await asyncio.sleep(max(0.0, timeout - (time.monotonic() - started)))
+        return await pubsub.get_sharded_message(ignore_subscribe_messages=True,
+                                                timeout=_CLUSTER_BUS_POLL_S)
+    message: dict[str, Any] | None = await pubsub.get_message(timeout=1.0)
     return message
 
 
