@@ -10,6 +10,7 @@ exception fails a test (the `new_page` fixture); every wait is Playwright's auto
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -248,8 +249,11 @@ async def test_slow_mode_set_in_the_pane_is_shown_and_enforced(
     await say(bob, "second")
     await expect(bob.locator("#chat-note")).to_contain_text(re.compile("slow", re.I), timeout=5 * MS)
     await expect(msg(console, "second", "#mod-chat")).to_have_count(0)
-    # Staff are exempt.
+    # Staff are exempt (from slow mode, not from their own 250 ms floor: "two" waits it out,
+    # else a quick page posts it within the floor and it is rightly refused `too-fast`).
     await host_says(console, "one")
+    await expect(msg(bob, "one")).to_be_visible(timeout=5 * MS)
+    await rules_allow_a_next_message(node, stream, "one")
     await host_says(console, "two")
     await expect(msg(bob, "two")).to_be_visible(timeout=5 * MS)
 
@@ -304,7 +308,14 @@ async def test_on_a_phone_the_chat_never_covers_the_cards(
     assert r.status_code in (200, 204), r.text
     async with connect(f"{node.ws_url}/ws/streams/{stream}?access_token={node.token('creator', 'cleo')}") as ws:
         for i in range(12):  # the host's floor is 1 ms here: a full chat at once
-            await ws.send(json.dumps({"type": "chat", "text": f"message number {i} " + "la " * 12}))
+            await ws.send(json.dumps({"type": "chat", "text": f"message number {i} " + "la " * 12,
+                                      "ref": str(i)}))
+            # Each acknowledged and 2 ms on before the next: two within one millisecond were
+            # rightly refused `too-fast` by that floor.
+            while (answer := json.loads(await ws.recv())).get("ref") != str(i):
+                pass
+            assert answer["type"] == "ack", answer
+            await asyncio.sleep(0.002)
         await expect(msg(page, "message number 11")).to_be_visible(timeout=5 * MS)
     await expect(page.locator("#chat-announcement")).to_contain_text("Free shipping", timeout=5 * MS)
     await expect(page.locator("#chat-list .chat-msg")).to_have_count(8)
