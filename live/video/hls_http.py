@@ -29,6 +29,7 @@ from live.video.http import VideoServices
 from live.video.recorder import PLAYLIST
 from live.video.recordings import RecordedFile, Recordings
 from live.web.api import Api, Call
+from live.web.caching import IMMUTABLE, etag_matches
 from live.web.deps import services_of
 from live.web.problems import Problem
 from live.web.stream_lookup import stream_of
@@ -36,7 +37,6 @@ from live.web.stream_lookup import stream_of
 __all__ = ["hls_routes", "register", "HLS_PATH", "hls_url"]
 
 HLS_PATH = "/hls/"
-_IMMUTABLE = "public, max-age=31536000, immutable"
 _LIVE = "public, max-age=1"
 _ENDED = "public, max-age=600"
 _TYPES = {"m3u8": "application/vnd.apple.mpegurl", "mp4": "video/mp4",
@@ -64,12 +64,12 @@ async def serve_hls(request: Request) -> Response:
         cache = _ENDED if ended else _LIVE
         etag = f'"{int(found.mtime * 1e6):x}-{len(found.data):x}"'
     else:
-        cache = _IMMUTABLE
+        cache = IMMUTABLE
         etag = f'"{name.split(".")[0]}-{len(found.data):x}"'
     headers = {"Cache-Control": cache, "ETag": etag,
                "Last-Modified": formatdate(found.mtime, usegmt=True),
                "Access-Control-Allow-Origin": "*", "X-Content-Type-Options": "nosniff"}
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(found.data, media_type=_TYPES[name.rsplit(".", 1)[1]], headers=headers)
 

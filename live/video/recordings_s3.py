@@ -17,13 +17,13 @@ from botocore.exceptions import ClientError
 
 from checkout.images_s3 import s3_client
 from live.video.recordings import RecordedFile
+from live.web.caching import IMMUTABLE
 
 __all__ = ["S3Recordings"]
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _TYPES = {"m3u8": "application/vnd.apple.mpegurl", "mp4": "video/mp4",
           "m4s": "video/iso.segment", "jsonl": "application/jsonl"}
-_IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class S3Recordings:
@@ -45,7 +45,7 @@ class S3Recordings:
             self._client.put_object(
                 Bucket=self.bucket, Key=f"{self.prefix}{stream_id}/{path.name}",
                 Body=path.read_bytes(), ContentType=_TYPES.get(kind, "application/octet-stream"),
-                CacheControl="public, max-age=600" if kind == "m3u8" else _IMMUTABLE)
+                CacheControl="public, max-age=600" if kind == "m3u8" else IMMUTABLE)
         return len(files)
 
     def read(self, stream_id: str, name: str) -> RecordedFile | None:

@@ -22,6 +22,7 @@ from checkout.images import (CONTENT_TYPES, ImageLimits, PreparedImage, is_image
                              prepare_image)
 from live.accounts.auth import Role
 from live.web.api import Api, Call, json_response
+from live.web.caching import IMMUTABLE, etag_matches
 from live.web.catalog_api import owned_product
 from live.web.deps import services_of
 from live.web.problems import Problem
@@ -31,7 +32,6 @@ __all__ = ["register", "media_routes", "receive_image", "IMAGE_PATH", "UPLOAD_TY
 IMAGE_PATH = "/media/images/"
 # What an upload may declare; what it is comes from its bytes (checkout/images.py).
 UPLOAD_TYPES = (*CONTENT_TYPES.values(), "application/octet-stream")
-_IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 async def _read_upload(request: Request, max_bytes: int) -> bytes:
@@ -114,9 +114,9 @@ async def serve_image(request: Request) -> Response:
     if not is_image_name(name):
         raise Problem(404, "not-found", "no such image")
     etag = f'"{name.split(".", 1)[0]}"'
-    headers = {"Cache-Control": _IMMUTABLE, "ETag": etag, "X-Content-Type-Options": "nosniff",
+    headers = {"Cache-Control": IMMUTABLE, "ETag": etag, "X-Content-Type-Options": "nosniff",
                "Content-Security-Policy": "default-src 'none'; sandbox"}
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+    if etag_matches(request, etag):
         # The name is the content's hash: whoever holds this ETag holds these bytes.
         return Response(status_code=304, headers=headers)
     data = await services_of(request).images.get(name)

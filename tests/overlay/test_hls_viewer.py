@@ -17,6 +17,7 @@ from conftest import UNIT, Live, PageErrors
 from loadtest.video_source import CounterTrack
 from loadtest.webrtc_peers import Publisher, publish
 from shop import eventually, make_brand, make_product, make_stream
+from test_pages import shot
 from test_video_pages import PICTURE
 
 MS = 1000 * UNIT  # Playwright timeouts are in milliseconds
@@ -78,6 +79,7 @@ async def test_a_refused_viewer_plays_hls_through_hlsjs(live: Live, new_page: An
     node_now = live.services.video.sessions[stream["id"]].clock.now()
     assert 0 < shown < node_now
     assert live.services.video.peers.count("viewer") == 0
+    await shot(viewer, "viewer-hls")
     assert await publisher.stop() == 200
 
 
