@@ -19,8 +19,11 @@ watching, and the invariants checked from the client's own log.
 4. Checks, once the closer closed it: every 201'd bid id is in the auction's bid log
    (`GET .../bids`, paged) as accepted and nothing else is accepted there; no acknowledged
    bid at or after the final `ends_ms` (server time in the log, and the client's send time);
-   the acknowledged bids replayed in seq order through `loadtest.auction_model` give each
-   reply's outcome and price, and the closed auction's price and leading paddle.
+   the acknowledged bids replayed in the server's order (each 201 names the auction's bid
+   count with it) through `loadtest.auction_model` give each reply's outcome and price, and
+   the closed auction's price and leading paddle. With viewers: every viewer is shown the
+   final bid count, and bid to screen (from when a bid was due to when a viewer was first
+   shown a bid count at least its own) for a sample of the acknowledged bids.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ _CLOSE_TIMEOUT_S = 30.0  # for the closer to close it after its deadline
 _LOG_PAGE = 1_000
 _RISE_STEPS = 3
 _VIEWERS_STALL_S = 10.0
+_SCREEN_SAMPLE = 500  # acknowledged bids whose bid-to-screen latency is measured
 _ACCEPTED = frozenset({"high", "outbid", "raised"})
 _BASELINE_REQUESTS = 20_000
 _BASELINE_CONCURRENCY = 64
@@ -110,6 +114,7 @@ class _Bid:
     phase: str  # main, hold, snipe
     key: str = ""  # the bid id (its Idempotency-Key)
     sent_ms: int = 0  # wall clock at the first send
+    due: float = 0.0  # monotonic: when the open loop meant to send it
     status: int = 0  # 0: no answer
     attempts: int = 0
     reply: dict[str, Any] = field(default_factory=dict)
@@ -131,7 +136,7 @@ class _Bidding:
         self.opened = 0
         self.slots = asyncio.Semaphore(config.connections)
         self.next_minor = _START_MINOR  # the least bid the client last heard of
-        self.heard_seq = 0
+        self.heard_bids = 0  # the latest bid count the client heard of
         self.ends_ms = ends_ms  # the deadline the client last heard of
         self.extended_in_snipes = False
         self.closed = False  # the auction is no longer open (its public state)
@@ -158,8 +163,8 @@ class _Bidding:
 
     def _heard(self, status: int, reply: dict[str, Any], phase: str) -> None:
         if status == 201:
-            if int(reply["seq"]) > self.heard_seq:
-                self.heard_seq = int(reply["seq"])
+            if int(reply["bids"]) > self.heard_bids:
+                self.heard_bids = int(reply["bids"])
                 price = int(reply["price_minor"])
                 self.next_minor = max(self.next_minor, price + step_of(INCREMENTS, price))
             if int(reply["ends_ms"]) > self.ends_ms:
@@ -191,7 +196,7 @@ class _Bidding:
             now_ms = int(time.time() * 1000)
             bid.phase = self._phase(now_ms, main_end_ms)
             bid.max_minor = self._max(bid.phase, bid.index)
-            bid.sent_ms = now_ms
+            bid.sent_ms, bid.due = now_ms, due
             raw = self.request(bid)
             status, body = await self._attempts(conn, raw, bid)
         finally:
@@ -337,12 +342,12 @@ def _checks(bids: list[_Bid], logged: list[dict[str, Any]], final: dict[str, Any
     model = ProxyAuction(_START_MINOR, reserve, INCREMENTS)
     paddles: dict[int, int] = {}
     disagreements: list[str] = []
-    for b in sorted(acked, key=lambda b: int(b.reply["seq"])):
+    for b in sorted(acked, key=lambda b: int(b.reply["bids"])):
         outcome = model.bid(str(b.bidder), b.max_minor)
         paddles[b.bidder] = int(b.reply["paddle"])
         if outcome != b.reply["outcome"] or model.price != int(b.reply["price_minor"]):
             if len(disagreements) < 10:
-                disagreements.append(f"bid {b.index} (seq {b.reply['seq']}): model {outcome} at "
+                disagreements.append(f"bid {b.index} (#{b.reply['bids']}): model {outcome} at "
                                      f"{model.price}, server {b.reply['outcome']} at "
                                      f"{b.reply['price_minor']}")
             else:
@@ -447,7 +452,8 @@ async def run_auction(config: AuctionConfig) -> dict[str, Any]:
         checks = _checks(bidding.bids, logged, final, reserve=0)
         if fleet is not None:
             report["viewers_seen"], report["viewers_caught_up_s"] = await _viewers_caught_up(
-                fleet, valkey_url, shop.stream)
+                fleet, valkey_url, shop.stream, int(final["bids"]))
+            report["bid_to_screen"] = await _bid_to_screen(fleet, bidding.bids)
     report.update(_figures(config, bidding, go, bid_s, main_end_ms, final, checks, kills))
     if config.baseline:
         log.info("baseline: bare starlette, closed loop")
@@ -458,11 +464,12 @@ async def run_auction(config: AuctionConfig) -> dict[str, Any]:
     return report
 
 
-async def _viewers_caught_up(fleet: ViewerFleet, valkey_url: str,
-                             stream: str) -> tuple[dict[str, Any], float | None]:
-    """What the viewers saw once every one holds the show's last event (the hub may still
-    be fanning out the backlog when the auction closes), or once nothing moved for
-    `_VIEWERS_STALL_S`; and how long after the close that was (None: they did not)."""
+async def _viewers_caught_up(fleet: ViewerFleet, valkey_url: str, stream: str,
+                             bids: int) -> tuple[dict[str, Any], float | None]:
+    """What the viewers saw once every one holds the show's last event and is shown the
+    auction's final bid count (the hub may still be fanning out a backlog when the auction
+    closes), or once nothing moved for `_VIEWERS_STALL_S`; and how long after the close that
+    was (None: they did not)."""
     started = time.monotonic()
     client = redis.Redis.from_url(valkey_url, socket_timeout=10)
     last, moved = -1, started
@@ -470,8 +477,9 @@ async def _viewers_caught_up(fleet: ViewerFleet, valkey_url: str,
         while True:
             seq = await read_seq(client, stream)
             seen = seq_checks(await fleet.call_all(
-                "check", {"stock": {}, "pinned": [], "seq": seq}, timeout_s=120))
-            if seen["viewers_behind_seq"] == 0:
+                "check", {"stock": {}, "pinned": [], "seq": seq, "auction_bids": bids},
+                timeout_s=120))
+            if seen["viewers_behind_seq"] == 0 and seen["viewers_behind_auction"] == 0:
                 return seen, round(time.monotonic() - started, 2)
             frames = sum(seen["hub_frames"].values())
             if frames != last:
@@ -481,6 +489,23 @@ async def _viewers_caught_up(fleet: ViewerFleet, valkey_url: str,
             await asyncio.sleep(0.5)
     finally:
         await client.aclose()
+
+
+async def _bid_to_screen(fleet: ViewerFleet, bids: list[_Bid]) -> dict[str, Any]:
+    """Bid to screen over every viewer for a sample of the acknowledged bids (evenly spaced
+    in the server's order)."""
+    acked = sorted((b for b in bids if b.status == 201), key=lambda b: int(b.reply["bids"]))
+    sample = acked[::max(1, len(acked) // _SCREEN_SAMPLE)]
+    due = {int(b.reply["bids"]): b.due for b in sample}
+    answers = await fleet.call_all("bid_latency", {"due": due}, timeout_s=120)
+    hist = LatencyHistogram()
+    for a in answers:
+        hist.merge(LatencyHistogram.decode(a["histogram"]))
+    summary = hist.summary()
+    return {"bids_sampled": len(due), "pairs": summary.count,
+            "missed_pairs": sum(int(a["missed"]) for a in answers),
+            "p50_ms": summary.p50_ms, "p99_ms": summary.p99_ms,
+            "max_ms": round(max((a["max_s"] for a in answers), default=0.0) * 1000, 1)}
 
 
 async def _kill_midway(valkey_url: str, bidding: _Bidding, main_end_ms: int,

@@ -15,7 +15,11 @@ __all__ = ["auction_verdicts", "exact", "print_auction_report"]
 
 def auction_verdicts(report: dict[str, Any]) -> dict[str, bool]:
     c = report["checks"]
-    return {
+    viewers = {} if "viewers_seen" not in report else {
+        # every viewer is shown the final bid count, and every sampled bid reached them all
+        "viewers_shown_final_bid": report["viewers_caught_up_s"] is not None
+        and report["bid_to_screen"]["missed_pairs"] == 0}
+    return {**viewers,
         "every_bid_answered": report["unresolved"] == 0,
         "no_lost_acknowledged": c["lost_acknowledged"] == 0,
         "no_unacknowledged_accepted": c["accepted_not_acknowledged"] == 0
@@ -85,15 +89,23 @@ def print_auction_report(report: dict[str, Any], console: Console | None = None)
     if seen is not None:
         frames = seen["hub_frames"]
         rows.append(("viewers connected", f"{report['connect']['ready']:,}", ""))
-        rows.append(("viewers: gaps / duplicates / behind / gave up",
-                     f"{seen['gaps']} / {seen['duplicates']} / {seen['viewers_behind_seq']} / "
-                     f"{seen['viewers_gave_up']}", "reported"))
+        rows.append(("viewers: gaps / duplicates / behind (seq, bids) / gave up",
+                     f"{seen['gaps']} / {seen['duplicates']} / {seen['viewers_behind_seq']}, "
+                     f"{seen.get('viewers_behind_auction', 0)} / {seen['viewers_gave_up']}",
+                     "reported"))
         caught = report.get("viewers_caught_up_s")
-        rows.append(("viewers at the last event, after the close",
-                     "no (stalled)" if caught is None else f"{caught:.1f} s", ""))
-        rows.append(("viewers: auction.bid frames (per viewer)", f"{frames.get('auction.bid', 0):,}"
-                     f" ({frames.get('auction.bid', 0) / max(1, report['connect']['ready']):,.0f})",
-                     ""))
+        rows.append(("viewers shown the final bid, after the close",
+                     "no (stalled)" if caught is None else f"{caught:.1f} s",
+                     mark(v["viewers_shown_final_bid"])))
+        ready = max(1, report["connect"]["ready"])
+        rows.append(("viewers: state frames (per viewer)", f"{frames.get('state', 0):,}"
+                     f" ({frames.get('state', 0) / ready:,.0f})", ""))
+        screen = report.get("bid_to_screen")
+        if screen:
+            rows.append(("bid to screen p50 / p99 / max (viewer x bid)",
+                         f"{screen['p50_ms']:,.0f} / {screen['p99_ms']:,.0f} / "
+                         f"{screen['max_ms']:,.0f} ms ({screen['pairs']:,} pairs, "
+                         f"{screen['missed_pairs']:,} missed)", "reported"))
     bare = report.get("bare")
     if bare:
         rows.append(("bare starlette (closed loop, req/s)", f"{bare['per_s']:,.0f}", ""))

@@ -121,6 +121,7 @@ def seq_checks(checks: list[dict[str, Any]]) -> dict[str, Any]:
     report's gaps, repeats, stale or wrong pins, viewers that gave up, frames and closes."""
     return {"gaps": total(checks, "gaps"), "duplicates": total(checks, "dups"),
             "viewers_behind_seq": total(checks, "behind_seq"),
+            "viewers_behind_auction": total(checks, "auction_bids_behind"),
             "viewers_pinned_wrong": total(checks, "pinned_wrong"),
             "viewers_gave_up": total(checks, "gave_up"),
             "seq_problems": [p for c in checks for p in c["problems"]][:10],

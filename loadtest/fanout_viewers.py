@@ -8,9 +8,10 @@ events and coalesced `state` frames. A viewer that gets closed reconnects with j
 exponential backoff and `since=<last seq>`, a bounded number of times in a row.
 
 Each viewer also checks its own seq sequence (a gap: a seq skipped; a duplicate: a seq seen
-again) and stamps the arrival of every pin/unpin frame with `time.monotonic()`, which is one
-clock for every process on the machine (CLOCK_MONOTONIC), so the parent's send times and the
-viewers' arrival times can be subtracted.
+again) and stamps the arrival of every pin/unpin frame, and of each rise of the auction's
+bid count it is shown, with `time.monotonic()`, which is one clock for every process on the
+machine (CLOCK_MONOTONIC), so the parent's send times and the viewers' arrival times can be
+subtracted.
 
 `child_main` is a client process: it obeys the parent's `loadtest.fanout_fleet.ViewerFleet`
 over a pipe, one answer per command (the commands are in `Worker.handle`), and exits when
@@ -20,6 +21,7 @@ told, when the pipe closes, or after `ViewerOptions.lifetime_s`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import functools
 import logging
@@ -64,6 +66,11 @@ class Viewer:
     stock: dict[str, Any] = field(default_factory=dict)
     pinned: list[str] = field(default_factory=list)
     arrivals: dict[int, float] = field(default_factory=dict)  # pin/unpin seq -> monotonic
+    auction_bids: int = 0  # the auction's bid count this viewer is shown
+    # each rise of it: (count, monotonic), counts ascending (docs/auctions.md: the tick's
+    # `state` carries the latest bid, so a viewer sees counts jump, not every bid)
+    bid_counts: list[int] = field(default_factory=list)
+    bid_arrivals: list[float] = field(default_factory=list)
     ready: bool = False
     gave_up: bool = False
     connects: int = 0
@@ -131,12 +138,16 @@ class ViewerPool:
             v.stock = msg.get("stock", {})
             v.pinned = msg.get("pinned", [])
             v.ready = True
+            self._bids_shown(v, msg.get("auction"), now)
             return
         if kind == "state":
             stock = msg.get("stock")
             if stock:
                 v.stock.update(stock)
+            self._bids_shown(v, msg.get("auction"), now)
             return
+        if str(kind).startswith("auction."):
+            self._bids_shown(v, msg, now)
         seq = msg.get("seq")
         if seq is None:
             return
@@ -169,6 +180,16 @@ class ViewerPool:
                 self.burst_done += 1
             if self.burst_keep is not None and v is self.viewers[0]:
                 self.burst_keep.append(frame if isinstance(frame, str) else bytes(frame).decode())
+
+    @staticmethod
+    def _bids_shown(v: Viewer, auction: dict[str, Any] | None, now: float) -> None:
+        """The auction's bid count the page would show (one auction per run: a higher count
+        is a later bid, as the reducers take it)."""
+        bids = auction.get("bids") if auction else None
+        if isinstance(bids, int) and bids > v.auction_bids:
+            v.auction_bids = bids
+            v.bid_counts.append(bids)
+            v.bid_arrivals.append(now)
 
     # ---- connections
     def _handler(self, v: Viewer) -> Any:
@@ -325,13 +346,31 @@ class ViewerPool:
         return {"histogram": hist.encode(), "within": dict(within), "missed": dict(missed),
                 "viewers_missing": viewers_missing, "max_s": worst}
 
+    def bid_latency(self, due: dict[int, float]) -> dict[str, Any]:
+        """Bid to screen for every (viewer, sampled bid): when the viewer was first shown a
+        bid count at least the bid's (`due`: count -> when the bid was due) minus that."""
+        hist = LatencyHistogram()
+        missed = 0
+        worst = 0.0
+        for v in self.viewers:
+            for count, at in due.items():
+                i = bisect.bisect_left(v.bid_counts, int(count))
+                if i == len(v.bid_counts):
+                    missed += 1
+                    continue
+                lat = max(0.0, v.bid_arrivals[i] - at)
+                hist.record(lat)
+                worst = max(worst, lat)
+        return {"histogram": hist.encode(), "missed": missed, "max_s": worst}
+
     def reset_arrivals(self) -> None:
         for v in self.viewers:
             v.arrivals.clear()
 
-    def check(self, stock: dict[str, Any], pinned: list[str], seq: int) -> dict[str, Any]:
+    def check(self, stock: dict[str, Any], pinned: list[str], seq: int,
+              auction_bids: int | None = None) -> dict[str, Any]:
         """Compare what each viewer shows with the truth read from the server."""
-        stale = behind = pinned_wrong = 0
+        stale = behind = pinned_wrong = bids_behind = 0
         examples: list[str] = []
         for v in self.viewers:
             shown = {p: v.stock.get(p) for p in stock}
@@ -344,8 +383,10 @@ class ViewerPool:
                 behind += 1
             if sorted(v.pinned) != sorted(pinned):
                 pinned_wrong += 1
+            if auction_bids is not None and v.auction_bids != auction_bids:
+                bids_behind += 1
         return {"stale": stale, "stale_examples": examples, "behind_seq": behind,
-                "pinned_wrong": pinned_wrong,
+                "pinned_wrong": pinned_wrong, "auction_bids_behind": bids_behind,
                 "gaps": sum(v.gaps for v in self.viewers),
                 "dups": sum(v.dups for v in self.viewers),
                 "viewers_with_gaps": sum(1 for v in self.viewers if v.gaps),
@@ -410,8 +451,11 @@ class Worker:
                 return None
             case "latency":
                 return pool.latency(args["sent"], args["within_s"])
+            case "bid_latency":
+                return pool.bid_latency(args["due"])
             case "check":
-                return pool.check(args["stock"], args["pinned"], args["seq"])
+                return pool.check(args["stock"], args["pinned"], args["seq"],
+                                  args.get("auction_bids"))
             case "disconnect":
                 await pool.stop()
                 return pool.status()

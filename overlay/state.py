@@ -21,6 +21,9 @@ TICKER_KEPT = 10
 # The show's auction as the state keeps it: the fields of its events (docs/protocol.md).
 AUCTION_FIELDS = ("auction", "product", "start_minor", "state", "result", "price_minor",
                   "next_minor", "high_paddle", "bids", "ends_ms", "reserve_met")
+# What a bid changes, in the tick's `state` (bids are not sequenced events).
+AUCTION_BID_FIELDS = ("price_minor", "next_minor", "high_paddle", "bids", "ends_ms",
+                      "reserve_met")
 State = dict[str, Any]
 
 
@@ -73,8 +76,18 @@ def reduce(state: State | None, message: dict[str, Any]) -> State:
                 new[key] = message[key]
         if message.get("just_bought"):
             new["just_bought"] = [*message["just_bought"], *state["just_bought"]][:TICKER_KEPT]
+        if message.get("auction"):
+            new["auction"] = _bid(state["auction"], message["auction"])
         return new
     return state
+
+
+def _bid(auction: dict[str, Any] | None, bid: dict[str, Any]) -> dict[str, Any] | None:
+    """The auction after the tick's latest bid: only onto the same auction, and only a later
+    bid (`bids` counts them): a tick read before a sequenced event may arrive after it."""
+    if auction is None or auction["auction"] != bid["auction"] or bid["bids"] <= auction["bids"]:
+        return auction
+    return {**auction, **{k: bid[k] for k in AUCTION_BID_FIELDS}}
 
 
 def _event(state: State, message: dict[str, Any]) -> State:
@@ -108,7 +121,7 @@ def _event(state: State, message: dict[str, Any]) -> State:
                               "product": message["product"],
                               "start_minor": message["start_minor"], "state": "scheduled",
                               "price_minor": 0, "next_minor": message["start_minor"], "bids": 0}
-        case "auction.opened" | "auction.bid" | "auction.closed":
+        case "auction.opened" | "auction.bid" | "auction.closed":  # .bid: logs from before
             auction = state["auction"]
             if auction is not None and auction["auction"] == message["auction"]:
                 new["auction"] = {**auction, **{k: message.get(k) for k in AUCTION_FIELDS[3:]}}

@@ -30,7 +30,7 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
            "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
-           "AuctionKeys", "auction_keys", "AUCTIONS_DUE"]
+           "AuctionKeys", "auction_keys", "stream_auction_key", "AUCTIONS_DUE"]
 
 NODES = "lc:nodes"  # sorted set: node id -> until when its heartbeat holds (ms)
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
@@ -168,12 +168,21 @@ class AuctionKeys:
     maxes: str  # hash: bidder -> their max bid (minor units)
     bid_ids: str  # hash: bid id -> its answer (a retried bid is answered the same)
     paddles: str  # hash: bidder -> paddle number (1, 2, ...: what viewers see of a bidder)
+    live: str  # the show's: its latest accepted bid's public fields (stream_auction_key)
+
+
+def stream_auction_key(stream: StreamId | str) -> str:
+    """A show's auction as viewers see it after its latest accepted bid (JSON: the public
+    fields of docs/auctions.md). Bids are not sequenced events: the hub reads this each tick
+    and sends what changed in its state frame, as it does stock and sales."""
+    return f"lc:{{s:{key_part(stream)}}}:auctionlive"
 
 
 def auction_keys(stream: StreamId | str, auction: str) -> AuctionKeys:
     base = f"lc:{{s:{key_part(stream)}}}:auction:{key_part(auction)}"
     return AuctionKeys(auction=base, bids=f"{base}:bids", maxes=f"{base}:maxes",
-                       bid_ids=f"{base}:bidids", paddles=f"{base}:paddles")
+                       bid_ids=f"{base}:bidids", paddles=f"{base}:paddles",
+                       live=stream_auction_key(stream))
 
 
 def channel_chat_keys(creator: CreatorId | str) -> tuple[str, str]:

@@ -267,6 +267,8 @@ def encode_client(message: ClientMessage, wire: Wire) -> str | bytes:
 # (checkout/store/lua/stream.lua) as JSON in the stream's log; the hub forwards those bytes
 # untouched and clients read them back as `Event`.
 
+# `auction.bid` is no longer written (bids ride in the tick's `state`, docs/auctions.md); a
+# log kept from before still holds them, and clients still apply them.
 EVENT_TYPES = frozenset({"pin", "unpin", "deal.scheduled", "deal.closed", "lineup.changed",
                          "stream.state", "stream.ingest", "stream.cover", "chat.deleted",
                          "chat.banned", "chat.unbanned", "chat.cleared", "chat.announcement", "chat.settings",
@@ -311,7 +313,8 @@ class Snapshot:
         return data
 
 
-_STATE_PARTS = ("stock", "deal_sold", "viewers", "likes", "sales", "just_bought", "reactions")
+_STATE_PARTS = ("stock", "deal_sold", "viewers", "likes", "sales", "just_bought", "reactions",
+                "auction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +329,10 @@ class State:
     sales: Mapping[str, int] | None = None
     just_bought: list[Mapping[str, Any]] | None = None
     reactions: Mapping[str, int] | None = None
+    # The show's auction after its latest accepted bid (docs/auctions.md): {auction,
+    # price_minor, next_minor, high_paddle, bids, ends_ms, reserve_met}; a client applies it
+    # to the same auction when `bids` is more than it has.
+    auction: Mapping[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "state"}

@@ -194,7 +194,7 @@ def close_slow(sub: Subscriber, limits: HubLimits) -> None:
 # On a cluster, redis-py reads each shard's subscription in turn, waiting up to the timeout
 # on each: a short one keeps a message on the next shard from waiting behind an idle one.
 _CLUSTER_BUS_POLL_S = 0.02
-_STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales", "reactions")
+_STATE_KEYS = ("stock", "deal_sold", "viewers", "likes", "sales", "reactions", "auction")
 
 
 @dataclass(slots=True)
@@ -444,7 +444,7 @@ class Room:
             changed = {p: v for p, v in state[key].items() if old.get(p) != v}
             if changed:
                 change[key] = changed
-        for key in ("viewers", "likes", "sales", "reactions"):
+        for key in ("viewers", "likes", "sales", "reactions", "auction"):
             if self.state.get(key) != state[key]:
                 change[key] = state[key]
         self.state = {k: state[k] for k in _STATE_KEYS}

@@ -10,9 +10,9 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.ids import StreamId
-from checkout.store.keys import (chat_keys, product_keys, stream_agg_keys, stream_events_key,
-                                 stream_key, stream_likes_key, stream_seq_key,
-                                 stream_viewers_key)
+from checkout.store.keys import (chat_keys, product_keys, stream_agg_keys, stream_auction_key,
+                                 stream_events_key, stream_key, stream_likes_key,
+                                 stream_seq_key, stream_viewers_key)
 from checkout.store.replies import entries, int_hash
 from live.auctions.store import AuctionStore
 from live.chat.store import ChatStore
@@ -20,9 +20,12 @@ from live.hub.protocol import Snapshot
 from live.streams.store import codes_of
 from live.streams.viewers import sum_viewers
 
-__all__ = ["read_snapshot", "read_states", "read_events_after", "TICKER_SHOWN"]
+__all__ = ["read_snapshot", "read_states", "read_events_after", "TICKER_SHOWN", "TICK_AUCTION"]
 
 TICKER_SHOWN = 10
+# What of an auction changes with a bid, sent in the tick's state (auction.lua writes them).
+TICK_AUCTION = ("auction", "price_minor", "next_minor", "high_paddle", "bids", "ends_ms",
+                "reserve_met")
 
 
 def _stock(raw: dict[bytes, bytes]) -> dict[str, int]:
@@ -118,7 +121,8 @@ async def _auction(client: redis.Redis, stream_id: StreamId,
 
 
 async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
-    """One pipeline for every room's coalesced state: seq, stock, viewers, likes, sales, ticker head."""
+    """One pipeline for every room's coalesced state: seq, stock, viewers, likes, sales,
+    ticker head, the auction's bids."""
     now_ms = int(time.time() * 1000)
     order = list(rooms.items())
     async with client.pipeline(transaction=False) as pipe:
@@ -129,6 +133,7 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
             pipe.hgetall(stream_agg_keys(stream_id).totals)
             pipe.lrange(stream_agg_keys(stream_id).ticker, 0, TICKER_SHOWN - 1)
             pipe.hgetall(chat_keys(stream_id).reactions)
+            pipe.get(stream_auction_key(stream_id))
             for product in lineup:
                 pipe.hgetall(product_keys(product).stock)
                 pipe.hget(product_keys(product).offers, f"dealsold:{stream_id}")
@@ -136,8 +141,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
     states: dict[str, dict[str, Any]] = {}
     i = 0
     for stream_id, lineup in order:
-        seq, viewers, likes, sales, ticker, reactions = results[i:i + 6]
-        i += 6
+        seq, viewers, likes, sales, ticker, reactions, auction = results[i:i + 7]
+        i += 7
         stock, deal_sold = {}, {}
         for product in lineup:
             stock[product] = _stock(results[i])
@@ -147,8 +152,16 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
                              "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
                              "sales": _sales(sales),
                              "ticker": [orjson.loads(t) for t in ticker],
-                             "reactions": int_hash(reactions)}
+                             "reactions": int_hash(reactions),
+                             "auction": _tick_auction(auction)}
     return states
+
+
+def _tick_auction(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    auction = orjson.loads(raw)
+    return {k: auction.get(k) for k in TICK_AUCTION}
 
 
 async def read_events_after(client: redis.Redis, stream_id: str, seq: int,

@@ -132,7 +132,7 @@ def register(api: Api) -> None:
             stream["id"], call.param("auction"), bidder=buyer, user=f"buyer:{buyer}",
             bid_id=call.param(IDEMPOTENCY_KEY.name), max_minor=call.body.max_minor)
         return json_response({k: reply[k] for k in ("outcome", "high", "paddle", "price_minor",
-                                                    "max_minor", "ends_ms", "seq")
+                                                    "max_minor", "ends_ms", "bids")
                               if k in reply}, 201)
 
     @api.endpoint("POST", "/streams/{stream}/auctions/{auction}/second-chance", status=201,

@@ -144,8 +144,9 @@ export function bidErrorText(r, currency) {
 /**
  * Bidding from the viewer's card: one tap bids the next valid amount, the form sets a max
  * (proxy bid). `auth()` the page's credentials (token or session + CSRF), `current()` the
- * card's latest `auctionView()`, `onPaddle(auction, paddle, seq)` the page's paddle from a
- * bid's answer, with the seq of the bid's event (the card the page has may not show it yet). A retried bid (the same amount after no answer) keeps its Idempotency-Key.
+ * card's latest `auctionView()`, `onPaddle(auction, paddle, bids)` the page's paddle from a
+ * bid's answer, with the auction's bid count once it is in (the card the page has may not
+ * show it yet: bids reach the card with the hub's next tick). A retried bid (the same amount after no answer) keeps its Idempotency-Key.
  */
 export function mountBidding(root, { base, auth, current, onPaddle }) {
   const note = root.querySelector(".auction-note");
@@ -172,7 +173,7 @@ export function mountBidding(root, { base, auth, current, onPaddle }) {
     button.disabled = false;
     if (r.kind !== "network" && r.status < 500) pending = null;
     if (r.ok) {
-      onPaddle(a.id, r.data.paddle, r.data.seq);
+      onPaddle(a.id, r.data.paddle, r.data.bids);
       say(r.data.high ? "ok" : "error", r.data.high
         ? `Your max bid is ${money(maxMinor, a.currency)}: we bid for you up to it.`
         : `Another bidder's max is higher: the price is now ${money(r.data.price_minor, a.currency)}.`);

@@ -54,7 +54,8 @@ const client = new HubClient(`${meta("livecart-ws")}/ws/streams/${encodeURICompo
   },
   onMessage: (message) => {
     moderate(message);
-    if (String(message.type).startsWith("auction.")) loadBids();
+    if (String(message.type).startsWith("auction.")
+      || (message.type === "state" && message.auction)) loadBids();
     if ((message.type === "ack" || message.type === "error") && pendingPins.has(message.ref)) {
       const product = pendingPins.get(message.ref);
       pendingPins.delete(message.ref);
@@ -491,8 +492,8 @@ async function auctionAction(verb, done) {
 $("auction-open-now").addEventListener("click", () => auctionAction("open", "Bidding is open."));
 $("auction-cancel").addEventListener("click", () => auctionAction("cancel", "Auction cancelled."));
 
-// The bid list (the host's and the seller's): read again on each of the auction's events,
-// one read at a time.
+// The bid list (the host's and the seller's): read again on each of the auction's events
+// and each tick that brought bids, one read at a time.
 let bidsOf = null;
 let bidsBusy = false;
 let bidsAgain = false;

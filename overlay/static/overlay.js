@@ -52,9 +52,23 @@ export function reduce(state, message) {
     if (message.just_bought && message.just_bought.length) {
       next.just_bought = [...message.just_bought, ...state.just_bought].slice(0, TICKER_KEPT);
     }
+    if (message.auction) next.auction = applyBid(state.auction, message.auction);
     return next;
   }
   return state;
+}
+
+// What a bid changes, in the tick's `state` (bids are not sequenced events).
+const AUCTION_BID_FIELDS = ["price_minor", "next_minor", "high_paddle", "bids", "ends_ms",
+  "reserve_met"];
+
+// The auction after the tick's latest bid: only onto the same auction, and only a later bid
+// (`bids` counts them): a tick read before a sequenced event may arrive after it.
+function applyBid(auction, bid) {
+  if (!auction || auction.auction !== bid.auction || bid.bids <= auction.bids) return auction;
+  const next = { ...auction };
+  for (const k of AUCTION_BID_FIELDS) next[k] = bid[k];
+  return next;
 }
 
 function applyEvent(state, message) {
@@ -100,7 +114,7 @@ function applyEvent(state, message) {
         next_minor: message.start_minor, bids: 0 };
       break;
     case "auction.opened":
-    case "auction.bid":
+    case "auction.bid": // logs from before bids moved to the tick's state
     case "auction.closed":
       if (state.auction && state.auction.auction === message.auction) {
         const fresh = auctionOf(message);

@@ -135,18 +135,20 @@ function resumeBuy() {
 
 // ---- the live auction (auction.js) --------------------------------------------------------
 // The page's paddle in each auction it bid in, from the bid's answer (kept for the tab).
-// It counts once the state has the bid's event: before, the card would compare the new
-// paddle with the old leader and say "outbid" for a moment.
+// It counts once the card has the bid (its `bids` count reached the answer's): before, the
+// card would compare the new paddle with the old leader and say "outbid" for a moment.
 const PADDLES_KEY = "livecart.auction.paddles";
 const paddles = JSON.parse(sessionStorage.getItem(PADDLES_KEY) || "{}");
-let pendingPaddles = []; // [{auction, paddle, seq}]
+let pendingPaddles = []; // [{auction, paddle, bids}]
 const auctionCard = createAuctionCard({ bidding: true });
 $("auction-slot").append(auctionCard);
 let auctionNow = null; // the last auctionView()
 
 function renderAuction() {
-  const due = pendingPaddles.filter((p) => p.seq <= state.seq);
-  pendingPaddles = pendingPaddles.filter((p) => p.seq > state.seq);
+  const shown = (p) => !state.auction || state.auction.auction !== p.auction
+    || p.bids <= state.auction.bids;
+  const due = pendingPaddles.filter(shown);
+  pendingPaddles = pendingPaddles.filter((p) => !shown(p));
   for (const p of due) paddles[p.auction] = p.paddle;
   if (due.length) sessionStorage.setItem(PADDLES_KEY, JSON.stringify(paddles));
   const id = state.auction ? state.auction.auction : null;
@@ -156,8 +158,8 @@ function renderAuction() {
 
 mountBidding(auctionCard, {
   base, auth, current: () => auctionNow,
-  onPaddle: (auction, paddle, seq) => {
-    pendingPaddles.push({ auction, paddle, seq: Number.isInteger(seq) ? seq : 0 });
+  onPaddle: (auction, paddle, bids) => {
+    pendingPaddles.push({ auction, paddle, bids: Number.isInteger(bids) ? bids : 0 });
     render();
   },
 });

@@ -80,7 +80,7 @@ def tick(**parts: Any) -> dict[str, Any]:
     """A state read as `live.hub.state.read_states` returns it."""
     state: dict[str, Any] = {"seq": 0, "stock": {}, "deal_sold": {}, "viewers": 0, "likes": 0,
                              "sales": {"units": 0, "orders": 0, "gmv_minor": 0}, "ticker": [],
-                             "reactions": {}}
+                             "reactions": {}, "auction": None}
     return {**state, **parts}
 
 
@@ -144,6 +144,21 @@ async def test_state_sends_only_what_changed_and_new_sales_once() -> None:
     assert isinstance(first, State) and first.just_bought is None  # the first read only learns
     assert first.stock == {"p1": {"default": 5}, "p2": {"default": 9}} and first.viewers == 3
     assert second == State(stock={"p1": {"default": 4}}, just_bought=[{**sale, "order": "p1.b"}])
+
+
+async def test_bids_ride_in_the_tick_one_frame_for_many_and_none_when_nothing_moved() -> None:
+    room = Room("s", ["p1"], seq=0, limits=LIMITS)
+    _, sink = join(room)
+    bid = {"auction": "a1", "price_minor": 1000, "next_minor": 1050, "high_paddle": 1,
+           "bids": 1, "ends_ms": 9000, "reserve_met": True}
+    room.apply_state(tick(auction=bid), now=0.0)
+    room.apply_state(tick(auction=bid), now=0.1)  # no bid since
+    later = {**bid, "price_minor": 1400, "high_paddle": 3, "bids": 7}  # six bids in one tick
+    room.apply_state(tick(auction=later), now=0.2)
+    first, second = received(sink)
+    assert isinstance(first, State) and first.auction == bid  # the first: all there is
+    assert second == State(auction=later)
+    assert room.full_state().auction == later  # a socket that missed ticks gets the latest
 
 
 async def test_a_socket_over_the_cap_misses_state_then_gets_it_whole_once_drained() -> None:

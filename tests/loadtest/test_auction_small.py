@@ -24,9 +24,10 @@ async def test_tiny_auction_load_holds_every_invariant(tmp_path: Path, kill: boo
     out = tmp_path / "auction.json"
     argv = [sys.executable, "-m", "live.node.cli", "loadtest", "auction", "--bidders", "50",
             "--bid-rate", "100", "--duration", "10", "--no-baseline", "--json", str(out)]
-    # with the kill, no snipe lands before the deadline (--lead-ms 0): no 5 s extension round
+    # with the kill, no snipe lands before the deadline (--lead-ms 0): no 5 s extension round;
+    # without, a few viewers watch: each must be shown the final bid (the hub's tick)
     run = await asyncio.to_thread(subprocess.run, argv + (["--kill-valkey", "--lead-ms", "0"]
-                                                          if kill else []),
+                                                          if kill else ["--viewers", "20"]),
                                   capture_output=True, text=True, timeout=120 * UNIT)
     assert run.returncode == 0, run.stdout + run.stderr
     report = orjson.loads(out.read_bytes())
@@ -39,6 +40,10 @@ async def test_tiny_auction_load_holds_every_invariant(tmp_path: Path, kill: boo
     assert report["outcomes"].get("too-low", 0) > 0  # refusals, not only acceptances
     assert report["final"]["state"] == "closed"
     assert len(report["kills"]) == (1 if kill else 0)
+    if not kill:
+        assert report["viewers_seen"]["viewers_behind_auction"] == 0
+        assert report["bid_to_screen"]["missed_pairs"] == 0
+        assert report["bid_to_screen"]["pairs"] == 20 * report["bid_to_screen"]["bids_sampled"] > 0
     if kill:
         assert report["kills"][0]["new_pid"] != report["kills"][0]["old_pid"]
 

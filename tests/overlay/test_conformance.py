@@ -48,6 +48,7 @@ def test_fixtures_cover_every_message_kind() -> None:
     carded = {s["type"] for c in CASES if "auction" in c["expect"] for s in c["steps"]}
     assert carded >= {t for t in EVENT_TYPES if t.startswith("auction.")}  # and its card
     assert any(s.get("auction") for c in CASES for s in c["steps"] if s["type"] == "snapshot")
+    assert any(s.get("auction") for c in CASES for s in c["steps"] if s["type"] == "state")
 
 
 _JS_RUNNER = """async ({cases, thresholds}) => {

@@ -1,12 +1,17 @@
 --[[ auction.lua: every change of a live auction in one step of its stream's slot (docs/
 auctions.md): create, open, bid, close, cancel. A bid is checked (the clock, the bidder,
 the amount), resolved against the standing max bid the way eBay's and Whatnot's proxy
-bidding do, logged and announced, atomically and once per bid id.
+bidding do, logged and made public, atomically and once per bid id. Creating, opening and
+closing are sequenced events; a bid is not (one frame per bid per viewer put a busy room
+minutes behind): it writes the public fields to KEYS[9], which the hub sends coalesced
+each tick.
 
 KEYS[1] auction hash   KEYS[2] stream sequence   KEYS[3] stream event log
 KEYS[4] bid log (stream)   KEYS[5] max bids (hash bidder -> max minor)
 KEYS[6] bid ids (hash bid id -> reply JSON)   KEYS[7] paddles (hash bidder -> n)
 KEYS[8] the show's chat bans (hash chat user -> until ms, 0 for good)
+KEYS[9] the show's auction as viewers see it (string, JSON: the public fields after the
+        latest accepted bid; the hub's tick reads it, see docs/auctions.md)
 ARGV[1] op: create | open | bid | close | cancel | second_chance | accept | lapse | settle
 ARGV[2] the op's argument (JSON)
 ARGV[3] now (ms)   ARGV[4] event log max length   ARGV[5] events pub/sub channel
@@ -280,8 +285,8 @@ if a.state == 'open' and a.format == 'standard' then
   end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-local seq = emit('auction.bid', public())
+redis.call('SET', KEYS[9], '{' .. public() .. '}')
 local paddle = tonumber(redis.call('HGET', KEYS[7], arg.bidder))
-return answer({r = 'ok', outcome = outcome, seq = seq, paddle = paddle,
+return answer({r = 'ok', outcome = outcome, bids = bids, paddle = paddle,
                high = high == arg.bidder, price_minor = price, ends_ms = tonumber(a.ends_ms),
                max_minor = tonumber(redis.call('HGET', KEYS[5], arg.bidder))})
