@@ -32,6 +32,7 @@ from checkout.store.batcher import CommandBatcher
 from checkout.store.keys import (brand_agg_keys, brand_products_key, creator_agg_keys,
                                  creator_links_key, product_keys, stream_agg_keys, stream_key)
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
+from live.node.services import Services
 from live.node.valkey_check import ValkeyRequirementError, check_server
 from live.node.valkey_cluster import LocalCluster
 from live.node.valkey_cluster_client import connect_cluster, is_cluster
@@ -365,3 +366,51 @@ def test_a_topology_refresh_under_load_is_a_connection_error(cluster: LocalClust
     outcomes = collections.Counter(orjson.loads(done.stdout))
     assert set(outcomes) <= {"ok", "connection error"}, outcomes
     assert outcomes["ok"] > 0
+
+
+async def test_an_auction_on_the_cluster_shows_its_bids_and_two_nodes_close_it_into_one_order(
+        cluster: LocalCluster, clive: Live, tmp_path: Path) -> None:
+    """Issue 14 on a cluster: the bid script, the tick that shows bids, the closer and the
+    charge each touch one slot (the fixture counts CROSSSLOT), and two nodes' closers racing
+    the same auction make one paid order."""
+    await make_brand(clive)
+    product = await make_product(clive, sku="LOT-C", stock=1, price_minor=9000)
+    stream = await make_live_stream(clive, [product["id"]])
+    base = f"/api/v1/streams/{stream['id']}/auctions"
+    put = await clive.http.post(base, headers=clive.auth("creator", "cleo"), json={
+        "product_id": product["id"], "start_minor": 1000, "duration_s": 600})
+    assert put.status_code == 201, put.text
+    auction = put.json()["id"]
+    for buyer in ("ann", "bob"):
+        await give_wallet(clive, buyer)
+    async with connect(f"{clive.ws_url}/ws/streams/{stream['id']}") as ws:
+        await recv_until(ws, "snapshot")
+        for buyer, max_minor in (("ann", 3000), ("bob", 2000)):
+            r = await clive.http.post(f"{base}/{auction}/bids", json={"max_minor": max_minor},
+                                      headers={**clive.auth("buyer", buyer),
+                                               "Idempotency-Key": f"bid-{buyer}-c001"})
+            assert r.status_code == 201, r.text
+        async with asyncio.timeout(5 * UNIT):
+            while True:
+                shown = (await recv_until(ws, "state")).get("auction") or {}
+                if shown.get("bids") == 2:
+                    break
+        assert (shown["price_minor"], shown["high_paddle"]) == (2050, 1)
+        other = await Services.start(make_settings(cluster.url, tmp_path / "b"), background=False)
+        try:
+            later = 10**13  # both closers' clocks past the deadline
+            await asyncio.gather(clive.services.desk.close_due(later), other.desk.close_due(later),
+                                 clive.services.desk.step(stream["id"], auction, later),
+                                 other.desk.step(stream["id"], auction, later))
+        finally:
+            await other.close()
+        closed = await recv_until(ws, "auction.closed")
+    assert (closed["result"], closed["price_minor"], closed["high_paddle"]) == ("sold", 2050, 1)
+    found = await clive.services.auctions.get(stream["id"], auction)
+    assert found is not None and found["lot"] == "sold"
+    order = await clive.http.get(f"/api/v1/orders/{found['order']}",
+                                 headers=clive.auth("buyer", "ann"))
+    assert order.status_code == 200, order.text
+    assert (order.json()["state"], order.json()["amount_minor"]) == ("paid", 2050)
+    levels = (await stock_of(clive, product["id"]))["default"]
+    assert (levels["available"], levels["held"], levels["sold"]) == (0, 0, 1)
