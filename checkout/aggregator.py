@@ -40,7 +40,8 @@ __all__ = ["Aggregator", "outbox_lag", "event_kind", "TICKER_LENGTH", "LEDGER_MA
 
 log = logging.getLogger(__name__)
 
-TICKER_LENGTH = 20
+# A show's latest sales kept: the room shows 10, its stats 20, its replay all of these.
+TICKER_LENGTH = 2_000
 LEDGER_MAXLEN = 1_000_000
 DEDUPE_TTL_S = 30 * 24 * 3600
 # The event kinds a stream's and a creator's folds move (apply_stream.lua, apply_creator.lua):

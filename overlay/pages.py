@@ -21,6 +21,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
     "profile": ("creator", "Creator"),
     "product": ("product", "Product"),
     "viewer": ("stream", "Live"),
+    "replay": ("stream", "Replay"),
     "host": ("stream", "Host console"),
     "obs": ("stream", "Overlay"),
     "brand": ("brand", "Brand dashboard"),
@@ -41,7 +42,7 @@ PAGES: dict[str, tuple[str | None, str]] = {
 }
 # Served by live/web/overlay_pages.py from the path alone; the product page needs the
 # product first (live/web/pages.py).
-PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}",
+PATHS = {"home": "/", "profile": "/c/{creator}", "viewer": "/s/{stream}", "replay": "/r/{stream}",
          "host": "/host/{stream}", "obs": "/obs/{stream}", "brand": "/brand/{brand}",
          "brand_orders": "/brand/{brand}/orders", "creator": "/creator/{creator}",
          "studio": "/studio/{creator}", "program": "/brand/{brand}/program",

@@ -20,7 +20,8 @@ from live.hub.protocol import Snapshot
 from live.streams.store import codes_of
 from live.streams.viewers import sum_viewers
 
-__all__ = ["read_snapshot", "read_states", "read_events_after", "TICKER_SHOWN", "TICK_AUCTION"]
+__all__ = ["read_snapshot", "read_states", "read_events_after", "read_cards", "TICKER_SHOWN",
+           "TICK_AUCTION"]
 
 TICKER_SHOWN = 10
 # What of an auction changes with a bid, sent in the tick's state (auction.lua writes them).
@@ -43,6 +44,23 @@ def _sales(raw: dict[bytes, bytes]) -> dict[str, int]:
     d = {k.decode(): int(v) for k, v in raw.items()}
     return {"units": d.get("units", 0), "orders": d.get("orders", 0),
             "gmv_minor": d.get("gmv_minor", 0)}
+
+
+async def read_cards(client: redis.Redis, product_ids: list[str]
+                     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, int]]]:
+    """Products' cards and stock as the snapshot has them (a replay names products a
+    lineup no longer holds); a product that is gone is left out."""
+    async with client.pipeline(transaction=False) as pipe:
+        for product in product_ids:
+            pipe.hgetall(product_keys(product).product)
+            pipe.hgetall(product_keys(product).stock)
+        results = await pipe.execute()
+    cards, stock = {}, {}
+    for i, product in enumerate(product_ids):
+        card, levels = results[2 * i:2 * i + 2]
+        if card:
+            cards[product], stock[product] = _card(card), _stock(levels)
+    return cards, stock
 
 
 async def read_snapshot(client: redis.Redis, chat: ChatStore, stream_id: str) -> Snapshot | None:

@@ -30,7 +30,7 @@ from live.web.sandbox_api import sandbox_routes
 from live.node.hub_process import HubProcess
 from live.node.services import Services
 from live.settings import Payments, Settings
-from live.video import hls_http, http as video_http
+from live.video import hls_http, http as video_http, replay_api
 from live.video.http import VideoServices
 
 __all__ = ["create_app", "build_api", "build_auth_api", "openapi_document", "API_VERSION", "UnhandledErrors"]
@@ -45,7 +45,7 @@ def build_api(payments: Payments = "sandbox") -> Api:
     api = Api("livecart", API_VERSION)
     for module in (buy_api, wallet_api, card_form, catalog_api, report_api, stream_api, show_api,
                    follow_api, video_http, hls_http, invite_api, fulfil_api, api_keys_api, program_api,
-                   studio_api, webhook_api, image_api, chat_api, auction_api):  # buy first
+                   studio_api, webhook_api, image_api, chat_api, auction_api, replay_api):  # buy first
         module.register(api)
     funnel_api.register(api)
     if payments == "stripe":

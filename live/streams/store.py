@@ -94,6 +94,7 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
             out[key] = int(out[key])
     out["codes"] = codes_of(out.get("codes"), out["lineup"])
     out.pop("next_code", None)
+    out["recorded"] = out.get("recorded") == "1"
     return out
 
 
@@ -236,6 +237,13 @@ class StreamStore:
         """Name the show's latest auction, the one its snapshot carries (docs/auctions.md);
         its changes reach sockets as the auction's own events."""
         await self._client.hset(stream_key(stream_id), "auction", auction_id)
+
+    async def set_recorded(self, stream_id: StreamId, recorded: bool) -> None:
+        """Whether a node holds the show's recording: its replay (`/r/{stream}`) once over."""
+        if recorded:
+            await self._client.hset(stream_key(stream_id), "recorded", "1")
+        else:
+            await self._client.hdel(stream_key(stream_id), "recorded")
 
     async def set_ingest(self, stream_id: StreamId, ingest: str) -> None:
         """Record and announce what the video ingest is doing: live, reconnecting or none."""

@@ -113,4 +113,5 @@ def register(api: Api) -> None:
                           "storage; try again in a moment", headers={"Retry-After": "5"})
         if recordings is None or not await asyncio.to_thread(recordings.delete, stream["id"]):
             raise Problem(404, "not-found", "this show has no recording on this node")
+        await call.services.streams.set_recorded(stream["id"], False)
         return Response(status_code=204)

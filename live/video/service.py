@@ -104,6 +104,7 @@ class VideoService:
                 session.recorder = Recorder(self.recording.root / stream_id, session.clock,
                                             session.video, session.audio, self.recording)
                 session.recorder.start()
+                await self.streams.set_recorded(stream_id, True)
         session.publisher = peer
         try:
             if session.room is None:

@@ -85,6 +85,8 @@ def register(api: Api) -> None:
             # Served by the node that records it (live/video/hls_http.py); 404 until the
             # first segment is written.
             stream = {**stream, "hls_url": f"/hls/{stream['id']}/index.m3u8"}
+        if stream["recorded"] and stream["state"] == StreamState.ENDED:
+            stream = {**stream, "replay_url": f"/r/{stream['id']}"}  # live/video/replay_api.py
         return json_response(stream)
 
     for action, path in ((StreamAction.GO_LIVE, "live"), (StreamAction.END, "end"),

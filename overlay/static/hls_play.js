@@ -44,10 +44,28 @@ function originAt(origins, dateMs) {
   return best;
 }
 
+// Where the date `dateMs` is in the media (seconds), from the segments' own dates (hls.js
+// fragments: programDateTime, start, duration): inside a segment exactly; in a gap between
+// two runs, the next run's start; past the end, the end.
+export function timeOfDate(fragments, dateMs) {
+  let end = 0;
+  for (const f of fragments) {
+    if (f.programDateTime === null || f.programDateTime === undefined) continue;
+    if (dateMs < f.programDateTime) return f.start;
+    if (dateMs < f.programDateTime + f.duration * 1000) {
+      return f.start + (dateMs - f.programDateTime) / 1000;
+    }
+    end = f.start + f.duration;
+  }
+  return end;
+}
+
 /**
  * Play the HLS playlist `url` into `video`. `onPicture(dateMs, originMs)` for each picture
  * shown whose date and clock origin are known; `onFatal(why)` once the player gave up (the
- * caller closes it and tries again later). Resolves to {engine, close(), stop()}.
+ * caller closes it and tries again later). Resolves to {engine, close(), stop(),
+ * seekToDate(ms), span()}: a recording (VOD) is seekable by date, and `span()` is its first
+ * and last date ({first, last} ms, or null before its playlist loaded).
  */
 export async function playHls(url, video, { onPicture = () => {}, onFatal = () => {} } = {}) {
   const origins = new Set();
@@ -105,5 +123,25 @@ export async function playHls(url, video, { onPicture = () => {}, onFatal = () =
     video.removeAttribute("src");
     video.load();
   };
-  return { engine, close, stop: close };
+  const fragments = () => {
+    if (!hls) return [];
+    const level = hls.levels[Math.max(0, hls.currentLevel)];
+    return (level && level.details && level.details.fragments) || [];
+  };
+  const span = () => {
+    if (!hls) {
+      const start = video.getStartDate ? video.getStartDate().getTime() : NaN;
+      return Number.isFinite(start) && Number.isFinite(video.duration)
+        ? { first: start, last: start + video.duration * 1000 } : null;
+    }
+    const dated = fragments().filter((f) => Number.isFinite(f.programDateTime));
+    if (!dated.length) return null;
+    const last = dated[dated.length - 1];
+    return { first: dated[0].programDateTime, last: last.programDateTime + last.duration * 1000 };
+  };
+  const seekToDate = (dateMs) => {
+    if (hls) video.currentTime = timeOfDate(fragments(), dateMs);
+    else if (span()) video.currentTime = Math.max(0, (dateMs - span().first) / 1000);
+  };
+  return { engine, close, stop: close, seekToDate, span };
 }

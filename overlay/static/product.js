@@ -1,7 +1,8 @@
 // The product page (/p/{product}), rendered by the server: this script shows the price in
 // the reader's format and, for a signed-in buyer (the page's session, or a token in the URL
 // fragment as the live pages take it), turns the sign-in link into a Buy button that buys
-// through POST /api/v1/buy (the attribution of the link that led here rides along).
+// through POST /api/v1/buy (the attribution of the link that led here rides along, or the
+// show whose replay led here).
 
 import { api, newKey, pageSession, problemText } from "./api.js";
 import { hueOf, money, setText } from "./cards.js";
@@ -13,6 +14,8 @@ const token = pageToken("livecart.token.buyer");
 const session = token ? null : await pageSession();
 const auth = token ? { token } : { csrf: session ? session.csrf : null };
 const attribution = new URLSearchParams(location.search).get("attr");
+// From a show's replay (/r/{stream}): the buy is the show's, channel `replay`.
+const replayOf = new URLSearchParams(location.search).get("replay");
 const price = $("price");
 const priceMinor = Number(price.value);
 setText(price, money(priceMinor, price.dataset.currency));
@@ -60,6 +63,7 @@ async function buy(event) {
   const variant = new FormData(form).get("variant");
   const body = { product_id: productId, variant, quantity: 1, expected_unit_price_minor: priceMinor };
   if (attribution) body.attribution = attribution;
+  if (replayOf) Object.assign(body, { stream_id: replayOf, replay: true });
   const encoded = JSON.stringify(body);
   if (!attempt || attempt.body !== encoded) attempt = { key: newKey(), body: encoded };
   button.disabled = true;

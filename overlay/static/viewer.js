@@ -113,6 +113,26 @@ function render() {
   if (sheet.open) renderSheet();
   syncVideo(v);
   resumeBuy();
+  offerReplay();
+}
+
+// An ended show turns into its replay (/r/{stream}, when it was recorded: the stream's
+// `replay_url`): a page opened on it goes there; a viewer watching when it ended is offered it.
+let replayAsked = false;
+let openedLive = null; // whether the show was live when this page first drew it
+async function offerReplay() {
+  if (openedLive === null) openedLive = state.stream.state !== "ended";
+  if (replayAsked || state.stream.state !== "ended") return;
+  replayAsked = true;
+  const r = await api("GET", base);
+  if (!r.ok || !r.data.replay_url) return;
+  const href = r.data.replay_url;
+  if (!openedLive) {
+    location.replace(href);
+    return;
+  }
+  $("replay-link").href = href;
+  $("replay-note").hidden = false;
 }
 
 // A card with its show code (comment-to-buy: the snapshot's `stream.codes`, kept current by

@@ -1,0 +1,92 @@
+"""A show's replay (issue 13, docs/recording.md "Shoppable replay"): what the replay page
+(`/r/{stream}`) needs to re-run an ended show over its recording, in one read.
+
+`GET /api/v1/streams/{stream}/replay`: the recording's playlist, the show's sequenced event
+log (pins, deals, lineup, auctions, stream state: each with `at_ms`, the server time it
+happened, which the recording's EXT-X-PROGRAM-DATE-TIME is on), its sales (the "just
+bought" ticker's entries) and its chat, oldest first, and the cards and stock of every
+product the show named, as they are now (a replay buy is at today's price). The page folds
+the events with the live pages' own reducer (overlay/static/overlay.js) up to the date of
+the picture on screen, so a seek re-derives the overlay of that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final, cast
+
+import orjson
+from starlette.responses import Response
+
+from checkout.store.keys import stream_agg_keys, stream_events_key
+from checkout.store.replies import entries
+from live.hub.state import read_cards, read_snapshot
+from live.streams.lifecycle import StreamState
+from live.video.hls_http import hls_url
+from live.video.http import VideoServices
+from live.video.recorder import PLAYLIST
+from live.web.api import Api, Call, json_response
+from live.web.problems import Problem
+from live.web.stream_lookup import stream_of
+
+__all__ = ["register", "REPLAY_CHAT"]
+
+REPLAY_CHAT: Final = 2_000  # the latest chat messages a replay re-runs
+_CACHE = "public, max-age=5"  # the events never change; stock now does, a little
+
+
+def _named_products(events: list[dict[str, Any]], lineup: list[str]) -> list[str]:
+    """Every product the show's events name (a lineup may have changed), lineup first."""
+    named = dict.fromkeys(lineup)
+    for event in events:
+        for key in ("lineup", "pinned"):
+            named.update(dict.fromkeys(event.get(key) or []))
+        for key in ("product_id", "product"):
+            if isinstance(event.get(key), str):
+                named[event[key]] = None
+    return list(named)
+
+
+async def _has_recording(call: Call[Any], stream_id: str) -> bool:
+    recordings = cast(VideoServices, call.services).video.recordings
+    if recordings is None:
+        return False
+    found = await asyncio.to_thread(recordings.read, stream_id, PLAYLIST)
+    return found is not None
+
+
+def register(api: Api) -> None:
+    @api.endpoint("GET", "/streams/{stream}/replay", tag="video",
+                  summary="An ended show's replay: its recording, events, sales and chat, "
+                          "and its products as they are now")
+    async def get_replay(call: Call[Any]) -> Response:
+        stream = await stream_of(call)
+        if stream["state"] != StreamState.ENDED:
+            raise Problem(409, "not-ended", f"the show is {stream['state']}: its replay opens "
+                          "when it ends")
+        if not await _has_recording(call, stream["id"]):
+            raise Problem(404, "no-recording", "this show has no recording on this node")
+        services = call.services
+        client = services.client
+        snapshot = await read_snapshot(client, services.chat, stream["id"])
+        if snapshot is None:
+            raise Problem(404, "not-found", "no such stream")
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.xrange(stream_events_key(stream["id"]))
+            pipe.lrange(stream_agg_keys(stream["id"]).ticker, 0, -1)
+            logged, ticker = await pipe.execute()
+        events = [orjson.loads(fields[b"e"]) for _, fields in entries(logged)]
+        chat = await services.chat.history(stream["id"], REPLAY_CHAT)
+        products, stock = dict(snapshot.products), dict(snapshot.stock)
+        missing = [p for p in _named_products(events, snapshot.tray) if p not in products]
+        if missing:
+            more_cards, more_stock = await read_cards(client, missing)
+            products.update(more_cards)
+            stock.update(more_stock)
+        return json_response({
+            "stream": snapshot.stream, "hls_url": hls_url(stream["id"]),
+            "tray": snapshot.tray, "products": products, "stock": stock,
+            "first_seq": events[0]["seq"] if events else snapshot.seq + 1,
+            "events": events, "sales": [orjson.loads(t) for t in reversed(ticker)],
+            "chat": list(reversed(chat)), "auction": snapshot.auction,
+        }, headers={"Cache-Control": _CACHE})

@@ -1,0 +1,167 @@
+"""The shoppable replay (issue 13), in real Chromium against a real node: a real aiortc
+publisher's show is recorded while the host pins one product, then swaps it for another and
+a buyer buys; once the show ended, /r/{stream} plays the recording through hls.js and re-runs
+the show's events at each picture's date (the recording's EXT-X-PROGRAM-DATE-TIME). Every
+picture the page showed is checked against the log folded to that picture's date, so the
+overlay is right on every frame; seeking (the product timeline) re-derives the moment.
+Every wait is a multiple of conftest.UNIT; nothing asserts how fast anything is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+from aiortc.mediastreams import AudioStreamTrack
+from playwright.async_api import expect
+
+from checkout.store.keys import stream_events_key
+from conftest import UNIT, Live, PageErrors
+from loadtest.video_source import CounterTrack
+from loadtest.webrtc_peers import publish
+from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
+from test_pages import shot
+
+MS = 1000 * UNIT  # Playwright timeouts are in milliseconds
+
+
+@pytest.fixture
+def node_settings() -> dict[str, Any]:
+    return {"video_ice_hosts": ("127.0.0.1",)}
+
+
+async def pin(live: Live, stream: str, product: str, *, unpin: bool = False) -> None:
+    cleo = live.auth("creator", "cleo")
+    r = await (live.http.delete(f"/api/v1/streams/{stream}/pins/{product}", headers=cleo) if unpin
+               else live.http.post(f"/api/v1/streams/{stream}/pins", json={"product_id": product},
+                                   headers=cleo))
+    assert r.status_code == 200, r.text
+
+
+async def recorded_show(live: Live) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A show with video: pin A, a sale of A, A swapped for B; then its publisher ends it."""
+    await make_brand(live)
+    products = [await make_product(live, title=title, sku=f"SKU-{i}", stock=20)
+                for i, title in enumerate(("Trail Runner", "Summit Jacket"))]
+    a, b = (p["id"] for p in products)
+    stream = await make_live_stream(live, [a, b], title="Trail gear drop")
+    publisher = await publish(live.http, stream["id"], live.token("creator", "cleo"),
+                              CounterTrack(), AudioStreamTrack())
+    session = live.services.video.sessions[stream["id"]]
+    await eventually(lambda: session.recorder is not None
+                     and len(session.recorder.writer.segments) >= 1, "a recorded segment", 30)
+    early = await live.http.get(f"/api/v1/streams/{stream['id']}/replay")
+    assert early.status_code == 409 and early.json()["type"].endswith("/not-ended"), early.text
+    await asyncio.sleep(2 * UNIT)
+    await pin(live, stream["id"], a)
+    await give_wallet(live, "bob")
+    await asyncio.sleep(1 * UNIT)
+    sold = await buy(live, "bob", a, stream=stream["id"])
+    assert sold.status_code == 201, sold.text
+    await asyncio.sleep(4 * UNIT)
+    await pin(live, stream["id"], a, unpin=True)
+    await pin(live, stream["id"], b)
+    await asyncio.sleep(4 * UNIT)
+    assert await publisher.stop() == 200  # the publisher leaving ends the show
+
+    async def vod() -> bool:
+        playlist = await live.http.get(f"/hls/{stream['id']}/index.m3u8")
+        return playlist.status_code == 200 and "#EXT-X-ENDLIST" in playlist.text
+    await eventually(vod, "the recording ends as a VOD playlist", 30)
+    return stream, products
+
+
+async def pinned_by_date(live: Live, stream: str) -> list[tuple[int, list[str]]]:
+    """The show's pinned list after each event, with the event's date, from the log."""
+    logged = await live.services.client.xrange(stream_events_key(stream))
+    out = []
+    for _, fields in logged:
+        event = orjson.loads(fields[b"e"])
+        if "pinned" in event:
+            out.append((event["at_ms"], list(event["pinned"])))
+        elif event["type"] == "stream.state" and event["state"] in ("ended", "cancelled"):
+            out.append((event["at_ms"], []))  # the reducers clear the pins
+    return out
+
+
+def expected_pinned(changes: list[tuple[int, list[str]]], date: int) -> list[str]:
+    pinned: list[str] = []
+    for at, now in changes:
+        if at <= date:
+            pinned = now
+    return pinned
+
+
+async def test_the_replay_reruns_the_show_on_its_recording_and_seeks_by_product(
+        live: Live, new_page: Any, page_errors: PageErrors) -> None:
+    stream, products = await recorded_show(live)
+    a, b = (p["id"] for p in products)
+    changes = await pinned_by_date(live, stream["id"])
+    assert [p for _, p in changes] == [[a], [], [b], []]  # pin, unpin, pin, the end clears
+    at_a, at_b = changes[0][0], changes[2][0]
+
+    r = await live.http.get(f"/api/v1/streams/{stream['id']}/replay")
+    assert r.status_code == 200, r.text
+    replay = r.json()
+    assert replay["hls_url"] == f"/hls/{stream['id']}/index.m3u8"
+    assert [s["product"] for s in replay["sales"]] == [a] and replay["sales"][0]["buyer"] == "b***"
+    assert {a, b} <= set(replay["products"]) and replay["stock"][a] == {"default": 19}
+
+    page = await new_page()
+    await page.goto(f"{live.url}/r/{stream['id']}")
+    await expect(page.locator("#stream-title")).to_have_text("Trail gear drop")
+    await page.wait_for_function("() => window.__livecartReplay.date !== null", timeout=30 * MS)
+    items = page.locator(".timeline-item")
+    await expect(items).to_have_count(2)
+    await expect(items.nth(0)).to_contain_text("Trail Runner")
+    await expect(items.nth(1)).to_contain_text("Summit Jacket")
+
+    # The timeline seeks: to B's moment, the card is B; to A's, the card is A (then and now).
+    await items.nth(1).locator(".moment-btn").click()
+    await page.wait_for_function(f"() => window.__livecartReplay.pinned.join() === {b!r}",
+                                 timeout=20 * MS)
+    await expect(page.locator("#pinned-cards .card")).to_have_count(1)
+    await expect(page.locator("#pinned-cards .card .card-title")).to_have_text("Summit Jacket")
+    await items.nth(0).locator(".moment-btn").click()
+    await page.wait_for_function(f"() => window.__livecartReplay.pinned.join() === {a!r}",
+                                 timeout=20 * MS)
+    card = page.locator("#pinned-cards .card")
+    await expect(card.locator(".card-title")).to_have_text("Trail Runner")
+
+    # Paused, a seek re-derives the moment: before the sale and after it (then and now).
+    sale_at = replay["sales"][0]["at_ms"]
+    await page.evaluate("document.getElementById('video').pause()")
+    for date, left_then, ticker in ((sale_at + 500, 19, 1), (at_a + 100, 20, 0)):
+        await page.evaluate(f"window.__livecartReplay.seekToDate({date})")
+        await page.wait_for_function(
+            f"() => Math.abs(window.__livecartReplay.date - {date}) < 200", timeout=20 * MS)
+        await expect(card.locator(".replay-then")).to_contain_text(f"{left_then} left then, 19 now")
+        await expect(page.locator("#ticker .ticker-item")).to_have_count(ticker)
+    await expect(page.locator("#replay-clock")).not_to_have_text("")
+
+    # Play across B's moment from a second before it: the overlay turns with the picture.
+    await page.evaluate("window.__livecartReplay.frames.length = 0")
+    await page.evaluate(f"window.__livecartReplay.seekToDate({at_b - 1000})")
+    await page.evaluate("document.getElementById('video').play()")
+    assert at_a < sale_at < at_b
+    await page.wait_for_function(f"() => window.__livecartReplay.frames.some(([d]) => d >= {at_b})",
+                                 timeout=20 * MS)
+    frames = await page.evaluate("window.__livecartReplay.frames")
+    assert any(d < at_b for d, _ in frames) and any(d >= at_b for d, _ in frames), frames[:3]
+    # Every picture shown carried the overlay of its own date: exact to the frame.
+    wrong = [(d, p) for d, p in frames if p != ",".join(expected_pinned(changes, d))]
+    assert not wrong, wrong[:5]
+    assert at_a < at_b
+    await page.evaluate("window.scrollTo(0, 0)")
+    await shot(page, "replay")
+
+    # The show's viewer page, opened after it ended, turns into its replay.
+    stream_now = (await live.http.get(f"/api/v1/streams/{stream['id']}")).json()
+    assert stream_now["replay_url"] == f"/r/{stream['id']}" and stream_now["recorded"] is True
+    late = await new_page()
+    await late.goto(f"{live.url}/s/{stream['id']}")
+    await late.wait_for_url(f"**/r/{stream['id']}", timeout=20 * MS)
+    await expect(late.locator(".timeline-item")).to_have_count(2)
+    assert not page_errors, page_errors
