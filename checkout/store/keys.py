@@ -168,6 +168,7 @@ class AuctionKeys:
     maxes: str  # hash: bidder -> their max bid (minor units)
     bid_ids: str  # hash: bid id -> its answer (a retried bid is answered the same)
     paddles: str  # hash: bidder -> paddle number (1, 2, ...: what viewers see of a bidder)
+    max_at: str  # hash: bidder -> the bid count when their max was set (ties: the earlier)
     live: str  # the show's: its latest accepted bid's public fields (stream_auction_key)
 
 
@@ -182,7 +183,7 @@ def auction_keys(stream: StreamId | str, auction: str) -> AuctionKeys:
     base = f"lc:{{s:{key_part(stream)}}}:auction:{key_part(auction)}"
     return AuctionKeys(auction=base, bids=f"{base}:bids", maxes=f"{base}:maxes",
                        bid_ids=f"{base}:bidids", paddles=f"{base}:paddles",
-                       live=stream_auction_key(stream))
+                       max_at=f"{base}:maxat", live=stream_auction_key(stream))
 
 
 def channel_chat_keys(creator: CreatorId | str) -> tuple[str, str]:

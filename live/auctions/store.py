@@ -80,7 +80,7 @@ class AuctionStore:
         reply: dict[str, Any] = orjson.loads(await call_script(
             self._client, SCRIPTS["auction"],
             [k.auction, stream_seq_key(stream), stream_events_key(stream), k.bids, k.maxes,
-             k.bid_ids, k.paddles, chat_keys(stream).bans, k.live],
+             k.bid_ids, k.paddles, chat_keys(stream).bans, k.live, k.max_at],
             [op, orjson.dumps(arg), now_ms if now_ms is not None else _now_ms(), EVENTS_MAXLEN,
              events_channel(stream), BID_LOG_MAX]))
         if reply["r"] == "missing":

@@ -222,3 +222,18 @@ async def test_the_final_price_is_what_the_bids_say_offline(store: AuctionStore)
         winner, (top, _) = ranked[0]
         expect = 1000 if len(ranked) == 1 else min(top, ranked[1][1][0] + _step(ranked[1][1][0]))
         assert (state["high"], state["price_minor"]) == (winner, expect), (n, ranked)
+
+
+async def test_of_two_equal_runner_up_maxes_the_earlier_set_gets_the_second_chance(
+        store: AuctionStore) -> None:
+    """Ties go to the earlier max: bob set 2,500 before ann did, though ann's paddle is
+    the lower (she bid first, lower)."""
+    await opened(store)
+    await bid(store, "ann", 1500, at=1000)  # paddle 1
+    await bid(store, "bob", 1200, at=2000)  # paddle 2
+    assert (await bid(store, "bob", 2500, at=3000))["outcome"] == "high"
+    assert (await bid(store, "ann", 2500, at=4000))["outcome"] == "outbid"  # bob's was first
+    assert (await bid(store, "carl", 3000, at=5000))["outcome"] == "high"
+    assert (await store.close(S, "a1", now_ms=T0 + 60_000))["winner"] == "carl"
+    offer = await store.second_chance(S, "a1", window_ms=60_000, now_ms=T0 + 61_000)
+    assert (offer["second"], offer["second_minor"]) == ("bob", 2500)

@@ -12,6 +12,8 @@ KEYS[6] bid ids (hash bid id -> reply JSON)   KEYS[7] paddles (hash bidder -> n)
 KEYS[8] the show's chat bans (hash chat user -> until ms, 0 for good)
 KEYS[9] the show's auction as viewers see it (string, JSON: the public fields after the
         latest accepted bid; the hub's tick reads it, see docs/auctions.md)
+KEYS[10] when each max was set (hash bidder -> the auction's bid count with that bid): of
+        two equal maxes the earlier one leads, and is the runner-up
 ARGV[1] op: create | open | bid | close | cancel | second_chance | accept | lapse | settle
 ARGV[2] the op's argument (JSON)
 ARGV[3] now (ms)   ARGV[4] event log max length   ARGV[5] events pub/sub channel
@@ -24,7 +26,7 @@ bid {bidder, user (chat user), bid_id, max_minor}
 After a `sold` close (the money, live/auctions/desk.py):
 settle {lot: held | returned | sold, order?, buyer?}: records what became of the lot
 second_chance {window_ms}: once, the winner's charge failed: the runner-up (the highest
-  other max that meets the reserve; a tie to the lower paddle, the earlier bidder) is
+  other max that meets the reserve; of equal ones the earlier set, KEYS[10]) is
   offered the lot at their max until now + window_ms (`auction.second_chance` event), or
   nobody is (second: false)
 accept {bidder}: the runner-up takes the offer before it lapses (once; the same again is ok)
@@ -156,15 +158,19 @@ end
 if op == 'second_chance' then
   if a.result ~= 'sold' then return refused('not-sold', 'the auction did not sell') end
   if a.second_state and a.second_state ~= '' then return money() end
-  local best, best_max, best_paddle = nil, 0, 0
+  -- The highest other max; of equal ones the earlier set (its bid count, KEYS[10]; an
+  -- auction from before that was kept has none: then the lower paddle, the earlier bidder).
+  local best, best_max, best_paddle, best_at = nil, 0, 0, 0
   local reserve = tonumber(a.reserve_minor)
   local raw = redis.call('HGETALL', KEYS[5])
   for i = 1, #raw, 2 do
     local bidder, max = raw[i], tonumber(raw[i + 1])
     local paddle = tonumber(redis.call('HGET', KEYS[7], bidder) or '0')
+    local at = tonumber(redis.call('HGET', KEYS[10], bidder) or '0')
+    local earlier = at < best_at or (at == best_at and paddle < best_paddle)
     if bidder ~= a.winner and max >= reserve and
-        (max > best_max or (max == best_max and paddle < best_paddle)) then
-      best, best_max, best_paddle = bidder, max, paddle
+        (max > best_max or (max == best_max and earlier)) then
+      best, best_max, best_paddle, best_at = bidder, max, paddle, at
     end
   end
   if not best then
@@ -253,13 +259,17 @@ if high == arg.bidder then
     return refuse('not-higher', 'your max bid is already ' .. high_max, {max_minor = high_max})
   end
   redis.call('HSET', KEYS[5], arg.bidder, max)
+  redis.call('HSET', KEYS[10], arg.bidder, bids + 1)
   high_max, outcome = max, 'raised'
 else
   if max < minimum then
     return refuse('too-low', 'the least bid now is ' .. minimum, {next_minor = minimum})
   end
   local own = tonumber(redis.call('HGET', KEYS[5], arg.bidder) or '0')
-  if max > own then redis.call('HSET', KEYS[5], arg.bidder, max) end
+  if max > own then
+    redis.call('HSET', KEYS[5], arg.bidder, max)
+    redis.call('HSET', KEYS[10], arg.bidder, bids + 1)
+  end
   if redis.call('HEXISTS', KEYS[7], arg.bidder) == 0 then
     redis.call('HSET', KEYS[7], arg.bidder, redis.call('HLEN', KEYS[7]) + 1)
   end
