@@ -271,7 +271,7 @@ class Services:
                                 capture_owed_after_ms=settings.capture_owed_after_s * 1000,
                                 refund_owed_after_ms=settings.capture_owed_after_s * 1000)
         metrics = Metrics()
-        auctions = AuctionStore(client)
+        auctions = AuctionStore(client, batcher)
         wallets = WalletStore(client, batcher, gateway,
                               max_addresses=settings.wallet_max_addresses,
                               max_cards=settings.wallet_max_cards)

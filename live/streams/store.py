@@ -7,6 +7,7 @@ stream) and published, so the hub can push it; and each lineup product's offer r
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from checkout.ids import ID_PATTERN, CreatorId, ProductId, StreamId, new_stream_
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
                            stream_events_key, stream_key, stream_seq_key)
 from checkout.store.replies import text, text_hash
+from checkout.store.batcher import CommandBatcher
 from checkout.store.scripts import SCRIPTS, call_script
 from checkout.webhook_events import HookRecords, stream_event
 from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
@@ -154,6 +156,11 @@ class StreamStore:
     async def get(self, stream_id: StreamId) -> dict[str, Any] | None:
         raw = await self._client.hgetall(stream_key(stream_id))
         return _decode(raw) if raw else None
+
+    def start_exists(self, stream_id: StreamId, batcher: CommandBatcher) -> "asyncio.Future[Any]":
+        """Whether the stream exists (1 or 0), sent now on the batcher: a bid needs no more
+        than that, and what it sends before awaiting rides the same pipeline."""
+        return batcher.submit("EXISTS", stream_key(stream_id))
 
     async def must_get(self, stream_id: StreamId) -> dict[str, Any]:
         stream = await self.get(stream_id)
