@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 
 import orjson
 import redis.asyncio as redis
+from redis.typing import EncodableT
 
 from checkout.errors import Refused
 from checkout.ids import StreamId
@@ -83,7 +84,7 @@ class AuctionStore:
         k = auction_keys(stream, auction)
         keys = [k.auction, stream_seq_key(stream), stream_events_key(stream), k.bids, k.maxes,
                 k.bid_ids, k.paddles, chat_keys(stream).bans]
-        args = [op, orjson.dumps(arg), now_ms if now_ms is not None else _now_ms(),
+        args: list[EncodableT] = [op, orjson.dumps(arg), now_ms if now_ms is not None else _now_ms(),
                 EVENTS_MAXLEN, events_channel(stream), BID_LOG_MAX]
         if batched and self._batcher is not None:
             raw = await self._batcher.submit_script(SCRIPTS["auction"], keys, args)

@@ -7,7 +7,6 @@ stream) and published, so the hub can push it; and each lineup product's offer r
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -116,8 +115,9 @@ async def _file_for_brands(client: redis.Redis, stream: Mapping[str, Any]) -> No
 
 class StreamStore:
     def __init__(self, client: redis.Redis, *, max_pinned: int, shows: ShowIndex,
-                 hooks: HookRecords | None = None) -> None:
+                 hooks: HookRecords | None = None, batcher: CommandBatcher | None = None) -> None:
         self._client = client
+        self._batcher = batcher  # a bid's check that the stream exists rides its pipeline
         self._max_pinned = max_pinned
         self.shows = shows  # where discovery finds the streams, filed after each change
         self._hooks = hooks  # the stream.* webhook events, recorded after each lifecycle change
@@ -157,10 +157,13 @@ class StreamStore:
         raw = await self._client.hgetall(stream_key(stream_id))
         return _decode(raw) if raw else None
 
-    def start_exists(self, stream_id: StreamId, batcher: CommandBatcher) -> "asyncio.Future[Any]":
-        """Whether the stream exists (1 or 0), sent now on the batcher: a bid needs no more
-        than that, and what it sends before awaiting rides the same pipeline."""
-        return batcher.submit("EXISTS", stream_key(stream_id))
+    def start_exists(self, stream_id: StreamId) -> Awaitable[int]:
+        """Whether the stream exists (1 or 0), sent now (on the batcher, if the store has
+        one): a bid needs no more than that, and what it sends before awaiting rides the
+        same pipeline."""
+        if self._batcher is None:
+            return self._client.exists(stream_key(stream_id))
+        return self._batcher.submit("EXISTS", stream_key(stream_id))
 
     async def must_get(self, stream_id: StreamId) -> dict[str, Any]:
         stream = await self.get(stream_id)

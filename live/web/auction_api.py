@@ -132,7 +132,7 @@ def register(api: Api) -> None:
         buyer = BuyerId(call.need_principal().subject)
         # Whether the stream exists and the buyer's wallet are both sent before either is
         # awaited: one pipeline, one round trip (stream_of's read is the whole stream).
-        exists = services.streams.start_exists(stream_id, services.batcher)
+        exists = services.streams.start_exists(stream_id)
         wallet_read = services.wallets.start_get(buyer)
         wallet = await wallet_read  # the same pipeline's answer: exists is in by then
         if not await exists:
