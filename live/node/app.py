@@ -116,7 +116,7 @@ def create_app(settings: Settings, *, services: Services | None = None,
 
     routes = [
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),  # before /api/v1/{x}
-        *api.routes(settings),  # the buy first: starlette tries routes in order, per request
+        *api.routes(settings),  # the buy first: routes are tried in order (in its bucket)
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
