@@ -10,12 +10,14 @@ from typing import Any, Final, Literal
 
 import orjson
 import redis.asyncio as redis
+from redis.typing import EncodableT
 
 from checkout.errors import Refused
 from checkout.ids import StreamId
 from checkout.money import minor_digits
 from checkout.store.keys import auction_keys, chat_keys, stream_events_key, stream_seq_key
 from checkout.store.replies import text_entries, text_hash
+from checkout.store.batcher import CommandBatcher
 from checkout.store.scripts import SCRIPTS, call_script
 from live.streams.store import EVENTS_MAXLEN, events_channel
 
@@ -71,18 +73,24 @@ def _now_ms() -> int:
 
 
 class AuctionStore:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, batcher: CommandBatcher | None = None) -> None:
         self._client = client
+        # bids ride the batched pipeline (the node's hot path under a bidding war); the
+        # host's moves and the hub's reads go on the client
+        self._batcher = batcher
 
     async def _run(self, stream: StreamId, auction: str, op: str, arg: dict[str, Any],
-                   now_ms: int | None) -> dict[str, Any]:
+                   now_ms: int | None, *, batched: bool = False) -> dict[str, Any]:
         k = auction_keys(stream, auction)
-        reply: dict[str, Any] = orjson.loads(await call_script(
-            self._client, SCRIPTS["auction"],
-            [k.auction, stream_seq_key(stream), stream_events_key(stream), k.bids, k.maxes,
-             k.bid_ids, k.paddles, chat_keys(stream).bans, k.live, k.max_at],
-            [op, orjson.dumps(arg), now_ms if now_ms is not None else _now_ms(), EVENTS_MAXLEN,
-             events_channel(stream), BID_LOG_MAX]))
+        keys = [k.auction, stream_seq_key(stream), stream_events_key(stream), k.bids, k.maxes,
+                k.bid_ids, k.paddles, chat_keys(stream).bans, k.live, k.max_at]
+        args: list[EncodableT] = [op, orjson.dumps(arg), now_ms if now_ms is not None else _now_ms(),
+                                  EVENTS_MAXLEN, events_channel(stream), BID_LOG_MAX]
+        if batched and self._batcher is not None:
+            raw = await self._batcher.submit_script(SCRIPTS["auction"], keys, args)
+        else:
+            raw = await call_script(self._client, SCRIPTS["auction"], keys, args)
+        reply: dict[str, Any] = orjson.loads(raw)
         if reply["r"] == "missing":
             raise Refused(404, "not-found", f"no auction {auction} in stream {stream}")
         return reply
@@ -119,7 +127,8 @@ class AuctionStore:
         """One bid (a max: proxy bidding bids for the bidder up to it), answered once per
         bid id; AuctionRefused says why not."""
         reply = await self._run(stream, auction, "bid", {
-            "bidder": bidder, "user": user, "bid_id": bid_id, "max_minor": max_minor}, now_ms)
+            "bidder": bidder, "user": user, "bid_id": bid_id, "max_minor": max_minor}, now_ms,
+            batched=True)
         reply.pop("fingerprint", None)
         return _checked(reply)
 

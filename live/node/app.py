@@ -26,6 +26,7 @@ from live.web.pages import page_routes
 from live.web.docs_page import docs_routes
 from live.web.overlay_pages import overlay_routes
 from live.web.problems import Problem, install_problem_handlers
+from live.web.routing import IndexedRouter
 from live.web.sandbox_api import sandbox_routes
 from live.node.hub_process import HubProcess
 from live.node.services import Services
@@ -115,7 +116,7 @@ def create_app(settings: Settings, *, services: Services | None = None,
 
     routes = [
         Route("/api/v1/openapi.json", openapi_endpoint, methods=["GET"]),  # before /api/v1/{x}
-        *api.routes(settings),  # the buy first: starlette tries routes in order, per request
+        *api.routes(settings),  # the buy first: routes are tried in order (in its bucket)
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -134,6 +135,7 @@ def create_app(settings: Settings, *, services: Services | None = None,
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware), Middleware(UnhandledErrors)])
+    app.router = IndexedRouter(routes, lifespan=lifespan)  # the same routes, tried fewer
     app.state.hub_process = hub_process
     install_problem_handlers(app)
     app.add_exception_handler(RedisConnectionError, _on_valkey_unavailable)

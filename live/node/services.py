@@ -271,7 +271,7 @@ class Services:
                                 capture_owed_after_ms=settings.capture_owed_after_s * 1000,
                                 refund_owed_after_ms=settings.capture_owed_after_s * 1000)
         metrics = Metrics()
-        auctions = AuctionStore(client)
+        auctions = AuctionStore(client, batcher)
         wallets = WalletStore(client, batcher, gateway,
                               max_addresses=settings.wallet_max_addresses,
                               max_cards=settings.wallet_max_cards)
@@ -280,7 +280,8 @@ class Services:
         hooks = HookRecords(keep_ms=settings.webhook_keep_s * 1000,
                             log_keep=settings.webhook_log_keep)
         streams = StreamStore(client, max_pinned=settings.max_pinned, shows=ShowIndex(
-            client, late_grace_ms=settings.show_late_grace_s * 1000), hooks=hooks)
+            client, late_grace_ms=settings.show_late_grace_s * 1000), hooks=hooks,
+            batcher=batcher)
         # The pid: a hub in its own process (live/node/hub_process.py) is another node's hub.
         hub_id = f"{socket.gethostname()}:{settings.port}:{os.getpid()}:{id(metrics):x}"
         hub = Hub(client, hub_id, HubLimits(

@@ -25,6 +25,7 @@ from checkout.ids import ID_PATTERN, CreatorId, ProductId, StreamId, new_stream_
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
                            stream_events_key, stream_key, stream_seq_key)
 from checkout.store.replies import text, text_hash
+from checkout.store.batcher import CommandBatcher
 from checkout.store.scripts import SCRIPTS, call_script
 from checkout.webhook_events import HookRecords, stream_event
 from live.streams.lifecycle import TRANSITIONS, IllegalStreamMove, StreamAction, StreamState
@@ -115,8 +116,9 @@ async def _file_for_brands(client: redis.Redis, stream: Mapping[str, Any]) -> No
 
 class StreamStore:
     def __init__(self, client: redis.Redis, *, max_pinned: int, shows: ShowIndex,
-                 hooks: HookRecords | None = None) -> None:
+                 hooks: HookRecords | None = None, batcher: CommandBatcher | None = None) -> None:
         self._client = client
+        self._batcher = batcher  # a bid's check that the stream exists rides its pipeline
         self._max_pinned = max_pinned
         self.shows = shows  # where discovery finds the streams, filed after each change
         self._hooks = hooks  # the stream.* webhook events, recorded after each lifecycle change
@@ -155,6 +157,14 @@ class StreamStore:
     async def get(self, stream_id: StreamId) -> dict[str, Any] | None:
         raw = await self._client.hgetall(stream_key(stream_id))
         return _decode(raw) if raw else None
+
+    def start_exists(self, stream_id: StreamId) -> Awaitable[int]:
+        """Whether the stream exists (1 or 0), sent now (on the batcher, if the store has
+        one): a bid needs no more than that, and what it sends before awaiting rides the
+        same pipeline."""
+        if self._batcher is None:
+            return self._client.exists(stream_key(stream_id))
+        return self._batcher.submit("EXISTS", stream_key(stream_id))
 
     async def must_get(self, stream_id: StreamId) -> dict[str, Any]:
         stream = await self.get(stream_id)

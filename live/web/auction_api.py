@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 from starlette.responses import Response
 
-from checkout.ids import DEFAULT_VARIANT, BuyerId, ProductId
+from checkout.ids import DEFAULT_VARIANT, BuyerId, ProductId, StreamId, is_valid_id
 from checkout.models import StrictModel
 from live.accounts.auth import Role
 from live.auctions.store import AuctionTerms
@@ -125,11 +125,21 @@ def register(api: Api) -> None:
                   summary="Bid (a max: proxy bidding bids for you up to it); the "
                           "Idempotency-Key is the bid's id")
     async def place_bid(call: Call[BidIn]) -> Response:
-        stream = await stream_of(call)
+        services = call.services
+        stream_id = StreamId(call.param("stream"))
+        if not is_valid_id(stream_id):
+            raise Problem(404, "not-found", "no such stream")
         buyer = BuyerId(call.need_principal().subject)
-        await payment_of(call, buyer)  # 409 wallet-missing: a winner is charged at once
-        reply = await call.services.auctions.bid(  # a refusal: 409 with its `kind`
-            stream["id"], call.param("auction"), bidder=buyer, user=f"buyer:{buyer}",
+        # Whether the stream exists and the buyer's wallet are both sent before either is
+        # awaited: one pipeline, one round trip (stream_of's read is the whole stream).
+        exists = services.streams.start_exists(stream_id)
+        wallet_read = services.wallets.start_get(buyer)
+        wallet = await wallet_read  # the same pipeline's answer: exists is in by then
+        if not await exists:
+            raise Problem(404, "not-found", "no such stream")
+        wallet.pay_with()  # 409 wallet-missing: a winner is charged at once
+        reply = await services.auctions.bid(  # a refusal: 409 with its `kind`
+            stream_id, call.param("auction"), bidder=buyer, user=f"buyer:{buyer}",
             bid_id=call.param(IDEMPOTENCY_KEY.name), max_minor=call.body.max_minor)
         return json_response({k: reply[k] for k in ("outcome", "high", "paddle", "price_minor",
                                                     "max_minor", "ends_ms", "bids")
