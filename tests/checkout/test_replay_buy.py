@@ -7,6 +7,7 @@ from typing import Any
 
 from conftest import Live
 from shop import buy, give_wallet, idem, make_brand, make_live_stream, make_product, stock_of
+from test_affiliate import earnings, refund
 from test_deals import DEAL, REGULAR, now_ms, rewrite_deal, start_deal
 
 
@@ -153,3 +154,33 @@ async def test_replay_sales_are_the_brands_own_and_only_buyers_buy(live: Live) -
     assert (theirs["orders"], theirs["streams"]) == (0, [])
     r = await live.http.get("/api/v1/brands/acme/report", headers=live.auth("brand", "globex"))
     assert r.status_code == 403
+
+
+async def test_a_refunded_replay_sale_takes_back_the_creators_replay_commission(
+        live: Live) -> None:
+    await make_brand(live)
+    product = await make_product(live, price_minor=3333, commission_bps=1000)
+    stream = (await make_live_stream(live, [product["id"]]))["id"]
+    await end(live, stream)
+    await give_wallet(live, "bob")
+    r = await buy(live, "bob", product["id"], stream=stream, quantity=3, replay=True)
+    assert r.status_code == 201, r.text
+    order = r.json()["order"]
+    assert (order["amount_minor"], order["commission_minor"]) == (9999, 999)
+    assert (await earnings(live, "cleo"))["replay_earned_minor"] == {"USD": 999}
+    assert (await refund(live, order["id"]))["state"] == "refunded"
+    got = await earnings(live, "cleo")
+    assert (got["earned_minor"], got["replay_earned_minor"], got["orders"]) == (
+        {"USD": 0}, {"USD": 0}, 0)
+    assert sorted((e["kind"], e["channel"], e["commission_minor"]) for e in got["ledger"]) == [
+        ("credit", "replay", 999), ("reversal", "replay", -999)]
+    # The sale stays a sale of the replay (gross, as a live sale's); the refund is money back.
+    brand = await report(live)
+    assert brand["streams"] == [{"stream_id": stream, "units": 0, "orders": 0, "gmv_minor": 0,
+                                 "replay_units": 3, "replay_orders": 1,
+                                 "replay_gmv_minor": 9999}]
+    assert (brand["captured_minor"], brand["refunded_minor"], brand["commission_minor"],
+            brand["payout_minor"]) == (9999, 9999, 0, 0)
+    stats = (await live.http.get(f"/api/v1/streams/{stream}/stats")).json()
+    assert stats["replay"] == {"units": 3, "orders": 1, "gmv_minor": 9999}
+    assert (stats["orders"], stats["just_bought"]) == (0, [])
