@@ -208,8 +208,8 @@ class Aggregator:
                     pipe.zadd(buyer_orders_key(order["buyer"]), {order["id"]: int(order["created_ms"])})
                 for kind in event_kind(fields) if order else []:
                     self._queue_apply(pipe, kind, order, fields)
-                    if kind == "sale" and order.get("stream"):
-                        # The chat's `buyer` badge: bought in this show (docs/chat.md).
+                    if kind == "sale" and order.get("stream") and order.get("channel") != "replay":
+                        # The chat's `buyer` badge: bought in this show (docs/chat.md), live.
                         pipe.sadd(chat_keys(order["stream"]).buyers, order["buyer"])
                 self._queue_hooks(pipe, f"{stream}:{entry_id}", fields, order)
             results = await pipe.execute(raise_on_error=False)

@@ -57,7 +57,7 @@ class BuyRequest:
     variant: VariantId
     quantity: int
     idempotency_key: str
-    channel: str  # stream | link | showcase | waitlist
+    channel: str  # stream | replay | link | showcase | waitlist | auction
     stream: StreamId | Literal[""] = ""
     link_creator: CreatorId | Literal[""] = ""
     link_code: LinkCode | Literal[""] = ""
@@ -85,7 +85,7 @@ class BuyResult:
 # How each buy-rule refusal answers (the problem `type` is the code with dashes).
 REJECTION_STATUS = {
     "product_not_found": 404, "variant_not_found": 404, "product_unavailable": 409,
-    "not_offered": 409, "stream_not_live": 409, "deal_quantity_exceeded": 409,
+    "not_offered": 409, "stream_not_live": 409, "not_a_replay": 409, "deal_quantity_exceeded": 409,
     "price_changed": 409, "limit_reached": 409, "sold_out": 409, "insufficient_stock": 409,
     "order_missing": 404, "quantity_too_large": 422, "lot_unavailable": 409,
 }

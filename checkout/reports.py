@@ -14,7 +14,12 @@ from checkout.ids import BrandId, CreatorId, StreamId
 from checkout.store.keys import brand_agg_keys, creator_agg_keys, stream_agg_keys
 from checkout.store.replies import int_hash, text_entries
 
-__all__ = ["brand_report", "creator_earnings", "stream_stats"]
+__all__ = ["brand_report", "creator_earnings", "stream_stats", "STREAM_METRICS"]
+
+# A show's row in the brand's report: what it sold live, and apart what its replay sold
+# (channel `replay`, after it ended); a show with none of one has zeros there.
+STREAM_METRICS = ("units", "orders", "gmv_minor", "replay_units", "replay_orders",
+                  "replay_gmv_minor")
 
 
 async def brand_report(client: redis.Redis, brand_id: BrandId) -> dict[str, Any]:
@@ -45,7 +50,8 @@ async def brand_report(client: redis.Redis, brand_id: BrandId) -> dict[str, Any]
         "refunded_minor": refunded, "commission_minor": commission,
         "payout_minor": captured - refunded - commission,
         "products": [{"product_id": p, **m} for p, m in sorted(per_product.items())],
-        "streams": [{"stream_id": s, **m} for s, m in sorted(per_stream.items())],
+        "streams": [{"stream_id": s, **{k: m.get(k, 0) for k in STREAM_METRICS}}
+                    for s, m in sorted(per_stream.items())],
         "per_minute": per_minute,
     }
 
@@ -59,16 +65,27 @@ async def creator_earnings(client: redis.Redis, creator: CreatorId,
     for entry in ledger:
         entry["commission_minor"] = int(entry["commission_minor"])
         entry["amount_minor"] = int(entry["amount_minor"])
+        entry.setdefault("channel", "")  # entries folded before the ledger named it
     earned = {k.split(":", 1)[1]: v for k, v in totals.items() if k.startswith("earned_minor:")}
-    return {"creator_id": creator, "earned_minor": earned, "orders": totals.get("orders", 0),
-            "ledger": ledger}
+    # Of which from shows' replays: the 'replay:<stream>:<currency>:commission' breakdowns.
+    replay: dict[str, int] = {}
+    for field, value in totals.items():
+        parts = field.split(":")
+        if len(parts) == 4 and parts[0] == "replay" and parts[3] == "commission":
+            replay[parts[2]] = replay.get(parts[2], 0) + value
+    return {"creator_id": creator, "earned_minor": earned, "replay_earned_minor": replay,
+            "orders": totals.get("orders", 0), "ledger": ledger}
 
 
 async def stream_stats(client: redis.Redis, stream_id: StreamId) -> dict[str, Any]:
-    """A stream's sales and the head of its 'just bought' ticker."""
+    """A stream's live sales and the head of its 'just bought' ticker; its replay's sales
+    apart (`replay`), which neither the live counters nor the ticker show."""
     keys = stream_agg_keys(stream_id)
     totals = int_hash(await client.hgetall(keys.totals))
     ticker = [orjson.loads(x) for x in await client.lrange(keys.ticker, 0, 19)]
     return {"stream_id": stream_id, "units": totals.get("units", 0),
             "orders": totals.get("orders", 0), "gmv_minor": totals.get("gmv_minor", 0),
+            "replay": {"units": totals.get("replay_units", 0),
+                       "orders": totals.get("replay_orders", 0),
+                       "gmv_minor": totals.get("replay_gmv_minor", 0)},
             "just_bought": ticker}

@@ -32,11 +32,12 @@ class StatementTooLarge(Refused):
 
 
 async def earnings_breakdown(client: redis.Redis, creator: CreatorId) -> dict[str, Any]:
-    """{"shows": [...], "brands": [...], "products": [...]}: each row an id and currency
-    with its commission, sales and orders (net of refunds); show "-" holds link sales."""
+    """{"shows": [...], "replays": [...], "brands": [...], "products": [...]}: each row an id
+    and currency with its commission, sales and orders (net of refunds); show "-" holds link
+    sales; a show's replay sales (channel `replay`) are its row in "replays", not in "shows"."""
     fields = int_hash(await client.hgetall(creator_agg_keys(creator).totals))
     groups: dict[str, dict[tuple[str, str], dict[str, int]]] = {
-        "show": {}, "brand": {}, "product": {}}
+        "show": {}, "replay": {}, "brand": {}, "product": {}}
     for field, value in fields.items():
         parts = field.split(":")
         if len(parts) != 4 or parts[0] not in groups:
@@ -46,7 +47,8 @@ async def earnings_breakdown(client: redis.Redis, creator: CreatorId) -> dict[st
         row[metric + ("_minor" if metric != "orders" else "")] = value
     out: dict[str, Any] = {"creator_id": creator}
     for dim, rows in groups.items():
-        name = {"show": "stream_id", "brand": "brand_id", "product": "product_id"}[dim]
+        name = {"show": "stream_id", "replay": "stream_id", "brand": "brand_id",
+                "product": "product_id"}[dim]
         listed: list[dict[str, Any]] = [
             {name: id_, "currency": currency, "commission_minor": 0, "sales_minor": 0,
              "orders": 0, **metrics} for (id_, currency), metrics in rows.items()]

@@ -53,6 +53,9 @@ class BuyIn(StrictModel):
     variant: VariantRef = DEFAULT_VARIANT
     quantity: Quantity = 1
     stream_id: StreamRef | None = None
+    # Buying from the recording of an ended show (`stream_id` names it): today's list price,
+    # credited to its creator (channel `replay`, docs/checkout.md "Buying from a replay").
+    replay: bool = False
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
     # The unit price the buyer was shown: refused (409 price-changed) if it is not the one
     # that applies when the buy is made.
@@ -330,8 +333,10 @@ def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str) -> BuyRequest:
     channel = "showcase"
     creator: CreatorId | Literal[""] = ""
     code: LinkCode | Literal[""] = ""
+    if body.replay and not body.stream_id:
+        raise Problem(422, "replay-without-stream", "a replay buy names its show (stream_id)")
     if body.stream_id:
-        channel = "stream"
+        channel = "replay" if body.replay else "stream"
     else:
         attribution_token = body.attribution or call.request.cookies.get("lc_attr")
         attribution = call.services.signer.verify(attribution_token) if attribution_token else None

@@ -169,8 +169,9 @@ async def test_aggregates_fold_in_their_owners_slots(clive: Live, cclient: Redis
         assert (report["orders"], report["gmv_minor"], report["captured_minor"],
                 report["commission_minor"], report["payout_minor"]) == (
             count, 1000 * count, 1000 * count, 100 * count, 900 * count)
-        assert report["streams"] == [{"stream_id": stream, "units": count,
-                                      "gmv_minor": 1000 * count}]
+        assert report["streams"] == [{"stream_id": stream, "units": count, "orders": count,
+                                      "gmv_minor": 1000 * count, "replay_units": 0,
+                                      "replay_orders": 0, "replay_gmv_minor": 0}]
         earned = (await clive.http.get(f"/api/v1/creators/{creator}/earnings",
                                        headers=clive.auth("creator", creator))).json()
         assert (earned["earned_minor"], earned["orders"]) == ({"USD": 100 * count}, count)

@@ -2,7 +2,9 @@
 per-minute sales, breakdown and order list, once. Every key is in the brand's slot.
 
 KEYS[1] dedupe record   KEYS[2] brand totals hash   KEYS[3] brand per-minute hash
-KEYS[4] brand breakdown hash ('<product>:units', 'stream:<id>:gmv_minor', ...)
+KEYS[4] brand breakdown hash ('<product>:units', 'stream:<id>:gmv_minor', ...): per stream
+        the live show's sales (units, orders, gmv_minor) and its replay's apart
+        (replay_units, replay_orders, replay_gmv_minor: channel `replay`)
 KEYS[5] brand orders zset
 ARGV[1..4] as apply_lib.lua
 ARGV[5..6] refund: its amount, the commission it reverses (after_sale.lua)
@@ -23,8 +25,10 @@ if is_sale then
   redis.call('HINCRBY', KEYS[4], o.product .. ':units', sign * qty)
   redis.call('HINCRBY', KEYS[4], o.product .. ':gmv_minor', sign * amount)
   if o.stream ~= '' then
-    redis.call('HINCRBY', KEYS[4], 'stream:' .. o.stream .. ':units', sign * qty)
-    redis.call('HINCRBY', KEYS[4], 'stream:' .. o.stream .. ':gmv_minor', sign * amount)
+    local field = 'stream:' .. o.stream .. (o.channel == 'replay' and ':replay_' or ':')
+    redis.call('HINCRBY', KEYS[4], field .. 'units', sign * qty)
+    redis.call('HINCRBY', KEYS[4], field .. 'orders', sign)
+    redis.call('HINCRBY', KEYS[4], field .. 'gmv_minor', sign * amount)
   end
   if kind == 'sale' then
     redis.call('ZADD', KEYS[5], tonumber(o.created_ms), o.id)

@@ -29,10 +29,13 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'order', o.id, 'creator
   'brand', o.brand, 'kind', kind == 'commission' and 'credit' or 'reversal',
   'commission_minor', sign * commission, 'amount_minor', sign * amount,
   'currency', o.currency, 'at', at,
-  'product', o.product, 'stream', o.stream)
--- The studio's breakdowns: '<show|brand|product>:<id>:<currency>:<commission|sales|orders>'
--- ('show:-:...' for sales through links), beside the totals they add up to.
-local by = {'show:' .. (o.stream ~= '' and o.stream or '-'), 'brand:' .. o.brand,
+  'product', o.product, 'stream', o.stream, 'channel', o.channel or '')
+-- The studio's breakdowns:
+-- '<show|replay|brand|product>:<id>:<currency>:<commission|sales|orders>' ('show:-:...' for
+-- sales through links; 'replay:<stream>:...' for sales from a show's replay, apart from its
+-- live sales under 'show:'), beside the totals they add up to.
+local through = o.stream ~= '' and o.stream or '-'
+local by = {(o.channel == 'replay' and 'replay:' or 'show:') .. through, 'brand:' .. o.brand,
   'product:' .. o.product}
 for _, what in ipairs(by) do
   local field = what .. ':' .. o.currency .. ':'

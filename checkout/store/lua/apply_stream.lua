@@ -3,6 +3,10 @@ totals (per product too, for the show's funnel, checkout/funnel.py), its 'just b
 ticker and its buyers, once. Every key is in the stream's slot. Only a sale or its
 reversal of an order with a stream moves them: any other event is refused unrecorded.
 
+A sale from the show's replay (channel `replay`, after the show ended) folds into its own
+fields, `replay_units`, `replay_orders`, `replay_gmv_minor`, and nothing else: the live
+room's counters, its ticker, its buyers and the show's funnel stay what the show sold.
+
 KEYS[1] dedupe record   KEYS[2] stream totals hash   KEYS[3] stream ticker list
 KEYS[4] stream buyers HyperLogLog
 KEYS[5] the stream's buyers of the order's product, a HyperLogLog (the show's funnel)
@@ -14,6 +18,12 @@ Reply: 1 applied, 0 already applied (or nothing to fold).
 if not is_sale or o.stream == '' then return 0 end
 if not first_fold() then return 0 end
 local sign = kind == 'sale' and 1 or -1
+if o.channel == 'replay' then
+  redis.call('HINCRBY', KEYS[2], 'replay_units', sign * qty)
+  redis.call('HINCRBY', KEYS[2], 'replay_orders', sign)
+  redis.call('HINCRBY', KEYS[2], 'replay_gmv_minor', sign * amount)
+  return 1
+end
 redis.call('HINCRBY', KEYS[2], 'units', sign * qty)
 redis.call('HINCRBY', KEYS[2], 'orders', sign)
 redis.call('HINCRBY', KEYS[2], 'gmv_minor', sign * amount)

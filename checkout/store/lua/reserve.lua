@@ -5,6 +5,12 @@ offer (stream live and product in its lineup, or a link/showcase sale), the pric
 while the deal is open, not exhausted and not below the brand's floor), the buyer's limits,
 the stock.
 
+A replay buy (channel `replay`, docs/checkout.md "Buying from a replay") is a sale from an
+ended show's recording: the show must be `ended` (else `not_a_replay`), the product still in
+its lineup (its offer record), the price today's list price (a deal of the show never
+applies, nor its cap), the limits and stock as any buy; the show's creator is credited as
+for a live sale.
+
 Limits: the brand's `max_per_buyer` counts every unit a buyer holds or bought of the product,
 whatever the channel (every stream, link, showcase, cart, waitlist); a deal's own per-buyer
 limit counts its deal units and is never above the brand's. Then it moves `qty` from avail to
@@ -25,7 +31,7 @@ ARGV[1] buyer id          ARGV[2] request fingerprint
 ARGV[3] stream id or ''   ARGV[4] variant           ARGV[5] quantity
 ARGV[6] new order id      ARGV[7] hold in ms        ARGV[8] idempotency TTL in s
 ARGV[9] link creator or '' ARGV[10] link code or '' ARGV[11] expected unit price or ''
-ARGV[12] payment token or ''  ARGV[13] channel: stream | link | showcase | waitlist | auction
+ARGV[12] payment token or ''  ARGV[13] channel: stream | replay | link | showcase | waitlist | auction
 ARGV[14] outbox max length (approximate trim)
 ARGV[15] 'paying' when the caller pays at once (the one-tap buy): the order starts claimed
          (see checkout/order_states.py), its hold (ARGV[7]) the window to pay in;
@@ -114,6 +120,12 @@ elseif channel == 'stream' then
       deal_price = tostring(deal.id)
     end
   end
+elseif channel == 'replay' then
+  local raw = redis.call('HGET', KEYS[3], stream)
+  if not raw then return reject('not_offered') end
+  local offer = cjson.decode(raw)
+  if offer.state ~= 'ended' then return reject('not_a_replay', {state = offer.state}) end
+  creator, link = offer.creator, ''
 end
 
 if ARGV[11] ~= '' and tonumber(ARGV[11]) ~= price then
