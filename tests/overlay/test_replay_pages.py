@@ -157,6 +157,22 @@ async def test_the_replay_reruns_the_show_on_its_recording_and_seeks_by_product(
     await page.evaluate("window.scrollTo(0, 0)")
     await shot(page, "replay")
 
+    # Buying from the replay: the timeline's Buy opens the product page for the show's
+    # replay; the order is the show's, channel `replay`, at today's price.
+    shopper = await new_page()
+    await shopper.goto(f"{live.url}/p/{a}#token={live.token('buyer', 'bob')}")
+    await shopper.goto(f"{live.url}/r/{stream['id']}")
+    await shopper.locator(".timeline-item").nth(0).locator(".timeline-buy").click()
+    await shopper.wait_for_url(f"**/p/{a}?replay={stream['id']}")
+    await shopper.locator("#buy").click()
+    result = shopper.locator("#buy-result")
+    await expect(result).to_contain_text("Order confirmed", timeout=20 * MS)
+    order_id = (await result.locator(".result-detail").text_content() or "").split()[-1]
+    order = (await live.http.get(f"/api/v1/orders/{order_id}",
+                                 headers=live.auth("buyer", "bob"))).json()
+    assert (order["channel"], order["stream"], order["amount_minor"]) == (
+        "replay", stream["id"], products[0]["price_minor"])
+
     # The show's viewer page, opened after it ended, turns into its replay.
     stream_now = (await live.http.get(f"/api/v1/streams/{stream['id']}")).json()
     assert stream_now["replay_url"] == f"/r/{stream['id']}" and stream_now["recorded"] is True
