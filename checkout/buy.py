@@ -66,6 +66,10 @@ class BuyRequest:
     # What the order records when its payment is authorized (see `BuyService.settle`).
     snapshot: Mapping[str, str] | None = None
     auction: AuctionSale | None = None  # channel `auction` only
+    # How far behind the room the buyer's picture is (ms, the caller bounds it): a deal is
+    # open for them while it was open that long ago. Not in the fingerprint: a retry from a
+    # player whose delay moved is the same buy.
+    viewer_delay_ms: int = 0
 
     def fingerprint(self) -> str:
         body = orjson.dumps([self.product, self.variant, self.quantity, self.stream,
@@ -220,7 +224,8 @@ class BuyService:
                 "paying" if claimed else "reserved"]
         if sale:
             keys.append(k.lots)
-            args += [sale.lot, sale.price_minor]
+        args += [sale.lot, sale.price_minor] if sale else ["", ""]
+        args.append(max(0, req.viewer_delay_ms))
         reply = orjson.loads(await self._batcher.script(SCRIPTS["reserve"], keys, args))
         match reply["r"]:
             case "ok":

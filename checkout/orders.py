@@ -27,7 +27,7 @@ _JSON_FIELDS = ("ship_to", "card")
 _INT_FIELDS = ("qty", "unit_price_minor", "amount_minor", "commission_bps", "commission_minor",
                "created_ms", "updated_ms", "expires_ms", "refunded_minor", "refund_pending_minor",
                "commission_reversed_minor", "refund_count", "shipped_ms", "delivered_ms",
-               "return_requested_ms", "return_decided_ms")
+               "return_requested_ms", "return_decided_ms", "viewer_delay_ms")
 # Kept in the order's hash by after_sale.lua, shown as the `refunds` list instead.
 _REFUND_PREFIXES = ("refund:", "refund_key:")
 # What a refund shows (its Idempotency-Key and fingerprint stay on the server).

@@ -55,6 +55,9 @@ class Settings:
     waitlist_hold_s: int = 300
     max_quantity_per_buy: int = 10
     max_pinned: int = 3
+    # A buyer's deal window follows the delay of the picture they watch (an HLS player is
+    # seconds behind the room), up to this much (docs/checkout.md "A deal on every screen").
+    deal_viewer_delay_max_ms: int = 10_000
     show_late_grace_s: int = 3600  # a scheduled show not live by its time + this leaves Upcoming
     payment_timeout_s: float = 5.0
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
@@ -392,7 +395,7 @@ _FIELD_TYPES: dict[str, str] = {
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
     "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
     "payment_window_s": "float",
-    "max_pinned": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
+    "max_pinned": "int", "deal_viewer_delay_max_ms": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "partitions": "int", "partition_lease_s": "float",
     "log_level": "str",
     "auction_close_interval_s": "float", "auction_close_batch": "int",

@@ -57,6 +57,9 @@ class BuyIn(StrictModel):
     # credited to its creator (channel `replay`, docs/checkout.md "Buying from a replay").
     replay: bool = False
     attribution: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    # How far behind the room the buyer's picture is (ms; an HLS player's seconds): a deal's
+    # window follows it, up to `deal_viewer_delay_max_ms` (docs/checkout.md).
+    viewer_delay_ms: Annotated[int, Field(ge=0, le=3_600_000)] = 0
     # The unit price the buyer was shown: refused (409 price-changed) if it is not the one
     # that applies when the buy is made.
     expected_unit_price_minor: Annotated[int, Field(ge=0, le=10**12)] | None = None
@@ -345,7 +348,9 @@ def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str) -> BuyRequest:
     return BuyRequest(buyer=buyer_id, product=body.product_id, variant=body.variant,
                       quantity=body.quantity, idempotency_key=key, channel=channel,
                       stream=body.stream_id or "", link_creator=creator, link_code=code,
-                      expected_unit_price=body.expected_unit_price_minor)
+                      expected_unit_price=body.expected_unit_price_minor,
+                      viewer_delay_ms=min(body.viewer_delay_ms,
+                                          call.services.settings.deal_viewer_delay_max_ms))
 
 
 async def _product_with_variant(call: Call[Any], product_id: ProductId, variant: VariantId, *,

@@ -86,9 +86,15 @@ function cardOf(productId) {
   return current.tray.find((c) => c.id === productId) || current.cards.find((c) => c.id === productId) || null;
 }
 
+// How far behind the room the picture on screen is (ms): an HLS player's seconds, 0 on
+// WebRTC (a frame or two, which the gate already holds events for). Deals count down on the
+// picture's time, and a buy says how far behind it was: the server keeps the deal open for
+// this viewer as long as their screen shows it (docs/checkout.md "A deal on every screen").
+let pictureDelayMs = 0;
+
 function render() {
   if (!state) return;
-  const v = view(state, client.now());
+  const v = view(state, client.now() - pictureDelayMs);
   current = v;
   const pill = $("live-pill");
   pill.dataset.live = String(v.live);
@@ -296,6 +302,7 @@ async function startHls() {
     player = await playHls(HLS_URL, video, {
       onPicture: (dateMs, origin) => {
         originMs = origin;
+        pictureDelayMs = Math.max(0, Math.round(client.now() - dateMs));
         gate.pictured(ticks(dateMs, origin));
       },
       onFatal: () => {
@@ -330,6 +337,7 @@ function videoGone() {
   clearTimeout(pictureTimer);
   if (playback) playback.close();
   playback = null;
+  pictureDelayMs = 0;
   gate.detach();
   setPath("none");
   $("unmute").hidden = true;
@@ -844,6 +852,8 @@ async function pay() {
     attempt = { key: newKey(), body: encoded };
     pendingTries = 0;
   }
+  // Not part of what makes it the same buy: the player's delay moves from tap to tap.
+  if (pictureDelayMs > 0) body.viewer_delay_ms = pictureDelayMs;
   await submit({ body, key: attempt.key }, card);
 }
 

@@ -255,3 +255,32 @@ async def test_a_product_back_in_the_lineup_comes_back_without_its_old_deal(live
     assert product not in (await live.services.streams.must_get(stream))["deals"]
     await give_wallet(live, "second")
     assert priced(await buy(live, "second", product, stream=stream)) == (REGULAR, REGULAR, False)
+
+
+async def test_a_deal_window_follows_the_buyers_picture_delay_up_to_the_limit(
+        live: Live) -> None:
+    """An HLS viewer's picture is seconds behind the room: the deal they see open is open
+    for them that long after the room's close, and not yet before its opening reached
+    their screen; a claimed delay is bounded by `deal_viewer_delay_max_ms` (10 s)."""
+    product, stream = await setup(live)
+    await start_deal(live, stream, product, cap=5, per_buyer=5)
+    for b in ("ann", "ben", "cat", "dov"):
+        await give_wallet(live, b)
+    # Closed 3 s ago in the room: still open on a screen 5 s behind, not on one 1 s behind.
+    await rewrite_deal(live, stream, product, opens_ms=now_ms() - 60_000, closes_ms=now_ms() - 3_000)
+    late = await buy(live, "ann", product, stream=stream, viewer_delay_ms=5_000)
+    assert priced(late) == (DEAL, DEAL, True)
+    assert late.json()["order"]["viewer_delay_ms"] == 5_000  # why a deal price after the close
+    assert priced(await buy(live, "ben", product, stream=stream, viewer_delay_ms=1_000)) == (
+        REGULAR, REGULAR, False)
+    # Closed 15 s ago: a claim of an hour is held to 10 s.
+    await rewrite_deal(live, stream, product, closes_ms=now_ms() - 15_000)
+    assert priced(await buy(live, "cat", product, stream=stream, viewer_delay_ms=3_600_000)) == (
+        REGULAR, REGULAR, False)
+    # Opened 2 s ago in the room: not yet on a screen 5 s behind.
+    await rewrite_deal(live, stream, product, opens_ms=now_ms() - 2_000, closes_ms=now_ms() + 60_000)
+    assert priced(await buy(live, "dov", product, stream=stream, viewer_delay_ms=5_000)) == (
+        REGULAR, REGULAR, False)
+    assert priced(await buy(live, "dov", product, stream=stream)) == (DEAL, DEAL, True)
+    bad = await buy(live, "dov", product, stream=stream, viewer_delay_ms=-1)
+    assert bad.status_code == 422

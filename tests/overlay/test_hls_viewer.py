@@ -16,7 +16,7 @@ from playwright.async_api import Page, expect
 from conftest import UNIT, Live, PageErrors
 from loadtest.video_source import CounterTrack
 from loadtest.webrtc_peers import Publisher, publish
-from shop import eventually, make_brand, make_product, make_stream
+from shop import eventually, give_wallet, make_brand, make_product, make_stream
 from test_pages import shot
 from test_video_pages import PICTURE
 
@@ -43,11 +43,11 @@ async def publishing(live: Live) -> tuple[dict[str, Any], str, Publisher]:
 
 
 async def watch_over_hls(live: Live, new_page: Any, page_errors: PageErrors,
-                         stream: dict[str, Any]) -> Page:
+                         stream: dict[str, Any], fragment: str = "") -> Page:
     viewer = await new_page()
     async with viewer.expect_response(lambda r: r.url.endswith("/whep") and r.status == 503,
                                       timeout=10 * MS):
-        await viewer.goto(f"{live.url}/s/{stream['id']}")
+        await viewer.goto(f"{live.url}/s/{stream['id']}{fragment}")
     await viewer.wait_for_function(
         "() => document.getElementById('video').dataset.path === 'hls'"
         " && window.__livecartVideo.lastDisplayedPts !== null", timeout=30 * MS)
@@ -115,4 +115,26 @@ async def test_a_pin_waits_for_the_hls_picture(live: Live, new_page: Any,
     seen = await viewer.evaluate("window.__pinnedSeen")
     first = next(s for s in seen if s["cards"] > 0)
     assert first["shownPts"] >= pin["pts"], (first, pin)
+    assert await publisher.stop() == 200
+
+
+async def test_an_hls_viewers_buy_says_how_far_behind_its_picture_is(
+        live: Live, new_page: Any, page_errors: PageErrors) -> None:
+    """The deal window follows the picture (docs/checkout.md "A deal on every screen"): the
+    page measures its HLS picture's delay behind the room and its buy carries it."""
+    stream, product_id, publisher = await publishing(live)
+    await give_wallet(live, "bob")
+    viewer = await watch_over_hls(live, new_page, page_errors, stream,
+                                  f"#token={live.token('buyer', 'bob')}")
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/pins", json={"product_id": product_id},
+                             headers=live.auth("creator", "cleo"))
+    assert r.status_code == 200, r.text
+    await viewer.locator("#pinned article.card .buy-btn").click(timeout=30 * MS)
+    sheet = viewer.get_by_role("dialog", name="Trail Runner")
+    pay = sheet.get_by_role("button", name="Pay $50.00")
+    async with viewer.expect_request(lambda q: q.url.endswith("/api/v1/buy")) as sent:
+        await pay.click(timeout=10 * MS)
+    body = (await sent.value).post_data_json
+    assert 0 < body["viewer_delay_ms"] < 60_000, body  # an HLS picture is segments behind
+    await expect(sheet.get_by_role("status")).to_contain_text("Order confirmed", timeout=10 * MS)
     assert await publisher.stop() == 200

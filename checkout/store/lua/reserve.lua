@@ -37,6 +37,9 @@ ARGV[15] 'paying' when the caller pays at once (the one-tap buy): the order star
          (see checkout/order_states.py), its hold (ARGV[7]) the window to pay in;
          else 'reserved'
 ARGV[16] (channel auction) the lot id   ARGV[17] (channel auction) the hammer price
+ARGV[18] the buyer's picture's delay behind the room, ms (0: none; bounded by the caller):
+         a deal is open for this buyer while it was open that long ago, so a viewer whose
+         player is seconds behind gets the window their screen shows
 
 An auction's order (docs/auctions.md, "The charge") is the sale of its lot: the unit comes
 from the lot (lot:<v> -> held:<v>, the lot record now names the order), at the auction's
@@ -64,6 +67,7 @@ local qty = tonumber(ARGV[5])
 local order_id, channel = ARGV[6], ARGV[13]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seen = now - tonumber(ARGV[18] or '0')  -- the room's moment on the buyer's screen
 
 local function finish(reply)
   redis.call('SET', KEYS[5], cjson.encode({fp = ARGV[2], reply = reply}), 'EX', tonumber(ARGV[8]))
@@ -108,7 +112,7 @@ elseif channel == 'stream' then
   if offer.state ~= 'live' then return reject('stream_not_live') end
   creator, link = offer.creator, ''
   local deal = offer.deal
-  if type(deal) == 'table' and now >= deal.opens_ms and now < deal.closes_ms
+  if type(deal) == 'table' and seen >= deal.opens_ms and seen < deal.closes_ms
       and deal.price_minor >= floor and deal.price_minor < price then
     local dealsold = tonumber(redis.call('HGET', KEYS[3], 'dealsold:' .. stream) or '0')
     local left = deal.cap - dealsold
@@ -191,6 +195,8 @@ local order = {
   commission_bps = commission_bps, commission_minor = commission,
   deal = deal_price or '', state = state, reason = '', auction = lot and ARGV[16] or nil,
   created_ms = now, updated_ms = now, expires_ms = expires, payment_token = ARGV[12],
+  -- why a deal price was given after the room's close: the buyer's screen was this far behind
+  viewer_delay_ms = (deal_price and seen ~= now) and (now - seen) or nil,
 }
 local fields = {}
 for k, v in pairs(order) do
