@@ -984,6 +984,7 @@ async def test_generated_json_never_breaks_buy_or_product_create(live: Live) -> 
         "quantity": st.integers(1, 3) | st.integers(min_value=-2, max_value=1002),
         "stream_id": st.sampled_from([shop.stream, shop.scheduled, "nope"]),
         "replay": st.booleans(),
+        "viewer_delay_ms": st.sampled_from([0, 6000, 10**7, -1]),
         "expected_unit_price_minor": st.sampled_from([5000, 4999, 0, -1]),
         "attribution": st.text(max_size=20),
         "passkey": st.sampled_from([None, ASSERTION_SHAPE]),
