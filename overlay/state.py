@@ -49,6 +49,7 @@ def initial(snapshot: dict[str, Any]) -> State:
     state["just_bought"] = (state["just_bought"] or [])[:TICKER_KEPT]
     auction = snapshot.get("auction")  # snapshots before auctions had none
     state["auction"] = {k: auction.get(k) for k in AUCTION_FIELDS} if auction else None
+    state["auction_tick"] = None  # the latest tick's bid, whichever auction it names
     return state
 
 
@@ -77,15 +78,19 @@ def reduce(state: State | None, message: dict[str, Any]) -> State:
         if message.get("just_bought"):
             new["just_bought"] = [*message["just_bought"], *state["just_bought"]][:TICKER_KEPT]
         if message.get("auction"):
+            new["auction_tick"] = message["auction"]
             new["auction"] = _bid(state["auction"], message["auction"])
         return new
     return state
 
 
-def _bid(auction: dict[str, Any] | None, bid: dict[str, Any]) -> dict[str, Any] | None:
+def _bid(auction: dict[str, Any] | None, bid: dict[str, Any] | None) -> dict[str, Any] | None:
     """The auction after the tick's latest bid: only onto the same auction, and only a later
-    bid (`bids` counts them): a tick read before a sequenced event may arrive after it."""
-    if auction is None or auction["auction"] != bid["auction"] or bid["bids"] <= auction["bids"]:
+    bid (`bids` counts them): a tick and the sequenced events race both ways (a tick read
+    before the close arrives after it; a page holding events for its picture applies a tick
+    before the event that opened the auction)."""
+    if auction is None or bid is None or auction["auction"] != bid["auction"] \
+            or bid["bids"] <= auction["bids"]:
         return auction
     return {**auction, **{k: bid[k] for k in AUCTION_BID_FIELDS}}
 
@@ -117,14 +122,18 @@ def _event(state: State, message: dict[str, Any]) -> State:
         case "stream.ingest":
             new["stream"] = {**state["stream"], "ingest": message["ingest"]}
         case "auction.created":
-            new["auction"] = {**dict.fromkeys(AUCTION_FIELDS), "auction": message["auction"],
-                              "product": message["product"],
-                              "start_minor": message["start_minor"], "state": "scheduled",
-                              "price_minor": 0, "next_minor": message["start_minor"], "bids": 0}
+            created = {**dict.fromkeys(AUCTION_FIELDS), "auction": message["auction"],
+                       "product": message["product"], "start_minor": message["start_minor"],
+                       "state": "scheduled", "price_minor": 0,
+                       "next_minor": message["start_minor"], "bids": 0}
+            new["auction"] = _bid(created, state.get("auction_tick"))
         case "auction.opened" | "auction.bid" | "auction.closed":  # .bid: logs from before
             auction = state["auction"]
             if auction is not None and auction["auction"] == message["auction"]:
-                new["auction"] = {**auction, **{k: message.get(k) for k in AUCTION_FIELDS[3:]}}
+                moved = {**auction, "state": message.get("state"), "result": message.get("result")}
+                if message.get("bids", 0) >= auction["bids"]:  # not older than a tick's
+                    moved.update({k: message.get(k) for k in AUCTION_BID_FIELDS})
+                new["auction"] = _bid(moved, state.get("auction_tick"))
     return new
 
 

@@ -70,6 +70,7 @@ from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
 from checkout.webhook_events import HookRecords
+from checkout.ids import StreamId
 from live.webhooks.dispatcher import DispatchConfig, Dispatcher, prepare_outbox
 from live.webhooks.endpoints import EndpointLimits, EndpointStore
 from live.webhooks.notices import DisabledNotice
@@ -311,6 +312,9 @@ class Services:
             if settings.recording_enabled else None,
             recordings=Recordings(settings.recordings_path, settings.recording_retention_days,
                                   archive=_recording_archive(settings)))
+        if video.recordings is not None:
+            video.recordings.on_deleted = lambda stream_id: streams.set_recorded(
+                StreamId(stream_id), False)
         metrics.registry.register(VideoCollector(video))
         accounts = AccountStore(client)
         mailer = mailer_for(settings)

@@ -13,6 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from checkout.tasks import repeat, stop_task
@@ -53,6 +54,9 @@ class Recordings:
         self._task: asyncio.Task[None] | None = None
         self._uploads: set[asyncio.Task[None]] = set()
         self.uploading: set[str] = set()  # streams whose recording is moving to the archive
+        # Told of each recording the retention pass deleted (the stream's `recorded` flag,
+        # which names its replay, is cleared there).
+        self.on_deleted: Callable[[str], Awaitable[None]] | None = None
 
     def folder(self, stream_id: str) -> Path:
         return self.root / stream_id
@@ -129,12 +133,16 @@ class Recordings:
 
     async def sweep(self) -> int:
         """Delete the expired recordings; how many (in a thread: it walks the disk)."""
-        def run() -> int:
+        def run() -> list[str]:
             gone = self.expired(time.time())
             for stream_id in gone:
                 self.delete(stream_id)
-            return len(gone)
-        count = await asyncio.to_thread(run)
+            return gone
+        gone = await asyncio.to_thread(run)
+        for stream_id in gone:
+            if self.on_deleted is not None:
+                await self.on_deleted(stream_id)
+        count = len(gone)
         if count:
             log.info("retention: %d recordings older than %s days deleted", count,
                      self.retention_days)

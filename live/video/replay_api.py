@@ -13,11 +13,15 @@ the picture on screen, so a seek re-derives the overlay of that moment.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import orjson
 from starlette.responses import Response
 
+from checkout.ids import StreamId
 from checkout.store.keys import stream_agg_keys, stream_events_key
 from checkout.store.replies import entries
 from live.hub.state import read_cards, read_snapshot
@@ -33,6 +37,21 @@ __all__ = ["register", "REPLAY_CHAT"]
 
 REPLAY_CHAT: Final = 2_000  # the latest chat messages a replay re-runs
 _CACHE = "public, max-age=5"  # the events never change; stock now does, a little
+# An ended show's log, sales and chat, read once a minute per node at most: a public
+# endpoint answering megabytes must not read them from Valkey for every request.
+_KEEP_S: Final = 60.0
+_KEEP_MAX: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Show:
+    read_at: float
+    events: list[dict[str, Any]]
+    sales: list[dict[str, Any]]
+    chat: list[dict[str, Any]]
+
+
+_kept: OrderedDict[tuple[int, str], _Show] = OrderedDict()  # (the node's services, stream)
 
 
 def _named_products(events: list[dict[str, Any]], lineup: list[str]) -> list[str]:
@@ -45,6 +64,25 @@ def _named_products(events: list[dict[str, Any]], lineup: list[str]) -> list[str
             if isinstance(event.get(key), str):
                 named[event[key]] = None
     return list(named)
+
+
+async def _show(call: Call[Any], stream_id: str) -> _Show:
+    key, now = (id(call.services), stream_id), time.monotonic()
+    kept = _kept.get(key)
+    if kept is not None and now - kept.read_at < _KEEP_S:
+        return kept
+    async with call.services.client.pipeline(transaction=False) as pipe:
+        pipe.xrange(stream_events_key(stream_id))
+        pipe.lrange(stream_agg_keys(stream_id).ticker, 0, -1)
+        logged, ticker = await pipe.execute()
+    chat = await call.services.chat.history(StreamId(stream_id), REPLAY_CHAT)
+    kept = _Show(now, [orjson.loads(fields[b"e"]) for _, fields in entries(logged)],
+                 [orjson.loads(t) for t in reversed(ticker)], list(reversed(chat)))
+    _kept[key] = kept
+    _kept.move_to_end(key)
+    while len(_kept) > _KEEP_MAX:
+        _kept.popitem(last=False)
+    return kept
 
 
 async def _has_recording(call: Call[Any], stream_id: str) -> bool:
@@ -61,6 +99,8 @@ def register(api: Api) -> None:
                           "and its products as they are now")
     async def get_replay(call: Call[Any]) -> Response:
         stream = await stream_of(call)
+        if stream["state"] == StreamState.CANCELLED:
+            raise Problem(404, "no-recording", "the show was cancelled: it has no replay")
         if stream["state"] != StreamState.ENDED:
             raise Problem(409, "not-ended", f"the show is {stream['state']}: its replay opens "
                           "when it ends")
@@ -71,12 +111,8 @@ def register(api: Api) -> None:
         snapshot = await read_snapshot(client, services.chat, stream["id"])
         if snapshot is None:
             raise Problem(404, "not-found", "no such stream")
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.xrange(stream_events_key(stream["id"]))
-            pipe.lrange(stream_agg_keys(stream["id"]).ticker, 0, -1)
-            logged, ticker = await pipe.execute()
-        events = [orjson.loads(fields[b"e"]) for _, fields in entries(logged)]
-        chat = await services.chat.history(stream["id"], REPLAY_CHAT)
+        show = await _show(call, stream["id"])
+        events = show.events
         products, stock = dict(snapshot.products), dict(snapshot.stock)
         missing = [p for p in _named_products(events, snapshot.tray) if p not in products]
         if missing:
@@ -87,6 +123,6 @@ def register(api: Api) -> None:
             "stream": snapshot.stream, "hls_url": hls_url(stream["id"]),
             "tray": snapshot.tray, "products": products, "stock": stock,
             "first_seq": events[0]["seq"] if events else snapshot.seq + 1,
-            "events": events, "sales": [orjson.loads(t) for t in reversed(ticker)],
-            "chat": list(reversed(chat)), "auction": snapshot.auction,
+            "events": events, "sales": show.sales, "chat": show.chat,
+            "auction": snapshot.auction,
         }, headers={"Cache-Control": _CACHE})

@@ -134,8 +134,11 @@ def register(api: Api) -> None:
         # awaited: one pipeline, one round trip (stream_of's read is the whole stream).
         exists = services.streams.start_exists(stream_id)
         wallet_read = services.wallets.start_get(buyer)
-        wallet = await wallet_read  # the same pipeline's answer: exists is in by then
-        if not await exists:
+        try:
+            wallet = await wallet_read  # the same pipeline's answer: exists is in by then
+        finally:
+            found = await exists  # collected even when the wallet's read failed
+        if not found:
             raise Problem(404, "not-found", "no such stream")
         wallet.pay_with()  # 409 wallet-missing: a winner is charged at once
         reply = await services.auctions.bid(  # a refusal: 409 with its `kind`

@@ -27,6 +27,7 @@ export function initial(snapshot) {
   state.stream = { ingest: "none", ...state.stream }; // snapshots before video had none
   state.just_bought = (state.just_bought || []).slice(0, TICKER_KEPT);
   state.auction = snapshot.auction ? auctionOf(snapshot.auction) : null; // older snapshots had none
+  state.auction_tick = null; // the latest tick's bid, whichever auction it names
   return state;
 }
 
@@ -52,7 +53,10 @@ export function reduce(state, message) {
     if (message.just_bought && message.just_bought.length) {
       next.just_bought = [...message.just_bought, ...state.just_bought].slice(0, TICKER_KEPT);
     }
-    if (message.auction) next.auction = applyBid(state.auction, message.auction);
+    if (message.auction) {
+      next.auction_tick = message.auction;
+      next.auction = applyBid(state.auction, message.auction);
+    }
     return next;
   }
   return state;
@@ -63,9 +67,11 @@ const AUCTION_BID_FIELDS = ["price_minor", "next_minor", "high_paddle", "bids", 
   "reserve_met"];
 
 // The auction after the tick's latest bid: only onto the same auction, and only a later bid
-// (`bids` counts them): a tick read before a sequenced event may arrive after it.
+// (`bids` counts them): a tick and the sequenced events race both ways (a tick read before
+// the close arrives after it; a page holding events for its picture applies a tick before
+// the event that opened the auction).
 function applyBid(auction, bid) {
-  if (!auction || auction.auction !== bid.auction || bid.bids <= auction.bids) return auction;
+  if (!auction || !bid || auction.auction !== bid.auction || bid.bids <= auction.bids) return auction;
   const next = { ...auction };
   for (const k of AUCTION_BID_FIELDS) next[k] = bid[k];
   return next;
@@ -109,17 +115,19 @@ function applyEvent(state, message) {
       next.stream = { ...state.stream, ingest: message.ingest };
       break;
     case "auction.created":
-      next.auction = { ...auctionOf({}), auction: message.auction, product: message.product,
+      next.auction = applyBid({ ...auctionOf({}), auction: message.auction, product: message.product,
         start_minor: message.start_minor, state: "scheduled", price_minor: 0,
-        next_minor: message.start_minor, bids: 0 };
+        next_minor: message.start_minor, bids: 0 }, state.auction_tick);
       break;
     case "auction.opened":
     case "auction.bid": // logs from before bids moved to the tick's state
     case "auction.closed":
       if (state.auction && state.auction.auction === message.auction) {
-        const fresh = auctionOf(message);
-        for (const k of ["auction", "product", "start_minor"]) fresh[k] = state.auction[k];
-        next.auction = fresh;
+        const moved = { ...state.auction, state: message.state ?? null, result: message.result ?? null };
+        if ((message.bids ?? 0) >= state.auction.bids) { // not older than a tick's
+          for (const k of AUCTION_BID_FIELDS) moved[k] = message[k] ?? null;
+        }
+        next.auction = applyBid(moved, state.auction_tick);
       }
       break;
     default:

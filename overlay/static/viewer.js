@@ -91,6 +91,7 @@ function cardOf(productId) {
 // picture's time, and a buy says how far behind it was: the server keeps the deal open for
 // this viewer as long as their screen shows it (docs/checkout.md "A deal on every screen").
 let pictureDelayMs = 0;
+const DEAL_DELAY_MAX_MS = 10_000;
 
 function render() {
   if (!state) return;
@@ -302,7 +303,9 @@ async function startHls() {
     player = await playHls(HLS_URL, video, {
       onPicture: (dateMs, origin) => {
         originMs = origin;
-        pictureDelayMs = Math.max(0, Math.round(client.now() - dateMs));
+        // As the server bounds it (`deal_viewer_delay_max_ms`, 10 s by default): a picture
+        // further behind (a stalled player) does not show a deal the server would refuse.
+        pictureDelayMs = Math.min(DEAL_DELAY_MAX_MS, Math.max(0, Math.round(client.now() - dateMs)));
         gate.pictured(ticks(dateMs, origin));
       },
       onFatal: () => {

@@ -170,8 +170,14 @@ async def test_retention_deletes_ended_recordings_past_their_time(tmp_path: Path
         playlist.write_text("#EXTM3U\n" + ("#EXT-X-ENDLIST\n" if ended else ""))
         then = time.time() - age_days * 86400
         os.utime(playlist, (then, then))
+    told: list[str] = []
+
+    async def deleted(stream_id: str) -> None:  # the node clears the stream's `recorded`
+        told.append(stream_id)
+    recordings.on_deleted = deleted
     assert await recordings.sweep() == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s_live", "s_new"]
+    assert told == ["s_old"]
     assert Recordings(tmp_path, retention_days=0).expired(time.time() + 10**9) == []
 
 
