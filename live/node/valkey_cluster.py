@@ -184,7 +184,7 @@ class LocalCluster:
                 raise ValkeyStartError(f"{state} describes {len(ports)} nodes, not {count}: "
                                        "use another data dir")
             return ports
-        ports: list[tuple[int, int]] = []
+        ports = []
         for _ in range(count):
             ports.append(_free_pair(self._host, {p for pair in ports for p in pair}))
         self._save_ports(ports)
