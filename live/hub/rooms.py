@@ -527,6 +527,33 @@ async def _next_message(pubsub: PubSub) -> dict[str, Any] | None:
     return message
 
 
+@dataclass(slots=True)
+class BusPace:
+    """Paces a cluster bus poll that keeps answering None early.
+
+    redis-py's sharded pub/sub answers None at once, without awaiting anything, in some
+    states (no shard connection held: the cluster gone, a failover half done): the bus loop
+    then never yielded, and hub processes were found spinning at 100 % CPU. Only a cluster
+    poll is paced, and only after `limit` early empty answers in a row: a plain
+    `get_message` answers None early on a subscribe confirmation, and so does a cluster poll
+    now and then, and waiting out every such poll delayed the next message (chat tests
+    failed on it). A message resets the count."""
+
+    limit: int = 3
+    pause_s: float = _CLUSTER_BUS_POLL_S
+    early: int = 0
+
+    async def after_empty(self, pubsub: PubSub, spent_s: float) -> None:
+        if not isinstance(pubsub, ClusterPubSub):
+            return
+        if spent_s >= _CLUSTER_BUS_POLL_S / 2:
+            self.early = 0
+            return
+        self.early += 1
+        if self.early >= self.limit:
+            await asyncio.sleep(self.pause_s)
+
+
 def _is_staff(message: dict[str, Any]) -> bool:
     return not STAFF_BADGES.isdisjoint(message.get("badges", ()))
 
@@ -540,6 +567,7 @@ class Hub:
         self.limits = limits
         self.rooms: dict[str, Room] = {}
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pace = BusPace()
         self._tasks: list[asyncio.Task[None]] = []
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._likes: dict[str, int] = {}
@@ -629,13 +657,22 @@ class Hub:
             room.event(int(orjson.loads(raw)["seq"]), raw, now)
 
     async def _bus_loop(self) -> None:
+        resubscribe = False
         while True:
             try:
+                if resubscribe:
+                    await self._resubscribe()
+                    resubscribe = False
                 if not self._pubsub.shard_channels:
                     await asyncio.sleep(self.limits.tick_s)
                     continue
+                started = time.monotonic()
                 message = await _next_message(self._pubsub)
-                if message is None or message["type"] != "smessage":
+                if message is None:
+                    await self._pace.after_empty(self._pubsub, time.monotonic() - started)
+                    continue
+                self._pace.early = 0
+                if message["type"] != "smessage":
                     continue
                 tag, _, kind = message["channel"].decode().rpartition(":")
                 room = self.rooms.get(unquote(tag.removeprefix("lc:{s:").removesuffix("}")))
@@ -652,9 +689,11 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # A failed resubscribe (the cluster still away) is tried again next turn:
+                # raised from here it would end the loop, and the hub would hear no more events.
                 log.exception("hub bus failed; resubscribing")
+                resubscribe = True
                 await asyncio.sleep(self.limits.tick_s)
-                await self._resubscribe()
 
     async def _resubscribe(self) -> None:
         try:

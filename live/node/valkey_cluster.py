@@ -11,7 +11,11 @@ distinct config epoch per primary, CLUSTER MEET, CLUSTER REPLICATE; then we wait
 Ports are chosen once and written to `cluster.json` in the data dir, so a restart on the
 same dir brings the same cluster back (each node rejoins from its nodes.conf). The cluster
 bus port is chosen too (valkey's default, port + 10000, can be past 65535 for an
-ephemeral port).
+ephemeral port). Both are chosen outside the kernel's ephemeral range
+(/proc/sys/net/ipv4/ip_local_port_range), where nothing takes them for an outgoing
+connection between the pick and the bind (a load test's client sockets did, and the
+cluster failed to start); a node of a new cluster that still finds one taken is started
+again on another pair before the cluster is formed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +42,9 @@ logger = logging.getLogger(__name__)
 SLOTS = 16384
 _STATE_NAME = "cluster.json"
 _POLL_S = 0.05
+_BIND_ATTEMPTS = 5  # pairs tried per node of a new cluster
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10000  # below: well-known and registered services are more likely
 
 
 class LocalCluster:
@@ -82,19 +91,11 @@ class LocalCluster:
         if self.nodes:
             raise RuntimeError("LocalCluster already started")
         self._data_dir.mkdir(parents=True, exist_ok=True)
+        fresh = not (self._data_dir / _STATE_NAME).exists()
         ports = self._ports()
         try:
-            for i, (port, bus) in enumerate(ports):
-                node = EmbeddedValkey(
-                    self._data_dir / f"node-{i}", host=self._host, port=port,
-                    appendfsync=self._appendfsync, extra_config={
-                        "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
-                        "cluster-port": str(bus),
-                        "cluster-node-timeout": str(self._node_timeout_ms),
-                        # A replica syncs at once (the default waits 5 s for others to join).
-                        "repl-diskless-sync-delay": "0"})
-                await node.start()
-                self.nodes.append(node)
+            for i in range(len(ports)):
+                self.nodes.append(await self._start_node(i, ports, fresh=fresh))
             clients = [redis.Redis(host=n.host, port=n.port, decode_responses=True)
                        for n in self.nodes]
             try:
@@ -142,6 +143,36 @@ class LocalCluster:
 
     # -- internals ----------------------------------------------------------------------
 
+    async def _start_node(self, i: int, ports: list[tuple[int, int]], *,
+                          fresh: bool) -> EmbeddedValkey:
+        """Start node `i` on `ports[i]`. In a new cluster (no node met another yet) a port or
+        bus port taken since the pick is replaced by another pair, saved in cluster.json;
+        a restarted cluster keeps its ports (its nodes know each other by them)."""
+        for attempt in range(1, _BIND_ATTEMPTS + 1):
+            port, bus = ports[i]
+            node = EmbeddedValkey(
+                self._data_dir / f"node-{i}", host=self._host, port=port,
+                appendfsync=self._appendfsync, extra_config={
+                    "cluster-enabled": "yes", "cluster-config-file": "nodes.conf",
+                    "cluster-port": str(bus),
+                    "cluster-node-timeout": str(self._node_timeout_ms),
+                    # A replica syncs at once (the default waits 5 s for others to join).
+                    "repl-diskless-sync-delay": "0"})
+            try:
+                await node.start()
+                return node
+            except ValkeyStartError as exc:
+                if not fresh or attempt == _BIND_ATTEMPTS or "in use" not in str(exc):
+                    raise
+                logger.warning("cluster node %d: port %d or bus port %d taken since picked; "
+                               "trying another pair", i, port, bus)
+                ports[i] = _free_pair(self._host, {p for pair in ports for p in pair})
+                self._save_ports(ports)
+        raise AssertionError("unreachable")
+
+    def _save_ports(self, ports: list[tuple[int, int]]) -> None:
+        (self._data_dir / _STATE_NAME).write_text(json.dumps({"ports": ports}))
+
     def _ports(self) -> list[tuple[int, int]]:
         """(port, bus port) per node: those of `cluster.json`, else free ones, written there."""
         state = self._data_dir / _STATE_NAME
@@ -153,8 +184,10 @@ class LocalCluster:
                 raise ValkeyStartError(f"{state} describes {len(ports)} nodes, not {count}: "
                                        "use another data dir")
             return ports
-        ports = [(free_port(self._host), free_port(self._host)) for _ in range(count)]
-        state.write_text(json.dumps({"ports": ports}))
+        ports = []
+        for _ in range(count):
+            ports.append(_free_pair(self._host, {p for pair in ports for p in pair}))
+        self._save_ports(ports)
         return ports
 
     async def _formed(self, clients: list[redis.Redis]) -> bool:
@@ -195,6 +228,43 @@ class LocalCluster:
             return True
 
         await _until(ready)
+
+
+def _free_pair(host: str, taken: set[int]) -> tuple[int, int]:
+    """A (port, bus port) pair free right now, not in `taken`, outside the kernel's
+    ephemeral range when there is room outside it (else any free ports)."""
+    low, high = _ephemeral_range()
+    candidates = [r for r in (range(_LOWEST_PORT, low), range(high + 1, 65536)) if len(r)]
+    if not candidates:
+        return free_port(host), free_port(host)
+    picked: list[int] = []
+    for _ in range(1000):  # bounded: a host with no free port there falls back below
+        if len(picked) == 2:
+            return picked[0], picked[1]
+        chosen = random.choice(candidates)
+        port = random.randrange(chosen.start, chosen.stop)
+        if port not in taken and port not in picked and _bindable(host, port):
+            picked.append(port)
+    return free_port(host), free_port(host)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections (Linux's default if unknown)."""
+    try:
+        low, high = (int(x) for x in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def _bindable(host: str, port: int) -> bool:
+    family = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _parse_nodes(text: str) -> list[str]:

@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import astuple
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -24,14 +26,16 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection, connect
 
+from checkout.ids import StreamId
 from checkout.store.batcher import CommandBatcher
 from checkout.store.keys import (brand_agg_keys, brand_products_key, creator_agg_keys,
                                  creator_links_key, product_keys, stream_agg_keys, stream_key)
 from conftest import UNIT, Live, make_settings, start_hub, start_node, stop_node
+from live.hub.rooms import Hub, HubLimits
 from live.node.services import Services
 from live.node.valkey_check import ValkeyRequirementError, check_server
 from live.node.valkey_cluster import LocalCluster
@@ -415,3 +419,50 @@ async def test_an_auction_on_the_cluster_shows_its_bids_and_two_nodes_close_it_i
     assert (order.json()["state"], order.json()["amount_minor"]) == ("paid", 2050)
     levels = (await stock_of(clive, product["id"]))["default"]
     assert (levels["available"], levels["held"], levels["sold"]) == (0, 0, 1)
+
+
+async def test_a_bus_poll_that_answers_none_at_once_does_not_spin_the_hub(
+        cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis-py's sharded pub/sub answers None at once, awaiting nothing, in some states
+    (no shard connection held: orphaned hub processes were found at 94 % CPU in
+    `get_sharded_message`). Here the hub's ClusterPubSub answers so for 3 s: the hub's
+    process must not burn a core meanwhile (a bound on CPU time over wall time, measured
+    from a thread, since a loop that never yields would not let the test measure it), and
+    the poll must deliver again after it."""
+    client = connect_cluster(cluster.url)
+    await client.initialize()  # type: ignore[attr-defined]  # a RedisCluster
+    hub = Hub(client, "spin-test", HubLimits())
+    stream = StreamId("spintest")
+    await hub.room(stream, [])
+    pubsub = hub._pubsub
+    assert isinstance(pubsub, ClusterPubSub)
+    broken = threading.Event()
+    real = pubsub.get_sharded_message
+
+    async def answers_none_at_once(**kwargs: Any) -> dict[str, Any] | None:
+        if broken.is_set():
+            return None
+        return await real(**kwargs)
+
+    monkeypatch.setattr(pubsub, "get_sharded_message", answers_none_at_once)
+
+    def cpu_share_while_broken(seconds: float) -> float:
+        broken.set()
+        try:
+            cpu, wall = time.process_time(), time.monotonic()
+            time.sleep(seconds)
+            return (time.process_time() - cpu) / (time.monotonic() - wall)
+        finally:
+            broken.clear()
+
+    hub.start()
+    try:
+        share = await asyncio.to_thread(cpu_share_while_broken, 3.0)
+        assert share < 0.3, f"the hub used {share:.0%} of a core on a poll answering None"
+        heard: list[int | None] = []
+        await hub.tap(stream, [], lambda seq, _event: heard.append(seq))
+        await client.spublish(events_channel(stream), orjson.dumps({"seq": 1, "type": "x"}))
+        await eventually(lambda: heard == [1], "the event after the poll mended")
+    finally:
+        await hub.close()
+        await client.aclose()
