@@ -102,7 +102,7 @@ async def test_a_socket_over_its_cap_skips_chat_but_is_owed_the_staff_messages()
     assert chats(sink) == []
     sink.unread = 0
     room.apply_state({"seq": 0, "stock": {}, "deal_sold": {}, "viewers": 0, "likes": 0,
-                      "sales": {}, "ticker": [], "reactions": {}}, now=0.2)
+                      "sales": {}, "ticker": [], "reactions": {}, "auction": None}, now=0.2)
     assert texts(sink) == ["message 2"]
     assert sub.owed_chat == []
 
@@ -118,7 +118,7 @@ async def test_a_message_deleted_while_owed_to_a_slow_socket_is_never_sent() -> 
     room.event(1, logged(1, "chat.deleted", id=message(1)["id"]), now=0.15)
     sink.unread = 0
     room.apply_state({"seq": 1, "stock": {}, "deal_sold": {}, "viewers": 0, "likes": 0,
-                      "sales": {}, "ticker": [], "reactions": {}}, now=0.2)
+                      "sales": {}, "ticker": [], "reactions": {}, "auction": None}, now=0.2)
     assert texts(sink) == ["message 2"]
 
 
@@ -159,4 +159,4 @@ async def test_a_deletion_between_two_chunks_of_a_tick_reaches_the_later_sockets
 
 def tick_state(**parts: Any) -> dict[str, Any]:
     return {"seq": 0, "stock": {}, "deal_sold": {}, "viewers": 0, "likes": 0, "sales": {},
-            "ticker": [], "reactions": {}, **parts}
+            "ticker": [], "reactions": {}, "auction": None, **parts}
