@@ -9,7 +9,8 @@ and glass-to-glass latency of WebRTC and HLS with the frame counter.
 2. Glass to glass, with nobody else watching: one WHEP viewer (aiortc) decodes every frame
    and reads its counter (when it got it minus when it was captured), and one HLS viewer
    polls the playlist as a player does and decodes each segment with PyAV once fetched:
-   (a) a frame is available to a player when its segment's fetch completes; (b) a player
+   (a) a frame is available to a player when its segment's fetch completes (the
+   segments fetched at the join, old already, left out); (b) a player
    that holds `LIVE_SYNC_COUNT` (3) target durations behind the live edge (hls.js's
    default, the viewer page's) shows, at that moment, the frame whose media time is the
    segment's end minus 3 target durations: that frame's age is the player's latency.
@@ -59,6 +60,7 @@ _TOKEN_TTL_S = 6 * 3600
 _PLAYLIST_TIMEOUT_S = 40.0
 _COUNTER_WRAP = 1 << 16
 _ORIGIN_LINE = re.compile(rb"GET (/hls/[^ ?\"]+)")
+_SPAWN_SETTLE_S = 5.0  # the viewer processes' imports done before the show is measured
 _IDLE_WINDOW_S = 5.0  # the node's CPU with the publisher and the recorder, nobody watching
 _MAX_LAG_SEGMENTS = 2  # a served viewer's last segment is at most this far from the edge
 
@@ -179,7 +181,8 @@ async def _glass_hls(server: ServerProcess, stream: str, camera: TimedCounterTra
                 unreadable += 1
                 continue
             counters.append(n)
-            if n in camera.captured:
+            # The segments fetched at the join were old already: not when a frame came out.
+            if n in camera.captured and i >= LIVE_SYNC_COUNT:
                 age = seg.fetched_at - camera.captured[n]
                 available.append(age)
                 if k == 0:
@@ -234,10 +237,19 @@ async def _live_edge(http: httpx.AsyncClient, stream: str) -> int:
     return parse_playlist(r.text).segments[-1][0]
 
 
+async def _ingest(http: httpx.AsyncClient, stream: str, host: dict[str, str]) -> str:
+    """The node's view of the publisher: "live" while it gets its picture."""
+    r = await http.get(f"/api/v1/streams/{stream}/video", headers=host)
+    r.raise_for_status()
+    stats = r.json()
+    return str(stats.get("ingest")) if stats.get("publisher") else "no publisher"
+
+
 async def _one_run(server: ServerProcess, http: httpx.AsyncClient, stream: str,
-                   fleet: HlsFleet, n: int, via: NginxCache | None,
+                   host_auth: dict[str, str], fleet: HlsFleet, n: int, via: NginxCache | None,
                    config: HlsConfig) -> dict[str, Any]:
     assert server.pid is not None
+    edge0 = await _live_edge(http, stream)
     host, port = ("127.0.0.1", via.port) if via is not None else (server.host, server.port)
     log_at = _log_size(server)
     cpu0 = {"node": cpu_seconds(server.pid), "node_tree": tree_cpu_seconds([server.pid]),
@@ -250,6 +262,7 @@ async def _one_run(server: ServerProcess, http: httpx.AsyncClient, stream: str,
     answers = await fleet.run(host, port, f"/hls/{stream}/", n, start, config.segment_s, end)
     wall = time.monotonic() - t0
     edge = await _live_edge(http, stream)
+    ingest = await _ingest(http, stream, host_auth)
     origin, _ = _origin_requests(server, log_at, stream)
     fleet_cpu = sum(cpu_seconds(pid) - fleet_cpu0.get(pid, 0.0) for pid in fleet.pids)
     cpu = {"node": cpu_seconds(server.pid) - cpu0["node"],
@@ -279,6 +292,10 @@ async def _one_run(server: ServerProcess, http: httpx.AsyncClient, stream: str,
         "errors_sample": errors[:3],
         "segments_fetched": sum(v["count"] for v in viewers),
         "distinct_segments": len(fetched), "live_edge": edge,
+        # The show went on: the recording advanced through the window, the publisher is live.
+        "segments_written": edge - edge0, "ingest_after": ingest,
+        "stream_advanced": (edge - edge0 >= config.window_s / config.segment_s - 2
+                            and ingest == "live"),
         "lag_segments": {str(k): v for k, v in sorted(lags.items())},
         "segment_ms": seg_hist.summary().as_dict(),
         "playlist_ms": playlist_hist.summary().as_dict(),
@@ -317,6 +334,21 @@ async def _wait_playlist(http: httpx.AsyncClient, stream: str, segments: int,
                        f"{_PLAYLIST_TIMEOUT_S:.0f} s\nserver log tail:\n{server.log_tail(30)}")
 
 
+async def _wait_ingest_and_edge(http: httpx.AsyncClient, stream: str, host: dict[str, str],
+                                server: ServerProcess) -> None:
+    """A new publisher is live and the recording has written two segments of it."""
+    deadline = time.monotonic() + _PLAYLIST_TIMEOUT_S
+    while await _ingest(http, stream, host) != "live":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the publisher did not come back\n{server.log_tail(30)}")
+        await asyncio.sleep(0.25)
+    edge = await _live_edge(http, stream)
+    while await _live_edge(http, stream) < edge + 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the recording did not go on\n{server.log_tail(30)}")
+        await asyncio.sleep(0.25)
+
+
 async def run_hls(config: HlsConfig) -> dict[str, Any]:
     """Run the whole scenario; returns the report (see `loadtest.hls_report`)."""
     config.validate()
@@ -338,8 +370,8 @@ async def run_hls(config: HlsConfig) -> dict[str, Any]:
                                                                  timeout=30))
         token = tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S)
         camera = TimedCounterTrack(busy=config.picture == "busy")
-        publisher = await publish(http, shop.stream, token, camera)
-        stack.push_async_callback(publisher.stop)
+        publishers = [await publish(http, shop.stream, token, camera)]
+        stack.push_async_callback(lambda: publishers[-1].stop())
         await _wait_playlist(http, shop.stream, LIVE_SYNC_COUNT + 1, server)
         report["stream"] = shop.stream
         if config.glass_window_s > 0:
@@ -360,18 +392,32 @@ async def run_hls(config: HlsConfig) -> dict[str, Any]:
         log.info("no viewers: node CPU %.1f%% of a core (ingest decode, encode, recording)",
                  report["node_cpu_no_viewers_pct"])
         fleet = await stack.enter_async_context(HlsFleet(config.viewers_per_process))
+        fleet.spawn_for(max(config.viewers))
+        await asyncio.sleep(_SPAWN_SETTLE_S)
         cache = None
         if config.cache:
             cache = await stack.enter_async_context(
                 NginxCache(server.port, workers=config.nginx_workers))
-        for n in config.viewers:
-            if config.direct:
-                report["runs"].append(await _one_run(server, http, shop.stream, fleet, n,
-                                                     None, config))
-            if cache is not None:
-                report["runs"].append(await _one_run(server, http, shop.stream, fleet, n,
-                                                     cache, config))
+        host_auth = {"Authorization": f"Bearer {token}"}
+        # Every N through the cache first, then straight at the node: a node saturated
+        # straight on can lose its publisher; before each run a lost one publishes again.
+        plan = [(n, cache) for n in config.viewers if cache is not None]
+        plan += [(n, None) for n in config.viewers if config.direct]
+        for n, via in plan:
+            if await _ingest(http, shop.stream, host_auth) != "live":
+                log.info("the publisher was lost; publishing again")
+                # Gone without a DELETE (that would end the show): a new WHIP publish
+                # within the node's reconnect grace resumes the stream.
+                await publishers[-1].vanish()
+                publishers.append(await publish(http, shop.stream, token,
+                                                TimedCounterTrack(config.picture == "busy")))
+                await _wait_ingest_and_edge(http, shop.stream, host_auth, server)
+                report["republished"] = report.get("republished", 0) + 1
+            run = await _one_run(server, http, shop.stream, host_auth, fleet, n, via, config)
+            report["runs"].append(run)
         report["server_log_errors"] = log_errors(server.log_tail(1_000_000))
+        report["publisher_lost"] = [line[-200:] for line in server.log_tail(1_000_000)
+                                    .splitlines() if "lost its publisher" in line]
     report["seconds"] = round(time.monotonic() - started, 1)
     report["machine"] = machine_info(load_before[0])
     report["date"] = now_iso()

@@ -30,11 +30,12 @@ async def test_small_hls_viewers_get_every_segment_and_the_cache_collapses_fetch
     async with asyncio.timeout(180 * UNIT):
         report = await run_hls(config)
     print_hls_report(report)
-    direct, cached = report["runs"]
+    cached, direct = report["runs"]
     assert (direct["via"], cached["via"]) == ("direct", "nginx")
     for run in (direct, cached):
         assert run["viewers"] == run["viewers_served"] == run["viewers_in_order"] == VIEWERS
         assert run["viewers_with_errors"] == 0
+        assert run["stream_advanced"] and run["ingest_after"] == "live"
         assert run["distinct_segments"] >= 3
         assert run["segments_fetched"] >= VIEWERS * 3
         assert run["segment_ms"]["count"] == run["segments_fetched"]
