@@ -143,7 +143,7 @@ def _decode(init: bytes, segment: bytes) -> list[tuple[float, int | None]]:
     out: list[tuple[float, int | None]] = []
     with av.open(io.BytesIO(init + segment), "r", format="mp4") as container:
         for frame in container.decode(video=0):
-            at = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+            at = float(frame.time) if frame.time is not None else 0.0
             out.append((at, read_counter(frame)))
     return out
 
@@ -401,7 +401,8 @@ async def run_hls(config: HlsConfig) -> dict[str, Any]:
         host_auth = {"Authorization": f"Bearer {token}"}
         # Every N through the cache first, then straight at the node: a node saturated
         # straight on can lose its publisher; before each run a lost one publishes again.
-        plan = [(n, cache) for n in config.viewers if cache is not None]
+        plan: list[tuple[int, NginxCache | None]] = [
+            (n, cache) for n in config.viewers if cache is not None]
         plan += [(n, None) for n in config.viewers if config.direct]
         for n, via in plan:
             if await _ingest(http, shop.stream, host_auth) != "live":

@@ -42,6 +42,7 @@ _PIPE_POLL_S = 1.0
 _REQUEST_TIMEOUT_S = 10.0
 _ERRORS_KEPT = 3
 _NICE = 5
+_ANSWER_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +278,14 @@ class HlsFleet:
 
     @staticmethod
     async def _call(child: _Child, args: dict[str, Any], timeout_s: float) -> Any:
+        """Wait for the answer on the loop, not in a thread: a run's wait is as long as the
+        run, and one thread per process blocked in poll() would take the default executor,
+        which aiortc encodes the publisher's camera in (6 threads on 2 cores)."""
         child.pipe.send(("run", args))
-        return await answer(child.pipe, timeout_s, f"HLS viewer process {child.proc.pid}")
+        deadline = time.monotonic() + timeout_s
+        while not child.pipe.poll() and time.monotonic() < deadline:
+            await asyncio.sleep(_ANSWER_POLL_S)
+        return await answer(child.pipe, 1.0, f"HLS viewer process {child.proc.pid}")
 
     async def __aenter__(self) -> Self:
         return self
