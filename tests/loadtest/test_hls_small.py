@@ -52,7 +52,8 @@ async def test_small_hls_viewers_get_every_segment_and_the_cache_collapses_fetch
     hls = glass["hls"]
     assert hls["segments"] >= 3 and hls["errors"] == 0 and hls["unreadable_frames"] == 0
     assert hls["frames_in_order"] and hls["segments_in_order"]
-    assert hls["available_ms"]["count"] == hls["frames_read"]
+    # every frame of the segments that came out while watching (not those of the join)
+    assert 0 < hls["available_ms"]["count"] < hls["frames_read"]
     assert hls["player_3_behind_ms"]["count"] > 0
     assert report["server_log_errors"]["count"] == 0
     assert exact(report)
