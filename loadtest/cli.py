@@ -69,6 +69,8 @@ def add_loadtest_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_cluster_sale_args(scenarios)
     from loadtest.auction_cli import add_auction_args
     add_auction_args(scenarios)
+    from loadtest.hls_cli import add_hls_args
+    add_hls_args(scenarios)
 
 
 def add_args(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,6 +112,9 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if args.scenario == "auction":
         from loadtest.auction_cli import run_auction_cli
         return run_auction_cli(args)
+    if args.scenario == "hls":
+        from loadtest.hls_cli import run_hls_cli
+        return run_hls_cli(args)
     raise SystemExit(f"unknown scenario {args.scenario}")
 
 

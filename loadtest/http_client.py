@@ -104,7 +104,10 @@ class _Protocol(asyncio.Protocol):
 
 
 class HttpConnection:
-    """One keep-alive connection to host:port; `request` reconnects lazily if closed."""
+    """One keep-alive connection to host:port; `request` reconnects lazily if closed.
+    A subclass may name its own `protocol_class` (e.g. one that also reads a header)."""
+
+    protocol_class: type[_Protocol] = _Protocol
 
     def __init__(self, host: str, port: int, *, connect_timeout_s: float = 5.0) -> None:
         self.host = host
@@ -123,7 +126,8 @@ class HttpConnection:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+                _, protocol = await loop.create_connection(self.protocol_class, self.host,
+                                                           self.port)
         except (OSError, TimeoutError) as exc:
             raise ConnectionFailed(f"connect to {self.host}:{self.port}: {exc!r}") from None
         self._protocol = protocol
@@ -148,6 +152,11 @@ class HttpConnection:
         if not reply.keep_alive:
             self.close()
         return reply
+
+    @property
+    def protocol(self) -> _Protocol | None:
+        """The open connection's protocol (None when closed)."""
+        return self._protocol
 
     def close(self) -> None:
         protocol, self._protocol = self._protocol, None

@@ -77,16 +77,19 @@ class ServerProcess:
     @classmethod
     def livecart(cls, *, durability: str = "appendfsync", secret: str | None = None,
                  log_level: str | None = None, data_dir: Path | None = None,
-                 keep_data: bool = False, settings: dict[str, str] | None = None) -> Self:
+                 keep_data: bool = False, settings: dict[str, str] | None = None,
+                 access_log: bool = False) -> Self:
         """`livecart serve` with an embedded Valkey in a fresh data dir; `settings` are more
-        LIVECART_* variables (e.g. {"LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1"})."""
+        LIVECART_* variables (e.g. {"LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1"}); `access_log`:
+        a line per request in its log (what the HLS load test counts at the origin)."""
         secret = secret or secrets.token_hex(32)
         # The hub's WebSocket port defaults to HTTP port + 1, which nobody checked was free.
         env = {"LIVECART_JWT_SECRET": secret, "LIVECART_WS_PORT": "0", **(settings or {})}
         if log_level:
             env["LIVECART_LOG_LEVEL"] = log_level
-        server = cls([sys.executable, "-m", "live.node.cli", "serve", "--durability", durability],
-                     name="livecart", env=env, data_dir=data_dir, keep_data=keep_data)
+        argv = [sys.executable, "-m", "live.node.cli", "serve", "--durability", durability]
+        server = cls(argv + (["--access-log"] if access_log else []), name="livecart", env=env,
+                     data_dir=data_dir, keep_data=keep_data)
         server.secret = secret
         return server
 

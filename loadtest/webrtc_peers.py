@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,7 @@ class Viewer:
     http: httpx.AsyncClient
     location: str = ""
     counters: list[int] = field(default_factory=list)
+    counter_at: list[float] = field(default_factory=list)  # time.monotonic() each was read
     frames: int = 0  # decoded
     messages: list[dict[str, Any]] = field(default_factory=list)
     audio_frames: int = 0
@@ -109,6 +111,7 @@ class Viewer:
                 number = read_counter(frame) if isinstance(frame, av.VideoFrame) else None
                 if number is not None:
                     self.counters.append(number)
+                    self.counter_at.append(time.monotonic())
         except MediaStreamError:
             self.ended.set()
 

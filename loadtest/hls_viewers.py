@@ -1,0 +1,333 @@
+"""HLS viewers for the HLS load test: lean HTTP clients that poll a live playlist as a
+player does, spread over client processes.
+
+A viewer (`watch_live`) joins three segments behind the live edge (hls.js's
+liveSyncDurationCount, which the viewer page uses), then reloads the playlist every target
+duration (half of it when nothing changed, as hls.js does), with If-None-Match, and fetches
+each new segment once, in order (the init segment once per run). It times every segment and
+playlist fetch (request written to body complete) into HdrHistograms and keeps the sequence
+numbers it got, so the parent can check nobody missed or repeated one.
+
+`HlsFleet` spawns processes of up to `per_process` viewers; each answers `run` (viewers
+until an end time on CLOCK_MONOTONIC, one clock for every process on the machine) over a
+pipe, exits when told, when the pipe closes, or after `_LIFETIME_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from loadtest.child_procs import answer, stop_children
+from loadtest.histogram import LatencyHistogram
+from loadtest.http_client import (ConnectionFailed, HttpConnection, RequestTimeout,
+                                  _Protocol, encode_request)
+
+__all__ = ["HlsFleet", "Playlist", "parse_playlist", "watch_live", "ViewerLog",
+           "EtagConnection", "LIVE_SYNC_COUNT"]
+
+log = logging.getLogger(__name__)
+
+LIVE_SYNC_COUNT = 3  # hls.js liveSyncDurationCount: segments behind the live edge
+_LIFETIME_S = 3600.0
+_PIPE_POLL_S = 1.0
+_REQUEST_TIMEOUT_S = 10.0
+_ERRORS_KEPT = 3
+_NICE = 5
+_ANSWER_POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Playlist:
+    target_s: float
+    media_sequence: int
+    segments: list[tuple[int, str]]  # (seq, uri) in order
+    maps: dict[int, str]  # seq -> the init segment (EXT-X-MAP) it needs
+    ended: bool
+
+
+def parse_playlist(text: str) -> Playlist:
+    """The few tags a player needs from the recorder's media playlist (playlist.py)."""
+    target, media_seq, ended = 2.0, 0, False
+    current_map = ""
+    segments: list[tuple[int, str]] = []
+    maps: dict[int, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXT-X-TARGETDURATION:"):
+            target = float(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            media_seq = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-MAP:"):
+            current_map = line.split('URI="', 1)[1].split('"', 1)[0]
+        elif line.startswith("#EXT-X-ENDLIST"):
+            ended = True
+        elif line and not line.startswith("#"):
+            seq = media_seq + len(segments)
+            segments.append((seq, line))
+            maps[seq] = current_map
+    return Playlist(target, media_seq, segments, maps, ended)
+
+
+class _EtagProtocol(_Protocol):
+    """Also reads the reply's ETag (httptools calls on_header only where it is defined)."""
+
+    etag: str | None = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.etag = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"etag":
+            self.etag = value.decode("latin-1")
+
+
+class EtagConnection(HttpConnection):
+    """A keep-alive connection whose `get` also returns the reply's ETag."""
+
+    protocol_class = _EtagProtocol
+
+    async def get(self, raw: bytes, timeout_s: float = _REQUEST_TIMEOUT_S
+                  ) -> tuple[int, bytes, str | None]:
+        await self.open()
+        protocol = self.protocol
+        reply = await self.request(raw, timeout_s)
+        etag = protocol.etag if isinstance(protocol, _EtagProtocol) else None
+        return reply.status, reply.body, etag
+
+
+@dataclass(eq=False)
+class ViewerLog:
+    """What one viewer got."""
+
+    segments: list[int] = field(default_factory=list)  # seqs fetched, in fetch order
+    inits: int = 0
+    playlists: int = 0
+    not_modified: int = 0  # playlist reloads answered 304
+    bytes: int = 0
+    errors: int = 0
+    first_error: str = ""
+
+    def fail(self, why: str) -> None:
+        self.errors += 1
+        self.first_error = self.first_error or why
+
+    def summary(self) -> dict[str, Any]:
+        seqs = self.segments
+        contiguous = all(b == a + 1 for a, b in zip(seqs, seqs[1:]))
+        return {"first": seqs[0] if seqs else None, "last": seqs[-1] if seqs else None,
+                "count": len(seqs), "in_order": contiguous, "inits": self.inits,
+                "playlists": self.playlists, "not_modified": self.not_modified,
+                "bytes": self.bytes, "errors": self.errors, "first_error": self.first_error}
+
+
+async def watch_live(conn: EtagConnection, host: str, prefix: str, end_at: float,
+                     seg_hist: LatencyHistogram, playlist_hist: LatencyHistogram,
+                     got: ViewerLog, on_segment: Any = None) -> None:
+    """Play `prefix`index.m3u8 as a player would until `end_at` (time.monotonic).
+    `on_segment(seq, init_bytes, segment_bytes, fetched_at, playlist)`, if given, is awaited
+    after each segment arrives (the glass-to-glass viewer decodes there)."""
+    playlist_path = prefix + "index.m3u8"
+    etag: str | None = None
+    next_seq: int | None = None
+    init_uri, init_data = "", b""
+    while time.monotonic() < end_at:
+        headers = {"If-None-Match": etag} if etag else {}
+        t0 = time.monotonic()
+        try:
+            status, body, new_etag = await conn.get(encode_request("GET", playlist_path, host,
+                                                                   headers))
+        except (ConnectionFailed, RequestTimeout) as exc:
+            got.fail(f"playlist: {type(exc).__name__}: {exc}")
+            await asyncio.sleep(1.0)
+            continue
+        playlist_hist.record(time.monotonic() - t0)
+        got.playlists += 1
+        changed = False
+        target_s = 2.0
+        if status == 304:
+            got.not_modified += 1
+        elif status != 200:
+            got.fail(f"playlist: HTTP {status}")
+        else:
+            etag = new_etag
+            playlist = parse_playlist(body.decode())
+            target_s = playlist.target_s
+            listed = playlist.segments
+            if next_seq is None and listed:  # join LIVE_SYNC_COUNT segments behind the edge
+                next_seq = listed[max(0, len(listed) - LIVE_SYNC_COUNT)][0]
+            for seq, uri in listed:
+                if next_seq is None or seq < next_seq or time.monotonic() >= end_at:
+                    continue
+                if seq > next_seq:  # it fell out of the window before we got it
+                    got.fail(f"segment {next_seq} missed")
+                wanted = playlist.maps[seq]
+                if wanted != init_uri:
+                    data = await _fetch(conn, host, prefix + wanted, None, got)
+                    if data is None:
+                        break
+                    init_uri, init_data = wanted, data
+                    got.inits += 1
+                data = await _fetch(conn, host, prefix + uri, seg_hist, got)
+                if data is None:
+                    break
+                fetched_at = time.monotonic()
+                got.segments.append(seq)
+                next_seq, changed = seq + 1, True
+                if on_segment is not None:
+                    await on_segment(seq, init_data, data, fetched_at, playlist)
+        # hls.js: reload after the target duration, half of it when nothing was new
+        delay = target_s if changed else target_s / 2
+        await asyncio.sleep(max(0.0, min(delay, end_at - time.monotonic())))
+
+
+async def _fetch(conn: EtagConnection, host: str, path: str, hist: LatencyHistogram | None,
+                 got: ViewerLog) -> bytes | None:
+    t0 = time.monotonic()
+    try:
+        status, body, _ = await conn.get(encode_request("GET", path, host))
+    except (ConnectionFailed, RequestTimeout) as exc:
+        got.fail(f"{path.rsplit('/', 1)[-1]}: {type(exc).__name__}: {exc}")
+        return None
+    if status != 200:
+        got.fail(f"{path.rsplit('/', 1)[-1]}: HTTP {status}")
+        return None
+    if hist is not None:
+        hist.record(time.monotonic() - t0)
+    got.bytes += len(body)
+    return body
+
+
+async def run_viewers(host: str, port: int, prefix: str, count: int, start_at: float,
+                      spread_s: float, end_at: float) -> dict[str, Any]:
+    """`count` viewers, each joining at a random moment of [start_at, start_at + spread_s)
+    (an audience is not in step) on its own keep-alive connection, until `end_at`."""
+    seg_hist, playlist_hist = LatencyHistogram(), LatencyHistogram()
+    logs = [ViewerLog() for _ in range(count)]
+    authority = f"{host}:{port}"
+
+    async def one(got: ViewerLog) -> None:
+        await asyncio.sleep(max(0.0, start_at + random.random() * spread_s - time.monotonic()))
+        conn = EtagConnection(host, port)
+        try:
+            await watch_live(conn, authority, prefix, end_at, seg_hist, playlist_hist, got)
+        except Exception as exc:  # one viewer's bug is reported, not the fleet's end
+            got.fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(one(g) for g in logs))
+    return {"segment_hist": seg_hist.encode(), "playlist_hist": playlist_hist.encode(),
+            "viewers": [g.summary() for g in logs]}
+
+
+@dataclass(eq=False)
+class _Child:
+    proc: multiprocessing.process.BaseProcess
+    pipe: multiprocessing.connection.Connection
+
+
+class HlsFleet:
+    """Client processes of HLS viewers; `async with` ends them all."""
+
+    def __init__(self, per_process: int) -> None:
+        self.per_process = per_process
+        self._children: list[_Child] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.proc.pid for c in self._children if c.proc.pid is not None]
+
+    def spawn_for(self, count: int) -> None:
+        """Start the processes `count` viewers need now: a process starting mid-show costs a
+        burst of CPU (imports) that on two cores can starve the publisher for seconds."""
+        while len(self._children) < -(-count // self.per_process):
+            self._spawn()
+
+    async def run(self, host: str, port: int, prefix: str, count: int, start_at: float,
+                  spread_s: float, end_at: float) -> list[dict[str, Any]]:
+        """`count` viewers spread over as many processes as needed, until `end_at`."""
+        needed = -(-count // self.per_process)
+        while len(self._children) < needed:
+            self._spawn()
+        shares = [count // needed + (1 if i < count % needed else 0) for i in range(needed)]
+        args = {"host": host, "port": port, "prefix": prefix, "start_at": start_at,
+                "spread_s": spread_s, "end_at": end_at}
+        timeout = end_at - time.monotonic() + 60
+        return list(await asyncio.gather(*(
+            self._call(child, {**args, "count": share}, timeout)
+            for child, share in zip(self._children, shares))))
+
+    def _spawn(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        ours, theirs = ctx.Pipe()
+        proc = ctx.Process(target=child_main, args=(theirs,), name="loadtest-hls-viewers",
+                           daemon=True)
+        proc.start()
+        theirs.close()
+        self._children.append(_Child(proc, ours))
+
+    @staticmethod
+    async def _call(child: _Child, args: dict[str, Any], timeout_s: float) -> Any:
+        """Wait for the answer on the loop, not in a thread: a run's wait is as long as the
+        run, and one thread per process blocked in poll() would take the default executor,
+        which aiortc encodes the publisher's camera in (6 threads on 2 cores)."""
+        child.pipe.send(("run", args))
+        deadline = time.monotonic() + timeout_s
+        while not child.pipe.poll() and time.monotonic() < deadline:
+            await asyncio.sleep(_ANSWER_POLL_S)
+        return await answer(child.pipe, 1.0, f"HLS viewer process {child.proc.pid}")
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        children, self._children = self._children, []
+        await stop_children([(c.proc, c.pipe) for c in children], 30)
+
+
+async def _main(pipe: multiprocessing.connection.Connection) -> None:
+    deadline = time.monotonic() + _LIFETIME_S
+    while time.monotonic() < deadline:
+        if not await asyncio.to_thread(pipe.poll, _PIPE_POLL_S):
+            continue
+        try:
+            op, args = pipe.recv()
+        except EOFError:  # the parent is gone
+            return
+        if op == "exit":
+            return
+        if op != "run":
+            pipe.send(("error", f"unknown command {op!r}"))
+            continue
+        pipe.send(("ok", await run_viewers(**args)))
+    log.warning("HLS viewer process lifetime over; exiting")
+
+
+def child_main(pipe: multiprocessing.connection.Connection) -> None:
+    import uvloop
+
+    # The load generator yields to what it measures: the node and the publisher's camera
+    # share these cores, and a camera starved for 3 s is a lost publisher to the node.
+    with contextlib.suppress(OSError):
+        os.nice(_NICE)
+
+    logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_main(pipe))
+    except BaseException as exc:  # the parent hears why instead of waiting for nothing
+        with contextlib.suppress(OSError):
+            pipe.send(("error", repr(exc)))
+        raise
+    finally:
+        pipe.close()
