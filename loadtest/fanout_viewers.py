@@ -36,6 +36,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 
+from loadtest.child_procs import run_child
 from loadtest.histogram import LatencyHistogram
 
 __all__ = ["Viewer", "ViewerPool", "ViewerOptions", "Worker", "child_main"]
@@ -465,16 +466,4 @@ class Worker:
 def child_main(pipe: multiprocessing.connection.Connection, options: ViewerOptions,
                worker: type[Worker] = Worker) -> None:
     """A client process: `worker`'s command loop on uvloop until told to exit."""
-    import uvloop
-
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(worker(pipe, options).main())
-    except BaseException as exc:  # the parent hears why instead of waiting for nothing
-        try:
-            pipe.send(("error", repr(exc)))
-        except OSError:
-            pass
-        raise
-    finally:
-        pipe.close()
+    run_child(pipe, lambda: worker(pipe, options).main())

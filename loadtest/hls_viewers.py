@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from loadtest.child_procs import answer, stop_children
+from loadtest.child_procs import answer, run_child, stop_children
 from loadtest.histogram import LatencyHistogram
 from loadtest.http_client import (ConnectionFailed, HttpConnection, RequestTimeout,
                                   _Protocol, encode_request)
@@ -42,7 +42,6 @@ _PIPE_POLL_S = 1.0
 _REQUEST_TIMEOUT_S = 10.0
 _ERRORS_KEPT = 3
 _NICE = 5
-_ANSWER_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,14 +277,8 @@ class HlsFleet:
 
     @staticmethod
     async def _call(child: _Child, args: dict[str, Any], timeout_s: float) -> Any:
-        """Wait for the answer on the loop, not in a thread: a run's wait is as long as the
-        run, and one thread per process blocked in poll() would take the default executor,
-        which aiortc encodes the publisher's camera in (6 threads on 2 cores)."""
         child.pipe.send(("run", args))
-        deadline = time.monotonic() + timeout_s
-        while not child.pipe.poll() and time.monotonic() < deadline:
-            await asyncio.sleep(_ANSWER_POLL_S)
-        return await answer(child.pipe, 1.0, f"HLS viewer process {child.proc.pid}")
+        return await answer(child.pipe, timeout_s, f"HLS viewer process {child.proc.pid}")
 
     async def __aenter__(self) -> Self:
         return self
@@ -314,20 +307,9 @@ async def _main(pipe: multiprocessing.connection.Connection) -> None:
 
 
 def child_main(pipe: multiprocessing.connection.Connection) -> None:
-    import uvloop
-
     # The load generator yields to what it measures: the node and the publisher's camera
     # share these cores, and a camera starved for 3 s is a lost publisher to the node.
     with contextlib.suppress(OSError):
         os.nice(_NICE)
-
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_main(pipe))
-    except BaseException as exc:  # the parent hears why instead of waiting for nothing
-        with contextlib.suppress(OSError):
-            pipe.send(("error", repr(exc)))
-        raise
-    finally:
-        pipe.close()
+    run_child(pipe, lambda: _main(pipe))

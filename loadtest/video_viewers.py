@@ -11,7 +11,6 @@ when one is full, and every process answers the same few commands over a pipe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -22,7 +21,7 @@ from typing import Any, Self
 import httpx
 
 from live.video.compat import restrict_ice_hosts
-from loadtest.child_procs import answer, stop_children
+from loadtest.child_procs import answer, run_child, stop_children
 from loadtest.webrtc_peers import Viewer, watch
 
 __all__ = ["CountingFleet", "arrivals"]
@@ -194,15 +193,5 @@ async def _main(pipe: multiprocessing.connection.Connection) -> None:
 
 
 def child_main(pipe: multiprocessing.connection.Connection) -> None:
-    import uvloop
-
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(_main(pipe))
-    except BaseException as exc:  # the parent hears why instead of waiting for nothing
-        with contextlib.suppress(OSError):
-            pipe.send(("error", repr(exc)))
-        raise
-    finally:
-        pipe.close()
+    run_child(pipe, lambda: _main(pipe))

@@ -77,10 +77,9 @@ function stateAt(dateMs) {
 // What was left of a product then: left now plus what the show sold of it since (sales
 // elsewhere and restocks are not in the show's log: then it is an estimate).
 function leftThen(product, dateMs) {
-  const now = Object.values(data.stock[product] || {}).reduce((a, b) => a + b, 0);
   const soldSince = data.sales.filter((s) => s.product === product && s.at_ms > dateMs)
     .reduce((a, s) => a + s.qty, 0);
-  return now + soldSince;
+  return leftNow(product) + soldSince;
 }
 
 function leftNow(product) {
