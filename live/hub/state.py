@@ -19,14 +19,11 @@ from live.chat.store import ChatStore
 from live.hub.protocol import Snapshot
 from live.streams.store import codes_of
 from live.streams.viewers import sum_viewers
+from overlay.state import AUCTION_BID_FIELDS
 
-__all__ = ["read_snapshot", "read_states", "read_events_after", "read_cards", "TICKER_SHOWN",
-           "TICK_AUCTION"]
+__all__ = ["read_snapshot", "read_states", "read_events_after", "read_cards", "TICKER_SHOWN"]
 
 TICKER_SHOWN = 10
-# What of an auction changes with a bid, sent in the tick's state (auction.lua writes them).
-TICK_AUCTION = ("auction", "price_minor", "next_minor", "high_paddle", "bids", "ends_ms",
-                "reserve_met")
 
 
 def _stock(raw: dict[bytes, bytes]) -> dict[str, int]:
@@ -178,8 +175,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
 def _tick_auction(raw: bytes | None) -> dict[str, Any] | None:
     if raw is None:
         return None
-    auction = orjson.loads(raw)
-    return {k: auction.get(k) for k in TICK_AUCTION}
+    auction = orjson.loads(raw)  # what auction.lua wrote: the tick sends what a bid changes
+    return {"auction": auction.get("auction"), **{k: auction.get(k) for k in AUCTION_BID_FIELDS}}
 
 
 async def read_events_after(client: redis.Redis, stream_id: str, seq: int,
