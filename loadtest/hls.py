@@ -37,18 +37,16 @@ from typing import Any, Literal
 import av
 import httpx
 
-from live.accounts.auth import Role, TokenAuthority
 from live.video.compat import restrict_ice_hosts
 from loadtest.fanout_node import log_errors
 from loadtest.fanout_probe import cpu_seconds, tree_cpu_seconds
-from loadtest.flash_sale import CREATOR, _Shop
 from loadtest.histogram import LatencyHistogram
 from loadtest.hls_cache import NginxCache
 from loadtest.hls_viewers import (LIVE_SYNC_COUNT, EtagConnection, HlsFleet, Playlist,
                                   ViewerLog, parse_playlist, watch_live)
 from loadtest.machine import machine_info, now_iso
 from loadtest.server_process import ServerProcess
-from loadtest.video import BusyCounterTrack
+from loadtest.video import BusyCounterTrack, host_a_show
 from loadtest.video_source import CounterTrack, read_counter
 from loadtest.webrtc_peers import publish, watch
 
@@ -56,7 +54,6 @@ __all__ = ["HlsConfig", "run_hls", "TimedCounterTrack"]
 
 log = logging.getLogger(__name__)
 
-_TOKEN_TTL_S = 6 * 3600
 _PLAYLIST_TIMEOUT_S = 40.0
 _COUNTER_WRAP = 1 << 16
 _ORIGIN_LINE = re.compile(rb"GET (/hls/[^ ?\"]+)")
@@ -363,12 +360,7 @@ async def run_hls(config: HlsConfig) -> dict[str, Any]:
         "LIVECART_HTTP_MAX_CONNECTIONS": str(max(config.viewers) + 500)})
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(server)
-        tokens = TokenAuthority(server.secret)
-        shop = _Shop(server.host, server.port, tokens, f"{int(time.time()):x}{os.getpid():x}")
-        await shop.setup(10, 0)
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url,
-                                                                 timeout=30))
-        token = tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S)
+        shop, http, token = await host_a_show(stack, server)
         camera = TimedCounterTrack(busy=config.picture == "busy")
         publishers = [await publish(http, shop.stream, token, camera)]
         stack.push_async_callback(lambda: publishers[-1].stop())

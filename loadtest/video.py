@@ -44,7 +44,7 @@ from loadtest.video_source import CounterTrack
 from loadtest.video_viewers import CountingFleet, arrivals
 from loadtest.webrtc_peers import Viewer, publish, watch
 
-__all__ = ["FPS", "BusyCounterTrack", "VideoConfig", "run_video"]
+__all__ = ["FPS", "BusyCounterTrack", "VideoConfig", "run_video", "host_a_show"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,17 @@ def _node(config: VideoConfig, mode: Mode, max_peers: int) -> ServerProcess:
         "LIVECART_VIDEO_NEW_SESSIONS_PER_IP_S": "1000"})
 
 
+async def host_a_show(stack: contextlib.AsyncExitStack,
+                      server: ServerProcess) -> tuple[_Shop, httpx.AsyncClient, str]:
+    """What a publisher needs on a fresh node: a brand's product in a live stream of the
+    load's creator, an HTTP client to the node (closed with `stack`) and the creator's token."""
+    tokens = TokenAuthority(server.secret)
+    shop = _Shop(server.host, server.port, tokens, f"{int(time.time()):x}{os.getpid():x}")
+    await shop.setup(10, 0)
+    http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30))
+    return shop, http, tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S)
+
+
 @contextlib.asynccontextmanager
 async def _loaded_node(config: VideoConfig, mode: Mode, max_viewers: int,
                        report: dict[str, Any]) -> AsyncIterator[_Load]:
@@ -153,12 +164,7 @@ async def _loaded_node(config: VideoConfig, mode: Mode, max_viewers: int,
         assert server.pid is not None
         stack.callback(lambda: report.__setitem__(
             "server_log_errors", log_errors(server.log_tail(100_000))))
-        tokens = TokenAuthority(server.secret)
-        shop = _Shop(server.host, server.port, tokens, f"{int(time.time()):x}{os.getpid():x}")
-        await shop.setup(10, 0)
-        http = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url,
-                                                                 timeout=30))
-        token = tokens.mint(Role.CREATOR, CREATOR, ttl_s=_TOKEN_TTL_S)
+        shop, http, token = await host_a_show(stack, server)
         picture = BusyCounterTrack() if config.picture == "busy" else CounterTrack()
         publisher = await publish(http, shop.stream, token, picture)
         stack.push_async_callback(publisher.stop)
