@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from checkout.errors import Refused
 from checkout.ids import ProductId, StreamId
 from checkout.store.keys import stream_unique_viewers_key
+from checkout.store.unavailable import UNAVAILABLE
 from live.chat.store import ChatRefusal, ChatStore
 from live.chat.text import REACTIONS, ChatRefused, normalise
 from live.hub.chatter import Chatter, chat_user
@@ -155,6 +156,10 @@ async def _serve_commands(server: HubContext, room: Room, sub: Subscriber,
                 closing = asyncio.create_task(conn.close(exc.close_code, exc.message[:120]))
                 continue
             reply = Error(exc.code, exc.message, exc.ref)
+        except UNAVAILABLE as exc:  # Valkey away or full: say so, the socket stays
+            log.warning("Valkey unavailable for a %s frame on %s: %s", type(message).__name__,
+                        room.stream_id, type(exc).__name__)
+            reply = Error("unavailable", "storage is busy or restarting; try again", message.ref)
         if reply is not None:
             _reply(sub, reply, server)
 

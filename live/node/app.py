@@ -6,8 +6,6 @@ import contextlib
 import logging
 from typing import Any, AsyncIterator
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
@@ -15,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from checkout.store.unavailable import UNAVAILABLE
 from live.web import (api_keys_api, auth_api, buy_api, card_form, catalog_api, follow_api,
                       fulfil_api, invite_api, passkey_api, program_api, report_api, show_api,
                       stream_api, stripe_api, studio_api, wallet_api, webhook_api)
@@ -138,8 +137,8 @@ def create_app(settings: Settings, *, services: Services | None = None,
     app.router = IndexedRouter(routes, lifespan=lifespan)  # the same routes, tried fewer
     app.state.hub_process = hub_process
     install_problem_handlers(app)
-    app.add_exception_handler(RedisConnectionError, _on_valkey_unavailable)
-    app.add_exception_handler(RedisTimeoutError, _on_valkey_unavailable)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _on_valkey_unavailable)
     return app
 
 

@@ -469,3 +469,31 @@ async def test_chat_and_its_moderation_cross_nodes(live: Live, valkey: Any, tmp_
         await bob.close()
     finally:
         await stop_node(services, server, task)
+
+
+@FAST
+async def test_a_valkey_that_refuses_writes_is_an_error_frame_and_the_socket_stays(
+        live: Live, rclient: Any) -> None:
+    """Valkey out of memory (a real refusal: `maxmemory` with no eviction) while a viewer
+    chats and the host pins: each gets an `unavailable` error frame with its ref, the
+    sockets stay open, and both work again once Valkey takes writes."""
+    stream = await shop_live(live)
+    product = stream["lineup"][0]
+    alice = await joined(live, stream["id"], live.token("buyer", "alice"))
+    host = await joined(live, stream["id"], live.token("creator", "cleo"))
+    await rclient.config_set("maxmemory-policy", "noeviction")
+    await rclient.config_set("maxmemory", "1")
+    try:
+        refused = await say(alice, "anyone there?", ref="c1")
+        assert (refused["type"], refused["code"], refused["ref"]) == ("error", "unavailable", "c1")
+        await host.send(orjson.dumps({"type": "pin", "product_id": product, "ref": "p1"}).decode())
+        error = await recv_until(host, "error")
+        assert (error["code"], error["ref"]) == ("unavailable", "p1")
+    finally:
+        await rclient.config_set("maxmemory", "0")
+    back = await say(alice, "back again", ref="c2")
+    assert back.get("messages", [{}])[-1].get("text") == "back again", back
+    await host.send(orjson.dumps({"type": "pin", "product_id": product, "ref": "p2"}).decode())
+    assert (await recv_until(host, "pin"))["product_id"] == product
+    await alice.close()
+    await host.close()
