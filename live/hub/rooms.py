@@ -778,7 +778,7 @@ class Hub:
             return
         for stream_id, n in appended.items():
             room = self.rooms.get(stream_id)
-            if room is not None and n >= 0:  # -1: not live, nothing recorded
+            if room is not None and n != -1:  # -1: not live yet, offered again next tick
                 room.stock_recorded.update(seen[stream_id][1])
 
     async def _write_funnel(self) -> None:

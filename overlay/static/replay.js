@@ -52,10 +52,21 @@ document.title = `${data.stream.title} (replay) · livecart`;
 // ---- the overlay of a moment -------------------------------------------------------------
 // Besides the events, the state ticks live viewers were sent that the log does not hold:
 // the show's stock as its room read it (`stock_history`) and its auctions bid by bid
-// (`bids`). One timeline, by date; at one date, events first (sort is stable).
+// (`bids`). One timeline by date, the events kept in log order (their dates come from
+// several nodes' clocks: sorting them could put a seq before the one it follows).
 const history = data.stock_history || [];
-const timeline = [...data.events, ...history, ...(data.bids || [])]
-  .sort((x, y) => x.at_ms - y.at_ms);
+const ticks = [...history, ...(data.bids || [])].sort((x, y) => x.at_ms - y.at_ms);
+const timeline = [];
+for (let e = 0, t = 0; e < data.events.length || t < ticks.length;) {
+  const event = data.events[e];
+  if (t >= ticks.length || (event && event.at_ms <= ticks[t].at_ms)) {
+    timeline.push(event);
+    e += 1;
+  } else {
+    timeline.push(ticks[t]);
+    t += 1;
+  }
+}
 // Each product's first recorded levels: its stock before the room first read it (the show's
 // start, or a history trimmed at its limit) is taken to be that.
 const firstLevels = {};

@@ -42,7 +42,7 @@ async def test_only_changes_of_a_live_show_are_recorded(rclient: redis.Redis) ->
                        {"at_ms": 1300, "stock": {"p1": levels(4)}},
                        {"at_ms": 1400, "stock": {"p3": {"a": 2, "b": 1}}}]
     await rclient.hset(stream_key("s1"), "state", "ended")
-    assert await record_stock(rclient, {"s1": (1600, {"p1": levels(0)})}) == {"s1": -1}
+    assert await record_stock(rclient, {"s1": (1600, {"p1": levels(0)})}) == {"s1": -2}
     assert len(await read_stock_history(rclient, "s1")) == 3
 
 

@@ -12,11 +12,13 @@ ARGV[1] when the hub read the stock (ms, its clock)
 ARGV[2] the history's limit in entries (exact MAXLEN: the oldest go first)
 ARGV[3..] product id, levels JSON ({variant: available}, keys sorted), ...
 
-Reply: the number of products appended (0: none changed), or -1: the show is not live
-(nothing recorded: the hub offers the same again next tick).
+Reply: the number of products appended (0: none changed); nothing recorded when the show
+is not live: -1 not yet (the hub offers the same again next tick), -2 over (it stops).
 ]]
 
-if redis.call('HGET', KEYS[1], 'state') ~= 'live' then return -1 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'ended' or state == 'cancelled' then return -2 end
+if state ~= 'live' then return -1 end
 local read_ms = tonumber(ARGV[1])
 local fields = {}
 for i = 3, #ARGV, 2 do
