@@ -98,7 +98,11 @@ async def test_two_real_hubs_on_one_show_write_each_change_once(live: Live) -> N
             return all(any(m.get("stock", {}).get(product["id"]) == levels(n) for h, m in heard
                            if h is hub) for hub in (live.services.hub, other))
         await eventually(lambda: seen_by_both(23), "both hubs see the restock")
-        await asyncio.sleep(0.5 * UNIT)
+        # Each hub offered every change and was answered (a room records what the script
+        # took or already had): both wrote, and the history has each change once.
+        rooms = [hub.rooms[stream["id"]] for hub in (live.services.hub, other)]
+        await eventually(lambda: all(r.stock_recorded == {product["id"]: levels(23)}
+                                     for r in rooms), "both hubs recorded the restock")
     finally:
         await other.close()
     history = await read_stock_history(live.services.client, stream["id"])
