@@ -258,7 +258,8 @@ class StreamStore:
             history = stock_history_keys(stream_id)
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.hdel(stream_key(stream_id), "recorded")
-                pipe.delete(history.history, history.last)
+                pipe.delete(history.history)  # one key a command: a cluster pipeline's way
+                pipe.delete(history.last)
                 await pipe.execute()
 
     async def set_ingest(self, stream_id: StreamId, ingest: str) -> None:
