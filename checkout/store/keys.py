@@ -30,7 +30,8 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
            "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
-           "AuctionKeys", "auction_keys", "stream_auction_key", "AUCTIONS_DUE"]
+           "AuctionKeys", "auction_keys", "stream_auction_key", "AUCTIONS_DUE",
+           "StockHistoryKeys", "stock_history_keys"]
 
 NODES = "lc:nodes"  # sorted set: node id -> until when its heartbeat holds (ms)
 BRANDS = "lc:brands"  # hash brand id -> JSON profile
@@ -109,6 +110,19 @@ def stream_seq_key(stream: StreamId | str) -> str:
 def stream_viewers_key(stream: StreamId | str) -> str:
     """Hash: node id -> '<count>:<expires_ms>' (a node's share, valid until it expires)."""
     return f"lc:{{s:{key_part(stream)}}}:viewers"
+
+
+@dataclass(frozen=True, slots=True)
+class StockHistoryKeys:
+    """A live show's stock as its room saw it (stock_history.lua, docs/recording.md)."""
+
+    history: str  # stream: one entry per change the hubs saw: at_ms, product -> levels JSON
+    last: str  # hash: product -> '<read ms> <levels JSON>', the last recorded of each
+
+
+def stock_history_keys(stream: StreamId | str) -> StockHistoryKeys:
+    base = f"lc:{{s:{key_part(stream)}}}"
+    return StockHistoryKeys(history=f"{base}:stockhist", last=f"{base}:stocklast")
 
 
 def stream_likes_key(stream: StreamId | str) -> str:

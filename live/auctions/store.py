@@ -180,6 +180,29 @@ class AuctionStore:
                         "outcome": f["outcome"], "price_minor": int(f["price_minor"])})
         return out
 
+    async def bid_ticks(self, stream: StreamId, auction: str, every_ms: int,
+                        page: int = 10_000) -> list[dict[str, Any]]:
+        """The auction as viewers saw it bid by bid, oldest first, for the replay: each
+        accepted bid's public fields (the tick's `auction`: paddles, never bidders) with
+        `at_ms`, the last of each `every_ms` (viewers are sent one tick per hub tick at
+        most). Bids logged before the log kept them (no `tick` field) are left out."""
+        ticks: list[dict[str, Any]] = []
+        start = "-"
+        key = auction_keys(stream, auction).bids
+        while True:
+            got = text_entries(await self._client.xrange(key, min=start, count=page))
+            for _, f in got:
+                if "tick" not in f:
+                    continue
+                tick = {"at_ms": int(f["at_ms"]), **orjson.loads(f["tick"])}
+                if ticks and ticks[-1]["at_ms"] // every_ms == tick["at_ms"] // every_ms:
+                    ticks[-1] = tick
+                else:
+                    ticks.append(tick)
+            if len(got) < page:
+                return ticks
+            start = f"({got[-1][0]}"
+
     async def public(self, stream: StreamId, auction: dict[str, Any]) -> dict[str, Any]:
         """An auction as viewers see it: its terms, price and clock, the leader as a paddle."""
         paddle = (await self._client.hget(auction_keys(stream, auction["id"]).paddles,

@@ -39,6 +39,7 @@ from live.hub.protocol import (ChatBatch, CloseCode, Error, ServerMessage, Snaps
                                encode_server, event_frame, server_frame, with_server_time,
                                ws_continuations, ws_first_fragment)
 from live.hub.state import read_events_after, read_states
+from live.hub.stock_history import STOCK_HISTORY_MAX, record_stock
 from live.streams.store import events_channel
 from live.streams.viewers import viewer_share
 
@@ -66,6 +67,7 @@ class HubLimits:
     chat_recent: int = 200  # messages a room remembers for sockets joining on an older snapshot
     chat_tick_s: float = 0.25  # chat frames at most this often: fewer, fuller frames
     tick_chunk: int = 1000  # sockets written between two turns of the loop in a tick
+    stock_history_max: int = STOCK_HISTORY_MAX  # a live show's recorded stock changes, entries
 
     @property
     def write_limit(self) -> int:
@@ -249,6 +251,8 @@ class Room:
         self.chat_settings: dict[str, Any] | None = None
         self.codes: dict[str, int] | None = None
         self.bans_epoch = 0  # ban changes heard: a socket's cached channel ban is read again
+        # The stock levels this room's hub had recorded in the show's history (live only).
+        self.stock_recorded: dict[str, dict[str, int]] = {}
 
     async def snapshot(self, wire: Wire, now: float,
                        read: Callable[[], Awaitable[Snapshot | None]]
@@ -436,6 +440,11 @@ class Room:
                     sub.owed_chat = [m for m in messages if _is_staff(m)][
                         -self.limits.chat_owed_limit:]
             self._catch_up(sub, now)
+
+    def stock_change(self, state: dict[str, Any]) -> dict[str, dict[str, int]]:
+        """The products whose stock in `state` differs from what this room last recorded
+        (all of them until the show is live): what the stock history is offered."""
+        return {p: v for p, v in state["stock"].items() if self.stock_recorded.get(p) != v}
 
     def _state_change(self, state: dict[str, Any]) -> State | None:
         change: dict[str, Any] = {}
@@ -725,13 +734,16 @@ class Hub:
                     rooms = {s: list(r.lineup) for s, r in self.rooms.items()}
                     states = await read_states(self.client, rooms)
                     now = time.monotonic()
+                    seen: dict[str, tuple[int, dict[str, dict[str, int]]]] = {}
                     for stream_id, state in states.items():
                         room = self.rooms.get(stream_id)
                         if room is None:
                             continue
                         if state["seq"] > room.seq:
                             await self.catch_up_room(room)
+                        seen[stream_id] = (state["read_ms"], room.stock_change(state))
                         await self._tick_room(room, state, now)
+                    await self._record_stock(seen)
                 if self.funnel:
                     await self._write_funnel()
                 self.ticks += 1
@@ -752,6 +764,22 @@ class Hub:
                 await asyncio.sleep(0)
                 now = time.monotonic()
             room.write_tick(frames, subs[start:start + chunk], now)
+
+    async def _record_stock(self, seen: dict[str, tuple[int, dict[str, dict[str, int]]]]) -> None:
+        """The rooms' stock changes of this tick, for the replay (live/hub/stock_history.py).
+        After the rooms' state, which it must not delay; a failed write is offered again
+        next tick, and never costs the state."""
+        if not any(stock for _, stock in seen.values()):
+            return
+        try:
+            appended = await record_stock(self.client, seen, self.limits.stock_history_max)
+        except Exception:
+            log.exception("hub stock history write failed")  # offered again next tick
+            return
+        for stream_id, n in appended.items():
+            room = self.rooms.get(stream_id)
+            if room is not None and n != -1:  # -1: not live yet, offered again next tick
+                room.stock_recorded.update(seen[stream_id][1])
 
     async def _write_funnel(self) -> None:
         """The tick's product views and taps, one step per show (checkout/funnel.py). After

@@ -137,7 +137,7 @@ async def _auction(client: redis.Redis, stream_id: StreamId,
 
 async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
     """One pipeline for every room's coalesced state: seq, stock, viewers, likes, sales,
-    ticker head, the auction's bids."""
+    ticker head, the auction's bids; `read_ms`, when it was read (the stock history's)."""
     now_ms = int(time.time() * 1000)
     order = list(rooms.items())
     async with client.pipeline(transaction=False) as pipe:
@@ -163,7 +163,8 @@ async def read_states(client: redis.Redis, rooms: dict[str, list[str]]) -> dict[
             stock[product] = _stock(results[i])
             deal_sold[product] = int(results[i + 1] or 0)
             i += 2
-        states[stream_id] = {"seq": int(seq or 0), "stock": stock, "deal_sold": deal_sold,
+        states[stream_id] = {"seq": int(seq or 0), "read_ms": now_ms, "stock": stock,
+                             "deal_sold": deal_sold,
                              "viewers": sum_viewers(viewers, now_ms), "likes": int(likes or 0),
                              "sales": _sales(sales),
                              "ticker": [orjson.loads(t) for t in ticker],

@@ -23,7 +23,7 @@ from checkout.funnel import file_show
 from checkout.models import StrictModel
 from checkout.ids import ID_PATTERN, CreatorId, ProductId, StreamId, new_stream_id
 from checkout.store.keys import (STREAMS_INDEX, creator_streams_key, key_part, product_keys,
-                           stream_events_key, stream_key, stream_seq_key)
+                           stock_history_keys, stream_events_key, stream_key, stream_seq_key)
 from checkout.store.replies import text, text_hash
 from checkout.store.batcher import CommandBatcher
 from checkout.store.scripts import SCRIPTS, call_script
@@ -249,11 +249,18 @@ class StreamStore:
         await self._client.hset(stream_key(stream_id), "auction", auction_id)
 
     async def set_recorded(self, stream_id: StreamId, recorded: bool) -> None:
-        """Whether a node holds the show's recording: its replay (`/r/{stream}`) once over."""
+        """Whether a node holds the show's recording: its replay (`/r/{stream}`) once over.
+        Its recording gone (deleted, or by the retention pass), the stock history kept for
+        the replay goes with it (live/hub/stock_history.py)."""
         if recorded:
             await self._client.hset(stream_key(stream_id), "recorded", "1")
         else:
-            await self._client.hdel(stream_key(stream_id), "recorded")
+            history = stock_history_keys(stream_id)
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hdel(stream_key(stream_id), "recorded")
+                pipe.delete(history.history)  # one key a command: a cluster pipeline's way
+                pipe.delete(history.last)
+                await pipe.execute()
 
     async def set_ingest(self, stream_id: StreamId, ingest: str) -> None:
         """Record and announce what the video ingest is doing: live, reconnecting or none."""

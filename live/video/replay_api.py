@@ -5,9 +5,13 @@
 log (pins, deals, lineup, auctions, stream state: each with `at_ms`, the server time it
 happened, which the recording's EXT-X-PROGRAM-DATE-TIME is on), its sales (the "just
 bought" ticker's entries) and its chat, oldest first, and the cards and stock of every
-product the show named, as they are now (a replay buy is at today's price). The page folds
-the events with the live pages' own reducer (overlay/static/overlay.js) up to the date of
-the picture on screen, so a seek re-derives the overlay of that moment.
+product the show named, as they are now (a replay buy is at today's price). Also the
+show's stock as its room saw it (`stock_history`, live/hub/stock_history.py) and its
+auctions bid by bid (`bids`, from the auctions' bid logs), both as the state ticks live
+viewers were sent, each with `at_ms`. The page folds the events and those ticks with the
+live pages' own reducer (overlay/static/overlay.js) up to the date of the picture on
+screen, so a seek re-derives the overlay of that moment: "left then" and the auction card
+as they were.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from starlette.responses import Response
 from checkout.ids import StreamId
 from checkout.store.keys import stream_agg_keys, stream_events_key
 from checkout.store.replies import entries
+from live.auctions.store import AuctionStore
 from live.hub.state import read_cards, read_snapshot
+from live.hub.stock_history import read_stock_history
 from live.streams.lifecycle import StreamState
 from live.video.hls_http import hls_url
 from live.video.http import VideoServices
@@ -33,9 +39,12 @@ from live.web.api import Api, Call, json_response
 from live.web.problems import Problem
 from live.web.stream_lookup import stream_of
 
-__all__ = ["register", "REPLAY_CHAT"]
+__all__ = ["register", "REPLAY_CHAT", "BID_TICK_MS"]
 
 REPLAY_CHAT: Final = 2_000  # the latest chat messages a replay re-runs
+# An auction's bids re-run at most one per this (the hub's shortest tick, HubLimits.tick_s:
+# live viewers were sent no more); a bidding war's log holds up to BID_LOG_MAX per auction.
+BID_TICK_MS: Final = 100
 _CACHE = "public, max-age=5"  # the events never change; stock now does, a little
 # An ended show's log, sales and chat, read once a minute per node at most: a public
 # endpoint answering megabytes must not read them from Valkey for every request.
@@ -49,6 +58,8 @@ class _Show:
     events: list[dict[str, Any]]
     sales: list[dict[str, Any]]
     chat: list[dict[str, Any]]
+    stock_history: list[dict[str, Any]]
+    bids: list[dict[str, Any]]
 
 
 _kept: OrderedDict[tuple[int, str], _Show] = OrderedDict()  # (the node's services, stream)
@@ -76,13 +87,30 @@ async def _show(call: Call[Any], stream_id: str) -> _Show:
         pipe.lrange(stream_agg_keys(stream_id).ticker, 0, -1)
         logged, ticker = await pipe.execute()
     chat = await call.services.chat.history(StreamId(stream_id), REPLAY_CHAT)
-    kept = _Show(now, [orjson.loads(fields[b"e"]) for _, fields in entries(logged)],
-                 [orjson.loads(t) for t in reversed(ticker)], list(reversed(chat)))
+    events = [orjson.loads(fields[b"e"]) for _, fields in entries(logged)]
+    history = await read_stock_history(call.services.client, stream_id)
+    kept = _Show(now, events, [orjson.loads(t) for t in reversed(ticker)], list(reversed(chat)),
+                 [{"type": "state", **entry} for entry in history],
+                 await _bids(call, StreamId(stream_id), events))
     _kept[key] = kept
     _kept.move_to_end(key)
     while len(_kept) > _KEEP_MAX:
         _kept.popitem(last=False)
     return kept
+
+
+async def _bids(call: Call[Any], stream_id: StreamId,
+                events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every auction of the show bid by bid as viewers saw it: state ticks ({type, at_ms,
+    auction}), oldest first."""
+    store = AuctionStore(call.services.client)
+    ticks = []
+    for auction in dict.fromkeys(e["auction"] for e in events if e["type"] == "auction.created"):
+        for tick in await store.bid_ticks(stream_id, auction, BID_TICK_MS):
+            at_ms = tick.pop("at_ms")
+            ticks.append({"type": "state", "at_ms": at_ms, "auction": tick})
+    ticks.sort(key=lambda t: int(t["at_ms"]))
+    return ticks
 
 
 async def _has_recording(call: Call[Any], stream_id: str) -> bool:
@@ -124,5 +152,6 @@ def register(api: Api) -> None:
             "tray": snapshot.tray, "products": products, "stock": stock,
             "first_seq": events[0]["seq"] if events else snapshot.seq + 1,
             "events": events, "sales": show.sales, "chat": show.chat,
+            "stock_history": show.stock_history, "bids": show.bids,
             "auction": snapshot.auction,
         }, headers={"Cache-Control": _CACHE})

@@ -10,6 +10,7 @@ Every wait is a multiple of conftest.UNIT; nothing asserts how fast anything is.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ import pytest
 from aiortc.mediastreams import AudioStreamTrack
 from playwright.async_api import expect
 
+from checkout.ids import StreamId
 from checkout.store.keys import stream_events_key
 from conftest import UNIT, Live, PageErrors
 from loadtest.video_source import CounterTrack
@@ -180,4 +182,141 @@ async def test_the_replay_reruns_the_show_on_its_recording_and_seeks_by_product(
     await late.goto(f"{live.url}/s/{stream['id']}")
     await late.wait_for_url(f"**/r/{stream['id']}", timeout=20 * MS)
     await expect(late.locator(".timeline-item")).to_have_count(2)
+    assert not page_errors, page_errors
+
+
+def value_at(seen: list[tuple[int, Any]], date: int) -> Any:
+    """What the live room showed at `date`: the last value it was sent at or before it."""
+    shown = None
+    for at, value in seen:
+        if at <= date:
+            shown = value
+    return shown
+
+
+def between(seen: list[tuple[int, Any]]) -> list[int]:
+    """A moment in the middle of each stretch the live room showed one value."""
+    return [(x + y) // 2 for (x, _), (y, _) in zip(seen, seen[1:])]
+
+
+async def test_the_replay_shows_stock_and_the_auction_as_the_live_room_showed_them(
+        live: Live, new_page: Any, page_errors: PageErrors) -> None:
+    """Stock restocked during the show and after it, and an auction bid on four times: at
+    paused moments the replay shows what a live viewer was sent then (the room's own state
+    frames, heard in-process with their dates), not today's stock worked backwards."""
+    await make_brand(live)
+    shoe = await make_product(live, title="Trail Runner", sku="SKU-0", stock=20)
+    jersey = await make_product(live, title="Signed Jersey", sku="LOT-1", stock=1)
+    a, c = shoe["id"], jersey["id"]
+    stream = await make_live_stream(live, [a, c], title="Trail gear drop")
+    stock_seen: list[tuple[int, int]] = []
+    bids_seen: list[tuple[int, tuple[int, int, int | None]]] = []
+
+    def heard(seq: int | None, message: dict[str, Any]) -> None:
+        now = int(time.time() * 1000)
+        if seq is None and a in message.get("stock", {}):
+            stock_seen.append((now, sum(message["stock"][a].values())))
+        auction = message.get("auction") if seq is None else None
+        if auction:
+            bids_seen.append((now, (auction["bids"], auction["price_minor"], auction["high_paddle"])))
+    await live.services.hub.tap(StreamId(stream["id"]), [a, c], heard)
+    publisher = await publish(live.http, stream["id"], live.token("creator", "cleo"),
+                              CounterTrack(), AudioStreamTrack())
+    session = live.services.video.sessions[stream["id"]]
+    await eventually(lambda: session.recorder is not None
+                     and len(session.recorder.writer.segments) >= 1, "a recorded segment", 30)
+    await asyncio.sleep(1 * UNIT)
+    await pin(live, stream["id"], a)
+    for who in ("bob", "ann"):
+        await give_wallet(live, who)
+    brand = live.auth("brand", "acme")
+
+    async def restock(units: int) -> None:
+        r = await live.http.put(f"/api/v1/products/{a}/variants/default/stock",
+                                json={"adjust": units, "reason": "restock"}, headers=brand)
+        assert r.status_code == 200, r.text
+    await asyncio.sleep(1.5 * UNIT)
+    assert (await buy(live, "bob", a, stream=stream["id"])).status_code == 201
+    await asyncio.sleep(1.5 * UNIT)
+    await restock(5)  # mid-show: the old estimate would be 5 too high before this
+    await asyncio.sleep(1.5 * UNIT)
+    assert (await buy(live, "bob", a, stream=stream["id"])).status_code == 201
+    await asyncio.sleep(1.5 * UNIT)
+
+    r = await live.http.post(f"/api/v1/streams/{stream['id']}/auctions",
+                             headers=live.auth("creator", "cleo"),
+                             json={"product_id": c, "start_minor": 1000, "duration_s": 10,
+                                   "format": "sudden_death"})
+    assert r.status_code == 201, r.text
+    auction = r.json()["id"]
+    for n, (who, max_minor) in enumerate((("ann", 1000), ("bob", 2000), ("ann", 1500),
+                                          ("ann", 3000))):
+        await asyncio.sleep(1.2 * UNIT)
+        bid = await live.http.post(
+            f"/api/v1/streams/{stream['id']}/auctions/{auction}/bids", json={"max_minor": max_minor},
+            headers={**live.auth("buyer", who), "Idempotency-Key": f"replay-bid-{n}"})
+        assert bid.status_code == 201, bid.text
+
+    async def closed() -> bool:
+        got = (await live.http.get(f"/api/v1/streams/{stream['id']}/auctions/{auction}")).json()
+        return bool(got["state"] == "closed")
+    await eventually(closed, "the auction closes", 20)
+    await asyncio.sleep(1.5 * UNIT)
+    assert await publisher.stop() == 200  # the publisher leaving ends the show
+
+    async def vod() -> bool:
+        playlist = await live.http.get(f"/hls/{stream['id']}/index.m3u8")
+        return playlist.status_code == 200 and "#EXT-X-ENDLIST" in playlist.text
+    await eventually(vod, "the recording ends as a VOD playlist", 30)
+    await restock(7)  # after the show: today's stock moves, the show's stays as it was
+
+    # The room was sent each change: 20, 19, 24, 23 (read from the frames, not assumed).
+    changes = [x for i, x in enumerate(stock_seen) if i == 0 or x[1] != stock_seen[i - 1][1]]
+    assert len(changes) >= 4, changes
+    bid_changes = [x for i, x in enumerate(bids_seen) if i == 0 or x[1] != bids_seen[i - 1][1]]
+    assert [b for _, (b, _, _) in bid_changes] == [1, 2, 3, 4], bid_changes
+    answer = await live.http.get(f"/api/v1/streams/{stream['id']}/replay")
+    assert '"ann"' not in answer.text and '"bob"' not in answer.text  # paddles, never buyers
+    replay = answer.json()
+    now_left = sum(replay["stock"][a].values())
+    assert now_left == changes[-1][1] + 7
+    assert replay["bids"] and all("bidder" not in t["auction"] for t in replay["bids"])
+
+    page = await new_page()
+    await page.goto(f"{live.url}/r/{stream['id']}")
+    await page.wait_for_function("() => window.__livecartReplay.date !== null", timeout=30 * MS)
+    await page.evaluate("document.getElementById('video').pause()")
+    pinned_at = (await pinned_by_date(live, stream["id"]))[0][0]
+
+    async def seek(date: int) -> Any:
+        await page.evaluate(f"window.__livecartReplay.seekToDate({date})")
+        await page.wait_for_function(
+            f"() => Math.abs(window.__livecartReplay.date - {date}) < 200", timeout=20 * MS)
+        return await page.evaluate("window.__livecartReplay")
+
+    card = page.locator("#pinned-cards .card")
+    for date in [*between(changes), changes[-1][0] + 700]:
+        if date < pinned_at + 200:
+            continue
+        shown = await seek(date)
+        assert shown["left"][a] == value_at(changes, date), (date, changes, shown["left"])
+        await expect(card.locator(".replay-then")).to_contain_text(
+            f"{value_at(changes, date)} left then, {now_left} now")
+
+    auction_card = page.locator("#auction-slot .auction-card")
+    for date in between(bid_changes):
+        shown = await seek(date)
+        bids, price, paddle = value_at(bid_changes, date)
+        assert (shown["auction"]["bids"], shown["auction"]["price_minor"],
+                shown["auction"]["high_paddle"]) == (bids, price, paddle), (date, bid_changes)
+        await expect(auction_card.locator(".auction-lead")).to_have_text(
+            f"Paddle #{paddle} leads · {bids} bid{'' if bids == 1 else 's'}")
+    await page.evaluate("window.scrollTo(0, 0)")
+    await shot(page, "replay-auction")
+    # The close and its result, as the log has them.
+    closed_at = next(e["at_ms"] for e in replay["events"] if e["type"] == "auction.closed")
+    shown = await seek(closed_at + 700)
+    assert shown["auction"]["status"] == "sold" and shown["auction"]["bids"] == 4
+    await expect(auction_card.locator(".auction-status")).to_contain_text(
+        f"to Paddle #{bid_changes[-1][1][2]}")
     assert not page_errors, page_errors

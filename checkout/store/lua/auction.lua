@@ -7,7 +7,8 @@ minutes behind): it writes the public fields to KEYS[9], which the hub sends coa
 each tick.
 
 KEYS[1] auction hash   KEYS[2] stream sequence   KEYS[3] stream event log
-KEYS[4] bid log (stream)   KEYS[5] max bids (hash bidder -> max minor)
+KEYS[4] bid log (stream: at_ms, bid_id, bidder, max_minor, outcome, price_minor, and for an
+        accepted bid `tick`, the public fields KEYS[9] got: the replay re-runs them)   KEYS[5] max bids (hash bidder -> max minor)
 KEYS[6] bid ids (hash bid id -> reply JSON)   KEYS[7] paddles (hash bidder -> n)
 KEYS[8] the show's chat bans (hash chat user -> until ms, 0 for good)
 KEYS[9] the show's auction as viewers see it (string, JSON: the public fields after the
@@ -219,13 +220,16 @@ if seen then
   return seen
 end
 
+local tick = nil  -- an accepted bid's public fields, as KEYS[9] has them: the replay's
 local function answer(reply)
   reply.fingerprint, reply.bid_id = fingerprint, arg.bid_id
   local encoded = cjson.encode(reply)
   redis.call('HSET', KEYS[6], arg.bid_id, encoded)
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[6]), '*', 'at_ms', now,
-    'bid_id', arg.bid_id, 'bidder', arg.bidder, 'max_minor', arg.max_minor,
-    'outcome', reply.outcome or reply.code, 'price_minor', a.price_minor)
+  local entry = {'at_ms', now, 'bid_id', arg.bid_id, 'bidder', arg.bidder,
+    'max_minor', arg.max_minor, 'outcome', reply.outcome or reply.code,
+    'price_minor', a.price_minor}
+  if tick then entry[#entry + 1], entry[#entry + 2] = 'tick', tick end
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', tonumber(ARGV[6]), '*', unpack(entry))
   return encoded
 end
 local function refuse(code, detail, extra)
@@ -295,7 +299,8 @@ if a.state == 'open' and a.format == 'standard' then
   end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('SET', KEYS[9], '{' .. public() .. '}')
+tick = '{' .. public() .. '}'
+redis.call('SET', KEYS[9], tick)
 local paddle = tonumber(redis.call('HGET', KEYS[7], arg.bidder))
 return answer({r = 'ok', outcome = outcome, bids = bids, paddle = paddle,
                high = high == arg.bidder, price_minor = price, ends_ms = tonumber(a.ends_ms),
