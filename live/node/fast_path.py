@@ -1,12 +1,12 @@
 """The node's app with a short way in for its hottest route: POST /api/v1/buy.
 
 Under a flash sale 19 of 20 answers are sold-out refusals, each bound by the server's one
-thread, and a third of a refusal's CPU was starlette and its middleware around a handler
-that does the real work itself (BENCHMARKS.md, "session 12"): `Starlette.__call__`, the
-server-error, metrics, unhandled-error and exception middlewares (each with a `send`
-wrapper), the router and the route's own exception wrapper. A request whose path and
-method name a *fast route* skips all of that and is served here by the same endpoint
-function (`Api.routes`: auth, parameters, the body's limits and validation, the handler),
+thread, and ~18 % of its CPU went to starlette and the metrics middleware around a handler
+that does the real work itself (BENCHMARKS.md, "2026-12-01 evening (branch fastbuy)"):
+`Starlette.__call__`, the server-error, metrics, unhandled-error and exception middlewares
+(each with a `send` wrapper), the router and the route's own exception wrapper. A request
+whose path and method name a *fast route* skips all of that and is served here by the same
+endpoint function (`Api.routes`: auth, parameters, the body's limits and validation, the handler),
 with the same answers around it, taken from the same places:
 
 - a `Refused` (problem+json), an HTTPException, a Valkey outage: the app's own exception
