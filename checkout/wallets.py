@@ -117,21 +117,26 @@ class Wallet:
     def pay_with(self, address_id: str | None = None, card_id: str | None = None) -> Payment:
         """The chosen (or default) address and card. Refused: an id not in this wallet
         (404), or a wallet without an address or a card (409 `wallet-missing`)."""
-        address, card = self.address(address_id), self.card(card_id)
-        if address_id is not None and address is None:
-            raise _not_found("address")
-        if card_id is not None and card is None:
-            raise _not_found("card")
-        if address is None or card is None:
-            raise Refused(409, "wallet-missing", "save a shipping address and a card first")
-        ship_to = {name: address[name] for name in Address.model_fields}
-        summary = {"brand": card["brand"], "last4": card["last4"]}
-        return Payment(card["token"], {"ship_to": orjson.dumps(ship_to).decode(),
-                                       "card": orjson.dumps(summary).decode()})
+        return _pay_with(self.address(address_id), self.card(card_id), address_id, card_id)
 
     def public(self) -> dict[str, Any]:
         return {"addresses": self.addresses, "cards": [public_card(c) for c in self.cards],
                 "default_address_id": self.default_address, "default_card_id": self.default_card}
+
+
+def _pay_with(address: dict[str, Any] | None, card: dict[str, Any] | None,
+              address_id: str | None, card_id: str | None) -> Payment:
+    """`Wallet.pay_with` for the entries it picked (None: not in the wallet)."""
+    if address_id is not None and address is None:
+        raise _not_found("address")
+    if card_id is not None and card is None:
+        raise _not_found("card")
+    if address is None or card is None:
+        raise Refused(409, "wallet-missing", "save a shipping address and a card first")
+    ship_to = {name: address[name] for name in Address.model_fields}
+    summary = {"brand": card["brand"], "last4": card["last4"]}
+    return Payment(card["token"], {"ship_to": orjson.dumps(ship_to).decode(),
+                                   "card": orjson.dumps(summary).decode()})
 
 
 def public_card(card: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +161,28 @@ async def _wallet_of(sent: Awaitable[dict[Any, Any]]) -> Wallet:
     return _wallet(await sent)
 
 
+async def _payment_of(sent: Awaitable[dict[Any, Any]], address_id: str | None,
+                      card_id: str | None) -> Payment:
+    """`_wallet(raw).pay_with(...)`, parsing only the two entries it picks: a buy decoded
+    and sorted every entry of the wallet for them (~7 % of a flash sale's refusal)."""
+    raw = await sent
+    return _pay_with(_entry(raw, "address", address_id), _entry(raw, "card", card_id),
+                     address_id, card_id)
+
+
+def _entry(raw: dict[Any, Any], kind: Kind, entry_id: str | None) -> dict[str, Any] | None:
+    """The entry `entry_id` (or the default) of that kind in a raw wallet hash, as `_wallet`
+    makes it; None when there is none."""
+    wanted = entry_id or _field(raw, f"default_{kind}")
+    value = _field(raw, f"{kind}:{wanted}") if wanted else None
+    return None if value is None else {"id": wanted, **orjson.loads(value)}
+
+
+def _field(raw: dict[Any, Any], name: str) -> str | None:
+    value = raw.get(name.encode(), raw.get(name))  # bytes, or str from a decoding client
+    return None if value is None else _text(value)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -175,6 +202,13 @@ class WalletStore:
         """`get`, sent now: what the caller sends before awaiting it (a buy's binding of its
         key, in the same slot) rides the same pipeline, with no task for either."""
         return _wallet_of(self._batcher.submit("HGETALL", wallet_key(buyer)))
+
+    def start_payment(self, buyer: BuyerId, address_id: str | None = None,
+                      card_id: str | None = None) -> Awaitable[Payment]:
+        """`(await start_get(buyer)).pay_with(address_id, card_id)`, with the same answers
+        and refusals, reading only the entries it pays with (the buy's path)."""
+        return _payment_of(self._batcher.submit("HGETALL", wallet_key(buyer)), address_id,
+                           card_id)
 
     async def add_address(self, buyer: BuyerId, address: Address, *,
                           default: bool = False) -> dict[str, Any]:

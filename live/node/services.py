@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import hiredis
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -49,6 +48,8 @@ from live.accounts.teams import TeamStore
 from live.accounts.api_keys import ApiKeyStore
 from live.hub.rooms import Hub, HubLimits
 from live.node.metrics import Metrics
+from live.node.redis_compat import DeadlineRedis, PackingConnection
+from live.node.redis_compat import check as check_redis_compat
 from live.settings import Settings
 from live.streams.alerts import AlertLimits, ShowAlerts
 from live.streams.shows import ShowIndex
@@ -87,25 +88,19 @@ def freeze_heap() -> None:
     """Put what startup made (modules, services, the app: ~160,000 objects that live as
     long as the process) out of the cyclic collector's reach. Under a flash sale a full
     collection ran about twice a second and scanned all of it, ~95 ms each: a third of the
-    server's time (BENCHMARKS.md, session 10). Garbage is collected first, not frozen."""
+    server's time (BENCHMARKS.md, session 10). Garbage is collected first, not frozen.
+
+    Then the young generation is made larger (`GC_THRESHOLDS`): what a request holds while
+    it is in flight (256 at a time under a flash sale) survived each of the ~500 young
+    collections a second of the default 700 and was scanned again in the older ones."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
-_PLAIN_ARGS = frozenset({str, bytes, int, float})  # packed alike by hiredis and redis-py
-
-
-class PackingConnection(redis.Connection):
-    """redis-py's asyncio connection packs every command in Python (its sync one uses
-    hiredis): under a flash sale the batcher's pipelines spent ~8 % of the server there.
-    Commands of plain arguments are packed by hiredis (byte for byte the same, tested);
-    anything else (a command name with a space, bool, None, memoryview) as before."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        head = args[0]
-        if type(head) is str and " " not in head and _PLAIN_ARGS.issuperset(map(type, args)):
-            return [hiredis.pack_command(args)]
-        return super().pack_command(*args)
+# gen0 allocations, then gen0 and gen1 collections, between collections of the next: a
+# young collection every 20,000 allocations (default 700), gen2 as before relative to it.
+GC_THRESHOLDS = (20_000, 10, 10)
 
 
 def connect(url: str, *, max_connections: int = 64, pool_timeout_s: float = 5.0) -> redis.Redis:
@@ -120,8 +115,9 @@ def connect(url: str, *, max_connections: int = 64, pool_timeout_s: float = 5.0)
         socket_connect_timeout=2, retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 25),
         retry_on_error=[RedisConnectionError, RedisTimeoutError], health_check_interval=30)
     if pool.connection_class is redis.Connection:  # TCP (not TLS, not a unix socket)
-        pool.connection_class = PackingConnection
-    return redis.Redis.from_pool(pool)  # closing the client closes its pool
+        check_redis_compat()
+        pool.connection_class = PackingConnection  # live/node/redis_compat.py
+    return DeadlineRedis.from_pool(pool)  # closing the client closes its pool
 
 
 def _dispatch_config(settings: Settings) -> DispatchConfig:

@@ -149,10 +149,11 @@ def register(api: Api) -> None:
         request = _buy_request(call, buyer_id, key)
         # The wallet and the key's binding live in the buyer's slot: both are sent before
         # either is awaited, so they ride one pipeline (one round trip, no task each).
-        wallet_read = call.services.wallets.start_get(buyer_id)
+        wallet_read = call.services.wallets.start_payment(buyer_id, call.body.address_id,
+                                                          call.body.card_id)
         binding = call.services.buys.start_bind(request)
         # The wallet's answer first (409 wallet-missing, 404), then the confirmation.
-        wallet = (await wallet_read).pay_with(call.body.address_id, call.body.card_id)
+        wallet = await wallet_read
         await require_confirmation(call, lambda: buy_purchase(call.body, key), call.body.passkey)
         try:
             await binding.check()  # the key reused, too many units

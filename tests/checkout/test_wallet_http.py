@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
+from checkout.errors import Refused
+from checkout.ids import BuyerId
 from conftest import Live
 from shop import buy, db_state, give_wallet, make_brand, make_live_stream, make_product
 from test_bad_input import assert_problem, state_diff
@@ -241,3 +243,40 @@ async def test_a_buy_uses_the_chosen_card_and_keeps_the_address_it_shipped_to(
     r = await buy(live, "ann", product["id"], stream=stream["id"], card_id=good["id"])
     assert_problem(r, 404, "not-found")
     assert poor["id"] != good["id"] and home["id"] != work["id"]
+
+
+async def test_the_buys_wallet_read_answers_as_the_whole_wallet_does(live: Live) -> None:
+    """`start_payment` (what a buy reads, two entries parsed) gives the same payment or the
+    same refusal as parsing the whole wallet and `pay_with`, for every choice of entries."""
+    ann = Buyer(live, "ann")
+    wallets = live.services.wallets
+
+    async def both(address_id: str | None, card_id: str | None) -> tuple[Any, Any]:
+        answers = []
+        for read in (lambda: wallets.start_payment(BuyerId("ann"), address_id, card_id),
+                     lambda: _whole(wallets, address_id, card_id)):
+            try:
+                answers.append(await read())
+            except Refused as exc:
+                answers.append((exc.status, exc.kind))
+        return answers[0], answers[1]
+
+    choices: list[list[str | None]] = [[None, "ad_000000000000"], [None, "cd_000000000000"]]
+    fast, whole = await both(None, None)
+    assert fast == whole == (409, "wallet-missing")
+    home = await ann.add_address(HOME)
+    fast, whole = await both(None, None)
+    assert fast == whole == (409, "wallet-missing")  # no card yet
+    work = await ann.add_address(WORK, default=True)
+    await ann.add_card(await tokenize(live, "4000000000009995"))
+    good = await ann.add_card(await tokenize(live, "4242424242424242"))
+    choices[0] += [home["id"], work["id"]]
+    choices[1] += [good["id"]]
+    for address_id in choices[0]:
+        for card_id in choices[1]:
+            fast, whole = await both(address_id, card_id)
+            assert fast == whole, (address_id, card_id)
+
+
+async def _whole(wallets: Any, address_id: str | None, card_id: str | None) -> Any:
+    return (await wallets.get(BuyerId("ann"))).pay_with(address_id, card_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as redis
 
-from checkout.store.keys import stream_key
+from checkout.store.keys import stream_key, wallet_key
 from conftest import Live, make_settings
 from live.web.problems import PROBLEM_BASE
 from live.node.services import Services
@@ -94,3 +94,36 @@ async def test_an_unhandled_error_is_answered_500_and_logged_once(
     assert len(logged) == 1, [(x.name, x.getMessage()) for x in logged]
     assert f"GET /api/v1/streams/{stream['id']}" in logged[0].getMessage()
     assert logged[0].exc_info is not None and "WRONGTYPE" in str(logged[0].exc_info[1])
+
+
+async def test_the_buys_fast_path_answers_errors_as_the_app_does(
+        live: Live, rclient: redis.Redis) -> None:
+    """POST /api/v1/buy skips starlette's middleware (live/node/fast_path.py): an unhandled
+    error is still one 500 problem logged once, a refusal a problem, and both are counted
+    under the route's template; another method on its path still goes through starlette."""
+    await make_brand(live)
+    product = await make_product(live, stock=1)
+    stream = await make_live_stream(live, [product["id"]])
+    await rclient.set(wallet_key("eve"), "not a hash")  # WRONGTYPE on the buy's wallet read
+    handler = _Records()
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        r = await buy(live, "eve", product["id"], stream=stream["id"])
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"] == PROBLEM_BASE + "internal-error"
+    logged = list(handler.records.values())
+    assert len(logged) == 1, [(x.name, x.getMessage()) for x in logged]
+    assert "POST /api/v1/buy" in logged[0].getMessage()
+    assert logged[0].exc_info is not None and "WRONGTYPE" in str(logged[0].exc_info[1])
+    r = await buy(live, "nobody-with-a-wallet", product["id"], stream=stream["id"])
+    assert r.status_code == 409 and r.json()["type"] == PROBLEM_BASE + "wallet-missing"
+    r = await live.http.get("/api/v1/buy", headers=live.auth("buyer", "eve"))
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    text = (await live.http.get("/metrics")).text
+    assert 'livecart_http_requests_total{method="POST",route="/api/v1/buy",status="500"} 1.0' in text
+    assert 'livecart_http_requests_total{method="POST",route="/api/v1/buy",status="409"} 1.0' in text
