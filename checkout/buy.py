@@ -74,12 +74,18 @@ class BuyRequest:
     # open for them while it was open that long ago. Not in the fingerprint: a retry from a
     # player whose delay moved is the same buy.
     viewer_delay_ms: int = 0
+    # The wallet entries the buyer named (address id, card id; "" for the default): in the
+    # fingerprint, so a key retried with another card is refused, not answered with the
+    # first card's order. Left out when both are defaults (the fingerprint of every buy
+    # made before this field existed).
+    pay_with: tuple[str, str] = ("", "")
 
     def fingerprint(self) -> str:
         body = orjson.dumps([self.product, self.variant, self.quantity, self.stream,
                              self.channel, self.link_code, self.expected_unit_price,
                              *((self.auction.lot, self.auction.price_minor) if self.auction
-                               else ())])
+                               else ()),
+                             *(("pay", *self.pay_with) if any(self.pay_with) else ())])
         return hashlib.sha256(body).hexdigest()[:32]
 
 

@@ -351,7 +351,8 @@ def _buy_request(call: Call[BuyIn], buyer_id: BuyerId, key: str) -> BuyRequest:
                       stream=body.stream_id or "", link_creator=creator, link_code=code,
                       expected_unit_price=body.expected_unit_price_minor,
                       viewer_delay_ms=min(body.viewer_delay_ms,
-                                          call.services.settings.deal_viewer_delay_max_ms))
+                                          call.services.settings.deal_viewer_delay_max_ms),
+                      pay_with=(body.address_id or "", body.card_id or ""))
 
 
 async def _product_with_variant(call: Call[Any], product_id: ProductId, variant: VariantId, *,

@@ -15,7 +15,7 @@ import redis.asyncio as redis
 from checkout.errors import Refused
 from checkout.ids import BuyerId
 from conftest import Live
-from shop import buy, db_state, give_wallet, make_brand, make_live_stream, make_product
+from shop import buy, db_state, give_wallet, idem, make_brand, make_live_stream, make_product
 from test_bad_input import assert_problem, state_diff
 
 NEXT_YEAR = datetime.date.today().year + 1
@@ -242,6 +242,15 @@ async def test_a_buy_uses_the_chosen_card_and_keeps_the_address_it_shipped_to(
     # A buy with an address or card not in the wallet: 404, nothing reserved.
     r = await buy(live, "ann", product["id"], stream=stream["id"], card_id=good["id"])
     assert_problem(r, 404, "not-found")
+    # One Idempotency-Key is one purchase: retried with another card it is refused, not
+    # answered with the first card's order; with the same card it is that order.
+    key = idem()
+    r = await buy(live, "ann", product["id"], stream=stream["id"], key=key, card_id=poor["id"])
+    assert r.status_code == 402, r.text
+    r = await buy(live, "ann", product["id"], stream=stream["id"], key=key)
+    assert_problem(r, 422, "idempotency-key-reused")
+    r = await buy(live, "ann", product["id"], stream=stream["id"], key=key, card_id=poor["id"])
+    assert r.status_code == 402 and r.headers["idempotent-replayed"] == "true", r.text
     assert poor["id"] != good["id"] and home["id"] != work["id"]
 
 
