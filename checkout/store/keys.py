@@ -29,7 +29,7 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "stream_agg_keys", "CreatorAggKeys", "creator_agg_keys",
            "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
-           "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
+           "PROGRAMS", "HookKeys", "hook_keys", "LEGACY_HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
            "AuctionKeys", "auction_keys", "stream_auction_key", "AUCTIONS_DUE"]
 
 NODES = "lc:nodes"  # sorted set: node id -> until when its heartbeat holds (ms)
@@ -373,14 +373,18 @@ def creator_programs_key(creator: CreatorId | str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class HookKeys:
-    """Outbound webhooks (docs/webhooks.md), all in the one `{wh}` slot, so that one script
-    registers an event, fans it out to every subscribed endpoint and queues the deliveries
-    (like `{shows}`). Per-endpoint and per-delivery keys are `prefix` + a part."""
+    """Outbound webhooks (docs/webhooks.md) of the owners (`brand:<id>`, `operator`) of one
+    webhook partition (checkout/webhook_events.py `owner_partition`), all in that
+    partition's `{wh:<k>}` slot, so that one script registers an event, fans it out to the
+    partition's subscribed endpoints and queues the deliveries. Every brand's events in one
+    slot made one shard carry every webhook of a cluster. Per-endpoint and per-delivery keys
+    are `prefix` + a part."""
 
     prefix: str
     outbox: str  # stream: deliveries ready to be attempted (consumer group `hooks`)
     retry: str  # sorted set: delivery id -> when its next attempt is due (ms)
     counter: str  # string: the last delivery number
+    delivery_prefix: str  # delivery ids are this + the counter (unique across partitions)
 
     def endpoint(self, endpoint_id: str) -> str:
         return f"{self.prefix}ep:{key_part(endpoint_id)}"
@@ -405,6 +409,17 @@ class HookKeys:
         return f"{self.prefix}log:{key_part(endpoint_id)}"
 
 
-_HOOKS = "lc:{wh}:"
-HOOKS = HookKeys(prefix=_HOOKS, outbox=f"{_HOOKS}outbox", retry=f"{_HOOKS}retry",
-                 counter=f"{_HOOKS}counter")
+def _hook_keys(prefix: str, delivery_prefix: str) -> HookKeys:
+    return HookKeys(prefix=prefix, outbox=f"{prefix}outbox", retry=f"{prefix}retry",
+                    counter=f"{prefix}counter", delivery_prefix=delivery_prefix)
+
+
+def hook_keys(partition: int) -> HookKeys:
+    """The webhook keys of one partition (`lc:{wh:<k>}:`); its delivery ids `dl_<k>_<n>`."""
+    return _hook_keys(f"lc:{{wh:{partition}}}:", f"dl_{partition}_")
+
+
+# Before webhooks were partitioned every owner's were here, in the one `{wh}` slot, with
+# delivery ids `dl_<n>`: read only by the one-time move into the partitions at start
+# (live/webhooks/migration.py).
+LEGACY_HOOKS = _hook_keys("lc:{wh}:", "dl_")

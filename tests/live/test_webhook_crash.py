@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -26,10 +27,16 @@ from conftest import TEST_SECRET, UNIT, Live, make_settings, start_node, stop_no
 from hook_receiver import Receiver, receiver  # noqa: F401 - the fixture
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
 
-from checkout.store.keys import HOOKS
+from checkout.store.keys import hook_keys
+from checkout.webhook_events import owner_partition
 from live.accounts.auth import TokenAuthority
 from live.node.valkey_server import EmbeddedValkey
+from live.settings import Settings
 from live.webhooks.dispatcher import GROUP
+
+# acme's webhook partition, at the default partition count the subprocess node runs with
+ACME = hook_keys(owner_partition("brand:acme", next(
+    int(f.default) for f in fields(Settings) if f.name == "partitions")))  # type: ignore[call-overload]
 
 
 def _free_port() -> int:
@@ -86,7 +93,7 @@ async def test_kill_9_of_the_node_mid_delivery_loses_nothing(
             node.send_signal(signal.SIGKILL)
             await node.wait()
         # Mid-delivery: the outbox entry is handed out and not acknowledged.
-        assert (await rclient.xpending(HOOKS.outbox, GROUP))["pending"] == 1
+        assert (await rclient.xpending(ACME.outbox, GROUP))["pending"] == 1
 
         node = await _serve(valkey, tmp_path / "two", port)
         hits = await receiver.wait("/crash", 2)
@@ -102,7 +109,7 @@ async def test_kill_9_of_the_node_mid_delivery_loses_nothing(
                 return items and items[0]["status"] == "delivered"
 
             await eventually(delivered, "the delivery recorded as delivered")
-        assert (await rclient.xpending(HOOKS.outbox, GROUP))["pending"] == 0
+        assert (await rclient.xpending(ACME.outbox, GROUP))["pending"] == 0
     finally:
         if node.returncode is None:
             await _stop(node)
@@ -138,7 +145,7 @@ async def test_kill_9_of_valkey_between_attempts_loses_nothing(own_valkey_node: 
     [first] = await receiver.wait("/v", 1)
 
     async def scheduled() -> Any:  # the failed attempt recorded, its retry due in 1 s
-        return await live.services.client.zcard(HOOKS.retry)
+        return await live.services.client.zcard(ACME.retry)
 
     await eventually(scheduled, "the retry scheduled")
     old_pid = embedded.pid
