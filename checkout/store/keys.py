@@ -333,7 +333,8 @@ class PartitionKeys:
     """One partition of the products (checkout/partitions.py), in a slot of its own."""
 
     products: str  # set: the product ids of the partition (outbox, holds and debts)
-    lease: str  # string: the node id sweeping and folding the partition, with an expiry
+    lease: str  # string: the node id sweeping, folding (and delivering the webhooks of) the
+    # partition, with an expiry
 
 
 def partition_keys(partition: int) -> PartitionKeys:
