@@ -29,13 +29,13 @@ from typing import Any
 import httpx
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from standardwebhooks.webhooks import Webhook
 
 from checkout.partitions import Partitions
 from checkout.store.keys import HookKeys, hook_keys
 from checkout.store.replies import stream_reads, text, text_hash
-from checkout.store.scripts import SCRIPTS, call_script
+from checkout.store.scripts import SCRIPTS, call_script, load_all
 from checkout.tasks import stop_task
 from live.webhooks.targets import TargetRefused, resolve
 
@@ -141,24 +141,24 @@ class Dispatcher:
                 held = self._partitions.held()
                 if not resumed:
                     await prepare_outbox(self._client, held)
-                await self._pump(held)
                 free = self._config.concurrency - len(self._inflight)
                 if free <= 0:
                     await asyncio.wait(list(self._inflight.values()),
                                        return_when=asyncio.FIRST_COMPLETED)
                     continue
-                fresh = [p for p in held if p not in resumed]
-                entries = await self._read(fresh, "0", free) if fresh else []
-                resumed.update(fresh)
-                entries += await self._read([p for p in held if p not in fresh], ">", free)
+                fresh = {p for p in held if p not in resumed}
+                entries = await self._pump_and_read(held, fresh, free)
+                resumed |= fresh
                 if time.monotonic() - last_claim > self._config.claim_idle_ms / 2000:
                     last_claim = time.monotonic()
                     entries += await self._claim(held, free)
+                started = 0
                 for partition, entry_id, delivery_id in entries:
                     if (partition, entry_id) not in self._inflight:
+                        started += 1
                         self._inflight[partition, entry_id] = asyncio.create_task(
                             self._attempt(partition, entry_id, delivery_id))
-                if not entries:
+                if not started:
                     await asyncio.sleep(self._config.block_ms / 1000)
             except asyncio.CancelledError:
                 raise
@@ -167,40 +167,48 @@ class Dispatcher:
                 resumed.clear()
                 await asyncio.sleep(0.5)
 
-    async def _pump(self, partitions: list[int]) -> None:
-        """Due retries back into their outboxes (hook_pump.lua, one call per partition)."""
-        now = int(time.time() * 1000)
-        for partition in partitions:
-            hooks = hook_keys(partition)
-            await call_script(self._client, SCRIPTS["hook_pump"], [hooks.retry, hooks.outbox],
-                              [now, 1000])
-
-    async def _read(self, partitions: list[int], start: str, count: int) -> list[Entry]:
-        """One non-blocking read per partition's outbox, in one pipeline (the cluster client
-        splits it by node)."""
+    async def _pump_and_read(self, partitions: list[int], fresh: set[int],
+                             free: int) -> list[Entry]:
+        """One pipeline (the cluster client splits it by node; a partition's two commands
+        go to its node in order): per partition, its due retries back into its outbox
+        (hook_pump.lua), then a non-blocking read of the outbox, from our own pending
+        entries for the `fresh` ones. The batch is shared out between the partitions."""
         if not partitions:
             return []
+        count = max(1, free // len(partitions))
+        now = int(time.time() * 1000)
+        pump = SCRIPTS["hook_pump"]
         async with self._client.pipeline(transaction=False) as pipe:
             for partition in partitions:
-                pipe.xreadgroup(GROUP, self._consumer, {hook_keys(partition).outbox: start},
-                                count=count)
-            replies = await pipe.execute()
+                hooks = hook_keys(partition)
+                # EVALSHA by name: redis-py's cluster pipeline refuses its `evalsha` method.
+                pipe.execute_command("EVALSHA", pump.sha, 2, hooks.retry, hooks.outbox, now, 1000)
+                pipe.xreadgroup(GROUP, self._consumer,
+                                {hooks.outbox: "0" if partition in fresh else ">"}, count=count)
+            replies = await pipe.execute(raise_on_error=False)
+        if any(isinstance(r, NoScriptError) for r in replies[0::2]):
+            await load_all(self._client)  # a restarted Valkey: the retries move next pass
+        failed = [r for r in replies if isinstance(r, Exception)
+                  and not isinstance(r, NoScriptError)]
+        if failed:
+            raise failed[0]
         return [(partition, text(eid), text(fields.get(b"d", b"")))
-                for partition, reply in zip(partitions, replies)
+                for partition, reply in zip(partitions, replies[1::2])
                 for _, items in stream_reads(reply) for eid, fields in items if fields]
 
     async def _claim(self, partitions: list[int], count: int) -> list[Entry]:
         """Entries another consumer (a node that died, or lost the partition) was handed and
-        has not settled for `claim_idle`."""
-        entries: list[Entry] = []
-        for partition in partitions:
-            reply = await self._client.xautoclaim(hook_keys(partition).outbox, GROUP,
-                                                  self._consumer, self._config.claim_idle_ms,
-                                                  "0-0", count=count)
-            items = reply[1] if reply and len(reply) > 1 else []
-            entries += [(partition, text(eid), text(fields.get(b"d", b"")))
-                        for eid, fields in items if fields]
-        return entries
+        has not settled for `claim_idle` (one pipeline)."""
+        if not partitions:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.xautoclaim(hook_keys(partition).outbox, GROUP, self._consumer,
+                                self._config.claim_idle_ms, "0-0", count=count)
+            replies = await pipe.execute()
+        return [(partition, text(eid), text(fields.get(b"d", b"")))
+                for partition, reply in zip(partitions, replies)
+                for eid, fields in (reply[1] if reply and len(reply) > 1 else []) if fields]
 
     async def _attempt(self, partition: int, entry_id: str, delivery_id: str) -> None:
         try:
