@@ -29,7 +29,8 @@ from checkout.store.keys import hook_keys, key_part
 from checkout.store.scripts import SCRIPTS, call_script
 
 __all__ = ["EventType", "ORDER_EVENTS", "STREAM_EVENTS", "PAYLOAD_VERSION", "OPERATOR_OWNER",
-           "HookEvent", "HookRecords", "brand_owner", "owner_partition", "order_event", "stream_event",
+           "HookEvent", "HookRecords", "brand_owner", "owner_partition", "order_event",
+           "stream_event",
            "stock_events", "event_id"]
 
 PAYLOAD_VERSION = 1

@@ -4,7 +4,8 @@ Everything a buy touches lives in the product's hash slot (`{p:<id>}`), so the b
 runs unchanged on a Valkey Cluster. Streams, buyers, creators and brands have slots of their
 own; the aggregates fed from the outboxes live in their owners' slots (a brand's in
 `{b:<brand>}`, a stream's in `{s:<stream>}`, a creator's in `{c:<creator>}`), so no one
-shard folds every sale.
+shard folds every sale; webhooks live in their owners' partitions (`{wh:<k>}`), so no one
+shard delivers every brand's.
 
 Every variable part of a key (an id, a buyer, an Idempotency-Key) goes through `key_part`:
 `:` separates parts and `{`/`}` choose the hash slot, and buyer ids and Idempotency-Keys may
@@ -29,7 +30,8 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "stream_agg_keys", "CreatorAggKeys", "creator_agg_keys",
            "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
-           "PROGRAMS", "HookKeys", "hook_keys", "LEGACY_HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
+           "PROGRAMS", "HookKeys", "hook_keys", "LEGACY_HOOKS", "ChatKeys", "chat_keys",
+           "channel_chat_keys",
            "AuctionKeys", "auction_keys", "stream_auction_key", "AUCTIONS_DUE"]
 
 NODES = "lc:nodes"  # sorted set: node id -> until when its heartbeat holds (ms)

@@ -9,10 +9,11 @@ product outboxes (one non-blocking read per outbox, in one pipeline: one read ov
 slots is a CROSSSLOT error on a cluster): an entry is acknowledged only in the same script
 that records its attempt's outcome (hook_done.lua), so a node killed mid-delivery leaves it
 pending, and the node itself (same consumer name) or the one that takes over the partition
-(after `claim_idle`) sends it again. Only the head of an (endpoint, resource) queue is ever in the outbox, so
-deliveries about one order, stream or product go one after the other. A failed attempt is
-retried on the schedule (with jitter) from the retry sorted set, moved back into the
-outbox by hook_pump.lua when due. docs/webhooks.md says it all for the receivers.
+(after `claim_idle`) sends it again. Only the head of an (endpoint, resource) queue is ever
+in the outbox, so deliveries about one order, stream or product go one after the other. A
+failed attempt is retried on the schedule (with jitter) from the partition's retry sorted
+set, moved back into the outbox by hook_pump.lua when due. docs/webhooks.md says it all for
+the receivers.
 """
 
 from __future__ import annotations

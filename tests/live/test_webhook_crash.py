@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -31,12 +30,10 @@ from checkout.store.keys import hook_keys
 from checkout.webhook_events import owner_partition
 from live.accounts.auth import TokenAuthority
 from live.node.valkey_server import EmbeddedValkey
-from live.settings import Settings
 from live.webhooks.dispatcher import GROUP
 
-# acme's webhook partition, at the default partition count the subprocess node runs with
-ACME = hook_keys(owner_partition("brand:acme", next(
-    int(f.default) for f in fields(Settings) if f.name == "partitions")))  # type: ignore[call-overload]
+PARTITIONS = 16
+ACME = hook_keys(owner_partition("brand:acme", PARTITIONS))  # acme's webhook partition
 
 
 def _free_port() -> int:
@@ -48,7 +45,8 @@ def _free_port() -> int:
 async def _serve(valkey: EmbeddedValkey, data_dir: Path, port: int) -> asyncio.subprocess.Process:
     env = {**os.environ, "LIVECART_REDIS_URL": valkey.url, "LIVECART_JWT_SECRET": TEST_SECRET,
            "LIVECART_WEBHOOK_ALLOW_PRIVATE": "1", "LIVECART_WEBHOOK_TIMEOUT_S": "60",
-           "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1", "LIVECART_WEBHOOK_RETRY_SCHEDULE_S": "0.05,0.05"}
+           "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1", "LIVECART_WEBHOOK_RETRY_SCHEDULE_S": "0.05,0.05",
+           "LIVECART_PARTITIONS": str(PARTITIONS)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "live.node.cli", "serve", "--port", str(port), "--ws-port",
         str(_free_port()), "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE,
@@ -118,7 +116,8 @@ async def test_kill_9_of_the_node_mid_delivery_loses_nothing(
 @pytest.fixture
 async def own_valkey_node(valkey: EmbeddedValkey, tmp_path: Path) -> Any:
     """A node on its own supervised, AOF-backed embedded Valkey (as `livecart serve` runs)."""
-    settings = make_settings(valkey, tmp_path, redis_url=None, webhook_allow_private=True,
+    settings = make_settings(valkey, tmp_path, redis_url=None, partitions=PARTITIONS,
+                             webhook_allow_private=True,
                              webhook_retry_schedule_s=(1.0, 0.05), webhook_retry_jitter=0.0)
     services, server, task, url = await start_node(settings)
     try:
