@@ -27,11 +27,15 @@ from conftest import TEST_SECRET, UNIT, Live, make_settings, start_node, stop_no
 from hook_receiver import Receiver, receiver  # noqa: F401 - the fixture
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
 from test_cluster import cclient, cluster, crossslot_errors, slot_checked  # noqa: F401
+from test_webhook_migration import legacy_emit, legacy_endpoint
 
+from checkout.store.keys import LEGACY_HOOKS as OLD
 from checkout.store.keys import hook_keys
-from checkout.webhook_events import OPERATOR_OWNER, brand_owner, owner_partition
+from checkout.store.scripts import load_all
+from checkout.webhook_events import OPERATOR_OWNER, EventType, brand_owner, owner_partition
 from live.accounts.auth import TokenAuthority
 from live.node.valkey_cluster import LocalCluster
+from live.webhooks.dispatcher import GROUP
 
 COUNT = 16
 LEASE_S = 3.0  # renewed every second: a loaded machine keeps them
@@ -209,4 +213,34 @@ async def test_a_node_killed_mid_delivery_hands_its_partition_over_and_order_hol
         if proc.returncode is None:
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
+    assert await crossslot_errors(cclient) == 0
+
+
+async def test_legacy_webhooks_of_the_one_slot_move_to_their_partitions_shards(
+        cluster: LocalCluster, cclient: RedisCluster, receiver: Receiver,
+        tmp_path: Path) -> None:
+    """A cluster that ran the previous version: every brand's webhooks in `{wh}`, queued
+    deliveries included. The first node of this version moves each brand's to its own
+    partition (here on two shards), and delivers them."""
+    await load_all(cclient)
+    await cclient.xgroup_create(OLD.outbox, GROUP, id="0", mkstream=True)
+    names = [f"brand{i}" for i in range(200)]
+    first = names[0]
+    second = next(n for n in names if cclient.get_node_from_key(hook_keys(partition(n)).outbox)
+                  != cclient.get_node_from_key(hook_keys(partition(first)).outbox))
+    secrets = {brand: await legacy_endpoint(cclient, f"we_{brand}", brand_owner(brand),
+                                            f"{receiver.url}/{brand}")
+               for brand in (first, second)}
+    for brand in (first, second):
+        await legacy_emit(cclient, EventType.ORDER_PAID, f"{brand}-o1", brand)
+        await legacy_emit(cclient, EventType.ORDER_REFUNDED, f"{brand}-o1", brand)
+    async with node(cluster, tmp_path / "a", 1):
+        assert [k async for k in cclient.scan_iter(match="lc:{wh}:*")] == []
+        for brand, secret in secrets.items():
+            hits = await receiver.wait(f"/{brand}", 2)
+            assert [Webhook(secret).verify(h.body, h.headers)["type"] for h in hits] == [
+                "order.paid", "order.refunded"]
+            keys = hook_keys(partition(brand))
+            assert await cclient.exists(keys.endpoint(f"we_{brand}"))
+            assert await cclient.zcard(keys.log(f"we_{brand}")) == 2
     assert await crossslot_errors(cclient) == 0

@@ -44,11 +44,12 @@ async def legacy_endpoint(client: redis.Redis, endpoint_id: str, owner: str, url
     return secret
 
 
-async def legacy_emit(client: redis.Redis, kind: EventType, order: str) -> list[str]:
-    event = HookEvent(event_id(f"{kind}:{order}"), kind, f"order:{order}", ("brand:acme",),
+async def legacy_emit(client: redis.Redis, kind: EventType, order: str,
+                      brand: str = "acme") -> list[str]:
+    event = HookEvent(event_id(f"{kind}:{order}"), kind, f"order:{order}", (f"brand:{brand}",),
                       int(time.time() * 1000), {"id": order, "state": kind.value})
     keys = [OLD.event(event.id), OLD.outbox, OLD.counter, OLD.owner("operator"),
-            OLD.owner("brand:acme")]
+            OLD.owner(f"brand:{brand}")]
     reply = orjson.loads(await client.evalsha(
         SCRIPTS["hook_emit"].sha, len(keys), *keys, "event", event.id, kind.value,
         event.resource, key_part(event.resource), event.body(), OLD.prefix, "",
