@@ -27,7 +27,7 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as redis
 
-from checkout.store.keys import LEGACY_HOOKS, hook_keys
+from checkout.store.keys import LEGACY_HOOKS, hook_keys, key_part
 from checkout.store.replies import text, text_hash
 from checkout.store.scripts import SCRIPTS, call_script
 from checkout.webhook_events import owner_partition
@@ -54,21 +54,25 @@ async def migrate_legacy_hooks(client: redis.Redis, partitions: int) -> int:
     return 0
 
 
-async def _scan(client: redis.Redis, match: str) -> list[str]:
-    return sorted({text(k) async for k in client.scan_iter(match=match, count=1000)})
-
-
 async def _move_all(client: redis.Redis, partitions: int, me: str) -> int:
+    # One SCAN of the keyspace (every primary's, on a cluster) finds every legacy key.
+    legacy = sorted({text(k) async for k in client.scan_iter(match=f"{OLD.prefix}*",
+                                                             count=1000)})
+    queues: dict[str, list[str]] = {}  # endpoint id (as a key part) -> its queues
+    for key in legacy:
+        if key.startswith(f"{OLD.prefix}q:"):
+            queues.setdefault(key[len(OLD.prefix) + 2:].split(":")[0], []).append(key)
     moved = 0
-    for owner_key in await _scan(client, f"{OLD.prefix}owner:*"):
+    for owner_key in (k for k in legacy if k.startswith(f"{OLD.prefix}owner:")):
         for endpoint_id in sorted(text(m) for m in await client.smembers(owner_key)):
             await client.set(LOCK, me, px=LOCK_MS)
-            if await _move_endpoint(client, partitions, endpoint_id):
+            if await _move_endpoint(client, partitions, endpoint_id,
+                                    queues.get(key_part(endpoint_id), [])):
                 moved += 1
             await client.srem(owner_key, endpoint_id)
     # What is left belongs to no endpoint (or is an event every mover copied): gone, the
     # outbox last, so that a crash before it makes the next start look again.
-    for key in await _scan(client, f"{OLD.prefix}*"):
+    for key in legacy:
         if key not in (OLD.outbox, LOCK):
             await client.unlink(key)
     await client.unlink(OLD.outbox)
@@ -78,15 +82,16 @@ async def _move_all(client: redis.Redis, partitions: int, me: str) -> int:
     return moved
 
 
-async def _move_endpoint(client: redis.Redis, partitions: int, endpoint_id: str) -> bool:
-    """One endpoint into its partition; False if it was gone (or moved before)."""
+async def _move_endpoint(client: redis.Redis, partitions: int, endpoint_id: str,
+                         queue_keys: list[str]) -> bool:
+    """One endpoint and its queues into its partition; False if it was gone (or moved
+    before)."""
     record = text_hash(await client.hgetall(OLD.endpoint(endpoint_id)))
     if not record:
         return False
     new = hook_keys(owner_partition(record["owner"], partitions))
     scored = await client.zrange(OLD.log(endpoint_id), 0, -1, withscores=True)
     logged = [(text(d), int(ms)) for d, ms in cast(list[tuple[bytes, float]], scored)]
-    queue_keys = await _scan(client, OLD.queue(endpoint_id, "") + "*")
     queues = [(key, [text(d) for d in await client.lrange(key, 0, -1)]) for key in queue_keys]
     delivery_ids = sorted({d for d, _ in logged} | {d for _, items in queues for d in items})
     deliveries: list[dict[str, Any]] = []

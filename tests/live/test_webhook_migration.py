@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import redis.asyncio as redis
 from standardwebhooks.webhooks import Webhook
 
@@ -121,3 +122,34 @@ async def test_legacy_deliveries_move_into_the_partitions_and_are_delivered_in_o
     finally:
         await stop_node(services, server, task)
     assert refund_ops and len({done_ops, paid_ops, refund_ops}) == 3
+
+
+async def test_a_move_interrupted_after_the_copy_is_finished_once_by_the_next_start(
+        rclient: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint's copy is one script; its legacy keys are deleted after. A crash in
+    between (here: the first delete fails) leaves both: the next run finds the copy done,
+    queues nothing twice and finishes the deletes."""
+    await load_all(rclient)
+    await rclient.xgroup_create(OLD.outbox, GROUP, id="0", mkstream=True)
+    await legacy_endpoint(rclient, "we_acme", "brand:acme", "https://example.com/a")
+    [paid] = await legacy_emit(rclient, EventType.ORDER_PAID, "o1")
+    [refund] = await legacy_emit(rclient, EventType.ORDER_REFUNDED, "o1")
+    unlink = rclient.unlink
+
+    async def crash(*_: Any) -> Any:
+        raise ConnectionError("killed")
+
+    monkeypatch.setattr(rclient, "unlink", crash)
+    with pytest.raises(ConnectionError):
+        await migrate_legacy_hooks(rclient, 16)
+    monkeypatch.setattr(rclient, "unlink", unlink)
+    new = hook_keys(owner_partition("brand:acme", 16))
+    assert await rclient.exists(new.endpoint("we_acme"), OLD.endpoint("we_acme")) == 2
+
+    assert await migrate_legacy_hooks(rclient, 16) == 0  # found moved: nothing moved again
+    assert [k async for k in rclient.scan_iter(match="lc:{wh}:*")] == []
+    [(_, fields)] = await rclient.xrange(new.outbox)
+    assert fields == {b"d": paid.encode()}  # the queue's head, once
+    [queue] = [k async for k in rclient.scan_iter(match=new.prefix + "q:*")]
+    assert await rclient.lrange(queue, 0, -1) == [paid.encode(), refund.encode()]
+    assert (await rclient.hget(new.delivery(refund), "queue")) == queue
