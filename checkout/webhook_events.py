@@ -30,8 +30,7 @@ from checkout.store.scripts import SCRIPTS, call_script
 
 __all__ = ["EventType", "ORDER_EVENTS", "STREAM_EVENTS", "PAYLOAD_VERSION", "OPERATOR_OWNER",
            "HookEvent", "HookRecords", "brand_owner", "owner_partition", "order_event",
-           "stream_event",
-           "stock_events", "event_id"]
+           "stream_event", "stock_events", "event_id"]
 
 PAYLOAD_VERSION = 1
 OPERATOR_OWNER = "operator"  # the operator's endpoints get every brand's events
@@ -170,13 +169,13 @@ class HookRecords:
         for owner in (OPERATOR_OWNER, *event.owners):
             owners.setdefault(owner_partition(owner, self.partitions), []).append(owner)
         calls = []
-        now = int(time.time() * 1000)
+        now, body = int(time.time() * 1000), event.body()
         for partition, mine in sorted(owners.items()):
             hooks = hook_keys(partition)
             keys = [hooks.event(event.id), hooks.outbox, hooks.counter,
                     *(hooks.owner(o) for o in mine)]
             calls.append((keys, ["event", event.id, event.type.value, event.resource,
-                                 key_part(event.resource), event.body(), hooks.prefix, "",
+                                 key_part(event.resource), body, hooks.prefix, "",
                                  now, self.keep_ms, self.log_keep, hooks.delivery_prefix]))
         return calls
 

@@ -5,9 +5,8 @@ Records live in their owner's webhook partition (`{wh:<k>}`, checkout/store/keys
 HookKeys, `owner_partition`); hook_emit.lua reads the owner sets and the `events` and
 `enabled` fields to fan an event out. An endpoint id names no partition (ids made before
 the partitions kept theirs), so a look-up by id asks every partition at once, one pipeline:
-the API's calls only, never the delivery path. The secret is stored
-as it is (an HMAC needs it) and never leaves through a listing, only in the answer that
-made or rotated it.
+the API's calls only, never the delivery path. The secret is stored as it is (an HMAC
+needs it) and never leaves through a listing, only in the answer that made or rotated it.
 """
 
 from __future__ import annotations
