@@ -10,13 +10,17 @@ id), renewed and released by lease.lua, never one another node holds. Each node 
 most its fair share, ceil(count / live nodes), the live nodes being those whose heartbeat
 (a sorted set scored by expiry) has not lapsed: a node that joins gets the partitions the
 others shed as surplus, and a killed node's partitions are taken over once its leases and
-heartbeat expire (the TTL).
+heartbeat expire (the TTL). The same leases give a node the webhook partitions of the same
+numbers (owners' webhooks, partitioned by the same mapping: checkout/webhook_events.py
+`owner_partition`), so one heartbeat and one fair share cover the sweeper, the aggregator
+and webhook delivery.
 
 Two nodes may briefly work on one partition (a node that missed its renewal still thinks it
 holds a lease another took): harmless, because every move the sweeper and the aggregator
 make is idempotent (transition.lua moves an order out of a state once, apply.lua folds each
 order and state once, the gateway's calls are idempotent by order id, and outbox entries go
-through a consumer group).
+through a consumer group; webhook attempts are recorded once by hook_done.lua and delivery
+is at least once).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Outbound webhook events: their names, which change makes which, their payloads, and the
-one way they are recorded (hook_emit.lua). Delivery is the node's (live/webhooks).
+one way they are recorded (hook_emit.lua, once per owner's webhook partition). Delivery is
+the node's (live/webhooks).
 
 Each kind of event has one producer: order events come from the aggregator's fold of the
 product outboxes (an order state's event is one entry of `ORDER_EVENTS`), stock events from
@@ -23,12 +24,13 @@ import orjson
 import redis.asyncio as redis
 
 from checkout.order_states import SALES
-from checkout.store.keys import HOOKS, key_part
+from checkout.partitions import partition_of
+from checkout.store.keys import hook_keys, key_part
 from checkout.store.scripts import SCRIPTS, call_script
 
 __all__ = ["EventType", "ORDER_EVENTS", "STREAM_EVENTS", "PAYLOAD_VERSION", "OPERATOR_OWNER",
-           "HookEvent", "HookRecords", "brand_owner", "order_event", "stream_event",
-           "stock_events", "event_id"]
+           "HookEvent", "HookRecords", "brand_owner", "owner_partition", "order_event",
+           "stream_event", "stock_events", "event_id"]
 
 PAYLOAD_VERSION = 1
 OPERATOR_OWNER = "operator"  # the operator's endpoints get every brand's events
@@ -144,36 +146,60 @@ def stock_events(order: Mapping[str, str], left: int, low_at: int, at_ms: int,
     return events
 
 
+def owner_partition(owner: str, count: int) -> int:
+    """The webhook partition of an owner (`brand:<id>`, `operator`): where its endpoints,
+    their deliveries and the events they get live (checkout/store/keys.py `hook_keys`). The
+    same crc32 mapping as products' (checkout/partitions.py), and the same leases: the node
+    holding partition k delivers its webhooks too."""
+    return partition_of(owner, count)
+
+
 @dataclass(frozen=True, slots=True)
 class HookRecords:
     """Records events (hook_emit.lua): the producers' one way in."""
 
     keep_ms: int  # how long an event and a finished delivery are kept (the log's reach)
     log_keep: int  # deliveries listed per endpoint
+    partitions: int  # webhook partitions (the product partitions' count: one lease each)
 
-    def args(self, event: HookEvent) -> tuple[list[str], list[Any]]:
-        keys = [HOOKS.event(event.id), HOOKS.outbox, HOOKS.counter,
-                HOOKS.owner(OPERATOR_OWNER), *(HOOKS.owner(o) for o in event.owners)]
-        return keys, ["event", event.id, event.type.value, event.resource,
-                      key_part(event.resource), event.body(), HOOKS.prefix, "",
-                      int(time.time() * 1000), self.keep_ms, self.log_keep]
+    def args(self, event: HookEvent) -> list[tuple[list[str], list[Any]]]:
+        """One hook_emit call per partition of the event's owners and the operator's: the
+        brand's, and the operator's when it is another (a show's lineup: one per brand's)."""
+        owners: dict[int, list[str]] = {}
+        for owner in (OPERATOR_OWNER, *event.owners):
+            owners.setdefault(owner_partition(owner, self.partitions), []).append(owner)
+        calls = []
+        now, body = int(time.time() * 1000), event.body()
+        for partition, mine in sorted(owners.items()):
+            hooks = hook_keys(partition)
+            keys = [hooks.event(event.id), hooks.outbox, hooks.counter,
+                    *(hooks.owner(o) for o in mine)]
+            calls.append((keys, ["event", event.id, event.type.value, event.resource,
+                                 key_part(event.resource), body, hooks.prefix, "",
+                                 now, self.keep_ms, self.log_keep, hooks.delivery_prefix]))
+        return calls
 
     def queue(self, pipe: redis.client.Pipeline, event: HookEvent) -> None:
         """Record in `pipe` (the aggregator's fold: no round trip of its own)."""
-        keys, args = self.args(event)
-        # EVALSHA by name: redis-py's cluster pipeline refuses its `evalsha` method.
-        pipe.execute_command("EVALSHA", SCRIPTS["hook_emit"].sha, len(keys), *keys, *args)
+        for keys, args in self.args(event):
+            # EVALSHA by name: redis-py's cluster pipeline refuses its `evalsha` method.
+            pipe.execute_command("EVALSHA", SCRIPTS["hook_emit"].sha, len(keys), *keys, *args)
 
     async def record(self, client: redis.Redis, event: HookEvent) -> list[str]:
         """Record now; the ids of the deliveries queued (none: nobody wants it)."""
-        keys, args = self.args(event)
-        reply = orjson.loads(await call_script(client, SCRIPTS["hook_emit"], keys, args))
-        return list(reply.get("deliveries", []))
+        made: list[str] = []
+        for keys, args in self.args(event):
+            reply = orjson.loads(await call_script(client, SCRIPTS["hook_emit"], keys, args))
+            made += reply.get("deliveries", [])
+        return made
 
-    async def resend(self, client: redis.Redis, event: str, endpoint: str) -> str | None:
-        """One more delivery of a recorded event to one endpoint; None if either is gone."""
-        keys = [HOOKS.event(event), HOOKS.outbox, HOOKS.counter]
+    async def resend(self, client: redis.Redis, event: str, endpoint: str,
+                     owner: str) -> str | None:
+        """One more delivery of a recorded event to one endpoint of `owner` (the event is
+        recorded in the endpoint's partition); None if either is gone."""
+        hooks = hook_keys(owner_partition(owner, self.partitions))
+        keys = [hooks.event(event), hooks.outbox, hooks.counter]
         reply = orjson.loads(await call_script(client, SCRIPTS["hook_emit"], keys, [
-            "resend", event, "", "", "", "", HOOKS.prefix, endpoint, int(time.time() * 1000),
-            self.keep_ms, self.log_keep]))
+            "resend", event, "", "", "", "", hooks.prefix, endpoint, int(time.time() * 1000),
+            self.keep_ms, self.log_keep, hooks.delivery_prefix]))
         return reply["deliveries"][0] if reply["r"] == "ok" else None

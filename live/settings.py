@@ -63,8 +63,9 @@ class Settings:
     payment_window_s: float = 30.0  # a claimed order not authorized by then expires (void owed)
     capture_owed_after_s: int = 30  # immediate mode: the sweeper captures what a buy could not
     sweep_interval_s: float = 1.0
-    # background work split across nodes (checkout/partitions.py): products in this many
-    # partitions (fixed for a deployment's data), each leased to one node for this long
+    # background work split across nodes (checkout/partitions.py): products, and webhook
+    # owners (docs/webhooks.md), in this many partitions (fixed for a deployment's data),
+    # each leased to one node for this long
     partitions: int = 16
     partition_lease_s: float = 10.0
     # payments: the sandbox gateway (default) or Stripe (docs/checkout.md, Payments)

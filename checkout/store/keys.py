@@ -4,7 +4,8 @@ Everything a buy touches lives in the product's hash slot (`{p:<id>}`), so the b
 runs unchanged on a Valkey Cluster. Streams, buyers, creators and brands have slots of their
 own; the aggregates fed from the outboxes live in their owners' slots (a brand's in
 `{b:<brand>}`, a stream's in `{s:<stream>}`, a creator's in `{c:<creator>}`), so no one
-shard folds every sale.
+shard folds every sale; webhooks live in their owners' partitions (`{wh:<k>}`), so no one
+shard delivers every brand's.
 
 Every variable part of a key (an id, a buyer, an Idempotency-Key) goes through `key_part`:
 `:` separates parts and `{`/`}` choose the hash slot, and buyer ids and Idempotency-Keys may
@@ -29,7 +30,8 @@ __all__ = ["key_part", "ProductKeys", "product_keys", "stream_key", "stream_even
            "stream_agg_keys", "CreatorAggKeys", "creator_agg_keys",
            "PartitionKeys", "partition_keys", "NODES", "BRANDS", "STREAMS_INDEX",
            "ShowKeys", "show_keys", "ProgramKeys", "program_keys", "creator_programs_key",
-           "PROGRAMS", "HookKeys", "HOOKS", "ChatKeys", "chat_keys", "channel_chat_keys",
+           "PROGRAMS", "HookKeys", "hook_keys", "LEGACY_HOOKS", "ChatKeys", "chat_keys",
+           "channel_chat_keys",
            "AuctionKeys", "auction_keys", "stream_auction_key", "AUCTIONS_DUE",
            "StockHistoryKeys", "stock_history_keys"]
 
@@ -347,7 +349,8 @@ class PartitionKeys:
     """One partition of the products (checkout/partitions.py), in a slot of its own."""
 
     products: str  # set: the product ids of the partition (outbox, holds and debts)
-    lease: str  # string: the node id sweeping and folding the partition, with an expiry
+    lease: str  # string: the node id sweeping, folding (and delivering the webhooks of) the
+    # partition, with an expiry
 
 
 def partition_keys(partition: int) -> PartitionKeys:
@@ -387,14 +390,18 @@ def creator_programs_key(creator: CreatorId | str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class HookKeys:
-    """Outbound webhooks (docs/webhooks.md), all in the one `{wh}` slot, so that one script
-    registers an event, fans it out to every subscribed endpoint and queues the deliveries
-    (like `{shows}`). Per-endpoint and per-delivery keys are `prefix` + a part."""
+    """Outbound webhooks (docs/webhooks.md) of the owners (`brand:<id>`, `operator`) of one
+    webhook partition (checkout/webhook_events.py `owner_partition`), all in that
+    partition's `{wh:<k>}` slot, so that one script registers an event, fans it out to the
+    partition's subscribed endpoints and queues the deliveries. Every brand's events in one
+    slot made one shard carry every webhook of a cluster. Per-endpoint and per-delivery keys
+    are `prefix` + a part."""
 
     prefix: str
     outbox: str  # stream: deliveries ready to be attempted (consumer group `hooks`)
     retry: str  # sorted set: delivery id -> when its next attempt is due (ms)
     counter: str  # string: the last delivery number
+    delivery_prefix: str  # delivery ids are this + the counter (unique across partitions)
 
     def endpoint(self, endpoint_id: str) -> str:
         return f"{self.prefix}ep:{key_part(endpoint_id)}"
@@ -419,6 +426,17 @@ class HookKeys:
         return f"{self.prefix}log:{key_part(endpoint_id)}"
 
 
-_HOOKS = "lc:{wh}:"
-HOOKS = HookKeys(prefix=_HOOKS, outbox=f"{_HOOKS}outbox", retry=f"{_HOOKS}retry",
-                 counter=f"{_HOOKS}counter")
+def _hook_keys(prefix: str, delivery_prefix: str) -> HookKeys:
+    return HookKeys(prefix=prefix, outbox=f"{prefix}outbox", retry=f"{prefix}retry",
+                    counter=f"{prefix}counter", delivery_prefix=delivery_prefix)
+
+
+def hook_keys(partition: int) -> HookKeys:
+    """The webhook keys of one partition (`lc:{wh:<k>}:`); its delivery ids `dl_<k>_<n>`."""
+    return _hook_keys(f"lc:{{wh:{partition}}}:", f"dl_{partition}_")
+
+
+# Before webhooks were partitioned every owner's were here, in the one `{wh}` slot, with
+# delivery ids `dl_<n>`: read only by the one-time move into the partitions at start
+# (live/webhooks/migration.py).
+LEGACY_HOOKS = _hook_keys("lc:{wh}:", "dl_")

@@ -48,8 +48,8 @@ def _read_set(folder_name: str, names: tuple[str, ...], prelude: str = "") -> di
 SCRIPTS: dict[str, Script] = {
     **_read_set("store/lua", ("bind_key", "reserve", "stock", "auction_lot", "offer_sync",
                               "show_index", "wallet", "program", "funnel",
-                              "hook_emit", "hook_done", "hook_pump", "chat_post", "chat_claim",
-                              "chat_purge", "lease", "stock_history")),
+                              "hook_emit", "hook_done", "hook_pump", "hook_adopt", "chat_post",
+                              "chat_claim", "chat_purge", "lease", "stock_history")),
     # A stream's sequenced events are numbered, logged and announced one way.
     **_read_set("store/lua", ("stream", "chat_moderate", "auction"), prelude="event_lib"),
     # An order event's folds, one per owner's slot, share how they read it and dedupe.

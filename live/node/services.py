@@ -73,6 +73,7 @@ from live.hub.server import HubServer
 from checkout.webhook_events import HookRecords
 from checkout.ids import StreamId
 from live.webhooks.dispatcher import DispatchConfig, Dispatcher, prepare_outbox
+from live.webhooks.migration import migrate_legacy_hooks
 from live.webhooks.endpoints import EndpointLimits, EndpointStore
 from live.webhooks.notices import DisabledNotice
 
@@ -242,7 +243,8 @@ class Services:
                     f"{info.appendfsync}); set it, or run with LIVECART_DURABILITY=waitaof")
             await load_all(client)
             await load_account_scripts(client)
-            await prepare_outbox(client)
+            await prepare_outbox(client, range(settings.partitions))
+            await migrate_legacy_hooks(client, settings.partitions)
         except BaseException:
             await client.aclose()
             if valkey is not None:
@@ -275,7 +277,7 @@ class Services:
 
         orders.on_stock_returned = waitlist.serve_quietly
         hooks = HookRecords(keep_ms=settings.webhook_keep_s * 1000,
-                            log_keep=settings.webhook_log_keep)
+                            log_keep=settings.webhook_log_keep, partitions=settings.partitions)
         streams = StreamStore(client, max_pinned=settings.max_pinned, shows=ShowIndex(
             client, late_grace_ms=settings.show_late_grace_s * 1000), hooks=hooks,
             batcher=batcher)
@@ -331,7 +333,7 @@ class Services:
                                  ttl_ms=int(settings.partition_lease_s * 1000)) if background else None
         partitions: Partitions = leases or AllPartitions(settings.partitions)
         dispatcher = Dispatcher(
-            client, node, _dispatch_config(settings),
+            client, node, _dispatch_config(settings), partitions=partitions,
             on_disabled=DisabledNotice(teams, accounts, mailer, settings.base_url))
 
         services = cls(

@@ -12,11 +12,14 @@ from urllib.parse import unquote
 
 from conftest import Live
 from hypothesis import given
+from redis.crc import key_slot
 from hypothesis import strategies as st
 from shop import buy, give_wallet, make_brand, make_live_stream, make_product, stock_of
 
 from checkout.store import keys
 from checkout.ids import ID_PATTERN
+from checkout.partitions import partition_of
+from checkout.webhook_events import OPERATOR_OWNER, brand_owner, owner_partition
 
 # (name, builder, number of parts, the hash tag its parts put the key in)
 Builder = tuple[str, Callable[..., str], int, Callable[..., str | None]]
@@ -57,6 +60,15 @@ BUILDERS: list[Builder] = [
     ("creator_ledger", lambda c: keys.creator_agg_keys(c).ledger, 1, lambda c: "c:" + keys.key_part(c)),
     ("creator_refund_applied", lambda c, o, k, r: keys.creator_agg_keys(c).applied(o, k, r), 4,
      lambda c, *_: "c:" + keys.key_part(c)),
+    # Webhooks: every key of an owner's in its partition's slot, whatever the ids.
+    ("hook_endpoint", lambda e: keys.hook_keys(3).endpoint(e), 1, lambda _: "wh:3"),
+    ("hook_owner", lambda o: keys.hook_keys(3).owner(o), 1, lambda _: "wh:3"),
+    ("hook_event", lambda e: keys.hook_keys(3).event(e), 1, lambda _: "wh:3"),
+    ("hook_delivery", lambda d: keys.hook_keys(3).delivery(d), 1, lambda _: "wh:3"),
+    ("hook_queue", lambda e, r: keys.hook_keys(3).queue(e, r), 2, lambda *_: "wh:3"),
+    ("hook_log", lambda e: keys.hook_keys(3).log(e), 1, lambda _: "wh:3"),
+    ("hook_endpoint_12", lambda e: keys.hook_keys(12).endpoint(e), 1, lambda _: "wh:12"),
+    ("legacy_hook_delivery", lambda d: keys.LEGACY_HOOKS.delivery(d), 1, lambda _: "wh"),
 ]
 # Few characters, most of them special, so that shifted separators are likely.
 PART = st.text(alphabet="a:{}%*3A", max_size=6) | st.text(max_size=8)
@@ -106,6 +118,34 @@ def test_a_key_stays_in_the_slot_its_first_part_names(builder: Builder, data: st
     _, build, arity, tag = builder
     parts = [data.draw(PART) for _ in range(arity)]
     assert hash_tag(build(*parts)) == tag(*parts)
+
+
+def test_each_webhook_partition_is_one_slot_and_the_partitions_spread_over_shards() -> None:
+    """A partition's fixed keys share its slot (one script registers and fans out an event
+    there); the 16 partitions are 16 slots, some in each third of the slot space (where a
+    3-primary cluster puts its shards), so no one shard carries every owner's webhooks."""
+    slots = []
+    for partition in range(16):
+        hooks = keys.hook_keys(partition)
+        fixed = {key_slot(k.encode()) for k in (hooks.outbox, hooks.retry, hooks.counter)}
+        assert len(fixed) == 1
+        slots.append(fixed.pop())
+        assert hooks.delivery_prefix == f"dl_{partition}_"  # ids unique across partitions
+    assert len(set(slots)) == 16
+    thirds = {slot * 3 // 16384 for slot in slots}
+    assert thirds == {0, 1, 2}
+
+
+def test_owners_spread_over_the_webhook_partitions() -> None:
+    """crc32 mod count, the products' mapping (so one lease covers a product partition and
+    the webhook partition of the same number): brands fill every partition."""
+    brands = [brand_owner(f"brand{i}") for i in range(400)]
+    counts = [0] * 16
+    for owner in brands:
+        counts[owner_partition(owner, 16)] += 1
+    assert min(counts) > 0 and max(counts) < 3 * 400 // 16
+    for owner in (OPERATOR_OWNER, *brands[:20]):
+        assert owner_partition(owner, 16) == partition_of(owner, 16)
 
 
 async def test_buyers_whose_id_and_key_shift_a_colon_get_their_own_orders(live: Live) -> None:

@@ -26,10 +26,14 @@ from conftest import TEST_SECRET, UNIT, Live, make_settings, start_node, stop_no
 from hook_receiver import Receiver, receiver  # noqa: F401 - the fixture
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
 
-from checkout.store.keys import HOOKS
+from checkout.store.keys import hook_keys
+from checkout.webhook_events import owner_partition
 from live.accounts.auth import TokenAuthority
 from live.node.valkey_server import EmbeddedValkey
 from live.webhooks.dispatcher import GROUP
+
+PARTITIONS = 16
+ACME = hook_keys(owner_partition("brand:acme", PARTITIONS))  # acme's webhook partition
 
 
 def _free_port() -> int:
@@ -41,7 +45,8 @@ def _free_port() -> int:
 async def _serve(valkey: EmbeddedValkey, data_dir: Path, port: int) -> asyncio.subprocess.Process:
     env = {**os.environ, "LIVECART_REDIS_URL": valkey.url, "LIVECART_JWT_SECRET": TEST_SECRET,
            "LIVECART_WEBHOOK_ALLOW_PRIVATE": "1", "LIVECART_WEBHOOK_TIMEOUT_S": "60",
-           "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1", "LIVECART_WEBHOOK_RETRY_SCHEDULE_S": "0.05,0.05"}
+           "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1", "LIVECART_WEBHOOK_RETRY_SCHEDULE_S": "0.05,0.05",
+           "LIVECART_PARTITIONS": str(PARTITIONS)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "live.node.cli", "serve", "--port", str(port), "--ws-port",
         str(_free_port()), "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE,
@@ -86,7 +91,7 @@ async def test_kill_9_of_the_node_mid_delivery_loses_nothing(
             node.send_signal(signal.SIGKILL)
             await node.wait()
         # Mid-delivery: the outbox entry is handed out and not acknowledged.
-        assert (await rclient.xpending(HOOKS.outbox, GROUP))["pending"] == 1
+        assert (await rclient.xpending(ACME.outbox, GROUP))["pending"] == 1
 
         node = await _serve(valkey, tmp_path / "two", port)
         hits = await receiver.wait("/crash", 2)
@@ -102,7 +107,7 @@ async def test_kill_9_of_the_node_mid_delivery_loses_nothing(
                 return items and items[0]["status"] == "delivered"
 
             await eventually(delivered, "the delivery recorded as delivered")
-        assert (await rclient.xpending(HOOKS.outbox, GROUP))["pending"] == 0
+        assert (await rclient.xpending(ACME.outbox, GROUP))["pending"] == 0
     finally:
         if node.returncode is None:
             await _stop(node)
@@ -111,7 +116,8 @@ async def test_kill_9_of_the_node_mid_delivery_loses_nothing(
 @pytest.fixture
 async def own_valkey_node(valkey: EmbeddedValkey, tmp_path: Path) -> Any:
     """A node on its own supervised, AOF-backed embedded Valkey (as `livecart serve` runs)."""
-    settings = make_settings(valkey, tmp_path, redis_url=None, webhook_allow_private=True,
+    settings = make_settings(valkey, tmp_path, redis_url=None, partitions=PARTITIONS,
+                             webhook_allow_private=True,
                              webhook_retry_schedule_s=(1.0, 0.05), webhook_retry_jitter=0.0)
     services, server, task, url = await start_node(settings)
     try:
@@ -138,7 +144,7 @@ async def test_kill_9_of_valkey_between_attempts_loses_nothing(own_valkey_node: 
     [first] = await receiver.wait("/v", 1)
 
     async def scheduled() -> Any:  # the failed attempt recorded, its retry due in 1 s
-        return await live.services.client.zcard(HOOKS.retry)
+        return await live.services.client.zcard(ACME.retry)
 
     await eventually(scheduled, "the retry scheduled")
     old_pid = embedded.pid

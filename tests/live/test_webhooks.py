@@ -16,7 +16,6 @@ from hook_receiver import Hit, Receiver, receiver  # noqa: F401 - the fixture
 from inbox import Inbox, smtp  # noqa: F401 - the fixture
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product, make_stream
 
-from checkout.store.keys import HOOKS
 from checkout.webhook_events import EventType
 from live.accounts.accounts import Grant
 from live.accounts.auth import Role
@@ -289,7 +288,9 @@ async def test_private_targets_are_refused(live: Live, rclient: redis.Redis, url
                              json={"url": url, "events": ["order.paid"]})
     assert r.status_code == 422, r.text
     assert r.json()["type"].endswith("/webhook-target-refused")
-    assert set(await rclient.keys(HOOKS.prefix + "*")) <= {HOOKS.outbox.encode()}  # made at start
+    made = set(await rclient.keys("lc:{wh*"))
+    assert made == {f"lc:{{wh:{k}}}:outbox".encode()  # the outboxes, made at start
+                    for k in range(live.services.settings.partitions)}, made
 
 
 @pytest.mark.parametrize("extra", [{"webhook_allow_private": False}])

@@ -15,7 +15,8 @@ from conftest import UNIT, Live
 from hook_receiver import Receiver, receiver  # noqa: F401 - the fixture
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
 
-from checkout.store.keys import HOOKS
+from checkout.store.keys import hook_keys
+from checkout.webhook_events import owner_partition
 from live.node.app import openapi_document
 
 MS = 1000 * UNIT
@@ -69,7 +70,8 @@ async def test_a_brand_adds_an_endpoint_sees_its_log_and_resends(
     await expect(page.locator("#deliveries-status")).to_contain_text("Queued again")
 
     # Disabled (as after days of failures): it says so, and Enable brings it back.
-    await rclient.hset(HOOKS.endpoint(endpoint["id"]), mapping={
+    hooks = hook_keys(owner_partition("brand:acme", live.services.settings.partitions))
+    await rclient.hset(hooks.endpoint(endpoint["id"]), mapping={
         "enabled": "0", "disabled_reason": "1000 failed attempts in a row"})
     await page.reload()
     await expect(page.locator("#endpoints")).to_contain_text("disabled (1000 failed attempts",

@@ -1,15 +1,19 @@
 --[[ hook_emit.lua: record one webhook event and queue a delivery of it to every endpoint
-that wants it, atomically and once per event id, in the `{wh}` slot (docs/webhooks.md).
+of one webhook partition that wants it, atomically and once per event id, in the
+partition's `{wh:<k>}` slot (docs/webhooks.md). An event whose owners are in two partitions
+(a brand's and the operator's) is recorded by one call per partition, each on its own.
 
 Mode 'event': the endpoints are those of the owner sets (KEYS[4..]) that are enabled and
-subscribed to the event's type; an event id seen before is a no-op (the aggregator's fold
-is at-least-once), and an event nobody wants writes nothing at all.
+subscribed to the event's type; an event id seen before in this partition is a no-op (the
+aggregator's fold is at-least-once, and a retry after a crash between the calls of the
+partitions redoes only the missing one), and an event nobody here wants writes nothing.
 Mode 'resend': one more delivery of a recorded event to the one endpoint ARGV[8].
 
 Each delivery joins the tail of its (endpoint, resource) queue; only a queue's head is ever
 in the outbox stream, so a later event about a resource waits for the earlier one to be
 delivered or given up. Per-endpoint and per-delivery keys are ARGV[7] + a part (all in the
-`{wh}` slot, ids already key-safe, see checkout/store/keys.py HookKeys).
+partition's slot, ids already key-safe, see checkout/store/keys.py HookKeys); delivery ids
+are ARGV[12] + the partition's counter.
 
 KEYS[1] event record (hash)   KEYS[2] outbox stream   KEYS[3] delivery counter
 KEYS[4..] owner sets (endpoint ids), mode 'event' only
@@ -17,6 +21,7 @@ ARGV[1] mode: event | resend   ARGV[2] event id   ARGV[3] type   ARGV[4] resourc
 ARGV[5] the resource as a key part   ARGV[6] the body (JSON, mode 'event')
 ARGV[7] key prefix   ARGV[8] endpoint id (resend)   ARGV[9] now (ms)
 ARGV[10] how long records are kept (ms)   ARGV[11] deliveries listed per endpoint
+ARGV[12] delivery id prefix (`dl_<k>_`)
 
 Reply (JSON): {"r":"ok","deliveries":[ids]} | {"r":"dup"} | {"r":"none"}
   | {"r":"missing"} (resend: no such event or endpoint any more)
@@ -61,7 +66,7 @@ redis.call('PEXPIRE', KEYS[1], keep_ms)
 
 local made = {}
 for _, endpoint_id in ipairs(targets) do
-  local delivery = 'dl_' .. redis.call('INCR', KEYS[3])
+  local delivery = ARGV[12] .. redis.call('INCR', KEYS[3])
   local queue = prefix .. 'q:' .. endpoint_id .. ':' .. resource_part
   redis.call('HSET', prefix .. 'dl:' .. delivery, 'id', delivery, 'endpoint', endpoint_id,
     'event', event_id, 'type', kind, 'resource', resource, 'status', 'pending',
