@@ -3,7 +3,7 @@
 - `GET /hls/{stream}/index.m3u8`: the live playlist while the show is recorded (a window of
   the last segments and the parts at the live edge, `max-age=1`), the whole show as a VOD
   (EXT-X-ENDLIST) after it ended (`max-age=600`); `GET /hls/{stream}/init-<run>.mp4`,
-  `/seg-<n>.m4s` and `/part-<run>-<n>-<i>.m4s`: written once and never changed, so
+  `/seg-<n>.m4s` and `/part-<run>-<n>.m4s`: written once and never changed, so
   `immutable` for a year. A cache in front serves any audience from one fetch per file
   (docs/recording.md). ETag and Last-Modified on everything; 304 on a match.
 - Blocking playlist reload (RFC 8216bis 6.2.5.2): `index.m3u8?_HLS_msn=M[&_HLS_part=N]` is
@@ -111,11 +111,11 @@ async def _hold_part(recorder: Recorder | None, name: str) -> None:
     match = PART_NAME.fullmatch(name)
     if recorder is None or match is None:
         return
-    run, seq, index = (int(g) for g in match.groups())
+    run, number = int(match.group(1)), int(match.group(2))
     progress = recorder.writer.progress
-    if run == recorder.writer.current_run and seq == progress.last_seq + 1 \
-            and index == progress.parts:
-        await recorder.wait_for(seq, index, _HOLD_TARGETS * recorder.config.segment_s)
+    if run == progress.run and number == progress.next_part:
+        await recorder.wait_until(lambda now: now.run != run or now.next_part > number,
+                                  _HOLD_TARGETS * recorder.config.segment_s)
 
 
 async def serve_hls(request: Request) -> Response:

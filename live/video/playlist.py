@@ -15,7 +15,7 @@ EXT-X-DATERANGE of class `com.livecart.media-clock` (X-CLOCK-RATE=90000), so a p
 reading the playlist alone can map dates back to media time.
 
 Low-latency HLS (RFC 8216bis section 4.4.4.9, 4.4.5.2, 4.4.5.3, 6.2.5.2): while live, each
-segment is also published as parts (`part-<run>-<seq>-<i>.m4s`, one moof+mdat fragment each, the
+segment is also published as parts (`part-<run>-<n>.m4s`, one moof+mdat fragment each, the
 segment file is their concatenation) as soon as each is muxed. The live playlist lists the
 parts of the last `part_segments` segments and of the segment being written (EXT-X-PART,
 INDEPENDENT=YES where a part starts on a keyframe), hints the next one
@@ -38,8 +38,8 @@ __all__ = ["Segment", "Part", "render", "part_name", "program_date_time", "init_
 
 CLOCK_RATE = 90_000
 MEDIA_CLOCK_CLASS = "com.livecart.media-clock"
-_NAME = re.compile(r"(init-[0-9]{1,6}\.mp4|seg-[0-9]{1,9}\.m4s|part-[0-9]{1,6}-[0-9]{1,9}-[0-9]{1,4}\.m4s)")
-PART_NAME = re.compile(r"part-([0-9]{1,6})-([0-9]{1,9})-([0-9]{1,4})\.m4s")  # run, seq, index
+_NAME = re.compile(r"(init-[0-9]{1,6}\.mp4|seg-[0-9]{1,9}\.m4s|part-[0-9]{1,6}-[0-9]{1,9}\.m4s)")
+PART_NAME = re.compile(r"part-([0-9]{1,6})-([0-9]{1,9})\.m4s")  # run, number
 
 
 def init_name(run: int) -> str:
@@ -50,9 +50,9 @@ def segment_name(seq: int) -> str:
     return f"seg-{seq}.m4s"
 
 
-def part_name(run: int, seq: int, index: int) -> str:
-    """Part `index` (from 0) of segment `seq`, written in run `run` (recorder.py: why)."""
-    return f"part-{run}-{seq}-{index}.m4s"
+def part_name(run: int, number: int) -> str:
+    """Part `number` (from 0, over the whole run: recorder.py says why) of run `run`."""
+    return f"part-{run}-{number}.m4s"
 
 
 def is_file_name(name: str) -> bool:
@@ -82,10 +82,11 @@ class Part:
     start: int  # media time of its first video sample, 90 kHz
     duration: int  # 90 kHz ticks
     independent: bool  # starts on a keyframe
+    number: int  # 0, 1, 2... over the run: its name
 
     @property
     def name(self) -> str:
-        return part_name(self.run, self.seq, self.index)
+        return part_name(self.run, self.number)
 
 
 def program_date_time(origin_ms: int, pts: int) -> str:
@@ -103,14 +104,15 @@ def _part_line(part: Part) -> str:
 
 def render(segments: Sequence[Segment], *, target_s: float, ended: bool,
            window: int = 0, parts: Sequence[Part] = (), part_target_s: float = 0.0,
-           part_segments: int = 2) -> str:
+           part_segments: int = 2, hint: str | None = None) -> str:
     """The playlist: while live (`ended` false) the last `window` segments (0: all) as an
     EVENT-less live playlist; once ended, every segment as a VOD with EXT-X-ENDLIST.
 
     Live with `part_target_s` > 0: low-latency. `parts` are the recent parts in order, those
     numbered past the last segment being the open segment's; the parts of the last
     `part_segments` segments are listed, then the open one's (after its own date, and map
-    if it opens a run), then the hint for the next. PART-TARGET is the configured target
+    if it opens a run), then the hint for the next part (`hint`, by default the one
+    numbered after the last part), whichever segment it will belong to. PART-TARGET is the configured target
     or, if a part came out longer (a stalled camera), that part's length: every listed part
     must fit in it, as every segment in TARGETDURATION."""
     shown = list(segments) if ended or window <= 0 else list(segments[-window:])
@@ -153,8 +155,10 @@ def render(segments: Sequence[Segment], *, target_s: float, ended: bool,
         if opened:
             lines += _opening(opened[0], previous)
             lines += [_part_line(p) for p in opened]
-        run = opened[0].run if opened else segments[-1].run if segments else 0
-        lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{part_name(run, open_seq, len(opened))}"')
+        if hint is None and parts:
+            hint = part_name(parts[-1].run, parts[-1].number + 1)
+        if hint is not None:
+            lines.append(f'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="{hint}"')
     if ended:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

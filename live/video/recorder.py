@@ -9,20 +9,24 @@ keyframe, so a slow disk costs a hole in the recording, never the viewers' laten
 The muxing thread feeds libavformat's mp4 muxer (a fragment at every keyframe and every
 ~`part_s` - 0.1 s, init segment from the first keyframe's SPS/PPS, decode times kept as
 media time) and cuts its output with fmp4.py: `init-<run>.mp4`; each fragment (moof+mdat)
-as a low-latency HLS part `part-<run>-<n>-<i>.m4s` as soon as it is muxed, with the live
+as a low-latency HLS part `part-<run>-<n>.m4s` as soon as it is muxed, with the live
 playlist rewritten; at each segment's end `seg-<n>.m4s` (its parts' bytes, concatenated),
 the index (`segments.jsonl`, one line per segment) and the playlist (`index.m3u8`,
 playlist.py). Every file is written whole and renamed into place. At the end the playlist
-is rewritten as a VOD, without parts, and the part files are deleted.
+is rewritten as a VOD, without parts.
 
 Parts are files of their own rather than byte ranges of a growing segment file: each URL is
 complete and immutable from the moment it exists (a cache keeps it a year, like a segment,
 and never sees a range of a file that is still growing), the segment file stays written
 once, and the server holds a request for the hinted next part until its file appears
 (hls_http.py). The cost is a few small files per segment, deleted as they leave the live
-window. The run in a part's name keeps a part URL from ever naming two different fragments:
-a run given up half-way (a muxer failure, a node restart) leaves its open segment's number
-to the next run, whose parts are named apart.
+window (the last ones stay after the show for players still fetching them, not archived).
+Parts are numbered over the run, not within their segment, so the preload hint always
+names the next fragment, whether or not a keyframe makes it the start of the next segment
+(a hint for "part 5 of this segment" is wrong whenever the segment ends at part 4). The run
+in a part's name keeps a part URL from ever naming two different fragments: a run given up
+half-way (a muxer failure, a node restart) leaves its open segment's number to the next
+run, whose parts are named apart.
 
 The thread reports its progress (`_Writer.progress`, after each playlist write) to the
 event loop, where a blocking playlist request waits for it (`Recorder.wait_for`).
@@ -46,7 +50,7 @@ import orjson
 
 from live.video.encoder import VIDEO_CLOCK_RATE, MediaClock, SharedAudioEncoder, SharedVideoEncoder
 from live.video.fmp4 import BoxReader, Fmp4Error, fragment_time
-from live.video.playlist import PART_NAME, Part, Segment, init_name, render
+from live.video.playlist import PART_NAME, Part, Segment, init_name, part_name, render
 from live.video.segmenter import Cut, SegmentCutter
 
 __all__ = ["Recorder", "RecordingConfig", "Progress", "PLAYLIST", "INDEX"]
@@ -87,6 +91,8 @@ class Progress:
     last_seq: int = -1  # the last complete segment (-1: none yet)
     parts: int = 0  # parts of the segment after it
     ended: bool = False  # the VOD playlist is written
+    run: int = -1
+    next_part: int = 0  # the number of the run's next part (the hinted one)
 
     def has(self, msn: int, part: int | None) -> bool:
         """Does the playlist hold segment `msn` (or its part `part`) or anything later?"""
@@ -199,11 +205,15 @@ class Recorder:
     async def wait_for(self, msn: int, part: int | None, timeout: float) -> bool:
         """Wait (on the loop, no thread held) until the live playlist holds segment `msn`
         (part `part` of it) or has ended; False if `timeout` seconds passed first."""
+        return await self.wait_until(lambda progress: progress.has(msn, part), timeout)
+
+    async def wait_until(self, done: Callable[[Progress], bool], timeout: float) -> bool:
+        """Wait until `done(progress)` or the recording ended; False after `timeout` s."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while not self.writer.progress.has(msn, part):
+        while not (done(self.writer.progress) or self.writer.progress.ended):
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0 or not self._thread.is_alive():
-                return self.writer.progress.has(msn, part)
+                return done(self.writer.progress) or self.writer.progress.ended
             try:
                 await asyncio.wait_for(self._moved.wait(), left)
             except TimeoutError:
@@ -265,6 +275,8 @@ class _Writer:
         self._keyframes: deque[int] = deque(maxlen=16)  # recent keyframes' pts
         self._moof: bytes | None = None
         self._carry = b""  # a fragment with no picture, kept for the next part
+        self._part_number = 0  # the run's next part
+        self._on_disk: deque[Part] = deque()  # part files written, oldest first
 
     def run(self, items: queue.Queue[_Item | object]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -273,6 +285,13 @@ class _Writer:
             _write_file(self.directory / INDEX,
                         b"".join(orjson.dumps(asdict(x)) + b"\n" for x in self.segments))
         self._next_run = self.segments[-1].run + 1 if self.segments else 0
+        for path in self.directory.glob("part-*.m4s"):
+            # An earlier session's parts: its run may have ended before any segment was
+            # indexed; numbering runs past it keeps every part URL naming one fragment.
+            match = PART_NAME.fullmatch(path.name)
+            if match is not None:
+                self._next_run = max(self._next_run, int(match.group(1)) + 1)
+            path.unlink(missing_ok=True)
         while True:
             item = items.get()
             if not isinstance(item, _Item):
@@ -290,7 +309,6 @@ class _Writer:
             log.exception("recording %s: the last run could not be closed", self.directory.name)
             self.failures += 1
         self._write_playlist(ended=True)
-        self._delete_parts(None)
 
     def _take(self, item: _Item) -> None:
         if item.kind == "audio":
@@ -359,6 +377,7 @@ class _Writer:
         self._keyframes.clear()
         self._moof = None
         self._carry = b""
+        self._part_number = 0
 
     def _drain(self) -> None:
         boxes, self._sink.boxes = self._sink.boxes, []
@@ -387,12 +406,14 @@ class _Writer:
             self._current_start = timing.start
         seq = self.segments[-1].seq + 1 if self.segments else 0
         part = Part(seq, len(self._current), self.current_run, self.origin_ms, timing.start,
-                    timing.duration, timing.start in self._keyframes)
+                    timing.duration, timing.start in self._keyframes, self._part_number)
+        self._part_number += 1
         self._current.append(data)
         self._fragment_end = timing.start + timing.duration
         if self.config.part_s > 0:
             _write_file(self.directory / part.name, data)
             self.parts.append(part)
+            self._on_disk.append(part)
         if self._cuts and self._fragment_end >= self._cuts[0]:
             self._cuts.popleft()
             self._finish_segment(self._fragment_end)
@@ -444,19 +465,18 @@ class _Writer:
         self.parts = [p for p in self.parts if p.seq >= open_seq - self.config.part_segments]
         text = render(self.segments, target_s=self.config.segment_s, ended=ended,
                       window=self.config.live_window, parts=self.parts,
-                      part_target_s=self.config.part_s, part_segments=self.config.part_segments)
+                      part_target_s=self.config.part_s, part_segments=self.config.part_segments,
+                      hint=part_name(self.current_run, self._part_number))
         _write_file(self.directory / PLAYLIST, text.encode())
         self.progress = Progress(open_seq - 1, sum(1 for p in self.parts if p.seq == open_seq),
-                                 ended)
+                                 ended, self.current_run, self._part_number)
         if self.on_progress is not None:
             self.on_progress()
 
-    def _delete_parts(self, up_to: int | None) -> None:
-        """Delete the part files of segments up to `up_to` (None: all of them)."""
-        for path in self.directory.glob("part-*.m4s"):
-            match = PART_NAME.fullmatch(path.name)
-            if match is not None and (up_to is None or int(match.group(2)) <= up_to):
-                path.unlink(missing_ok=True)
+    def _delete_parts(self, up_to: int) -> None:
+        """Delete the part files of segments up to `up_to`."""
+        while self._on_disk and self._on_disk[0].seq <= up_to:
+            (self.directory / self._on_disk.popleft().name).unlink(missing_ok=True)
 
 
 def _write_file(path: Path, data: bytes) -> None:
