@@ -196,7 +196,10 @@ class Recorder:
         """From the muxing thread: wake the requests waiting on the playlist."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake)
+            try:
+                loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop closed in between: nobody is waiting any more
+                pass
 
     def _wake(self) -> None:
         moved, self._moved = self._moved, asyncio.Event()
