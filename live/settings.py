@@ -135,6 +135,7 @@ class Settings:
     recording_enabled: bool = True
     recording_dir: Path | None = None  # None: data_dir/recordings
     recording_segment_s: float = 2.0  # target segment length (cut at keyframes)
+    recording_part_s: float = 0.5  # low-latency HLS part target (0: no parts)
     recording_live_window: int = 15  # segments in the live playlist (0: every segment)
     recording_retention_days: float = 30.0  # ended recordings deleted after this (0: kept)
     recording_queue_packets: int = 600  # packets waiting for the muxing thread; beyond: dropped
@@ -311,6 +312,10 @@ class Settings:
             raise ValueError("webhook_retry_jitter must be in [0, 1)")
         if self.webhook_stock_low < 0 or self.webhook_rotation_grace_s < 0:
             raise ValueError("webhook_stock_low and webhook_rotation_grace_s must be >= 0")
+        if not (self.recording_part_s == 0
+                or 0.2 <= self.recording_part_s <= self.recording_segment_s / 2):
+            raise ValueError("recording_part_s must be 0 (no parts) or between 0.2 s and "
+                             "half of recording_segment_s")
         if self.recording_segment_s < 0.5 or self.recording_queue_packets <= 0 \
                 or self.recording_live_window < 0 or self.recording_retention_days < 0:
             raise ValueError("recording_segment_s must be >= 0.5, recording_queue_packets "
@@ -420,6 +425,7 @@ _FIELD_TYPES: dict[str, str] = {
     "video_reconnect_grace_s": "float", "video_connect_timeout_s": "float",
     "video_ice_hosts": "tuple", "video_encode": "str",
     "recording_enabled": "bool", "recording_dir": "path", "recording_segment_s": "float",
+    "recording_part_s": "float",
     "recording_live_window": "int", "recording_retention_days": "float",
     "recording_queue_packets": "int", "recording_store": "str", "recording_s3_bucket": "str",
     "recording_s3_endpoint_url": "str", "recording_s3_region": "str",

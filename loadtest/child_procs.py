@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import multiprocessing.connection
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -56,6 +57,10 @@ async def _readable(pipe: multiprocessing.connection.Connection, timeout_s: floa
         pass
     finally:
         loop.remove_reader(fd)
+        # uvloop's add_reader leaves the fd non-blocking: recv() of an answer larger than
+        # the pipe's buffer then fails half-way with EAGAIN (BlockingIOError) instead of
+        # waiting for the rest the child is still writing.
+        os.set_blocking(fd, True)
     return pipe.poll()
 
 

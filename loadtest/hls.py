@@ -8,17 +8,20 @@ and glass-to-glass latency of WebRTC and HLS with the frame counter.
    Wait for the recording's live playlist.
 2. Glass to glass, with nobody else watching: one WHEP viewer (aiortc) decodes every frame
    and reads its counter (when it got it minus when it was captured), and one HLS viewer
-   polls the playlist as a player does and decodes each segment with PyAV once fetched:
-   (a) a frame is available to a player when its segment's fetch completes (the
-   segments fetched at the join, old already, left out); (b) a player
-   that holds `LIVE_SYNC_COUNT` (3) target durations behind the live edge (hls.js's
-   default, the viewer page's) shows, at that moment, the frame whose media time is the
-   segment's end minus 3 target durations: that frame's age is the player's latency.
+   plays the playlist as the configured player does (`--player`: "ll", the viewer page's
+   hls.js in low-latency mode, part by part with blocking reloads; "segments", hls.js
+   without parts) and decodes each file with PyAV once fetched: (a) a frame is available
+   to a player when its part's (segment's) fetch completes (the files fetched at the join,
+   old already, left out); (b) a player that holds PART-HOLD-BACK (ll) or
+   `LIVE_SYNC_COUNT` (3) target durations (segments) behind the live edge shows, at that
+   moment, the frame whose media time is the file's end minus that hold: that frame's age
+   is the player's latency.
 3. For each N: N viewers in client processes (`loadtest.hls_viewers`) for a window, first
    straight at the node, then through nginx (`loadtest.hls_cache`). Per run: viewers served
-   (every segment from the one they joined at to the live edge, in order, no error),
-   segment and playlist fetch latency, the origin's requests per segment (its access log),
-   the node's CPU (/proc), nginx's and the load generator's.
+   (every part, or segment, from the one they joined at to the live edge, in order, no
+   error), media and playlist fetch latency, the origin's requests per part (segment) (its
+   access log), the node's CPU (/proc), nginx's and the load generator's. With the "ll"
+   player the report's "segment" figures are parts' (`unit` says which).
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ from loadtest.fanout_node import log_errors
 from loadtest.fanout_probe import cpu_seconds, tree_cpu_seconds
 from loadtest.histogram import LatencyHistogram
 from loadtest.hls_cache import NginxCache
-from loadtest.hls_viewers import (LIVE_SYNC_COUNT, EtagConnection, HlsFleet, Playlist,
-                                  ViewerLog, parse_playlist, watch_live)
+from loadtest.hls_viewers import (LIVE_SYNC_COUNT, EtagConnection, HlsFleet, PartRef,
+                                  Player, Playlist, ViewerLog, parse_playlist, watch_live,
+                                  watch_live_parts)
+from loadtest.http_client import encode_request
 from loadtest.machine import machine_info, now_iso
 from loadtest.server_process import ServerProcess
 from loadtest.video import BusyCounterTrack, host_a_show
@@ -56,10 +61,11 @@ log = logging.getLogger(__name__)
 
 _PLAYLIST_TIMEOUT_S = 40.0
 _COUNTER_WRAP = 1 << 16
-_ORIGIN_LINE = re.compile(rb"GET (/hls/[^ ?\"]+)")
+_ORIGIN_LINE = re.compile(rb"GET (/hls/[^ ?\"]+)(\?[^ \"]*)?")
 _SPAWN_SETTLE_S = 5.0  # the viewer processes' imports done before the show is measured
 _IDLE_WINDOW_S = 5.0  # the node's CPU with the publisher and the recorder, nobody watching
 _MAX_LAG_SEGMENTS = 2  # a served viewer's last segment is at most this far from the edge
+_MAX_LAG_PARTS = 6  # the same for a low-latency viewer's last part (~2.4 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +78,7 @@ class HlsConfig:
     viewers_per_process: int = 250
     picture: Literal["busy", "static"] = "busy"
     segment_s: float = 2.0  # the node's recording_segment_s
+    player: Player = "ll"  # "ll": parts and blocking reloads; "segments": polling
     nginx_workers: int = 1
     server_log_level: str | None = None
 
@@ -86,6 +93,8 @@ class HlsConfig:
             raise ValueError("glass window 0..600 s, viewers per process >= 1")
         if self.segment_s < 0.5:
             raise ValueError("segment length >= 0.5 s")
+        if self.player not in ("ll", "segments"):
+            raise ValueError("player: ll or segments")
 
 
 class TimedCounterTrack(BusyCounterTrack):
@@ -146,25 +155,58 @@ def _decode(init: bytes, segment: bytes) -> list[tuple[float, int | None]]:
 
 
 async def _glass_hls(server: ServerProcess, stream: str, camera: TimedCounterTrack,
-                     window_s: float) -> dict[str, Any]:
-    """One player-like viewer that decodes every segment it fetches."""
+                     window_s: float, player: Player) -> dict[str, Any]:
+    """One player-like viewer that decodes every segment (part) it fetches."""
     decoded: list[_Decoded] = []
-    targets: list[float] = []
+    holds: list[float] = []  # how far behind the file's end the player shows, s
+    joins = 0  # files fetched at the join
 
     async def on_segment(seq: int, init: bytes, data: bytes, fetched_at: float,
                          playlist: Playlist) -> None:
+        nonlocal joins
         frames = await asyncio.to_thread(_decode, init, data)
         if frames:
             step = frames[1][0] - frames[0][0] if len(frames) > 1 else 1 / 30
             decoded.append(_Decoded(seq, fetched_at, frames, frames[-1][0] + step))
-            targets.append(playlist.target_s)
+            holds.append(LIVE_SYNC_COUNT * playlist.target_s)
+            joins = LIVE_SYNC_COUNT
+
+    segment: list[bytes] = []  # the current segment's parts so far (from an independent one)
+    shown_before = 0
+
+    async def on_part(part: PartRef, init: bytes, data: bytes, fetched_at: float,
+                      joined: bool) -> None:
+        # A part decodes after the ones before it in its segment: decode them all, keep
+        # the new frames.
+        nonlocal shown_before, joins
+        if part.independent:
+            segment.clear()
+            shown_before = 0
+        segment.append(data)
+        frames = await asyncio.to_thread(_decode, init, b"".join(segment))
+        new, shown_before = frames[shown_before:], len(frames)
+        if new:
+            decoded.append(_Decoded(part.number, fetched_at, new, new[0][0] + part.duration))
+            holds.append(hold_back)
+            joins += joined
 
     conn = EtagConnection(server.host, server.port)
     got = ViewerLog()
+    prefix = f"/hls/{stream}/"
+    hold_back = 0.0
+    if player == "ll":
+        status, body, _ = await conn.get(encode_request(
+            "GET", prefix + "index.m3u8", f"{server.host}:{server.port}"))
+        hold_back = parse_playlist(body.decode()).part_hold_back if status == 200 else 0.0
     try:
-        await watch_live(conn, f"{server.host}:{server.port}", f"/hls/{stream}/",
-                         time.monotonic() + window_s, LatencyHistogram(), LatencyHistogram(),
-                         got, on_segment)
+        if player == "ll":
+            await watch_live_parts(conn, f"{server.host}:{server.port}", prefix,
+                                   time.monotonic() + window_s, LatencyHistogram(),
+                                   LatencyHistogram(), got, on_part)
+        else:
+            await watch_live(conn, f"{server.host}:{server.port}", prefix,
+                             time.monotonic() + window_s, LatencyHistogram(),
+                             LatencyHistogram(), got, on_segment)
     finally:
         conn.close()
     available: list[float] = []  # (a) per frame: its segment fetched minus its capture
@@ -178,13 +220,13 @@ async def _glass_hls(server: ServerProcess, stream: str, camera: TimedCounterTra
                 unreadable += 1
                 continue
             counters.append(n)
-            # The segments fetched at the join were old already: not when a frame came out.
-            if n in camera.captured and i >= LIVE_SYNC_COUNT:
+            # The files fetched at the join were old already: not when a frame came out.
+            if n in camera.captured and i >= joins:
                 age = seg.fetched_at - camera.captured[n]
                 available.append(age)
                 if k == 0:
                     first_of_segment.append(age)
-        position = seg.end_s - LIVE_SYNC_COUNT * targets[i]
+        position = seg.end_s - holds[i]
         shown = [(t, n) for s in decoded[:i + 1] for t, n in s.frames
                  if t <= position and n is not None]
         if shown and shown[-1][1] in camera.captured and decoded[0].frames[0][0] <= position:
@@ -192,14 +234,16 @@ async def _glass_hls(server: ServerProcess, stream: str, camera: TimedCounterTra
     in_order = all(0 < (b - a) % _COUNTER_WRAP < _COUNTER_WRAP // 2
                    for a, b in zip(counters, counters[1:]))
     lengths = [s.end_s - s.frames[0][0] for s in decoded]
-    return {"segments": len(decoded), "segments_in_order": got.summary()["in_order"],
+    return {"player": player, "hold_s": holds[0] if holds else None,
+            "segments": len(decoded), "segments_in_order": got.summary()["in_order"],
             "frames_read": len(counters), "unreadable_frames": unreadable,
             "frames_in_order": in_order, "errors": got.errors, "first_error": got.first_error,
-            "target_duration_s": targets[0] if targets else None,
+            "target_duration_s": None if player == "ll" else holds[0] / LIVE_SYNC_COUNT
+            if holds else None,
             "segment_s": _summary_s(lengths),
             "available_ms": _summary(available),
             "available_first_frame_ms": _summary(first_of_segment),
-            "player_3_behind_ms": _summary(held)}
+            "player_behind_ms": _summary(held)}
 
 
 def _summary_s(values: list[float]) -> dict[str, float]:
@@ -217,10 +261,11 @@ def _origin_requests(server: ServerProcess, start: int, stream: str) -> tuple[Co
         data = f.read()
     prefix = f"/hls/{stream}/"
     names: Counter[str] = Counter()
-    for path in _ORIGIN_LINE.findall(data):
+    for path, query in _ORIGIN_LINE.findall(data):
         text = path.decode("latin-1")
         if text.startswith(prefix):
-            names[text[len(prefix):]] += 1
+            # A blocking reload is counted apart from a plain one.
+            names[text[len(prefix):] + ("?" if query else "")] += 1
     return names, start + len(data)
 
 
@@ -228,10 +273,14 @@ def _log_size(server: ServerProcess) -> int:
     return os.path.getsize(server.log_path)
 
 
-async def _live_edge(http: httpx.AsyncClient, stream: str) -> int:
+async def _live_edge(http: httpx.AsyncClient, stream: str, player: Player = "segments") -> int:
+    """The last segment's number; for the "ll" player, the last part's."""
     r = await http.get(f"/hls/{stream}/index.m3u8")
     r.raise_for_status()
-    return parse_playlist(r.text).segments[-1][0]
+    playlist = parse_playlist(r.text)
+    if player == "ll" and playlist.parts:
+        return playlist.parts[-1].number
+    return playlist.segments[-1][0]
 
 
 async def _ingest(http: httpx.AsyncClient, stream: str, host: dict[str, str]) -> str:
@@ -256,9 +305,13 @@ async def _one_run(server: ServerProcess, http: httpx.AsyncClient, stream: str,
     start = time.monotonic() + 0.5
     end = start + config.window_s
     t0 = time.monotonic()
-    answers = await fleet.run(host, port, f"/hls/{stream}/", n, start, config.segment_s, end)
+    answers = await fleet.run(host, port, f"/hls/{stream}/", n, start, config.segment_s, end,
+                              config.player)
     wall = time.monotonic() - t0
     edge = await _live_edge(http, stream)
+    unit_edge = await _live_edge(http, stream, config.player)
+    max_lag = _MAX_LAG_PARTS if config.player == "ll" else _MAX_LAG_SEGMENTS
+    unit = "part" if config.player == "ll" else "seg"
     ingest = await _ingest(http, stream, host_auth)
     origin, _ = _origin_requests(server, log_at, stream)
     fleet_cpu = sum(cpu_seconds(pid) - fleet_cpu0.get(pid, 0.0) for pid in fleet.pids)
@@ -274,15 +327,16 @@ async def _one_run(server: ServerProcess, http: httpx.AsyncClient, stream: str,
         playlist_hist.merge(LatencyHistogram.decode(a["playlist_hist"]))
         viewers += a["viewers"]
     served = [v for v in viewers if v["errors"] == 0 and v["in_order"] and v["count"] > 0
-              and v["last"] >= edge - _MAX_LAG_SEGMENTS]
+              and v["last"] >= unit_edge - max_lag]
     fetched = {s for v in viewers if v["count"]
                for s in range(v["first"], v["last"] + 1)}
-    origin_segments = sum(c for name, c in origin.items() if name.startswith("seg-"))
-    origin_playlists = origin.get("index.m3u8", 0)
+    origin_segments = sum(c for name, c in origin.items() if name.startswith(unit + "-"))
+    origin_playlists = origin.get("index.m3u8", 0) + origin.get("index.m3u8?", 0)
     errors = [v["first_error"] for v in viewers if v["first_error"]]
-    lags = Counter(edge - v["last"] for v in viewers if v["count"])
+    lags = Counter(unit_edge - v["last"] for v in viewers if v["count"])
     run = {
         "viewers": n, "via": "nginx" if via is not None else "direct",
+        "unit": "part" if config.player == "ll" else "segment",
         "viewers_served": len(served),
         "viewers_in_order": sum(1 for v in viewers if v["in_order"]),
         "viewers_with_errors": sum(1 for v in viewers if v["errors"]),
@@ -301,6 +355,10 @@ async def _one_run(server: ServerProcess, http: httpx.AsyncClient, stream: str,
         "mbit_s_delivered": round(sum(v["bytes"] for v in viewers) * 8 / 1e6 / wall, 1),
         "origin_segment_requests": origin_segments,
         "origin_playlist_requests": origin_playlists,
+        "origin_blocking_playlist_requests": origin.get("index.m3u8?", 0),
+        "origin_other_media_requests": sum(
+            c for k, c in origin.items() if k.startswith(("seg-", "part-"))
+            and not k.startswith(unit + "-")),
         "origin_init_requests": sum(c for k, c in origin.items() if k.startswith("init-")),
         "origin_requests_per_segment": (round(origin_segments / len(fetched), 2)
                                         if fetched else None),
@@ -357,6 +415,7 @@ async def run_hls(config: HlsConfig) -> dict[str, Any]:
                                     settings={
         "LIVECART_VIDEO_ICE_HOSTS": "127.0.0.1",
         "LIVECART_RECORDING_SEGMENT_S": str(config.segment_s),
+        "LIVECART_RECORDING_PART_S": "0.5" if config.player == "ll" else "0",
         "LIVECART_HTTP_MAX_CONNECTIONS": str(max(config.viewers) + 500)})
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(server)
@@ -371,11 +430,11 @@ async def run_hls(config: HlsConfig) -> dict[str, Any]:
                      config.glass_window_s)
             webrtc, hls = await asyncio.gather(
                 _glass_webrtc(http, shop.stream, camera, config.glass_window_s),
-                _glass_hls(server, shop.stream, camera, config.glass_window_s))
+                _glass_hls(server, shop.stream, camera, config.glass_window_s, config.player))
             report["glass"] = {"webrtc": webrtc, "hls": hls}
             log.info("glass to glass p50: WebRTC %.0f ms, HLS available %.0f ms, "
-                     "player 3 behind %.0f ms", webrtc["latency_ms"]["p50"],
-                     hls["available_ms"]["p50"], hls["player_3_behind_ms"]["p50"])
+                     "player behind the edge %.0f ms", webrtc["latency_ms"]["p50"],
+                     hls["available_ms"]["p50"], hls["player_behind_ms"]["p50"])
         assert server.pid is not None
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
         await asyncio.sleep(_IDLE_WINDOW_S)

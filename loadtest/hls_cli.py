@@ -30,6 +30,10 @@ def add_hls_args(scenarios: argparse._SubParsersAction[argparse.ArgumentParser])
                         "static: the bare counter")
     p.add_argument("--segment", type=float, default=2.0,
                    help="the node's recording segment length, s (default 2)")
+    p.add_argument("--player", choices=["ll", "segments"], default="ll",
+                   help="ll: viewers play parts with blocking reloads as hls.js in "
+                        "low-latency mode (the node writes 0.5 s parts); segments: they poll "
+                        "for whole segments (the node writes no parts) (default ll)")
     p.add_argument("--nginx-workers", type=positive_int, default=1)
     p.add_argument("--server-log-level", help="the server's log level (default: its own)")
     p.add_argument("--json", type=Path, help="also write the report as JSON here")
@@ -46,6 +50,6 @@ def run_hls_cli(args: argparse.Namespace) -> int:
         viewers=tuple(args.viewers), cache=args.cache, direct=args.direct,
         window_s=args.window, glass_window_s=args.glass_window,
         viewers_per_process=args.viewers_per_process, picture=args.picture,
-        segment_s=args.segment, nginx_workers=args.nginx_workers,
+        segment_s=args.segment, player=args.player, nginx_workers=args.nginx_workers,
         server_log_level=args.server_log_level)
     return run_scenario("hls", config, run_hls, print_hls_report, exact, args.json)

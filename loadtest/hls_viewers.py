@@ -1,12 +1,22 @@
 """HLS viewers for the HLS load test: lean HTTP clients that poll a live playlist as a
 player does, spread over client processes.
 
-A viewer (`watch_live`) joins three segments behind the live edge (hls.js's
-liveSyncDurationCount, which the viewer page uses), then reloads the playlist every target
-duration (half of it when nothing changed, as hls.js does), with If-None-Match, and fetches
-each new segment once, in order (the init segment once per run). It times every segment and
-playlist fetch (request written to body complete) into HdrHistograms and keeps the sequence
-numbers it got, so the parent can check nobody missed or repeated one.
+Two players:
+
+- `watch_live_parts` (player "ll", the viewer page's hls.js in lowLatencyMode): joins at the
+  independent part PART-HOLD-BACK behind the live edge, fetches each new part once, in
+  order, then asks for the next part with a blocking reload (`_HLS_msn`/`_HLS_part`: the
+  node answers when that part exists, a cache in front collapses the viewers' identical
+  reloads), and so on; a 503 (held too long) is retried. Segments are never fetched.
+- `watch_live` (player "segments", hls.js without parts): joins three segments behind the
+  live edge (liveSyncDurationCount), reloads the playlist every target duration (half of it
+  when nothing changed, as hls.js does) with If-None-Match, and fetches each new segment
+  once, in order.
+
+Both fetch the init segment once per run, time every media fetch and every plain playlist
+fetch (request written to body complete; a held reload's time is the hold, not counted)
+into HdrHistograms, and keep the numbers of the files they got (segment sequence numbers,
+or part numbers), so the parent can check nobody missed or repeated one.
 
 `HlsFleet` spawns processes of up to `per_process` viewers; each answers `run` (viewers
 until an end time on CLOCK_MONOTONIC, one clock for every process on the machine) over a
@@ -22,17 +32,18 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from loadtest.child_procs import answer, run_child, stop_children
 from loadtest.histogram import LatencyHistogram
 from loadtest.http_client import (ConnectionFailed, HttpConnection, RequestTimeout,
                                   _Protocol, encode_request)
 
-__all__ = ["HlsFleet", "Playlist", "parse_playlist", "watch_live", "ViewerLog",
-           "EtagConnection", "LIVE_SYNC_COUNT"]
+__all__ = ["HlsFleet", "Playlist", "PartRef", "parse_playlist", "watch_live",
+           "watch_live_parts", "ViewerLog", "EtagConnection", "LIVE_SYNC_COUNT", "Player"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,23 @@ _PIPE_POLL_S = 1.0
 _REQUEST_TIMEOUT_S = 10.0
 _ERRORS_KEPT = 3
 _NICE = 5
+_PART = re.compile(r'#EXT-X-PART:DURATION=([0-9.]+),URI="part-([0-9]+)-([0-9]+)\.m4s"'
+                   r'(,INDEPENDENT=YES)?')
+Player = Literal["ll", "segments"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartRef:
+    run: int
+    number: int  # over the run
+    seq: int  # its segment
+    duration: float
+    independent: bool
+    map: str  # the init segment it needs
+
+    @property
+    def uri(self) -> str:
+        return f"part-{self.run}-{self.number}.m4s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +79,32 @@ class Playlist:
     segments: list[tuple[int, str]]  # (seq, uri) in order
     maps: dict[int, str]  # seq -> the init segment (EXT-X-MAP) it needs
     ended: bool
+    parts: list[PartRef] = field(default_factory=list)  # in order, the open segment's last
+    part_hold_back: float = 0.0
+
+    @property
+    def open_seq(self) -> int:
+        return self.media_sequence + len(self.segments)
 
 
 def parse_playlist(text: str) -> Playlist:
     """The few tags a player needs from the recorder's media playlist (playlist.py)."""
-    target, media_seq, ended = 2.0, 0, False
+    target, media_seq, ended, hold_back = 2.0, 0, False, 0.0
     current_map = ""
     segments: list[tuple[int, str]] = []
     maps: dict[int, str] = {}
+    parts: list[PartRef] = []
     for line in text.splitlines():
         line = line.strip()
-        if line.startswith("#EXT-X-TARGETDURATION:"):
+        if line.startswith("#EXT-X-PART:"):
+            m = _PART.match(line)
+            if m is not None:
+                parts.append(PartRef(int(m.group(2)), int(m.group(3)),
+                                     media_seq + len(segments), float(m.group(1)),
+                                     m.group(4) is not None, current_map))
+        elif line.startswith("#EXT-X-SERVER-CONTROL:") and "PART-HOLD-BACK=" in line:
+            hold_back = float(line.split("PART-HOLD-BACK=", 1)[1].split(",", 1)[0])
+        elif line.startswith("#EXT-X-TARGETDURATION:"):
             target = float(line.split(":", 1)[1])
         elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             media_seq = int(line.split(":", 1)[1])
@@ -73,7 +116,7 @@ def parse_playlist(text: str) -> Playlist:
             seq = media_seq + len(segments)
             segments.append((seq, line))
             maps[seq] = current_map
-    return Playlist(target, media_seq, segments, maps, ended)
+    return Playlist(target, media_seq, segments, maps, ended, parts, hold_back)
 
 
 class _EtagProtocol(_Protocol):
@@ -108,7 +151,7 @@ class EtagConnection(HttpConnection):
 class ViewerLog:
     """What one viewer got."""
 
-    segments: list[int] = field(default_factory=list)  # seqs fetched, in fetch order
+    segments: list[int] = field(default_factory=list)  # seqs (or part numbers), fetch order
     inits: int = 0
     playlists: int = 0
     not_modified: int = 0  # playlist reloads answered 304
@@ -189,6 +232,92 @@ async def watch_live(conn: EtagConnection, host: str, prefix: str, end_at: float
         await asyncio.sleep(max(0.0, min(delay, end_at - time.monotonic())))
 
 
+def _join(playlist: Playlist) -> PartRef:
+    """hls.js's start in low-latency mode: PART-HOLD-BACK behind the end of the last part,
+    at the independent part at or before that moment."""
+    parts = playlist.parts
+    behind, i = 0.0, len(parts)
+    while i > 0 and behind < playlist.part_hold_back:
+        i -= 1
+        behind += parts[i].duration
+    while i > 0 and not parts[i].independent:
+        i -= 1
+    return parts[i]
+
+
+async def watch_live_parts(conn: EtagConnection, host: str, prefix: str, end_at: float,
+                           part_hist: LatencyHistogram, playlist_hist: LatencyHistogram,
+                           got: ViewerLog, on_part: Any = None) -> None:
+    """Play `prefix`index.m3u8 part by part as hls.js in low-latency mode does, until
+    `end_at`. `on_part(part, init_bytes, part_bytes, fetched_at, joined)`, if given, is
+    awaited after each part arrives (`joined`: fetched at the join, old already)."""
+    playlist_path = prefix + "index.m3u8"
+    path = playlist_path
+    following: tuple[int, int] | None = None  # (run, number) of the next part to fetch
+    init_uri, init_data = "", b""
+    joined = True
+    while time.monotonic() < end_at:
+        t0 = time.monotonic()
+        try:
+            status, body, _ = await conn.get(encode_request("GET", path, host))
+        except (ConnectionFailed, RequestTimeout) as exc:
+            got.fail(f"playlist: {type(exc).__name__}: {exc}")
+            path = playlist_path
+            await asyncio.sleep(1.0)
+            continue
+        if path == playlist_path:
+            playlist_hist.record(time.monotonic() - t0)
+        got.playlists += 1
+        if status == 503:  # held past three target durations: ask again
+            continue
+        if status != 200:
+            got.fail(f"playlist: HTTP {status}")
+            path = playlist_path
+            await asyncio.sleep(0.5)
+            continue
+        playlist = parse_playlist(body.decode())
+        if playlist.ended:
+            return
+        if not playlist.parts:
+            got.fail("playlist: no parts")
+            path = playlist_path
+            await asyncio.sleep(playlist.target_s / 2)
+            continue
+        if following is None:
+            start = _join(playlist)
+            following = (start.run, start.number)
+        runs = {p.run for p in playlist.parts}
+        if following[0] not in runs and max(runs) > following[0]:  # a new run: its start
+            start = next(p for p in playlist.parts if p.run > following[0])
+            following = (start.run, start.number)
+        todo = [p for p in playlist.parts
+                if p.run == following[0] and p.number >= following[1]]
+        if todo and todo[0].number > following[1]:
+            got.fail(f"part {following[1]} missed")
+        for part in todo:
+            if time.monotonic() >= end_at:
+                return
+            if part.map != init_uri:
+                data = await _fetch(conn, host, prefix + part.map, None, got)
+                if data is None:
+                    break
+                init_uri, init_data = part.map, data
+                got.inits += 1
+            data = await _fetch(conn, host, prefix + part.uri, part_hist, got)
+            if data is None:
+                break
+            fetched_at = time.monotonic()
+            got.segments.append(part.number)
+            following = (part.run, part.number + 1)
+            if on_part is not None:
+                await on_part(part, init_data, data, fetched_at, joined)
+        joined = False
+        # The next part: the open segment's next one (the node holds the request until
+        # it exists, or answers at once with the segment complete and the part after).
+        opened = sum(1 for p in playlist.parts if p.seq == playlist.open_seq)
+        path = f"{playlist_path}?_HLS_msn={playlist.open_seq}&_HLS_part={opened}"
+
+
 async def _fetch(conn: EtagConnection, host: str, path: str, hist: LatencyHistogram | None,
                  got: ViewerLog) -> bytes | None:
     t0 = time.monotonic()
@@ -207,7 +336,7 @@ async def _fetch(conn: EtagConnection, host: str, path: str, hist: LatencyHistog
 
 
 async def run_viewers(host: str, port: int, prefix: str, count: int, start_at: float,
-                      spread_s: float, end_at: float) -> dict[str, Any]:
+                      spread_s: float, end_at: float, player: Player = "ll") -> dict[str, Any]:
     """`count` viewers, each joining at a random moment of [start_at, start_at + spread_s)
     (an audience is not in step) on its own keep-alive connection, until `end_at`."""
     seg_hist, playlist_hist = LatencyHistogram(), LatencyHistogram()
@@ -218,7 +347,8 @@ async def run_viewers(host: str, port: int, prefix: str, count: int, start_at: f
         await asyncio.sleep(max(0.0, start_at + random.random() * spread_s - time.monotonic()))
         conn = EtagConnection(host, port)
         try:
-            await watch_live(conn, authority, prefix, end_at, seg_hist, playlist_hist, got)
+            watch = watch_live_parts if player == "ll" else watch_live
+            await watch(conn, authority, prefix, end_at, seg_hist, playlist_hist, got)
         except Exception as exc:  # one viewer's bug is reported, not the fleet's end
             got.fail(f"{type(exc).__name__}: {exc}")
         finally:
@@ -253,14 +383,14 @@ class HlsFleet:
             self._spawn()
 
     async def run(self, host: str, port: int, prefix: str, count: int, start_at: float,
-                  spread_s: float, end_at: float) -> list[dict[str, Any]]:
+                  spread_s: float, end_at: float, player: Player = "ll") -> list[dict[str, Any]]:
         """`count` viewers spread over as many processes as needed, until `end_at`."""
         needed = -(-count // self.per_process)
         while len(self._children) < needed:
             self._spawn()
         shares = [count // needed + (1 if i < count % needed else 0) for i in range(needed)]
         args = {"host": host, "port": port, "prefix": prefix, "start_at": start_at,
-                "spread_s": spread_s, "end_at": end_at}
+                "spread_s": spread_s, "end_at": end_at, "player": player}
         timeout = end_at - time.monotonic() + 60
         return list(await asyncio.gather(*(
             self._call(child, {**args, "count": share}, timeout)

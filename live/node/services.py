@@ -305,6 +305,7 @@ class Services:
             new_sessions_per_ip_s=settings.video_new_sessions_per_ip_s),
             recording=RecordingConfig(
                 settings.recordings_path, segment_s=settings.recording_segment_s,
+                part_s=settings.recording_part_s,
                 live_window=settings.recording_live_window,
                 queue_packets=settings.recording_queue_packets)
             if settings.recording_enabled else None,

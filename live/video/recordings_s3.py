@@ -16,6 +16,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from checkout.images_s3 import s3_client
+from live.video.playlist import PART_NAME
 from live.video.recordings import RecordedFile
 from live.web.caching import IMMUTABLE
 
@@ -38,7 +39,9 @@ class S3Recordings:
 
     def upload(self, stream_id: str, folder: Path) -> int:
         """Every file of an ended recording, the playlist last (it names the others)."""
-        files = sorted((p for p in folder.iterdir() if not p.name.endswith(".part")),
+        # Not the last low-latency parts: the VOD playlist names none of them.
+        files = sorted((p for p in folder.iterdir() if not p.name.endswith(".part")
+                        and PART_NAME.fullmatch(p.name) is None),
                        key=lambda p: p.name == "index.m3u8")
         for path in files:
             kind = path.name.rsplit(".", 1)[-1]

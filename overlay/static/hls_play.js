@@ -90,10 +90,14 @@ export async function playHls(url, video, { onPicture = () => {}, onFatal = () =
     engine = "hls.js";
     // No worker: the page's CSP admits no blob: scripts; no metadata cues: their text track
     // is a data: URL, which media-src does not admit either (the date ranges are read from
-    // the playlist's details instead). Three segments behind the live edge.
+    // the playlist's details instead). Low-latency HLS: a live playlist with parts is
+    // reloaded with blocking requests and played PART-HOLD-BACK (three parts, ~1.5 s)
+    // behind its live edge, part by part; no liveSync* option is set, as one would override
+    // PART-HOLD-BACK. A playlist without parts plays three segments behind (hls.js's
+    // default liveSyncDurationCount).
     hls = new Hls({
       enableWorker: false, enableDateRangeMetadataCues: false, enableEmsgMetadataCues: false,
-      enableID3MetadataCues: false, liveSyncDurationCount: 3, backBufferLength: 30,
+      enableID3MetadataCues: false, lowLatencyMode: true, backBufferLength: 30,
     });
     hls.on(Hls.Events.LEVEL_LOADED, (event, data) => {
       for (const range of Object.values(data.details.dateRanges || {})) {

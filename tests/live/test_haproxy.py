@@ -179,12 +179,15 @@ async def test_http_sockets_and_video_through_one_port(pair: Pair) -> None:
         whep = await pair.http.post(f"/api/v1/streams/{sid}/whep", content=b"x")
         stop = await pair.http.delete(f"/api/v1/streams/{sid}/whep/session1")
         hls = await pair.http.get(f"/hls/{sid}/index.m3u8")  # its recording's node too
+        # A blocking reload's query reaches that node intact (this one is refused there).
+        held = await pair.http.get(f"/hls/{sid}/index.m3u8?_HLS_msn=x&_HLS_part=0")
+        assert held.status_code == 400 and "_HLS_msn" in held.text, held.text
         replay = await pair.http.get(f"/api/v1/streams/{sid}/replay")  # and its replay
         drop = await pair.http.delete(f"/api/v1/streams/{sid}/recording")
         assert {whip.status_code, whep.status_code, stop.status_code,
                 hls.status_code, replay.status_code, drop.status_code} < {400, 401, 404, 415}
-        owners[sid] = {r.headers["X-Livecart-Node"] for r in (whip, whep, stop, hls, replay,
-                                                                 drop)}
+        owners[sid] = {r.headers["X-Livecart-Node"] for r in (whip, whep, stop, hls, held,
+                                                                 replay, drop)}
         assert len(owners[sid]) == 1, owners
     assert set().union(*owners.values()) == {"node1", "node2"}, owners
     # /readyz failing takes a node out of every backend; passing again brings it back.

@@ -7,6 +7,7 @@ import fractions
 import io
 import os
 import queue
+import re
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import av
 import pytest
 
 from live.video.fmp4 import BoxReader, fragment_time
-from live.video.playlist import Segment, is_file_name, program_date_time, render
+from live.video.playlist import Part, Segment, is_file_name, program_date_time, render
 from live.video.recorder import _END, INDEX, PLAYLIST, RecordingConfig, _Item, _Writer
 from live.video.recordings import Recordings
 from live.video.segmenter import Cut, SegmentCutter
@@ -210,3 +211,93 @@ def test_a_new_session_continues_the_recording_with_a_new_run(tmp_path: Path) ->
     text = (folder / PLAYLIST).read_text()
     assert text.count("#EXT-X-DISCONTINUITY\n") == 1 and text.count("#EXT-X-DATERANGE") == 2
     assert len((folder / INDEX).read_text().splitlines()) == 4
+
+
+def test_the_live_playlist_lists_the_last_parts_and_hints_the_next() -> None:
+    origin = 1_700_000_000_000
+    done = segments()[:2]
+    parts = [Part(seq, i, 0, origin, 90 + seq * 2 * S + i * S // 2, S // 2, i == 0, seq * 4 + i)
+             for seq in range(3) for i in range(4 if seq < 2 else 2)]
+    text = render(done, target_s=2.0, ended=False, parts=parts, part_target_s=0.5,
+                  part_segments=1)
+    lines = text.splitlines()
+    assert lines[:5] == ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-TARGETDURATION:2",
+                         "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500",
+                         "#EXT-X-PART-INF:PART-TARGET=0.500"]
+    assert '"part-0-3.m4s"' not in text  # segment 0 is older than part_segments
+    assert '#EXT-X-PART:DURATION=0.50000,URI="part-0-4.m4s",INDEPENDENT=YES' in lines
+    assert '#EXT-X-PART:DURATION=0.50000,URI="part-0-5.m4s"' in lines
+    # The open segment: its date, its parts after the last segment, then the next part.
+    assert lines[-4:] == ["#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.001Z",
+                          '#EXT-X-PART:DURATION=0.50000,URI="part-0-8.m4s",INDEPENDENT=YES',
+                          '#EXT-X-PART:DURATION=0.50000,URI="part-0-9.m4s"',
+                          '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-0-10.m4s"']
+    # A part longer than the target raises PART-TARGET (and the hold-back) to fit it.
+    long = [*parts, Part(2, 2, 0, origin, 0, S * 3 // 4 + 1, False, 10)]
+    text = render(done, target_s=2.0, ended=False, parts=long, part_target_s=0.5)
+    assert "#EXT-X-PART-INF:PART-TARGET=0.751" in text and "PART-HOLD-BACK=2.253" in text
+    # Ended: a VOD, no part lines at all.
+    vod = render(done, target_s=2.0, ended=True, parts=parts, part_target_s=0.5)
+    assert "PART" not in vod and "SERVER-CONTROL" not in vod and "PRELOAD" not in vod
+    assert is_file_name("part-0-12.m4s") and not is_file_name("part-12.m4s")
+    assert not is_file_name("part-0-1-2.m4s")
+
+
+def test_the_writer_publishes_each_segment_as_parts_first(tmp_path: Path) -> None:
+    """Every fragment is a part file as soon as it is muxed; a segment's parts, in order,
+    are its bytes exactly; each part decodes after the ones before it; the first part of
+    a segment starts on a keyframe; the playlist listed each part as it came."""
+    folder = tmp_path / "s_show"
+    config = RecordingConfig(tmp_path, live_window=2)
+    writer = _Writer(folder, 1_700_000_000_000, config, 320, 180)
+    seen: dict[str, bytes] = {}
+    playlists: list[str] = []
+    of_segment: dict[int, list[str]] = {}
+
+    def progressed() -> None:  # in the writer's thread, after each playlist write
+        playlists.append((folder / PLAYLIST).read_text())
+        for part in writer.parts:
+            if part.name not in seen:
+                seen[part.name] = (folder / part.name).read_bytes()
+                of_segment.setdefault(part.seq, []).append(part.name)
+    writer.on_progress = progressed
+    items: queue.Queue[_Item | object] = queue.Queue()
+    for cut, _, packet in encode_show(gap_after=10_000, frames=200):
+        if cut is not Cut.SKIP:
+            items.put(_Item("video", cut, int(packet.pts), packet))
+    items.put(_END)
+    writer.run(items)
+    assert writer.failures == 0 and len(writer.segments) >= 3
+    # The last parts stay (players may still fetch them); older ones left with the window.
+    kept = sorted(p.name for p in folder.glob("part-*"))
+    assert kept and kept == sorted(n for n in seen if n not in of_segment[0])
+    assert "#EXT-X-PART" not in (folder / PLAYLIST).read_text()
+    init = (folder / "init-0.mp4").read_bytes()
+    for segment in writer.segments:
+        names = of_segment[segment.seq]
+        assert len(names) >= 3 or segment is writer.segments[-1], names
+        assert b"".join(seen[n] for n in names) == (folder / segment.name).read_bytes()
+        decoded: list[int] = []
+        for count in range(1, len(names) + 1):
+            data = init + b"".join(seen[n] for n in names[:count])
+            with av.open(io.BytesIO(data)) as container:
+                frames = list(container.decode(video=0))
+            assert len(frames) > len(decoded)  # the new part adds pictures
+            decoded = [int(f.pts) for f in frames]
+            if count == 1:
+                assert frames[0].key_frame and decoded[0] == segment.start
+        assert decoded[-1] < segment.start + segment.duration
+    # Parts as listed: under PART-TARGET, summing to their segment's EXTINF.
+    listed: dict[str, float] = {}
+    assert playlists[-1].endswith("#EXT-X-ENDLIST\n")
+    for text in playlists[:-1]:
+        target = float(text.split("#EXT-X-PART-INF:PART-TARGET=")[1].split("\n")[0])
+        assert target == config.part_s
+        for duration, name in re.findall(r'#EXT-X-PART:DURATION=([0-9.]+),URI="([^"]+)"', text):
+            assert float(duration) <= target
+            listed[name] = float(duration)
+        hint = re.findall(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="([^"]+)"', text)
+        assert len(hint) == 1 and hint[0] not in listed
+    for segment in writer.segments:
+        mine = [listed[n] for n in of_segment[segment.seq]]
+        assert abs(sum(mine) - segment.duration / S) < 0.0001 * len(mine)

@@ -56,6 +56,10 @@ def test_settings_from_env_parse_and_validate(tmp_path: Path) -> None:
     assert (replicated.durability, replicated.replica_ack_timeout_ms) == ("replicated", 250)
     with pytest.raises(ValueError, match="replica_ack_timeout_ms"):
         Settings.from_env({"LIVECART_REPLICA_ACK_TIMEOUT_MS": "0"})
+    assert Settings.from_env({"LIVECART_RECORDING_PART_S": "0"}).recording_part_s == 0
+    for part_s in ("0.1", "1.5"):  # too short a part; more than half a 2 s segment
+        with pytest.raises(ValueError, match="recording_part_s"):
+            Settings.from_env({"LIVECART_RECORDING_PART_S": part_s})
 
 
 async def test_replicated_durability_is_refused_without_replicas(tmp_path: Path) -> None:

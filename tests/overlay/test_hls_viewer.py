@@ -7,6 +7,7 @@ wait is a multiple of conftest.UNIT; nothing asserts how fast anything is.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -43,8 +44,11 @@ async def publishing(live: Live) -> tuple[dict[str, Any], str, Publisher]:
 
 
 async def watch_over_hls(live: Live, new_page: Any, page_errors: PageErrors,
-                         stream: dict[str, Any], fragment: str = "") -> Page:
+                         stream: dict[str, Any], fragment: str = "",
+                         requested: list[str] | None = None) -> Page:
     viewer = await new_page()
+    if requested is not None:
+        viewer.on("request", lambda request: requested.append(request.url))
     async with viewer.expect_response(lambda r: r.url.endswith("/whep") and r.status == 503,
                                       timeout=10 * MS):
         await viewer.goto(f"{live.url}/s/{stream['id']}{fragment}")
@@ -61,7 +65,8 @@ async def watch_over_hls(live: Live, new_page: Any, page_errors: PageErrors,
 async def test_a_refused_viewer_plays_hls_through_hlsjs(live: Live, new_page: Any,
                                                        page_errors: PageErrors) -> None:
     stream, _, publisher = await publishing(live)
-    viewer = await watch_over_hls(live, new_page, page_errors, stream)
+    requested: list[str] = []
+    viewer = await watch_over_hls(live, new_page, page_errors, stream, requested=requested)
     video = viewer.locator("#video")
     await expect(video).to_have_attribute("data-engine", "hls.js")
     await expect(viewer.locator("#hls-badge")).to_be_visible()
@@ -79,6 +84,11 @@ async def test_a_refused_viewer_plays_hls_through_hlsjs(live: Live, new_page: An
     node_now = live.services.video.sessions[stream["id"]].clock.now()
     assert 0 < shown < node_now
     assert live.services.video.peers.count("viewer") == 0
+    # Low-latency HLS: hls.js reloads the playlist with blocking requests and plays parts.
+    hls = [url.split("/hls/", 1)[1] for url in requested if "/hls/" in url]
+    parts = [u for u in hls if re.search(r"/part-[0-9]+-[0-9]+\.m4s$", u)]
+    assert parts, hls
+    assert any(re.search(r"index\.m3u8\?_HLS_msn=[0-9]+&_HLS_part=[0-9]+$", u) for u in hls), hls
     await shot(viewer, "viewer-hls")
     assert await publisher.stop() == 200
 
