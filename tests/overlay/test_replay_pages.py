@@ -42,8 +42,10 @@ async def pin(live: Live, stream: str, product: str, *, unpin: bool = False) -> 
     assert r.status_code == 200, r.text
 
 
-async def recorded_show(live: Live) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A show with video: pin A, a sale of A, A swapped for B; then its publisher ends it."""
+async def recorded_show(live: Live, watcher: Any = None
+                        ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A show with video: pin A, a sale of A, A swapped for B; then its publisher ends it.
+    `watcher`, a page, is on the show's viewer page from the swap to the end."""
     await make_brand(live)
     products = [await make_product(live, title=title, sku=f"SKU-{i}", stock=20)
                 for i, title in enumerate(("Trail Runner", "Summit Jacket"))]
@@ -65,6 +67,9 @@ async def recorded_show(live: Live) -> tuple[dict[str, Any], list[dict[str, Any]
     await asyncio.sleep(4 * UNIT)
     await pin(live, stream["id"], a, unpin=True)
     await pin(live, stream["id"], b)
+    if watcher is not None:
+        await watcher.goto(f"{live.url}/s/{stream['id']}")
+        await expect(watcher.locator("#pinned article.card")).to_have_count(1, timeout=20 * MS)
     await asyncio.sleep(4 * UNIT)
     assert await publisher.stop() == 200  # the publisher leaving ends the show
 
@@ -98,8 +103,14 @@ def expected_pinned(changes: list[tuple[int, list[str]]], date: int) -> list[str
 
 async def test_the_replay_reruns_the_show_on_its_recording_and_seeks_by_product(
         live: Live, new_page: Any, page_errors: PageErrors) -> None:
-    stream, products = await recorded_show(live)
+    watcher = await new_page()
+    stream, products = await recorded_show(live, watcher)
     a, b = (p["id"] for p in products)
+    # A viewer watching when the show ended stays on its page and is offered the replay.
+    await expect(watcher.locator("#replay-note")).to_be_visible(timeout=20 * MS)
+    await expect(watcher.locator("#replay-link")).to_have_attribute("href", f"/r/{stream['id']}")
+    assert watcher.url.endswith(f"/s/{stream['id']}")
+    await watcher.close()
     changes = await pinned_by_date(live, stream["id"])
     assert [p for _, p in changes] == [[a], [], [b], []]  # pin, unpin, pin, the end clears
     at_a, at_b = changes[0][0], changes[2][0]
