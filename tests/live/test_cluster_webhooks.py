@@ -9,10 +9,7 @@ each test ends by asserting no primary counted one.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 
 from conftest import TEST_SECRET, UNIT, Live, make_settings, start_node, stop_node
 from hook_receiver import Receiver, receiver  # noqa: F401 - the fixture
+from node_process import free_port, serve_process
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
 from test_cluster import cclient, cluster, crossslot_errors, slot_checked  # noqa: F401
 from test_webhook_migration import legacy_emit, legacy_endpoint
@@ -141,36 +139,21 @@ async def test_two_brands_webhooks_are_on_two_shards_and_delivered_by_their_part
     assert await crossslot_errors(cclient) == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _serve(redis_url: str, data_dir: Path, port: int) -> asyncio.subprocess.Process:
     """`livecart serve` on the cluster, in a process of its own (for a real `kill -9`)."""
-    env = {**os.environ, "LIVECART_REDIS_URL": redis_url, "LIVECART_JWT_SECRET": TEST_SECRET,
-           "LIVECART_WEBHOOK_ALLOW_PRIVATE": "1", "LIVECART_WEBHOOK_TIMEOUT_S": "60",
-           "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1", "LIVECART_PARTITIONS": str(COUNT),
-           "LIVECART_PARTITION_LEASE_S": str(LEASE_S)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "live.node.cli", "serve", "--port", str(port), "--ws-port",
-        str(_free_port()), "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    async with asyncio.timeout(30 * UNIT):
-        while not any("Uvicorn running" in line for line in lines):
-            line = (await proc.stdout.readline()).decode()
-            assert line, "server exited: " + "".join(lines)
-            lines.append(line)
-    return proc
+    return await serve_process(redis_url, data_dir, port, **{
+        "LIVECART_WEBHOOK_ALLOW_PRIVATE": "1",
+        "LIVECART_WEBHOOK_TIMEOUT_S": "60",
+        "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1",
+        "LIVECART_PARTITIONS": str(COUNT),
+        "LIVECART_PARTITION_LEASE_S": str(LEASE_S),
+    })
 
 
 async def test_a_node_killed_mid_delivery_hands_its_partition_over_and_order_holds(
         cluster: LocalCluster, cclient: RedisCluster, receiver: Receiver,
         tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = await _serve(cluster.url, tmp_path / "killed", port)  # alone: every partition
     tokens = SimpleNamespace(tokens=TokenAuthority(TEST_SECRET))

@@ -9,10 +9,7 @@ same port (the same consumer of the outbox's group) sends the same event again.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -24,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from conftest import TEST_SECRET, UNIT, Live, make_settings, start_node, stop_node
 from hook_receiver import Receiver, receiver  # noqa: F401 - the fixture
+from node_process import free_port, serve_process
 from shop import buy, eventually, give_wallet, make_brand, make_live_stream, make_product
 
 from checkout.store.keys import hook_keys
@@ -36,29 +34,14 @@ PARTITIONS = 16
 ACME = hook_keys(owner_partition("brand:acme", PARTITIONS))  # acme's webhook partition
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _serve(valkey: EmbeddedValkey, data_dir: Path, port: int) -> asyncio.subprocess.Process:
-    env = {**os.environ, "LIVECART_REDIS_URL": valkey.url, "LIVECART_JWT_SECRET": TEST_SECRET,
-           "LIVECART_WEBHOOK_ALLOW_PRIVATE": "1", "LIVECART_WEBHOOK_TIMEOUT_S": "60",
-           "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1", "LIVECART_WEBHOOK_RETRY_SCHEDULE_S": "0.05,0.05",
-           "LIVECART_PARTITIONS": str(PARTITIONS)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "live.node.cli", "serve", "--port", str(port), "--ws-port",
-        str(_free_port()), "--data-dir", str(data_dir), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    async with asyncio.timeout(30 * UNIT):
-        while not any("Uvicorn running" in line for line in lines):
-            line = (await proc.stdout.readline()).decode()
-            assert line, "server exited: " + "".join(lines)
-            lines.append(line)
-    return proc
+    return await serve_process(valkey.url, data_dir, port, **{
+        "LIVECART_WEBHOOK_ALLOW_PRIVATE": "1",
+        "LIVECART_WEBHOOK_TIMEOUT_S": "60",
+        "LIVECART_WEBHOOK_CLAIM_IDLE_S": "1",
+        "LIVECART_WEBHOOK_RETRY_SCHEDULE_S": "0.05,0.05",
+        "LIVECART_PARTITIONS": str(PARTITIONS),
+    })
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
@@ -70,7 +53,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 async def test_kill_9_of_the_node_mid_delivery_loses_nothing(
         valkey: EmbeddedValkey, rclient: redis.Redis, receiver: Receiver, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     node = await _serve(valkey, tmp_path / "one", port)
     tokens = SimpleNamespace(tokens=TokenAuthority(TEST_SECRET))
