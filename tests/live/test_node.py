@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,21 +75,28 @@ class _Records(logging.Handler):
         self.records[id(record)] = record  # a record reaching two of our handlers counts once
 
 
+@contextmanager
+def errors_logged() -> Iterator[_Records]:
+    """The ERROR records logged meanwhile, uvicorn's too (its logger does not propagate)."""
+    handler = _Records()
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
 async def test_an_unhandled_error_is_answered_500_and_logged_once(
         live: Live, rclient: redis.Redis) -> None:
     await make_brand(live)
     product = await make_product(live)
     stream = await make_stream(live, [product["id"]])
     await rclient.set(stream_key(stream["id"]), "not a hash")  # WRONGTYPE on the next read
-    handler = _Records()
-    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]  # uvicorn's does not propagate
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
+    with errors_logged() as handler:
         r = await live.http.get(f"/api/v1/streams/{stream['id']}")
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
     assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["type"] == PROBLEM_BASE + "internal-error"
     logged = list(handler.records.values())
@@ -105,15 +114,8 @@ async def test_the_buys_fast_path_answers_errors_as_the_app_does(
     product = await make_product(live, stock=1)
     stream = await make_live_stream(live, [product["id"]])
     await rclient.set(wallet_key("eve"), "not a hash")  # WRONGTYPE on the buy's wallet read
-    handler = _Records()
-    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
+    with errors_logged() as handler:
         r = await buy(live, "eve", product["id"], stream=stream["id"])
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
     assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["type"] == PROBLEM_BASE + "internal-error"
     logged = list(handler.records.values())
