@@ -10,9 +10,13 @@
   one deadline, socket_timeout, for all of it (send and every reply); its replies are read
   without one each. Expiry is what a reply's timeout was: the connection is dropped and a
   redis `TimeoutError` raised, which the client's retry policy retries as before.
+  Its replies are taken from the connection's hiredis reader in one loop (a socket read
+  only when the reader runs dry), not through three coroutines a reply (`parse_response`,
+  `read_response`, the parser's): the same replies, errors, callbacks and disconnects.
 
-Both touch redis-py internals (`Pipeline._execute_pipeline`, the `math.inf` "no timeout"
-of `Connection.read_response`): `check()` refuses a redis-py without them at start.
+All touch redis-py internals (`Pipeline._execute_pipeline`, the `math.inf` "no timeout"
+of `Connection.read_response`, the hiredis parser's reader): `check()` refuses a redis-py
+without them at start.
 """
 
 from __future__ import annotations
@@ -25,14 +29,19 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as redis
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
+from redis.asyncio import _himport_exec
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["DeadlineRedis", "DeadlinePipeline", "PackingConnection", "check"]
 
 _PLAIN_ARGS = frozenset({str, bytes, int, float})  # packed alike by hiredis and redis-py
 _REDIS_MAJORS = (8,)  # checked: 8.1
+
 
 
 class PackingConnection(redis.Connection):
@@ -66,6 +75,9 @@ class DeadlinePipeline(Pipeline):
             async with asyncio.timeout(limit):
                 connection.in_deadline = True
                 try:
+                    if type(connection._parser) is _AsyncHiredisParser:
+                        return await self._execute_read_together(connection, commands,
+                                                                 raise_on_error)
                     return await super()._execute_pipeline(connection, commands,
                                                            raise_on_error)
                 finally:
@@ -75,6 +87,83 @@ class DeadlinePipeline(Pipeline):
             await connection.disconnect(nowait=True)
             raise RedisTimeoutError(f"Timeout reading from {connection.host}:"
                                     f"{connection.port} (pipeline of {len(commands)})") from None
+
+
+    async def _execute_read_together(self, connection: Any, commands: Any,
+                                     raise_on_error: bool) -> Any:
+        """redis-py 8.1's `Pipeline._execute_pipeline` (HIMPORT PREPAREs folded in as
+        there), its replies read by `_read_replies`."""
+        arg_lists = [args for args, _ in commands]
+        fieldsets = await _himport_exec.pipeline_prepares(self, connection, arg_lists)
+        preflight = _himport_exec.prepare_wire_commands(fieldsets)
+        await connection.send_packed_command(connection.pack_commands(preflight + arg_lists))
+        prep_error = await _himport_exec.drain_pipeline_prepares(self, connection, fieldsets)
+        response = await self._read_replies(connection, commands)
+        if prep_error is not None:
+            raise prep_error
+        if raise_on_error:
+            self.raise_first_error(commands, response)
+        return response
+
+    async def _read_replies(self, connection: Any, commands: Any) -> list[Any]:
+        """Each command's reply as `parse_response` gives it (an error reply as its
+        `ResponseError`, the command's response callback applied), read straight from the
+        hiredis reader; a command with options other than `keys`, or WATCH/UNWATCH, goes
+        through `parse_response` itself. A read that fails drops the connection and raises
+        as `Connection.read_response` does (OSError as redis `ConnectionError`)."""
+        parser = connection._parser
+        if not parser._connected:
+            raise RedisConnectionError("Connection closed by server.")
+        gets = parser._reader.gets
+        push = parser._hiredis_PushNotificationType
+        callbacks = self.response_callbacks
+        special = self.UNWATCH_COMMANDS
+        response: list[Any] = []
+        append = response.append
+        for args, options in commands:
+            name = args[0]
+            if (options and options.keys() != {"keys"}) or name in special or name == "WATCH":
+                try:
+                    append(await self.parse_response(connection, name, **options))
+                except ResponseError as e:
+                    append(e)
+                continue
+            try:
+                reply = gets()
+                while True:
+                    while reply is NOT_ENOUGH_DATA:
+                        await parser.read_from_socket()
+                        reply = gets()
+                    if push is None or not isinstance(reply, push):
+                        break
+                    await parser.handle_push_response(reply)  # RESP3: not this reply
+                    reply = gets()
+                if isinstance(reply, RedisConnectionError):
+                    raise reply
+                if (type(reply) is list and reply
+                        and isinstance(reply[0], RedisConnectionError)):
+                    raise reply[0]
+            except OSError as e:
+                await connection.disconnect(nowait=True)
+                raise RedisConnectionError(f"Error while reading from "
+                                           f"{connection._host_error()} : {e.args}") from None
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
+            if isinstance(reply, ResponseError):
+                append(reply)
+                continue
+            callback = callbacks.get(name)
+            if callback is not None:
+                reply = callback(reply) if not options else callback(reply, **{
+                    k: v for k, v in options.items() if k != "keys"})
+                if inspect.isawaitable(reply):
+                    reply = await reply
+            append(reply)
+        if connection.health_check_interval:
+            connection.next_health_check = (asyncio.get_running_loop().time()
+                                             + connection.health_check_interval)
+        return response
 
 
 class DeadlineRedis(redis.Redis):
