@@ -40,8 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 __all__ = ["DeadlineRedis", "DeadlinePipeline", "PackingConnection", "check"]
 
 _PLAIN_ARGS = frozenset({str, bytes, int, float})  # packed alike by hiredis and redis-py
-_REDIS_MAJORS = (8,)  # checked: 8.1
-
+_REDIS_VERSIONS = ("8.1",)  # major.minor whose internals these classes were checked against
 
 
 class PackingConnection(redis.Connection):
@@ -87,7 +86,6 @@ class DeadlinePipeline(Pipeline):
             await connection.disconnect(nowait=True)
             raise RedisTimeoutError(f"Timeout reading from {connection.host}:"
                                     f"{connection.port} (pipeline of {len(commands)})") from None
-
 
     async def _execute_read_together(self, connection: Any, commands: Any,
                                      raise_on_error: bool) -> Any:
@@ -180,13 +178,14 @@ def check() -> None:
     """Refuse to start on a redis-py whose internals these classes use have moved."""
     import redis as redis_pkg
 
-    major = int(redis_pkg.__version__.split(".")[0])
+    minor = ".".join(redis_pkg.__version__.split(".")[:2])
     try:
         read = inspect.getsource(AbstractConnection.read_response)
     except (OSError, TypeError):  # installed without sources: the version pin is the check
         read = "math.inf"
     missing = [what for what, ok in (
-        (f"version {redis_pkg.__version__} (checked: {_REDIS_MAJORS})", major in _REDIS_MAJORS),
+        (f"version {redis_pkg.__version__} (checked: {_REDIS_VERSIONS})",
+         minor in _REDIS_VERSIONS),
         ("Pipeline._execute_pipeline", callable(getattr(Pipeline, "_execute_pipeline", None))),
         ("read_response(timeout=math.inf)", "math.inf" in read),
     ) if not ok]
