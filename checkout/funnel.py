@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError
 
 from checkout.ids import BrandId, ProductId, StreamId
 from checkout.store.keys import (brand_shows_key, product_keys, stream_agg_keys,
                                  stream_funnel_key, stream_seen_key)
 from checkout.store.replies import int_hash, members, text
-from checkout.store.scripts import SCRIPTS, call_script, load_all
+from checkout.store.scripts import SCRIPTS, call_script, call_script_each
 
 __all__ = ["Tally", "FunnelBatch", "write_funnel", "count_cart_add", "file_show",
            "brand_shows", "featured", "show_funnel", "rate"]
@@ -83,22 +82,7 @@ def _call(stream: str, tallies: Mapping[str, Tally]) -> tuple[list[str], list[st
 async def write_funnel(client: redis.Redis, shows: Mapping[str, Mapping[str, Tally]]) -> None:
     """One funnel.lua call per show, in one pipeline (each call stays in its show's slot)."""
     calls = [_call(stream, tallies) for stream, tallies in shows.items() if tallies]
-    script = SCRIPTS["funnel"]
-    for attempt in range(2):
-        async with client.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                # By name: redis-py's cluster pipeline refuses its evalsha method.
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            results = await pipe.execute(raise_on_error=False)
-        missing = [call for call, r in zip(calls, results) if isinstance(r, NoScriptError)]
-        failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)]
-        if failed:
-            raise failed[0]
-        if not missing or attempt:
-            return
-        # Valkey restarted and lost its scripts: load them and send what did not run.
-        await load_all(client)
-        calls = missing
+    await call_script_each(client, SCRIPTS["funnel"], calls)
 
 
 async def count_cart_add(client: redis.Redis, stream: StreamId, product: ProductId,

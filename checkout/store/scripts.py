@@ -23,7 +23,7 @@ import redis.asyncio as redis
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
-__all__ = ["Script", "SCRIPTS", "GATEWAY_SCRIPTS", "load_all", "call_script"]
+__all__ = ["Script", "SCRIPTS", "GATEWAY_SCRIPTS", "load_all", "call_script", "call_script_each"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +79,31 @@ async def call_script(client: redis.Redis, script: Script, keys: list[str],
     except NoScriptError:
         await load_all(client)
         return await client.evalsha(script.sha, len(keys), *keys, *args)
+
+
+async def call_script_each(client: redis.Redis, script: Script,
+                           calls: Sequence[tuple[Sequence[EncodableT], Sequence[EncodableT]]]
+                           ) -> list[Any]:
+    """One EVALSHA per (keys, args) in one pipeline (each call in its own slot, so a cluster
+    pipeline splits them by node), the replies in the calls' order. A call Valkey answered
+    NOSCRIPT (a restart lost the cache) is sent once more after loading the scripts; a
+    call still refused then is left as its NoScriptError. Any other error is raised."""
+    results: list[Any] = [None] * len(calls)
+    pending = list(range(len(calls)))
+    for attempt in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            for i in pending:
+                keys, args = calls[i]
+                # By name: redis-py's cluster pipeline refuses its evalsha method.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+        for i, reply in zip(pending, replies):
+            if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+                raise reply
+            results[i] = reply
+        pending = [i for i in pending if isinstance(results[i], NoScriptError)]
+        if not pending or attempt:
+            break
+        await load_all(client)
+    return results
+

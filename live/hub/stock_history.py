@@ -11,12 +11,11 @@ from typing import Any, Final
 
 import orjson
 import redis.asyncio as redis
-from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
 from checkout.store.keys import stock_history_keys, stream_key
 from checkout.store.replies import entries
-from checkout.store.scripts import SCRIPTS, load_all
+from checkout.store.scripts import SCRIPTS, call_script_each
 
 __all__ = ["STOCK_HISTORY_MAX", "levels_json", "record_stock", "read_stock_history",
            "stock_history_key_names"]
@@ -46,24 +45,10 @@ async def record_stock(client: redis.Redis, changes: dict[str, tuple[int, dict[s
         for product, levels in stock.items():
             args += [product, levels_json(levels)]
         calls.append((stream_id, [stream_key(stream_id), keys.history, keys.last], args))
-    script, appended = SCRIPTS["stock_history"], {}
-    for attempt in range(2):
-        async with client.pipeline(transaction=False) as pipe:
-            for _, keys_, args_ in calls:
-                # By name: redis-py's cluster pipeline refuses its evalsha method.
-                pipe.execute_command("EVALSHA", script.sha, len(keys_), *keys_, *args_)
-            results = await pipe.execute(raise_on_error=False)
-        missing = [c for c, r in zip(calls, results) if isinstance(r, NoScriptError)]
-        failed = [r for r in results if isinstance(r, Exception) and not isinstance(r, NoScriptError)]
-        if failed:
-            raise failed[0]
-        appended.update({c[0]: int(r) for c, r in zip(calls, results)
-                         if not isinstance(r, Exception)})
-        if not missing or attempt:
-            return appended
-        await load_all(client)  # Valkey restarted and lost its scripts
-        calls = missing
-    return appended
+    results = await call_script_each(client, SCRIPTS["stock_history"],
+                                     [(keys_, args_) for _, keys_, args_ in calls])
+    return {stream_id: int(r) for (stream_id, _, _), r in zip(calls, results)
+            if not isinstance(r, Exception)}
 
 
 async def read_stock_history(client: redis.Redis, stream_id: str) -> list[dict[str, Any]]:
