@@ -122,21 +122,22 @@ async def serve_hls(request: Request) -> Response:
     stream_id, name = request.path_params["stream"], request.path_params["name"]
     recordings = _recordings(request)
     found: RecordedFile | None = None
+    recorder: Recorder | None = None
     blocked = False
     if recordings is not None and is_valid_id(stream_id):
+        recorder = _recorder(request, stream_id)
         if name == PLAYLIST:
             directives = _directives(request)
             if directives is not None:
-                blocked = await _hold_playlist(_recorder(request, stream_id), *directives)
+                blocked = await _hold_playlist(recorder, *directives)
         elif name.startswith("part-"):
-            await _hold_part(_recorder(request, stream_id), name)
+            await _hold_part(recorder, name)
         found = await asyncio.to_thread(recordings.read, stream_id, name)
     if found is None:
         raise Problem(404, "not-found", "no such recording or file")
     if name == PLAYLIST:
         ended = found.data.rstrip().endswith(b"#EXT-X-ENDLIST")
         cache = _ENDED if ended else _LIVE
-        recorder = _recorder(request, stream_id)
         if blocked and not ended and recorder is not None:
             cache = f"public, max-age={round(_HOLD_TARGETS * recorder.config.segment_s)}"
         etag = f'"{int(found.mtime * 1e6):x}-{len(found.data):x}"'
