@@ -5,6 +5,7 @@ retry moves the unit at most once (docs/auctions.md, "The lot")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import orjson
@@ -28,6 +29,9 @@ def lot_id(stream: StreamId | str, auction: str) -> str:
 class AuctionLots:
     def __init__(self, batcher: CommandBatcher) -> None:
         self._batcher = batcher
+        # Called (product, variant) when a lot's unit went back to stock: the sold-out
+        # gate's (checkout/sold_out_gate.py).
+        self.on_unit_back: Callable[[ProductId, VariantId], None] | None = None
 
     async def _move(self, op: str, product: ProductId, lot: str, variant: VariantId) -> LotState:
         k = product_keys(product)
@@ -48,4 +52,7 @@ class AuctionLots:
 
     async def give_back(self, product: ProductId, lot: str, variant: VariantId) -> LotState:
         """Return a held lot to stock (once); `order` while an order holds its unit."""
-        return await self._move("give_back", product, lot, variant)
+        state = await self._move("give_back", product, lot, variant)
+        if state == "returned" and self.on_unit_back is not None:
+            self.on_unit_back(product, variant)
+        return state

@@ -29,10 +29,11 @@ from checkout.orders import OUTBOX_MAXLEN, Order, OrderBook, order_from_fields
 from checkout.payments import (Authorization, ChargingGateway, GatewayTimeout,
                                GatewayUnavailable, InvalidPaymentRequest, PaymentError,
                                PaymentGateway)
+from checkout.sold_out_gate import SoldOutGate
 from checkout.store.scripts import SCRIPTS
 
 __all__ = ["AuctionSale", "Binding", "BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused",
-           "REJECTION_STATUS"]
+           "REJECTION_STATUS", "binding_ttl_s", "bound_new"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,27 @@ class KeyReused(Refused):
         self.key = key
 
 
+# A key's binding outlives the answer recorded under it (reserve.lua's, `idempotency_ttl_s`
+# from the reserve, a moment after the bind) by this much, so a key bound anew has nothing
+# recorded under it (what the sold-out gate relies on). A buy's bind and reserve are one
+# request apart, bounded by its pipelines' deadlines: seconds, never an hour.
+BINDING_MARGIN_S = 3600
+
+
+def binding_ttl_s(idempotency_ttl_s: int) -> int:
+    return idempotency_ttl_s + BINDING_MARGIN_S
+
+
+def bound_new(reply: Any, fingerprint: str, key: str) -> bool:
+    """bind_key.lua's reply: True when this call bound the key, False for the same request
+    again; KeyReused when the key is bound to another request."""
+    if reply == 1:
+        return True
+    if reply.decode() != fingerprint:
+        raise KeyReused(key)
+    return False
+
+
 class Binding:
     """A key's binding sent to Valkey (`BuyService.start_bind`); `check()` awaits it."""
 
@@ -135,14 +157,13 @@ class Binding:
         if sent is not None:  # a caller that stops first (no wallet) never asks for it
             sent.add_done_callback(_observed)
 
-    async def check(self) -> None:
-        """Raises what the binding refused: the quantity, or the key used for another
-        request (KeyReused)."""
+    async def check(self) -> bool:
+        """True when this request bound the key (it has no earlier answer); raises what the
+        binding refused: the quantity, or the key used for another request (KeyReused)."""
         if self._refused is not None:
             raise self._refused
         assert self._sent is not None
-        if (await self._sent).decode() != self._fingerprint:
-            raise KeyReused(self._key)
+        return bound_new(await self._sent, self._fingerprint, self._key)
 
 
 def _observed(future: "asyncio.Future[Any]") -> None:
@@ -156,7 +177,7 @@ class BuyService:
                  hold_ms: int, idempotency_ttl_s: int, capture_immediately: bool,
                  payment_timeout_s: float, payment_attempts: int = 3,
                  capture_owed_after_ms: int = 30_000, payment_window_ms: int = 30_000,
-                 max_quantity: int = 10) -> None:
+                 max_quantity: int = 10, sold_out_gate_ms: int = 0) -> None:
         self._batcher = batcher
         self._orders = orders
         self._gateway = gateway
@@ -168,17 +189,20 @@ class BuyService:
         self._capture_owed_after_ms = capture_owed_after_ms
         self._payment_window_ms = payment_window_ms
         self._max_quantity = max_quantity
+        self.gate = SoldOutGate(sold_out_gate_ms)
         # In immediate mode a gateway that can authorize and capture in one call does: the
         # order goes paying -> paid in one move (docs/checkout.md, "The instant buy").
         self._charging: ChargingGateway | None = (
             gateway if capture_immediately and isinstance(gateway, ChargingGateway) else None)
 
-    async def buy(self, req: BuyRequest, *, bound: bool = False) -> BuyResult:
+    async def buy(self, req: BuyRequest, *, bound: bool = False,
+                  new_key: bool = False) -> BuyResult:
         """Reserve and pay in one call: the mid-stream one-tap path. The order is reserved
         already claimed (paying), which saves the claim's round trip: a new order is paid
         at once, a replayed one claims again (its window may be over). `bound`: the caller
-        made `bind` already (beside its own reads, in one round trip)."""
-        reserved = await self.reserve(req, claimed=True, bound=bound)
+        made `bind` already (beside its own reads, in one round trip); `new_key`: and it
+        bound the key anew, so the sold-out gate may answer."""
+        reserved = await self.reserve(req, claimed=True, bound=bound, new_key=new_key)
         state = reserved.order.state
         if state is OrderState.AUTHORIZED and self._capture_immediately:
             return await self._capture(reserved.order, reserved.replayed)  # a capture owed
@@ -204,7 +228,7 @@ class BuyService:
         fingerprint = req.fingerprint()
         sent = self._batcher.submit_script(
             SCRIPTS["bind_key"], [idem_binding_key(req.buyer, req.idempotency_key)],
-            [fingerprint, self._idem_ttl_s])
+            [fingerprint, binding_ttl_s(self._idem_ttl_s)])
         return Binding(sent, fingerprint, req.idempotency_key)
 
     def _check_quantity(self, req: BuyRequest) -> None:
@@ -212,14 +236,21 @@ class BuyService:
             raise Rejected("quantity_too_large", {"max": self._max_quantity})
 
     async def reserve(self, req: BuyRequest, hold_ms: int | None = None, *,
-                      claimed: bool = False, bound: bool = False) -> BuyResult:
+                      claimed: bool = False, bound: bool = False,
+                      new_key: bool = False) -> BuyResult:
         """Hold stock for a new order (or replay the key's answer). `claimed`: the caller
         pays at once, so the order starts `paying` (its hold is its payment window).
-        `bound`: `bind` was made already."""
+        `bound`: `bind` was made already; `new_key`: and it bound the key anew, so a
+        variant sold out a moment ago is refused without reserve.lua
+        (checkout/sold_out_gate.py; an auction's lot is its own unit, never gated)."""
         if bound:
             self._check_quantity(req)
         else:
             await self.bind(req)
+        gate = self.gate
+        if new_key and req.auction is None and gate.closed(req.product, req.variant):
+            raise Rejected("sold_out", {})
+        epoch = gate.epoch
         fingerprint = req.fingerprint()
         k = _product_keys(req.product)
         order_id = new_order_id(req.product)
@@ -239,11 +270,15 @@ class BuyService:
         reply = orjson.loads(await self._batcher.script(SCRIPTS["reserve"], keys, args))
         match reply["r"]:
             case "ok":
+                gate.reopen(req.product, req.variant)
                 return BuyResult(order_from_fields(reply["order"]), False, "not_requested")
             case "conflict":
                 raise KeyReused(req.idempotency_key)
             case "rejected":
-                raise Rejected(reply.pop("code"), {k: v for k, v in reply.items() if k != "r"})
+                code = reply.pop("code")
+                if code == "sold_out" and req.auction is None:
+                    gate.sold_out(req.product, req.variant, epoch)
+                raise Rejected(code, {k: v for k, v in reply.items() if k != "r"})
             case "replay":
                 stored = reply["stored"]
                 if stored["r"] == "rejected":

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as redis
 
-from checkout.buy import BuyRequest, BuyResult, BuyService, KeyReused, Rejected
+from checkout.buy import BuyRequest, BuyResult, BuyService, Rejected, binding_ttl_s, bound_new
 from checkout.errors import Refused
 from checkout.funnel import count_cart_add
 from checkout.ids import BuyerId, OrderId, ProductId, StreamId, VariantId
@@ -94,9 +94,8 @@ class Cart:
         fingerprint = _add_fingerprint(stream, product, variant, quantity)
         bound = await call_script(self._client, SCRIPTS["bind_key"],
                                   [idem_binding_key(buyer, idempotency_key)],
-                                  [fingerprint, self._idem_ttl_s])
-        if bound != fingerprint.encode():
-            raise KeyReused(idempotency_key)
+                                  [fingerprint, binding_ttl_s(self._idem_ttl_s)])
+        bound_new(bound, fingerprint, idempotency_key)  # raises KeyReused
         item_id = "ci_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:12]
         existing = await self._client.hget(cart_key(buyer), item_id)
         if existing is not None:

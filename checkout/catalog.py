@@ -225,6 +225,9 @@ class Catalog:
         self._client = client
         self._batcher = batcher
         self._partitions = partitions  # each product is filed in one (checkout/partitions.py)
+        # Called (product, variant) after a change that added units: the sold-out gate's
+        # (checkout/sold_out_gate.py).
+        self.on_units_added: Callable[[ProductId, VariantId], None] | None = None
 
     # brands
     async def create_brand(self, brand: BrandIn) -> dict[str, Any]:
@@ -447,6 +450,8 @@ class Catalog:
             status = 404 if reply["code"] == "variant_not_found" else 409
             raise CatalogError(status, reply["code"].replace("_", "-"),
                                f"stock change refused: {reply['code']}")
+        if reply["delta"] > 0 and self.on_units_added is not None:
+            self.on_units_added(product_id, variant)
         return reply
 
     async def stock(self, product_id: ProductId) -> list[StockLevel]:

@@ -54,6 +54,10 @@ class Settings:
     cart_hold_s: int = 600
     waitlist_hold_s: int = 300
     max_quantity_per_buy: int = 10
+    # A variant reserve.lua called sold out is refused by this node, without Valkey, to new
+    # buys for this long after (0: off); units given back through this node reopen it at
+    # once, through another node within it (docs/checkout.md "The sold-out gate").
+    sold_out_gate_ms: int = 250
     max_pinned: int = 3
     # A buyer's deal window follows the delay of the picture they watch (an HLS player is
     # seconds behind the room), up to this much (docs/checkout.md "A deal on every screen").
@@ -299,6 +303,8 @@ class Settings:
             raise ValueError(f"hub_mode must be process or inline, not {self.hub_mode!r}")
         if self.hub_restart_s < 0:
             raise ValueError("hub_restart_s must be >= 0")
+        if self.sold_out_gate_ms < 0:
+            raise ValueError("sold_out_gate_ms must be >= 0 (0: the gate is off)")
         if self.video_encode not in ("shared", "per_viewer"):
             raise ValueError(f"video_encode must be shared or per_viewer, not {self.video_encode!r}")
         for name in ("video_max_peers", "video_max_peers_per_ip", "video_new_sessions_per_ip_s",
@@ -399,7 +405,7 @@ _FIELD_TYPES: dict[str, str] = {
     "http_body_timeout_s": "float", "http_max_header_bytes": "int", "http_keep_alive_s": "float",
     "http_max_connections": "int", "durability": "str", "replica_ack_timeout_ms": "int", "capture_mode": "str",
     "reservation_ttl_s": "int", "idempotency_ttl_s": "int", "attribution_window_s": "int",
-    "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int",
+    "cart_hold_s": "int", "waitlist_hold_s": "int", "max_quantity_per_buy": "int", "sold_out_gate_ms": "int",
     "payment_window_s": "float",
     "max_pinned": "int", "deal_viewer_delay_max_ms": "int", "show_late_grace_s": "int", "payment_timeout_s": "float", "capture_owed_after_s": "int",
     "sweep_interval_s": "float", "partitions": "int", "partition_lease_s": "float",

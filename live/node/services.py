@@ -25,7 +25,7 @@ from checkout.fulfilment import Fulfilment
 from checkout.cart import Cart
 from checkout.catalog import Catalog
 from checkout.images import DiskImageStore, ImageStore
-from checkout.orders import OrderBook
+from checkout.orders import OrderBook, StockReturned
 from checkout.partitions import AllPartitions, PartitionLeases, Partitions
 from checkout.payments import PaymentGateway, SandboxConfig, SandboxGateway
 from checkout.programs import ProgramStore
@@ -71,7 +71,7 @@ from live.video.service import VideoLimits, VideoService
 from live.hub.handshake import WsLimits
 from live.hub.server import HubServer
 from checkout.webhook_events import HookRecords
-from checkout.ids import StreamId
+from checkout.ids import ProductId, StreamId, VariantId
 from live.webhooks.dispatcher import DispatchConfig, Dispatcher, prepare_outbox
 from live.webhooks.migration import migrate_legacy_hooks
 from live.webhooks.endpoints import EndpointLimits, EndpointStore
@@ -102,6 +102,14 @@ def freeze_heap() -> None:
 # gen0 allocations, then gen0 and gen1 collections, between collections of the next: a
 # young collection every 20,000 allocations (default 700), gen2 as before relative to it.
 GC_THRESHOLDS = (20_000, 10, 10)
+
+
+def _stock_back(buys: BuyService, waitlist: Waitlist) -> StockReturned:
+    """An order gave its units back: the sold-out gate opens, then the waitlist is served."""
+    async def back(product: ProductId, variant: VariantId) -> None:
+        buys.gate.reopen(product, variant)
+        await waitlist.serve_quietly(product, variant)
+    return back
 
 
 def connect(url: str, *, max_connections: int = 64, pool_timeout_s: float = 5.0) -> redis.Redis:
@@ -263,7 +271,8 @@ class Services:
                           payment_timeout_s=settings.payment_timeout_s,
                           capture_owed_after_ms=settings.capture_owed_after_s * 1000,
                           payment_window_ms=int(settings.payment_window_s * 1000),
-                          max_quantity=settings.max_quantity_per_buy)
+                          max_quantity=settings.max_quantity_per_buy,
+                          sold_out_gate_ms=settings.sold_out_gate_ms)
         waitlist = Waitlist(client, buys, hold_ms=settings.waitlist_hold_s * 1000)
         fulfilment = Fulfilment(batcher, orders, buys, gateway,
                                 payment_timeout_s=settings.payment_timeout_s,
@@ -275,7 +284,12 @@ class Services:
                               max_addresses=settings.wallet_max_addresses,
                               max_cards=settings.wallet_max_cards)
 
-        orders.on_stock_returned = waitlist.serve_quietly
+        # Units back through this node open its sold-out gate at once (checkout/sold_out_gate.py).
+        orders.on_stock_returned = _stock_back(buys, waitlist)
+        catalog = Catalog(client, batcher, partitions=settings.partitions)
+        catalog.on_units_added = buys.gate.reopen
+        lots = AuctionLots(batcher)
+        lots.on_unit_back = buys.gate.reopen
         hooks = HookRecords(keep_ms=settings.webhook_keep_s * 1000,
                             log_keep=settings.webhook_log_keep, partitions=settings.partitions)
         streams = StreamStore(client, max_pinned=settings.max_pinned, shows=ShowIndex(
@@ -340,7 +354,7 @@ class Services:
         services = cls(
             settings=settings, client=client, batcher=batcher, tokens=TokenAuthority(secret),
             signer=AttributionSigner(secret, settings.attribution_window_s),
-            catalog=Catalog(client, batcher, partitions=settings.partitions),
+            catalog=catalog,
             streams=streams, orders=orders,
             buys=buys, fulfilment=fulfilment, cart=Cart(client, buys, orders, hold_ms=settings.cart_hold_s * 1000,
                                  idempotency_ttl_s=settings.idempotency_ttl_s),
@@ -381,7 +395,7 @@ class Services:
                 log_max=settings.chat_log_max, backlog=settings.chat_backlog,
                 held_max=settings.chat_held_max)),
             auctions=auctions,
-            desk=AuctionDesk(client, auctions, AuctionLots(batcher), buys, wallets, streams,
+            desk=AuctionDesk(client, auctions, lots, buys, wallets, streams,
                              DeskLimits(
                                  interval_s=settings.auction_close_interval_s,
                                  batch=settings.auction_close_batch,

@@ -156,10 +156,10 @@ def register(api: Api) -> None:
         wallet = await wallet_read
         await require_confirmation(call, lambda: buy_purchase(call.body, key), call.body.passkey)
         try:
-            await binding.check()  # the key reused, too many units
+            new_key = await binding.check()  # the key reused, too many units
             result = await call.services.buys.buy(
                 replace(request, payment_token=wallet.token, snapshot=wallet.snapshot),
-                bound=True)
+                bound=True, new_key=new_key)
         except Rejected as exc:
             # Answered directly: a sold-out storm should not pay for exception handling.
             call.services.metrics.buys.labels(exc.code).inc()
