@@ -195,14 +195,12 @@ class BuyService:
         self._charging: ChargingGateway | None = (
             gateway if capture_immediately and isinstance(gateway, ChargingGateway) else None)
 
-    async def buy(self, req: BuyRequest, *, bound: bool = False,
-                  new_key: bool = False) -> BuyResult:
+    async def buy(self, req: BuyRequest, *, bound: bool = False) -> BuyResult:
         """Reserve and pay in one call: the mid-stream one-tap path. The order is reserved
         already claimed (paying), which saves the claim's round trip: a new order is paid
         at once, a replayed one claims again (its window may be over). `bound`: the caller
-        made `bind` already (beside its own reads, in one round trip); `new_key`: and it
-        bound the key anew, so the sold-out gate may answer."""
-        reserved = await self.reserve(req, claimed=True, bound=bound, new_key=new_key)
+        made `bind` already (beside its own reads, in one round trip)."""
+        reserved = await self.reserve(req, claimed=True, bound=bound)
         state = reserved.order.state
         if state is OrderState.AUTHORIZED and self._capture_immediately:
             return await self._capture(reserved.order, reserved.replayed)  # a capture owed
@@ -235,21 +233,23 @@ class BuyService:
         if req.quantity > self._max_quantity:  # refused before anything is written
             raise Rejected("quantity_too_large", {"max": self._max_quantity})
 
+    def refuse_if_sold_out(self, req: BuyRequest, new_key: bool) -> None:
+        """The sold-out gate (checkout/sold_out_gate.py): raises `sold_out` for a buy whose
+        key it bound anew (`Binding.check()`) of a variant reserve.lua called sold out a
+        moment ago. An auction's lot is its own unit, never gated."""
+        if new_key and req.auction is None and self.gate.closed(req.product, req.variant):
+            raise Rejected("sold_out", {})
+
     async def reserve(self, req: BuyRequest, hold_ms: int | None = None, *,
-                      claimed: bool = False, bound: bool = False,
-                      new_key: bool = False) -> BuyResult:
+                      claimed: bool = False, bound: bool = False) -> BuyResult:
         """Hold stock for a new order (or replay the key's answer). `claimed`: the caller
         pays at once, so the order starts `paying` (its hold is its payment window).
-        `bound`: `bind` was made already; `new_key`: and it bound the key anew, so a
-        variant sold out a moment ago is refused without reserve.lua
-        (checkout/sold_out_gate.py; an auction's lot is its own unit, never gated)."""
+        `bound`: `bind` was made already. Its answer moves the sold-out gate."""
         if bound:
             self._check_quantity(req)
         else:
             await self.bind(req)
         gate = self.gate
-        if new_key and req.auction is None and gate.closed(req.product, req.variant):
-            raise Rejected("sold_out", {})
         epoch = gate.epoch
         fingerprint = req.fingerprint()
         k = _product_keys(req.product)

@@ -31,7 +31,7 @@ from checkout.store.keys import token_owner_key, wallet_key
 from checkout.store.scripts import SCRIPTS, call_script
 
 __all__ = ["Address", "AddressIn", "CardIn", "WalletIn", "Wallet", "WalletStore", "Payment",
-           "WalletFull", "EntryId", "Kind", "TOKEN_PATTERN", "public_card"]
+           "Picked", "WalletFull", "EntryId", "Kind", "TOKEN_PATTERN", "public_card"]
 
 # `\S`: the document's way of saying what stripping then min_length=1 refuses (all blanks).
 Line = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True,
@@ -53,6 +53,10 @@ class Address(StrictModel):
     city: Line
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=20)]
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
+# What an order's `ship_to` snapshot keeps of an address (not `AddressIn`'s `default`).
+_ADDRESS_FIELDS = tuple(Address.model_fields)
 
 
 class AddressIn(Address):
@@ -127,16 +131,39 @@ class Wallet:
 def _pay_with(address: dict[str, Any] | None, card: dict[str, Any] | None,
               address_id: str | None, card_id: str | None) -> Payment:
     """`Wallet.pay_with` for the entries it picked (None: not in the wallet)."""
-    if address_id is not None and address is None:
+    _check_picked(address is not None, card is not None, address_id, card_id)
+    assert address is not None and card is not None
+    return _payment(address, card)
+
+
+def _check_picked(has_address: bool, has_card: bool, address_id: str | None,
+                  card_id: str | None) -> None:
+    """The refusals of a pick: an id not in the wallet (404), none to pay with (409)."""
+    if address_id is not None and not has_address:
         raise _not_found("address")
-    if card_id is not None and card is None:
+    if card_id is not None and not has_card:
         raise _not_found("card")
-    if address is None or card is None:
+    if not (has_address and has_card):
         raise Refused(409, "wallet-missing", "save a shipping address and a card first")
-    ship_to = {name: address[name] for name in Address.model_fields}
+
+
+def _payment(address: dict[str, Any], card: dict[str, Any]) -> Payment:
+    ship_to = {name: address[name] for name in _ADDRESS_FIELDS}
     summary = {"brand": card["brand"], "last4": card["last4"]}
     return Payment(card["token"], {"ship_to": orjson.dumps(ship_to).decode(),
                                    "card": orjson.dumps(summary).decode()})
+
+
+@dataclass(frozen=True, slots=True)
+class Picked:
+    """The address and card a buy pays with, found in the wallet but not yet decoded: a buy
+    refused before it pays (the sold-out gate) never decodes them."""
+
+    address: bytes | str
+    card: bytes | str
+
+    def payment(self) -> Payment:
+        return _payment(orjson.loads(self.address), orjson.loads(self.card))
 
 
 def public_card(card: dict[str, Any]) -> dict[str, Any]:
@@ -161,21 +188,22 @@ async def _wallet_of(sent: Awaitable[dict[Any, Any]]) -> Wallet:
     return _wallet(await sent)
 
 
-async def _payment_of(sent: Awaitable[dict[Any, Any]], address_id: str | None,
-                      card_id: str | None) -> Payment:
-    """`_wallet(raw).pay_with(...)`, parsing only the two entries it picks: a buy decoded
-    and sorted every entry of the wallet for them (~7 % of a flash sale's refusal)."""
+async def _picked(sent: Awaitable[dict[Any, Any]], address_id: str | None,
+                  card_id: str | None) -> Picked:
+    """`_wallet(raw).pay_with(...)`'s refusals, finding only the two entries it picks (a buy
+    decoded and sorted every entry of the wallet for them: ~7 % of a flash sale's refusal)."""
     raw = await sent
-    return _pay_with(_entry(raw, "address", address_id), _entry(raw, "card", card_id),
-                     address_id, card_id)
+    address, card = _entry(raw, "address", address_id), _entry(raw, "card", card_id)
+    _check_picked(address is not None, card is not None, address_id, card_id)
+    assert address is not None and card is not None
+    return Picked(address, card)
 
 
-def _entry(raw: dict[Any, Any], kind: Kind, entry_id: str | None) -> dict[str, Any] | None:
-    """The entry `entry_id` (or the default) of that kind in a raw wallet hash, as `_wallet`
-    makes it; None when there is none."""
+def _entry(raw: dict[Any, Any], kind: Kind, entry_id: str | None) -> bytes | str | None:
+    """The stored entry `entry_id` (or the default) of that kind in a raw wallet hash, still
+    encoded; None when there is none."""
     wanted = entry_id or _field(raw, f"default_{kind}")
-    value = _field(raw, f"{kind}:{wanted}") if wanted else None
-    return None if value is None else {"id": wanted, **orjson.loads(value)}
+    return raw.get(f"{kind}:{wanted}".encode(), raw.get(f"{kind}:{wanted}")) if wanted else None
 
 
 def _field(raw: dict[Any, Any], name: str) -> str | None:
@@ -204,11 +232,11 @@ class WalletStore:
         return _wallet_of(self._batcher.submit("HGETALL", wallet_key(buyer)))
 
     def start_payment(self, buyer: BuyerId, address_id: str | None = None,
-                      card_id: str | None = None) -> Awaitable[Payment]:
-        """`(await start_get(buyer)).pay_with(address_id, card_id)`, with the same answers
-        and refusals, reading only the entries it pays with (the buy's path)."""
-        return _payment_of(self._batcher.submit("HGETALL", wallet_key(buyer)), address_id,
-                           card_id)
+                      card_id: str | None = None) -> Awaitable[Picked]:
+        """`(await start_get(buyer)).pay_with(address_id, card_id)`, with the same refusals
+        when awaited and the same payment from `.payment()`, finding only the entries it
+        pays with (the buy's path)."""
+        return _picked(self._batcher.submit("HGETALL", wallet_key(buyer)), address_id, card_id)
 
     async def add_address(self, buyer: BuyerId, address: Address, *,
                           default: bool = False) -> dict[str, Any]:

@@ -153,13 +153,16 @@ def register(api: Api) -> None:
                                                           call.body.card_id)
         binding = call.services.buys.start_bind(request)
         # The wallet's answer first (409 wallet-missing, 404), then the confirmation.
-        wallet = await wallet_read
+        picked = await wallet_read
         await require_confirmation(call, lambda: buy_purchase(call.body, key), call.body.passkey)
+        buys = call.services.buys
         try:
             new_key = await binding.check()  # the key reused, too many units
-            result = await call.services.buys.buy(
-                replace(request, payment_token=wallet.token, snapshot=wallet.snapshot),
-                bound=True, new_key=new_key)
+            buys.refuse_if_sold_out(request, new_key)  # before the wallet's entries are decoded
+            payment = picked.payment()
+            result = await buys.buy(
+                replace(request, payment_token=payment.token, snapshot=payment.snapshot),
+                bound=True)
         except Rejected as exc:
             # Answered directly: a sold-out storm should not pay for exception handling.
             call.services.metrics.buys.labels(exc.code).inc()
