@@ -12,16 +12,9 @@ adds, per connection:
   closed (the handler reading it sees the client gone).
 - a cap on the request line and headers: 431 problem, then close.
 
-A request that arrives in one read (nearly all of them) arms no timer at all.
-
-It also joins a response's writes: uvicorn writes the status line and headers, then the body,
-each with its own `send` syscall. A request's transport (`_JoinedWrites`) holds what is
-written until the response completes, or at the latest to the end of the loop's step, and
-sends it in one write: the same bytes, one syscall fewer per answer (a flash sale's 409s).
-
-This is the one module that touches uvicorn's HttpToolsProtocol internals (its parser
-callbacks, `cycle`, `server_state`, the cycle's `transport`); `check_uvicorn()` verifies at
-start that they are still there.
+A request that arrives in one read (nearly all of them) arms no timer at all. This is the
+one module that touches uvicorn's HttpToolsProtocol internals (its parser callbacks, `cycle`,
+`server_state`); `check_uvicorn()` verifies at start that they are still there.
 """
 
 from __future__ import annotations
@@ -34,8 +27,7 @@ from typing import Any, Final, Literal
 
 import orjson
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import (STATUS_LINE, HttpToolsProtocol,
-                                                   RequestResponseCycle)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from live.web.problems import Problem, problem_body
 from live.settings import Settings
@@ -49,45 +41,8 @@ _Phase = Literal["headers", "body", "idle"]
 # What ReadLimitProtocol overrides or reads; a uvicorn that renamed them would silently
 # leave requests unbounded, so the start refuses instead.
 _HOOKS: Final = ("connection_made", "connection_lost", "data_received", "on_message_begin",
-                 "on_headers_complete", "on_message_complete", "handle_websocket_upgrade",
-                 "on_response_complete")
-_CYCLE: Final = ("transport", "on_response")  # a RequestResponseCycle's, which we replace
+                 "on_headers_complete", "on_message_complete", "handle_websocket_upgrade")
 _STATE: Final = ("cycle", "transport", "loop", "server_state")
-
-
-class _JoinedWrites:
-    """One request's transport: its writes are held and go out as one, when the response
-    completes (`flush`), before a close, or at the end of this loop step (a streamed
-    response's head is not held longer than that). Everything else is the transport's."""
-
-    __slots__ = ("_transport", "_loop", "_held", "_handle")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] = []
-        self._handle: asyncio.Handle | None = None
-
-    def write(self, data: bytes) -> None:
-        if self._handle is None:
-            self._handle = self._loop.call_soon(self.flush)
-        self._held.append(data)
-
-    def flush(self) -> None:
-        if self._handle is None:
-            return
-        self._handle.cancel()
-        self._handle = None
-        held, self._held = self._held, []
-        if not self._transport.is_closing():  # the client gone: uvicorn writes nothing then
-            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,19 +102,7 @@ class ReadLimitProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self._phase = "body"
-        before = self.cycle
         super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is not None and cycle is not before:  # not an upgrade: a new cycle
-            writes = _JoinedWrites(self.transport, self.loop)
-            cycle.transport = writes  # type: ignore[assignment]
-            # Its response complete: head and body go out in one write, before the next
-            # pipelined request starts.
-            cycle.on_response = functools.partial(self._response_done, writes)
-
-    def _response_done(self, writes: _JoinedWrites) -> None:
-        writes.flush()
-        self.on_response_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()
@@ -190,14 +133,8 @@ class ReadLimitProtocol(HttpToolsProtocol):
             self._refuse(408, "request-timeout", "the request headers did not arrive within "
                          f"{self._limits.header_timeout_s:g} s")
 
-    def _flush_writes(self) -> None:
-        writes = getattr(self.cycle, "transport", None)
-        if isinstance(writes, _JoinedWrites):
-            writes.flush()
-
     def _late_body(self) -> None:
         self._deadline = None
-        self._flush_writes()  # an early answer (before the body) still goes out
         if not self.transport.is_closing():
             log.debug("request body from %s not complete within %g s; closing",
                       self.client, self._limits.body_timeout_s)
@@ -207,7 +144,6 @@ class ReadLimitProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, kind: str, detail: str) -> None:
         """Answer with a problem and close; with an earlier response still going out, close."""
         self._disarm()
-        self._flush_writes()
         self._phase = "idle"
         if self.cycle is None or self.cycle.response_complete:
             body = orjson.dumps(problem_body(Problem(status, kind, detail)))
@@ -224,8 +160,6 @@ def check_uvicorn() -> None:
     missing = [name for name in _HOOKS if not callable(getattr(HttpToolsProtocol, name, None))]
     init = HttpToolsProtocol.__init__.__code__.co_names
     missing += [name for name in _STATE if name not in init]
-    cycle = RequestResponseCycle.__init__.__code__.co_names
-    missing += [f"RequestResponseCycle.{name}" for name in _CYCLE if name not in cycle]
     if missing:
         raise RuntimeError(f"uvicorn {uvicorn.__version__}: HttpToolsProtocol lacks "
                            f"{', '.join(missing)}; livecart's request deadlines need them")

@@ -7,15 +7,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 
 from conftest import UNIT, Live
-from live.node.http_server import server_config
-from live.settings import Settings
 from live.web.problems import PROBLEM_BASE
 from shop import eventually
 
@@ -141,56 +138,3 @@ async def test_half_sent_hub_handshake_is_cut_off(live: Live) -> None:
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
-
-
-async def test_a_response_goes_out_in_one_write_and_pipelined_ones_in_order(live: Live) -> None:
-    """Head and body are joined into one write (live/node/http_server.py, `_JoinedWrites`):
-    on loopback the first read has the whole answer. Pipelined requests answer in order."""
-    async with connection(live) as (reader, writer):
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        async with asyncio.timeout(10 * UNIT):
-            first = await reader.read(65536)
-        head, _, body = first.partition(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
-        assert head.startswith(b"HTTP/1.1 200") and len(body) == length > 0, first
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                     b"GET /api/v1/nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
-                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        assert (await response(reader))[0] == 200
-        assert (await response(reader))[0] == 404
-        assert (await response(reader))[0] == 200
-        assert await until_closed(reader) == b""
-
-
-async def test_a_streamed_responses_head_is_not_held_for_its_body() -> None:
-    """A response whose body comes later: its head still goes out at the end of the loop's
-    step, not when the body is written."""
-    release = asyncio.Event()
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/plain")]})
-        await release.wait()
-        await send({"type": "http.response.body", "body": b"late"})
-
-    settings = Settings(jwt_secret="x" * 32)
-    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=0,
-                                          log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        async with asyncio.timeout(10 * UNIT):
-            head = await reader.readuntil(b"\r\n\r\n")  # before the body is released
-        assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head
-        release.set()
-        async with asyncio.timeout(10 * UNIT):
-            assert await reader.readuntil(b"0\r\n\r\n") == b"4\r\nlate\r\n0\r\n\r\n"
-        writer.close()
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10 * UNIT)
