@@ -552,6 +552,43 @@ async def test_405_allow_lists_every_method_of_the_resource(live: Live) -> None:
     assert {m.strip() for m in r.headers["allow"].split(",")} >= {"GET", "PATCH"}
 
 
+async def test_buy_reads_headers_in_any_case_and_the_first_of_a_repeated_one(live: Live) -> None:
+    """The API reads the headers it needs from the raw ASGI list (live/web/api.py, `_headers`),
+    as starlette's `Headers.get` would: names in any case, the first of a repeated header,
+    and the same 4xx as ever for one that is missing."""
+    shop = await make_shop(live)
+    auth = live.auth("buyer", "bob")["Authorization"]
+    body = json.dumps({"product_id": shop.product, "stream_id": shop.stream}).encode()
+    json_type, key = "Content-Type: application/json", f"Idempotency-Key: {idem()}"
+
+    async def buy(*lines: str) -> tuple[int, dict[str, str], Any]:
+        head = "".join(line + "\r\n" for line in ("POST /api/v1/buy HTTP/1.1", "Host: x", *lines))
+        status, headers, raw = await raw_http(
+            live, (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        return status, headers, json.loads(raw)
+
+    status, _, answer = await buy(f"AUTHORIZATION: {auth}", "content-TYPE: application/json",
+                                  f"IDEMPOTENCY-key: {idem()}")
+    assert status == 201, answer
+    status, _, answer = await buy(f"Authorization: {auth}", json_type, key, "Idempotency-Key: bad")
+    assert status == 201, answer
+    status, _, answer = await buy(f"Authorization: {auth}", json_type, "Idempotency-Key: bad", key)
+    assert (status, answer["type"]) == (400, PROBLEM_BASE + "idempotency-key-invalid")
+    status, _, answer = await buy(f"Authorization: {auth}", json_type)
+    assert (status, answer["type"]) == (400, PROBLEM_BASE + "idempotency-key-missing")
+    status, headers, answer = await buy("Authorization: Bearer nonsense", f"Authorization: {auth}",
+                                        json_type, key)
+    assert (status, answer["detail"]) == (401, "token rejected: malformed_token")
+    assert headers["www-authenticate"] == 'Bearer realm="livecart", error="invalid_token"'
+    status, headers, answer = await buy(json_type, key)
+    assert (status, answer["detail"]) == (401, "token rejected: missing_token")
+    assert headers["www-authenticate"] == 'Bearer realm="livecart"'
+    status, _, answer = await buy(f"Authorization: {auth}", key)
+    assert (status, answer["type"]) == (415, PROBLEM_BASE + "unsupported-media-type")
+    status, _, answer = await buy(f"Authorization: {auth}", "Content-Type: text/plain", json_type, key)
+    assert (status, answer["type"]) == (415, PROBLEM_BASE + "unsupported-media-type")
+
+
 async def test_head_answers_like_get_on_every_documented_get(live: Live) -> None:
     shop = await make_shop(live)
     failures = []

@@ -37,6 +37,7 @@ __all__ = [
     "Role",
     "TokenAuthority",
     "bearer_token",
+    "bearer_token_of",
     "install_token_redaction",
     "require_role",
     "secret_from_env_or_file",
@@ -283,7 +284,11 @@ def bearer_token(headers: Mapping[str, str]) -> str:
     ``AuthError("missing_token")`` when the header is absent or not a bearer
     credential.
     """
-    value = _header(headers, "authorization")
+    return bearer_token_of(_header(headers, "authorization"))
+
+
+def bearer_token_of(value: str | None) -> str:
+    """``bearer_token``, given the Authorization header's value (None: absent)."""
     if not value:
         raise AuthError("missing_token")
     parts = value.split()

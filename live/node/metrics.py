@@ -13,9 +13,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint"]
+__all__ = ["LabelledCounter", "Metrics", "MetricsMiddleware", "metrics_endpoint"]
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class LabelledCounter(Counter):
+    """A Counter whose `labels(...)` finds a child it already made without prometheus's
+    checks, conversion and lock: a flash sale counts every one of its buys. The look-up
+    is in prometheus's own table, so `remove()` and `clear()` keep working; anything else
+    (keyword labels, non-string values, a new child) takes the library's path."""
+
+    def labels(self, *labelvalues: object, **labelkwargs: object) -> "LabelledCounter":
+        if labelvalues and not labelkwargs and self._labelnames and not self._labelvalues:
+            children: dict[Any, Any] = self._metrics
+            child = children.get(labelvalues)
+            if child is not None:
+                return child
+        return super().labels(*labelvalues, **labelkwargs)
 
 
 @dataclass
@@ -27,7 +42,7 @@ class Metrics:
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("livecart_http_request_seconds", "HTTP request latency",
                                  ["method", "route"], buckets=_BUCKETS, registry=self.registry)
-        self.buys = Counter("livecart_buys", "Buy attempts by outcome", ["outcome"],
+        self.buys = LabelledCounter("livecart_buys", "Buy attempts by outcome", ["outcome"],
                             registry=self.registry)
         # (method, route, status) -> its counter and histogram: `labels()` checks, converts
         # and locks on every call, twice a request. As bounded as the label sets themselves.

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from checkout.ids import ID_PATTERN
 from checkout.models import StrictModel
 from live.accounts.api_keys import is_api_key
-from live.accounts.auth import AuthError, Principal, Role, bearer_token
+from live.accounts.auth import AuthError, Principal, Role, bearer_token_of
 from live.web.deps import WebServices, services_of
 from live.web.problems import PROBLEM_BASE, Problem
 from live.web.session_auth import require_session, session_principal
@@ -45,19 +45,17 @@ Handler = Callable[["Call[Any]"], Awaitable[Response]]
 
 @dataclass(frozen=True, slots=True)
 class Call(Generic[Body]):
-    """What a handler gets: the request, who made it (if anyone), the validated body."""
+    """What a handler gets: the request, who made it (if anyone), the validated body, and
+    the node's services (looked up once per request: handlers reach them many times)."""
 
     request: Request
     principal: Principal | None
     body: Body
     params: Mapping[str, Any]  # the declared path, query and header parameters, validated
+    services: WebServices
 
     def param(self, name: str) -> Any:
         return self.params[name]
-
-    @property
-    def services(self) -> WebServices:
-        return services_of(self.request)
 
     def need_principal(self) -> Principal:
         if self.principal is None:
@@ -73,10 +71,16 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 async def read_body(request: Request, media_type: str, max_bytes: int) -> bytes:
     """The body, if it is `media_type` (415 otherwise) and at most `max_bytes` (413), which
     is checked against Content-Length first and against what arrives in any case."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.split(";")[0].strip().lower() != media_type:
+    headers = request.headers
+    return await _read_body(request, headers.get("content-type"), headers.get("content-length"),
+                            media_type, max_bytes)
+
+
+async def _read_body(request: Request, ctype: str | None, declared: str | None,
+                     media_type: str, max_bytes: int) -> bytes:
+    """`read_body`, given the request's Content-Type and Content-Length (None: absent)."""
+    if (ctype or "").split(";")[0].strip().lower() != media_type:
         raise Problem(415, "unsupported-media-type", f"send the body as {media_type}")
-    declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise Problem(413, "payload-too-large", f"the body limit is {max_bytes} bytes")
     chunks: list[bytes] = []
@@ -91,7 +95,15 @@ async def read_body(request: Request, media_type: str, max_bytes: int) -> bytes:
 
 async def read_json(request: Request, model: type[Body], max_bytes: int) -> Body:
     """Read a capped JSON body and validate it; every failure is a 4xx problem."""
-    raw = await read_body(request, "application/json", max_bytes)
+    headers = request.headers
+    return await _read_json(request, model, max_bytes, headers.get("content-type"),
+                            headers.get("content-length"))
+
+
+async def _read_json(request: Request, model: type[Body], max_bytes: int, ctype: str | None,
+                     declared: str | None) -> Body:
+    """`read_json`, given the request's Content-Type and Content-Length (None: absent)."""
+    raw = await _read_body(request, ctype, declared, "application/json", max_bytes)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -153,8 +165,12 @@ class Param:
     def read(self, request: Request, settings: Settings) -> Any:
         raw = (request.path_params if self.where == "path" else
                request.query_params if self.where == "query" else request.headers).get(self.name)
+        return self.parse(raw, self.cap(settings))
+
+    def parse(self, raw: str | None, cap: int | None) -> Any:
+        """The value sent (None: absent) validated, with `cap` this node's `cap(settings)`."""
         if raw is None and self.default is not None:
-            return self.value_if_absent(settings)
+            return self.default if cap is None else min(self.default, cap)
         if raw is None:
             raise self._problem("missing", f"the {self.where} parameter {self.name} is required")
         if self.integer and not _QUERY_INT.fullmatch(raw):
@@ -163,7 +179,6 @@ class Param:
             value = self.adapter.validate_python(int(raw) if self.integer else raw, strict=True)
         except pydantic.ValidationError as exc:
             raise self._problem("invalid", f"{self.name}: {exc.errors()[0]['msg']}") from None
-        cap = self.cap(settings)
         if cap is not None and value > cap:
             raise self._problem("invalid", f"{self.name} is at most {cap}")
         return value
@@ -341,24 +356,38 @@ def _scope_of(tag: str, method: str) -> str:
 def _wrap(spec: _Endpoint, handler: Handler,
           settings: Settings) -> Callable[[Request], Awaitable[Response]]:
     caps = _body_caps(spec.body, settings) if spec.body is not None else {}
+    # Each parameter with where its value is found and this node's cap, worked out once.
+    readers = tuple((p, p.where, p.name.lower() if p.where == "header" else p.name,
+                     p.cap(settings)) for p in spec.params)
+    # The headers this endpoint reads itself, by their raw (lower-case) ASGI names.
+    wanted = {name.encode("latin-1"): name for name in (
+        "authorization", "content-type", "content-length", "transfer-encoding",
+        *(key for _, where, key, _ in readers if where == "header"))}
 
     async def endpoint(request: Request) -> Response:
         if spec.session:
             await require_session(request)  # 401, or 403 (CSRF, Origin), before the body
-        principal = await _authenticate(request, spec)
-        params = {p.name: p.read(request, settings) for p in spec.params}
+        services = services_of(request)
+        headers = _headers(request.scope, wanted)
+        principal = await _authenticate(request, spec, services, headers)
+        params: dict[str, Any] = {}
+        for param, where, key, cap in readers:
+            raw = (headers.get(key) if where == "header" else
+                   (request.path_params if where == "path" else request.query_params).get(key))
+            params[param.name] = param.parse(raw, cap)
         body: pydantic.BaseModel
         if spec.body is None:
             body = _NO_BODY
-        elif spec.optional_body and _no_body(request):
+        elif spec.optional_body and _no_body(headers):
             body = spec.body()
         else:
-            body = await read_json(request, spec.body, settings.max_body_bytes)
+            body = await _read_json(request, spec.body, settings.max_body_bytes,
+                                    headers.get("content-type"), headers.get("content-length"))
         for name, cap in caps.items():
             if (getattr(body, name) or 0) > cap:
                 raise Problem(422, f"{name.replace('_', '-')}-too-large",
                               f"{name} is at most {cap} on this node")
-        return await handler(Call(request, principal, body, params))
+        return await handler(Call(request, principal, body, params, services))
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -367,11 +396,23 @@ def _wrap(spec: _Endpoint, handler: Handler,
 _NO_BODY = _NoBody()
 
 
-def _no_body(request: Request) -> bool:
+def _headers(scope: Mapping[str, Any], wanted: Mapping[bytes, str]) -> dict[str, str]:
+    """The `wanted` headers' values, in one pass over the raw ASGI headers instead of a
+    starlette `Headers` scan per look-up. As `Headers.get` does: the first of a repeated
+    header, names matched as sent (the server lower-cases them, as ASGI asks)."""
+    found: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        name = wanted.get(key)
+        if name is not None and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+def _no_body(headers: Mapping[str, str]) -> bool:
     """Nothing sent: no Content-Type and no (or a zero) Content-Length."""
-    return ("content-type" not in request.headers
-            and request.headers.get("content-length", "0") == "0"
-            and "transfer-encoding" not in request.headers)
+    return ("content-type" not in headers
+            and headers.get("content-length", "0") == "0"
+            and "transfer-encoding" not in headers)
 
 
 def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]
@@ -385,19 +426,21 @@ def _dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]
     return endpoint
 
 
-async def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
+async def _authenticate(request: Request, spec: _Endpoint, services: WebServices,
+                        headers: Mapping[str, str]) -> Principal | None:
     """The Authorization header first; without one, the page session's cookie (with its
     CSRF and Origin checks on unsafe methods: live/web/session_auth.py). A brand's API key
     reaches only the endpoints its scopes name."""
     if spec.roles is None and not spec.optional_auth:
         return None
-    if "authorization" in request.headers:
-        principal = await verify_bearer(request)
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        principal = await _verify_bearer(services, authorization)
     else:
         session = await session_principal(request)
         if session is None and spec.optional_auth:
             return None
-        principal = session if session is not None else await verify_bearer(request)
+        principal = session if session is not None else await _verify_bearer(services, None)
     if spec.roles is not None and principal.role not in spec.roles:
         raise Problem(403, "forbidden", f"this needs the role {' or '.join(r.value for r in spec.roles)}")
     if principal.scopes is not None and spec.scope not in principal.scopes:
@@ -409,9 +452,13 @@ async def _authenticate(request: Request, spec: _Endpoint) -> Principal | None:
 async def verify_bearer(request: Request) -> Principal:
     """The request's verified principal (a token, or a brand's API key), or a 401 problem
     that says what was wrong."""
-    services = services_of(request)
+    return await _verify_bearer(services_of(request), request.headers.get("authorization"))
+
+
+async def _verify_bearer(services: WebServices, authorization: str | None) -> Principal:
+    """`verify_bearer`, given the request's Authorization header (None: absent)."""
     try:
-        token = bearer_token(request.headers)
+        token = bearer_token_of(authorization)
         if is_api_key(token):
             return await services.api_keys.verify(token)
         return services.tokens.verify(token)

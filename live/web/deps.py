@@ -126,4 +126,4 @@ class WebServices(Protocol):
 def services_of(request: Request) -> WebServices:
     """The node's services for this request: the one place the app's untyped state is read
     (the node stores a `WebServices` there at start)."""
-    return cast(WebServices, request.app.state.services)
+    return cast(WebServices, request.scope["app"].state.services)
