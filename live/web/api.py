@@ -53,6 +53,8 @@ class Call(Generic[Body]):
     body: Body
     params: Mapping[str, Any]  # the declared path, query and header parameters, validated
     services: WebServices
+    # The request carried an Authorization header (an API client, not a page session).
+    by_header: bool = False
 
     def param(self, name: str) -> Any:
         return self.params[name]
@@ -387,7 +389,8 @@ def _wrap(spec: _Endpoint, handler: Handler,
             if (getattr(body, name) or 0) > cap:
                 raise Problem(422, f"{name.replace('_', '-')}-too-large",
                               f"{name} is at most {cap} on this node")
-        return await handler(Call(request, principal, body, params, services))
+        return await handler(Call(request, principal, body, params, services,
+                                  "authorization" in headers))
 
     endpoint.__name__ = handler.__name__
     return endpoint

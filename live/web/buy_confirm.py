@@ -95,7 +95,7 @@ async def require_confirmation(call: Call[Any], purchase: Purchase | Callable[[]
     to confirm, and a one-tap buy's digest costs a body dump and a hash."""
     buyer = call.need_principal().subject
     passkeys = call.services.passkeys
-    if assertion is None and "authorization" in call.request.headers:  # an API client
+    if assertion is None and call.by_header:  # an API client
         return
     if callable(purchase):
         purchase = purchase()
