@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, TypeVarTuple
 
 import orjson
 
-from checkout.store.batcher import CommandBatcher
+from checkout.store.batcher import CommandBatcher, observed
 from checkout.errors import Refused
 from checkout.ids import (BuyerId, CreatorId, LinkCode, OrderId, ProductId, StreamId, VariantId,
                           new_order_id)
@@ -33,7 +33,7 @@ from checkout.sold_out_gate import SoldOutGate
 from checkout.store.scripts import SCRIPTS
 
 __all__ = ["AuctionSale", "Binding", "BuyRequest", "BuyResult", "BuyService", "Rejected", "KeyReused",
-           "REJECTION_STATUS", "binding_ttl_s", "bound_new"]
+           "REJECTION_STATUS", "binding_ttl_s", "check_bound"]
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,10 @@ class KeyReused(Refused):
         self.key = key
 
 
-# A key's binding outlives the answer recorded under it (reserve.lua's, `idempotency_ttl_s`
-# from the reserve, a moment after the bind) by this much, so a key bound anew has nothing
-# recorded under it (what the sold-out gate relies on). A buy's bind and reserve are one
-# request apart, bounded by its pipelines' deadlines: seconds, never an hour.
+# A key's binding outlives the answer reserve.lua records under it by this much: the record
+# lives `idempotency_ttl_s` from its reserve, and the request that reserves renews the
+# binding a moment before (bind_key.lua), so a key bound anew has nothing recorded under it
+# (what the sold-out gate relies on). A moment: one request's pipelines, never an hour.
 BINDING_MARGIN_S = 3600
 
 
@@ -136,14 +136,22 @@ def binding_ttl_s(idempotency_ttl_s: int) -> int:
     return idempotency_ttl_s + BINDING_MARGIN_S
 
 
-def bound_new(reply: Any, fingerprint: str, key: str) -> bool:
-    """bind_key.lua's reply: True when this call bound the key, False for the same request
-    again; KeyReused when the key is bound to another request."""
+def check_bound(reply: Any, fingerprint: str, key: str) -> None:
+    """bind_key.lua's reply. Raises KeyReused when the key is bound to another request, and
+    `sold_out` when the sold-out gate refused this key (now, or the first time it came)."""
     if reply == 1:
-        return True
-    if reply.decode() != fingerprint:
-        raise KeyReused(key)
-    return False
+        return
+    if reply == 2:
+        raise Rejected("sold_out", {})
+    bound = reply.decode()
+    if bound == fingerprint:
+        return
+    if bound == fingerprint + _GATED:
+        raise Rejected("sold_out", {})
+    raise KeyReused(key)
+
+
+_GATED = "|sold_out"  # bind_key.lua's mark of a key the sold-out gate refused
 
 
 class Binding:
@@ -154,22 +162,16 @@ class Binding:
     def __init__(self, sent: "asyncio.Future[Any] | None", fingerprint: str, key: str,
                  refused: Rejected | None = None) -> None:
         self._sent, self._fingerprint, self._key, self._refused = sent, fingerprint, key, refused
-        if sent is not None:  # a caller that stops first (no wallet) never asks for it
-            sent.add_done_callback(_observed)
+        if sent is not None:  # a caller that stops first never asks for it
+            sent.add_done_callback(observed)
 
-    async def check(self) -> bool:
-        """True when this request bound the key (it has no earlier answer); raises what the
-        binding refused: the quantity, or the key used for another request (KeyReused)."""
+    async def check(self) -> None:
+        """Raises what the binding refused: the quantity, the key used for another request
+        (KeyReused), the sold-out gate's refusal (now or recorded)."""
         if self._refused is not None:
             raise self._refused
         assert self._sent is not None
-        return bound_new(await self._sent, self._fingerprint, self._key)
-
-
-def _observed(future: "asyncio.Future[Any]") -> None:
-    """Marks a failed binding's error as seen: asyncio would log it as never retrieved."""
-    if not future.cancelled():
-        future.exception()
+        check_bound(await self._sent, self._fingerprint, self._key)
 
 
 class BuyService:
@@ -216,9 +218,11 @@ class BuyService:
         `reserve` (another slot, so not the same script)."""
         await self.start_bind(req).check()
 
-    def start_bind(self, req: BuyRequest) -> "Binding":
+    def start_bind(self, req: BuyRequest, *, gated: bool = False) -> "Binding":
         """`bind`, sent now: the caller's own reads of the buyer's slot (the wallet) sent
-        before it awaits `check()` ride the same pipeline, and no task is made for either."""
+        before it awaits `check()` ride the same pipeline, and no task is made for either.
+        `gated`: the sold-out gate refuses this buy (`gate_refuses`), which a key bound
+        anew records (bind_key.lua) and `check()` raises."""
         try:
             self._check_quantity(req)  # refused before anything is written
         except Rejected as exc:
@@ -226,19 +230,17 @@ class BuyService:
         fingerprint = req.fingerprint()
         sent = self._batcher.submit_script(
             SCRIPTS["bind_key"], [idem_binding_key(req.buyer, req.idempotency_key)],
-            [fingerprint, binding_ttl_s(self._idem_ttl_s)])
+            [fingerprint, binding_ttl_s(self._idem_ttl_s), "1" if gated else ""])
         return Binding(sent, fingerprint, req.idempotency_key)
 
     def _check_quantity(self, req: BuyRequest) -> None:
         if req.quantity > self._max_quantity:  # refused before anything is written
             raise Rejected("quantity_too_large", {"max": self._max_quantity})
 
-    def refuse_if_sold_out(self, req: BuyRequest, new_key: bool) -> None:
-        """The sold-out gate (checkout/sold_out_gate.py): raises `sold_out` for a buy whose
-        key it bound anew (`Binding.check()`) of a variant reserve.lua called sold out a
-        moment ago. An auction's lot is its own unit, never gated."""
-        if new_key and req.auction is None and self.gate.closed(req.product, req.variant):
-            raise Rejected("sold_out", {})
+    def gate_refuses(self, req: BuyRequest) -> bool:
+        """The sold-out gate (checkout/sold_out_gate.py) is closed for this buy's variant:
+        reserve.lua called it sold out a moment ago. An auction's lot is its own unit."""
+        return req.auction is None and self.gate.closed(req.product, req.variant)
 
     async def reserve(self, req: BuyRequest, hold_ms: int | None = None, *,
                       claimed: bool = False, bound: bool = False) -> BuyResult:
@@ -250,7 +252,7 @@ class BuyService:
         else:
             await self.bind(req)
         gate = self.gate
-        epoch = gate.epoch
+        sent_at = gate.ticket()
         fingerprint = req.fingerprint()
         k = _product_keys(req.product)
         order_id = new_order_id(req.product)
@@ -277,7 +279,7 @@ class BuyService:
             case "rejected":
                 code = reply.pop("code")
                 if code == "sold_out" and req.auction is None:
-                    gate.sold_out(req.product, req.variant, epoch)
+                    gate.sold_out(req.product, req.variant, sent_at)
                 raise Rejected(code, {k: v for k, v in reply.items() if k != "r"})
             case "replay":
                 stored = reply["stored"]

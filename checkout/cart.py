@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as redis
 
-from checkout.buy import BuyRequest, BuyResult, BuyService, Rejected, binding_ttl_s, bound_new
+from checkout.buy import BuyRequest, BuyResult, BuyService, Rejected, binding_ttl_s, check_bound
 from checkout.errors import Refused
 from checkout.funnel import count_cart_add
 from checkout.ids import BuyerId, OrderId, ProductId, StreamId, VariantId
@@ -95,7 +95,7 @@ class Cart:
         bound = await call_script(self._client, SCRIPTS["bind_key"],
                                   [idem_binding_key(buyer, idempotency_key)],
                                   [fingerprint, binding_ttl_s(self._idem_ttl_s)])
-        bound_new(bound, fingerprint, idempotency_key)  # raises KeyReused
+        check_bound(bound, fingerprint, idempotency_key)  # raises KeyReused
         item_id = "ci_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:12]
         existing = await self._client.hget(cart_key(buyer), item_id)
         if existing is not None:

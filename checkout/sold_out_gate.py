@@ -1,18 +1,17 @@
 """The node's sold-out gate: a new buy of a variant that reserve.lua called sold out a
-moment ago is refused here, without a round trip to Valkey.
+moment ago is refused here, without reserve.lua.
 
 In a flash sale nearly every buy comes after the last unit has gone (19 of 20 answers are
 `sold-out`), and each one cost the node a second pipeline and a reserve.lua call of ~27
-arguments. The gate answers them from memory for `hold_ms` after reserve.lua last said so.
-What keeps that answer true (docs/checkout.md, "The sold-out gate"):
+arguments. The gate answers them from memory for `hold_ms` after reserve.lua's call that
+said so was sent. What keeps that answer true (docs/checkout.md, "The sold-out gate"):
 
-- only for a key this very request bound (bind_key.lua said so): a key that may already
-  have an order goes to reserve.lua, which replays it;
-- a gated refusal is not recorded under the key (reserve.lua never ran), so the same key
-  asked again goes to reserve.lua and buys if a unit came back;
-- units given back through this node (a decline, an expiry, a cancel, a restock) open the
-  gate at once, and an answer that was in flight across such a return does not close it
-  again (`epoch`); units given back through another node are seen within `hold_ms`.
+- only for a key bound anew by this request: bind_key.lua binds it and records the gate's
+  refusal in one step, so the same key replays it (as reserve.lua's refusals replay); a key
+  bound before may have an order and goes to reserve.lua, which replays it;
+- units given back through this process (a decline, an expiry, a cancel, a restock) open the
+  gate at once, and a reserve.lua answer sent before such a return does not close it again;
+  units given back elsewhere (another node, the hub's process) are seen within `hold_ms`.
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ from collections.abc import Callable
 
 __all__ = ["SoldOutGate"]
 
-# Variants remembered at once; past it the expired ones go, then all (it is only a cache).
+# Variants remembered at once (closed, or reopened within the hold); past it the stale
+# entries go, then all (it is only a cache: forgetting opens the gate).
 MAX_ENTRIES = 10_000
 
 
@@ -33,8 +33,8 @@ class SoldOutGate:
         self._max_entries = max_entries
         self._clock = clock
         self._until: dict[tuple[str, str], float] = {}
-        # Moves on every reopening: a sold-out answer read before one may be stale.
-        self.epoch = 0
+        # When units of a variant last came back: an answer sent before then is stale.
+        self._reopened: dict[tuple[str, str], float] = {}
 
     def closed(self, product: str, variant: str) -> bool:
         """True while a new buy of this variant is to be refused sold-out here."""
@@ -46,22 +46,35 @@ class SoldOutGate:
         del self._until[(product, variant)]
         return False
 
-    def sold_out(self, product: str, variant: str, epoch: int) -> None:
-        """reserve.lua answered sold-out to a call sent at `epoch` (read before sending):
-        close the gate unless units came back through this node meanwhile."""
-        if not self._hold_s or epoch != self.epoch:
+    def ticket(self) -> float:
+        """Taken just before a reserve.lua call is sent; given back with its answer."""
+        return self._clock()
+
+    def sold_out(self, product: str, variant: str, sent_at: float) -> None:
+        """reserve.lua answered sold out to a call sent at `sent_at` (`ticket()`): close
+        the gate until `hold_ms` after that, unless units came back here since."""
+        key = (product, variant)
+        if not self._hold_s or self._reopened.get(key, -1.0) >= sent_at:
             return
         if len(self._until) >= self._max_entries:
-            self._prune()
-        self._until[(product, variant)] = self._clock() + self._hold_s
+            self._until = _fresh(self._until, self._clock(), self._max_entries)
+        self._until[key] = sent_at + self._hold_s
 
     def reopen(self, product: str, variant: str) -> None:
         """Units of this variant came back (or were just sold, so some were there)."""
-        self.epoch += 1
-        self._until.pop((product, variant), None)
-
-    def _prune(self) -> None:
+        key = (product, variant)
+        self._until.pop(key, None)
+        if not self._hold_s:
+            return
         now = self._clock()
-        self._until = {k: until for k, until in self._until.items() if until > now}
-        if len(self._until) >= self._max_entries:
-            self._until.clear()
+        if len(self._reopened) >= self._max_entries:
+            # A return older than the hold can make no answer stale: its call's hold is over.
+            self._reopened = _fresh(self._reopened, now - self._hold_s, self._max_entries)
+        self._reopened[key] = now
+
+
+def _fresh(times: dict[tuple[str, str], float], after: float,
+           max_entries: int) -> dict[tuple[str, str], float]:
+    """The entries later than `after`; none if that is still too many."""
+    kept = {k: t for k, t in times.items() if t > after}
+    return kept if len(kept) < max_entries else {}

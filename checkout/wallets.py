@@ -13,6 +13,7 @@ from their wallet; the gateways' public test tokens (`tok_visa`) are anyone's.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -26,12 +27,12 @@ from checkout.errors import Refused
 from checkout.ids import BuyerId
 from checkout.models import StrictModel
 from checkout.payments import PaymentGateway
-from checkout.store.batcher import CommandBatcher
+from checkout.store.batcher import CommandBatcher, observed
 from checkout.store.keys import token_owner_key, wallet_key
 from checkout.store.scripts import SCRIPTS, call_script
 
 __all__ = ["Address", "AddressIn", "CardIn", "WalletIn", "Wallet", "WalletStore", "Payment",
-           "Picked", "WalletFull", "EntryId", "Kind", "TOKEN_PATTERN", "public_card"]
+           "Picked", "WalletRead", "WalletFull", "EntryId", "Kind", "TOKEN_PATTERN", "public_card"]
 
 # `\S`: the document's way of saying what stripping then min_length=1 refuses (all blanks).
 Line = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True,
@@ -188,15 +189,26 @@ async def _wallet_of(sent: Awaitable[dict[Any, Any]]) -> Wallet:
     return _wallet(await sent)
 
 
-async def _picked(sent: Awaitable[dict[Any, Any]], address_id: str | None,
-                  card_id: str | None) -> Picked:
-    """`_wallet(raw).pay_with(...)`'s refusals, finding only the two entries it picks (a buy
-    decoded and sorted every entry of the wallet for them: ~7 % of a flash sale's refusal)."""
-    raw = await sent
-    address, card = _entry(raw, "address", address_id), _entry(raw, "card", card_id)
-    _check_picked(address is not None, card is not None, address_id, card_id)
-    assert address is not None and card is not None
-    return Picked(address, card)
+class WalletRead:
+    """A buy's wallet read, sent to Valkey (`WalletStore.start_payment`); `picked()` awaits
+    it. A buy refused before (its key, the sold-out gate) never does."""
+
+    __slots__ = ("_sent", "_address_id", "_card_id")
+
+    def __init__(self, sent: "asyncio.Future[Any]", address_id: str | None,
+                 card_id: str | None) -> None:
+        self._sent, self._address_id, self._card_id = sent, address_id, card_id
+        sent.add_done_callback(observed)
+
+    async def picked(self) -> Picked:
+        """`_wallet(raw).pay_with(...)`'s refusals, finding only the two entries it picks (a
+        buy decoded and sorted every entry of the wallet: ~7 % of a flash sale's refusal)."""
+        raw = await self._sent
+        address = _entry(raw, "address", self._address_id)
+        card = _entry(raw, "card", self._card_id)
+        _check_picked(address is not None, card is not None, self._address_id, self._card_id)
+        assert address is not None and card is not None
+        return Picked(address, card)
 
 
 def _entry(raw: dict[Any, Any], kind: Kind, entry_id: str | None) -> bytes | str | None:
@@ -232,11 +244,11 @@ class WalletStore:
         return _wallet_of(self._batcher.submit("HGETALL", wallet_key(buyer)))
 
     def start_payment(self, buyer: BuyerId, address_id: str | None = None,
-                      card_id: str | None = None) -> Awaitable[Picked]:
-        """`(await start_get(buyer)).pay_with(address_id, card_id)`, with the same refusals
-        when awaited and the same payment from `.payment()`, finding only the entries it
-        pays with (the buy's path)."""
-        return _picked(self._batcher.submit("HGETALL", wallet_key(buyer)), address_id, card_id)
+                      card_id: str | None = None) -> WalletRead:
+        """`(await start_get(buyer)).pay_with(address_id, card_id)`, sent now: the same
+        refusals from `await .picked()` and the same payment from its `.payment()`, finding
+        only the entries it pays with (the buy's path)."""
+        return WalletRead(self._batcher.submit("HGETALL", wallet_key(buyer)), address_id, card_id)
 
     async def add_address(self, buyer: BuyerId, address: Address, *,
                           default: bool = False) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from checkout.errors import Refused
 from checkout.store.scripts import Script, load_all
 from checkout.tasks import stop_task
 
-__all__ = ["CommandBatcher", "DurabilityError"]
+__all__ = ["CommandBatcher", "DurabilityError", "observed"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,14 @@ class DurabilityError(Refused):
 
     def __init__(self, detail: str) -> None:
         super().__init__(503, "not-durable", detail)
+
+
+def observed(future: "asyncio.Future[Any]") -> None:
+    """A done-callback for a submitted command's future that its caller may never await
+    (it stopped at an earlier refusal): marks the error seen, which asyncio would otherwise
+    log as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 class CommandBatcher:

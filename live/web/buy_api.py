@@ -147,18 +147,20 @@ def register(api: Api) -> None:
         key = call.param(IDEMPOTENCY_KEY.name)
         buyer_id = BuyerId(call.need_principal().subject)
         request = _buy_request(call, buyer_id, key)
+        buys = call.services.buys
         # The wallet and the key's binding live in the buyer's slot: both are sent before
-        # either is awaited, so they ride one pipeline (one round trip, no task each).
+        # either is awaited, so they ride one pipeline (one round trip, no task each). The
+        # sold-out gate's refusal goes with the binding: a key bound anew records it.
         wallet_read = call.services.wallets.start_payment(buyer_id, call.body.address_id,
                                                           call.body.card_id)
-        binding = call.services.buys.start_bind(request)
-        # The wallet's answer first (409 wallet-missing, 404), then the confirmation.
-        picked = await wallet_read
-        await require_confirmation(call, lambda: buy_purchase(call.body, key), call.body.passkey)
-        buys = call.services.buys
+        binding = buys.start_bind(request, gated=buys.gate_refuses(request))
         try:
-            new_key = await binding.check()  # the key reused, too many units
-            buys.refuse_if_sold_out(request, new_key)  # before the wallet's entries are decoded
+            # The key first (reused: 422; too many units; sold out by the gate, now or
+            # recorded), then the wallet (409 wallet-missing, 404), then the confirmation.
+            await binding.check()
+            picked = await wallet_read.picked()
+            await require_confirmation(call, lambda: buy_purchase(call.body, key),
+                                       call.body.passkey)
             payment = picked.payment()
             result = await buys.buy(
                 replace(request, payment_token=payment.token, snapshot=payment.snapshot),

@@ -292,4 +292,4 @@ async def _whole(wallets: Any, address_id: str | None, card_id: str | None) -> A
 
 
 async def _picked(wallets: Any, address_id: str | None, card_id: str | None) -> Any:
-    return (await wallets.start_payment(BuyerId("ann"), address_id, card_id)).payment()
+    return (await wallets.start_payment(BuyerId("ann"), address_id, card_id).picked()).payment()
