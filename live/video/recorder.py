@@ -109,6 +109,11 @@ class _Item:
     packet: av.Packet
     audio: bool = False  # a run this packet starts has an audio track
 
+    @property
+    def duration(self) -> int:
+        """Its length in its own clock (a sound packet: 48 kHz, 20 ms unless it says)."""
+        return int(self.packet.duration or 960)
+
 
 _END = object()
 
@@ -269,6 +274,7 @@ class _Writer:
         self._streams: list[av.stream.Stream] = []
         self._sink = _Sink()
         self._run_start = 0
+        self._last_video = -1
         self._last_audio = -1
         self._init: list[bytes] = []
         self._current: list[bytes] | None = None  # the open segment's parts
@@ -278,6 +284,9 @@ class _Writer:
         self._keyframes: deque[int] = deque(maxlen=16)  # recent keyframes' pts
         self._moof: bytes | None = None
         self._carry = b""  # a fragment with no picture, kept for the next part
+        # Sound waiting for a picture that starts at or after its end (bounded: a picture
+        # that far behind the sound comes after a gap, and starts a new run).
+        self._sound: deque[_Item] = deque(maxlen=config.queue_packets)
         self._part_number = 0  # the run's next part
         self._on_disk: deque[Part] = deque()  # part files written, oldest first
 
@@ -316,7 +325,7 @@ class _Writer:
     def _take(self, item: _Item) -> None:
         if item.kind == "audio":
             if self._muxer is not None and self.audio:
-                self._mux_audio(item)
+                self._sound.append(item)
             return
         if item.cut is Cut.RUN or (item.cut is Cut.SEGMENT and self._muxer is None):
             self._end_run()
@@ -331,7 +340,21 @@ class _Writer:
         packet.pts = packet.dts = item.pts
         packet.time_base = _VIDEO_TB
         packet.is_keyframe = item.packet.is_keyframe
+        # The muxer times each picture by the next one; the run's last has only this: the
+        # interval before it (without it a last fragment of one picture has no duration,
+        # and a fragment without one is taken for sound only and its picture lost).
+        last, self._last_video = self._last_video, item.pts
+        packet.duration = item.pts - last if last >= 0 else VIDEO_CLOCK_RATE // 30
         packet.stream = self._streams[0]
+        # The sound comes ahead of the pictures (they wait for the encoder): it goes in once
+        # a picture follows it, so the run's sound ends by its last picture, as its
+        # segments' EXTINF say (sound after it, left waiting when the run ends, is not
+        # recorded, as sound before the first picture is not).
+        while self._sound and (self._sound[0].pts + self._sound[0].duration) \
+                * VIDEO_CLOCK_RATE <= item.pts * _AUDIO_RATE:
+            sound = self._sound.popleft()
+            if self.audio:
+                self._mux_audio(sound)
         assert self._muxer is not None
         self._muxer.mux(packet)
         self.video_packets += 1
@@ -343,7 +366,7 @@ class _Writer:
         self._last_audio = item.pts
         packet = av.Packet(bytes(item.packet))
         packet.pts = packet.dts = item.pts
-        packet.duration = item.packet.duration or 960
+        packet.duration = item.duration
         packet.time_base = _AUDIO_TB
         packet.stream = self._streams[1]
         assert self._muxer is not None
@@ -373,6 +396,7 @@ class _Writer:
             self.audio = True
         self._muxer = muxer
         self._run_start = pts
+        self._last_video = -1
         self._last_audio = -1
         self._init = []
         self._current = None

@@ -301,3 +301,57 @@ def test_the_writer_publishes_each_segment_as_parts_first(tmp_path: Path) -> Non
     for segment in writer.segments:
         mine = [listed[n] for n in of_segment[segment.seq]]
         assert abs(sum(mine) - segment.duration / S) < 0.0001 * len(mine)
+
+
+def encode_sound(start: int, seconds: float) -> list[av.Packet]:
+    """Opus packets (48 kHz, 20 ms) like the shared audio encoder's, from `start` (48 kHz)."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format = 48_000, "stereo", "s16"
+    codec.time_base = fractions.Fraction(1, 48_000)
+    codec.open()
+    out = []
+    for i in range(int(seconds * 50)):
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
+        frame.planes[0].update(bytes(960 * 4))
+        frame.sample_rate, frame.pts = 48_000, start + i * 960
+        out += codec.encode(frame)
+    return out
+
+
+@pytest.mark.parametrize("frames", [130, 133])  # 133: the last fragment is one picture
+def test_a_run_ends_with_its_last_picture_not_with_the_sound_after_it(tmp_path: Path,
+                                                                     frames: int) -> None:
+    """The sound arrives ahead of the (encoded, so later) pictures; when the show stops,
+    sound past the last picture is not recorded: the run's last segment ends where its
+    EXTINF says on every track (a muxed MSE SourceBuffer, once ended, is buffered to its
+    longest track's end), the others at most an audio frame past it (the next continues);
+    the last picture is recorded even alone in its fragment (it has a duration)."""
+    folder = tmp_path / "s_show"
+    writer = _Writer(folder, 1_700_000_000_000, RecordingConfig(tmp_path), 320, 180)
+    pictures = [(c, p) for c, _, p in encode_show(gap_after=10_000, frames=frames)
+                if c is not Cut.SKIP]
+    first = int(pictures[0][1].pts)
+    sound = encode_sound(first * 48_000 // S, frames / 30 + 0.3)  # 0.3 s past the pictures
+    lag = 9_000  # the pictures come 0.1 s of media time after the sound
+    items: queue.Queue[_Item | object] = queue.Queue()
+    for cut, packet in pictures:
+        while sound and int(sound[0].pts) * S < (int(packet.pts) + lag) * 48_000:
+            audio = sound.pop(0)
+            items.put(_Item("audio", Cut.KEEP, int(audio.pts), audio))
+        items.put(_Item("video", cut, int(packet.pts), packet, audio=True))
+    for audio in sound:
+        items.put(_Item("audio", Cut.KEEP, int(audio.pts), audio))
+    items.put(_END)
+    writer.run(items)
+    assert writer.failures == 0 and writer.audio and len(writer.segments) >= 2
+    init = (folder / "init-0.mp4").read_bytes()
+    decoded = 0
+    for segment in writer.segments:
+        with av.open(io.BytesIO(init + (folder / segment.name).read_bytes())) as container:
+            ends = [(p.pts + p.duration) * p.time_base for p in container.demux()
+                    if p.pts is not None]
+        over = 0 if segment is writer.segments[-1] else fractions.Fraction(1, 50)
+        assert ends and max(ends) <= fractions.Fraction(segment.start + segment.duration, S) + over
+        with av.open(io.BytesIO(init + (folder / segment.name).read_bytes())) as container:
+            decoded += len(list(container.decode(video=0)))
+    assert decoded == writer.video_packets == len(pictures)  # the last picture too
