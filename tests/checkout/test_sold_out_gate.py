@@ -94,24 +94,27 @@ async def reserve_ran(live: Live, product: str, buyer: str, key: str) -> bool:
     return bool(await live.services.client.exists(record))
 
 
-async def sold_out_once(live: Live, **fields: Any) -> str:
-    """A product with one unit, bought; a second buyer refused by reserve.lua (the gate
-    closes). Returns the product."""
+async def sold_out_once(live: Live, first_key: str | None = None) -> tuple[str, Any]:
+    """A product with one unit, bought by `first` (with `first_key`); `second` refused by
+    reserve.lua, so the gate closes (if it is on). Returns the product and first's answer."""
     await make_brand(live)
-    product = (await make_product(live, stock=1, **fields))["id"]
+    product = (await make_product(live, stock=1))["id"]
     for buyer in ("first", "second"):
         await give_wallet(live, buyer)
-    assert (await buy(live, "first", product)).status_code == 201
+    bought = await buy(live, "first", product, key=first_key)
+    assert bought.status_code == 201, bought.text
     key = idem()
     r = await buy(live, "second", product, key=key)
     assert r.status_code == 409 and r.json()["type"].endswith("/sold-out"), r.text
     assert await reserve_ran(live, product, "second", key)
-    return product
+    gate_on = live.services.settings.sold_out_gate_ms > 0
+    assert live.services.buys.gate.closed(product, "default") is gate_on
+    return product, bought
 
 
 @pytest.mark.parametrize("node_settings", [{"sold_out_gate_ms": GATE_MS}])
 async def test_a_new_buy_of_a_sold_out_variant_is_refused_without_reserve(live: Live) -> None:
-    product = await sold_out_once(live)
+    product, _ = await sold_out_once(live)
     await give_wallet(live, "third")
     key = idem()
     r = await buy(live, "third", product, key=key)
@@ -130,16 +133,9 @@ async def test_a_new_buy_of_a_sold_out_variant_is_refused_without_reserve(live: 
 
 @pytest.mark.parametrize("node_settings", [{"sold_out_gate_ms": GATE_MS}])
 async def test_the_key_that_bought_the_last_unit_still_replays_its_order(live: Live) -> None:
-    await make_brand(live)
-    product = (await make_product(live, stock=1))["id"]
-    for buyer in ("lucky", "late"):
-        await give_wallet(live, buyer)
     key = idem()
-    bought = await buy(live, "lucky", product, key=key)
-    assert bought.status_code == 201, bought.text
-    assert (await buy(live, "late", product)).status_code == 409  # the gate is closed now
-    assert live.services.buys.gate.closed(product, "default")
-    replayed = await buy(live, "lucky", product, key=key)
+    product, bought = await sold_out_once(live, key)
+    replayed = await buy(live, "first", product, key=key)
     assert replayed.status_code == 201, replayed.text
     assert replayed.headers["Idempotent-Replayed"] == "true"
     assert replayed.json()["order"]["id"] == bought.json()["order"]["id"]
@@ -147,7 +143,7 @@ async def test_the_key_that_bought_the_last_unit_still_replays_its_order(live: L
 
 @pytest.mark.parametrize("node_settings", [{"sold_out_gate_ms": GATE_MS}])
 async def test_a_restock_here_reopens_it_and_a_gated_key_still_replays(live: Live) -> None:
-    product = await sold_out_once(live)
+    product, _ = await sold_out_once(live)
     await give_wallet(live, "patient")
     key = idem()
     assert (await buy(live, "patient", product, key=key)).status_code == 409
@@ -165,21 +161,14 @@ async def test_a_restock_here_reopens_it_and_a_gated_key_still_replays(live: Liv
 
 @pytest.mark.parametrize("node_settings", [{"sold_out_gate_ms": GATE_MS}])
 async def test_a_refund_that_restocks_reopens_it(live: Live) -> None:
-    await make_brand(live)
-    product = (await make_product(live, stock=1))["id"]
-    for buyer in ("bob", "late"):
-        await give_wallet(live, buyer)
-    r = await buy(live, "bob", product)
-    assert r.status_code == 201, r.text
-    order = r.json()["order"]
-    assert (await buy(live, "late", product)).status_code == 409
-    assert live.services.buys.gate.closed(product, "default")
+    product, bought = await sold_out_once(live)
+    order = bought.json()["order"]
     r = await live.http.post(f"/api/v1/orders/{order['id']}/refund",
                              headers={**live.auth("brand", "acme"), "Idempotency-Key": idem()},
                              json={"amount_minor": 5000, "restock": True})
     assert r.status_code == 200 and r.json()["restocked"] is True, r.text
     assert not live.services.buys.gate.closed(product, "default")
-    assert (await buy(live, "late", product)).status_code == 201
+    assert (await buy(live, "second", product)).status_code == 201
 
 
 @pytest.mark.parametrize("node_settings", [{"sold_out_gate_ms": GATE_MS}])
@@ -205,7 +194,7 @@ async def test_a_held_unit_given_back_here_reopens_it(live: Live) -> None:
 
 @pytest.mark.parametrize("node_settings", [{"sold_out_gate_ms": 0}])
 async def test_off_every_buy_goes_to_reserve(live: Live) -> None:
-    product = await sold_out_once(live)
+    product, _ = await sold_out_once(live)
     await give_wallet(live, "third")
     key = idem()
     assert (await buy(live, "third", product, key=key)).status_code == 409
