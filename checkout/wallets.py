@@ -215,12 +215,18 @@ def _entry(raw: dict[Any, Any], kind: Kind, entry_id: str | None) -> bytes | str
     """The stored entry `entry_id` (or the default) of that kind in a raw wallet hash, still
     encoded; None when there is none."""
     wanted = entry_id or _field(raw, f"default_{kind}")
-    return raw.get(f"{kind}:{wanted}".encode(), raw.get(f"{kind}:{wanted}")) if wanted else None
+    return _stored(raw, f"{kind}:{wanted}") if wanted else None
 
 
 def _field(raw: dict[Any, Any], name: str) -> str | None:
-    value = raw.get(name.encode(), raw.get(name))  # bytes, or str from a decoding client
+    value = _stored(raw, name)
     return None if value is None else _text(value)
+
+
+def _stored(raw: dict[Any, Any], name: str) -> bytes | str | None:
+    """A raw hash's field as stored: bytes, or str from a decoding client."""
+    value: bytes | str | None = raw.get(name.encode(), raw.get(name))
+    return value
 
 
 def _text(value: Any) -> str:

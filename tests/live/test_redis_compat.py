@@ -17,6 +17,13 @@ from live.node.services import connect
 from live.node.valkey_server import EmbeddedValkey
 
 
+def _client(valkey: EmbeddedValkey, **options: Any) -> tuple[redis.ConnectionPool, redis.Redis]:
+    """A pool of the node's connection class and a client on it, as the pipelines take them."""
+    pool = redis.ConnectionPool.from_url(valkey.url, connection_class=PackingConnection,
+                                         **options)
+    return pool, redis.Redis.from_pool(pool)
+
+
 def test_the_installed_redis_py_has_what_it_needs() -> None:
     check()
 
@@ -44,9 +51,7 @@ async def test_pipeline_replies_read_under_one_deadline(valkey: EmbeddedValkey) 
 
 async def test_a_pipeline_past_its_deadline_is_a_timeout_and_the_connection_is_dropped(
         valkey: EmbeddedValkey) -> None:
-    pool = redis.ConnectionPool.from_url(valkey.url, socket_timeout=0.2,
-                                         connection_class=PackingConnection)
-    client = redis.Redis.from_pool(pool)
+    pool, client = _client(valkey, socket_timeout=0.2)
     pipe = DeadlinePipeline(pool, client.response_callbacks, False, None)
     try:
         pipe.execute_command("PING")
@@ -96,9 +101,7 @@ async def test_replies_read_together_are_redis_pys_own(valkey: EmbeddedValkey,
                                                        decode: bool, protocol: int) -> None:
     """The one-loop read of DeadlinePipeline gives what redis-py's pipeline gives, reply for
     reply (errors with their class and text, callbacks applied), and raise_on_error alike."""
-    pool = redis.ConnectionPool.from_url(valkey.url, socket_timeout=5, decode_responses=decode,
-                                         protocol=protocol, connection_class=PackingConnection)
-    client = redis.Redis.from_pool(pool)
+    pool, client = _client(valkey, socket_timeout=5, decode_responses=decode, protocol=protocol)
     try:
         theirs = Pipeline(pool, client.response_callbacks, False, None)
         await client.delete("compat:h")
@@ -129,9 +132,7 @@ async def test_replies_read_together_are_redis_pys_own(valkey: EmbeddedValkey,
 
 async def test_a_connection_closed_mid_pipeline_is_a_connection_error_and_dropped(
         valkey: EmbeddedValkey) -> None:
-    pool = redis.ConnectionPool.from_url(valkey.url, socket_timeout=5,
-                                         connection_class=PackingConnection)
-    client = redis.Redis.from_pool(pool)
+    pool, client = _client(valkey, socket_timeout=5)
     pipe = _Counted(pool, client.response_callbacks, False, None)
     try:
         connection = await pool.get_connection()
